@@ -1,0 +1,213 @@
+//! The command line (`turnpike serve | config check | config example | stun`) and its dispatch.
+//!
+//! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{self, CliLayer, Config, ConfigLayer, LogArgs, Origin};
+use crate::stun_command::StunArgs;
+use crate::{logging, serve, stun_command};
+
+/// Exit code of a configuration or usage error (the same as clap's usage errors).
+const EXIT_CONFIG: u8 = 2;
+/// Exit code of a runtime error.
+const EXIT_RUNTIME: u8 = 1;
+
+/// Turnpike: STUN/TURN server and client tools for WebRTC connectivity.
+#[derive(Debug, Parser)]
+#[command(name = "turnpike", version, propagate_version = true)]
+pub struct Cli {
+    /// Logging flags, accepted by every subcommand.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the STUN/TURN server. Every configuration key is also a flag and a TURNPIKE_* env var.
+    Serve(ServeArgs),
+    /// Check a configuration file, or print a commented example.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Send one STUN Binding request and print the address the server saw.
+    Stun(StunArgs),
+}
+
+/// Arguments of `turnpike serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); flags and TURNPIKE_* env vars override its keys.
+    #[arg(long, short = 'c', env = "TURNPIKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The configuration keys as flags.
+    #[command(flatten)]
+    pub layer: ConfigLayer,
+}
+
+/// The `turnpike config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check FILE: print "FILE: ok", or every problem as FILE:LINE: key `KEY`: REASON and exit 2.
+    Check {
+        /// The configuration file to check.
+        file: PathBuf,
+    },
+    /// Print a commented configuration file documenting every key and its default.
+    Example,
+}
+
+/// Parses `args` (program name first) and runs the chosen subcommand.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return usage_error(&error),
+    };
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|filter| !filter.is_empty());
+    match cli.command {
+        Command::Serve(args) => {
+            let cli = serve_layer(cli.log, args.layer, &matches, rust_log);
+            serve_command(args.config.as_deref(), &cli)
+        }
+        Command::Config(ConfigCommand::Check { file }) => check_command(&file),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            ExitCode::SUCCESS
+        }
+        Command::Stun(args) => {
+            let layer = cli.log.into_layer();
+            let origins = cli_origins(&layer, &[&matches]);
+            let cli = CliLayer { layer, origins, rust_log };
+            let Some(config) = load_or_report(None, &cli) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            with_logging(&config, stun_command::run(args))
+        }
+    }
+}
+
+/// Prints clap's message; `--help` and `--version` exit 0, usage errors 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    // Printing to a closed stdout/stderr is not worth a second error.
+    let _ = error.print();
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_CONFIG))
+}
+
+/// The command-line layer of `serve`: its flags plus the global logging flags, with the origin of each
+/// value. `matches` are the top-level matches.
+pub fn serve_layer(
+    log: LogArgs,
+    flags: ConfigLayer,
+    matches: &ArgMatches,
+    rust_log: Option<String>,
+) -> CliLayer {
+    let layer = log.into_layer().overlay(flags);
+    let scopes: Vec<&ArgMatches> =
+        [matches.subcommand_matches("serve"), Some(matches)].into_iter().flatten().collect();
+    let origins = cli_origins(&layer, &scopes);
+    CliLayer { layer, origins, rust_log }
+}
+
+/// For every key `layer` sets, whether a flag or an env var set it, looked up in the first of `scopes`
+/// (subcommand matches, then top-level matches for the global logging flags) that holds the key.
+pub fn cli_origins(layer: &ConfigLayer, scopes: &[&ArgMatches]) -> BTreeMap<String, Origin> {
+    let mut origins = BTreeMap::new();
+    for key in layer.set_keys() {
+        let id = key.replace('-', "_");
+        // `value_source` panics (in debug builds) on an id its command does not define, so look only
+        // where the id is present.
+        let source = scopes
+            .iter()
+            .find(|matches| matches.ids().any(|present| present.as_str() == id))
+            .and_then(|matches| matches.value_source(&id));
+        let origin = match source {
+            Some(ValueSource::EnvVariable) => Origin::Env { var: config::env_var_of_key(&key) },
+            _ => Origin::Flag,
+        };
+        origins.insert(key, origin);
+    }
+    origins
+}
+
+/// `turnpike serve`: configuration, logging, then the server in a multi-thread runtime.
+fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
+    let Some(config) = load_or_report(file, cli) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let startup = config.clone();
+    with_logging(&config, async move {
+        log_startup(&startup);
+        serve::run(startup).await
+    })
+}
+
+/// `turnpike config check FILE`.
+fn check_command(file: &Path) -> ExitCode {
+    match config::check_file(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Loads the configuration, printing every problem to stderr when it is unusable.
+fn load_or_report(file: Option<&Path>, cli: &CliLayer) -> Option<Config> {
+    config::load(file, cli).map_err(|error| eprintln!("{error}")).ok()
+}
+
+/// Installs logging, then runs `task` to completion in a multi-thread tokio runtime.
+fn with_logging(config: &Config, task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let result = logging::init(config).and_then(|()| {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(task)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// One line with the effective configuration, so that an operator sees what the layers added up to.
+fn log_startup(config: &Config) {
+    tracing::info!(
+        listen = ?config.listen,
+        udp = config.udp,
+        tcp = config.tcp,
+        tls_listen = ?config.tls.as_ref().map(|_| &config.tls_listen),
+        tls_cert = ?config.tls.as_ref().map(|tls| &tls.cert),
+        tls_key = ?config.tls.as_ref().map(|tls| &tls.key),
+        alternate_ip = ?config.alternate_ip,
+        alternate_port = ?config.alternate_port,
+        software = ?config.software,
+        tcp_idle_timeout = ?config.tcp_idle_timeout,
+        max_tcp_connections = config.max_tcp_connections,
+        log_format = ?config.log_format,
+        "starting turnpike"
+    );
+}

@@ -1,0 +1,111 @@
+//! Reading the configuration file into a [`ConfigLayer`], collecting every problem rather than the first.
+//!
+//! serde stops at the first bad value, so the file is first read as a table of spanned keys and each key
+//! is then deserialized on its own: one bad value does not hide the next, and every problem gets the line
+//! of its key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::error::{Origin, Problem, Reason};
+use super::layer::{keys, ConfigLayer};
+use super::locate::line_of;
+use super::suggest::closest_key;
+
+/// What a configuration file contributed: the keys it set correctly, the line of every key, and the
+/// problems found in it.
+#[derive(Debug, Clone, Default)]
+pub struct FileLayer {
+    /// Every well-typed known key; paths made relative to the file's directory.
+    pub layer: ConfigLayer,
+    /// Line of every top-level key, known or not.
+    pub lines: BTreeMap<String, usize>,
+    /// Syntax errors, unknown keys and badly typed values, in line order.
+    pub problems: Vec<Problem>,
+}
+
+/// Reads and parses the file at `path`; an unreadable file is a single problem.
+pub fn read(path: &Path) -> FileLayer {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(path, &text),
+        Err(error) => FileLayer {
+            problems: vec![Problem {
+                origin: Origin::File { path: path.to_owned(), line: None },
+                key: None,
+                reason: Reason::Unreadable(error.to_string()),
+            }],
+            ..FileLayer::default()
+        },
+    }
+}
+
+/// Parses `text`, the contents of the file at `path` (used for messages and relative paths).
+pub fn parse(path: &Path, text: &str) -> FileLayer {
+    let at = |line: Option<usize>| Origin::File { path: path.to_owned(), line };
+    let table: BTreeMap<Spanned<String>, toml::Value> = match toml::from_str(text) {
+        Ok(table) => table,
+        Err(error) => {
+            let line = error.span().map(|span| line_of(text, span.start));
+            let problem = Problem {
+                origin: at(line),
+                key: None,
+                reason: Reason::Syntax(error.message().trim().to_owned()),
+            };
+            return FileLayer { problems: vec![problem], ..FileLayer::default() };
+        }
+    };
+
+    let known: Vec<String> = keys().collect();
+    let mut file = FileLayer::default();
+    for (key, value) in table {
+        let line = line_of(text, key.span().start);
+        let key = key.into_inner();
+        file.lines.insert(key.clone(), line);
+        let problem = |reason| Problem { origin: at(Some(line)), key: Some(key.clone()), reason };
+        if !known.contains(&key) {
+            file.problems.push(problem(unknown_key_reason(&key, &value, &known)));
+            continue;
+        }
+        match one_key_layer(&key, value) {
+            Ok(layer) => file.layer = file.layer.overlay(layer),
+            Err(reason) => file.problems.push(problem(reason)),
+        }
+    }
+    if let Some(dir) = path.parent() {
+        file.layer = resolve_relative_paths(file.layer, dir);
+    }
+    super::locate::sort(&mut file.problems);
+    file
+}
+
+/// Deserializes a single `key = value` pair with the same serde rules as the whole file.
+fn one_key_layer(key: &str, value: toml::Value) -> Result<ConfigLayer, Reason> {
+    let mut table = toml::Table::new();
+    table.insert(key.to_owned(), value);
+    toml::Value::Table(table)
+        .try_into::<ConfigLayer>()
+        .map_err(|error| Reason::BadValue(error.message().trim().to_owned()))
+}
+
+/// Explains an unknown key: a table gets a hint that the file is flat, anything else a spelling hint.
+fn unknown_key_reason(key: &str, value: &toml::Value, known: &[String]) -> Reason {
+    if value.is_table() {
+        let prefix = format!("{key}-");
+        let hint = known.iter().find(|k| k.starts_with(&prefix)).cloned();
+        return Reason::Table { hint };
+    }
+    let suggestion = closest_key(key, known.iter().map(String::as_str)).map(str::to_owned);
+    Reason::UnknownKey { suggestion }
+}
+
+/// Makes relative paths in the file relative to the file's directory rather than to the server's working
+/// directory, so that a configuration keeps working wherever the server is started from. (Flags and env
+/// vars stay relative to the working directory, as a shell user expects.)
+fn resolve_relative_paths(mut layer: ConfigLayer, dir: &Path) -> ConfigLayer {
+    let resolve = |path: PathBuf| if path.is_relative() { dir.join(path) } else { path };
+    layer.tls_cert = layer.tls_cert.map(resolve);
+    layer.tls_key = layer.tls_key.map(resolve);
+    layer
+}

@@ -1,0 +1,153 @@
+//! Configuration of `turnpike serve`: one flat TOML file whose every key is also a flag and an env var.
+//!
+//! Precedence, lowest first: built-in defaults < file < `TURNPIKE_*` env var < `--flag`. Each source is a
+//! [`ConfigLayer`] (all keys optional); layers are stacked with [`ConfigLayer::overlay`] and
+//! [`Config::from_layer`] applies the defaults and checks every rule. [`load`] does all of it and reports
+//! every problem with its origin (`FILE:LINE: key `KEY`: REASON`, `--KEY: REASON`).
+
+mod error;
+mod example;
+mod file;
+mod layer;
+mod locate;
+mod suggest;
+mod validate;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, KeyProblem, Origin, Reason};
+pub use example::EXAMPLE;
+pub use layer::{env_var_of_key, ConfigLayer, LogArgs};
+
+/// The validated configuration of `turnpike serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// STUN/TURN listen addresses, for UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    /// Serve UDP on `listen`.
+    pub udp: bool,
+    /// Serve TCP on `listen`.
+    pub tcp: bool,
+    /// TLS listen addresses; used only when `tls` is set.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Certificate and key; `None` disables TLS.
+    pub tls: Option<TlsFiles>,
+    /// RFC 5780 alternate IP; `Some` enables NAT behaviour discovery. `listen` then has exactly one
+    /// address, with a specific IP of the same family.
+    pub alternate_ip: Option<IpAddr>,
+    /// RFC 5780 alternate port, different from the port of the single `listen` address.
+    pub alternate_port: Option<u16>,
+    /// SOFTWARE attribute text (fewer than 128 characters); `None` sends no SOFTWARE attribute.
+    pub software: Option<String>,
+    /// TCP and TLS connections idle this long are closed.
+    pub tcp_idle_timeout: Duration,
+    /// Bound on concurrent TCP plus TLS connections.
+    pub max_tcp_connections: usize,
+    /// A valid `tracing_subscriber::EnvFilter` directive.
+    pub log_level: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    /// The built-in defaults: STUN/TURN on 0.0.0.0:3478 over UDP and TCP, no TLS, no RFC 5780.
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
+            udp: true,
+            tcp: true,
+            tls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 5349))],
+            tls: None,
+            alternate_ip: None,
+            alternate_port: None,
+            software: None,
+            tcp_idle_timeout: Duration::from_secs(300),
+            max_tcp_connections: 10_000,
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// The PEM files of the TLS listeners; both exist and were readable when the configuration was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key of the leaf certificate.
+    pub key: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The configuration given on the command line: the flag/env layer and, for each key it sets, whether a
+/// flag or an env var set it (so that problems name the right one).
+#[derive(Debug, Clone, Default)]
+pub struct CliLayer {
+    /// Keys set by flags or `TURNPIKE_*` env vars.
+    pub layer: ConfigLayer,
+    /// Origin of keys set in `layer`; a key missing here is reported as a flag.
+    pub origins: BTreeMap<String, Origin>,
+    /// The value of `RUST_LOG`: the log filter when no file, env var or flag sets `log-level`, so that
+    /// RUST_LOG never overrides an explicit `log-level`.
+    pub rust_log: Option<String>,
+}
+
+/// Loads the configuration: defaults < `RUST_LOG` < `file` (if any) < `cli`, validated. On failure returns every
+/// problem found in the file and on the command line.
+pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> {
+    let mut sources = locate::Sources::default();
+    let mut problems = Vec::new();
+    let mut merged = ConfigLayer::default();
+    if let Some(filter) = &cli.rust_log {
+        merged.log_level = Some(filter.clone());
+        sources.set_fallback("log-level".to_owned(), Origin::Env { var: "RUST_LOG".to_owned() });
+    }
+    if let Some(path) = file {
+        let file = file::read(path);
+        sources.set_file(path.to_owned(), file.lines);
+        problems = file.problems;
+        merged = merged.overlay(file.layer);
+    }
+    for key in cli.layer.set_keys() {
+        let origin = cli.origins.get(&key).cloned().unwrap_or(Origin::Flag);
+        sources.set_cli(key, origin);
+    }
+    let merged = merged.overlay(cli.layer.clone());
+
+    let found = match Config::from_layer(&merged) {
+        Ok(config) if problems.is_empty() => return Ok(config),
+        Ok(_) => Vec::new(),
+        Err(found) => found,
+    };
+    // A key whose value was unusable is missing from `merged`; a rule that needs it ("tls-key requires
+    // tls-cert") would only repeat that problem in other words.
+    let unusable: Vec<String> = problems.iter().filter_map(|p| p.key.clone()).collect();
+    let repeats = |p: &KeyProblem| {
+        matches!(p.reason, Reason::Requires(needed) if unusable.iter().any(|u| u == needed))
+    };
+    problems.extend(found.into_iter().filter(|p| !repeats(p)).map(|p| sources.locate(p)));
+    locate::sort(&mut problems);
+    Err(ConfigError { problems })
+}
+
+/// Checks a file on its own, as `turnpike config check` does: no flags, no env vars.
+pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
+    load(Some(path), &CliLayer::default())
+}

@@ -1,0 +1,373 @@
+"""Fixtures that run the real `turnpike serve` binary on free loopback ports.
+
+The binary is `target/debug/turnpike` (build it with `cargo build -p turnpike`) or whatever the
+environment variable TURNPIKE_BIN names. Each test that asks for the `turnpike` fixture gets a
+factory; every server it starts is stopped with SIGTERM at the end of the test, and the test fails
+unless the server then exits cleanly with status 0. When a test fails, the server's stderr is
+attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import stunraw
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_BIN = REPO / "target" / "debug" / "turnpike"
+PRIMARY_IP = "127.0.0.1"
+ALTERNATE_IP = "127.0.0.2"  # the whole of 127.0.0.0/8 is loopback on Linux
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+START_ATTEMPTS = 5
+LOG_LEVEL = os.environ.get("TURNPIKE_TEST_LOG_LEVEL", "debug")
+
+_servers_key = pytest.StashKey[list]()
+
+
+def turnpike_bin() -> Path:
+    path = Path(os.environ.get("TURNPIKE_BIN", str(DEFAULT_BIN)))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"turnpike binary not found at {path}: run `cargo build -p turnpike` "
+            "or set TURNPIKE_BIN",
+            pytrace=False,
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Free ports
+# --------------------------------------------------------------------------------------------
+
+
+def free_ports(count: int, ips: list[str]) -> list[int]:
+    """`count` distinct ports that are free for both UDP and TCP on every IP in `ips`.
+
+    Each candidate comes from binding a UDP socket to port 0; it is kept only if UDP and TCP binds
+    on the same port succeed on all the IPs. The sockets are closed before returning, so another
+    process can still take the port: callers retry the server start when that happens.
+    """
+    for _ in range(100):
+        held: list[socket.socket] = []
+        ports: list[int] = []
+        try:
+            while len(ports) < count:
+                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(probe)
+                probe.bind((ips[0], 0))
+                port = probe.getsockname()[1]
+                for ip in ips:
+                    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                        if ip == ips[0] and kind == socket.SOCK_DGRAM:
+                            continue
+                        s = socket.socket(socket.AF_INET, kind)
+                        held.append(s)
+                        s.bind((ip, port))
+                ports.append(port)
+            return ports
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError(f"could not find {count} free UDP+TCP ports on {ips}")
+
+
+# --------------------------------------------------------------------------------------------
+# The server process
+# --------------------------------------------------------------------------------------------
+
+
+class ServerStartError(Exception):
+    def __init__(self, message: str, port_in_use: bool) -> None:
+        super().__init__(message)
+        self.port_in_use = port_in_use
+
+
+@dataclass
+class TurnpikeServer:
+    """A running `turnpike serve` and the addresses it listens on."""
+
+    port: int
+    alt_port: int | None
+    tls_port: int | None
+    udp_enabled: bool
+    tcp_enabled: bool
+    args: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    exit_code: int | None = None
+    extra_listen: list[tuple[str, int]] = field(default_factory=list)
+
+    ip: str = PRIMARY_IP
+    alt_ip: str | None = None
+
+    # Addresses -----------------------------------------------------------------------------
+
+    @property
+    def udp(self) -> tuple[str, int]:
+        """The primary UDP address (Da:Dp in RFC 5780 terms: A1:P1)."""
+        return (self.ip, self.port)
+
+    @property
+    def tcp(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+    @property
+    def tls(self) -> tuple[str, int]:
+        assert self.tls_port is not None, "server was started without TLS"
+        return (self.ip, self.tls_port)
+
+    @property
+    def alternate(self) -> bool:
+        return self.alt_port is not None
+
+    def sockets(self) -> list[tuple[str, int]]:
+        """All (ip, port) pairs the server answers on: four with an alternate (RFC 5780 §6)."""
+        out = [(self.ip, self.port)]
+        if self.alternate:
+            assert self.alt_ip is not None and self.alt_port is not None
+            out += [(self.ip, self.alt_port), (self.alt_ip, self.port), (self.alt_ip, self.alt_port)]
+        return out + list(self.extra_listen)
+
+    def other(self, addr: tuple[str, int], change_ip: bool = True, change_port: bool = True) -> tuple[str, int]:
+        """The socket RFC 5780 Table 1 says answers a request sent to `addr` with these flags."""
+        assert self.alternate and self.alt_ip is not None and self.alt_port is not None
+        ip, port = addr
+        if change_ip:
+            ip = self.alt_ip if ip == self.ip else self.ip
+        if change_port:
+            port = self.alt_port if port == self.port else self.port
+        return (ip, port)
+
+    # Logs ----------------------------------------------------------------------------------
+
+    def stderr(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_tail(self, lines: int = 200) -> str:
+        text = self.stderr().splitlines()
+        head = f"$ {' '.join(self.args)}\n"
+        if len(text) > lines:
+            head += f"... ({len(text) - lines} earlier lines in {self.log_path})\n"
+        return head + "\n".join(text[-lines:])
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self.log_path.parent,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self._kill()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending_udp = list(self.sockets()) if self.udp_enabled else []
+        pending_tcp = list(self.sockets()) if self.tcp_enabled else []
+        if self.tls_port is not None:
+            pending_tcp.append(self.tls)
+        probe = stunraw.udp_socket()
+        try:
+            while pending_udp or pending_tcp:
+                code = self.proc.poll()
+                if code is not None:
+                    log = self.stderr()
+                    in_use = "in use" in log.lower() or "os error 98" in log.lower()
+                    raise ServerStartError(
+                        f"turnpike exited with status {code} before answering:\n{self.stderr_tail()}",
+                        port_in_use=in_use,
+                    )
+                if time.monotonic() > deadline:
+                    raise ServerStartError(
+                        f"turnpike did not answer on {pending_udp} (UDP) / {pending_tcp} (TCP) "
+                        f"within {READY_TIMEOUT:.0f}s:\n{self.stderr_tail()}",
+                        port_in_use=False,
+                    )
+                if pending_udp:
+                    addr = pending_udp[0]
+                    req = stunraw.binding_request()
+                    probe.sendto(req, addr)
+                    try:
+                        stunraw.recv_response(probe, req[8:20], timeout=0.1)
+                        pending_udp.pop(0)
+                        continue
+                    except TimeoutError:
+                        pass
+                elif pending_tcp:
+                    addr = pending_tcp[0]
+                    try:
+                        with socket.create_connection(addr, timeout=0.5):
+                            pending_tcp.pop(0)
+                        continue
+                    except OSError:
+                        time.sleep(0.1)
+        finally:
+            probe.close()
+
+    def stop(self) -> int:
+        """SIGTERM, then wait for the exit; returns the exit status (kills after STOP_TIMEOUT)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self.exit_code = None
+                self.log_file.close()
+                return -1
+        self.exit_code = self.proc.returncode
+        self.log_file.close()
+        return self.exit_code
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    # Helpers for tests ---------------------------------------------------------------------
+
+    def assert_answers_binding(self, addr: tuple[str, int] | None = None) -> None:
+        """A valid Binding request over UDP still gets a correct success response (RFC 8489 §6.3.1)."""
+        with stunraw.udp_socket() as s:
+            req = stunraw.binding_request()
+            msg, _ = stunraw.udp_transact(addr or self.udp, req, sock=s)
+            assert msg.cls == stunraw.SUCCESS, msg
+            assert msg.xor_address() == s.getsockname()
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 / localhost, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is needed to make a test certificate (scripts/install-test-deps installs it)")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
+    """Factory: `turnpike(alternate=False, tls=False, software=None, udp=True, tcp=True, args=[],
+    log_format=None, extra_listens=0)`.
+
+    Starts `turnpike serve --listen 127.0.0.1:P` (plus `--alternate-ip 127.0.0.2 --alternate-port Q`
+    with `alternate`, a TLS listener with `tls`), waits until every socket answers, and returns a
+    TurnpikeServer. All servers are SIGTERMed at teardown and must exit with status 0.
+    """
+    binary = turnpike_bin()
+    servers: list[TurnpikeServer] = []
+    request.node.stash[_servers_key] = servers
+
+    def start(
+        alternate: bool = False,
+        tls: bool = False,
+        software: str | None = None,
+        udp: bool = True,
+        tcp: bool = True,
+        args: list[str] | None = None,
+        log_format: str | None = None,
+        extra_listens: int = 0,
+    ) -> TurnpikeServer:
+        ips = [PRIMARY_IP, ALTERNATE_IP] if alternate else [PRIMARY_IP]
+        last: ServerStartError | None = None
+        for attempt in range(START_ATTEMPTS):
+            ports = free_ports(1 + int(alternate) + int(tls) + extra_listens, ips)
+            port = ports.pop(0)
+            alt_port = ports.pop(0) if alternate else None
+            tls_port = ports.pop(0) if tls else None
+            extra = [(PRIMARY_IP, p) for p in ports]
+            cmd = [str(binary), "serve", "--listen", f"{PRIMARY_IP}:{port}", "--log-level", LOG_LEVEL]
+            for ip, p in extra:
+                cmd += ["--listen", f"{ip}:{p}"]
+            if not udp:
+                cmd += ["--udp", "false"]
+            if not tcp:
+                cmd += ["--tcp", "false"]
+            if alternate:
+                cmd += ["--alternate-ip", ALTERNATE_IP, "--alternate-port", str(alt_port)]
+            if tls:
+                cert, key = request.getfixturevalue("tls_cert")
+                cmd += ["--tls-listen", f"{PRIMARY_IP}:{tls_port}", "--tls-cert", str(cert), "--tls-key", str(key)]
+            if software is not None:
+                cmd += ["--software", software]
+            if log_format is not None:
+                cmd += ["--log-format", log_format]
+            cmd += list(args or [])
+            server = TurnpikeServer(
+                port=port,
+                alt_port=alt_port,
+                tls_port=tls_port,
+                udp_enabled=udp,
+                tcp_enabled=tcp,
+                args=cmd,
+                log_path=tmp_path / f"turnpike-{len(servers)}-{attempt}.log",
+                alt_ip=ALTERNATE_IP if alternate else None,
+                extra_listen=extra,
+            )
+            try:
+                server.start()
+            except ServerStartError as e:
+                last = e
+                if e.port_in_use:
+                    continue
+                pytest.fail(str(e), pytrace=False)
+            servers.append(server)
+            return server
+        pytest.fail(f"turnpike could not bind free ports in {START_ATTEMPTS} tries: {last}", pytrace=False)
+
+    yield start
+
+    problems = []
+    for server in servers:
+        code = server.stop()
+        if code != 0:
+            what = "did not exit within 10 s of SIGTERM" if code == -1 else f"exited with status {code}"
+            problems.append(f"turnpike {what} after SIGTERM (expected a clean exit 0):\n{server.stderr_tail()}")
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Attach each server's stderr to the report of a failed test."""
+    report = yield
+    if report.failed and report.when in ("call", "setup"):
+        for server in item.stash.get(_servers_key, []):
+            report.sections.append((f"turnpike stderr (port {server.port})", server.stderr_tail()))
+    return report
