@@ -1,1 +1,65 @@
-//! placeholder
+//! # turnpike-net: socket set-up
+//!
+//! The one crate that touches socket options (and, later, batched syscalls such as
+//! `recvmmsg`/`sendmmsg`). Everything here returns plain `std` sockets, set non-blocking,
+//! for the I/O layer to hand to its runtime.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Receive and send buffer size asked of the kernel for UDP sockets. A busy STUN/TURN port
+/// gets bursts; the kernel's default (~200 KiB) overflows under load. The kernel may grant
+/// less (net.core.rmem_max), which is not an error.
+pub const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+/// Connections waiting to be accepted.
+pub const TCP_BACKLOG: i32 = 1024;
+
+fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        // One socket per family: `[::]` should not silently take IPv4 as well, so that an
+        // operator who lists `0.0.0.0:3478` and `[::]:3478` gets both.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Binds a non-blocking UDP socket with large buffers.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Best effort: a smaller buffer is still a working socket.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Binds a non-blocking TCP listener. SO_REUSEADDR lets a restarted server bind while old
+/// connections sit in TIME_WAIT; it does not let two servers share the port on Linux.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_udp_and_tcp_on_loopback() {
+        let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = udp.local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        // A second UDP bind of the same port fails: no silent sharing.
+        assert!(bind_udp(SocketAddr::from(([127, 0, 0, 1], port))).is_err());
+        let tcp = bind_tcp(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        assert_eq!(tcp.local_addr().unwrap().port(), port);
+    }
+}

@@ -193,12 +193,21 @@ pub const fn padded_len(len: usize) -> usize {
 }
 
 /// Shorthand for [`AttributeError::InvalidLength`] in decoders.
-pub(crate) fn invalid_length<T>(attribute: AttributeType, value: &[u8]) -> Result<T, AttributeError> {
-    Err(AttributeError::InvalidLength { attribute, length: value.len() })
+pub(crate) fn invalid_length<T>(
+    attribute: AttributeType,
+    value: &[u8],
+) -> Result<T, AttributeError> {
+    Err(AttributeError::InvalidLength {
+        attribute,
+        length: value.len(),
+    })
 }
 
 /// Shorthand for [`AttributeError::InvalidValue`] in decoders.
-pub(crate) fn invalid_value<T>(attribute: AttributeType, reason: &'static str) -> Result<T, AttributeError> {
+pub(crate) fn invalid_value<T>(
+    attribute: AttributeType,
+    reason: &'static str,
+) -> Result<T, AttributeError> {
     Err(AttributeError::InvalidValue { attribute, reason })
 }
 
@@ -217,9 +226,15 @@ mod tests {
 
     #[test]
     fn names_and_padding() {
-        assert_eq!(AttributeType::XOR_MAPPED_ADDRESS.name(), Some("XOR-MAPPED-ADDRESS"));
+        assert_eq!(
+            AttributeType::XOR_MAPPED_ADDRESS.name(),
+            Some("XOR-MAPPED-ADDRESS")
+        );
         assert_eq!(AttributeType(0x0031).name(), None);
-        assert_eq!(format!("{:?}", AttributeType(0x0031)), "AttributeType(0x0031)");
+        assert_eq!(
+            format!("{:?}", AttributeType(0x0031)),
+            "AttributeType(0x0031)"
+        );
         assert_eq!(padded_len(0), 0);
         assert_eq!(padded_len(1), 4);
         assert_eq!(padded_len(4), 4);

@@ -113,12 +113,18 @@ impl MessageType {
             2 => Class::Success,
             _ => Class::Error,
         };
-        Some(MessageType { method: Method(method), class })
+        Some(MessageType {
+            method: Method(method),
+            class,
+        })
     }
 
     /// The same method with another class, e.g. the success response to a request.
     pub const fn with_class(self, class: Class) -> MessageType {
-        MessageType { method: self.method, class }
+        MessageType {
+            method: self.method,
+            class,
+        }
     }
 }
 
@@ -170,7 +176,12 @@ impl Header {
         let cookie = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
         let mut tid = [0u8; 12];
         tid.copy_from_slice(&h[8..20]);
-        Some(Header { message_type, length, cookie, transaction_id: TransactionId(tid) })
+        Some(Header {
+            message_type,
+            length,
+            cookie,
+            transaction_id: TransactionId(tid),
+        })
     }
 
     /// Writes the header into the first 20 bytes of `out`.
@@ -195,9 +206,18 @@ mod tests {
         assert_eq!(MessageType::new(b, Class::Success).to_u16(), 0x0101);
         assert_eq!(MessageType::new(b, Class::Error).to_u16(), 0x0111);
         // RFC 8656 §17: Send indication 0x0016, Data indication 0x0017.
-        assert_eq!(MessageType::new(Method::SEND, Class::Indication).to_u16(), 0x0016);
-        assert_eq!(MessageType::new(Method::DATA, Class::Indication).to_u16(), 0x0017);
-        assert_eq!(MessageType::new(Method::ALLOCATE, Class::Error).to_u16(), 0x0113);
+        assert_eq!(
+            MessageType::new(Method::SEND, Class::Indication).to_u16(),
+            0x0016
+        );
+        assert_eq!(
+            MessageType::new(Method::DATA, Class::Indication).to_u16(),
+            0x0017
+        );
+        assert_eq!(
+            MessageType::new(Method::ALLOCATE, Class::Error).to_u16(),
+            0x0113
+        );
     }
 
     #[test]

@@ -58,7 +58,13 @@ impl LongTermKey {
         password: &str,
     ) -> Option<LongTermKey> {
         let password = stringprep::saslprep(password).unwrap_or(password.into());
-        let parts = [username.as_bytes(), b":", realm.as_bytes(), b":", password.as_bytes()];
+        let parts = [
+            username.as_bytes(),
+            b":",
+            realm.as_bytes(),
+            b":",
+            password.as_bytes(),
+        ];
         match algorithm {
             PasswordAlgorithmId::MD5 => Some(LongTermKey::Md5(digest::<Md5, 16>(&parts))),
             PasswordAlgorithmId::SHA256 => Some(LongTermKey::Sha256(digest::<Sha256, 32>(&parts))),
@@ -120,7 +126,8 @@ pub(crate) fn verify_sha1(bytes: &[u8], at: usize, key: &[u8]) -> Result<(), Int
     }
     let end = at + 4 + 20;
     let mac = mac_prefix(hmac::<Hmac<Sha1>>(key), bytes, at, length_field(end)?);
-    mac.verify_slice(&bytes[at + 4..end]).map_err(|_| IntegrityError::Mismatch)
+    mac.verify_slice(&bytes[at + 4..end])
+        .map_err(|_| IntegrityError::Mismatch)
 }
 
 /// Verifies the MESSAGE-INTEGRITY-SHA256 attribute found at offset `at`; a truncated value
@@ -132,7 +139,8 @@ pub(crate) fn verify_sha256(bytes: &[u8], at: usize, key: &[u8]) -> Result<(), I
     }
     let end = at + 4 + len;
     let mac = mac_prefix(hmac::<Hmac<Sha256>>(key), bytes, at, length_field(end)?);
-    mac.verify_truncated_left(&bytes[at + 4..end]).map_err(|_| IntegrityError::Mismatch)
+    mac.verify_truncated_left(&bytes[at + 4..end])
+        .map_err(|_| IntegrityError::Mismatch)
 }
 
 fn length_field(end: usize) -> Result<u16, IntegrityError> {
@@ -161,9 +169,17 @@ mod tests {
     #[test]
     fn saslprep_applies_to_the_password() {
         let prepped = LongTermKey::derive(PasswordAlgorithmId::MD5, "u", "r", "TheMatrIX");
-        let raw = LongTermKey::derive(PasswordAlgorithmId::MD5, "u", "r", "The\u{00AD}M\u{00AA}tr\u{2168}");
+        let raw = LongTermKey::derive(
+            PasswordAlgorithmId::MD5,
+            "u",
+            "r",
+            "The\u{00AD}M\u{00AA}tr\u{2168}",
+        );
         assert_eq!(prepped, raw);
-        assert_eq!(LongTermKey::derive(PasswordAlgorithmId(9), "u", "r", "p"), None);
+        assert_eq!(
+            LongTermKey::derive(PasswordAlgorithmId(9), "u", "r", "p"),
+            None
+        );
     }
 
     #[test]

@@ -39,7 +39,5 @@ pub use writer::{EncodeError, MessageWriter};
 /// True when `bytes` may be a STUN message: first two bits zero and the magic cookie in
 /// place (RFC 8489 §5). A cheap test for demultiplexing; [`Message::decode`] decides.
 pub fn looks_like_stun(bytes: &[u8]) -> bool {
-    bytes.len() >= HEADER_LEN
-        && bytes[0] & 0xC0 == 0
-        && bytes[4..8] == MAGIC_COOKIE.to_be_bytes()
+    bytes.len() >= HEADER_LEN && bytes[0] & 0xC0 == 0 && bytes[4..8] == MAGIC_COOKIE.to_be_bytes()
 }

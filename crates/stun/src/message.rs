@@ -74,8 +74,13 @@ impl<'a> Message<'a> {
         if declared != actual {
             return Err(DecodeError::LengthMismatch { declared, actual });
         }
-        let mut message =
-            Message { bytes, header, integrity: None, integrity_sha256: None, fingerprint: None };
+        let mut message = Message {
+            bytes,
+            header,
+            integrity: None,
+            integrity_sha256: None,
+            fingerprint: None,
+        };
         let mut at = HEADER_LEN;
         while at < bytes.len() {
             let (attribute, value) = read_attribute(bytes, at)?;
@@ -105,7 +110,8 @@ impl<'a> Message<'a> {
             at += 4 + padded_len(value.len());
         }
         if let Some(fp) = message.fingerprint {
-            let expected = u32::from_be_bytes([bytes[fp + 4], bytes[fp + 5], bytes[fp + 6], bytes[fp + 7]]);
+            let expected =
+                u32::from_be_bytes([bytes[fp + 4], bytes[fp + 5], bytes[fp + 6], bytes[fp + 7]]);
             if fingerprint(&bytes[..fp]) != expected {
                 return Err(DecodeError::BadFingerprint);
             }
@@ -156,7 +162,11 @@ impl<'a> Message<'a> {
             at += 4 + padded_len(value.len());
             let counts = offset < protected_end || [mi, mi256, fp].contains(&Some(offset));
             if counts {
-                return Some(RawAttribute { attribute, value, offset });
+                return Some(RawAttribute {
+                    attribute,
+                    value,
+                    offset,
+                });
             }
         })
     }
@@ -172,9 +182,13 @@ impl<'a> Message<'a> {
 
     /// Every attribute of type `A`, decoded, in order (e.g. several XOR-PEER-ADDRESS in a
     /// CreatePermission, RFC 8656 §9.1).
-    pub fn get_all<A: Attribute<'a>>(&self) -> impl Iterator<Item = Result<A, AttributeError>> + 'a {
+    pub fn get_all<A: Attribute<'a>>(
+        &self,
+    ) -> impl Iterator<Item = Result<A, AttributeError>> + 'a {
         let tid = self.header.transaction_id;
-        self.attributes().filter(|raw| raw.attribute == A::TYPE).map(move |raw| A::decode(raw.value, &tid))
+        self.attributes()
+            .filter(|raw| raw.attribute == A::TYPE)
+            .map(move |raw| A::decode(raw.value, &tid))
     }
 
     /// True when an attribute of type `A` is present.
@@ -183,9 +197,12 @@ impl<'a> Message<'a> {
     }
 
     /// Every attribute that counts, decoded into [`AnyAttribute`].
-    pub fn decoded_attributes(&self) -> impl Iterator<Item = Result<AnyAttribute<'a>, AttributeError>> + 'a {
+    pub fn decoded_attributes(
+        &self,
+    ) -> impl Iterator<Item = Result<AnyAttribute<'a>, AttributeError>> + 'a {
         let tid = self.header.transaction_id;
-        self.attributes().map(move |raw| AnyAttribute::decode(raw.attribute, raw.value, &tid))
+        self.attributes()
+            .map(move |raw| AnyAttribute::decode(raw.attribute, raw.value, &tid))
     }
 
     /// The comprehension-required attribute types this codec does not know: a request
@@ -216,6 +233,8 @@ fn read_attribute(bytes: &[u8], at: usize) -> Result<(AttributeType, &[u8]), Dec
     let attribute = AttributeType(u16::from_be_bytes([head[0], head[1]]));
     let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
     // RFC 8489 §14: the value is followed by padding to a multiple of 4, which must be there.
-    bytes.get(at + 4..at + 4 + padded_len(len)).ok_or(truncated)?;
+    bytes
+        .get(at + 4..at + 4 + padded_len(len))
+        .ok_or(truncated)?;
     Ok((attribute, &bytes[at + 4..at + 4 + len]))
 }

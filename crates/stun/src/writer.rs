@@ -71,15 +71,37 @@ impl<'b> MessageWriter<'b> {
         cookie: u32,
         transaction_id: TransactionId,
     ) -> Result<Self, EncodeError> {
-        let head: &mut [u8; HEADER_LEN] =
-            buf.get_mut(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(EncodeError::BufferTooSmall)?;
-        Header { message_type, length: 0, cookie, transaction_id }.write(head);
-        Ok(MessageWriter { buf, len: HEADER_LEN, transaction_id, stage: Stage::Open })
+        let head: &mut [u8; HEADER_LEN] = buf
+            .get_mut(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(EncodeError::BufferTooSmall)?;
+        Header {
+            message_type,
+            length: 0,
+            cookie,
+            transaction_id,
+        }
+        .write(head);
+        Ok(MessageWriter {
+            buf,
+            len: HEADER_LEN,
+            transaction_id,
+            stage: Stage::Open,
+        })
     }
 
     /// Starts the response to `request`: same method, same (full) transaction id.
-    pub fn response(buf: &'b mut [u8], request: &Header, class: crate::Class) -> Result<Self, EncodeError> {
-        Self::with_cookie(buf, request.message_type.with_class(class), request.cookie, request.transaction_id)
+    pub fn response(
+        buf: &'b mut [u8],
+        request: &Header,
+        class: crate::Class,
+    ) -> Result<Self, EncodeError> {
+        Self::with_cookie(
+            buf,
+            request.message_type.with_class(class),
+            request.cookie,
+            request.transaction_id,
+        )
     }
 
     /// Bytes written so far.
@@ -143,23 +165,34 @@ impl<'b> MessageWriter<'b> {
 
     /// Checks order and room, writes the attribute header and padding, updates the message
     /// length, and returns the value bytes for the caller to fill.
-    fn reserve(&mut self, attribute: AttributeType, value_len: usize) -> Result<&mut [u8], EncodeError> {
+    fn reserve(
+        &mut self,
+        attribute: AttributeType,
+        value_len: usize,
+    ) -> Result<&mut [u8], EncodeError> {
         let next_stage = match attribute {
             AttributeType::MESSAGE_INTEGRITY => Stage::AfterIntegrity,
             AttributeType::MESSAGE_INTEGRITY_SHA256 => Stage::AfterIntegritySha256,
             AttributeType::FINGERPRINT => Stage::AfterFingerprint,
             _ => Stage::Open,
         };
-        let in_order =
-            if next_stage == Stage::Open { self.stage == Stage::Open } else { next_stage > self.stage };
+        let in_order = if next_stage == Stage::Open {
+            self.stage == Stage::Open
+        } else {
+            next_stage > self.stage
+        };
         if !in_order {
             return Err(EncodeError::OutOfOrder(attribute));
         }
         let value_len16 = u16::try_from(value_len).map_err(|_| EncodeError::TooLong(attribute))?;
         let start = self.len;
         let end = start + 4 + padded_len(value_len);
-        let message_len = u16::try_from(end - HEADER_LEN).map_err(|_| EncodeError::TooLong(attribute))?;
-        let area = self.buf.get_mut(start..end).ok_or(EncodeError::BufferTooSmall)?;
+        let message_len =
+            u16::try_from(end - HEADER_LEN).map_err(|_| EncodeError::TooLong(attribute))?;
+        let area = self
+            .buf
+            .get_mut(start..end)
+            .ok_or(EncodeError::BufferTooSmall)?;
         area[0..2].copy_from_slice(&attribute.0.to_be_bytes());
         area[2..4].copy_from_slice(&value_len16.to_be_bytes());
         area[4 + value_len..].fill(0);
@@ -177,8 +210,12 @@ mod tests {
     use crate::{Class, Message, Method};
 
     fn writer(buf: &mut [u8]) -> MessageWriter<'_> {
-        MessageWriter::new(buf, MessageType::new(Method::BINDING, Class::Request), TransactionId([3; 12]))
-            .unwrap()
+        MessageWriter::new(
+            buf,
+            MessageType::new(Method::BINDING, Class::Request),
+            TransactionId([3; 12]),
+        )
+        .unwrap()
     }
 
     // RFC 8489 §14.5–14.7: ordering of the closing attributes.
@@ -187,7 +224,10 @@ mod tests {
         let mut buf = [0u8; 256];
         let mut w = writer(&mut buf);
         w.add_message_integrity(b"key").unwrap();
-        assert_eq!(w.add(&Username("late")), Err(EncodeError::OutOfOrder(AttributeType::USERNAME)));
+        assert_eq!(
+            w.add(&Username("late")),
+            Err(EncodeError::OutOfOrder(AttributeType::USERNAME))
+        );
         w.add_message_integrity_sha256(b"key").unwrap();
         assert!(w.add_message_integrity(b"key").is_err());
         w.add_fingerprint().unwrap();
@@ -202,10 +242,18 @@ mod tests {
     #[test]
     fn small_buffers_fail_cleanly() {
         let mut tiny = [0u8; 10];
-        assert!(MessageWriter::new(&mut tiny, MessageType::BINDING_REQUEST, TransactionId([0; 12])).is_err());
+        assert!(MessageWriter::new(
+            &mut tiny,
+            MessageType::BINDING_REQUEST,
+            TransactionId([0; 12])
+        )
+        .is_err());
         let mut buf = [0u8; 24];
         let mut w = writer(&mut buf);
-        assert_eq!(w.add(&Software("too long for it")), Err(EncodeError::BufferTooSmall));
+        assert_eq!(
+            w.add(&Software("too long for it")),
+            Err(EncodeError::BufferTooSmall)
+        );
         assert_eq!(w.finish(), 20);
     }
 

@@ -1,11 +1,18 @@
 //! RFC 5769 test vectors: every sample parses, and its integrity and fingerprint verify.
 
-use stun::attributes::{IceControlled, Nonce, Priority, Realm, Software, Username, XorMappedAddress};
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use stun::attributes::PasswordAlgorithmId;
+use stun::attributes::{
+    IceControlled, Nonce, Priority, Realm, Software, Username, XorMappedAddress,
+};
 use stun::{Class, DecodeError, LongTermKey, Message, MessageType, MessageWriter, Method};
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 const PASSWORD: &[u8] = b"VOkJxbRl1RmTxUk/WvJxBt";
@@ -23,11 +30,23 @@ const REQUEST_LONG_TERM: &str = "000100602112a44278ad3433c6ad72c029da412e0006001
 fn rfc5769_2_1_sample_request() {
     let bytes = hex(REQUEST);
     let m = Message::decode(&bytes).unwrap();
-    assert_eq!(m.header().message_type, MessageType::new(Method::BINDING, Class::Request));
-    assert_eq!(m.get::<Software<'_>>().unwrap().unwrap(), Software("STUN test client"));
+    assert_eq!(
+        m.header().message_type,
+        MessageType::new(Method::BINDING, Class::Request)
+    );
+    assert_eq!(
+        m.get::<Software<'_>>().unwrap().unwrap(),
+        Software("STUN test client")
+    );
     assert_eq!(m.get::<Priority>().unwrap().unwrap(), Priority(0x6e0001ff));
-    assert_eq!(m.get::<IceControlled>().unwrap().unwrap(), IceControlled(0x932ff9b151263b36));
-    assert_eq!(m.get::<Username<'_>>().unwrap().unwrap(), Username("evtj:h6vY"));
+    assert_eq!(
+        m.get::<IceControlled>().unwrap().unwrap(),
+        IceControlled(0x932ff9b151263b36)
+    );
+    assert_eq!(
+        m.get::<Username<'_>>().unwrap().unwrap(),
+        Username("evtj:h6vY")
+    );
     assert!(m.has_fingerprint());
     m.verify_integrity(PASSWORD).unwrap();
     assert!(m.verify_integrity(b"wrong password").is_err());
@@ -38,8 +57,14 @@ fn rfc5769_2_1_sample_request() {
 fn rfc5769_2_2_sample_ipv4_response() {
     let bytes = hex(RESPONSE_V4);
     let m = Message::decode(&bytes).unwrap();
-    assert_eq!(m.header().message_type, MessageType::new(Method::BINDING, Class::Success));
-    assert_eq!(m.get::<Software<'_>>().unwrap().unwrap(), Software("test vector"));
+    assert_eq!(
+        m.header().message_type,
+        MessageType::new(Method::BINDING, Class::Success)
+    );
+    assert_eq!(
+        m.get::<Software<'_>>().unwrap().unwrap(),
+        Software("test vector")
+    );
     let mapped = m.get::<XorMappedAddress>().unwrap().unwrap();
     assert_eq!(mapped.0, "192.0.2.1:32853".parse().unwrap());
     m.verify_integrity(PASSWORD).unwrap();
@@ -50,7 +75,12 @@ fn rfc5769_2_3_sample_ipv6_response() {
     let bytes = hex(RESPONSE_V6);
     let m = Message::decode(&bytes).unwrap();
     let mapped = m.get::<XorMappedAddress>().unwrap().unwrap();
-    assert_eq!(mapped.0, "[2001:db8:1234:5678:11:2233:4455:6677]:32853".parse().unwrap());
+    assert_eq!(
+        mapped.0,
+        "[2001:db8:1234:5678:11:2233:4455:6677]:32853"
+            .parse()
+            .unwrap()
+    );
     m.verify_integrity(PASSWORD).unwrap();
     assert!(m.has_fingerprint());
 }
@@ -61,14 +91,23 @@ fn rfc5769_2_4_sample_request_with_long_term_authentication() {
     let m = Message::decode(&bytes).unwrap();
     let username = m.get::<Username<'_>>().unwrap().unwrap().0;
     assert_eq!(username, "\u{30DE}\u{30C8}\u{30EA}\u{30C3}\u{30AF}\u{30B9}");
-    assert_eq!(m.get::<Nonce<'_>>().unwrap().unwrap(), Nonce("f//499k954d6OL34oL9FSTvy64sA"));
+    assert_eq!(
+        m.get::<Nonce<'_>>().unwrap().unwrap(),
+        Nonce("f//499k954d6OL34oL9FSTvy64sA")
+    );
     let realm = m.get::<Realm<'_>>().unwrap().unwrap().0;
     assert_eq!(realm, "example.org");
     // The password before SASLprep; the key derivation applies it (RFC 5389 §15.4).
-    let key = LongTermKey::derive(PasswordAlgorithmId::MD5, username, realm, "The\u{00AD}M\u{00AA}tr\u{2168}")
-        .unwrap();
+    let key = LongTermKey::derive(
+        PasswordAlgorithmId::MD5,
+        username,
+        realm,
+        "The\u{00AD}M\u{00AA}tr\u{2168}",
+    )
+    .unwrap();
     m.verify_integrity(key.as_bytes()).unwrap();
-    let wrong = LongTermKey::derive(PasswordAlgorithmId::MD5, username, realm, "TheMatrix").unwrap();
+    let wrong =
+        LongTermKey::derive(PasswordAlgorithmId::MD5, username, realm, "TheMatrix").unwrap();
     assert!(m.verify_integrity(wrong.as_bytes()).is_err());
 }
 
@@ -84,7 +123,10 @@ fn rfc5769_vectors_detect_every_single_bit_flip() {
             bad[bit / 8] ^= 1 << (bit % 8);
             if let Ok(m) = Message::decode(&bad) {
                 let still_protected = m.has_fingerprint() && m.verify_integrity(PASSWORD).is_ok();
-                assert!(!still_protected, "bit {bit} flipped and the message still verifies");
+                assert!(
+                    !still_protected,
+                    "bit {bit} flipped and the message still verifies"
+                );
             }
         }
     }
@@ -98,7 +140,8 @@ fn rfc5769_2_2_re_encoded() {
     let mut buf = [0u8; 128];
     let mut w = MessageWriter::response(&mut buf, m.header(), Class::Success).unwrap();
     w.add(&Software("test vector")).unwrap();
-    w.add(&XorMappedAddress("192.0.2.1:32853".parse().unwrap())).unwrap();
+    w.add(&XorMappedAddress("192.0.2.1:32853".parse().unwrap()))
+        .unwrap();
     w.add_message_integrity(PASSWORD).unwrap();
     w.add_fingerprint().unwrap();
     let len = w.finish();
@@ -117,5 +160,8 @@ fn truncated_vectors_are_rejected() {
     for cut in 0..bytes.len() {
         assert!(Message::decode(&bytes[..cut]).is_err(), "cut at {cut}");
     }
-    assert_eq!(Message::decode(&bytes[..19]).unwrap_err(), DecodeError::NotStun);
+    assert_eq!(
+        Message::decode(&bytes[..19]).unwrap_err(),
+        DecodeError::NotStun
+    );
 }

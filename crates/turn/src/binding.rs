@@ -6,11 +6,11 @@
 
 use std::net::SocketAddr;
 
-use stun::attributes::{
-    ChangeRequest, ChangedAddress, MappedAddress, OtherAddress, Padding, ResponseOrigin, ResponsePort,
-    Software, SourceAddress, UnknownAttributes, XorMappedAddress,
-};
 use stun::attributes::ErrorCode;
+use stun::attributes::{
+    ChangeRequest, ChangedAddress, MappedAddress, OtherAddress, Padding, ResponseOrigin,
+    ResponsePort, Software, SourceAddress, UnknownAttributes, XorMappedAddress,
+};
 use stun::{error_code, AttributeType, Class, Message, MessageType, MessageWriter};
 
 use crate::sockets::{ServerSockets, SocketId, Transmit, Transport};
@@ -108,11 +108,19 @@ impl BindingServer {
         match self.plan(&message, transport, local, source) {
             Ok(plan) => {
                 let len = self.write_success(&message, plan, source, out)?;
-                Some(Transmit { from: plan.from, to: plan.to, len })
+                Some(Transmit {
+                    from: plan.from,
+                    to: plan.to,
+                    len,
+                })
             }
             Err(refusal) => {
                 let len = write_error(&message, refusal, out)?;
-                Some(Transmit { from: local, to: source, len })
+                Some(Transmit {
+                    from: local,
+                    to: source,
+                    len,
+                })
             }
         }
     }
@@ -129,7 +137,10 @@ impl BindingServer {
         // RFC 8489 §6.3.1: unknown comprehension-required attributes → 420.
         let mut unknown = [AttributeType(0); MAX_UNKNOWN_LISTED];
         let mut count = 0;
-        for t in message.unknown_comprehension_required().take(MAX_UNKNOWN_LISTED) {
+        for t in message
+            .unknown_comprehension_required()
+            .take(MAX_UNKNOWN_LISTED)
+        {
             unknown[count] = t;
             count += 1;
         }
@@ -150,7 +161,9 @@ impl BindingServer {
         // RFC 5780 §6.1: CHANGE-REQUEST the server cannot honour → 420. On a stream the
         // answer must use the request's connection, so no change can be honoured there.
         let changes = change.change_ip || change.change_port;
-        if changes && (transport == Transport::Stream || self.config.sockets.address(from).is_none()) {
+        if changes
+            && (transport == Transport::Stream || self.config.sockets.address(from).is_none())
+        {
             return Err(Refusal::unknown(AttributeType::CHANGE_REQUEST));
         }
 
@@ -173,10 +186,21 @@ impl BindingServer {
         if padding && !discovery {
             return Err(Refusal::unknown(AttributeType::PADDING));
         }
-        Ok(Plan { received_on: local, from, to, padding })
+        Ok(Plan {
+            received_on: local,
+            from,
+            to,
+            padding,
+        })
     }
 
-    fn write_success(&self, message: &Message<'_>, plan: Plan, source: SocketAddr, out: &mut [u8]) -> Option<usize> {
+    fn write_success(
+        &self,
+        message: &Message<'_>,
+        plan: Plan,
+        source: SocketAddr,
+        out: &mut [u8],
+    ) -> Option<usize> {
         let request = message.header();
         let sockets = &self.config.sockets;
         let discovery = sockets.behaviour_discovery();
@@ -185,11 +209,21 @@ impl BindingServer {
         // Cp is the one port there is.
         let other = sockets.alternate_ip.and_then(|_| {
             let here = plan.received_on;
-            let id = SocketId { alternate_ip: !here.alternate_ip, alternate_port: !here.alternate_port };
-            sockets.address(id).or_else(|| sockets.address(SocketId { alternate_port: here.alternate_port, ..id }))
+            let id = SocketId {
+                alternate_ip: !here.alternate_ip,
+                alternate_port: !here.alternate_port,
+            };
+            sockets.address(id).or_else(|| {
+                sockets.address(SocketId {
+                    alternate_port: here.alternate_port,
+                    ..id
+                })
+            })
         });
         // Where the response leaves from, when the socket is bound to a specific address.
-        let origin = sockets.address(plan.from).filter(|a| !a.ip().is_unspecified());
+        let origin = sockets
+            .address(plan.from)
+            .filter(|a| !a.ip().is_unspecified());
 
         let mut w = MessageWriter::response(out, request, Class::Success).ok()?;
         if request.is_rfc3489() {
@@ -247,10 +281,23 @@ fn write_error(message: &Message<'_>, refusal: Refusal, out: &mut [u8]) -> Optio
     if len <= message.as_bytes().len() {
         return Some(len);
     }
-    write_error_with(message, refusal, ErrorCode { code: full.code, reason: "" }, out)
+    write_error_with(
+        message,
+        refusal,
+        ErrorCode {
+            code: full.code,
+            reason: "",
+        },
+        out,
+    )
 }
 
-fn write_error_with(message: &Message<'_>, refusal: Refusal, code: ErrorCode<'_>, out: &mut [u8]) -> Option<usize> {
+fn write_error_with(
+    message: &Message<'_>,
+    refusal: Refusal,
+    code: ErrorCode<'_>,
+    out: &mut [u8],
+) -> Option<usize> {
     let mut w = MessageWriter::response(out, message.header(), Class::Error).ok()?;
     w.add(&code).ok()?;
     if let Refusal::Unknown(list, count) = &refusal {

@@ -17,14 +17,26 @@ pub struct SocketId {
 
 impl SocketId {
     /// The primary socket (A1, P1): the only one when behaviour discovery is off.
-    pub const PRIMARY: SocketId = SocketId { alternate_ip: false, alternate_port: false };
+    pub const PRIMARY: SocketId = SocketId {
+        alternate_ip: false,
+        alternate_port: false,
+    };
 
     /// All four positions, primary first.
     pub const ALL: [SocketId; 4] = [
         SocketId::PRIMARY,
-        SocketId { alternate_ip: false, alternate_port: true },
-        SocketId { alternate_ip: true, alternate_port: false },
-        SocketId { alternate_ip: true, alternate_port: true },
+        SocketId {
+            alternate_ip: false,
+            alternate_port: true,
+        },
+        SocketId {
+            alternate_ip: true,
+            alternate_port: false,
+        },
+        SocketId {
+            alternate_ip: true,
+            alternate_port: true,
+        },
     ];
 }
 
@@ -51,7 +63,11 @@ pub struct ServerSockets {
 impl ServerSockets {
     /// A server with one socket and no behaviour discovery.
     pub const fn single(primary: SocketAddr) -> Self {
-        ServerSockets { primary, alternate_ip: None, alternate_port: None }
+        ServerSockets {
+            primary,
+            alternate_ip: None,
+            alternate_port: None,
+        }
     }
 
     /// True when RFC 5780 behaviour discovery is on (a second IP, a second port, or both).
@@ -61,14 +77,24 @@ impl ServerSockets {
 
     /// The address of socket `id`; `None` when the server has no such socket.
     pub fn address(&self, id: SocketId) -> Option<SocketAddr> {
-        let ip = if id.alternate_ip { self.alternate_ip? } else { self.primary.ip() };
-        let port = if id.alternate_port { self.alternate_port? } else { self.primary.port() };
+        let ip = if id.alternate_ip {
+            self.alternate_ip?
+        } else {
+            self.primary.ip()
+        };
+        let port = if id.alternate_port {
+            self.alternate_port?
+        } else {
+            self.primary.port()
+        };
         Some(SocketAddr::new(ip, port))
     }
 
     /// The sockets that exist, primary first.
     pub fn ids(&self) -> impl Iterator<Item = SocketId> + '_ {
-        SocketId::ALL.into_iter().filter(|id| self.address(*id).is_some())
+        SocketId::ALL
+            .into_iter()
+            .filter(|id| self.address(*id).is_some())
     }
 }
 
@@ -95,7 +121,10 @@ mod tests {
             alternate_port: None,
         };
         assert_eq!(s.ids().count(), 2);
-        assert_eq!(s.address(SocketId::ALL[2]), Some("192.0.2.2:3478".parse().unwrap()));
+        assert_eq!(
+            s.address(SocketId::ALL[2]),
+            Some("192.0.2.2:3478".parse().unwrap())
+        );
         assert_eq!(s.address(SocketId::ALL[1]), None);
         assert!(s.behaviour_discovery());
         assert!(!ServerSockets::single(s.primary).behaviour_discovery());

@@ -1,5 +1,7 @@
 //! Scenario tests of the Binding service, each naming the rule it checks.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use std::net::SocketAddr;
 
 use stun::attributes::{
@@ -52,7 +54,12 @@ fn request(attributes: &[AnyAttribute<'_>], fingerprint: bool) -> Vec<u8> {
     buf
 }
 
-fn handle(server: &BindingServer, transport: Transport, local: SocketId, bytes: &[u8]) -> Option<(Transmit, Vec<u8>)> {
+fn handle(
+    server: &BindingServer,
+    transport: Transport,
+    local: SocketId,
+    bytes: &[u8],
+) -> Option<(Transmit, Vec<u8>)> {
     let mut out = [0u8; 1500];
     let t = server.handle(transport, local, client(), bytes, &mut out)?;
     Some((t, out[..t.len].to_vec()))
@@ -76,7 +83,10 @@ fn minimal_binding_gets_xor_mapped_address_and_nothing_else() {
     assert_eq!(t.from, SocketId::PRIMARY);
     assert_eq!(t.to, client());
     let m = Message::decode(&resp).unwrap();
-    assert_eq!(m.header().message_type, MessageType::new(Method::BINDING, Class::Success));
+    assert_eq!(
+        m.header().message_type,
+        MessageType::new(Method::BINDING, Class::Success)
+    );
     assert_eq!(m.header().transaction_id, TID);
     assert_eq!(m.get::<XorMappedAddress>().unwrap().unwrap().0, client());
     // No SOFTWARE by default, no MAPPED-ADDRESS, no FINGERPRINT: 20 + 12 bytes.
@@ -114,8 +124,14 @@ fn classic_rfc3489_request_gets_mapped_source_and_changed_address() {
     let m = Message::decode(&resp).unwrap();
     assert!(m.header().is_rfc3489());
     assert_eq!(m.get::<MappedAddress>().unwrap().unwrap().0, client());
-    assert_eq!(m.get::<SourceAddress>().unwrap().unwrap().0, "192.0.2.1:3478".parse().unwrap());
-    assert_eq!(m.get::<ChangedAddress>().unwrap().unwrap().0, "192.0.2.2:3479".parse().unwrap());
+    assert_eq!(
+        m.get::<SourceAddress>().unwrap().unwrap().0,
+        "192.0.2.1:3478".parse().unwrap()
+    );
+    assert_eq!(
+        m.get::<ChangedAddress>().unwrap().unwrap().0,
+        "192.0.2.2:3479".parse().unwrap()
+    );
     assert!(!m.contains::<XorMappedAddress>());
 }
 
@@ -123,13 +139,24 @@ fn classic_rfc3489_request_gets_mapped_source_and_changed_address() {
 #[test]
 fn unknown_comprehension_required_attribute_gets_420() {
     let unknown = [
-        AnyAttribute::Unknown { attribute: AttributeType(0x0031), value: b"abcd" },
-        AnyAttribute::Unknown { attribute: AttributeType(0x7001), value: b"" },
+        AnyAttribute::Unknown {
+            attribute: AttributeType(0x0031),
+            value: b"abcd",
+        },
+        AnyAttribute::Unknown {
+            attribute: AttributeType(0x7001),
+            value: b"",
+        },
     ];
     let (_, resp) = udp(&plain_server(), &request(&unknown, true));
     assert_eq!(error_code(&resp), 420);
     let m = Message::decode(&resp).unwrap();
-    let listed: Vec<_> = m.get::<UnknownAttributes<'_>>().unwrap().unwrap().iter().collect();
+    let listed: Vec<_> = m
+        .get::<UnknownAttributes<'_>>()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(listed, [AttributeType(0x0031), AttributeType(0x7001)]);
     assert!(m.has_fingerprint());
 }
@@ -137,9 +164,14 @@ fn unknown_comprehension_required_attribute_gets_420() {
 // RFC 8489 §6.3: unknown comprehension-optional attributes MUST be ignored.
 #[test]
 fn unknown_comprehension_optional_attribute_is_ignored() {
-    let optional = [AnyAttribute::Unknown { attribute: AttributeType(0x8123), value: b"x" }];
+    let optional = [AnyAttribute::Unknown {
+        attribute: AttributeType(0x8123),
+        value: b"x",
+    }];
     let (_, resp) = udp(&plain_server(), &request(&optional, false));
-    assert!(Message::decode(&resp).unwrap().contains::<XorMappedAddress>());
+    assert!(Message::decode(&resp)
+        .unwrap()
+        .contains::<XorMappedAddress>());
 }
 
 // RFC 8489 §6.3: indications, responses, unsupported methods, bad FINGERPRINT, truncated
@@ -173,15 +205,24 @@ fn what_is_not_a_binding_request_is_dropped() {
     odd_len.extend_from_slice(&[0, 0]);
     drops.push(odd_len);
     for (i, d) in drops.iter().enumerate() {
-        assert!(handle(&server, Transport::Udp, SocketId::PRIMARY, d).is_none(), "case {i} answered");
+        assert!(
+            handle(&server, Transport::Udp, SocketId::PRIMARY, d).is_none(),
+            "case {i} answered"
+        );
     }
 }
 
 // RFC 8489 §6.3.1 (400): a CHANGE-REQUEST whose value is malformed.
 #[test]
 fn malformed_change_request_gets_400() {
-    let bad = [AnyAttribute::Unknown { attribute: AttributeType::CHANGE_REQUEST, value: &[0, 0] }];
-    assert_eq!(error_code(&udp(&discovery_server(), &request(&bad, false)).1), 400);
+    let bad = [AnyAttribute::Unknown {
+        attribute: AttributeType::CHANGE_REQUEST,
+        value: &[0, 0],
+    }];
+    assert_eq!(
+        error_code(&udp(&discovery_server(), &request(&bad, false)).1),
+        400
+    );
 }
 
 // RFC 5780 §6.1 and table 1: the response leaves from the socket the flags name, carries
@@ -191,21 +232,72 @@ fn change_request_flags_pick_the_source_socket() {
     let server = discovery_server();
     let cases = [
         // (received on, change ip, change port, sent from, OTHER-ADDRESS)
-        (SocketId::PRIMARY, false, false, "192.0.2.1:3478", "192.0.2.2:3479"),
-        (SocketId::PRIMARY, true, false, "192.0.2.2:3478", "192.0.2.2:3479"),
-        (SocketId::PRIMARY, false, true, "192.0.2.1:3479", "192.0.2.2:3479"),
-        (SocketId::PRIMARY, true, true, "192.0.2.2:3479", "192.0.2.2:3479"),
-        (SocketId { alternate_ip: true, alternate_port: false }, false, true, "192.0.2.2:3479", "192.0.2.1:3479"),
-        (SocketId { alternate_ip: true, alternate_port: true }, true, true, "192.0.2.1:3478", "192.0.2.1:3478"),
+        (
+            SocketId::PRIMARY,
+            false,
+            false,
+            "192.0.2.1:3478",
+            "192.0.2.2:3479",
+        ),
+        (
+            SocketId::PRIMARY,
+            true,
+            false,
+            "192.0.2.2:3478",
+            "192.0.2.2:3479",
+        ),
+        (
+            SocketId::PRIMARY,
+            false,
+            true,
+            "192.0.2.1:3479",
+            "192.0.2.2:3479",
+        ),
+        (
+            SocketId::PRIMARY,
+            true,
+            true,
+            "192.0.2.2:3479",
+            "192.0.2.2:3479",
+        ),
+        (
+            SocketId {
+                alternate_ip: true,
+                alternate_port: false,
+            },
+            false,
+            true,
+            "192.0.2.2:3479",
+            "192.0.2.1:3479",
+        ),
+        (
+            SocketId {
+                alternate_ip: true,
+                alternate_port: true,
+            },
+            true,
+            true,
+            "192.0.2.1:3478",
+            "192.0.2.1:3478",
+        ),
     ];
     for (local, change_ip, change_port, from, other) in cases {
-        let req = request(&[AnyAttribute::ChangeRequest(ChangeRequest { change_ip, change_port })], false);
+        let req = request(
+            &[AnyAttribute::ChangeRequest(ChangeRequest {
+                change_ip,
+                change_port,
+            })],
+            false,
+        );
         let (t, resp) = handle(&server, Transport::Udp, local, &req).unwrap();
         let from: SocketAddr = from.parse().unwrap();
         assert_eq!(server.config().sockets.address(t.from), Some(from));
         let m = Message::decode(&resp).unwrap();
         assert_eq!(m.get::<ResponseOrigin>().unwrap().unwrap().0, from);
-        assert_eq!(m.get::<OtherAddress>().unwrap().unwrap().0, other.parse().unwrap());
+        assert_eq!(
+            m.get::<OtherAddress>().unwrap().unwrap().0,
+            other.parse().unwrap()
+        );
         assert_eq!(m.get::<MappedAddress>().unwrap().unwrap().0, client());
         assert_eq!(m.get::<XorMappedAddress>().unwrap().unwrap().0, client());
     }
@@ -216,16 +308,33 @@ fn change_request_flags_pick_the_source_socket() {
 #[test]
 fn change_request_without_alternate_address() {
     let server = plain_server();
-    let zero = request(&[AnyAttribute::ChangeRequest(ChangeRequest::default())], false);
+    let zero = request(
+        &[AnyAttribute::ChangeRequest(ChangeRequest::default())],
+        false,
+    );
     let (_, resp) = udp(&server, &zero);
     let m = Message::decode(&resp).unwrap();
     assert!(m.contains::<XorMappedAddress>());
-    assert!(!m.contains::<OtherAddress>(), "RFC 5780 §7.4: no OTHER-ADDRESS without a second IP");
-    let flagged = request(&[AnyAttribute::ChangeRequest(ChangeRequest { change_ip: true, change_port: false })], false);
+    assert!(
+        !m.contains::<OtherAddress>(),
+        "RFC 5780 §7.4: no OTHER-ADDRESS without a second IP"
+    );
+    let flagged = request(
+        &[AnyAttribute::ChangeRequest(ChangeRequest {
+            change_ip: true,
+            change_port: false,
+        })],
+        false,
+    );
     let (_, resp) = udp(&server, &flagged);
     assert_eq!(error_code(&resp), 420);
-    let listed: Vec<_> =
-        Message::decode(&resp).unwrap().get::<UnknownAttributes<'_>>().unwrap().unwrap().iter().collect();
+    let listed: Vec<_> = Message::decode(&resp)
+        .unwrap()
+        .get::<UnknownAttributes<'_>>()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(listed, [AttributeType::CHANGE_REQUEST]);
 }
 
@@ -241,19 +350,46 @@ fn second_port_only() {
         },
         software: None,
     });
-    let port = request(&[AnyAttribute::ChangeRequest(ChangeRequest { change_ip: false, change_port: true })], false);
+    let port = request(
+        &[AnyAttribute::ChangeRequest(ChangeRequest {
+            change_ip: false,
+            change_port: true,
+        })],
+        false,
+    );
     let (t, resp) = udp(&server, &port);
-    assert_eq!(server.config().sockets.address(t.from), Some("192.0.2.1:3479".parse().unwrap()));
+    assert_eq!(
+        server.config().sockets.address(t.from),
+        Some("192.0.2.1:3479".parse().unwrap())
+    );
     assert!(!Message::decode(&resp).unwrap().contains::<OtherAddress>());
-    let ip = request(&[AnyAttribute::ChangeRequest(ChangeRequest { change_ip: true, change_port: false })], false);
+    let ip = request(
+        &[AnyAttribute::ChangeRequest(ChangeRequest {
+            change_ip: true,
+            change_port: false,
+        })],
+        false,
+    );
     assert_eq!(error_code(&udp(&server, &ip).1), 420);
 }
 
 // On TCP/TLS the answer must use the request's connection: changes cannot be honoured.
 #[test]
 fn change_request_over_a_stream_gets_420() {
-    let req = request(&[AnyAttribute::ChangeRequest(ChangeRequest { change_ip: true, change_port: true })], false);
-    let (_, resp) = handle(&discovery_server(), Transport::Stream, SocketId::PRIMARY, &req).unwrap();
+    let req = request(
+        &[AnyAttribute::ChangeRequest(ChangeRequest {
+            change_ip: true,
+            change_port: true,
+        })],
+        false,
+    );
+    let (_, resp) = handle(
+        &discovery_server(),
+        Transport::Stream,
+        SocketId::PRIMARY,
+        &req,
+    )
+    .unwrap();
     assert_eq!(error_code(&resp), 420);
 }
 
@@ -264,7 +400,15 @@ fn response_port_redirects_the_answer() {
     let req = request(&[AnyAttribute::ResponsePort(ResponsePort(5555))], false);
     let (t, resp) = udp(&discovery_server(), &req);
     assert_eq!(t.to, "198.51.100.7:5555".parse().unwrap());
-    assert_eq!(Message::decode(&resp).unwrap().get::<XorMappedAddress>().unwrap().unwrap().0, client());
+    assert_eq!(
+        Message::decode(&resp)
+            .unwrap()
+            .get::<XorMappedAddress>()
+            .unwrap()
+            .unwrap()
+            .0,
+        client()
+    );
     // Without behaviour discovery, RESPONSE-PORT is not supported: 420.
     assert_eq!(error_code(&udp(&plain_server(), &req).1), 420);
     // Port 0 cannot be a destination: 400.
@@ -275,7 +419,13 @@ fn response_port_redirects_the_answer() {
 // RFC 5780 §6.1: RESPONSE-PORT with PADDING → 400.
 #[test]
 fn response_port_with_padding_gets_400() {
-    let req = request(&[AnyAttribute::ResponsePort(ResponsePort(5555)), AnyAttribute::Padding(Padding(&[0; 100]))], false);
+    let req = request(
+        &[
+            AnyAttribute::ResponsePort(ResponsePort(5555)),
+            AnyAttribute::Padding(Padding(&[0; 100])),
+        ],
+        false,
+    );
     assert_eq!(error_code(&udp(&discovery_server(), &req).1), 400);
 }
 
@@ -291,27 +441,48 @@ fn padding_is_honoured_without_amplification() {
         assert!(m.contains::<Padding<'_>>(), "pad {pad}");
         assert!(m.has_fingerprint());
         // 80 bytes: the RFC 5780 response itself (68), an empty PADDING (4) and FINGERPRINT (8).
-        assert!(resp.len() <= req.len().max(80), "pad {pad}: {} > {}", resp.len(), req.len());
+        assert!(
+            resp.len() <= req.len().max(80),
+            "pad {pad}: {} > {}",
+            resp.len(),
+            req.len()
+        );
         assert!(resp.len() <= 1472);
         if pad >= 1200 {
-            assert!(resp.len() + 4 > req.len().min(1472), "pad {pad}: padded up to the limit");
+            assert!(
+                resp.len() + 4 > req.len().min(1472),
+                "pad {pad}: padded up to the limit"
+            );
         }
     }
     let req = request(&[AnyAttribute::Padding(Padding(&[0; 8]))], false);
-    assert_eq!(error_code(&udp(&plain_server(), &req).1), 420, "PADDING needs behaviour discovery");
+    assert_eq!(
+        error_code(&udp(&plain_server(), &req).1),
+        420,
+        "PADDING needs behaviour discovery"
+    );
 }
 
 // No amplification: an error response keeps its reason phrase only when it stays within the
 // request's size.
 #[test]
 fn error_reason_phrase_only_when_it_does_not_amplify() {
-    let small = request(&[AnyAttribute::Unknown { attribute: AttributeType(0x0031), value: b"" }], false);
+    let small = request(
+        &[AnyAttribute::Unknown {
+            attribute: AttributeType(0x0031),
+            value: b"",
+        }],
+        false,
+    );
     let (_, resp) = udp(&plain_server(), &small);
     let m = Message::decode(&resp).unwrap();
     assert_eq!(m.get::<ErrorCode<'_>>().unwrap().unwrap().reason, "");
     let big = request(
         &[
-            AnyAttribute::Unknown { attribute: AttributeType(0x0031), value: b"" },
+            AnyAttribute::Unknown {
+                attribute: AttributeType(0x0031),
+                value: b"",
+            },
             AnyAttribute::Software(Software("a client that says a lot about itself")),
         ],
         false,
@@ -319,15 +490,26 @@ fn error_reason_phrase_only_when_it_does_not_amplify() {
     let (_, resp) = udp(&plain_server(), &big);
     assert!(resp.len() <= big.len());
     let m = Message::decode(&resp).unwrap();
-    assert_eq!(m.get::<ErrorCode<'_>>().unwrap().unwrap().reason, "Unknown Attribute");
+    assert_eq!(
+        m.get::<ErrorCode<'_>>().unwrap().unwrap().reason,
+        "Unknown Attribute"
+    );
 }
 
 // Known-but-unexpected attributes are ignored (RFC 8489 §6.3), even malformed ones.
 #[test]
 fn unexpected_attributes_are_ignored() {
-    let req = request(&[AnyAttribute::Unknown { attribute: AttributeType::LIFETIME, value: b"x" }], false);
+    let req = request(
+        &[AnyAttribute::Unknown {
+            attribute: AttributeType::LIFETIME,
+            value: b"x",
+        }],
+        false,
+    );
     let (_, resp) = udp(&plain_server(), &req);
-    assert!(Message::decode(&resp).unwrap().contains::<XorMappedAddress>());
+    assert!(Message::decode(&resp)
+        .unwrap()
+        .contains::<XorMappedAddress>());
 }
 
 // IPv6 clients get an IPv6 XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
@@ -339,7 +521,15 @@ fn ipv6_client() {
     });
     let source: SocketAddr = "[2001:db8::7]:40000".parse().unwrap();
     let mut out = [0u8; 1500];
-    let t = server.handle(Transport::Udp, SocketId::PRIMARY, source, &request(&[], false), &mut out).unwrap();
+    let t = server
+        .handle(
+            Transport::Udp,
+            SocketId::PRIMARY,
+            source,
+            &request(&[], false),
+            &mut out,
+        )
+        .unwrap();
     let m = Message::decode(&out[..t.len]).unwrap();
     assert_eq!(m.get::<XorMappedAddress>().unwrap().unwrap().0, source);
     assert_eq!(t.len, 44);

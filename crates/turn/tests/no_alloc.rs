@@ -1,6 +1,8 @@
 //! The UDP Binding path allocates nothing per request: checked with a counting allocator,
 //! not with timing (`allocation-counter` installs the counting global allocator).
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use stun::attributes::ChangeRequest;
 use stun::{AnyAttribute, AttributeType, MessageType, MessageWriter, TransactionId};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
@@ -18,12 +20,23 @@ fn binding_path_does_not_allocate() {
     let mut requests = Vec::new();
     let attribute_sets: [&[AnyAttribute<'_>]; 3] = [
         &[],
-        &[AnyAttribute::ChangeRequest(ChangeRequest { change_ip: true, change_port: true })],
-        &[AnyAttribute::Unknown { attribute: AttributeType(0x0031), value: b"abcd" }],
+        &[AnyAttribute::ChangeRequest(ChangeRequest {
+            change_ip: true,
+            change_port: true,
+        })],
+        &[AnyAttribute::Unknown {
+            attribute: AttributeType(0x0031),
+            value: b"abcd",
+        }],
     ];
     for attributes in attribute_sets {
         let mut buf = vec![0u8; 256];
-        let mut w = MessageWriter::new(&mut buf, MessageType::BINDING_REQUEST, TransactionId([1; 12])).unwrap();
+        let mut w = MessageWriter::new(
+            &mut buf,
+            MessageType::BINDING_REQUEST,
+            TransactionId([1; 12]),
+        )
+        .unwrap();
         for a in attributes {
             w.add_any(a).unwrap();
         }
@@ -39,8 +52,11 @@ fn binding_path_does_not_allocate() {
     let info = allocation_counter::measure(|| {
         for _ in 0..1000 {
             for r in &requests {
-                answered +=
-                    usize::from(server.handle(Transport::Udp, SocketId::PRIMARY, source, r, &mut out).is_some());
+                answered += usize::from(
+                    server
+                        .handle(Transport::Udp, SocketId::PRIMARY, source, r, &mut out)
+                        .is_some(),
+                );
             }
         }
     });

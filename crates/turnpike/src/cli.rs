@@ -80,7 +80,9 @@ where
         Ok(parsed) => parsed,
         Err(error) => return usage_error(&error),
     };
-    let rust_log = std::env::var("RUST_LOG").ok().filter(|filter| !filter.is_empty());
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|filter| !filter.is_empty());
     match cli.command {
         Command::Serve(args) => {
             let cli = serve_layer(cli.log, args.layer, &matches, rust_log);
@@ -94,7 +96,11 @@ where
         Command::Stun(args) => {
             let layer = cli.log.into_layer();
             let origins = cli_origins(&layer, &[&matches]);
-            let cli = CliLayer { layer, origins, rust_log };
+            let cli = CliLayer {
+                layer,
+                origins,
+                rust_log,
+            };
             let Some(config) = load_or_report(None, &cli) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
@@ -110,8 +116,8 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_CONFIG))
 }
 
-/// The command-line layer of `serve`: its flags plus the global logging flags, with the origin of each
-/// value. `matches` are the top-level matches.
+/// The command-line layer of `serve`: its flags plus the global logging flags, with the origin of
+/// each value. `matches` are the top-level matches.
 pub fn serve_layer(
     log: LogArgs,
     flags: ConfigLayer,
@@ -119,26 +125,35 @@ pub fn serve_layer(
     rust_log: Option<String>,
 ) -> CliLayer {
     let layer = log.into_layer().overlay(flags);
-    let scopes: Vec<&ArgMatches> =
-        [matches.subcommand_matches("serve"), Some(matches)].into_iter().flatten().collect();
+    let scopes: Vec<&ArgMatches> = [matches.subcommand_matches("serve"), Some(matches)]
+        .into_iter()
+        .flatten()
+        .collect();
     let origins = cli_origins(&layer, &scopes);
-    CliLayer { layer, origins, rust_log }
+    CliLayer {
+        layer,
+        origins,
+        rust_log,
+    }
 }
 
-/// For every key `layer` sets, whether a flag or an env var set it, looked up in the first of `scopes`
-/// (subcommand matches, then top-level matches for the global logging flags) that holds the key.
+/// For every key `layer` sets, whether a flag or an env var set it, looked up in the first of
+/// `scopes` (subcommand matches, then top-level matches for the global logging flags) that holds
+/// the key.
 pub fn cli_origins(layer: &ConfigLayer, scopes: &[&ArgMatches]) -> BTreeMap<String, Origin> {
     let mut origins = BTreeMap::new();
     for key in layer.set_keys() {
         let id = key.replace('-', "_");
-        // `value_source` panics (in debug builds) on an id its command does not define, so look only
-        // where the id is present.
+        // `value_source` panics (in debug builds) on an id its command does not define, so look
+        // only where the id is present.
         let source = scopes
             .iter()
             .find(|matches| matches.ids().any(|present| present.as_str() == id))
             .and_then(|matches| matches.value_source(&id));
         let origin = match source {
-            Some(ValueSource::EnvVariable) => Origin::Env { var: config::env_var_of_key(&key) },
+            Some(ValueSource::EnvVariable) => Origin::Env {
+                var: config::env_var_of_key(&key),
+            },
             _ => Origin::Flag,
         };
         origins.insert(key, origin);
@@ -174,20 +189,32 @@ fn check_command(file: &Path) -> ExitCode {
 
 /// Loads the configuration, printing every problem to stderr when it is unusable.
 fn load_or_report(file: Option<&Path>, cli: &CliLayer) -> Option<Config> {
-    config::load(file, cli).map_err(|error| eprintln!("{error}")).ok()
+    config::load(file, cli)
+        .map_err(|error| eprintln!("{error}"))
+        .ok()
 }
 
 /// Installs logging, then runs `task` to completion in a multi-thread tokio runtime.
 fn with_logging(config: &Config, task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let result = logging::init(config).and_then(|()| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        runtime.block_on(task)
-    });
+    if let Err(error) = logging::init(config) {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(task));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("error: {error:#}");
+            // The fatal error belongs in the log stream (JSON collectors see it), unless the filter
+            // would hide it: then stderr, so that no failure is silent.
+            if tracing::enabled!(tracing::Level::ERROR) {
+                tracing::error!("{error:#}");
+            } else {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::from(EXIT_RUNTIME)
         }
     }

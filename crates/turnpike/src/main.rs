@@ -6,7 +6,10 @@ mod cli;
 mod config;
 mod logging;
 mod serve;
+mod stream_listener;
 mod stun_command;
+mod tls;
+mod udp_listener;
 
 use std::process::ExitCode;
 

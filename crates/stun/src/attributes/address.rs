@@ -149,7 +149,9 @@ mod tests {
     #[test]
     fn v4_and_v6_round_trip() {
         let v4: SocketAddr = "192.0.2.1:32853".parse().unwrap();
-        let v6: SocketAddr = "[2001:db8:1234:5678:11:2233:4455:6677]:32853".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8:1234:5678:11:2233:4455:6677]:32853"
+            .parse()
+            .unwrap();
         round_trip(XorMappedAddress(v4), &mut [0; 32]);
         round_trip(XorMappedAddress(v6), &mut [0; 32]);
         round_trip(MappedAddress(v6), &mut [0; 32]);

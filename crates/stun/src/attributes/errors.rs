@@ -86,7 +86,11 @@ impl<'a> Attribute<'a> for AddressErrorCode<'a> {
         }
         let code = decode_code(Self::TYPE, [value[2], value[3]])?;
         let reason = decode_reason(Self::TYPE, &value[4..])?;
-        Ok(AddressErrorCode { family: AddressFamily(value[0]), code, reason })
+        Ok(AddressErrorCode {
+            family: AddressFamily(value[0]),
+            code,
+            reason,
+        })
     }
 
     fn encoded_len(&self) -> usize {
@@ -209,7 +213,10 @@ mod tests {
         // RFC 8489 §14.8: class in the low 3 bits of byte 2, number in byte 3.
         let tid = TransactionId::default();
         let mut out = [0u8; 32];
-        let e = ErrorCode { code: 420, reason: "Unknown Attribute" };
+        let e = ErrorCode {
+            code: 420,
+            reason: "Unknown Attribute",
+        };
         e.encode(&mut out[..e.encoded_len()], &tid);
         assert_eq!(&out[..4], &[0, 0, 4, 20]);
         assert_eq!(ErrorCode::decode(&out[..e.encoded_len()], &tid), Ok(e));

@@ -133,7 +133,14 @@ mod tests {
                 continue;
             }
             // Any decode error is fine here; a result of `Unknown` is not.
-            for value in [&[][..], &[0u8; 4], &[0u8; 8], &[0u8; 20], &[0u8; 32], &[0, 1, 0, 0, 1, 2, 3, 4]] {
+            for value in [
+                &[][..],
+                &[0u8; 4],
+                &[0u8; 8],
+                &[0u8; 20],
+                &[0u8; 32],
+                &[0, 1, 0, 0, 1, 2, 3, 4],
+            ] {
                 if let Ok(AnyAttribute::Unknown { .. }) = AnyAttribute::decode(typ, value, &tid) {
                     panic!("{typ:?} is named but has no typed variant");
                 }

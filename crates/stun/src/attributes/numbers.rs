@@ -3,7 +3,10 @@
 use crate::attribute::{invalid_length, invalid_value, Attribute, AttributeError, AttributeType};
 use crate::header::TransactionId;
 
-fn exact<const N: usize>(attribute: AttributeType, value: &[u8]) -> Result<[u8; N], AttributeError> {
+fn exact<const N: usize>(
+    attribute: AttributeType,
+    value: &[u8],
+) -> Result<[u8; N], AttributeError> {
     match value.try_into() {
         Ok(bytes) => Ok(bytes),
         Err(_) => invalid_length(attribute, value),
@@ -150,7 +153,9 @@ impl<'a> Attribute<'a> for EvenPort {
 
     fn decode(value: &'a [u8], _: &TransactionId) -> Result<Self, AttributeError> {
         // RFC 8656 §18.7: the RFFU bits are ignored on reception.
-        exact::<1>(Self::TYPE, value).map(|b| EvenPort { reserve_next: b[0] & 0x80 != 0 })
+        exact::<1>(Self::TYPE, value).map(|b| EvenPort {
+            reserve_next: b[0] & 0x80 != 0,
+        })
     }
 
     fn encoded_len(&self) -> usize {
@@ -176,7 +181,10 @@ impl<'a> Attribute<'a> for ChangeRequest {
 
     fn decode(value: &'a [u8], _: &TransactionId) -> Result<Self, AttributeError> {
         let flags = u32::from_be_bytes(exact(Self::TYPE, value)?);
-        Ok(ChangeRequest { change_ip: flags & 0x4 != 0, change_port: flags & 0x2 != 0 })
+        Ok(ChangeRequest {
+            change_ip: flags & 0x4 != 0,
+            change_port: flags & 0x2 != 0,
+        })
     }
 
     fn encoded_len(&self) -> usize {
@@ -247,9 +255,18 @@ mod tests {
     fn reserved_bytes_are_ignored_on_reception() {
         let tid = TransactionId::default();
         // RFC 8656 §18.1: RFFU MUST be ignored on reception.
-        assert_eq!(ChannelNumber::decode(&[0x40, 0x01, 0xff, 0xff], &tid), Ok(ChannelNumber(0x4001)));
-        assert_eq!(RequestedTransport::decode(&[17, 1, 2, 3], &tid), Ok(RequestedTransport(17)));
-        assert_eq!(EvenPort::decode(&[0xff], &tid), Ok(EvenPort { reserve_next: true }));
+        assert_eq!(
+            ChannelNumber::decode(&[0x40, 0x01, 0xff, 0xff], &tid),
+            Ok(ChannelNumber(0x4001))
+        );
+        assert_eq!(
+            RequestedTransport::decode(&[17, 1, 2, 3], &tid),
+            Ok(RequestedTransport(17))
+        );
+        assert_eq!(
+            EvenPort::decode(&[0xff], &tid),
+            Ok(EvenPort { reserve_next: true })
+        );
         assert!(UseCandidate::decode(&[0], &tid).is_err());
     }
 }

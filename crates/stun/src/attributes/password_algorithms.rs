@@ -27,10 +27,9 @@ impl<'a> Attribute<'a> for PasswordAlgorithm<'a> {
     const TYPE: AttributeType = AttributeType::PASSWORD_ALGORITHM;
 
     fn decode(value: &'a [u8], _: &TransactionId) -> Result<Self, AttributeError> {
+        // The one entry must fill the value: no bytes after its padded parameters.
         match split_algorithm(value) {
-            Some((algorithm, rest)) if padded_len(algorithm.parameters.len()) == rest.len() => {
-                Ok(algorithm)
-            }
+            Some((algorithm, padded)) if 4 + padded.len() == value.len() => Ok(algorithm),
             _ => invalid_length(Self::TYPE, value),
         }
     }
@@ -50,7 +49,13 @@ fn split_algorithm(value: &[u8]) -> Option<(PasswordAlgorithm<'_>, &[u8])> {
     let algorithm = PasswordAlgorithmId(u16::from_be_bytes([head[0], head[1]]));
     let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
     let padded = value.get(4..4 + padded_len(len))?;
-    Some((PasswordAlgorithm { algorithm, parameters: &padded[..len] }, padded))
+    Some((
+        PasswordAlgorithm {
+            algorithm,
+            parameters: &padded[..len],
+        },
+        padded,
+    ))
 }
 
 fn encode_algorithm(algorithm: PasswordAlgorithmId, parameters: &[u8], out: &mut [u8]) -> usize {
@@ -91,7 +96,10 @@ impl<'a> PasswordAlgorithms<'a> {
             wire = &wire[4 + padded.len()..];
             Some(algorithm)
         })
-        .chain(ids.iter().map(|&algorithm| PasswordAlgorithm { algorithm, parameters: &[] }))
+        .chain(ids.iter().map(|&algorithm| PasswordAlgorithm {
+            algorithm,
+            parameters: &[],
+        }))
     }
 }
 
@@ -119,7 +127,9 @@ impl<'a> Attribute<'a> for PasswordAlgorithms<'a> {
     }
 
     fn encoded_len(&self) -> usize {
-        self.iter().map(|a| 4 + padded_len(a.parameters.len())).sum()
+        self.iter()
+            .map(|a| 4 + padded_len(a.parameters.len()))
+            .sum()
     }
 
     fn encode(&self, out: &mut [u8], _: &TransactionId) {
@@ -146,5 +156,7 @@ mod tests {
         assert!(PasswordAlgorithms::decode(&out[..6], &tid).is_err());
         let one = PasswordAlgorithm::decode(&out[..4], &tid).unwrap();
         assert_eq!(one.algorithm, PasswordAlgorithmId::SHA256);
+        // RFC 8489 §14.12: one algorithm and its padded parameters, nothing after them.
+        assert!(PasswordAlgorithm::decode(&out, &tid).is_err());
     }
 }

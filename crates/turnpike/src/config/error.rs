@@ -36,16 +36,16 @@ pub enum Reason {
     #[error("cannot read the file: {0}")]
     Unreadable(String),
     /// A key that Turnpike does not know.
-    #[error("unknown key{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    #[error("unknown key{}", did_you_mean(suggestion.as_deref()))]
     UnknownKey {
         /// A known key close to the unknown one.
         suggestion: Option<String>,
     },
     /// A table (`[name]`): the configuration is flat.
-    #[error("tables are not used, the file is flat{}", hint.as_ref().map(|h| format!("; write top-level keys such as `{h}`")).unwrap_or_default())]
+    #[error("tables are not used, the file is flat{}", table_hint(hint))]
     Table {
-        /// A known key that starts with the table name.
-        hint: Option<String>,
+        /// The known keys that start with the table name.
+        hint: Vec<String>,
     },
     /// The value has the wrong type or cannot be parsed.
     #[error("{0}")]
@@ -61,8 +61,8 @@ pub enum Reason {
         max: u64,
     },
     /// A list that must not be empty is empty.
-    #[error("must list at least one address{0}")]
-    Empty(&'static str),
+    #[error("must list at least one address")]
+    Empty,
     /// The same address is listed twice.
     #[error("`{0}` is listed twice")]
     Duplicate(String),
@@ -80,6 +80,23 @@ pub enum Reason {
     /// A rule between keys, explained in full.
     #[error("{0}")]
     Rule(String),
+}
+
+/// "; did you mean `listen`?" when there is a close known key.
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|key| format!("; did you mean `{key}`?"))
+        .unwrap_or_default()
+}
+
+/// "; write top-level keys such as `tls-cert`, `tls-key`" for the keys a table name was meant to
+/// group.
+fn table_hint(keys: &[String]) -> String {
+    if keys.is_empty() {
+        return String::new();
+    }
+    let keys: Vec<String> = keys.iter().map(|key| format!("`{key}`")).collect();
+    format!("; write top-level keys such as {}", keys.join(", "))
 }
 
 /// One problem with one key (or with the whole file when `key` is `None`), located.

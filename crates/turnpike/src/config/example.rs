@@ -1,16 +1,19 @@
-//! The text printed by `turnpike config example`: every key, documented, commented out at its default.
+//! The text printed by `turnpike config example`: every key, documented, commented out at its
+//! default.
 
-/// A complete, commented configuration file. Every key is present and commented out; for keys with a
-/// default the commented value is the default, so uncommenting a line changes nothing until it is edited.
-/// (Tests check that it passes `config check`, that it names every key, and that its defaults are real.)
-pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML). Check it with: turnpike config check FILE
+/// A complete, commented configuration file. Every key is present and commented out; for keys with
+/// a default the commented value is the default, so uncommenting a line changes nothing until it is
+/// edited. (Tests check that it passes `config check`, that it names every key, and that its
+/// defaults are real.)
+pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
+# Check it with: turnpike config check FILE
 #
-# The file is flat: one `key = value` per line, no [tables]. Every key can also be given as a `serve`
-# flag (--tcp-idle-timeout 60) or an environment variable (TURNPIKE_TCP_IDLE_TIMEOUT=60).
+# The file is flat: one `key = value` per line, no [tables]. Every key can also be given as a
+# `serve` flag (--tcp-idle-timeout 60) or an environment variable (TURNPIKE_TCP_IDLE_TIMEOUT=60).
 # Precedence, lowest first: built-in default < this file < environment variable < flag.
 # Relative paths in this file are relative to the directory of this file.
 
-## Listeners ##############################################################################################
+## Listeners #######################################################################################
 
 # STUN/TURN listen addresses (IP:PORT), served over UDP and TCP.
 # Default: ["0.0.0.0:3478"]
@@ -24,7 +27,7 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML). Check it with: tur
 # Default: true
 # tcp = true
 
-## TLS (5349 is the standard port of stuns: and turns:) ###################################################
+## TLS (5349 is the standard port of stuns: and turns:) ############################################
 
 # TLS listen addresses; used only when both tls-cert and tls-key are set.
 # Default: ["0.0.0.0:5349"]
@@ -38,9 +41,9 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML). Check it with: tur
 # Default: unset (no TLS)
 # tls-key = "/etc/turnpike/key.pem"
 
-## NAT behaviour discovery (RFC 5780) #####################################################################
-# Needs exactly one `listen` address with a specific IP (the primary address), for example
-# listen = ["192.0.2.1:3478"].
+## NAT behaviour discovery (RFC 5780) ##############################################################
+# Needs exactly one `listen` address with a specific IP: the primary address, such as
+# 192.0.2.1:3478.
 
 # A second IP address of this host, same family as the primary, different from it.
 # Setting it enables RFC 5780 (OTHER-ADDRESS, CHANGE-REQUEST, RESPONSE-ORIGIN).
@@ -51,7 +54,7 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML). Check it with: tur
 # Default: unset (no second port)
 # alternate-port = 3479
 
-## Behaviour ##############################################################################################
+## Behaviour #######################################################################################
 
 # Text of the SOFTWARE attribute added to responses (fewer than 128 characters, RFC 8489 §14.14).
 # Empty or unset: no SOFTWARE attribute, which tells attackers less.
@@ -66,9 +69,10 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML). Check it with: tur
 # Default: 10000
 # max-tcp-connections = 10000
 
-## Logging ################################################################################################
+## Logging #########################################################################################
 
-# Tracing filter: off, error, warn, info, debug, trace, or a directive such as "info,turnpike=debug".
+# Tracing filter: off, error, warn, info, debug, trace, or a directive such as
+# "info,turnpike=debug".
 # RUST_LOG is used only when log-level is set nowhere (file, environment, flag).
 # Default: "info"
 # log-level = "info"

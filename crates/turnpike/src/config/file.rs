@@ -1,8 +1,9 @@
-//! Reading the configuration file into a [`ConfigLayer`], collecting every problem rather than the first.
+//! Reading the configuration file into a [`ConfigLayer`], collecting every problem rather than the
+//! first.
 //!
-//! serde stops at the first bad value, so the file is first read as a table of spanned keys and each key
-//! is then deserialized on its own: one bad value does not hide the next, and every problem gets the line
-//! of its key.
+//! serde stops at the first bad value, so the file is first read as a table of spanned keys and
+//! each key is then deserialized on its own: one bad value does not hide the next, and every
+//! problem gets the line of its key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,10 @@ pub fn read(path: &Path) -> FileLayer {
         Ok(text) => parse(path, &text),
         Err(error) => FileLayer {
             problems: vec![Problem {
-                origin: Origin::File { path: path.to_owned(), line: None },
+                origin: Origin::File {
+                    path: path.to_owned(),
+                    line: None,
+                },
                 key: None,
                 reason: Reason::Unreadable(error.to_string()),
             }],
@@ -43,7 +47,10 @@ pub fn read(path: &Path) -> FileLayer {
 
 /// Parses `text`, the contents of the file at `path` (used for messages and relative paths).
 pub fn parse(path: &Path, text: &str) -> FileLayer {
-    let at = |line: Option<usize>| Origin::File { path: path.to_owned(), line };
+    let at = |line: Option<usize>| Origin::File {
+        path: path.to_owned(),
+        line,
+    };
     let table: BTreeMap<Spanned<String>, toml::Value> = match toml::from_str(text) {
         Ok(table) => table,
         Err(error) => {
@@ -51,9 +58,12 @@ pub fn parse(path: &Path, text: &str) -> FileLayer {
             let problem = Problem {
                 origin: at(line),
                 key: None,
-                reason: Reason::Syntax(error.message().trim().to_owned()),
+                reason: Reason::Syntax(one_line(error.message())),
             };
-            return FileLayer { problems: vec![problem], ..FileLayer::default() };
+            return FileLayer {
+                problems: vec![problem],
+                ..FileLayer::default()
+            };
         }
     };
 
@@ -63,9 +73,14 @@ pub fn parse(path: &Path, text: &str) -> FileLayer {
         let line = line_of(text, key.span().start);
         let key = key.into_inner();
         file.lines.insert(key.clone(), line);
-        let problem = |reason| Problem { origin: at(Some(line)), key: Some(key.clone()), reason };
+        let problem = |reason| Problem {
+            origin: at(Some(line)),
+            key: Some(key.clone()),
+            reason,
+        };
         if !known.contains(&key) {
-            file.problems.push(problem(unknown_key_reason(&key, &value, &known)));
+            file.problems
+                .push(problem(unknown_key_reason(&key, &value, &known)));
             continue;
         }
         match one_key_layer(&key, value) {
@@ -86,25 +101,46 @@ fn one_key_layer(key: &str, value: toml::Value) -> Result<ConfigLayer, Reason> {
     table.insert(key.to_owned(), value);
     toml::Value::Table(table)
         .try_into::<ConfigLayer>()
-        .map_err(|error| Reason::BadValue(error.message().trim().to_owned()))
+        .map_err(|error| Reason::BadValue(one_line(error.message())))
 }
 
-/// Explains an unknown key: a table gets a hint that the file is flat, anything else a spelling hint.
+/// A parser message on one line, so that every problem is exactly one line of output.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Explains an unknown key: a table gets a hint that the file is flat, anything else a spelling
+/// hint.
 fn unknown_key_reason(key: &str, value: &toml::Value, known: &[String]) -> Reason {
     if value.is_table() {
         let prefix = format!("{key}-");
-        let hint = known.iter().find(|k| k.starts_with(&prefix)).cloned();
+        let hint = known
+            .iter()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
         return Reason::Table { hint };
     }
     let suggestion = closest_key(key, known.iter().map(String::as_str)).map(str::to_owned);
     Reason::UnknownKey { suggestion }
 }
 
-/// Makes relative paths in the file relative to the file's directory rather than to the server's working
-/// directory, so that a configuration keeps working wherever the server is started from. (Flags and env
-/// vars stay relative to the working directory, as a shell user expects.)
+/// Makes relative paths in the file relative to the file's directory rather than to the server's
+/// working directory, so that a configuration keeps working wherever the server is started from.
+/// (Flags and env vars stay relative to the working directory, as a shell user expects.)
 fn resolve_relative_paths(mut layer: ConfigLayer, dir: &Path) -> ConfigLayer {
-    let resolve = |path: PathBuf| if path.is_relative() { dir.join(path) } else { path };
+    let resolve = |path: PathBuf| {
+        if path.is_relative() {
+            dir.join(path)
+        } else {
+            path
+        }
+    };
     layer.tls_cert = layer.tls_cert.map(resolve);
     layer.tls_key = layer.tls_key.map(resolve);
     layer

@@ -1,24 +1,25 @@
-//! One partial configuration: the single list of keys, read from the file (serde) and from the command
-//! line and environment (clap).
+//! One partial configuration: the single list of keys, read from the file (serde) and from the
+//! command line and environment (clap).
 //!
-//! Adding a key is one entry in the `config_layer!` invocation below (its flag, env var and doc), plus its
-//! default and validation in `validate.rs` and its text in `example.rs`. The tests check that the flag, the
-//! env var and the file spelling of every key agree.
+//! Adding a key is one entry in the `config_layer!` invocation below (its flag, env var and doc),
+//! plus its default and validation in `validate.rs` and its text in `example.rs`. The tests check
+//! that the flag, the env var and the file spelling of every key agree.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use super::LogFormat;
 
-/// Declares [`ConfigLayer`] from one list of keys and derives the per-key helpers from the same list, so
-/// that the list is written exactly once.
+/// Declares [`ConfigLayer`] from one list of keys and derives the per-key helpers from the same
+/// list, so that the list is written exactly once.
 macro_rules! config_layer {
     ($( $(#[$attr:meta])* $field:ident : $ty:ty, )*) => {
         /// A partial configuration: every key is optional, `None` meaning "not set at this layer".
         ///
-        /// It is both a TOML table (kebab-case keys, unknown keys rejected) and the `serve` flags (each
-        /// `--KEY` flag also reads `TURNPIKE_KEY`). Layers are stacked with [`ConfigLayer::overlay`] and
-        /// turned into a [`super::Config`] by [`super::Config::from_layer`].
+        /// It is both a TOML table (kebab-case keys, unknown keys rejected) and the `serve` flags
+        /// (each `--KEY` flag also reads `TURNPIKE_KEY`). Layers are stacked with
+        /// [`ConfigLayer::overlay`] and turned into a [`super::Config`] by
+        /// [`super::Config::from_layer`].
         #[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
         #[serde(rename_all = "kebab-case", deny_unknown_fields)]
         pub struct ConfigLayer {
@@ -26,8 +27,8 @@ macro_rules! config_layer {
         }
 
         impl ConfigLayer {
-            /// The Rust field names of all keys, in declaration order; `_` becomes `-` in the file and
-            /// in flags (see [`key_of_field`]).
+            /// The Rust field names of all keys, in declaration order; `_` becomes `-` in the file
+            /// and in flags (see [`key_of_field`]).
             pub const FIELDS: &'static [&'static str] = &[$( stringify!($field) ),*];
 
             /// Returns this layer with every key that `upper` sets taken from `upper`.
@@ -51,10 +52,12 @@ config_layer! {
     #[arg(long, env = "TURNPIKE_LISTEN", value_name = "IP:PORT", value_delimiter = ',')]
     listen: Vec<SocketAddr>,
     /// Serve UDP on the listen addresses [default: true].
-    #[arg(long, env = "TURNPIKE_UDP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "TURNPIKE_UDP", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
     udp: bool,
     /// Serve TCP on the listen addresses [default: true].
-    #[arg(long, env = "TURNPIKE_TCP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "TURNPIKE_TCP", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
     tcp: bool,
     /// TLS listen addresses, used only with tls-cert and tls-key [default: 0.0.0.0:5349].
     #[arg(long, env = "TURNPIKE_TLS_LISTEN", value_name = "IP:PORT", value_delimiter = ',')]
@@ -80,8 +83,9 @@ config_layer! {
     /// Most concurrent TCP plus TLS connections [default: 10000].
     #[arg(long, env = "TURNPIKE_MAX_TCP_CONNECTIONS", value_name = "N")]
     max_tcp_connections: u64,
-    // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads them
-    // through `LogArgs` instead of here: a flag cannot be both global and part of `serve` alone.
+    // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads
+    // them through `LogArgs` instead of here: a flag cannot be both global and part of `serve`
+    // alone.
     /// Tracing filter: error, warn, info, debug, trace, or a directive like `info,turnpike=debug`.
     #[arg(skip)]
     log_level: String,
@@ -90,8 +94,8 @@ config_layer! {
     log_format: LogFormat,
 }
 
-/// The logging keys as global flags, shared by every subcommand; `serve` folds them into its layer with
-/// [`LogArgs::into_layer`].
+/// The logging keys as global flags, shared by every subcommand; `serve` folds them into its layer
+/// with [`LogArgs::into_layer`].
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct LogArgs {
     /// Tracing filter: error, warn, info, debug, trace, or a directive like `info,turnpike=debug`
@@ -99,7 +103,12 @@ pub struct LogArgs {
     #[arg(long, global = true, env = "TURNPIKE_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
     /// Log line format [default: pretty].
-    #[arg(long, global = true, env = "TURNPIKE_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        env = "TURNPIKE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
     pub log_format: Option<LogFormat>,
 }
 

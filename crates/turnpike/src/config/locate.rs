@@ -8,7 +8,11 @@ use super::error::{KeyProblem, Origin, Problem};
 /// The 1-based line that holds byte `offset` of `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Where each key of the merged layer was set, so that a validation problem is reported against the
@@ -49,7 +53,10 @@ impl Sources {
             return origin.clone();
         }
         match (&self.file, self.file_lines.get(key)) {
-            (Some(path), Some(line)) => Origin::File { path: path.clone(), line: Some(*line) },
+            (Some(path), Some(line)) => Origin::File {
+                path: path.clone(),
+                line: Some(*line),
+            },
             _ => self.fallback.get(key).cloned().unwrap_or(Origin::Default),
         }
     }
@@ -64,8 +71,8 @@ impl Sources {
     }
 }
 
-/// Orders problems for printing: file problems by line (whole-file ones first), then the command line,
-/// keeping the order of discovery otherwise.
+/// Orders problems for printing: file problems by line (whole-file ones first), then the command
+/// line, keeping the order of discovery otherwise.
 pub fn sort(problems: &mut [Problem]) {
     problems.sort_by_key(|problem| match &problem.origin {
         Origin::File { line, .. } => (0, line.unwrap_or(0)),
@@ -94,11 +101,19 @@ mod tests {
         sources.set_file("t.toml".into(), BTreeMap::from([("udp".to_owned(), 3)]));
         assert_eq!(
             sources.origin_of("udp"),
-            Origin::File { path: "t.toml".into(), line: Some(3) }
+            Origin::File {
+                path: "t.toml".into(),
+                line: Some(3)
+            }
         );
-        let env = Origin::Env { var: "TURNPIKE_UDP".to_owned() };
+        let env = Origin::Env {
+            var: "TURNPIKE_UDP".to_owned(),
+        };
         sources.set_cli("udp".to_owned(), env.clone());
-        let problem = sources.locate(KeyProblem { key: "udp", reason: Reason::Rule("x".into()) });
+        let problem = sources.locate(KeyProblem {
+            key: "udp",
+            reason: Reason::Rule("x".into()),
+        });
         assert_eq!(problem.origin, env);
         assert_eq!(problem.to_string(), "TURNPIKE_UDP: x");
         assert_eq!(sources.origin_of("tcp"), Origin::Default);

@@ -1,9 +1,11 @@
-//! Configuration of `turnpike serve`: one flat TOML file whose every key is also a flag and an env var.
+//! Configuration of `turnpike serve`: one flat TOML file whose every key is also a flag and an env
+//! var.
 //!
-//! Precedence, lowest first: built-in defaults < file < `TURNPIKE_*` env var < `--flag`. Each source is a
-//! [`ConfigLayer`] (all keys optional); layers are stacked with [`ConfigLayer::overlay`] and
-//! [`Config::from_layer`] applies the defaults and checks every rule. [`load`] does all of it and reports
-//! every problem with its origin (`FILE:LINE: key `KEY`: REASON`, `--KEY: REASON`).
+//! Precedence, lowest first: built-in defaults < file < `TURNPIKE_*` env var < `--flag`. Each
+//! source is a [`ConfigLayer`] (all keys optional); layers are stacked with
+//! [`ConfigLayer::overlay`] and [`Config::from_layer`] applies the defaults and checks every rule.
+//! [`load`] does all of it and reports every problem with its origin (`FILE:LINE: key `KEY`:
+//! REASON`, `--KEY: REASON`).
 
 mod error;
 mod example;
@@ -75,7 +77,8 @@ impl Default for Config {
     }
 }
 
-/// The PEM files of the TLS listeners; both exist and were readable when the configuration was checked.
+/// The PEM files of the TLS listeners; both exist and were readable when the configuration was
+/// checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     /// Certificate chain, leaf first.
@@ -96,28 +99,33 @@ pub enum LogFormat {
     Json,
 }
 
-/// The configuration given on the command line: the flag/env layer and, for each key it sets, whether a
-/// flag or an env var set it (so that problems name the right one).
+/// The configuration given on the command line: the flag/env layer and, for each key it sets,
+/// whether a flag or an env var set it (so that problems name the right one).
 #[derive(Debug, Clone, Default)]
 pub struct CliLayer {
     /// Keys set by flags or `TURNPIKE_*` env vars.
     pub layer: ConfigLayer,
     /// Origin of keys set in `layer`; a key missing here is reported as a flag.
     pub origins: BTreeMap<String, Origin>,
-    /// The value of `RUST_LOG`: the log filter when no file, env var or flag sets `log-level`, so that
-    /// RUST_LOG never overrides an explicit `log-level`.
+    /// The value of `RUST_LOG`: the log filter when no file, env var or flag sets `log-level`, so
+    /// that RUST_LOG never overrides an explicit `log-level`.
     pub rust_log: Option<String>,
 }
 
-/// Loads the configuration: defaults < `RUST_LOG` < `file` (if any) < `cli`, validated. On failure returns every
-/// problem found in the file and on the command line.
+/// Loads the configuration: defaults < `RUST_LOG` < `file` (if any) < `cli`, validated. On failure
+/// returns every problem found in the file and on the command line.
 pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> {
     let mut sources = locate::Sources::default();
     let mut problems = Vec::new();
     let mut merged = ConfigLayer::default();
     if let Some(filter) = &cli.rust_log {
         merged.log_level = Some(filter.clone());
-        sources.set_fallback("log-level".to_owned(), Origin::Env { var: "RUST_LOG".to_owned() });
+        sources.set_fallback(
+            "log-level".to_owned(),
+            Origin::Env {
+                var: "RUST_LOG".to_owned(),
+            },
+        );
     }
     if let Some(path) = file {
         let file = file::read(path);
@@ -136,13 +144,19 @@ pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> 
         Ok(_) => Vec::new(),
         Err(found) => found,
     };
-    // A key whose value was unusable is missing from `merged`; a rule that needs it ("tls-key requires
-    // tls-cert") would only repeat that problem in other words.
+    // A key whose value was unusable is missing from `merged`; a rule that needs it ("tls-key
+    // requires tls-cert") would only repeat that problem in other words.
     let unusable: Vec<String> = problems.iter().filter_map(|p| p.key.clone()).collect();
-    let repeats = |p: &KeyProblem| {
-        matches!(p.reason, Reason::Requires(needed) if unusable.iter().any(|u| u == needed))
+    let repeats = |p: &KeyProblem| match p.reason {
+        Reason::Requires(needed) => unusable.iter().any(|u| u == needed),
+        _ => false,
     };
-    problems.extend(found.into_iter().filter(|p| !repeats(p)).map(|p| sources.locate(p)));
+    problems.extend(
+        found
+            .into_iter()
+            .filter(|p| !repeats(p))
+            .map(|p| sources.locate(p)),
+    );
     locate::sort(&mut problems);
     Err(ConfigError { problems })
 }

@@ -2,9 +2,9 @@
 
 /// The known key closest to `unknown`, if it is close enough to be a likely typo.
 ///
-/// Underscores count as dashes, because `tls_cert` for `tls-cert` is the most common slip. "Close enough"
-/// is an edit distance of at most a third of the key's length (at least 1), which catches one or two typos
-/// without proposing unrelated short keys.
+/// Underscores count as dashes, because `tls_cert` for `tls-cert` is the most common slip. "Close
+/// enough" is an edit distance of at most a third of the key's length (at least 1), which catches
+/// one or two typos without proposing unrelated short keys.
 pub fn closest_key<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let wanted = unknown.replace('_', "-").to_ascii_lowercase();
     let limit = (wanted.chars().count() / 3).max(1);
@@ -19,8 +19,8 @@ pub fn closest_key<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) 
 /// Levenshtein distance over characters (insertions, deletions, substitutions).
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
-    // One row of the classic dynamic-programming table: `row[j]` is the distance between the prefix of
-    // `a` seen so far and `b[..j]`.
+    // One row of the classic dynamic-programming table: `row[j]` is the distance between the prefix
+    // of `a` seen so far and `b[..j]`.
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
         let mut diagonal = row[0];
@@ -52,7 +52,10 @@ mod tests {
         assert_eq!(closest_key("lisen", KEYS), Some("listen"));
         assert_eq!(closest_key("tls_cert", KEYS), Some("tls-cert"));
         assert_eq!(closest_key("TLS-KEY", KEYS), Some("tls-key"));
-        assert_eq!(closest_key("tcp-idle-timout", KEYS), Some("tcp-idle-timeout"));
+        assert_eq!(
+            closest_key("tcp-idle-timout", KEYS),
+            Some("tcp-idle-timeout")
+        );
         assert_eq!(closest_key("realm", KEYS), None);
     }
 }

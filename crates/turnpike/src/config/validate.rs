@@ -1,5 +1,5 @@
-//! Turning a merged [`ConfigLayer`] into a [`Config`]: defaults for unset keys, then every rule checked,
-//! every violation collected.
+//! Turning a merged [`ConfigLayer`] into a [`Config`]: defaults for unset keys, then every rule
+//! checked, every violation collected.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,8 @@ fn push(problems: &mut Problems, key: &'static str, reason: Reason) {
 }
 
 impl Config {
-    /// Applies the defaults to the unset keys of `layer` and checks every rule, returning all problems.
+    /// Applies the defaults to the unset keys of `layer` and checks every rule, returning all
+    /// problems.
     pub fn from_layer(layer: &ConfigLayer) -> Result<Config, Vec<KeyProblem>> {
         let default = Config::default();
         let mut problems = Problems::new();
@@ -44,8 +45,6 @@ impl Config {
         if tls.is_some() {
             check_addresses(p, "tls-listen", &tls_listen);
             check_tls_port_clash(p, &listen, tcp, &tls_listen);
-        } else if layer.tls_listen.is_some() && layer.tls_cert.is_none() {
-            push(p, "tls-listen", Reason::Requires("tls-cert"));
         }
         if !udp && !tcp && tls.is_none() {
             let why = "`udp` and `tcp` are both false and TLS is not configured: nothing to serve";
@@ -56,9 +55,18 @@ impl Config {
         if let Some(text) = &software {
             check_software(p, text);
         }
-        let idle = in_range(p, "tcp-idle-timeout", layer.tcp_idle_timeout, TCP_IDLE_TIMEOUT_RANGE);
-        let max_conns =
-            in_range(p, "max-tcp-connections", layer.max_tcp_connections, MAX_TCP_CONNECTIONS_RANGE);
+        let idle = in_range(
+            p,
+            "tcp-idle-timeout",
+            layer.tcp_idle_timeout,
+            TCP_IDLE_TIMEOUT_RANGE,
+        );
+        let max_conns = in_range(
+            p,
+            "max-tcp-connections",
+            layer.max_tcp_connections,
+            MAX_TCP_CONNECTIONS_RANGE,
+        );
         let log_level = layer.log_level.clone().unwrap_or(default.log_level);
         if let Err(reason) = check_log_filter(&log_level) {
             push(p, "log-level", reason);
@@ -77,8 +85,9 @@ impl Config {
             alternate_port: layer.alternate_port,
             software,
             tcp_idle_timeout: idle.map_or(default.tcp_idle_timeout, Duration::from_secs),
-            max_tcp_connections: max_conns
-                .map_or(default.max_tcp_connections, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_tcp_connections: max_conns.map_or(default.max_tcp_connections, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
             log_level,
             log_format: layer.log_format.unwrap_or(default.log_format),
         })
@@ -86,7 +95,12 @@ impl Config {
 }
 
 /// `value` if it lies in `min..=max`, else a problem.
-fn in_range(p: &mut Problems, key: &'static str, value: Option<u64>, range: (u64, u64)) -> Option<u64> {
+fn in_range(
+    p: &mut Problems,
+    key: &'static str,
+    value: Option<u64>,
+    range: (u64, u64),
+) -> Option<u64> {
     let (min, max) = range;
     let value = value?;
     if (min..=max).contains(&value) {
@@ -97,10 +111,11 @@ fn in_range(p: &mut Problems, key: &'static str, value: Option<u64>, range: (u64
     }
 }
 
-/// A listener list must not be empty nor name an address twice (the second bind would fail at startup).
+/// A listener list must not be empty nor name an address twice (the second bind would fail at
+/// startup).
 fn check_addresses(p: &mut Problems, key: &'static str, addresses: &[SocketAddr]) {
     if addresses.is_empty() {
-        push(p, key, Reason::Empty(""));
+        push(p, key, Reason::Empty);
     }
     for (i, address) in addresses.iter().enumerate() {
         if addresses[..i].contains(address) {
@@ -126,7 +141,10 @@ fn tls_files(p: &mut Problems, layer: &ConfigLayer) -> Option<TlsFiles> {
         (Some(cert), Some(key)) => {
             let cert_ok = check_readable(p, "tls-cert", cert);
             let key_ok = check_readable(p, "tls-key", key);
-            (cert_ok && key_ok).then(|| TlsFiles { cert: cert.clone(), key: key.clone() })
+            (cert_ok && key_ok).then(|| TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
         }
         (Some(_), None) => {
             push(p, "tls-cert", Reason::Requires("tls-key"));
@@ -140,8 +158,8 @@ fn tls_files(p: &mut Problems, layer: &ConfigLayer) -> Option<TlsFiles> {
     }
 }
 
-/// Checks that `path` is a readable regular file now, so that a typo fails `config check` rather than the
-/// first TLS handshake.
+/// Checks that `path` is a readable regular file now, so that a typo fails `config check` rather
+/// than the first TLS handshake.
 fn check_readable(p: &mut Problems, key: &'static str, path: &Path) -> bool {
     let result = std::fs::File::open(path).and_then(|file| file.metadata());
     let error = match result {
@@ -149,12 +167,20 @@ fn check_readable(p: &mut Problems, key: &'static str, path: &Path) -> bool {
         Ok(_) => "not a regular file".to_owned(),
         Err(error) => error.to_string(),
     };
-    push(p, key, Reason::MissingFile { path: PathBuf::from(path), error });
+    push(
+        p,
+        key,
+        Reason::MissingFile {
+            path: PathBuf::from(path),
+            error,
+        },
+    );
     false
 }
 
 /// RFC 5780: the alternate address differs from the primary in IP, port or both; the server answers
-/// CHANGE-REQUEST from it, so it must be a specific address of the same family as the single primary.
+/// CHANGE-REQUEST from it, so it must be a specific address of the same family as the single
+/// primary.
 fn check_alternate(p: &mut Problems, listen: &[SocketAddr], ip: Option<IpAddr>, port: Option<u16>) {
     let key = match (ip, port) {
         (None, None) => return,
@@ -163,22 +189,29 @@ fn check_alternate(p: &mut Problems, listen: &[SocketAddr], ip: Option<IpAddr>, 
     };
     let [primary] = listen else {
         let why = format!(
-            "RFC 5780 behaviour discovery needs exactly one `listen` address (the primary), found {}",
+            "RFC 5780 behaviour discovery needs exactly one `listen` address (the primary), \
+             found {}",
             listen.len()
         );
         return push(p, key, Reason::Rule(why));
     };
     if let Some(ip) = ip {
         let why = if ip.is_unspecified() {
-            Some(format!("must be a specific address of this host, not `{ip}`"))
+            Some(format!(
+                "must be a specific address of this host, not `{ip}`"
+            ))
         } else if ip.is_ipv4() != primary.is_ipv4() {
-            Some(format!("`{ip}` is not of the same address family as the listen address `{primary}`"))
+            Some(format!(
+                "`{ip}` is not of the same address family as the listen address `{primary}`"
+            ))
         } else if ip == primary.ip() {
             Some(format!("must differ from the listen IP `{}`", primary.ip()))
         } else if primary.ip().is_unspecified() {
-            // With a wildcard primary the kernel picks the source IP, so answers could leave from the
-            // alternate IP and the client would draw wrong conclusions about its NAT.
-            Some(format!("needs a specific listen IP, not the wildcard `{primary}`"))
+            // With a wildcard primary the kernel picks the source IP, so answers could leave from
+            // the alternate IP and the client would draw wrong conclusions about its NAT.
+            Some(format!(
+                "needs a specific listen IP, not the wildcard `{primary}`"
+            ))
         } else {
             None
         };
@@ -188,7 +221,11 @@ fn check_alternate(p: &mut Problems, listen: &[SocketAddr], ip: Option<IpAddr>, 
     }
     if let Some(port) = port {
         if port == 0 {
-            push(p, "alternate-port", Reason::Rule("must not be 0".to_owned()));
+            push(
+                p,
+                "alternate-port",
+                Reason::Rule("must not be 0".to_owned()),
+            );
         } else if port == primary.port() {
             let why = format!("must differ from the listen port {}", primary.port());
             push(p, "alternate-port", Reason::Rule(why));
@@ -213,7 +250,8 @@ fn check_software(p: &mut Problems, text: &str) {
 fn check_log_filter(filter: &str) -> Result<(), Reason> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let word = filter.trim();
-    let is_lone_word = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let is_lone_word =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if is_lone_word && !LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word)) {
         return Err(Reason::BadValue(format!(
             "`{word}` is not a level: use off, error, warn, info, debug or trace, \

@@ -26,7 +26,10 @@ fn example_passes_check() {
 #[test]
 fn example_shows_every_key_once() {
     for key in keys() {
-        let lines = EXAMPLE.lines().filter(|l| l.starts_with(&format!("# {key} = "))).count();
+        let lines = EXAMPLE
+            .lines()
+            .filter(|l| l.starts_with(&format!("# {key} = ")))
+            .count();
         assert_eq!(lines, 1, "`{key}` in the example");
         assert!(uncommented().contains(&format!("\n{key} = ")));
     }
@@ -37,8 +40,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
     let text = uncommented();
     let file = crate::config::file::parse("example.toml".as_ref(), &text);
     assert_eq!(file.problems, []);
-    // Keys without a default show an illustration, not a default: drop them, and what is left must be
-    // exactly the built-in defaults.
+    // Keys without a default show an illustration, not a default: drop them, and what is left must
+    // be exactly the built-in defaults.
     let defaults_only = ConfigLayer {
         tls_cert: None,
         tls_key: None,
@@ -47,10 +50,25 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         software: None,
         ..file.layer
     };
-    assert_eq!(Config::from_layer(&defaults_only).unwrap(), Config::default());
+    assert_eq!(
+        Config::from_layer(&defaults_only).unwrap(),
+        Config::default()
+    );
     // The documented defaults pass the full check as a file, too.
-    let illustrations = ["tls-cert", "tls-key", "alternate-ip", "alternate-port", "software"];
-    let kept: Vec<&str> =
-        text.lines().filter(|l| !illustrations.iter().any(|k| l.starts_with(&format!("{k} = ")))).collect();
+    let illustrations = [
+        "tls-cert",
+        "tls-key",
+        "alternate-ip",
+        "alternate-port",
+        "software",
+    ];
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            !illustrations
+                .iter()
+                .any(|k| l.starts_with(&format!("{k} = ")))
+        })
+        .collect();
     assert_eq!(check(&kept.join("\n")).unwrap(), Config::default());
 }

@@ -15,9 +15,15 @@ fn empty_file_gives_the_defaults() {
 #[test]
 fn defaults_are_the_documented_ones() {
     let config = Config::default();
-    assert_eq!(config.listen, vec!["0.0.0.0:3478".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        config.listen,
+        vec!["0.0.0.0:3478".parse::<SocketAddr>().unwrap()]
+    );
     assert!(config.udp && config.tcp);
-    assert_eq!(config.tls_listen, vec!["0.0.0.0:5349".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        config.tls_listen,
+        vec!["0.0.0.0:5349".parse::<SocketAddr>().unwrap()]
+    );
     assert_eq!(config.tls, None);
     assert_eq!((config.alternate_ip, config.alternate_port), (None, None));
     assert_eq!(config.software, None);
@@ -49,11 +55,17 @@ log-format = "json"
 "#;
     std::fs::write(&file.path, text).unwrap();
     let config = check_file(&file.path).unwrap();
-    assert_eq!(config.listen, vec!["192.0.2.1:3478".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        config.listen,
+        vec!["192.0.2.1:3478".parse::<SocketAddr>().unwrap()]
+    );
     assert!(config.udp && !config.tcp);
     assert_eq!(config.tls_listen.len(), 2);
     // Relative paths in the file are relative to the file's directory.
-    let tls = TlsFiles { cert: file.dir().join("cert.pem"), key: file.dir().join("key.pem") };
+    let tls = TlsFiles {
+        cert: file.dir().join("cert.pem"),
+        key: file.dir().join("key.pem"),
+    };
     assert_eq!(config.tls, Some(tls));
     assert_eq!(config.alternate_ip, Some("192.0.2.2".parse().unwrap()));
     assert_eq!(config.alternate_port, Some(3479));
@@ -102,7 +114,10 @@ fn bad_value_has_its_line_and_reason() {
     assert!(reason.contains("expected a boolean"), "{reason}");
 
     let (_, _, reason) = only_problem("log-format = \"xml\"");
-    assert!(reason.contains("pretty") && reason.contains("json"), "{reason}");
+    assert!(
+        reason.contains("pretty") && reason.contains("json"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -117,7 +132,14 @@ fn every_problem_is_reported_in_line_order() {
         })
         .collect();
     assert_eq!(lines, [1, 2, 3, 4], "{found:#?}");
-    assert_eq!(found[0].reason, Reason::OutOfRange { value: 0, min: 1, max: 86_400 });
+    assert_eq!(
+        found[0].reason,
+        Reason::OutOfRange {
+            value: 0,
+            min: 1,
+            max: 86_400
+        }
+    );
 }
 
 #[test]
@@ -133,13 +155,18 @@ fn problems_print_as_file_line_key_reason() {
 
 #[test]
 fn syntax_error_has_a_line() {
-    let (line, key, reason) = only_problem("udp = true\nlisten = [\"127.0.0.1:3478\"\ntcp = true\n");
+    let (line, key, reason) =
+        only_problem("udp = true\nlisten = [\"127.0.0.1:3478\"\ntcp = true\n");
     assert!(matches!(line, Some(2..=3)), "{line:?}");
     assert_eq!(key, None);
     assert!(!reason.is_empty());
 
     let (line, _, _) = only_problem("udp = true\nudp = false\n");
-    assert_eq!(line, Some(2), "a duplicate key is reported where it repeats");
+    assert_eq!(
+        line,
+        Some(2),
+        "a duplicate key is reported where it repeats"
+    );
 }
 
 #[test]
@@ -147,5 +174,8 @@ fn missing_file_is_one_problem_without_line() {
     let error = check_file("/nonexistent/turnpike.toml".as_ref()).unwrap_err();
     assert_eq!(error.problems.len(), 1);
     let printed = error.to_string();
-    assert!(printed.starts_with("/nonexistent/turnpike.toml: cannot read the file"), "{printed}");
+    assert!(
+        printed.starts_with("/nonexistent/turnpike.toml: cannot read the file"),
+        "{printed}"
+    );
 }

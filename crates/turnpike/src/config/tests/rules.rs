@@ -6,7 +6,10 @@ use crate::config::Reason;
 #[test]
 fn ranges_are_enforced() {
     let (_, key, reason) = only_problem("tcp-idle-timeout = 0");
-    assert_eq!((key.as_deref(), reason.as_str()), (Some("tcp-idle-timeout"), "0 is out of range 1..=86400"));
+    assert_eq!(
+        (key.as_deref(), reason.as_str()),
+        (Some("tcp-idle-timeout"), "0 is out of range 1..=86400")
+    );
     let (_, _, reason) = only_problem("tcp-idle-timeout = 86401");
     assert_eq!(reason, "86401 is out of range 1..=86400");
     let (_, _, reason) = only_problem("max-tcp-connections = 0");
@@ -34,7 +37,10 @@ fn tls_files_must_exist() {
     let found = problems(text);
     assert_eq!(found.len(), 2, "{found:#?}");
     assert!(matches!(&found[0].reason, Reason::MissingFile { .. }));
-    assert!(found[0].reason.to_string().contains("/nonexistent/cert.pem"));
+    assert!(found[0]
+        .reason
+        .to_string()
+        .contains("/nonexistent/cert.pem"));
     assert_eq!(found[1].key.as_deref(), Some("tls-key"));
 }
 
@@ -49,13 +55,6 @@ fn a_badly_typed_tls_cert_does_not_also_report_tls_key() {
 }
 
 #[test]
-fn tls_listen_without_tls_is_a_mistake() {
-    let (_, key, reason) = only_problem("tls-listen = [\"0.0.0.0:5349\"]");
-    assert_eq!(key.as_deref(), Some("tls-listen"));
-    assert_eq!(reason, "requires `tls-cert` to be set as well");
-}
-
-#[test]
 fn tls_listen_must_not_reuse_a_tcp_listen_address() {
     let file = TempConfig::new("");
     std::fs::write(file.dir().join("c.pem"), "x").unwrap();
@@ -64,7 +63,10 @@ fn tls_listen_must_not_reuse_a_tcp_listen_address() {
                 tls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n";
     std::fs::write(&file.path, text).unwrap();
     let error = crate::config::check_file(&file.path).unwrap_err();
-    assert!(error.to_string().contains("TLS needs its own port"), "{error}");
+    assert!(
+        error.to_string().contains("TLS needs its own port"),
+        "{error}"
+    );
     // Without TCP on `listen` the port is free for TLS.
     std::fs::write(&file.path, format!("{text}tcp = false\n")).unwrap();
     assert!(crate::config::check_file(&file.path).is_ok());
@@ -100,7 +102,10 @@ fn alternate_needs_exactly_one_listen_address() {
     let text = "listen = [\"192.0.2.1:3478\", \"192.0.2.1:3479\"]\nalternate-ip = \"192.0.2.2\"\n";
     let (_, key, reason) = only_problem(text);
     assert_eq!(key.as_deref(), Some("alternate-ip"));
-    assert!(reason.contains("exactly one `listen` address") && reason.contains("found 2"), "{reason}");
+    assert!(
+        reason.contains("exactly one `listen` address") && reason.contains("found 2"),
+        "{reason}"
+    );
 
     let text = "listen = [\"192.0.2.1:3478\", \"192.0.2.1:3479\"]\nalternate-port = 3480\n";
     let (_, key, _) = only_problem(text);
@@ -132,7 +137,10 @@ fn alternate_port_must_differ_from_the_listen_port() {
 #[test]
 fn valid_rfc5780_setups() {
     let one = "listen = [\"192.0.2.1:3478\"]\n";
-    let config = check(&format!("{one}alternate-ip = \"192.0.2.2\"\nalternate-port = 3479")).unwrap();
+    let config = check(&format!(
+        "{one}alternate-ip = \"192.0.2.2\"\nalternate-port = 3479"
+    ))
+    .unwrap();
     assert_eq!(config.alternate_ip, Some("192.0.2.2".parse().unwrap()));
     assert_eq!(config.alternate_port, Some(3479));
     // Only an alternate IP: there is no second port.
@@ -146,7 +154,10 @@ fn valid_rfc5780_setups() {
 #[test]
 fn software_is_bounded_and_empty_means_none() {
     let ok = format!("software = \"{}\"", "é".repeat(127));
-    assert_eq!(check(&ok).unwrap().software.map(|s| s.chars().count()), Some(127));
+    assert_eq!(
+        check(&ok).unwrap().software.map(|s| s.chars().count()),
+        Some(127)
+    );
     let (_, key, reason) = only_problem(&format!("software = \"{}\"", "a".repeat(128)));
     assert_eq!(key.as_deref(), Some("software"));
     assert!(reason.contains("fewer than 128 characters"), "{reason}");

@@ -1,0 +1,155 @@
+//! The `turnpike` binary's configuration commands, run as a user would: exit codes and messages.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// `turnpike ARGS…` with no `TURNPIKE_*` or `RUST_LOG` from the test environment leaking in.
+fn turnpike(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+    command.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TURNPIKE_") {
+            command.env_remove(&name);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// Runs `turnpike ARGS…` to completion.
+fn run(args: &[&str]) -> Output {
+    turnpike(args).output().expect("the turnpike binary runs")
+}
+
+/// Writes `text` as `name` in `dir` and returns its path as a string.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("the temporary directory is writable");
+    path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "good.toml",
+        "listen = [\"127.0.0.1:3478\"]\ntcp-idle-timeout = 60\n",
+    );
+    let output = run(&["config", "check", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("{file}: ok\n"));
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "udp = true\nlisen = [\"127.0.0.1:3478\"]\ntcp-idle-timeout = 0\nlisten = [\"nope\"]\n";
+    let file = write(dir.path(), "bad.toml", text);
+    let output = run(&["config", "check", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout(&output), "");
+    let lines: Vec<String> = stderr(&output).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines[..2],
+        [
+            format!("{file}:2: key `lisen`: unknown key; did you mean `listen`?"),
+            format!("{file}:3: key `tcp-idle-timeout`: 0 is out of range 1..=86400"),
+        ]
+    );
+    assert!(
+        lines[2].starts_with(&format!("{file}:4: key `listen`: ")),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 3, "{lines:?}");
+}
+
+#[test]
+fn check_reports_syntax_errors_with_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "syntax.toml", "udp = true\ntcp = \n");
+    let output = run(&["config", "check", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).starts_with(&format!("{file}:2: ")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn example_round_trips_through_check() {
+    let example = run(&["config", "example"]);
+    assert_eq!(example.status.code(), Some(0));
+    assert!(stdout(&example).contains("# tcp-idle-timeout = 300"));
+
+    // `turnpike config example | turnpike config check /dev/stdin`
+    let mut check = turnpike(&["config", "check", "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&example.stdout)
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "/dev/stdin: ok\n");
+}
+
+#[test]
+fn serve_with_a_bad_file_exits_2_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "bad.toml",
+        "listen = [\"127.0.0.1:3478\"]\nalternate-ip = \"127.0.0.1\"\n",
+    );
+    let output = run(&["serve", "--config", &file]);
+    assert_eq!(output.status.code(), Some(2));
+    let expected =
+        format!("{file}:2: key `alternate-ip`: must differ from the listen IP `127.0.0.1`");
+    assert_eq!(stderr(&output).trim_end(), expected);
+}
+
+#[test]
+fn serve_reports_bad_flags_and_env_vars_by_name() {
+    let output = turnpike(&["serve", "--tcp-idle-timeout", "0"])
+        .env("TURNPIKE_MAX_TCP_CONNECTIONS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let printed = stderr(&output);
+    assert!(
+        printed.contains("--tcp-idle-timeout: 0 is out of range 1..=86400"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("TURNPIKE_MAX_TCP_CONNECTIONS: 0 is out of range 1..=1000000"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    assert_eq!(run(&["serve", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(run(&["config", "check"]).status.code(), Some(2));
+    let help = run(&["serve", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("--tls-cert <FILE>"));
+    assert!(stdout(&help).contains("TURNPIKE_TLS_CERT"));
+}
