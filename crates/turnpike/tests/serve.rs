@@ -1,0 +1,337 @@
+//! `turnpike serve` over real loopback sockets: UDP, TCP framing (RFC 8489 §6.2.2), TLS,
+//! idle timeout, the connection cap, bad input, bind errors and clean shutdown.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stun::attributes::XorMappedAddress;
+use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
+
+/// A running `turnpike serve`, stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    /// (transport, address) of every "listening" log line.
+    listening: Vec<(String, SocketAddr)>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .arg("serve")
+            .args(["--log-format", "json", "--log-level", "info"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        // Keeps draining stderr after start-up, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut listening = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("server not ready; exit status {:?}", child.try_wait()));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            match v["fields"]["message"].as_str() {
+                Some("listening") => listening.push((
+                    v["fields"]["transport"].as_str().unwrap().to_string(),
+                    v["fields"]["address"].as_str().unwrap().parse().unwrap(),
+                )),
+                Some("ready") => break,
+                _ => {}
+            }
+        }
+        Server { child, listening }
+    }
+
+    fn address(&self, transport: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(t, _)| t == transport)
+            .unwrap()
+            .1
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn stop(mut self) -> Option<i32> {
+        terminate(&self.child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn terminate(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn binding_request(tid: u8) -> Vec<u8> {
+    let mut buf = vec![0u8; 64];
+    let len = MessageWriter::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([tid; 12]),
+    )
+    .unwrap()
+    .finish();
+    buf.truncate(len);
+    buf
+}
+
+/// Checks a Binding success for transaction `tid` mapping to `client`.
+fn assert_binding_success(bytes: &[u8], tid: u8, client: SocketAddr) {
+    let m = Message::decode(bytes).unwrap();
+    assert_eq!(m.header().message_type.class, Class::Success);
+    assert_eq!(m.header().transaction_id, TransactionId([tid; 12]));
+    assert_eq!(m.get::<XorMappedAddress>().unwrap().unwrap().0, client);
+}
+
+fn read_exact_timeout(stream: &mut impl Read, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    stream.read_exact(&mut buf).unwrap();
+    buf
+}
+
+// RFC 8489 §6.3.1: Binding over UDP; garbage in between changes nothing.
+#[test]
+fn udp_binding_and_bad_datagrams() {
+    let server = Server::start(&["--listen", "127.0.0.1:0", "--tcp", "false"]);
+    let addr = server.address("udp");
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for garbage in [&b"hello"[..], &[0u8; 19], &[0xFF; 40]] {
+        client.send_to(garbage, addr).unwrap();
+    }
+    client.send_to(&binding_request(1), addr).unwrap();
+    let mut buf = [0u8; 1500];
+    let (len, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(from, addr);
+    assert_binding_success(&buf[..len], 1, client.local_addr().unwrap());
+    assert_eq!(server.stop(), Some(0), "SIGTERM is a clean stop");
+}
+
+// RFC 8489 §6.2.2: several messages per connection, and a message split across reads.
+#[test]
+fn tcp_pipelined_and_split_messages() {
+    let server = Server::start(&["--listen", "127.0.0.1:0", "--udp", "false"]);
+    let mut tcp = TcpStream::connect(server.address("tcp")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = tcp.local_addr().unwrap();
+    let mut two = binding_request(1);
+    two.extend(binding_request(2));
+    tcp.write_all(&two).unwrap();
+    assert_binding_success(&read_exact_timeout(&mut tcp, 32), 1, me);
+    assert_binding_success(&read_exact_timeout(&mut tcp, 32), 2, me);
+    let split = binding_request(3);
+    tcp.write_all(&split[..7]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    tcp.write_all(&split[7..]).unwrap();
+    assert_binding_success(&read_exact_timeout(&mut tcp, 32), 3, me);
+    // Bytes that are neither STUN nor ChannelData: the stream cannot be resynchronised.
+    tcp.write_all(&[0xFF; 8]).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(tcp.read_to_end(&mut rest).unwrap(), 0, "connection closed");
+}
+
+// Idle TCP connections are closed after tcp-idle-timeout.
+#[test]
+fn idle_connections_are_closed() {
+    let server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--udp",
+        "false",
+        "--tcp-idle-timeout",
+        "1",
+    ]);
+    let mut tcp = TcpStream::connect(server.address("tcp")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    assert_eq!(tcp.read_to_end(&mut rest).unwrap(), 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+// max-tcp-connections bounds concurrent connections: the one over the cap is closed at once,
+// the others keep working.
+#[test]
+fn connection_cap() {
+    let server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--udp",
+        "false",
+        "--max-tcp-connections",
+        "1",
+    ]);
+    let addr = server.address("tcp");
+    let mut first = TcpStream::connect(addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    first.write_all(&binding_request(1)).unwrap();
+    assert_binding_success(
+        &read_exact_timeout(&mut first, 32),
+        1,
+        first.local_addr().unwrap(),
+    );
+    let mut second = TcpStream::connect(addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = second.write_all(&binding_request(2));
+    let mut rest = Vec::new();
+    assert!(
+        matches!(second.read_to_end(&mut rest), Ok(0) | Err(_)),
+        "over the cap: closed"
+    );
+    first.write_all(&binding_request(3)).unwrap();
+    assert_binding_success(
+        &read_exact_timeout(&mut first, 32),
+        3,
+        first.local_addr().unwrap(),
+    );
+}
+
+// Binding over TLS (RFC 8489 §6.2.3) with a certificate and key from PEM files.
+#[test]
+fn tls_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    let server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(server.address("tls")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = tcp.local_addr().unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let mut two = binding_request(7);
+    two.extend(binding_request(8));
+    tls.write_all(&two).unwrap();
+    assert_binding_success(&read_exact_timeout(&mut tls, 32), 7, me);
+    assert_binding_success(&read_exact_timeout(&mut tls, 32), 8, me);
+}
+
+// A port already in use is reported with the address, and the process exits 1.
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["serve", "--listen", &addr, "--tcp", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("binding UDP {addr}")), "{stderr}");
+}
+
+// RFC 5780 §6: with an alternate IP and port the server binds the four sockets, and
+// CHANGE-REQUEST makes the answer come from the one it names.
+#[test]
+fn behaviour_discovery_grid() {
+    use stun::attributes::{ChangeRequest, OtherAddress, ResponseOrigin};
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let alternate_port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--alternate-ip",
+        "127.0.0.2",
+        "--alternate-port",
+        &alternate_port.to_string(),
+        "--tcp",
+        "false",
+    ]);
+    let udp: Vec<SocketAddr> = server
+        .listening
+        .iter()
+        .filter(|(t, _)| t == "udp")
+        .map(|(_, a)| *a)
+        .collect();
+    assert_eq!(udp.len(), 4, "{udp:?}");
+    let primary = udp[0];
+    let other = SocketAddr::new("127.0.0.2".parse().unwrap(), alternate_port);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 64];
+    let mut w = MessageWriter::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([5; 12]),
+    )
+    .unwrap();
+    w.add(&ChangeRequest {
+        change_ip: true,
+        change_port: true,
+    })
+    .unwrap();
+    let len = w.finish();
+    client.send_to(&buf[..len], primary).unwrap();
+    let mut answer = [0u8; 1500];
+    let (n, from) = client.recv_from(&mut answer).unwrap();
+    assert_eq!(from, other, "answered from A2:P2");
+    let m = Message::decode(&answer[..n]).unwrap();
+    assert_eq!(m.get::<ResponseOrigin>().unwrap().unwrap().0, other);
+    assert_eq!(m.get::<OtherAddress>().unwrap().unwrap().0, other);
+}
