@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::info;
@@ -21,6 +22,9 @@ use crate::udp_listener::{self, grid_index, UdpGrid};
 
 /// Runs the server until SIGINT/SIGTERM, or until a listener fails.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives once we have said "ready" must stop us cleanly,
+    // not kill us with the default disposition.
+    let mut shutdown = ShutdownSignals::install()?;
     let settings = StreamSettings {
         idle_timeout: config.tcp_idle_timeout,
         connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
@@ -52,7 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("ready");
 
     tokio::select! {
-        signal = shutdown_signal() => {
+        signal = shutdown.recv() => {
             info!(signal, "shutting down");
             tasks.shutdown().await;
             Ok(())
@@ -151,18 +155,25 @@ fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::from_std(listener).with_context(|| format!("registering TCP {addr}"))
 }
 
-/// Resolves on SIGINT or SIGTERM, with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            // No SIGTERM handler (should not happen on Unix): Ctrl-C still works.
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+/// SIGINT and SIGTERM, registered with the runtime.
+struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Resolves on the first of SIGINT or SIGTERM, with its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
     }
 }
