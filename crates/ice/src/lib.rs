@@ -1,1 +1,44 @@
-//! placeholder
+//! # turnpike-ice: the client side
+//!
+//! Sans-IO client protocol logic: STUN URIs (RFC 7064) and client transactions (RFC 8489
+//! §6.2). NAT behaviour discovery (RFC 5780) and the ICE agent (RFC 8445) build on these.
+//!
+//! ## Contract
+//! - The library owns no socket, spawns no task, never calls `Instant::now()` and draws no
+//!   randomness: every input carries `now`, and transaction ids come from the caller.
+//! - A [`BindingTransaction`] encodes its request once, at creation, into a buffer it owns;
+//!   retransmissions lend out the same bytes and allocate nothing.
+//! - Responses are matched by transaction id; everything else offered to
+//!   [`BindingTransaction::handle_input`] is ignored, so one socket can serve many
+//!   transactions by offering each datagram to each until one takes it.
+//!
+//! ## Run loop
+//! ```text
+//! let mut tx = BindingTransaction::new(now, server, random_id, &options, timing)?;
+//! loop {
+//!     if let Some(result) = tx.poll_result() { break result; }
+//!     while let Some(t) = tx.poll_transmit(now()) { socket.send_to(t.payload, t.destination); }
+//!     select! {
+//!         sleep_until(tx.poll_timeout()) => tx.handle_timeout(now()),
+//!         (n, from) = socket.recv_from(&mut buf) => { tx.handle_input(now(), from, &buf[..n]); }
+//!     }
+//! }
+//! ```
+//! Tests drive the same loop with a hand-moved clock, and answer with
+//! `turn::BindingServer` instead of a socket.
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod timing;
+pub mod transaction;
+pub mod transmit;
+pub mod uri;
+
+pub use error::{MalformedResponse, TransactionError};
+pub use request::{RequestOptions, MAX_REQUEST_LEN};
+pub use response::BindingResponse;
+pub use timing::RetransmitTiming;
+pub use transaction::BindingTransaction;
+pub use transmit::Transmit;
+pub use uri::{StunUri, UriError, STUNS_PORT, STUN_PORT};

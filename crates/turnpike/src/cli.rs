@@ -104,7 +104,7 @@ where
             let Some(config) = load_or_report(None, &cli) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            with_logging(&config, stun_command::run(args))
+            with_logging(&config, Fatal::Plain, stun_command::run(args))
         }
     }
 }
@@ -167,7 +167,7 @@ fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     };
     let startup = config.clone();
-    with_logging(&config, async move {
+    with_logging(&config, Fatal::Logged, async move {
         log_startup(&startup);
         serve::run(startup).await
     })
@@ -194,8 +194,21 @@ fn load_or_report(file: Option<&Path>, cli: &CliLayer) -> Option<Config> {
         .ok()
 }
 
+/// Where a fatal error of a command is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fatal {
+    /// As an ERROR event in the log stream (long-running server).
+    Logged,
+    /// As `error: …` on stderr (client commands).
+    Plain,
+}
+
 /// Installs logging, then runs `task` to completion in a multi-thread tokio runtime.
-fn with_logging(config: &Config, task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+fn with_logging(
+    config: &Config,
+    fatal: Fatal,
+    task: impl Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
     if let Err(error) = logging::init(config) {
         eprintln!("error: {error:#}");
         return ExitCode::from(EXIT_RUNTIME);
@@ -208,9 +221,10 @@ fn with_logging(config: &Config, task: impl Future<Output = anyhow::Result<()>>)
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // The fatal error belongs in the log stream (JSON collectors see it), unless the filter
-            // would hide it: then stderr, so that no failure is silent.
-            if tracing::enabled!(tracing::Level::ERROR) {
+            // A server's fatal error belongs in the log stream (JSON collectors see it), unless
+            // the filter would hide it: then stderr, so that no failure is silent. A client
+            // command's failure is its answer to the person who typed it: plain stderr.
+            if fatal == Fatal::Logged && tracing::enabled!(tracing::Level::ERROR) {
                 tracing::error!("{error:#}");
             } else {
                 eprintln!("error: {error:#}");

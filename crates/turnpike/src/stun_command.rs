@@ -1,20 +1,316 @@
-//! `turnpike stun stun:HOST[:PORT]`: one Binding transaction, printed. (Being written.)
+//! `turnpike stun stun:HOST[:PORT]`: one Binding transaction over UDP, printed as text or JSON.
+//!
+//! The thin tokio driver around [`ice::BindingTransaction`]: resolve, bind, then the run loop
+//! of the `ice` crate docs (send what is due, sleep until the next timeout or a datagram).
+
+use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use ice::{
+    BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
+    TransactionError,
+};
+use stun::TransactionId;
+use tokio::net::UdpSocket;
 
 /// Arguments of `turnpike stun`.
 #[derive(Debug, clap::Args)]
 pub struct StunArgs {
-    /// RFC 7064 URI of the server: `stun:HOST[:PORT]`.
+    /// RFC 7064 URI of the server: `stun:HOST[:PORT]` (port 3478 by default).
+    #[arg(value_name = "URI", value_parser = parse_uri)]
     pub uri: String,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 5.0)]
+    /// Give up after this many seconds, name resolution included.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: f64,
+    /// Use only an IPv4 address of the server.
+    #[arg(long, short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use only an IPv6 address of the server.
+    #[arg(long, short = '6')]
+    pub ipv6: bool,
+    /// Initial retransmission timeout in milliseconds; it doubles with each resend, and at most
+    /// 7 requests are sent (RFC 8489 §6.2.1).
+    #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub rto: u64,
 }
 
 /// Runs one Binding transaction and prints the result.
 pub async fn run(args: StunArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("stun: not wired yet")
+    let started = Instant::now();
+    let uri =
+        StunUri::parse(&args.uri).with_context(|| format!("invalid STUN URI \"{}\"", args.uri))?;
+    if uri.secure {
+        bail!(
+            "{}: STUN over TLS (stuns:) is not supported by this command yet; try stun:{} for UDP",
+            args.uri,
+            host_port(&uri.host, ice::STUN_PORT)
+        );
+    }
+    let timeout = timeout_duration(args.timeout)?;
+    let deadline = started + timeout;
+    let server = resolve(&uri, &args, deadline, timeout).await?;
+    let bind: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {bind}"))?;
+    let timing = RetransmitTiming {
+        give_up_after: Some(deadline.saturating_duration_since(Instant::now())),
+        ..RetransmitTiming::with_rto(Duration::from_millis(args.rto))
+    };
+    tracing::debug!(%server, uri = %args.uri, "sending STUN Binding request");
+    match transact(&socket, server, timing).await? {
+        Ok(response) => print_response(&args, server, &response),
+        Err(TransactionError::Timeout { sends }) => {
+            let schedule = RetransmitTiming {
+                give_up_after: None,
+                ..timing
+            }
+            .total();
+            bail!(
+                "no answer from {server} ({}) after {} s ({sends} request{} sent)",
+                args.uri,
+                seconds(schedule.min(timeout)),
+                if sends == 1 { "" } else { "s" }
+            )
+        }
+        Err(error @ TransactionError::ErrorResponse { .. }) => {
+            let unknown = match &error {
+                TransactionError::ErrorResponse {
+                    unknown_attributes, ..
+                } if !unknown_attributes.is_empty() => {
+                    let names: Vec<String> =
+                        unknown_attributes.iter().map(ToString::to_string).collect();
+                    format!(" (unknown: {})", names.join(", "))
+                }
+                _ => String::new(),
+            };
+            bail!("{} ({server}): {error}{unknown}", args.uri)
+        }
+        Err(error) => bail!("{} ({server}): {error}", args.uri),
+    }
+}
+
+/// Checks the URI at parse time, so that a bad one is a usage error.
+fn parse_uri(text: &str) -> Result<String, ice::UriError> {
+    StunUri::parse(text).map(|_| text.to_owned())
+}
+
+/// A positive, finite number of seconds that fits a [`Duration`].
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number of seconds"))?;
+    timeout_duration(secs)
+        .map(|_| secs)
+        .map_err(|error| error.to_string())
+}
+
+/// The longest `--timeout`: a day, far beyond the longest schedule (`--rto 60000`: 79 min).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+fn timeout_duration(secs: f64) -> anyhow::Result<Duration> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(duration) if !duration.is_zero() && duration <= MAX_TIMEOUT => Ok(duration),
+        _ => Err(anyhow!(
+            "the timeout must be a positive number of seconds, at most {}, not {secs}",
+            MAX_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// The server's address: the first one of the wanted family, found before `deadline`.
+async fn resolve(
+    uri: &StunUri,
+    args: &StunArgs,
+    deadline: Instant,
+    timeout: Duration,
+) -> anyhow::Result<SocketAddr> {
+    let lookup = tokio::net::lookup_host((uri.host.as_str(), uri.port));
+    let addresses = tokio::time::timeout_at(deadline.into(), lookup)
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "cannot resolve {}: no answer within {} s",
+                uri.host,
+                seconds(timeout)
+            )
+        })?
+        .with_context(|| format!("cannot resolve {}", uri.host))?;
+    let mut addresses =
+        addresses.filter(|a| (!args.ipv4 || a.is_ipv4()) && (!args.ipv6 || a.is_ipv6()));
+    addresses.next().ok_or_else(|| {
+        let family = if args.ipv4 { "IPv4" } else { "IPv6" };
+        anyhow!("{} has no {family} address", uri.host)
+    })
+}
+
+/// Drives the transaction over `socket` until it ends. The outer error is a socket failure;
+/// the inner result is the transaction's outcome.
+async fn transact(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    timing: RetransmitTiming,
+) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
+    // RFC 8489 §5: the transaction id is uniformly and cryptographically random.
+    let id = TransactionId(rand::random());
+    let mut tx = BindingTransaction::new(
+        Instant::now(),
+        server,
+        id,
+        &RequestOptions::default(),
+        timing,
+    )?;
+    let mut buf = [0u8; 2048];
+    loop {
+        if let Some(result) = tx.poll_result() {
+            return Ok(result);
+        }
+        while let Some(transmit) = tx.poll_transmit(Instant::now()) {
+            socket
+                .send_to(transmit.payload, transmit.destination)
+                .await
+                .with_context(|| format!("cannot send to {}", transmit.destination))?;
+        }
+        let Some(wake) = tx.poll_timeout() else {
+            continue;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => tx.handle_timeout(Instant::now()),
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, from)) => {
+                    let ours = tx.handle_input(Instant::now(), from, &buf[..len]);
+                    tracing::trace!(%from, len, ours, "datagram received");
+                }
+                // ICMP errors reported on the socket (some systems do): keep waiting, a
+                // retransmission may still get through.
+                Err(error) if is_transient(&error) => tracing::debug!(%error, "ignoring socket error"),
+                Err(error) => return Err(error).context("cannot receive from the UDP socket"),
+            },
+        }
+    }
+}
+
+fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, Interrupted, WouldBlock};
+    matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionReset | Interrupted | WouldBlock
+    )
+}
+
+/// The result as `--json` prints it.
+#[derive(Debug, serde::Serialize)]
+struct Report<'a> {
+    server: SocketAddr,
+    uri: &'a str,
+    mapped: SocketAddr,
+    response_origin: Option<SocketAddr>,
+    other_address: Option<SocketAddr>,
+    software: Option<&'a str>,
+    rtt_ms: f64,
+}
+
+fn print_response(
+    args: &StunArgs,
+    server: SocketAddr,
+    response: &BindingResponse,
+) -> anyhow::Result<()> {
+    let rtt_ms = response.rtt.as_micros() as f64 / 1000.0;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let report = Report {
+            server,
+            uri: &args.uri,
+            mapped: response.mapped,
+            response_origin: response.response_origin,
+            other_address: response.other_address,
+            software: response.software.as_deref(),
+            rtt_ms,
+        };
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<12}{server} ({})", "server", args.uri)?;
+    writeln!(out, "{:<12}{}", "mapped", response.mapped)?;
+    if let Some(origin) = response.response_origin {
+        writeln!(out, "{:<12}{origin}", "origin")?;
+    }
+    if let Some(other) = response.other_address {
+        writeln!(
+            out,
+            "{:<12}{other} (RFC 5780 behaviour discovery: supported)",
+            "other"
+        )?;
+    }
+    if let Some(software) = &response.software {
+        writeln!(out, "{:<12}{software}", "software")?;
+    }
+    if response.sends > 1 {
+        // Karn's ambiguity: the answer may be to an earlier request.
+        writeln!(
+            out,
+            "{:<12}{rtt_ms:.1} ms (from the last of {} requests)",
+            "rtt", response.sends
+        )?;
+    } else {
+        writeln!(out, "{:<12}{rtt_ms:.1} ms", "rtt")?;
+    }
+    Ok(())
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Seconds as a person writes them: "5", "39.5", "0.25".
+fn seconds(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis % 1000 == 0 {
+        format!("{}", millis / 1000)
+    } else {
+        format!("{}", millis as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_must_be_positive_and_finite() {
+        assert_eq!(parse_timeout("1.5"), Ok(1.5));
+        assert_eq!(parse_timeout("86400"), Ok(86400.0));
+        for bad in ["0", "-1", "nan", "inf", "1e300", "86401", "soon"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seconds_are_written_briefly() {
+        assert_eq!(seconds(Duration::from_secs(5)), "5");
+        assert_eq!(seconds(Duration::from_millis(39_500)), "39.5");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25");
+    }
+
+    #[test]
+    fn uris_are_checked_while_parsing_arguments() {
+        assert!(parse_uri("stun:example.org").is_ok());
+        let error = parse_uri("stun://example.org").unwrap_err();
+        assert!(error.to_string().contains("no \"//\""), "{error}");
+        assert_eq!(host_port("2001:db8::1", 3478), "[2001:db8::1]:3478");
+    }
 }
