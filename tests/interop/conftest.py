@@ -169,8 +169,11 @@ class TurnpikeServer:
 
     def start(self) -> None:
         self.log_file = open(self.log_path, "wb")
+        # Only the flags configure the server: no TURNPIKE_* variable from the caller's environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TURNPIKE_") and k != "RUST_LOG"}
         self.proc = subprocess.Popen(
             self.args,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
@@ -180,6 +183,7 @@ class TurnpikeServer:
             self._wait_ready()
         except BaseException:
             self._kill()
+            self.log_file.close()
             raise
 
     def _wait_ready(self) -> None:
@@ -344,11 +348,11 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
                 server.start()
             except ServerStartError as e:
                 last = e
-                if e.port_in_use:
-                    continue
-                pytest.fail(str(e), pytrace=False)
-            servers.append(server)
-            return server
+            else:
+                servers.append(server)
+                return server
+            if not last.port_in_use:
+                pytest.fail(str(last), pytrace=False)
         pytest.fail(f"turnpike could not bind free ports in {START_ATTEMPTS} tries: {last}", pytrace=False)
 
     yield start

@@ -316,7 +316,7 @@ def check_fingerprint(msg: Message) -> None:
 
 
 def udp_socket(ip: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((ip, port))
     return s
 

@@ -91,3 +91,22 @@ def test_sigterm_exits_cleanly_and_quickly(turnpike):
         with socket.socket(socket.AF_INET, kind) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(server.udp)
+
+
+def test_config_file(turnpike, tmp_path):
+    """`--config FILE` (flat TOML): its keys configure the server, here SOFTWARE (RFC 8489 §14.14)."""
+    config = tmp_path / "turnpike.toml"
+    config.write_text('software = "from-config-file"\n')
+    server = turnpike(args=["--config", str(config)])
+    with s.udp_socket() as sock:
+        msg, _ = s.udp_transact(server.udp, s.binding_request(), sock)
+        assert msg.get(s.SOFTWARE) == b"from-config-file"
+
+
+def test_flag_overrides_config_file(turnpike, tmp_path):
+    """A flag wins over the same key in the configuration file."""
+    config = tmp_path / "turnpike.toml"
+    config.write_text('software = "from-config-file"\n')
+    server = turnpike(software="from-flag", args=["--config", str(config)])
+    msg, _ = s.udp_transact(server.udp, s.binding_request())
+    assert msg.get(s.SOFTWARE) == b"from-flag"

@@ -72,6 +72,37 @@ def test_minimal_binding_response_is_exact(server):
         assert msg.xor_address() == sock.getsockname()
 
 
+def _ipv6_loopback_port() -> int:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as u:
+            u.bind(("::1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as t:
+                t.bind(("::1", port))
+            return port
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
+
+
+def test_ipv6_binding(turnpike):
+    """RFC 8489 §14.2: for IPv6 the XOR-MAPPED-ADDRESS value is 20 bytes, the address XORed with
+    the magic cookie followed by the transaction id; the response is 20 + 24 = 44 bytes."""
+    port = _ipv6_loopback_port()
+    server = turnpike(args=["--listen", f"[::1]:{port}"])
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.bind(("::1", 0))
+        req = s.binding_request()
+        msg, src = transact(("::1", port), req, sock)
+        assert src[:2] == ("::1", port)
+        assert len(msg.raw) == 44, msg
+        assert msg.types() == [s.XOR_MAPPED_ADDRESS]
+        assert msg.xor_address() == sock.getsockname()[:2]
+    with socket.create_connection(("::1", port), timeout=3) as c:
+        c.sendall(s.binding_request())
+        assert s.recv_stream_message(c).xor_address() == c.getsockname()[:2]
+    server.assert_answers_binding()
+
+
 def test_retransmission_gets_same_answer(server):
     """RFC 8489 §6.3.1: Binding is idempotent; a retransmitted request (same transaction id) is
     answered again with the same mapped address."""

@@ -26,7 +26,8 @@ TOOL_TIMEOUT = 15
 ADDR = r"(\d+\.\d+\.\d+\.\d+):(\d+)"
 
 
-def run_tool(tool: str, *args: str) -> str:
+def run_tool_rc(tool: str, *args: str) -> tuple[int, str]:
+    """(exit status, stdout + stderr) of a coturn tool run under stdbuf with a timeout."""
     path = shutil.which(tool)
     if path is None:
         pytest.fail(f"{tool} not found: run scripts/install-test-deps (Debian package coturn)", pytrace=False)
@@ -34,10 +35,14 @@ def run_tool(tool: str, *args: str) -> str:
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=TOOL_TIMEOUT, text=True, errors="replace")
     except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         pytest.fail(f"{' '.join(cmd)} did not finish in {TOOL_TIMEOUT}s (a response never came?)\n{out}")
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, f"{' '.join(cmd)} exited {done.returncode}:\n{out}"
+    return done.returncode, f"$ {' '.join(cmd)}\n{done.stdout}{done.stderr}"
+
+
+def run_tool(tool: str, *args: str) -> str:
+    rc, out = run_tool_rc(tool, *args)
+    assert rc == 0, f"exit status {rc}:\n{out}"
     return out
 
 
@@ -52,11 +57,12 @@ def rfc5780_blocks(out: str) -> dict[int, str]:
 
 
 def stunclient(server, *extra: str) -> str:
-    """turnutils_stunclient; retried when its `port + 1` socket happens to be taken."""
+    """turnutils_stunclient; retried when the socket it binds to its port + 1 happens to be taken."""
     for _ in range(3):
-        out = run_tool("turnutils_stunclient", *extra, "-p", str(server.port), server.ip)
+        rc, out = run_tool_rc("turnutils_stunclient", *extra, "-p", str(server.port), server.ip)
         if "in use" not in out:
-            return out
+            break
+    assert rc == 0, f"exit status {rc}:\n{out}"
     return out
 
 
