@@ -9,7 +9,9 @@
 //! [`Transmit`] (if any) from the socket it names. The core owns no socket, reads no clock
 //! and allocates nothing per request.
 
+pub mod auth;
 pub mod binding;
+pub mod policy;
 pub mod sockets;
 
 pub use binding::{BindingConfig, BindingServer};
