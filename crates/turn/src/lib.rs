@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod binding;
 pub mod policy;
+pub mod relay;
 pub mod sockets;
 
 pub use binding::{BindingConfig, BindingServer};

@@ -1,0 +1,349 @@
+//! Allocate and Refresh (RFC 8656 §7, §8).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stun::attributes::{
+    AdditionalAddressFamily, AddressErrorCode, AddressFamily, EvenPort, Lifetime,
+    RequestedAddressFamily, RequestedTransport, ReservationToken, Software, XorMappedAddress,
+    XorRelayedAddress,
+};
+use stun::error_code::{
+    ADDRESS_FAMILY_NOT_SUPPORTED, ALLOCATION_MISMATCH, ALLOCATION_QUOTA_REACHED, BAD_REQUEST,
+    INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH, UNSUPPORTED_TRANSPORT_PROTOCOL,
+    WRONG_CREDENTIALS,
+};
+use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
+
+use super::allocation::{Allocation, Relays};
+use super::bandwidth::TokenBucket;
+use super::five_tuple::FiveTuple;
+use super::ports::RelaySockets;
+use super::respond::{respond, respond_error};
+use super::server::{AllocationId, TurnServer};
+use crate::auth::Authenticated;
+
+/// Reads an optional attribute: `Err(())` when present but malformed (→ 400).
+fn optional<'a, A: Attribute<'a>>(message: &Message<'a>) -> Result<Option<A>, ()> {
+    message.get::<A>().transpose().map_err(|_| ())
+}
+
+/// What [`TurnServer::open_relays`] obtained.
+struct OpenedRelays {
+    relays: Relays,
+    /// RESERVATION-TOKEN for the port reserved by EVEN-PORT R=1.
+    token: Option<[u8; 8]>,
+    /// ADDRESS-ERROR-CODE (family, code) of a partly served dual allocation.
+    address_error: Option<(u8, u16)>,
+}
+
+/// What an Allocate asks for, once validated (RFC 8656 §7.2 steps 3–9).
+struct AllocateRequest {
+    token: Option<[u8; 8]>,
+    even: Option<EvenPort>,
+    family: AddressFamily,
+    dual: bool,
+    lifetime: Duration,
+}
+
+impl TurnServer {
+    /// The time-to-expiry for a requested LIFETIME (RFC 8656 §7.2, §8.2): the client's value
+    /// capped at the maximum, but never below the default.
+    fn desired_lifetime(&self, requested: Option<Lifetime>) -> Duration {
+        match requested {
+            None => self.config.default_lifetime,
+            Some(Lifetime(secs)) => Duration::from_secs(u64::from(secs))
+                .min(self.config.max_lifetime)
+                .max(self.config.default_lifetime),
+        }
+    }
+
+    /// Validates an Allocate request in the order of RFC 8656 §7.2.
+    fn parse_allocate(
+        &self,
+        message: &Message<'_>,
+    ) -> Result<AllocateRequest, stun::attributes::ErrorCode<'static>> {
+        // Step 3: REQUESTED-TRANSPORT present and UDP.
+        match optional::<RequestedTransport>(message) {
+            Ok(Some(RequestedTransport(RequestedTransport::UDP))) => {}
+            Ok(Some(_)) => return Err(UNSUPPORTED_TRANSPORT_PROTOCOL),
+            Ok(None) | Err(()) => return Err(BAD_REQUEST),
+        }
+        let bad = |_| BAD_REQUEST;
+        let token = optional::<ReservationToken>(message)
+            .map_err(bad)?
+            .map(|t| t.0);
+        let even = optional::<EvenPort>(message).map_err(bad)?;
+        let requested = optional::<RequestedAddressFamily>(message).map_err(bad)?;
+        let additional = optional::<AdditionalAddressFamily>(message).map_err(bad)?;
+        let lifetime = self.desired_lifetime(optional::<Lifetime>(message).map_err(bad)?);
+        // Step 5: RESERVATION-TOKEN excludes EVEN-PORT and the family attributes.
+        if token.is_some() && (even.is_some() || requested.is_some() || additional.is_some()) {
+            return Err(BAD_REQUEST);
+        }
+        // Step 6: not both family attributes.
+        if requested.is_some() && additional.is_some() {
+            return Err(BAD_REQUEST);
+        }
+        // Step 7: the requested family must be one we relay.
+        let family = requested.map_or(AddressFamily::IPV4, |r| r.0);
+        let supported = match family {
+            AddressFamily::IPV4 => self.config.relay_v4.is_some(),
+            AddressFamily::IPV6 => self.config.relay_v6.is_some(),
+            _ => false,
+        };
+        if !supported && token.is_none() && additional.is_none() {
+            return Err(ADDRESS_FAMILY_NOT_SUPPORTED);
+        }
+        // Step 8: EVEN-PORT with R=1 cannot go with a dual allocation.
+        if even.is_some_and(|e| e.reserve_next) && additional.is_some() {
+            return Err(BAD_REQUEST);
+        }
+        // Step 9: ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6.
+        if additional.is_some_and(|a| a.0 != AddressFamily::IPV6) {
+            return Err(BAD_REQUEST);
+        }
+        Ok(AllocateRequest {
+            token,
+            even,
+            family,
+            dual: additional.is_some(),
+            lifetime,
+        })
+    }
+
+    /// Allocate (RFC 8656 §7.2).
+    pub(super) fn allocate(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+        sockets: &mut dyn RelaySockets,
+    ) -> Option<usize> {
+        // Step 2: the 5-tuple is in use. A retransmission of the creating request gets the
+        // success again; anything else is 437.
+        if let Some(id) = self.allocation_id(&five_tuple) {
+            if self.allocations[&id].created_by == message.header().transaction_id {
+                return self.allocate_success(now, id, message, auth, out);
+            }
+            return respond_error(message, ALLOCATION_MISMATCH, Some(auth), out);
+        }
+        let request = match self.parse_allocate(message) {
+            Ok(request) => request,
+            Err(code) => return respond_error(message, code, Some(auth), out),
+        };
+        // Step 10: quotas, per username (486) and for the whole server (508).
+        let held = self.per_user.get(&auth.username).copied().unwrap_or(0);
+        if self.config.user_quota > 0 && held >= self.config.user_quota {
+            return respond_error(message, ALLOCATION_QUOTA_REACHED, Some(auth), out);
+        }
+        if self.allocations.len() >= self.config.total_quota {
+            return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
+        }
+        let Some(OpenedRelays {
+            relays,
+            token,
+            address_error,
+        }) = self.open_relays(now, &request, sockets)
+        else {
+            return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
+        };
+        let bandwidth = self
+            .config
+            .bandwidth
+            .map(|rate| TokenBucket::new(now, rate));
+        let mut allocation = Allocation::new(
+            five_tuple,
+            auth.username.clone(),
+            relays,
+            now + request.lifetime,
+            message.header().transaction_id,
+            bandwidth,
+        );
+        allocation.reservation_token = token;
+        allocation.address_error = address_error;
+        let id = self.insert(allocation);
+        self.allocate_success(now, id, message, auth, out)
+    }
+
+    /// Opens the relay sockets the request asks for; `None` when nothing could be opened
+    /// (508).
+    fn open_relays(
+        &mut self,
+        now: Instant,
+        request: &AllocateRequest,
+        sockets: &mut dyn RelaySockets,
+    ) -> Option<OpenedRelays> {
+        let by_relay = &self.by_relay;
+        let in_use = |addr: SocketAddr| by_relay.contains_key(&addr);
+        if let Some(token) = request.token {
+            let addr = self.ports.redeem(now, token)?;
+            let relays = if addr.is_ipv4() {
+                Relays {
+                    v4: Some(addr),
+                    v6: None,
+                }
+            } else {
+                Relays {
+                    v4: None,
+                    v6: Some(addr),
+                }
+            };
+            return Some(OpenedRelays {
+                relays,
+                token: None,
+                address_error: None,
+            });
+        }
+        let mut relays = Relays::default();
+        let mut token = None;
+        let mut address_error = None;
+        let wanted: &[AddressFamily] = if request.dual {
+            &[AddressFamily::IPV4, AddressFamily::IPV6]
+        } else {
+            std::slice::from_ref(&request.family)
+        };
+        for &family in wanted {
+            let ip = if family == AddressFamily::IPV4 {
+                self.config.relay_v4
+            } else {
+                self.config.relay_v6
+            };
+            let Some(ip) = ip else {
+                address_error = Some((family.0, ADDRESS_FAMILY_NOT_SUPPORTED.code));
+                continue;
+            };
+            let even = request.even.is_some();
+            let opened = if request.even.is_some_and(|e| e.reserve_next) {
+                self.ports
+                    .open_pair(now, ip, self.rng.as_mut(), sockets, &in_use)
+                    .map(|(addr, t)| {
+                        token = Some(t);
+                        addr
+                    })
+            } else {
+                self.ports
+                    .open(ip, even, self.rng.as_mut(), sockets, &in_use)
+            };
+            match (opened, family) {
+                (Some(addr), AddressFamily::IPV4) => relays.v4 = Some(addr),
+                (Some(addr), _) => relays.v6 = Some(addr),
+                (None, _) => address_error = Some((family.0, INSUFFICIENT_CAPACITY.code)),
+            }
+        }
+        if relays.v4.is_none() && relays.v6.is_none() {
+            return None;
+        }
+        Some(OpenedRelays {
+            relays,
+            token,
+            address_error: address_error.filter(|_| request.dual),
+        })
+    }
+
+    /// The Allocate success response for allocation `id` (RFC 8656 §7.2, end).
+    fn allocate_success(
+        &self,
+        now: Instant,
+        id: AllocationId,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let allocation = &self.allocations[&id];
+        let remaining = allocation.expires.saturating_duration_since(now).as_secs();
+        respond(message, Class::Success, Some(auth), out, |w| {
+            for relay in allocation.relays.iter() {
+                w.add(&XorRelayedAddress(self.advertised(relay)))?;
+            }
+            w.add(&Lifetime(u32::try_from(remaining).unwrap_or(u32::MAX)))?;
+            if let Some(token) = allocation.reservation_token {
+                w.add(&ReservationToken(token))?;
+            }
+            if let Some((family, code)) = allocation.address_error {
+                let reason = stun::error_code::reason(code).unwrap_or("");
+                w.add(&AddressErrorCode {
+                    family: AddressFamily(family),
+                    code,
+                    reason,
+                })?;
+            }
+            w.add(&XorMappedAddress(allocation.five_tuple.client))?;
+            self.add_software(w)
+        })
+    }
+
+    /// SOFTWARE, when configured (RFC 8656 §5: SHOULD in Allocate and Refresh responses).
+    pub(super) fn add_software(&self, w: &mut MessageWriter<'_>) -> Result<(), EncodeError> {
+        match &self.config.software {
+            Some(software) => w.add(&Software(software)),
+            None => Ok(()),
+        }
+    }
+
+    /// The allocation for a non-Allocate request: 437 when there is none, 441 when it was
+    /// created by another username (RFC 8656 §5).
+    pub(super) fn owned_allocation(
+        &self,
+        five_tuple: &FiveTuple,
+        auth: &Authenticated,
+    ) -> Result<AllocationId, stun::attributes::ErrorCode<'static>> {
+        let id = self.allocation_id(five_tuple).ok_or(ALLOCATION_MISMATCH)?;
+        if self.allocations[&id].username != auth.username {
+            return Err(WRONG_CREDENTIALS);
+        }
+        Ok(id)
+    }
+
+    /// Refresh (RFC 8656 §8.2).
+    pub(super) fn refresh(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+        sockets: &mut dyn RelaySockets,
+    ) -> Option<usize> {
+        let id = match self.owned_allocation(&five_tuple, auth) {
+            Ok(id) => id,
+            Err(code) => return respond_error(message, code, Some(auth), out),
+        };
+        let Ok(requested) = optional::<Lifetime>(message) else {
+            return respond_error(message, BAD_REQUEST, Some(auth), out);
+        };
+        match optional::<RequestedAddressFamily>(message) {
+            Err(()) => return respond_error(message, BAD_REQUEST, Some(auth), out),
+            Ok(Some(RequestedAddressFamily(family))) => {
+                let relays = self.allocations[&id].relays;
+                let has = if family == AddressFamily::IPV4 {
+                    relays.v4.is_some()
+                } else {
+                    relays.v6.is_some()
+                };
+                if !has || family.0 > 2 {
+                    return respond_error(message, PEER_ADDRESS_FAMILY_MISMATCH, Some(auth), out);
+                }
+            }
+            Ok(None) => {}
+        }
+        let lifetime = if requested == Some(Lifetime(0)) {
+            // The "desired lifetime" is zero: the allocation is deleted.
+            self.remove(id, sockets);
+            0
+        } else {
+            let lifetime = self.desired_lifetime(requested);
+            if let Some(allocation) = self.allocations.get_mut(&id) {
+                allocation.expires = now + lifetime;
+            }
+            self.reschedule(id);
+            lifetime.as_secs()
+        };
+        respond(message, Class::Success, Some(auth), out, |w| {
+            w.add(&Lifetime(u32::try_from(lifetime).unwrap_or(u32::MAX)))?;
+            self.add_software(w)
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! One allocation's state (RFC 8656 §2.2): relayed addresses, lifetime, permissions and
+//! channel bindings, each with its own expiry, checked against the injected clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use stun::TransactionId;
+
+use super::bandwidth::TokenBucket;
+use super::five_tuple::FiveTuple;
+
+/// Permission lifetime: RFC 8656 §9 says it MUST be 300 seconds.
+pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+/// Channel binding lifetime (RFC 8656 §12).
+pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// After a channel binding expires, neither its number nor its peer may be bound to anything
+/// else for 5 minutes (RFC 8656 §12: the client waits that long; the server enforces it so
+/// that late packets never reach the wrong peer).
+pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
+
+/// A channel binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    /// The peer transport address.
+    pub peer: SocketAddr,
+    /// When the binding expires unless refreshed.
+    pub expires: Instant,
+}
+
+/// The relayed transport addresses of an allocation: one, or one per family for a dual
+/// allocation (RFC 8656 §7.2 step 9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relays {
+    /// The IPv4 relay, as bound.
+    pub v4: Option<SocketAddr>,
+    /// The IPv6 relay, as bound.
+    pub v6: Option<SocketAddr>,
+}
+
+impl Relays {
+    /// The relay of `peer`'s family: data to and from a peer uses it.
+    pub fn for_peer(&self, peer: IpAddr) -> Option<SocketAddr> {
+        if peer.is_ipv4() {
+            self.v4
+        } else {
+            self.v6
+        }
+    }
+
+    /// Both, IPv4 first.
+    pub fn iter(&self) -> impl Iterator<Item = SocketAddr> {
+        self.v4.into_iter().chain(self.v6)
+    }
+}
+
+/// Why a channel cannot be bound (RFC 8656 §12.2: each is a 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelConflict {
+    /// The number is (or was, within the cool-down) bound to another peer.
+    NumberTaken,
+    /// The peer is (or was, within the cool-down) bound to another number.
+    PeerTaken,
+}
+
+/// One allocation.
+#[derive(Debug)]
+pub struct Allocation {
+    /// Its 5-tuple.
+    pub five_tuple: FiveTuple,
+    /// The username that created it: later requests must use the same (RFC 8656 §5, 441).
+    pub username: String,
+    /// Relayed transport addresses, as bound.
+    pub relays: Relays,
+    /// Expiry of the allocation itself.
+    pub expires: Instant,
+    /// The Allocate transaction that created it, to answer its retransmissions again
+    /// (RFC 8656 §7.2, the "stateless stack approach" note).
+    pub created_by: TransactionId,
+    /// A RESERVATION-TOKEN returned by the creating Allocate, for those retransmissions.
+    pub reservation_token: Option<[u8; 8]>,
+    /// ADDRESS-ERROR-CODE of a partly served dual allocation, for those retransmissions.
+    pub address_error: Option<(u8, u16)>,
+    permissions: BTreeMap<IpAddr, Instant>,
+    channels: BTreeMap<u16, Channel>,
+    channel_of_peer: HashMap<SocketAddr, u16>,
+    bandwidth: Option<TokenBucket>,
+}
+
+impl Allocation {
+    /// A fresh allocation with no permissions or channels.
+    pub fn new(
+        five_tuple: FiveTuple,
+        username: String,
+        relays: Relays,
+        expires: Instant,
+        created_by: TransactionId,
+        bandwidth: Option<TokenBucket>,
+    ) -> Self {
+        Allocation {
+            five_tuple,
+            username,
+            relays,
+            expires,
+            created_by,
+            reservation_token: None,
+            address_error: None,
+            permissions: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            channel_of_peer: HashMap::new(),
+            bandwidth,
+        }
+    }
+
+    /// True when a live permission covers `ip` (RFC 8656 §9: ports are not compared).
+    pub fn permits(&self, now: Instant, ip: IpAddr) -> bool {
+        self.permissions
+            .get(&ip)
+            .is_some_and(|expires| *expires > now)
+    }
+
+    /// Live permissions.
+    pub fn permission_count(&self, now: Instant) -> usize {
+        self.permissions.values().filter(|e| **e > now).count()
+    }
+
+    /// True when installing permissions for `ips` stays within `max` live permissions.
+    pub fn has_room_for(
+        &self,
+        now: Instant,
+        ips: impl Iterator<Item = IpAddr>,
+        max: usize,
+    ) -> bool {
+        let new = ips.filter(|ip| !self.permits(now, *ip)).count();
+        self.permission_count(now) + new <= max
+    }
+
+    /// Installs or refreshes the permission for `ip` (RFC 8656 §9).
+    pub fn permit(&mut self, now: Instant, ip: IpAddr) {
+        self.permissions.insert(ip, now + PERMISSION_LIFETIME);
+    }
+
+    /// The live channel bound to `number`, as the client → peer path needs it.
+    pub fn channel_peer(&self, now: Instant, number: u16) -> Option<SocketAddr> {
+        self.channels
+            .get(&number)
+            .filter(|c| c.expires > now)
+            .map(|c| c.peer)
+    }
+
+    /// The live channel bound to `peer`, as the peer → client path needs it.
+    pub fn peer_channel(&self, now: Instant, peer: SocketAddr) -> Option<u16> {
+        let number = *self.channel_of_peer.get(&peer)?;
+        self.channels
+            .get(&number)
+            .filter(|c| c.expires > now)
+            .map(|_| number)
+    }
+
+    /// Checks the RFC 8656 §12.2 rebinding rules for `number` ↔ `peer`, counting bindings in
+    /// their cool-down as still bound.
+    pub fn check_channel(
+        &self,
+        now: Instant,
+        number: u16,
+        peer: SocketAddr,
+    ) -> Result<(), ChannelConflict> {
+        let cooling = |c: &Channel| c.expires + CHANNEL_COOLDOWN > now;
+        if let Some(c) = self.channels.get(&number).filter(|c| cooling(c)) {
+            if c.peer != peer {
+                return Err(ChannelConflict::NumberTaken);
+            }
+        }
+        if let Some(&other) = self.channel_of_peer.get(&peer) {
+            let live = self.channels.get(&other).is_some_and(cooling);
+            if live && other != number {
+                return Err(ChannelConflict::PeerTaken);
+            }
+        }
+        Ok(())
+    }
+
+    /// Channels that are bound or cooling down.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// True when binding `number` would add a channel rather than refresh one.
+    pub fn is_new_channel(&self, number: u16) -> bool {
+        !self.channels.contains_key(&number)
+    }
+
+    /// Creates or refreshes the binding, and the permission for the peer's IP (§12.2).
+    pub fn bind_channel(&mut self, now: Instant, number: u16, peer: SocketAddr) {
+        self.channels.insert(
+            number,
+            Channel {
+                peer,
+                expires: now + CHANNEL_LIFETIME,
+            },
+        );
+        self.channel_of_peer.insert(peer, number);
+        self.permit(now, peer.ip());
+    }
+
+    /// Takes `bytes` from the bandwidth budget; false means over the cap.
+    pub fn spend(&mut self, now: Instant, bytes: usize) -> bool {
+        self.bandwidth.as_mut().is_none_or(|b| b.take(now, bytes))
+    }
+
+    /// Removes expired permissions and channels whose cool-down is over.
+    pub fn purge(&mut self, now: Instant) {
+        self.permissions.retain(|_, expires| *expires > now);
+        let over: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.expires + CHANNEL_COOLDOWN <= now)
+            .map(|(n, _)| *n)
+            .collect();
+        for number in over {
+            if let Some(c) = self.channels.remove(&number) {
+                if self.channel_of_peer.get(&c.peer) == Some(&number) {
+                    self.channel_of_peer.remove(&c.peer);
+                }
+            }
+        }
+    }
+
+    /// The next instant at which something in this allocation expires or must be purged.
+    pub fn next_deadline(&self) -> Instant {
+        let permissions = self.permissions.values().copied();
+        let channels = self.channels.values().map(|c| c.expires + CHANNEL_COOLDOWN);
+        permissions.chain(channels).fold(self.expires, Instant::min)
+    }
+}

@@ -1,0 +1,73 @@
+//! How the relay is set up: addresses, port range, lifetimes, quotas and limits.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+/// The relay's configuration. [`TurnConfig::default`] gives RFC 8656's recommended values.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// Whether TURN is on; when off, TURN requests and ChannelData are dropped and the
+    /// server is a STUN server only.
+    pub enabled: bool,
+    /// IPv4 address relay sockets bind to; `None`: no IPv4 relaying (440).
+    pub relay_v4: Option<IpAddr>,
+    /// IPv6 address relay sockets bind to; `None`: no IPv6 relaying (440).
+    pub relay_v6: Option<IpAddr>,
+    /// Address advertised in XOR-RELAYED-ADDRESS instead of `relay_v4`, for a server behind a
+    /// 1:1 NAT (coturn's `external-ip=public/private`).
+    pub external_v4: Option<IpAddr>,
+    /// The same for IPv6.
+    pub external_v6: Option<IpAddr>,
+    /// Relay ports (RFC 8656 §7.2: 49152–65535 recommended).
+    pub port_range: RangeInclusive<u16>,
+    /// Allocation lifetime when the client asks for less (RFC 8656 §7.2: 600 s).
+    pub default_lifetime: Duration,
+    /// Longest allocation lifetime granted (RFC 8656 §7.2 recommends at most 3600 s).
+    pub max_lifetime: Duration,
+    /// Allocations one username may hold at once; 0 means no per-user limit (486 when over).
+    pub user_quota: usize,
+    /// Allocations the server holds at once (508 when over).
+    pub total_quota: usize,
+    /// Live permissions per allocation (508 when over).
+    pub max_permissions: usize,
+    /// Channel bindings per allocation, counting those cooling down (508 when over).
+    pub max_channels: usize,
+    /// Bytes per second per allocation, both directions together; `None` for no cap.
+    pub bandwidth: Option<u64>,
+    /// SOFTWARE in Allocate and Refresh responses (RFC 8656 §5 says SHOULD); `None` keeps
+    /// responses small.
+    pub software: Option<String>,
+    /// Whether the I/O layer can send with the DF bit set (RFC 8656 §7.2 step 4, §14): when
+    /// false, DONT-FRAGMENT is treated as an unknown comprehension-required attribute.
+    pub dont_fragment: bool,
+    /// The server's own addresses (listen, relay and external IPs) ...
+    pub own_ips: Vec<IpAddr>,
+    /// ... and service ports (STUN/TURN, TLS, HTTP): a peer at one of these is refused, so
+    /// that a client cannot use the relay to reach the server's own services.
+    pub service_ports: Vec<u16>,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            enabled: true,
+            relay_v4: None,
+            relay_v6: None,
+            external_v4: None,
+            external_v6: None,
+            port_range: 49152..=65535,
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            user_quota: 0,
+            total_quota: 10_000,
+            max_permissions: 128,
+            max_channels: 128,
+            bandwidth: None,
+            software: None,
+            dont_fragment: false,
+            own_ips: Vec::new(),
+            service_ports: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The 5-tuple that names an allocation (RFC 8656 §2): client address, server address and
+//! transport protocol.
+
+use std::net::SocketAddr;
+
+/// Transport protocol between client and server. TLS runs over TCP, and RFC 8656 counts it
+/// as TCP in the 5-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientTransport {
+    /// UDP.
+    Udp,
+    /// TCP, or TLS over TCP.
+    Tcp,
+}
+
+/// Client address, server address and transport: one allocation per 5-tuple (RFC 8656 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiveTuple {
+    /// The client's address as the server sees it.
+    pub client: SocketAddr,
+    /// The server address the client talks to.
+    pub server: SocketAddr,
+    /// The transport.
+    pub transport: ClientTransport,
+}

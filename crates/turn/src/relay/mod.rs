@@ -1,0 +1,22 @@
+//! The TURN relay (RFC 8656): allocations, permissions, channels and the data path, as a
+//! sans-IO state machine. See [`server`] for the run loop.
+
+mod allocate;
+pub mod allocation;
+pub mod bandwidth;
+pub mod config;
+mod data_path;
+pub mod five_tuple;
+mod permissions;
+pub mod ports;
+mod respond;
+pub mod server;
+
+pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
+pub use config::TurnConfig;
+pub use five_tuple::{ClientTransport, FiveTuple};
+pub use permissions::CHANNEL_NUMBERS;
+pub use ports::{RelaySockets, RESERVATION_LIFETIME};
+pub use server::{
+    is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
+};

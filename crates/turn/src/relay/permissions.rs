@@ -1,0 +1,127 @@
+//! CreatePermission and ChannelBind (RFC 8656 §10, §12).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use stun::attributes::{ChannelNumber, ErrorCode, XorPeerAddress};
+use stun::error_code::{
+    BAD_REQUEST, FORBIDDEN, INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH,
+};
+use stun::{Class, Message};
+
+use super::five_tuple::FiveTuple;
+use super::respond::{respond, respond_error};
+use super::server::{AllocationId, TurnServer};
+use crate::auth::Authenticated;
+
+/// Channel numbers a client may bind (RFC 8656 §12).
+pub const CHANNEL_NUMBERS: std::ops::RangeInclusive<u16> = 0x4000..=0x4FFF;
+
+impl TurnServer {
+    /// Checks peers against the allocation's families (443) and the policy (403).
+    fn check_peers(
+        &self,
+        id: AllocationId,
+        peers: impl Iterator<Item = SocketAddr>,
+    ) -> Result<(), ErrorCode<'static>> {
+        let relays = self.allocations[&id].relays;
+        for peer in peers {
+            if relays.for_peer(peer.ip()).is_none() {
+                return Err(PEER_ADDRESS_FAMILY_MISMATCH);
+            }
+            if !self.peer_ip_allowed(peer.ip()) {
+                return Err(FORBIDDEN);
+            }
+        }
+        Ok(())
+    }
+
+    /// CreatePermission (RFC 8656 §10.2): every XOR-PEER-ADDRESS valid (400), of a relayed
+    /// family (443), allowed by policy (403), within the permission limit (508) — or none
+    /// is installed.
+    pub(super) fn create_permission(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let result = self.owned_allocation(&five_tuple, auth).and_then(|id| {
+            let peers = || message.get_all::<XorPeerAddress>();
+            if peers().next().is_none() || peers().any(|p| p.is_err()) {
+                return Err(BAD_REQUEST);
+            }
+            let ips = || peers().filter_map(Result::ok).map(|p| p.0);
+            self.check_peers(id, ips())?;
+            if !self.allocations[&id].has_room_for(
+                now,
+                ips().map(|p| p.ip()),
+                self.config.max_permissions,
+            ) {
+                return Err(INSUFFICIENT_CAPACITY);
+            }
+            if let Some(allocation) = self.allocations.get_mut(&id) {
+                for peer in ips() {
+                    allocation.permit(now, peer.ip());
+                }
+            }
+            self.reschedule(id);
+            Ok(())
+        });
+        match result {
+            Ok(()) => respond(message, Class::Success, Some(auth), out, |_| Ok(())),
+            Err(code) => respond_error(message, code, Some(auth), out),
+        }
+    }
+
+    /// ChannelBind (RFC 8656 §12.2).
+    pub(super) fn channel_bind(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let result = self.owned_allocation(&five_tuple, auth).and_then(|id| {
+            let (Some(Ok(ChannelNumber(number))), Some(Ok(XorPeerAddress(peer)))) = (
+                message.get::<ChannelNumber>(),
+                message.get::<XorPeerAddress>(),
+            ) else {
+                return Err(BAD_REQUEST);
+            };
+            if !CHANNEL_NUMBERS.contains(&number) {
+                return Err(BAD_REQUEST);
+            }
+            let allocation = &self.allocations[&id];
+            allocation
+                .check_channel(now, number, peer)
+                .map_err(|_| BAD_REQUEST)?;
+            self.check_peers(id, std::iter::once(peer))?;
+            if !self.peer_endpoint_allowed(peer) {
+                return Err(FORBIDDEN);
+            }
+            let allocation = &self.allocations[&id];
+            let full_channels = allocation.is_new_channel(number)
+                && allocation.channel_count() >= self.config.max_channels;
+            let full_permissions = !allocation.has_room_for(
+                now,
+                std::iter::once(peer.ip()),
+                self.config.max_permissions,
+            );
+            if full_channels || full_permissions {
+                return Err(INSUFFICIENT_CAPACITY);
+            }
+            if let Some(allocation) = self.allocations.get_mut(&id) {
+                allocation.bind_channel(now, number, peer);
+            }
+            self.reschedule(id);
+            Ok(())
+        });
+        match result {
+            Ok(()) => respond(message, Class::Success, Some(auth), out, |_| Ok(())),
+            Err(code) => respond_error(message, code, Some(auth), out),
+        }
+    }
+}

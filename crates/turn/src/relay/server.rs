@@ -1,0 +1,450 @@
+//! The TURN server core (RFC 8656): one state machine for every client and allocation.
+//!
+//! ## Run loop
+//! - A packet from a client: [`TurnServer::handle_client`] with its 5-tuple. The outcome is a
+//!   reply to send back, a payload to relay from an allocation's relay socket to a peer, or
+//!   nothing.
+//! - A datagram on a relay socket: read it into `buf[PEER_HEADROOM..]`, call
+//!   [`TurnServer::handle_peer`]; it writes the ChannelData header or the Data indication
+//!   around the payload in place and says which client to send `buf[range]` to.
+//! - Timers: call [`TurnServer::handle_timeout`] at [`TurnServer::poll_timeout`].
+//!
+//! Relay sockets are opened and closed through the [`RelaySockets`] the I/O layer passes
+//! in. Time (`Instant` for lifetimes, Unix seconds for credentials) and randomness (ports,
+//! tokens, transaction ids) are injected.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::time::Instant;
+
+use rand::RngCore;
+use stun::{Class, Message, MessageType, Method};
+
+use super::allocation::Allocation;
+use super::config::TurnConfig;
+use super::five_tuple::FiveTuple;
+use super::ports::{PortPool, RelaySockets};
+use super::respond::respond;
+use crate::auth::{AuthRejection, Authenticated, Authenticator};
+use crate::policy::{PeerPolicy, PeerVerdict};
+use crate::sockets::{SocketId, Transmit};
+
+/// Bytes a caller leaves before a peer's payload in the buffer given to
+/// [`TurnServer::handle_peer`]: room for the largest Data indication prefix (20-byte header,
+/// XOR-PEER-ADDRESS for IPv6, DATA attribute header). Three more bytes must follow the
+/// payload for padding.
+pub const PEER_HEADROOM: usize = 20 + 24 + 4;
+
+/// An allocation's handle inside the server.
+pub(super) type AllocationId = u64;
+
+/// What to do with a packet from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOutcome {
+    /// Nothing to send.
+    Nothing,
+    /// Send `out[..len]` back, from the socket it names.
+    Reply(Transmit),
+    /// Send `packet[payload]` from the relay socket bound to `relay` to `peer`.
+    Relay {
+        /// The allocation's relay socket address (as bound).
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+        /// The payload, as a range of the packet given to `handle_client`.
+        payload: Range<usize>,
+        /// Send with the DF bit set (a Send indication's DONT-FRAGMENT, RFC 8656 §14).
+        dont_fragment: bool,
+    },
+}
+
+/// Where to send a peer's datagram after [`TurnServer::handle_peer`] framed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerOutcome {
+    /// The allocation's 5-tuple: the client, and the server address to send from.
+    pub to: FiveTuple,
+    /// The bytes to send, as a range of the buffer given to `handle_peer`.
+    pub data: Range<usize>,
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    /// Allocations now.
+    pub allocations: usize,
+    /// Packets relayed client → peer.
+    pub to_peer: u64,
+    /// Packets relayed peer → client.
+    pub to_client: u64,
+    /// Packets dropped on the data path (no permission, no channel, over the cap, denied).
+    pub dropped: u64,
+}
+
+/// The TURN server core.
+pub struct TurnServer {
+    pub(super) config: TurnConfig,
+    pub(super) auth: Authenticator,
+    pub(super) policy: PeerPolicy,
+    pub(super) allocations: HashMap<AllocationId, Allocation>,
+    pub(super) by_five_tuple: HashMap<FiveTuple, AllocationId>,
+    pub(super) by_relay: HashMap<SocketAddr, AllocationId>,
+    pub(super) per_user: HashMap<String, usize>,
+    /// (deadline, allocation): the allocation needs attention at that instant.
+    timers: BTreeSet<(Instant, AllocationId)>,
+    deadlines: HashMap<AllocationId, Instant>,
+    pub(super) ports: PortPool,
+    pub(super) rng: Box<dyn RngCore + Send>,
+    next_id: AllocationId,
+    pub(super) stats: TurnStats,
+}
+
+impl std::fmt::Debug for TurnServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnServer")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl TurnServer {
+    /// A server with no allocations.
+    pub fn new(
+        config: TurnConfig,
+        auth: Authenticator,
+        policy: PeerPolicy,
+        rng: Box<dyn RngCore + Send>,
+    ) -> Self {
+        let ports = PortPool::new(config.port_range.clone());
+        TurnServer {
+            config,
+            auth,
+            policy,
+            allocations: HashMap::new(),
+            by_five_tuple: HashMap::new(),
+            by_relay: HashMap::new(),
+            per_user: HashMap::new(),
+            timers: BTreeSet::new(),
+            deadlines: HashMap::new(),
+            ports,
+            rng,
+            next_id: 1,
+            stats: TurnStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TurnConfig {
+        &self.config
+    }
+
+    /// The authenticator, e.g. to reload users.
+    pub fn authenticator_mut(&mut self) -> &mut Authenticator {
+        &mut self.auth
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TurnStats {
+        TurnStats {
+            allocations: self.allocations.len(),
+            ..self.stats
+        }
+    }
+
+    /// Handles one packet from a client (a TURN request, a Send indication or a ChannelData
+    /// message) that arrived on the listener socket `local` with 5-tuple `five_tuple`.
+    /// Binding requests are not for this core: the I/O layer gives them to the stateless
+    /// [`crate::BindingServer`] (see [`is_binding_request`]), which needs no lock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_client(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        five_tuple: FiveTuple,
+        local: SocketId,
+        packet: &[u8],
+        out: &mut [u8],
+        sockets: &mut dyn RelaySockets,
+    ) -> ClientOutcome {
+        match packet.first().map(|b| b >> 6) {
+            Some(0b01) if self.config.enabled => {
+                return self.channel_data_from_client(now, five_tuple, packet)
+            }
+            Some(0b00) => {}
+            _ => return ClientOutcome::Nothing,
+        }
+        let Ok(message) = Message::decode(packet) else {
+            return ClientOutcome::Nothing;
+        };
+        let message_type = message.header().message_type;
+        if !self.config.enabled {
+            return ClientOutcome::Nothing;
+        }
+        if message_type == MessageType::new(Method::SEND, Class::Indication) {
+            return self.send_indication(now, five_tuple, &message);
+        }
+        if message_type.class != Class::Request || message.header().is_rfc3489() {
+            // RFC 8489 §6.3: indications and responses we do not handle are discarded.
+            return ClientOutcome::Nothing;
+        }
+        let known = [
+            Method::ALLOCATE,
+            Method::REFRESH,
+            Method::CREATE_PERMISSION,
+            Method::CHANNEL_BIND,
+        ];
+        if !known.contains(&message_type.method) {
+            return ClientOutcome::Nothing;
+        }
+        let reply = |len: Option<usize>| match len {
+            Some(len) => ClientOutcome::Reply(Transmit {
+                from: local,
+                to: five_tuple.client,
+                len,
+            }),
+            None => ClientOutcome::Nothing,
+        };
+        // RFC 8489 §6.3 / §9.2.4: authentication first, then unknown attributes.
+        let auth = match self
+            .auth
+            .authenticate(now, unix_now, five_tuple.client, &message)
+        {
+            Ok(auth) => auth,
+            Err(rejection) => {
+                return reply(self.reject(unix_now, five_tuple.client, &message, rejection, out))
+            }
+        };
+        if let Some(len) = unknown_attributes(&message, &auth, self.config.dont_fragment, out) {
+            return reply(Some(len));
+        }
+        let len = match message_type.method {
+            Method::ALLOCATE => self.allocate(now, five_tuple, &message, &auth, out, sockets),
+            Method::REFRESH => self.refresh(now, five_tuple, &message, &auth, out, sockets),
+            Method::CREATE_PERMISSION => {
+                self.create_permission(now, five_tuple, &message, &auth, out)
+            }
+            _ => self.channel_bind(now, five_tuple, &message, &auth, out),
+        };
+        reply(len)
+    }
+
+    /// Answers a request that failed authentication: 400, or 401/438 with a fresh challenge
+    /// (RFC 8489 §9.2.4); nothing for a rate-limited source.
+    fn reject(
+        &self,
+        unix_now: u64,
+        client: SocketAddr,
+        message: &Message<'_>,
+        rejection: AuthRejection,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let code = rejection.error_code()?;
+        respond(message, Class::Error, None, out, |w| {
+            w.add(&code)?;
+            if rejection.needs_challenge() {
+                self.auth.add_challenge(unix_now, client, w)?;
+            }
+            if let Some(software) = &self.config.software {
+                w.add(&stun::attributes::Software(software))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The allocation on `five_tuple`, if any.
+    pub(super) fn allocation_id(&self, five_tuple: &FiveTuple) -> Option<AllocationId> {
+        self.by_five_tuple.get(five_tuple).copied()
+    }
+
+    /// Registers a new allocation and schedules its timer.
+    pub(super) fn insert(&mut self, allocation: Allocation) -> AllocationId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_five_tuple.insert(allocation.five_tuple, id);
+        for relay in allocation.relays.iter() {
+            self.by_relay.insert(relay, id);
+        }
+        *self
+            .per_user
+            .entry(allocation.username.clone())
+            .or_default() += 1;
+        let deadline = allocation.next_deadline();
+        self.allocations.insert(id, allocation);
+        self.schedule(id, deadline);
+        id
+    }
+
+    /// Deletes an allocation and closes its relay sockets.
+    pub(super) fn remove(&mut self, id: AllocationId, sockets: &mut dyn RelaySockets) {
+        let Some(allocation) = self.allocations.remove(&id) else {
+            return;
+        };
+        self.by_five_tuple.remove(&allocation.five_tuple);
+        for relay in allocation.relays.iter() {
+            self.by_relay.remove(&relay);
+            sockets.close(relay);
+        }
+        if let Some(count) = self.per_user.get_mut(&allocation.username) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_user.remove(&allocation.username);
+            }
+        }
+        if let Some(deadline) = self.deadlines.remove(&id) {
+            self.timers.remove(&(deadline, id));
+        }
+    }
+
+    /// (Re)schedules the timer of allocation `id`.
+    pub(super) fn schedule(&mut self, id: AllocationId, deadline: Instant) {
+        if let Some(old) = self.deadlines.insert(id, deadline) {
+            self.timers.remove(&(old, id));
+        }
+        self.timers.insert((deadline, id));
+    }
+
+    /// Re-computes allocation `id`'s next deadline after a change.
+    pub(super) fn reschedule(&mut self, id: AllocationId) {
+        if let Some(deadline) = self.allocations.get(&id).map(Allocation::next_deadline) {
+            self.schedule(id, deadline);
+        }
+    }
+
+    /// When [`TurnServer::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let first = self.timers.first().map(|(t, _)| *t);
+        [first, self.ports.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Expires allocations, permissions, channels and port reservations due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant, sockets: &mut dyn RelaySockets) {
+        while let Some(&(deadline, id)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.deadlines.remove(&id);
+            let expired = self.allocations.get(&id).is_some_and(|a| a.expires <= now);
+            if expired {
+                self.remove(id, sockets);
+            } else if let Some(allocation) = self.allocations.get_mut(&id) {
+                allocation.purge(now);
+                let deadline = allocation.next_deadline();
+                self.schedule(id, deadline);
+            }
+        }
+        self.ports.expire(now, sockets);
+    }
+
+    /// True when `addr` is a relay address of a live allocation (bound or advertised).
+    pub fn is_relay(&self, addr: SocketAddr) -> bool {
+        self.by_relay.contains_key(&self.bound_address(addr))
+    }
+
+    /// Maps an advertised relay address (external IP) to the bound one; other addresses are
+    /// returned as they are. A peer that is one of our own relays is reached on the bound
+    /// address, not through the NAT in front of us.
+    pub(super) fn bound_address(&self, addr: SocketAddr) -> SocketAddr {
+        let mapping = [
+            (self.config.external_v4, self.config.relay_v4),
+            (self.config.external_v6, self.config.relay_v6),
+        ];
+        for (external, bound) in mapping {
+            if let (Some(external), Some(bound)) = (external, bound) {
+                if addr.ip() == external {
+                    return SocketAddr::new(bound, addr.port());
+                }
+            }
+        }
+        addr
+    }
+
+    /// The address advertised for a bound relay address (RFC 8656 §7.2, `external-ip`).
+    pub(super) fn advertised(&self, bound: SocketAddr) -> SocketAddr {
+        let external = if bound.is_ipv4() {
+            self.config.external_v4
+        } else {
+            self.config.external_v6
+        };
+        external.map_or(bound, |ip| SocketAddr::new(ip, bound.port()))
+    }
+
+    /// The peer policy for a permission (an IP): the configured policy, except that our own
+    /// relay IPs are allowed, so that two clients relaying through this server reach each
+    /// other (the port is checked per packet by [`TurnServer::peer_endpoint_allowed`]).
+    pub(super) fn peer_ip_allowed(&self, ip: IpAddr) -> bool {
+        let ip = self.bound_address(SocketAddr::new(ip, 0)).ip();
+        let ours = [self.config.relay_v4, self.config.relay_v6].contains(&Some(ip));
+        ours || self.policy.check(ip) == PeerVerdict::Allowed
+    }
+
+    /// The per-packet check of a peer transport address: on one of our relay IPs only live
+    /// relay ports may be reached; on any of our own addresses no service port may be.
+    pub(super) fn peer_endpoint_allowed(&self, peer: SocketAddr) -> bool {
+        let bound = self.bound_address(peer);
+        if [self.config.relay_v4, self.config.relay_v6].contains(&Some(bound.ip())) {
+            return self.by_relay.contains_key(&bound);
+        }
+        let own =
+            self.config.own_ips.contains(&peer.ip()) || self.config.own_ips.contains(&bound.ip());
+        !(own && self.config.service_ports.contains(&peer.port()))
+            && self.peer_ip_allowed(peer.ip())
+    }
+}
+
+/// True when `packet` is a STUN Binding request (with or without the magic cookie): the
+/// I/O layer's cheap demultiplexing test, made on the header alone.
+pub fn is_binding_request(packet: &[u8]) -> bool {
+    packet.len() >= 20
+        && MessageType::from_u16(u16::from_be_bytes([packet[0], packet[1]]))
+            == Some(MessageType::BINDING_REQUEST)
+}
+
+/// Removes the allocation of a client whose TCP/TLS connection closed: over a stream, the
+/// allocation lives and dies with its connection (RFC 8656 §2.2, §3.1).
+impl TurnServer {
+    /// The client on `five_tuple` is gone.
+    pub fn client_closed(&mut self, five_tuple: &FiveTuple, sockets: &mut dyn RelaySockets) {
+        if let Some(id) = self.allocation_id(five_tuple) {
+            self.remove(id, sockets);
+        }
+    }
+
+    /// True when `five_tuple` has an allocation (a connection that holds one is not idle).
+    pub fn has_allocation(&self, five_tuple: &FiveTuple) -> bool {
+        self.by_five_tuple.contains_key(five_tuple)
+    }
+}
+
+/// RFC 8489 §6.3.1: comprehension-required attributes we do not understand → 420. A
+/// DONT-FRAGMENT the I/O cannot honour counts as one (RFC 8656 §7.2 step 4).
+fn unknown_attributes(
+    message: &Message<'_>,
+    auth: &Authenticated,
+    dont_fragment: bool,
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut list = [stun::AttributeType(0); 8];
+    let mut count = 0;
+    let df = (!dont_fragment && message.contains::<stun::attributes::DontFragment>())
+        .then_some(stun::AttributeType::DONT_FRAGMENT);
+    for t in message
+        .unknown_comprehension_required()
+        .chain(df)
+        .take(list.len())
+    {
+        list[count] = t;
+        count += 1;
+    }
+    if count == 0 {
+        return None;
+    }
+    respond(message, Class::Error, Some(auth), out, |w| {
+        w.add(&stun::error_code::UNKNOWN_ATTRIBUTE)?;
+        w.add(&stun::attributes::UnknownAttributes::new(&list[..count]))
+    })
+}

@@ -1,0 +1,215 @@
+//! A TURN client driving the sans-IO server with a hand-moved clock and fake relay sockets.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use stun::attributes::{ErrorCode, Nonce, Realm, Username};
+use stun::{
+    AnyAttribute, Class, LongTermKey, Message, MessageType, MessageWriter, Method, TransactionId,
+};
+use turn::auth::{AuthConfig, Authenticator, StaticUser};
+use turn::policy::PeerPolicy;
+use turn::relay::{
+    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, TurnConfig, TurnServer,
+};
+use turn::SocketId;
+
+pub const REALM: &str = "example.org";
+pub const SERVER: &str = "192.0.2.1:3478";
+/// The relay IP in most tests: a documentation address, allowed as a peer by the policy.
+pub const RELAY_IP: &str = "203.0.113.10";
+
+/// Relay sockets that "bind" anything not listed as taken by another program.
+#[derive(Debug, Default)]
+pub struct FakeSockets {
+    pub open: BTreeSet<SocketAddr>,
+    pub taken: BTreeSet<SocketAddr>,
+}
+
+impl RelaySockets for FakeSockets {
+    fn open(&mut self, addr: SocketAddr) -> bool {
+        !self.taken.contains(&addr) && self.open.insert(addr)
+    }
+    fn close(&mut self, addr: SocketAddr) {
+        assert!(self.open.remove(&addr), "closing {addr}, which is not open");
+    }
+}
+
+pub struct World {
+    pub server: TurnServer,
+    pub sockets: FakeSockets,
+    pub now: Instant,
+    pub unix_now: u64,
+    next_tid: u8,
+}
+
+pub fn config() -> TurnConfig {
+    TurnConfig {
+        relay_v4: Some(RELAY_IP.parse().unwrap()),
+        ..TurnConfig::default()
+    }
+}
+
+impl World {
+    pub fn new(config: TurnConfig) -> World {
+        Self::with_policy(config, PeerPolicy::default())
+    }
+
+    pub fn with_policy(config: TurnConfig, policy: PeerPolicy) -> World {
+        let mut auth = AuthConfig::new(REALM, [7; 32]);
+        auth.users = vec![
+            StaticUser::from_password("alice", REALM, "alice-pass"),
+            StaticUser::from_password("bob", REALM, "bob-pass"),
+        ];
+        auth.rest_secrets = vec!["rest-secret".into()];
+        let server = TurnServer::new(
+            config,
+            Authenticator::new(auth),
+            policy,
+            Box::new(StdRng::seed_from_u64(42)),
+        );
+        let start = Instant::now();
+        World {
+            server,
+            sockets: FakeSockets::default(),
+            now: start,
+            unix_now: 1_900_000_000,
+            next_tid: 0,
+        }
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.unix_now += by.as_secs();
+        while let Some(t) = self.server.poll_timeout() {
+            if t > self.now {
+                break;
+            }
+            self.server.handle_timeout(self.now, &mut self.sockets);
+        }
+    }
+
+    pub fn tid(&mut self) -> TransactionId {
+        self.next_tid = self.next_tid.wrapping_add(1);
+        TransactionId([self.next_tid; 12])
+    }
+
+    /// Feeds raw bytes from `from`; returns the outcome and the reply bytes if any.
+    pub fn feed(&mut self, from: FiveTuple, packet: &[u8]) -> (ClientOutcome, Vec<u8>) {
+        let mut out = [0u8; 1500];
+        let outcome = self.server.handle_client(
+            self.now,
+            self.unix_now,
+            from,
+            SocketId::PRIMARY,
+            packet,
+            &mut out,
+            &mut self.sockets,
+        );
+        let reply = match &outcome {
+            ClientOutcome::Reply(t) => {
+                assert_eq!(t.to, from.client);
+                out[..t.len].to_vec()
+            }
+            _ => Vec::new(),
+        };
+        (outcome, reply)
+    }
+}
+
+pub fn udp_client(port: u16) -> FiveTuple {
+    FiveTuple {
+        client: SocketAddr::new("198.51.100.7".parse().unwrap(), port),
+        server: SERVER.parse().unwrap(),
+        transport: ClientTransport::Udp,
+    }
+}
+
+/// A client with credentials, as a TURN client library would be.
+pub struct Client {
+    pub five_tuple: FiveTuple,
+    pub username: String,
+    pub key: LongTermKey,
+    pub nonce: Option<String>,
+}
+
+impl Client {
+    pub fn new(five_tuple: FiveTuple, username: &str, password: &str) -> Client {
+        let key = LongTermKey::derive(
+            stun::attributes::PasswordAlgorithmId::MD5,
+            username,
+            REALM,
+            password,
+        )
+        .unwrap();
+        Client {
+            five_tuple,
+            username: username.into(),
+            key,
+            nonce: None,
+        }
+    }
+
+    /// Encodes a request with `attributes`, signed (MESSAGE-INTEGRITY, MD5 key) once a nonce
+    /// is known.
+    pub fn encode(
+        &self,
+        method: Method,
+        tid: TransactionId,
+        attributes: &[AnyAttribute<'_>],
+    ) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        let mut w =
+            MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid).unwrap();
+        for a in attributes {
+            w.add_any(a).unwrap();
+        }
+        if let Some(nonce) = &self.nonce {
+            w.add(&Username(&self.username)).unwrap();
+            w.add(&Realm(REALM)).unwrap();
+            w.add(&Nonce(nonce)).unwrap();
+            w.add_message_integrity(self.key.as_bytes()).unwrap();
+        }
+        w.add_fingerprint().unwrap();
+        let len = w.finish();
+        buf.truncate(len);
+        buf
+    }
+
+    /// Sends a request, answering a 401/438 challenge once as a client library does.
+    /// Returns the final response bytes.
+    pub fn request(
+        &mut self,
+        world: &mut World,
+        method: Method,
+        attributes: &[AnyAttribute<'_>],
+    ) -> Vec<u8> {
+        for _ in 0..2 {
+            let tid = world.tid();
+            let (_, reply) = world.feed(self.five_tuple, &self.encode(method, tid, attributes));
+            let m = Message::decode(&reply).expect("a STUN reply");
+            assert_eq!(m.header().transaction_id, tid);
+            if m.header().message_type.class == Class::Error {
+                let code = m.get::<ErrorCode<'_>>().unwrap().unwrap().code;
+                if code == 401 && self.nonce.is_none() || code == 438 {
+                    self.nonce = Some(m.get::<Nonce<'_>>().unwrap().unwrap().0.to_string());
+                    continue;
+                }
+            }
+            return reply;
+        }
+        panic!("challenge loop");
+    }
+}
+
+/// The error code of a response, or 0 for success.
+pub fn code(reply: &[u8]) -> u16 {
+    let m = Message::decode(reply).unwrap();
+    match m.header().message_type.class {
+        Class::Success => 0,
+        _ => m.get::<ErrorCode<'_>>().unwrap().unwrap().code,
+    }
+}
