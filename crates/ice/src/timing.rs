@@ -73,7 +73,7 @@ impl RetransmitTiming {
                 at = at.saturating_add(self.wait_after(sent));
                 this
             })
-            .take_while(move |offset| self.give_up_after.map_or(true, |limit| *offset < limit))
+            .take_while(move |offset| self.give_up_after.is_none_or(|limit| *offset < limit))
     }
 
     /// How long after the first send an unanswered transaction fails.

@@ -3,11 +3,17 @@
 //! The one crate that touches socket options (and, later, batched syscalls such as
 //! `recvmmsg`/`sendmmsg`). Everything here returns plain `std` sockets, set non-blocking,
 //! for the I/O layer to hand to its runtime.
+//!
+//! The `unsafe` here is limited to `setsockopt`/`getsockopt` calls on borrowed descriptors.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+mod dont_fragment;
+
+pub use dont_fragment::{dont_fragment, set_dont_fragment};
 
 /// Receive and send buffer size asked of the kernel for UDP sockets. A busy STUN/TURN port
 /// gets bursts; the kernel's default (~200 KiB) overflows under load. The kernel may grant

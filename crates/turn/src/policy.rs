@@ -156,6 +156,16 @@ impl fmt::Display for DenyReason {
     }
 }
 
+/// The IPv4 addresses a packet to an IPv6 address with `embedded` may be carried to: Teredo
+/// has a client and a server.
+fn carried_ipv4(embedded: Option<(Ipv4Addr, Embedding)>) -> [Option<Ipv4Addr>; 2] {
+    match embedded {
+        Some((client, Embedding::Teredo { server })) => [Some(client), Some(server)],
+        Some((ipv4, _)) => [Some(ipv4), None],
+        None => [None, None],
+    }
+}
+
 /// The peer-address policy: explicit `allowed-peers` / `denied-peers` over a built-in deny
 /// list of special-purpose ranges (rules in the [module docs](self)). Built once from config.
 #[derive(Debug, Clone)]
@@ -212,6 +222,30 @@ impl PeerPolicy {
         }
     }
 
+    /// True when an `allowed-peers` entry decides for `peer` (rule 1), as opposed to the
+    /// built-in list merely not denying it. The relay uses this for the server's own
+    /// addresses: their other ports are reachable only when the operator said so.
+    pub fn is_explicitly_allowed(&self, peer: IpAddr) -> bool {
+        let decision = match peer {
+            IpAddr::V4(ip) => self.v4.lookup(ip.to_bits()),
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(ip) => self.v4.lookup(ip.to_bits()),
+                None => self.explicit_v6(ip),
+            },
+        };
+        decision == Some(Action::Allow)
+    }
+
+    /// Rule 1 for IPv6: the address and each IPv4 address it carries against the explicit
+    /// lists; `Action`'s order makes `max` pick a deny over an allow.
+    fn explicit_v6(&self, ip: Ipv6Addr) -> Option<Action> {
+        carried_ipv4(embedded_ipv4(ip))
+            .iter()
+            .flatten()
+            .map(|v4| self.v4.lookup(v4.to_bits()))
+            .fold(self.v6.lookup(ip.to_bits()), Option::max)
+    }
+
     fn check_v4(&self, ip: Ipv4Addr) -> PeerVerdict {
         match self.v4.lookup(ip.to_bits()) {
             Some(Action::Deny) => PeerVerdict::Denied(DenyReason::ExplicitlyDenied),
@@ -225,21 +259,8 @@ impl PeerPolicy {
 
     fn check_v6(&self, ip: Ipv6Addr) -> PeerVerdict {
         let embedded = embedded_ipv4(ip);
-        // The IPv4 addresses the packet may be carried to: Teredo has a client and a server.
-        let carried = match embedded {
-            Some((client, Embedding::Teredo { server })) => [Some(client), Some(server)],
-            Some((ipv4, _)) => [Some(ipv4), None],
-            None => [None, None],
-        };
-
-        // Rule 1: the IPv6 address and each embedded IPv4 address against the explicit
-        // lists; `Action`'s order makes `max` pick a deny over an allow.
-        let explicit = carried
-            .iter()
-            .flatten()
-            .map(|v4| self.v4.lookup(v4.to_bits()))
-            .fold(self.v6.lookup(ip.to_bits()), Option::max);
-        match explicit {
+        let carried = carried_ipv4(embedded);
+        match self.explicit_v6(ip) {
             Some(Action::Deny) => return PeerVerdict::Denied(DenyReason::ExplicitlyDenied),
             Some(Action::Allow) => return PeerVerdict::Allowed,
             None => {}

@@ -825,3 +825,51 @@ fn challenge_is_small() {
     assert!(response.len() < 160, "{}", response.len());
     assert!(response.len() > HEADER_LEN);
 }
+
+// The per-request path allocates only the returned username: decoding, nonce checks, key
+// lookups, REST key derivation, the challenge and refusals allocate nothing.
+#[test]
+fn success_allocates_only_the_username() {
+    let mut auth = Authenticator::new(rest_config(&["new-secret", "old-secret"]));
+    let t0 = Instant::now();
+    let nonce = nonce_for(&auth, NOW, client());
+    let rest_name = rest::username(NOW + 3600, Some("gina"));
+    let sha_key = key(SHA256, "alice", "alice-password");
+    let accepted = [
+        Request::legacy("alice", &nonce, alice_md5()).encode(),
+        Request::modern("alice", &nonce, sha_key).encode(),
+        rest_request(&rest_name, &nonce, "old-secret").encode(),
+    ];
+    let refused = [
+        Request::first().encode(),
+        Request::legacy("alice", "obMatJos2wAAAforged", alice_md5()).encode(),
+        Request::legacy("alice", &nonce, key(MD5, "alice", "guess")).encode(),
+    ];
+    // The first failure creates the source's entry in the failure table; later ones do not.
+    let guess = Message::decode(&refused[2]).unwrap();
+    auth.authenticate(t0, NOW, client(), &guess).unwrap_err();
+
+    for bytes in &accepted {
+        let message = Message::decode(bytes).unwrap();
+        let mut result = None;
+        let info = allocation_counter::measure(|| {
+            result = Some(auth.authenticate(t0, NOW, client(), &message));
+        });
+        let ok = result.unwrap().unwrap();
+        assert_eq!(info.count_total, 1, "{}", ok.username);
+    }
+    for bytes in &refused {
+        let message = Message::decode(bytes).unwrap();
+        let info = allocation_counter::measure(|| {
+            auth.authenticate(t0, NOW, client(), &message).unwrap_err();
+        });
+        assert_eq!(info.count_total, 0);
+    }
+    let mut buf = [0u8; 512];
+    let info = allocation_counter::measure(|| {
+        let request = Message::decode(&refused[0]).unwrap();
+        let mut w = MessageWriter::response(&mut buf, request.header(), Class::Error).unwrap();
+        auth.add_challenge(NOW, client(), &mut w).unwrap();
+    });
+    assert_eq!(info.count_total, 0);
+}

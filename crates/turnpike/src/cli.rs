@@ -33,6 +33,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the `serve` flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the STUN/TURN server. Every configuration key is also a flag and a TURNPIKE_* env var.
@@ -42,6 +44,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Send one STUN Binding request and print the address the server saw.
     Stun(StunArgs),
+    /// Manage TURN users in a SQLite user database (the `user-db` of `serve`).
+    User(crate::users::command::UserArgs),
 }
 
 /// Arguments of `turnpike serve`.
@@ -93,6 +97,7 @@ where
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS
         }
+        Command::User(args) => crate::users::command::run(args),
         Command::Stun(args) => {
             let layer = cli.log.into_layer();
             let origins = cli_origins(&layer, &[&matches]);

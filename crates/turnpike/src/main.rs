@@ -5,11 +5,15 @@
 mod cli;
 mod config;
 mod logging;
+mod relay_registry;
 mod serve;
+mod shared;
 mod stream_listener;
 mod stun_command;
 mod tls;
+mod turn_setup;
 mod udp_listener;
+mod users;
 
 use std::process::ExitCode;
 

@@ -1,85 +1,158 @@
-//! `turnpike serve`: binds every listener the configuration asks for, runs their event loops,
-//! and stops on SIGINT/SIGTERM.
+//! `turnpike serve`: binds every listener the configuration asks for, runs their event loops
+//! and the TURN timers, and stops on SIGINT/SIGTERM.
 //!
 //! Sockets are bound before anything runs, so that a port already in use is reported at
 //! once, with the address, and the process exits non-zero.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::info;
+use turn::auth::Authenticator;
+use turn::relay::TurnServer;
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::config::Config;
+use crate::relay_registry::{Egress, RelayRegistry};
+use crate::shared::{lock, now, Shared, SharedCore};
 use crate::stream_listener::{self, StreamSettings};
 use crate::tls;
+use crate::turn_setup::{turn_settings, TurnSettings};
 use crate::udp_listener::{self, grid_index, UdpGrid};
+
+/// The longest the TURN timer task sleeps: lifetimes are whole seconds, so a deadline that
+/// moved earlier is never missed by more than this.
+const TIMER_GRANULARITY: Duration = Duration::from_secs(1);
+
+/// Listeners bound but not yet running.
+struct Bound {
+    /// UDP grids with their Binding core, one per `listen` address.
+    udp: Vec<(Arc<BindingServer>, ServerSockets, Arc<UdpGrid>)>,
+    /// TCP and TLS listeners with their Binding core and grid position.
+    streams: Vec<(TcpListener, Arc<BindingServer>, SocketId, bool)>,
+}
+
+impl Bound {
+    /// Every bound port, UDP and TCP.
+    fn ports(&self) -> Vec<u16> {
+        let udp = self
+            .udp
+            .iter()
+            .flat_map(|(_, _, grid)| grid.iter().flatten().filter_map(|s| s.local_addr().ok()));
+        let tcp = self
+            .streams
+            .iter()
+            .filter_map(|(listener, ..)| listener.local_addr().ok());
+        udp.chain(tcp).map(|a| a.port()).collect()
+    }
+}
 
 /// Runs the server until SIGINT/SIGTERM, or until a listener fails.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we have said "ready" must stop us cleanly,
     // not kill us with the default disposition.
     let mut shutdown = ShutdownSignals::install()?;
-    let settings = StreamSettings {
-        idle_timeout: config.tcp_idle_timeout,
-        connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
-    };
-    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    for &listen in &config.listen {
-        bind_group(&config, listen, &settings, &mut tasks)?;
-    }
-    if let Some(files) = &config.tls {
-        let acceptor = tls::acceptor(files)?;
-        for &addr in &config.tls_listen {
-            let listener = bind_tcp(addr)?;
-            let bound = listener.local_addr()?;
-            info!(address = %bound, transport = "tls", "listening");
-            let server = Arc::new(binding_server(&config, ServerSockets::single(bound)));
-            let settings = settings.clone();
-            let acceptor = Some(acceptor.clone());
-            tasks.spawn(async move {
-                stream_listener::run(listener, server, SocketId::PRIMARY, acceptor, settings)
-                    .await
-                    .with_context(|| format!("TLS listener {bound}"))
-            });
+    let TurnSettings {
+        mut turn,
+        auth,
+        policy,
+    } = turn_settings(&config)?;
+    let bound = bind_all(&config)?;
+    // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
+    turn.service_ports.extend(bound.ports());
+    let mut egress = Egress::default();
+    for (_, _, grid) in &bound.udp {
+        for socket in grid.iter().flatten() {
+            egress.udp.insert(socket.local_addr()?, socket.clone());
         }
     }
-    anyhow::ensure!(
-        !tasks.is_empty(),
-        "nothing to serve: UDP and TCP are off and TLS is not configured"
+    let egress = Arc::new(egress);
+    let core = TurnServer::new(
+        turn,
+        Authenticator::new(auth),
+        policy,
+        Box::new(StdRng::from_entropy()),
     );
+    let shared: SharedCore = Arc::new_cyclic(|weak| {
+        Mutex::new(Shared {
+            core,
+            relays: RelayRegistry::new(weak.clone(), egress),
+            streams: HashMap::new(),
+        })
+    });
+
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    spawn_all(&config, bound, &shared, &mut tasks)?;
+    let timers = shared.clone();
+    tasks.spawn(async move {
+        run_timers(timers).await;
+        Ok(())
+    });
     info!("ready");
 
-    tokio::select! {
+    let result = tokio::select! {
         signal = shutdown.recv() => {
             info!(signal, "shutting down");
-            tasks.shutdown().await;
             Ok(())
         }
         Some(finished) = tasks.join_next() => {
             // Listeners run forever; one that returns has failed.
             match finished {
                 Ok(Err(e)) => Err(e),
-                Ok(Ok(())) => anyhow::bail!("a listener stopped unexpectedly"),
+                Ok(Ok(())) => Err(anyhow::anyhow!("a listener stopped unexpectedly")),
                 Err(e) => Err(anyhow::Error::from(e).context("a listener panicked")),
             }
         }
+    };
+    tasks.shutdown().await;
+    // Close every relay socket before returning.
+    let relays = std::mem::replace(
+        &mut lock(&shared).relays,
+        RelayRegistry::new(Default::default(), Default::default()),
+    );
+    drop(relays);
+    result
+}
+
+/// Binds every UDP, TCP and TLS socket.
+fn bind_all(config: &Config) -> anyhow::Result<Bound> {
+    let mut bound = Bound {
+        udp: Vec::new(),
+        streams: Vec::new(),
+    };
+    for &listen in &config.listen {
+        bind_group(config, listen, &mut bound)?;
     }
+    if let Some(files) = &config.tls {
+        let _ = tls::acceptor(files)?; // fail early on bad files
+        for &addr in &config.tls_listen {
+            let listener = bind_tcp(addr)?;
+            let bound_addr = listener.local_addr()?;
+            let binding = Arc::new(binding_server(config, ServerSockets::single(bound_addr)));
+            bound
+                .streams
+                .push((listener, binding, SocketId::PRIMARY, true));
+        }
+    }
+    anyhow::ensure!(
+        !bound.udp.is_empty() || !bound.streams.is_empty(),
+        "nothing to serve: UDP and TCP are off and TLS is not configured"
+    );
+    Ok(bound)
 }
 
 /// Binds the UDP and TCP sockets of one `listen` address: one socket, or the RFC 5780 grid
 /// of up to four when an alternate IP and/or port is configured.
-fn bind_group(
-    config: &Config,
-    listen: SocketAddr,
-    settings: &StreamSettings,
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<()> {
+fn bind_group(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow::Result<()> {
     // Bind the primary UDP socket first: with port 0 (tests) the kernel picks the port, and
     // every other socket of the group uses the same one.
     let mut udp: UdpGrid = Default::default();
@@ -94,36 +167,22 @@ fn bind_group(
         alternate_ip: config.alternate_ip,
         alternate_port: config.alternate_port,
     };
-    if config.udp {
-        for id in sockets.ids().skip(1) {
-            let addr = address(&sockets, id)?;
+    let binding = Arc::new(binding_server(config, sockets));
+    for id in sockets.ids() {
+        let addr = sockets
+            .address(id)
+            .context("socket outside the configured grid")?;
+        if config.udp && id != SocketId::PRIMARY {
             udp[grid_index(id)] = Some(Arc::new(bind_udp(addr)?));
         }
-    }
-    let server = Arc::new(binding_server(config, sockets));
-    let udp = Arc::new(udp);
-    for id in sockets.ids() {
-        let addr = address(&sockets, id)?;
-        if config.udp {
-            info!(address = %addr, transport = "udp", "listening");
-            let (server, udp) = (server.clone(), udp.clone());
-            tasks.spawn(async move {
-                udp_listener::run(server, id, udp)
-                    .await
-                    .with_context(|| format!("UDP socket {addr}"))
-            });
-        }
         if config.tcp {
-            let listener = bind_tcp(addr)?;
-            let bound = listener.local_addr()?;
-            info!(address = %bound, transport = "tcp", "listening");
-            let (server, settings) = (server.clone(), settings.clone());
-            tasks.spawn(async move {
-                stream_listener::run(listener, server, id, None, settings)
-                    .await
-                    .with_context(|| format!("TCP listener {bound}"))
-            });
+            bound
+                .streams
+                .push((bind_tcp(addr)?, binding.clone(), id, false));
         }
+    }
+    if config.udp {
+        bound.udp.push((binding, sockets, Arc::new(udp)));
     }
     if sockets.behaviour_discovery() {
         info!(primary = %primary, alternate_ip = ?sockets.alternate_ip, alternate_port = ?sockets.alternate_port,
@@ -132,17 +191,66 @@ fn bind_group(
     Ok(())
 }
 
+/// Starts one task per socket.
+fn spawn_all(
+    config: &Config,
+    bound: Bound,
+    shared: &SharedCore,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    for (binding, sockets, grid) in bound.udp {
+        for id in sockets.ids() {
+            let addr = sockets
+                .address(id)
+                .context("socket outside the configured grid")?;
+            info!(address = %addr, transport = "udp", "listening");
+            let (binding, grid, shared) = (binding.clone(), grid.clone(), shared.clone());
+            tasks.spawn(async move {
+                udp_listener::run(binding, id, grid, shared)
+                    .await
+                    .with_context(|| format!("UDP socket {addr}"))
+            });
+        }
+    }
+    let settings = StreamSettings {
+        idle_timeout: config.tcp_idle_timeout,
+        connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
+    };
+    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    for (listener, binding, id, is_tls) in bound.streams {
+        let addr = listener.local_addr()?;
+        let transport = if is_tls { "tls" } else { "tcp" };
+        info!(address = %addr, transport, "listening");
+        let tls = if is_tls { acceptor.clone() } else { None };
+        let (settings, shared) = (settings.clone(), shared.clone());
+        tasks.spawn(async move {
+            stream_listener::run(listener, binding, id, tls, settings, shared)
+                .await
+                .with_context(|| format!("{transport} listener {addr}"))
+        });
+    }
+    Ok(())
+}
+
+/// Expires allocations, permissions and channels on time.
+async fn run_timers(shared: SharedCore) {
+    loop {
+        let next = lock(&shared).core.poll_timeout();
+        let (now, _) = now();
+        let wake = next.map_or(now + TIMER_GRANULARITY, |t| t.min(now + TIMER_GRANULARITY));
+        tokio::time::sleep_until(wake.into()).await;
+        let mut state = lock(&shared);
+        let state = &mut *state;
+        let (now, _) = crate::shared::now();
+        state.core.handle_timeout(now, &mut state.relays);
+    }
+}
+
 fn binding_server(config: &Config, sockets: ServerSockets) -> BindingServer {
     BindingServer::new(BindingConfig {
         sockets,
         software: config.software.clone(),
     })
-}
-
-fn address(sockets: &ServerSockets, id: SocketId) -> anyhow::Result<SocketAddr> {
-    sockets
-        .address(id)
-        .context("socket outside the configured grid")
 }
 
 fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {

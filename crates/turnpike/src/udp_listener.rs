@@ -1,15 +1,21 @@
-//! The UDP event loop: receive a datagram, hand it to the core, send what it returns.
+//! The UDP event loop: receive a datagram, hand it to the right core, send what it returns.
 //!
-//! One task per socket. With RFC 5780 behaviour discovery a response may leave from another
-//! socket of the grid, so every task holds all of them. Buffers are allocated once per task;
-//! the per-packet path allocates nothing, logs only at `trace`, and takes no lock.
+//! Binding requests go to the stateless Binding core, without a lock. Everything else (TURN
+//! requests, Send indications, ChannelData) goes to the shared TURN core; a relayed payload
+//! is sent from the allocation's relay socket after the lock is released. Buffers are
+//! allocated once per task; the per-packet path allocates nothing and logs only at `trace`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tracing::trace;
+use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId, Transport};
+
+use crate::relay_registry::{is_transient, send_to_peer};
+use crate::shared::{lock, now, SharedCore};
 
 /// The sockets of one RFC 5780 grid, indexed by [`grid_index`].
 pub type UdpGrid = [Option<Arc<UdpSocket>>; 4];
@@ -22,44 +28,82 @@ pub fn grid_index(id: SocketId) -> usize {
 /// Largest datagram we read; anything longer is truncated by the kernel and then fails to
 /// decode (its length field no longer matches), which drops it.
 const RECEIVE_BUFFER: usize = 65_536;
-/// Room for any answer the Binding core writes (it caps PADDING to one MTU).
+/// Room for any answer the cores write (Binding caps PADDING to one MTU; TURN responses are
+/// small).
 const SEND_BUFFER: usize = 1_500;
 
 /// Serves socket `id` of `grid` until a fatal socket error.
-pub async fn run(server: Arc<BindingServer>, id: SocketId, grid: Arc<UdpGrid>) -> io::Result<()> {
+pub async fn run(
+    binding: Arc<BindingServer>,
+    id: SocketId,
+    grid: Arc<UdpGrid>,
+    shared: SharedCore,
+) -> io::Result<()> {
     let Some(socket) = grid[grid_index(id)].clone() else {
         return Ok(());
     };
+    let local = socket.local_addr()?;
     let mut incoming = vec![0u8; RECEIVE_BUFFER];
     let mut outgoing = vec![0u8; SEND_BUFFER];
     loop {
         let (len, source) = match socket.recv_from(&mut incoming).await {
             Ok(received) => received,
-            // An ICMP error for an earlier send surfaces here on Linux; it concerns that
-            // destination, not this socket.
             Err(e) if is_transient(&e) => continue,
             Err(e) => return Err(e),
         };
-        let Some(transmit) =
-            server.handle(Transport::Udp, id, source, &incoming[..len], &mut outgoing)
-        else {
-            trace!(%source, len, "dropped");
+        let packet = &incoming[..len];
+        if is_binding_request(packet) {
+            if let Some(t) = binding.handle(Transport::Udp, id, source, packet, &mut outgoing) {
+                send(&grid, t.from, &outgoing[..t.len], t.to).await;
+            }
             continue;
+        }
+        let five_tuple = FiveTuple {
+            client: source,
+            server: local,
+            transport: ClientTransport::Udp,
         };
-        let Some(from) = &grid[grid_index(transmit.from)] else {
-            continue;
+        let (outcome, relay_socket) = {
+            let mut state = lock(&shared);
+            let state = &mut *state;
+            let (now, unix_now) = now();
+            let outcome = state.core.handle_client(
+                now,
+                unix_now,
+                five_tuple,
+                id,
+                packet,
+                &mut outgoing,
+                &mut state.relays,
+            );
+            let relay_socket = match &outcome {
+                ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),
+                _ => None,
+            };
+            (outcome, relay_socket)
         };
-        if let Err(e) = from.send_to(&outgoing[..transmit.len], transmit.to).await {
-            trace!(to = %transmit.to, error = %e, "send failed");
+        match outcome {
+            ClientOutcome::Reply(t) => send(&grid, t.from, &outgoing[..t.len], t.to).await,
+            ClientOutcome::Relay {
+                peer,
+                payload,
+                dont_fragment,
+                ..
+            } => {
+                if let Some(relay) = relay_socket {
+                    send_to_peer(&relay, &incoming[payload], peer, dont_fragment).await;
+                }
+            }
+            ClientOutcome::Nothing => trace!(%source, len, "dropped"),
         }
     }
 }
 
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
+/// Sends from socket `from` of the grid; send errors concern one datagram and are not fatal.
+async fn send(grid: &UdpGrid, from: SocketId, bytes: &[u8], to: SocketAddr) {
+    if let Some(socket) = &grid[grid_index(from)] {
+        if let Err(e) = socket.send_to(bytes, to).await {
+            trace!(%to, error = %e, "send failed");
+        }
+    }
 }

@@ -41,6 +41,10 @@ pub struct TurnConfig {
     /// Whether the I/O layer can send with the DF bit set (RFC 8656 §7.2 step 4, §14): when
     /// false, DONT-FRAGMENT is treated as an unknown comprehension-required attribute.
     pub dont_fragment: bool,
+    /// Accept channel numbers 0x5000–0x7FFF as RFC 5766 did. RFC 8656 §12 narrowed the range
+    /// to 0x4000–0x4FFF, but RFC 5766 clients (coturn's own tools among them) still pick
+    /// from the old one, so the default keeps them working; `false` is strict RFC 8656.
+    pub rfc5766_channel_numbers: bool,
     /// The server's own addresses (listen, relay and external IPs) ...
     pub own_ips: Vec<IpAddr>,
     /// ... and service ports (STUN/TURN, TLS, HTTP): a peer at one of these is refused, so
@@ -66,6 +70,7 @@ impl Default for TurnConfig {
             bandwidth: None,
             software: None,
             dont_fragment: false,
+            rfc5766_channel_numbers: true,
             own_ips: Vec::new(),
             service_ports: Vec::new(),
         }

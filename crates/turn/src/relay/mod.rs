@@ -15,7 +15,7 @@ pub mod server;
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use config::TurnConfig;
 pub use five_tuple::{ClientTransport, FiveTuple};
-pub use permissions::CHANNEL_NUMBERS;
+pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelaySockets, RESERVATION_LIFETIME};
 pub use server::{
     is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,

@@ -16,6 +16,8 @@ use crate::auth::Authenticated;
 
 /// Channel numbers a client may bind (RFC 8656 §12).
 pub const CHANNEL_NUMBERS: std::ops::RangeInclusive<u16> = 0x4000..=0x4FFF;
+/// Channel numbers RFC 5766 §11 allowed, still used by its clients.
+pub const RFC5766_CHANNEL_NUMBERS: std::ops::RangeInclusive<u16> = 0x4000..=0x7FFF;
 
 impl TurnServer {
     /// Checks peers against the allocation's families (443) and the policy (403).
@@ -91,7 +93,12 @@ impl TurnServer {
             ) else {
                 return Err(BAD_REQUEST);
             };
-            if !CHANNEL_NUMBERS.contains(&number) {
+            let range = if self.config.rfc5766_channel_numbers {
+                RFC5766_CHANNEL_NUMBERS
+            } else {
+                CHANNEL_NUMBERS
+            };
+            if !range.contains(&number) {
                 return Err(BAD_REQUEST);
             }
             let allocation = &self.allocations[&id];

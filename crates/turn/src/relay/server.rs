@@ -382,17 +382,28 @@ impl TurnServer {
         ours || self.policy.check(ip) == PeerVerdict::Allowed
     }
 
-    /// The per-packet check of a peer transport address: on one of our relay IPs only live
-    /// relay ports may be reached; on any of our own addresses no service port may be.
+    /// The per-packet check of a peer transport address (also made at ChannelBind): another
+    /// live relay of ours is always reachable; on the server's own addresses the service
+    /// ports never are, and other ports only when `allowed-peers` names the IP explicitly (no
+    /// reaching the server's own sshd or admin pages through the relay by default); any
+    /// other address goes by the policy.
     pub(super) fn peer_endpoint_allowed(&self, peer: SocketAddr) -> bool {
         let bound = self.bound_address(peer);
-        if [self.config.relay_v4, self.config.relay_v6].contains(&Some(bound.ip())) {
-            return self.by_relay.contains_key(&bound);
+        if self.by_relay.contains_key(&bound) {
+            return true;
         }
-        let own =
-            self.config.own_ips.contains(&peer.ip()) || self.config.own_ips.contains(&bound.ip());
-        !(own && self.config.service_ports.contains(&peer.port()))
-            && self.peer_ip_allowed(peer.ip())
+        let relay_ips = [
+            self.config.relay_v4,
+            self.config.relay_v6,
+            self.config.external_v4,
+            self.config.external_v6,
+        ];
+        let own = |ip: IpAddr| self.config.own_ips.contains(&ip) || relay_ips.contains(&Some(ip));
+        if own(peer.ip()) || own(bound.ip()) {
+            return !self.config.service_ports.contains(&peer.port())
+                && self.policy.is_explicitly_allowed(peer.ip());
+        }
+        self.policy.check(peer.ip()) == PeerVerdict::Allowed
     }
 }
 

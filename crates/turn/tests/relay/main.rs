@@ -351,7 +351,7 @@ fn channels() {
         400
     );
     assert_eq!(
-        bind(&mut world, &mut client, 0x5000, "192.0.2.50:4000"),
+        bind(&mut world, &mut client, 0x8000, "192.0.2.50:4000"),
         400
     );
     assert_eq!(bind(&mut world, &mut client, 0x4000, "192.0.2.50:4000"), 0);
@@ -883,4 +883,61 @@ fn data_path_does_not_allocate() {
     });
     assert_eq!(relayed, 2000);
     assert_eq!(info.count_total, 0, "allocations on the relay data path");
+}
+
+// An operator who opens loopback explicitly (a local media server or echo peer) reaches it
+// even when the relay is on loopback too, but never the server's own service ports.
+#[test]
+fn explicit_allow_on_the_relay_ip() {
+    let loopback = TurnConfig {
+        relay_v4: Some("127.0.0.1".parse().unwrap()),
+        own_ips: vec!["127.0.0.1".parse().unwrap()],
+        service_ports: vec![3478],
+        ..TurnConfig::default()
+    };
+    let policy = turn::policy::PeerPolicy::new(vec!["127.0.0.1/32".parse().unwrap()], vec![]);
+    let mut world = World::with_policy(loopback, policy);
+    let mut client = Client::new(udp_client(5000), "alice", "alice-pass");
+    allocate(&mut world, &mut client);
+    assert_eq!(bind(&mut world, &mut client, 0x4000, "127.0.0.1:4000"), 0);
+    assert_eq!(
+        bind(&mut world, &mut client, 0x4001, "127.0.0.1:3478"),
+        403,
+        "our own STUN/TURN port"
+    );
+    let send = send_indication(&client, "127.0.0.1:3478", b"x", false);
+    assert_eq!(
+        world.feed(client.five_tuple, &send).0,
+        ClientOutcome::Nothing
+    );
+    let send = send_indication(&client, "127.0.0.1:4000", b"x", false);
+    assert!(matches!(
+        world.feed(client.five_tuple, &send).0,
+        ClientOutcome::Relay { .. }
+    ));
+}
+
+// RFC 8656 §12 allows 0x4000–0x4FFF; RFC 5766 clients use up to 0x7FFF, accepted by default
+// and refused in strict mode.
+#[test]
+fn rfc5766_channel_numbers() {
+    let mut world = World::new(config());
+    let mut client = Client::new(udp_client(5000), "alice", "alice-pass");
+    allocate(&mut world, &mut client);
+    assert_eq!(bind(&mut world, &mut client, 0x548F, "192.0.2.50:4000"), 0);
+    assert!(matches!(
+        world.feed(client.five_tuple, &channel_data(0x548F, b"x")).0,
+        ClientOutcome::Relay { .. }
+    ));
+    let mut strict = World::new(TurnConfig {
+        rfc5766_channel_numbers: false,
+        ..config()
+    });
+    let mut client = Client::new(udp_client(5000), "alice", "alice-pass");
+    allocate(&mut strict, &mut client);
+    assert_eq!(
+        bind(&mut strict, &mut client, 0x548F, "192.0.2.50:4000"),
+        400
+    );
+    assert_eq!(bind(&mut strict, &mut client, 0x4FFF, "192.0.2.50:4000"), 0);
 }

@@ -69,6 +69,115 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 10000
 # max-tcp-connections = 10000
 
+## TURN: credentials (RFC 8489 §9.2, RFC 8656 §5) ###############################################
+# TURN requests need long-term credentials from one of: `users`, `user-db`, `rest-secrets`.
+# With none of them every Allocate is refused (TURN stays closed until you configure one).
+
+# Answer TURN requests (Allocate, Refresh, CreatePermission, ChannelBind, Send).
+# false: STUN only.
+# Default: true
+# turn = true
+
+# Realm of the long-term credentials, fewer than 128 characters; users' keys depend on it.
+# RFC 8489 recommends the provider's domain name.
+# Default: "turnpike"
+# realm = "turnpike"
+
+# Static users, "NAME:PASSWORD" (coturn's user=), such as ["alice:PASSWORD1", "bob:PASSWORD2"].
+# Names: not empty, no ':'. Only the keys derived from the passwords are kept in memory;
+# passwords are never logged. Keep this file readable by the server only.
+# Default: [] (none)
+# users = []
+
+# SQLite user database, managed with `turnpike user add|remove|list`. It must exist; users of
+# another realm than `realm` are an error at start.
+# Default: unset (no database)
+# user-db = "/var/lib/turnpike/users.db"
+
+# TURN REST API shared secrets (ephemeral credentials: username "EXPIRY:ID", password
+# base64(HMAC-SHA1(secret, username))), such as ["SECRET"]; list several while rotating.
+# At least 8 bytes; use 16 or more random bytes: `openssl rand -base64 24`.
+# Default: [] (REST credentials off)
+# rest-secrets = []
+
+# Key of the stateless nonces, 64 hex digits (`openssl rand -hex 32`). Give every node of a
+# cluster the same one so that nonces survive restarts and work on every node.
+# Default: unset (random at every start)
+# nonce-secret = "REPLACE with the output of: openssl rand -hex 32"
+
+# Seconds a nonce stays valid before 438 (Stale Nonce) (30..=86400).
+# Default: 600
+# nonce-lifetime = 600
+
+# Failed authentications per source IP per minute; further requests from it are ignored for
+# the rest of the minute (1..=1000000).
+# Default: 10
+# auth-failures = 10
+
+## TURN: relay addresses ###########################################################################
+
+# IPs the relay sockets bind to: at most one IPv4 and one IPv6 address. When unset: the PRIVATE
+# part of an IPv4 external-ip; else the listen IP if `listen` has exactly one specific IPv4;
+# else the first IPv4 interface address that is not loopback or link-local; else 127.0.0.1
+# (with a warning). IPv6 is relayed only when configured (here or in external-ip).
+# Default: unset (detected)
+# relay-ip = ["192.0.2.10"]
+
+# Behind a 1:1 NAT: "PUBLIC" or "PUBLIC/PRIVATE", at most one per family. PUBLIC is advertised
+# in XOR-RELAYED-ADDRESS instead of the relay IP PRIVATE (or the relay IP of its family).
+# Default: [] (advertise the relay IPs)
+# external-ip = ["203.0.113.10/10.0.0.10"]
+
+# Relay port range (min-port >= 1024, min-port <= max-port).
+# Default: 49152 and 65535
+# min-port = 49152
+# max-port = 65535
+
+## TURN: limits ####################################################################################
+
+# Longest allocation lifetime granted, seconds (600..=86400; RFC 8656 recommends 3600).
+# Default: 3600
+# max-allocation-lifetime = 3600
+
+# Allocations one username may hold at once (486 when over); 0 = no limit.
+# Default: 0
+# user-quota = 0
+
+# Allocations the server holds at once (508 when over) (1..=10000000).
+# Default: 10000
+# total-quota = 10000
+
+# Bytes per second per allocation, both directions together; 0 = no cap.
+# Default: 0
+# max-bps = 0
+
+# Live permissions per allocation (1..=4096).
+# Default: 128
+# max-permissions = 128
+
+# Channel bindings per allocation (1..=4096).
+# Default: 128
+# max-channels = 128
+
+# Accept channel numbers 0x5000-0x7FFF, as RFC 5766 did, besides RFC 8656's 0x4000-0x4FFF.
+# RFC 5766 clients (coturn's turnutils among them) still pick from the old range; false is
+# strict RFC 8656 (such ChannelBind requests get 400).
+# Default: true
+# rfc5766-channel-numbers = true
+
+## TURN: peer policy ###############################################################################
+# Peers on loopback, private (RFC 1918), link-local, CGNAT, multicast and other special-purpose
+# ranges are denied by default. Entries are CIDR networks or single IPs; the longest matching
+# prefix decides, a tie denies, and an explicit allow overrides the built-in deny list.
+
+# Networks a peer may be in even though the built-in list denies them.
+# Default: [] (none)
+# allowed-peers = ["10.1.2.0/24"]
+
+# Networks a peer may not be in.
+# Default: [] (none)
+# denied-peers = ["198.51.100.0/24"]
+
 ## Logging #########################################################################################
 
 # Tracing filter: off, error, warn, info, debug, trace, or a directive such as

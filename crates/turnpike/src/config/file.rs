@@ -143,5 +143,6 @@ fn resolve_relative_paths(mut layer: ConfigLayer, dir: &Path) -> ConfigLayer {
     };
     layer.tls_cert = layer.tls_cert.map(resolve);
     layer.tls_key = layer.tls_key.map(resolve);
+    layer.user_db = layer.user_db.map(resolve);
     layer
 }

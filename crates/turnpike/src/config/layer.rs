@@ -2,12 +2,14 @@
 //! command line and environment (clap).
 //!
 //! Adding a key is one entry in the `config_layer!` invocation below (its flag, env var and doc),
-//! plus its default and validation in `validate.rs` and its text in `example.rs`. The tests check
-//! that the flag, the env var and the file spelling of every key agree.
+//! plus its default and validation in `validate.rs` (TURN keys: `turn_rules.rs`) and its text in
+//! `example.rs`. The tests check that the flag, the env var and the file spelling of every key
+//! agree.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use super::values::{ExternalIp, PeerNet, Secret};
 use super::LogFormat;
 
 /// Declares [`ConfigLayer`] from one list of keys and derives the per-key helpers from the same
@@ -83,6 +85,75 @@ config_layer! {
     /// Most concurrent TCP plus TLS connections [default: 10000].
     #[arg(long, env = "TURNPIKE_MAX_TCP_CONNECTIONS", value_name = "N")]
     max_tcp_connections: u64,
+    /// Answer TURN requests (Allocate, Refresh, …); false serves STUN only [default: true].
+    #[arg(long, env = "TURNPIKE_TURN", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    turn: bool,
+    /// Long-term credential realm, fewer than 128 characters [default: turnpike].
+    #[arg(long, env = "TURNPIKE_REALM", value_name = "REALM")]
+    realm: String,
+    /// Static TURN users, NAME:PASSWORD (prefer the file or user-db: flags show in `ps`).
+    #[arg(long, env = "TURNPIKE_USERS", value_name = "NAME:PASSWORD", value_delimiter = ',')]
+    #[arg(hide_env_values = true)]
+    users: Vec<Secret>,
+    /// SQLite user database managed by `turnpike user`; must exist.
+    #[arg(long, env = "TURNPIKE_USER_DB", value_name = "FILE")]
+    user_db: PathBuf,
+    /// TURN REST API shared secrets (at least 8 bytes); several during a rotation.
+    #[arg(long, env = "TURNPIKE_REST_SECRETS", value_name = "SECRET", value_delimiter = ',')]
+    #[arg(hide_env_values = true)]
+    rest_secrets: Vec<Secret>,
+    /// Nonce MAC key, 64 hex digits; share it between cluster nodes [default: random at start].
+    #[arg(long, env = "TURNPIKE_NONCE_SECRET", value_name = "HEX", hide_env_values = true)]
+    nonce_secret: Secret,
+    /// Seconds a nonce stays valid, 30..=86400 [default: 600].
+    #[arg(long, env = "TURNPIKE_NONCE_LIFETIME", value_name = "SECONDS")]
+    nonce_lifetime: u64,
+    /// IPs relay sockets bind to: at most one IPv4 and one IPv6 [default: detected].
+    #[arg(long, env = "TURNPIKE_RELAY_IP", value_name = "IP", value_delimiter = ',')]
+    relay_ip: Vec<IpAddr>,
+    /// 1:1 NAT: PUBLIC or PUBLIC/PRIVATE, advertised instead of the relay IP [default: none].
+    #[arg(long, env = "TURNPIKE_EXTERNAL_IP", value_name = "PUBLIC[/PRIVATE]")]
+    #[arg(value_delimiter = ',')]
+    external_ip: Vec<ExternalIp>,
+    /// Lowest relay port, at least 1024 [default: 49152].
+    #[arg(long, env = "TURNPIKE_MIN_PORT", value_name = "PORT")]
+    min_port: u16,
+    /// Highest relay port [default: 65535].
+    #[arg(long, env = "TURNPIKE_MAX_PORT", value_name = "PORT")]
+    max_port: u16,
+    /// Longest allocation lifetime granted, seconds, 600..=86400 [default: 3600].
+    #[arg(long, env = "TURNPIKE_MAX_ALLOCATION_LIFETIME", value_name = "SECONDS")]
+    max_allocation_lifetime: u64,
+    /// Allocations one username may hold at once; 0 for no limit [default: 0].
+    #[arg(long, env = "TURNPIKE_USER_QUOTA", value_name = "N")]
+    user_quota: u64,
+    /// Allocations the server holds at once [default: 10000].
+    #[arg(long, env = "TURNPIKE_TOTAL_QUOTA", value_name = "N")]
+    total_quota: u64,
+    /// Bytes per second per allocation, both directions; 0 for no cap [default: 0].
+    #[arg(long, env = "TURNPIKE_MAX_BPS", value_name = "BYTES")]
+    max_bps: u64,
+    /// Live permissions per allocation, 1..=4096 [default: 128].
+    #[arg(long, env = "TURNPIKE_MAX_PERMISSIONS", value_name = "N")]
+    max_permissions: u64,
+    /// Channel bindings per allocation, 1..=4096 [default: 128].
+    #[arg(long, env = "TURNPIKE_MAX_CHANNELS", value_name = "N")]
+    max_channels: u64,
+    /// Accept RFC 5766 channel numbers 0x5000-0x7FFF besides RFC 8656's 0x4000-0x4FFF
+    /// [default: true].
+    #[arg(long, env = "TURNPIKE_RFC5766_CHANNEL_NUMBERS", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    rfc5766_channel_numbers: bool,
+    /// Peer networks (CIDR or IP) allowed even if the built-in deny list covers them.
+    #[arg(long, env = "TURNPIKE_ALLOWED_PEERS", value_name = "CIDR", value_delimiter = ',')]
+    allowed_peers: Vec<PeerNet>,
+    /// Peer networks (CIDR or IP) denied; on equal prefixes deny beats allow.
+    #[arg(long, env = "TURNPIKE_DENIED_PEERS", value_name = "CIDR", value_delimiter = ',')]
+    denied_peers: Vec<PeerNet>,
+    /// Failed authentications per source IP per minute before it is ignored [default: 10].
+    #[arg(long, env = "TURNPIKE_AUTH_FAILURES", value_name = "N")]
+    auth_failures: u64,
     // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads
     // them through `LogArgs` instead of here: a flag cannot be both global and part of `serve`
     // alone.

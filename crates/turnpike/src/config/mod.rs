@@ -7,25 +7,35 @@
 //! [`load`] does all of it and reports every problem with its origin (`FILE:LINE: key `KEY`:
 //! REASON`, `--KEY: REASON`).
 
+mod address_rules;
 mod error;
 mod example;
 mod file;
 mod layer;
 mod locate;
 mod suggest;
+mod turn_rules;
 mod validate;
+mod values;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{ConfigError, KeyProblem, Origin, Reason};
+use ipnet::IpNet;
+use turn::auth::StaticUser;
+
+pub use address_rules::external_for;
+pub use error::{ConfigError, KeyProblem, Origin, Problem, Reason};
 pub use example::EXAMPLE;
 pub use layer::{env_var_of_key, ConfigLayer, LogArgs};
+pub use turn_rules::{realm_problem, user_name_problem};
+pub use values::{ExternalIp, NonceSecret, Secret};
 
 /// The validated configuration of `turnpike serve`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +61,48 @@ pub struct Config {
     pub tcp_idle_timeout: Duration,
     /// Bound on concurrent TCP plus TLS connections.
     pub max_tcp_connections: usize,
+    /// Answer TURN requests (Allocate, Refresh, …); `false` serves STUN only.
+    pub turn: bool,
+    /// Accept RFC 5766's channel numbers 0x5000–0x7FFF too (RFC 8656 §12 narrowed the range
+    /// to 0x4000–0x4FFF; RFC 5766 clients still use the old one).
+    pub rfc5766_channel_numbers: bool,
+    /// Long-term credential realm (RFC 8489 §9.2): non-empty, fewer than 128 characters.
+    pub realm: String,
+    /// The static `users`, as keys for `realm` (their passwords are not kept).
+    pub users: Vec<StaticUser>,
+    /// SQLite user database (`turnpike user`); it existed when the configuration was checked.
+    pub user_db: Option<PathBuf>,
+    /// TURN REST shared secrets, each at least 8 bytes; empty: REST credentials off.
+    pub rest_secrets: Vec<Secret>,
+    /// Key of the nonce MAC; `None`: a random one at every start.
+    pub nonce_secret: Option<NonceSecret>,
+    /// How long a nonce stays valid (30 s ..= 1 day).
+    pub nonce_lifetime: Duration,
+    /// IPs relay sockets bind to, at most one per family, specific; empty: detected at start
+    /// (see `turn_setup`).
+    pub relay_ip: Vec<IpAddr>,
+    /// 1:1 NAT mappings, at most one per family, each of one family.
+    pub external_ip: Vec<ExternalIp>,
+    /// Relay ports, within 1024..=65535.
+    pub relay_ports: RangeInclusive<u16>,
+    /// Longest allocation lifetime granted (600 s ..= 1 day).
+    pub max_allocation_lifetime: Duration,
+    /// Allocations per username; 0: no limit.
+    pub user_quota: usize,
+    /// Allocations per server, at least 1.
+    pub total_quota: usize,
+    /// Bytes per second per allocation; `None`: no cap.
+    pub max_bps: Option<u64>,
+    /// Live permissions per allocation, 1..=4096.
+    pub max_permissions: usize,
+    /// Channel bindings per allocation, 1..=4096.
+    pub max_channels: usize,
+    /// Peer networks explicitly allowed (host bits cleared).
+    pub allowed_peers: Vec<IpNet>,
+    /// Peer networks explicitly denied (host bits cleared).
+    pub denied_peers: Vec<IpNet>,
+    /// Failed authentications per source per minute before the source is ignored, at least 1.
+    pub auth_failures: u32,
     /// A valid `tracing_subscriber::EnvFilter` directive.
     pub log_level: String,
     /// How log lines are written.
@@ -58,7 +110,9 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The built-in defaults: STUN/TURN on 0.0.0.0:3478 over UDP and TCP, no TLS, no RFC 5780.
+    /// The built-in defaults: STUN/TURN on 0.0.0.0:3478 over UDP and TCP, no TLS, no RFC 5780;
+    /// TURN on with no credentials (every Allocate is refused until users or secrets are
+    /// configured) and the built-in peer deny list.
     fn default() -> Self {
         Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
@@ -71,6 +125,26 @@ impl Default for Config {
             software: None,
             tcp_idle_timeout: Duration::from_secs(300),
             max_tcp_connections: 10_000,
+            turn: true,
+            rfc5766_channel_numbers: true,
+            realm: "turnpike".to_owned(),
+            users: Vec::new(),
+            user_db: None,
+            rest_secrets: Vec::new(),
+            nonce_secret: None,
+            nonce_lifetime: Duration::from_secs(600),
+            relay_ip: Vec::new(),
+            external_ip: Vec::new(),
+            relay_ports: 49152..=65535,
+            max_allocation_lifetime: Duration::from_secs(3600),
+            user_quota: 0,
+            total_quota: 10_000,
+            max_bps: None,
+            max_permissions: 128,
+            max_channels: 128,
+            allowed_peers: Vec::new(),
+            denied_peers: Vec::new(),
+            auth_failures: 10,
             log_level: "info".to_owned(),
             log_format: LogFormat::Pretty,
         }
@@ -164,4 +238,24 @@ pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> 
 /// Checks a file on its own, as `turnpike config check` does: no flags, no env vars.
 pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
     load(Some(path), &CliLayer::default())
+}
+
+/// Reads the file at `path` for the keys `wanted` only, as `turnpike user` does (it needs
+/// `user-db` and `realm`): fails on a problem with the file as a whole or with one of those
+/// keys, and checks nothing else.
+pub fn read_keys(path: &Path, wanted: &[&str]) -> Result<ConfigLayer, ConfigError> {
+    let file = file::read(path);
+    let problems: Vec<Problem> = file
+        .problems
+        .into_iter()
+        .filter(|p| match p.key.as_deref() {
+            Some(key) => wanted.contains(&key),
+            None => true,
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(file.layer)
+    } else {
+        Err(ConfigError { problems })
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::{KeyProblem, Reason};
 use super::layer::ConfigLayer;
-use super::{Config, TlsFiles};
+use super::{turn_rules, Config, TlsFiles};
 
 /// Allowed `tcp-idle-timeout`, seconds: at least one second, at most a day.
 const TCP_IDLE_TIMEOUT_RANGE: (u64, u64) = (1, 86_400);
@@ -19,10 +19,10 @@ const SOFTWARE_MAX_CHARS: usize = 127;
 const SOFTWARE_MAX_BYTES: usize = 763;
 
 /// Problems found so far, in the order found.
-type Problems = Vec<KeyProblem>;
+pub(super) type Problems = Vec<KeyProblem>;
 
 /// Records a problem for `key`.
-fn push(problems: &mut Problems, key: &'static str, reason: Reason) {
+pub(super) fn push(problems: &mut Problems, key: &'static str, reason: Reason) {
     problems.push(KeyProblem { key, reason });
 }
 
@@ -72,10 +72,7 @@ impl Config {
             push(p, "log-level", reason);
         }
 
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Config {
+        let mut config = Config {
             listen,
             udp,
             tcp,
@@ -90,12 +87,18 @@ impl Config {
             }),
             log_level,
             log_format: layer.log_format.unwrap_or(default.log_format),
-        })
+            ..default
+        };
+        turn_rules::check(p, layer, &mut config);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(config)
     }
 }
 
 /// `value` if it lies in `min..=max`, else a problem.
-fn in_range(
+pub(super) fn in_range(
     p: &mut Problems,
     key: &'static str,
     value: Option<u64>,

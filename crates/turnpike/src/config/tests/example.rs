@@ -48,6 +48,12 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         alternate_ip: None,
         alternate_port: None,
         software: None,
+        user_db: None,
+        nonce_secret: None,
+        relay_ip: None,
+        external_ip: None,
+        allowed_peers: None,
+        denied_peers: None,
         ..file.layer
     };
     assert_eq!(
@@ -61,6 +67,12 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         "alternate-ip",
         "alternate-port",
         "software",
+        "user-db",
+        "nonce-secret",
+        "relay-ip",
+        "external-ip",
+        "allowed-peers",
+        "denied-peers",
     ];
     let kept: Vec<&str> = text
         .lines()
@@ -71,4 +83,20 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         })
         .collect();
     assert_eq!(check(&kept.join("\n")).unwrap(), Config::default());
+}
+
+#[test]
+fn no_example_value_is_a_usable_credential() {
+    // Uncommenting the example must never enable a secret that everybody can read here: the
+    // credential keys show empty defaults, and the nonce-secret placeholder is rejected.
+    let text = uncommented();
+    for key in ["users", "rest-secrets"] {
+        assert!(text.contains(&format!("\n{key} = []\n")), "{key}");
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("nonce-secret = "))
+        .unwrap();
+    let found = super::problems(line);
+    assert_eq!(found[0].key.as_deref(), Some("nonce-secret"));
 }

@@ -91,7 +91,7 @@ fn unknown_key_has_its_line_and_a_suggestion() {
 
     let (_, _, reason) = only_problem("tls_cert = \"a.pem\"");
     assert_eq!(reason, "unknown key; did you mean `tls-cert`?");
-    let (_, _, reason) = only_problem("realm = \"example.org\"");
+    let (_, _, reason) = only_problem("domain = \"example.org\"");
     assert_eq!(reason, "unknown key");
 }
 

@@ -4,6 +4,7 @@ mod example;
 mod file;
 mod layers;
 mod rules;
+mod turn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

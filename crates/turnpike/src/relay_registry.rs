@@ -1,0 +1,183 @@
+//! Relay sockets: opened and closed by the TURN core through [`RelaySockets`], each read by
+//! its own task that hands peer datagrams to the core and forwards the framed result to the
+//! client.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::net::UdpSocket;
+use tokio::task::AbortHandle;
+use tracing::{debug, trace};
+use turn::relay::{ClientTransport, RelaySockets, PEER_HEADROOM};
+
+use crate::shared::{lock, now, Shared};
+
+/// The listener sockets, by bound address, through which peer data reaches UDP clients.
+#[derive(Debug, Default)]
+pub struct Egress {
+    /// UDP listener sockets by their bound address (the server side of a UDP 5-tuple).
+    pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+}
+
+#[derive(Debug)]
+struct RelaySocket {
+    socket: Arc<UdpSocket>,
+    task: AbortHandle,
+}
+
+/// The open relay sockets.
+#[derive(Debug)]
+pub struct RelayRegistry {
+    sockets: HashMap<SocketAddr, RelaySocket>,
+    shared: Weak<Mutex<Shared>>,
+    egress: Arc<Egress>,
+}
+
+impl RelayRegistry {
+    /// An empty registry; `shared` is where its tasks find the core.
+    pub fn new(shared: Weak<Mutex<Shared>>, egress: Arc<Egress>) -> Self {
+        RelayRegistry {
+            sockets: HashMap::new(),
+            shared,
+            egress,
+        }
+    }
+
+    /// The socket bound to `addr`, to send a client's data to a peer.
+    pub fn socket(&self, addr: SocketAddr) -> Option<Arc<UdpSocket>> {
+        self.sockets.get(&addr).map(|r| r.socket.clone())
+    }
+}
+
+impl RelaySockets for RelayRegistry {
+    fn open(&mut self, addr: SocketAddr) -> bool {
+        // RFC 8656 §14: relayed datagrams leave with DF clear unless a Send indication asks.
+        let bound = net::bind_udp(addr)
+            .and_then(|s| net::set_dont_fragment(&s, addr.is_ipv6(), false).map(|()| s));
+        let socket = match bound.and_then(UdpSocket::from_std) {
+            Ok(socket) => Arc::new(socket),
+            Err(e) => {
+                trace!(%addr, error = %e, "relay port unavailable");
+                return false;
+            }
+        };
+        let task = tokio::spawn(relay_loop(
+            addr,
+            socket.clone(),
+            self.shared.clone(),
+            self.egress.clone(),
+        ));
+        self.sockets.insert(
+            addr,
+            RelaySocket {
+                socket,
+                task: task.abort_handle(),
+            },
+        );
+        true
+    }
+
+    fn close(&mut self, addr: SocketAddr) {
+        if let Some(relay) = self.sockets.remove(&addr) {
+            relay.task.abort();
+        }
+    }
+}
+
+impl Drop for RelayRegistry {
+    fn drop(&mut self) {
+        for relay in self.sockets.values() {
+            relay.task.abort();
+        }
+    }
+}
+
+/// Reads datagrams from peers on one relay socket until it is closed.
+async fn relay_loop(
+    relay: SocketAddr,
+    socket: Arc<UdpSocket>,
+    shared: Weak<Mutex<Shared>>,
+    egress: Arc<Egress>,
+) {
+    // Headroom for the Data indication or ChannelData header, written in place before the
+    // payload, and three bytes of padding after the largest datagram.
+    let mut buf = vec![0u8; PEER_HEADROOM + 65_535 + 3];
+    loop {
+        let received = socket
+            .recv_from(&mut buf[PEER_HEADROOM..PEER_HEADROOM + 65_535])
+            .await;
+        let (len, peer) = match received {
+            Ok(received) => received,
+            Err(e) if is_transient(&e) => continue,
+            Err(e) => {
+                debug!(%relay, error = %e, "relay socket failed");
+                return;
+            }
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let (outcome, stream) = {
+            let mut state = lock(&shared);
+            let (now, _) = now();
+            let outcome = state.core.handle_peer(now, relay, peer, &mut buf, len);
+            let stream = outcome
+                .as_ref()
+                .filter(|o| o.to.transport == ClientTransport::Tcp)
+                .and_then(|o| state.streams.get(&(o.to.client, o.to.server)).cloned());
+            (outcome, stream)
+        };
+        drop(shared);
+        let Some(outcome) = outcome else {
+            continue;
+        };
+        match (outcome.to.transport, stream) {
+            (ClientTransport::Udp, _) => {
+                if let Some(listener) = egress.udp.get(&outcome.to.server) {
+                    let _ = listener
+                        .send_to(&buf[outcome.data], outcome.to.client)
+                        .await;
+                }
+            }
+            // A full queue means a client that does not read: drop, as UDP would.
+            (ClientTransport::Tcp, Some(stream)) => {
+                let _ = stream.try_send(buf[outcome.data].to_vec());
+            }
+            (ClientTransport::Tcp, None) => {}
+        }
+    }
+}
+
+/// Sends a client's payload to a peer from a relay socket. With `dont_fragment` (a Send
+/// indication's DONT-FRAGMENT, RFC 8656 §14) the DF bit is set for this datagram only.
+/// Errors concern this datagram alone and are not reported further.
+pub async fn send_to_peer(
+    relay: &UdpSocket,
+    payload: &[u8],
+    peer: SocketAddr,
+    dont_fragment: bool,
+) {
+    let ipv6 = peer.is_ipv6();
+    if dont_fragment && net::set_dont_fragment(relay, ipv6, true).is_err() {
+        return;
+    }
+    if let Err(e) = relay.send_to(payload, peer).await {
+        trace!(%peer, error = %e, "relay send failed");
+    }
+    if dont_fragment {
+        let _ = net::set_dont_fragment(relay, ipv6, false);
+    }
+}
+
+/// Errors that concern one earlier datagram (an ICMP error surfacing on Linux), not the
+/// socket.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}

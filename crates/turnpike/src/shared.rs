@@ -1,0 +1,53 @@
+//! The TURN core shared by every listener and relay socket, behind one mutex.
+//!
+//! The lock is held only to ask the core what to do with a packet — a few map look-ups —
+//! and never across an `await` or a send. Binding requests never take it: the Binding core
+//! is stateless and each listener has its own.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use turn::relay::TurnServer;
+
+use crate::relay_registry::RelayRegistry;
+
+/// Identifies a TCP/TLS client connection: (client address, server address).
+pub type StreamKey = (SocketAddr, SocketAddr);
+
+/// Bytes queued for one TCP/TLS client; a full queue drops (a slow reader must not grow the
+/// server's memory).
+pub type StreamSender = mpsc::Sender<Vec<u8>>;
+
+/// Everything the TURN data and control paths share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The sans-IO TURN core.
+    pub core: TurnServer,
+    /// Open relay sockets.
+    pub relays: RelayRegistry,
+    /// Live TCP/TLS connections, to deliver peer data to them.
+    pub streams: HashMap<StreamKey, StreamSender>,
+}
+
+/// A handle on [`Shared`].
+pub type SharedCore = Arc<Mutex<Shared>>;
+
+/// Locks the shared state. A panic while holding the lock cannot leave the core half
+/// updated in a way that matters more than stopping the server would, so a poisoned lock is
+/// taken over rather than propagated.
+pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The two clocks the core takes: monotonic for lifetimes, Unix seconds for credentials.
+pub fn now() -> (Instant, u64) {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (Instant::now(), unix)
+}
