@@ -53,7 +53,37 @@ pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
         Some(path) => users::load(path, &config.realm)?,
         None => Vec::new(),
     };
-    settings_from(config, &interfaces, db_users, rand::random())
+    let mut settings = settings_from(config, &interfaces, db_users, rand::random())?;
+    if config.turn && settings.auth.users.is_empty() && settings.auth.rest_secrets.is_empty() {
+        add_ephemeral_credential(&mut settings.auth, &config.realm);
+    }
+    Ok(settings)
+}
+
+/// How long the credential printed for a server without configured credentials is valid.
+const EPHEMERAL_CREDENTIAL_TTL: u64 = 24 * 3600;
+
+/// A server started without credentials would refuse every Allocate. Rather than run an open
+/// relay, it makes up a REST secret for this run only and prints one credential derived from
+/// it, so that the person who started it can use it at once (as Jupyter prints its token).
+/// Nothing is written anywhere; the next start makes another one.
+fn add_ephemeral_credential(auth: &mut AuthConfig, realm: &str) {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let username =
+        turn::auth::rest::username(unix_now + EPHEMERAL_CREDENTIAL_TTL, Some("turnpike"));
+    let password = turn::auth::rest::password(&secret, &username);
+    auth.rest_secrets.push(secret);
+    tracing::warn!(
+        %realm,
+        %username,
+        %password,
+        "no TURN credentials configured (`users`, `user-db` or `rest-secrets`): made up one for \
+         this run, valid 24 h. Configure your own for production"
+    );
 }
 
 /// [`turn_settings`] with its inputs from the outside world given: the host's interface
@@ -249,12 +279,6 @@ fn merge_users(config: &Config, db_users: Vec<StaticUser>) -> anyhow::Result<Vec
 fn warn_about_credentials(config: &Config, auth: &AuthConfig) {
     if !config.turn {
         return;
-    }
-    if auth.users.is_empty() && auth.rest_secrets.is_empty() {
-        tracing::warn!(
-            "TURN is on but no credentials are configured (`users`, `user-db`, \
-             `rest-secrets`): every Allocate will be refused"
-        );
     }
     let short = auth
         .rest_secrets

@@ -18,6 +18,8 @@ struct Server {
     child: Child,
     /// (transport, address) of every "listening" log line.
     listening: Vec<(String, SocketAddr)>,
+    /// Every JSON log line read up to "ready".
+    startup: Vec<serde_json::Value>,
 }
 
 impl Server {
@@ -40,12 +42,14 @@ impl Server {
             }
         });
         let mut listening = Vec::new();
+        let mut startup = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("server not ready; exit status {:?}", child.try_wait()));
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            startup.push(v.clone());
             match v["fields"]["message"].as_str() {
                 Some("listening") => listening.push((
                     v["fields"]["transport"].as_str().unwrap().to_string(),
@@ -55,7 +59,11 @@ impl Server {
                 _ => {}
             }
         }
-        Server { child, listening }
+        Server {
+            child,
+            listening,
+            startup,
+        }
     }
 
     fn address(&self, transport: &str) -> SocketAddr {
@@ -334,4 +342,73 @@ fn behaviour_discovery_grid() {
     let m = Message::decode(&answer[..n]).unwrap();
     assert_eq!(m.get::<ResponseOrigin>().unwrap().unwrap().0, other);
     assert_eq!(m.get::<OtherAddress>().unwrap().unwrap().0, other);
+}
+
+// A server started without credentials makes up a REST secret for the run and prints one
+// credential, which works for an Allocate (RFC 8656 §7.2, RFC 8489 §9.2).
+#[test]
+fn ephemeral_credential_allocates() {
+    use stun::attributes::{
+        ErrorCode, Nonce, PasswordAlgorithmId, Realm, RequestedTransport, Username,
+        XorRelayedAddress,
+    };
+    use stun::{LongTermKey, Method};
+    let server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tcp",
+        "false",
+        "--relay-ip",
+        "127.0.0.1",
+    ]);
+    let line = server
+        .startup
+        .iter()
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("made up one for this run"))
+        })
+        .expect("the credential is printed");
+    let username = line["fields"]["username"].as_str().unwrap().to_string();
+    let password = line["fields"]["password"].as_str().unwrap().to_string();
+    let realm = line["fields"]["realm"].as_str().unwrap().to_string();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let allocate = MessageType::new(Method::ALLOCATE, Class::Request);
+    let exchange = |bytes: &[u8]| {
+        client.send_to(bytes, server.address("udp")).unwrap();
+        let mut buf = [0u8; 1500];
+        let len = client.recv(&mut buf).unwrap();
+        buf[..len].to_vec()
+    };
+    let mut buf = [0u8; 512];
+    let mut w = MessageWriter::new(&mut buf, allocate, TransactionId([1; 12])).unwrap();
+    w.add(&RequestedTransport(RequestedTransport::UDP)).unwrap();
+    let len = w.finish();
+    let challenge = exchange(&buf[..len]);
+    let challenge = Message::decode(&challenge).unwrap();
+    assert_eq!(challenge.get::<ErrorCode<'_>>().unwrap().unwrap().code, 401);
+    let nonce = challenge.get::<Nonce<'_>>().unwrap().unwrap().0.to_string();
+    let key = LongTermKey::derive(PasswordAlgorithmId::MD5, &username, &realm, &password).unwrap();
+    let mut w = MessageWriter::new(&mut buf, allocate, TransactionId([2; 12])).unwrap();
+    w.add(&RequestedTransport(RequestedTransport::UDP)).unwrap();
+    w.add(&Username(&username)).unwrap();
+    w.add(&Realm(&realm)).unwrap();
+    w.add(&Nonce(&nonce)).unwrap();
+    w.add_message_integrity(key.as_bytes()).unwrap();
+    let len = w.finish();
+    let reply = exchange(&buf[..len]);
+    let reply = Message::decode(&reply).unwrap();
+    assert_eq!(
+        reply.header().message_type.class,
+        Class::Success,
+        "{reply:?}"
+    );
+    reply.verify_integrity(key.as_bytes()).unwrap();
+    let relayed = reply.get::<XorRelayedAddress>().unwrap().unwrap().0;
+    assert_eq!(relayed.ip().to_string(), "127.0.0.1");
+    assert_eq!(server.stop(), Some(0));
 }
