@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use turn::relay::TurnServer;
+use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
+use turn::SocketId;
 
 use crate::relay_registry::RelayRegistry;
 
@@ -50,4 +52,33 @@ pub fn now() -> (Instant, u64) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     (Instant::now(), unix)
+}
+
+/// Gives a client's packet to the TURN core under the lock, and returns what to do, with the
+/// relay socket to send from when the outcome is a relay. The send itself happens after the
+/// lock is released.
+pub fn handle_client(
+    shared: &Mutex<Shared>,
+    five_tuple: FiveTuple,
+    local: SocketId,
+    packet: &[u8],
+    out: &mut [u8],
+) -> (ClientOutcome, Option<Arc<UdpSocket>>) {
+    let mut state = lock(shared);
+    let state = &mut *state;
+    let (now, unix_now) = now();
+    let outcome = state.core.handle_client(
+        now,
+        unix_now,
+        five_tuple,
+        local,
+        packet,
+        out,
+        &mut state.relays,
+    );
+    let relay_socket = match &outcome {
+        ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),
+        _ => None,
+    };
+    (outcome, relay_socket)
 }

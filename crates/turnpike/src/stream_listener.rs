@@ -22,7 +22,7 @@ use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple}
 use turn::{BindingServer, SocketId, Transport};
 
 use crate::relay_registry::send_to_peer;
-use crate::shared::{lock, now, SharedCore};
+use crate::shared::{handle_client, lock, SharedCore};
 
 /// Time a TLS client gets to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,25 +183,8 @@ impl Connection {
                 )
                 .map(|t| t.len);
         }
-        let (outcome, relay_socket) = {
-            let mut state = lock(&self.shared);
-            let state = &mut *state;
-            let (now, unix_now) = now();
-            let outcome = state.core.handle_client(
-                now,
-                unix_now,
-                self.five_tuple,
-                self.id,
-                frame,
-                out,
-                &mut state.relays,
-            );
-            let relay_socket = match &outcome {
-                ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),
-                _ => None,
-            };
-            (outcome, relay_socket)
-        };
+        let (outcome, relay_socket) =
+            handle_client(&self.shared, self.five_tuple, self.id, frame, out);
         match outcome {
             ClientOutcome::Reply(t) => Some(t.len),
             ClientOutcome::Relay {

@@ -15,7 +15,7 @@ use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple}
 use turn::{BindingServer, SocketId, Transport};
 
 use crate::relay_registry::{is_transient, send_to_peer};
-use crate::shared::{lock, now, SharedCore};
+use crate::shared::{handle_client, SharedCore};
 
 /// The sockets of one RFC 5780 grid, indexed by [`grid_index`].
 pub type UdpGrid = [Option<Arc<UdpSocket>>; 4];
@@ -63,25 +63,7 @@ pub async fn run(
             server: local,
             transport: ClientTransport::Udp,
         };
-        let (outcome, relay_socket) = {
-            let mut state = lock(&shared);
-            let state = &mut *state;
-            let (now, unix_now) = now();
-            let outcome = state.core.handle_client(
-                now,
-                unix_now,
-                five_tuple,
-                id,
-                packet,
-                &mut outgoing,
-                &mut state.relays,
-            );
-            let relay_socket = match &outcome {
-                ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),
-                _ => None,
-            };
-            (outcome, relay_socket)
-        };
+        let (outcome, relay_socket) = handle_client(&shared, five_tuple, id, packet, &mut outgoing);
         match outcome {
             ClientOutcome::Reply(t) => send(&grid, t.from, &outgoing[..t.len], t.to).await,
             ClientOutcome::Relay {

@@ -7,10 +7,10 @@ use stun::attributes::{ChannelNumber, ErrorCode, XorPeerAddress};
 use stun::error_code::{
     BAD_REQUEST, FORBIDDEN, INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH,
 };
-use stun::{Class, Message};
+use stun::Message;
 
 use super::five_tuple::FiveTuple;
-use super::respond::{respond, respond_error};
+use super::respond::respond_result;
 use super::server::{AllocationId, TurnServer};
 use crate::auth::Authenticated;
 
@@ -71,10 +71,7 @@ impl TurnServer {
             self.reschedule(id);
             Ok(())
         });
-        match result {
-            Ok(()) => respond(message, Class::Success, Some(auth), out, |_| Ok(())),
-            Err(code) => respond_error(message, code, Some(auth), out),
-        }
+        respond_result(message, result, Some(auth), out)
     }
 
     /// ChannelBind (RFC 8656 §12.2).
@@ -126,9 +123,6 @@ impl TurnServer {
             self.reschedule(id);
             Ok(())
         });
-        match result {
-            Ok(()) => respond(message, Class::Success, Some(auth), out, |_| Ok(())),
-            Err(code) => respond_error(message, code, Some(auth), out),
-        }
+        respond_result(message, result, Some(auth), out)
     }
 }

@@ -39,3 +39,16 @@ pub fn respond_error(
 ) -> Option<usize> {
     respond(request, Class::Error, auth, out, |w| w.add(&code))
 }
+
+/// The answer to a request whose processing gave `result`: an empty success, or the error.
+pub fn respond_result(
+    request: &Message<'_>,
+    result: Result<(), ErrorCode<'static>>,
+    auth: Option<&Authenticated>,
+    out: &mut [u8],
+) -> Option<usize> {
+    match result {
+        Ok(()) => respond(request, Class::Success, auth, out, |_| Ok(())),
+        Err(code) => respond_error(request, code, auth, out),
+    }
+}
