@@ -1,4 +1,5 @@
-//! The command line (`turnpike serve | config check | config example | stun`) and its dispatch.
+//! The command line (`turnpike serve | config check | config example | stun | user | token`)
+//! and its dispatch.
 //!
 //! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
 
@@ -46,6 +47,8 @@ pub enum Command {
     Stun(StunArgs),
     /// Manage TURN users in a SQLite user database (the `user-db` of `serve`).
     User(crate::users::command::UserArgs),
+    /// Print a signaling join token for a room, minted with `signaling-secret`.
+    Token(crate::token_command::TokenArgs),
 }
 
 /// Arguments of `turnpike serve`.
@@ -98,6 +101,7 @@ where
             ExitCode::SUCCESS
         }
         Command::User(args) => crate::users::command::run(args),
+        Command::Token(args) => crate::token_command::run(args),
         Command::Stun(args) => {
             let layer = cli.log.into_layer();
             let origins = cli_origins(&layer, &[&matches]);

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod http;
 mod logging;
 mod relay_registry;
 mod serve;
@@ -11,6 +12,7 @@ mod shared;
 mod stream_listener;
 mod stun_command;
 mod tls;
+mod token_command;
 mod turn_setup;
 mod udp_listener;
 mod users;

@@ -1,5 +1,6 @@
 //! `turnpike serve`: binds every listener the configuration asks for, runs their event loops
-//! and the TURN timers, and stops on SIGINT/SIGTERM.
+//! and the TURN timers, and the HTTP server (signaling, API, pages: [`crate::http`]), and stops
+//! on SIGINT/SIGTERM.
 //!
 //! Sockets are bound before anything runs, so that a port already in use is reported at
 //! once, with the address, and the process exits non-zero.
@@ -22,6 +23,7 @@ use turn::relay::TurnServer;
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::config::Config;
+use crate::http;
 use crate::relay_registry::{Egress, RelayRegistry};
 use crate::shared::{lock, now, Shared, SharedCore};
 use crate::stream_listener::{self, StreamSettings};
@@ -54,6 +56,26 @@ impl Bound {
             .filter_map(|(listener, ..)| listener.local_addr().ok());
         udp.chain(tcp).map(|a| a.port()).collect()
     }
+
+    /// The bound ports of the first `listen` address and of the first TLS listener, for the
+    /// ICE server URLs of the HTTP API.
+    fn turn_ports(&self) -> http::TurnPorts {
+        let udp = self
+            .udp
+            .first()
+            .map(|(_, sockets, _)| sockets.primary.port());
+        let stream = |tls: bool| {
+            self.streams
+                .iter()
+                .find(|(_, _, id, is_tls)| *is_tls == tls && *id == SocketId::PRIMARY)
+                .and_then(|(listener, ..)| listener.local_addr().ok())
+                .map(|a| a.port())
+        };
+        http::TurnPorts {
+            listen: udp.or_else(|| stream(false)),
+            tls: stream(true),
+        }
+    }
 }
 
 /// Runs the server until SIGINT/SIGTERM, or until a listener fails.
@@ -61,14 +83,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we have said "ready" must stop us cleanly,
     // not kill us with the default disposition.
     let mut shutdown = ShutdownSignals::install()?;
+    let settings = turn_settings(&config)?;
+    let rest_secret = settings.api_secret();
     let TurnSettings {
         mut turn,
         auth,
         policy,
-    } = turn_settings(&config)?;
+    } = settings;
     let bound = bind_all(&config)?;
+    let http_listeners = http::bind(&config)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
     turn.service_ports.extend(bound.ports());
+    turn.service_ports.extend(http::ports(&http_listeners));
+    turn.own_ips.extend(http::own_ips(&http_listeners));
+    let turn_ports = bound.turn_ports();
     let mut egress = Egress::default();
     for (_, _, grid) in &bound.udp {
         for socket in grid.iter().flatten() {
@@ -92,6 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     spawn_all(&config, bound, &shared, &mut tasks)?;
+    http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
     let timers = shared.clone();
     tasks.spawn(async move {
         run_timers(timers).await;

@@ -56,8 +56,31 @@ pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
     let mut settings = settings_from(config, &interfaces, db_users, rand::random())?;
     if config.turn && settings.auth.users.is_empty() && settings.auth.rest_secrets.is_empty() {
         add_ephemeral_credential(&mut settings.auth, &config.realm);
+    } else if config.turn && config.http && settings.auth.rest_secrets.is_empty() {
+        // The HTTP API hands out REST credentials: it needs a secret even when only static
+        // users are configured. Nobody else knows this one, so nothing is printed.
+        settings.auth.rest_secrets.push(random_rest_secret());
+        tracing::debug!("made up a REST secret for this run, for the HTTP API's credentials");
     }
     Ok(settings)
+}
+
+impl TurnSettings {
+    /// The REST secret the HTTP API mints TURN credentials with: the first of `rest-secrets`
+    /// (list the new one first while rotating), or the one made up for this run; `None` when
+    /// TURN is off.
+    pub fn api_secret(&self) -> Option<String> {
+        self.turn
+            .enabled
+            .then(|| self.auth.rest_secrets.first().cloned())
+            .flatten()
+    }
+}
+
+/// A random REST secret for this run only: 24 bytes, base64.
+fn random_rest_secret() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
 }
 
 /// How long the credential printed for a server without configured credentials is valid.
@@ -68,8 +91,7 @@ const EPHEMERAL_CREDENTIAL_TTL: u64 = 24 * 3600;
 /// it, so that the person who started it can use it at once (as Jupyter prints its token).
 /// Nothing is written anywhere; the next start makes another one.
 fn add_ephemeral_credential(auth: &mut AuthConfig, realm: &str) {
-    use base64::Engine as _;
-    let secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
+    let secret = random_rest_secret();
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -26,6 +26,9 @@ impl Server {
     fn start(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
             .arg("serve")
+            // HTTP has its own tests (http.rs); off here, so that parallel servers do not all
+            // try to bind its default port 8080.
+            .env("TURNPIKE_HTTP", "false")
             .args(["--log-format", "json", "--log-level", "info"])
             .args(args)
             .stdin(Stdio::null())

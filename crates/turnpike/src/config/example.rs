@@ -178,6 +178,52 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: [] (none)
 # denied-peers = ["198.51.100.0/24"]
 
+## HTTP: signaling, ICE server API, web pages (docs/http.md) #######################################
+# GET /ws (signaling WebSocket), /api/ice-servers, /healthz, and the pages /, /room/NAME,
+# /diagnostics. Plain HTTP: put a TLS reverse proxy in front of it for https:// and wss://.
+
+# Serve HTTP.
+# Default: true
+# http = true
+
+# HTTP listen addresses (IP:PORT); none may be a STUN/TURN TCP or TLS address.
+# Default: ["0.0.0.0:8080"]
+# http-listen = ["0.0.0.0:8080"]
+
+# Key of the signaling join tokens, at least 16 bytes (`openssl rand -base64 24`). When set,
+# `join` needs a token minted with it: `turnpike token --room ROOM --ttl 1h`. Empty: no tokens.
+# Default: "" (joining needs no token)
+# signaling-secret = ""
+
+# Origins whose pages may open the signaling WebSocket, such as ["https://app.example.org"]
+# (SCHEME://HOST[:PORT], as browsers send the Origin header). Requests without Origin (not from
+# a browser) are always allowed. Empty: any origin.
+# Default: [] (any origin)
+# allowed-origins = []
+
+# Host name or IP put in the stun:/turn:/turns: URLs handed out, such as "turn.example.org".
+# Empty: the host the browser used to reach this server (the request's Host header).
+# Default: "" (the request's host)
+# ice-host = ""
+
+# Seconds the TURN credentials handed out by /api/ice-servers and `joined` stay valid
+# (60..=604800).
+# Default: 86400
+# ice-ttl = 86400
+
+# Peers one signaling room holds; the next `join` gets `room-full` (2..=1000).
+# Default: 16
+# room-capacity = 16
+
+# Largest signaling frame, bytes; larger ones get `too-large` (1024..=1048576).
+# Default: 65536
+# max-message-bytes = 65536
+
+# Signaling frames per second per connection, with bursts of twice as many; more get
+# `rate-limited` (1..=10000).
+# Default: 50
+# message-rate = 50
+
 ## Logging #########################################################################################
 
 # Tracing filter: off, error, warn, info, debug, trace, or a directive such as

@@ -2,9 +2,9 @@
 //! command line and environment (clap).
 //!
 //! Adding a key is one entry in the `config_layer!` invocation below (its flag, env var and doc),
-//! plus its default and validation in `validate.rs` (TURN keys: `turn_rules.rs`) and its text in
-//! `example.rs`. The tests check that the flag, the env var and the file spelling of every key
-//! agree.
+//! plus its default and validation in `validate.rs` (TURN keys: `turn_rules.rs`, HTTP and
+//! signaling keys: `http_rules.rs`) and its text in `example.rs`. The tests check that the flag,
+//! the env var and the file spelling of every key agree.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -154,6 +154,37 @@ config_layer! {
     /// Failed authentications per source IP per minute before it is ignored [default: 10].
     #[arg(long, env = "TURNPIKE_AUTH_FAILURES", value_name = "N")]
     auth_failures: u64,
+    /// Serve HTTP: the signaling WebSocket, the ICE server API and the web pages [default: true].
+    #[arg(long, env = "TURNPIKE_HTTP", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    http: bool,
+    /// HTTP listen addresses, IP:PORT [default: 0.0.0.0:8080].
+    #[arg(long, env = "TURNPIKE_HTTP_LISTEN", value_name = "IP:PORT", value_delimiter = ',')]
+    http_listen: Vec<SocketAddr>,
+    /// Secret of the signaling join tokens (at least 16 bytes); set: `join` needs a token.
+    #[arg(long, env = "TURNPIKE_SIGNALING_SECRET", value_name = "SECRET")]
+    #[arg(hide_env_values = true)]
+    signaling_secret: Secret,
+    /// Origins allowed to open the signaling WebSocket, such as `https://app.example.org`
+    /// [default: any].
+    #[arg(long, env = "TURNPIKE_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Host name or IP put in the ICE server URLs [default: the host of the HTTP request].
+    #[arg(long, env = "TURNPIKE_ICE_HOST", value_name = "HOST")]
+    ice_host: String,
+    /// Seconds the TURN credentials handed out over HTTP stay valid, 60..=604800 [default: 86400].
+    #[arg(long, env = "TURNPIKE_ICE_TTL", value_name = "SECONDS")]
+    ice_ttl: u64,
+    /// Peers one signaling room holds, 2..=1000 [default: 16].
+    #[arg(long, env = "TURNPIKE_ROOM_CAPACITY", value_name = "N")]
+    room_capacity: u64,
+    /// Largest signaling frame, bytes, 1024..=1048576 [default: 65536].
+    #[arg(long, env = "TURNPIKE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    max_message_bytes: u64,
+    /// Signaling frames per second per connection (bursts of twice as many), 1..=10000
+    /// [default: 50].
+    #[arg(long, env = "TURNPIKE_MESSAGE_RATE", value_name = "N")]
+    message_rate: u64,
     // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads
     // them through `LogArgs` instead of here: a flag cannot be both global and part of `serve`
     // alone.

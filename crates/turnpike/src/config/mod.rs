@@ -11,6 +11,7 @@ mod address_rules;
 mod error;
 mod example;
 mod file;
+mod http_rules;
 mod layer;
 mod locate;
 mod suggest;
@@ -33,6 +34,7 @@ use turn::auth::StaticUser;
 pub use address_rules::external_for;
 pub use error::{ConfigError, KeyProblem, Origin, Problem, Reason};
 pub use example::EXAMPLE;
+pub use http_rules::SIGNALING_SECRET_MIN_BYTES;
 pub use layer::{env_var_of_key, ConfigLayer, LogArgs};
 pub use turn_rules::{realm_problem, user_name_problem};
 pub use values::{ExternalIp, NonceSecret, Secret};
@@ -103,6 +105,26 @@ pub struct Config {
     pub denied_peers: Vec<IpNet>,
     /// Failed authentications per source per minute before the source is ignored, at least 1.
     pub auth_failures: u32,
+    /// Serve HTTP: the signaling WebSocket, the ICE server API and the web pages.
+    pub http: bool,
+    /// HTTP listen addresses; used only when `http` is on.
+    pub http_listen: Vec<SocketAddr>,
+    /// Key of the signaling join tokens, at least 16 bytes; `None`: `join` needs no token.
+    pub signaling_secret: Option<Secret>,
+    /// `Origin`s allowed to open the signaling WebSocket, serialized as browsers send them
+    /// (`scheme://host[:port]`, lowercase, no default port); empty: any origin.
+    pub allowed_origins: Vec<String>,
+    /// Host name or IP (IPv6 without brackets) in the ICE server URLs; `None`: the host of the
+    /// HTTP request.
+    pub ice_host: Option<String>,
+    /// How long the TURN credentials handed out over HTTP stay valid (1 min ..= 7 days).
+    pub ice_ttl: Duration,
+    /// Peers one signaling room holds, 2..=1000.
+    pub room_capacity: usize,
+    /// Largest signaling frame, bytes, 1 KiB ..= 1 MiB.
+    pub max_message_bytes: usize,
+    /// Signaling frames per second per connection, 1..=10000; bursts of twice as many.
+    pub message_rate: u32,
     /// A valid `tracing_subscriber::EnvFilter` directive.
     pub log_level: String,
     /// How log lines are written.
@@ -112,7 +134,8 @@ pub struct Config {
 impl Default for Config {
     /// The built-in defaults: STUN/TURN on 0.0.0.0:3478 over UDP and TCP, no TLS, no RFC 5780;
     /// TURN on with no credentials (every Allocate is refused until users or secrets are
-    /// configured) and the built-in peer deny list.
+    /// configured) and the built-in peer deny list; HTTP (signaling, ICE server API, pages) on
+    /// 0.0.0.0:8080, open to any origin, without join tokens.
     fn default() -> Self {
         Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
@@ -145,6 +168,15 @@ impl Default for Config {
             allowed_peers: Vec::new(),
             denied_peers: Vec::new(),
             auth_failures: 10,
+            http: true,
+            http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+            signaling_secret: None,
+            allowed_origins: Vec::new(),
+            ice_host: None,
+            ice_ttl: Duration::from_secs(86_400),
+            room_capacity: 16,
+            max_message_bytes: 65_536,
+            message_rate: 50,
             log_level: "info".to_owned(),
             log_format: LogFormat::Pretty,
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::{KeyProblem, Reason};
 use super::layer::ConfigLayer;
-use super::{turn_rules, Config, TlsFiles};
+use super::{http_rules, turn_rules, Config, TlsFiles};
 
 /// Allowed `tcp-idle-timeout`, seconds: at least one second, at most a day.
 const TCP_IDLE_TIMEOUT_RANGE: (u64, u64) = (1, 86_400);
@@ -90,6 +90,7 @@ impl Config {
             ..default
         };
         turn_rules::check(p, layer, &mut config);
+        http_rules::check(p, layer, &mut config);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -116,7 +117,7 @@ pub(super) fn in_range(
 
 /// A listener list must not be empty nor name an address twice (the second bind would fail at
 /// startup).
-fn check_addresses(p: &mut Problems, key: &'static str, addresses: &[SocketAddr]) {
+pub(super) fn check_addresses(p: &mut Problems, key: &'static str, addresses: &[SocketAddr]) {
     if addresses.is_empty() {
         push(p, key, Reason::Empty);
     }

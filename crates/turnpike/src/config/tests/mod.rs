@@ -2,6 +2,7 @@
 
 mod example;
 mod file;
+mod http;
 mod layers;
 mod rules;
 mod turn;

@@ -1,0 +1,227 @@
+//! The `RTCIceServer` list this server hands to browsers, in `GET /api/ice-servers` and in the
+//! signaling `joined` frame: `stun:` and `turn:` URLs for the first STUN/TURN listener, `turns:`
+//! for the first TLS listener, with TURN REST credentials (`EXPIRY:turnpike`,
+//! `base64(HMAC-SHA1(secret, username))`) that the TURN server accepts until they expire.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The REST user id in the usernames minted here (`EXPIRY:turnpike`).
+const REST_USER_ID: &str = "turnpike";
+
+/// What the ICE server list is made of, fixed at start.
+#[derive(Clone)]
+pub struct IceSettings {
+    /// `ice-host`: the host in the URLs (IPv6 without brackets); `None`: the request's host.
+    pub host: Option<String>,
+    /// The port of the first `listen` address as bound, when UDP or TCP is served.
+    pub port: Option<u16>,
+    /// UDP is served on `port`.
+    pub udp: bool,
+    /// TCP is served on `port`.
+    pub tcp: bool,
+    /// The port of the first TLS listener as bound, when TLS is on.
+    pub tls_port: Option<u16>,
+    /// The REST secret for the TURN credentials; `None`: TURN is off, STUN URLs only.
+    pub secret: Option<String>,
+    /// How long the credentials stay valid.
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for IceSettings {
+    /// Leaves out the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .field("tls_port", &self.tls_port)
+            .field("turn", &self.secret.is_some())
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl IceSettings {
+    /// The host for the URLs: `ice-host` if set, else `request_host` (the host part of the
+    /// request's `Host` header, already checked), in URL form (IPv6 in brackets).
+    pub fn url_host(&self, request_host: &str) -> String {
+        let host = self.host.as_deref().unwrap_or(request_host);
+        match host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
+            _ => host.to_owned(),
+        }
+    }
+
+    /// Seconds the credentials stay valid.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl.as_secs()
+    }
+
+    /// The `RTCIceServer[]` for `url_host` (from [`Self::url_host`]), with credentials valid
+    /// from `unix_now` for the TTL.
+    pub fn servers(&self, url_host: &str, unix_now: u64) -> Value {
+        let mut servers = Vec::new();
+        if let (Some(port), true) = (self.port, self.udp) {
+            servers.push(json!({ "urls": [format!("stun:{url_host}:{port}")] }));
+        }
+        let Some(secret) = &self.secret else {
+            return Value::Array(servers);
+        };
+        let mut urls = Vec::new();
+        if let Some(port) = self.port {
+            if self.udp {
+                urls.push(format!("turn:{url_host}:{port}?transport=udp"));
+            }
+            if self.tcp {
+                urls.push(format!("turn:{url_host}:{port}?transport=tcp"));
+            }
+        }
+        if let Some(port) = self.tls_port {
+            urls.push(format!("turns:{url_host}:{port}?transport=tcp"));
+        }
+        if !urls.is_empty() {
+            let username =
+                turn::auth::rest::username(unix_now + self.ttl_secs(), Some(REST_USER_ID));
+            let credential = turn::auth::rest::password(secret, &username);
+            servers.push(json!({ "urls": urls, "username": username, "credential": credential }));
+        }
+        Value::Array(servers)
+    }
+
+    /// The body of `GET /api/ice-servers`: `{"iceServers": [...], "iceTtl": N}`.
+    pub fn document(&self, url_host: &str, unix_now: u64) -> Value {
+        json!({ "iceServers": self.servers(url_host, unix_now), "iceTtl": self.ttl_secs() })
+    }
+}
+
+/// The host part of a `Host` header (`localhost:8080` → `localhost`, `[::1]:8080` → `::1`),
+/// when it is a plain host name or IP address; `None` for anything else, which must not end
+/// up in a URL.
+pub fn host_of_header(header: &str) -> Option<String> {
+    let header = header.trim();
+    let host = if let Some(rest) = header.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        return ip
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|ip| ip.to_string());
+    } else {
+        match header.split_once(':') {
+            Some((host, port)) if is_port(port) => host,
+            Some(_) => return None,
+            None => header,
+        }
+    };
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    ok.then(|| host.to_ascii_lowercase())
+}
+
+/// Digits that make a port.
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> IceSettings {
+        IceSettings {
+            host: None,
+            port: Some(3478),
+            udp: true,
+            tcp: true,
+            tls_port: None,
+            secret: Some("0123456789abcdef".to_owned()),
+            ttl: Duration::from_secs(86_400),
+        }
+    }
+
+    #[test]
+    fn the_host_comes_from_the_header_unless_configured() {
+        assert_eq!(
+            host_of_header("localhost:8080").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(
+            host_of_header("Example.ORG").as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(host_of_header("[::1]:8080").as_deref(), Some("::1"));
+        assert_eq!(host_of_header("192.0.2.1:80").as_deref(), Some("192.0.2.1"));
+        for bad in ["", "a/b", "a:b", "[::1", "[zz]:1", "a b", "[::1]x", "a\"b"] {
+            assert_eq!(host_of_header(bad), None, "{bad}");
+        }
+        let s = settings();
+        assert_eq!(s.url_host("::1"), "[::1]");
+        assert_eq!(s.url_host("localhost"), "localhost");
+        let fixed = IceSettings {
+            host: Some("2001:db8::1".to_owned()),
+            ..settings()
+        };
+        assert_eq!(fixed.url_host("localhost"), "[2001:db8::1]");
+    }
+
+    #[test]
+    fn stun_and_turn_urls_with_rest_credentials() {
+        let doc = settings().document("localhost", 1_000);
+        assert_eq!(doc["iceTtl"], 86_400);
+        let servers = doc["iceServers"].as_array().unwrap();
+        assert_eq!(servers[0], json!({ "urls": ["stun:localhost:3478"] }));
+        assert_eq!(
+            servers[1]["urls"],
+            json!([
+                "turn:localhost:3478?transport=udp",
+                "turn:localhost:3478?transport=tcp"
+            ])
+        );
+        let username = servers[1]["username"].as_str().unwrap();
+        assert_eq!(username, "87400:turnpike");
+        assert_eq!(
+            servers[1]["credential"].as_str().unwrap(),
+            turn::auth::rest::password("0123456789abcdef", username)
+        );
+    }
+
+    #[test]
+    fn tls_adds_turns_and_no_secret_means_stun_only() {
+        let tls = IceSettings {
+            tcp: false,
+            tls_port: Some(5349),
+            ..settings()
+        };
+        let servers = tls.servers("[::1]", 0);
+        assert_eq!(
+            servers[1]["urls"],
+            json!([
+                "turn:[::1]:3478?transport=udp",
+                "turns:[::1]:5349?transport=tcp"
+            ])
+        );
+        let stun_only = IceSettings {
+            secret: None,
+            ..settings()
+        };
+        assert_eq!(
+            stun_only.servers("h", 0),
+            json!([{ "urls": ["stun:h:3478"] }])
+        );
+        let nothing = IceSettings {
+            port: None,
+            tls_port: None,
+            ..settings()
+        };
+        assert_eq!(nothing.servers("h", 0), json!([]));
+    }
+}

@@ -1,0 +1,318 @@
+//! The signaling WebSocket (`GET /ws`): moves text frames between sockets and the sans-IO
+//! [`Hub`], and runs the hub's timer.
+//!
+//! One hub behind a `std::sync::Mutex`, held only to feed it one input and route its outputs,
+//! never across an `await`. Each connection has a task and a bounded queue of `queue-length`
+//! frames: the hub's `Send`s go into the queue with `try_send`, and a connection whose queue is
+//! full does not read its frames: it is closed as a slow consumer (close code 1013, "try again
+//! later"; it may resume within the grace window). The hub's `Close` is passed to the task,
+//! which first sends the frames queued before it.
+//!
+//! Frame contents are never logged; connects and disconnects are, at debug.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::value::RawValue;
+use signal::{ConnId, Hub, HubConfig, IceConfig, Output};
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+use crate::shared::now;
+
+/// The longest the timer task sleeps between two `handle_timeout`s.
+const TIMER_GRANULARITY: Duration = Duration::from_secs(1);
+/// A send that takes longer than this means the client stopped reading: the connection is
+/// dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a close frame may take to leave (after the frame being written, for a slow
+/// consumer) before the socket is dropped anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the reply to a client's close frame may take to leave.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+/// RFC 6455 §7.4.1 / IANA: 1013 "Try Again Later", sent to a slow consumer.
+const SLOW_CONSUMER_CODE: u16 = 1013;
+/// What the hub gets for a binary frame: not JSON, so it answers `bad-message`.
+const BINARY_FRAME: &str = "binary frame";
+
+/// The hub and the connections it talks to.
+pub struct Signaling {
+    /// The hub and the senders of the open connections.
+    state: Mutex<HubState>,
+    /// The next connection id.
+    next_conn: AtomicU64,
+    /// Frames queued per connection before it counts as a slow consumer.
+    queue_length: usize,
+}
+
+impl std::fmt::Debug for Signaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signaling")
+            .field("queue_length", &self.queue_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the lock guards.
+struct HubState {
+    /// The sans-IO hub.
+    hub: Hub,
+    /// Open connections the hub knows. A connection leaves this map when the hub closes it,
+    /// when it is dropped as a slow consumer, or when its socket ends.
+    conns: HashMap<ConnId, Conn>,
+}
+
+/// The I/O side of one connection, as the hub's outputs reach it.
+struct Conn {
+    /// Frames to send, bounded.
+    frames: mpsc::Sender<String>,
+    /// Set once, to end the connection.
+    close: watch::Sender<Option<CloseCommand>>,
+}
+
+/// How to end a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CloseCommand {
+    /// WebSocket close code.
+    code: u16,
+    /// Close reason text.
+    reason: &'static str,
+    /// Send the frames queued before the close first (not for a slow consumer: its queue is
+    /// what it does not read).
+    flush: bool,
+}
+
+impl Signaling {
+    /// A hub with `config`; its RNG is seeded from the OS.
+    pub fn new(config: HubConfig) -> Signaling {
+        let queue_length = config.queue_length.max(1);
+        let hub = Hub::new(config, Box::new(StdRng::from_entropy()));
+        Signaling {
+            state: Mutex::new(HubState {
+                hub,
+                conns: HashMap::new(),
+            }),
+            next_conn: AtomicU64::new(1),
+            queue_length,
+        }
+    }
+
+    /// Locks the state. A panic while holding the lock leaves at worst one frame unrouted, so
+    /// a poisoned lock is taken over.
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs the hub's timers (pings, silence, grace windows) forever.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let next = self.lock().hub.poll_timeout();
+            let (now, _) = now();
+            let wake = next.map_or(now + TIMER_GRANULARITY, |t| t.min(now + TIMER_GRANULARITY));
+            tokio::time::sleep_until(wake.into()).await;
+            let mut state = self.lock();
+            let (now, _) = crate::shared::now();
+            state.hub.handle_timeout(now);
+            state.route(now);
+        }
+    }
+
+    /// Serves one upgraded WebSocket until it closes. `ice_servers` is the `RTCIceServer[]`
+    /// its `joined` carries, valid for `ice_ttl` seconds.
+    pub async fn serve(
+        self: Arc<Self>,
+        mut socket: WebSocket,
+        remote: SocketAddr,
+        ice_servers: serde_json::Value,
+        ice_ttl: u64,
+    ) {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (frames, mut queue) = mpsc::channel(self.queue_length);
+        let (close, mut closing) = watch::channel(None);
+        let ice = ice_config(&ice_servers, ice_ttl);
+        {
+            let mut state = self.lock();
+            state.conns.insert(id, Conn { frames, close });
+            let (now, _) = now();
+            state.hub.connect(now, id, ice);
+            state.route(now);
+        }
+        debug!(conn = id, %remote, "signaling connection opened");
+        let end = loop {
+            tokio::select! {
+                biased;
+                command = wait_close(&mut closing) => break End::Server(command),
+                frame = queue.recv() => match frame {
+                    Some(text) => {
+                        if let Err(end) = send(&mut socket, &mut closing, text).await {
+                            break end;
+                        }
+                    }
+                    // The sender is dropped only after a close command, which `biased` sees
+                    // first; this is for safety.
+                    None => break End::Broken,
+                },
+                message = socket.recv() => match message {
+                    Some(Ok(Message::Text(text))) => self.handle_text(id, text.as_str()),
+                    Some(Ok(Message::Binary(_))) => self.handle_text(id, BINARY_FRAME),
+                    // Pings are answered by the WebSocket layer; they are not signaling frames.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) => {
+                        // The WebSocket layer queued the close reply; the next read sends it.
+                        let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, socket.recv()).await;
+                        break End::Client;
+                    }
+                    None => break End::Client,
+                    Some(Err(_)) => break End::Broken,
+                },
+            }
+        };
+        match end {
+            End::Server(command) => {
+                if command.flush {
+                    while let Ok(text) = queue.try_recv() {
+                        if send(&mut socket, &mut closing, text).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                let frame = CloseFrame {
+                    code: command.code,
+                    reason: command.reason.into(),
+                };
+                let _ =
+                    tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame))))
+                        .await;
+                debug!(
+                    conn = id,
+                    reason = command.reason,
+                    "signaling connection closed by the server"
+                );
+            }
+            End::Client | End::Broken => {
+                self.socket_ended(id);
+                debug!(conn = id, "signaling connection closed");
+            }
+        }
+    }
+
+    /// Feeds one text frame of `conn` to the hub.
+    fn handle_text(&self, conn: ConnId, text: &str) {
+        let mut state = self.lock();
+        let (now, unix_now) = now();
+        state.hub.handle_text(now, unix_now, conn, text);
+        state.route(now);
+    }
+
+    /// The socket of `conn` ended: the hub hears of it unless it closed the connection itself
+    /// or it was dropped as a slow consumer (the hub heard of that then).
+    fn socket_ended(&self, conn: ConnId) {
+        let mut state = self.lock();
+        if state.conns.remove(&conn).is_some() {
+            let (now, _) = now();
+            state.hub.disconnect(now, conn);
+            state.route(now);
+        }
+    }
+}
+
+impl HubState {
+    /// Carries out every output of the hub: frames into the connections' queues, closes to
+    /// their tasks. A connection whose queue is full is dropped as a slow consumer, which the
+    /// hub hears of at once (and may answer with more outputs).
+    fn route(&mut self, now: Instant) {
+        while let Some(output) = self.hub.poll_output() {
+            match output {
+                Output::Send { conn, text } => {
+                    let Some(target) = self.conns.get(&conn) else {
+                        continue;
+                    };
+                    match target.frames.try_send(text) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            debug!(conn, "signaling connection is a slow consumer: closing it");
+                            self.end(conn, SLOW_CONSUMER_CODE, "slow-consumer", false);
+                            self.hub.disconnect(now, conn);
+                        }
+                        // The task is gone; it tells the hub itself.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    self.end(conn, reason.code(), reason.as_str(), true);
+                }
+                // Outputs this I/O layer does not know yet: nothing to carry out.
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets `conn` and tells its task to close the socket.
+    fn end(&mut self, conn: ConnId, code: u16, reason: &'static str, flush: bool) {
+        if let Some(target) = self.conns.remove(&conn) {
+            let _ = target.close.send(Some(CloseCommand {
+                code,
+                reason,
+                flush,
+            }));
+        }
+    }
+}
+
+/// How a connection's loop ended.
+enum End {
+    /// The server closes it.
+    Server(CloseCommand),
+    /// The client closed it.
+    Client,
+    /// The socket failed or stalled.
+    Broken,
+}
+
+/// Resolves once a close command is set (at once if it already is); never if the sender is
+/// dropped without one.
+async fn wait_close(closing: &mut watch::Receiver<Option<CloseCommand>>) -> CloseCommand {
+    loop {
+        if let Some(command) = *closing.borrow_and_update() {
+            return command;
+        }
+        if closing.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Sends one text frame, giving up when the client does not take it within the write timeout
+/// or when the connection is to be closed meanwhile.
+async fn send(
+    socket: &mut WebSocket,
+    closing: &mut watch::Receiver<Option<CloseCommand>>,
+    text: String,
+) -> Result<(), End> {
+    tokio::select! {
+        sent = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text.into()))) => {
+            match sent {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(End::Broken),
+            }
+        }
+        command = wait_close(closing), if closing.borrow().is_none() => Err(End::Server(command)),
+    }
+}
+
+/// The hub's view of the ICE servers: the JSON array, serialized once.
+fn ice_config(servers: &serde_json::Value, ttl: u64) -> IceConfig {
+    match RawValue::from_string(servers.to_string()) {
+        Ok(servers) => IceConfig { servers, ttl },
+        // A serialized `Value` is always valid JSON.
+        Err(_) => IceConfig::empty(),
+    }
+}

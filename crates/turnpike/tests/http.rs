@@ -1,0 +1,771 @@
+//! The HTTP server of `turnpike serve` over real loopback sockets: health check, pages, the ICE
+//! server API (whose TURN credential must work against the same server), the signaling
+//! WebSocket (docs/signaling.md), the origin allow-list, join tokens and `turnpike token`.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message as Frame, WebSocket};
+
+/// A secret for the token tests (at least 16 bytes).
+const SECRET: &str = "0123456789abcdef0123";
+
+/// A running `turnpike serve`, killed when dropped.
+struct Server {
+    child: Child,
+    /// (transport, address) of every "listening" log line.
+    listening: Vec<(String, SocketAddr)>,
+    /// Every JSON log line read up to "ready".
+    startup: Vec<Value>,
+}
+
+impl Server {
+    /// Starts a server on free loopback ports, relaying on loopback, with `args` added.
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .arg("serve")
+            .args(["--log-format", "json", "--log-level", "info"])
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--relay-ip", "127.0.0.1"])
+            .args(args)
+            .env_remove("TURNPIKE_SIGNALING_SECRET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        // Keeps draining stderr after start-up, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut listening = Vec::new();
+        let mut startup = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("server not ready; exit status {:?}", child.try_wait()));
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            startup.push(v.clone());
+            match v["fields"]["message"].as_str() {
+                Some("listening") => listening.push((
+                    v["fields"]["transport"].as_str().unwrap().to_string(),
+                    v["fields"]["address"].as_str().unwrap().parse().unwrap(),
+                )),
+                Some("ready") => break,
+                _ => {}
+            }
+        }
+        Server {
+            child,
+            listening,
+            startup,
+        }
+    }
+
+    fn address(&self, transport: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(t, _)| t == transport)
+            .unwrap_or_else(|| panic!("no {transport} listener in {:?}", self.listening))
+            .1
+    }
+
+    fn http(&self) -> SocketAddr {
+        self.address("http")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response: status, headers (lowercase names), body.
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// `GET path` over HTTP/1.1 with `Host: host` and `headers`, read to the end.
+fn get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+        })
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Decodes a chunked body (RFC 9112 §7.1).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+/// A signaling WebSocket client over a blocking socket.
+struct Client(WebSocket<TcpStream>);
+
+impl Client {
+    /// Opens `ws://addr/ws`, with an `Origin` header when given.
+    fn connect(addr: SocketAddr, origin: Option<&str>) -> Result<Client, tungstenite::Error> {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", origin.parse().unwrap());
+        }
+        match tungstenite::client(request, tcp) {
+            Ok((socket, _)) => Ok(Client(socket)),
+            Err(tungstenite::HandshakeError::Failure(error)) => Err(error),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => panic!("blocking handshake"),
+        }
+    }
+
+    fn open(addr: SocketAddr) -> Client {
+        Client::connect(addr, None).unwrap()
+    }
+
+    fn send(&mut self, text: &str) {
+        self.0.send(Frame::text(text)).unwrap();
+    }
+
+    fn send_json(&mut self, value: Value) {
+        self.send(&value.to_string());
+    }
+
+    /// The next text frame, skipping the server's `ping`s.
+    fn recv_text(&mut self) -> String {
+        loop {
+            match self.0.read().unwrap() {
+                Frame::Text(text) if text.as_str() == r#"{"type":"ping"}"# => {}
+                Frame::Text(text) => return text.as_str().to_owned(),
+                Frame::Ping(_) | Frame::Pong(_) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    fn recv(&mut self) -> Value {
+        serde_json::from_str(&self.recv_text()).unwrap()
+    }
+
+    /// The close frame's code, after any text frames (which are returned).
+    fn recv_close(&mut self) -> (Option<CloseCode>, Vec<String>) {
+        let mut texts = Vec::new();
+        loop {
+            match self.0.read() {
+                Ok(Frame::Text(text)) => texts.push(text.as_str().to_owned()),
+                Ok(Frame::Close(frame)) => return (frame.map(|f| f.code), texts),
+                Ok(_) => {}
+                Err(error) => panic!("expected a close frame, got {error}"),
+            }
+        }
+    }
+
+    /// Joins `room` (with `token`) and returns `joined`.
+    fn join(&mut self, room: &str, token: Option<&str>) -> Value {
+        let mut join = json!({ "type": "join", "room": room });
+        if let Some(token) = token {
+            join["token"] = json!(token);
+        }
+        self.send_json(join);
+        self.recv()
+    }
+}
+
+/// The `turn:` entry of an ICE server list: (username, credential).
+fn turn_credential(servers: &Value) -> (String, String) {
+    let turn = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["urls"][0].as_str().unwrap().starts_with("turn"))
+        .unwrap();
+    (
+        turn["username"].as_str().unwrap().to_owned(),
+        turn["credential"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// An authenticated Allocate over UDP (RFC 8656 §7.2 with the long-term credential mechanism
+/// of RFC 8489 §9.2): the class of the final answer.
+fn allocate(server: SocketAddr, username: &str, password: &str) -> Class {
+    use stun::attributes::Username;
+    use stun::attributes::{ErrorCode, Nonce, PasswordAlgorithmId, Realm, RequestedTransport};
+    use stun::{LongTermKey, Method};
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let allocate = MessageType::new(Method::ALLOCATE, Class::Request);
+    let exchange = |bytes: &[u8]| {
+        client.send_to(bytes, server).unwrap();
+        let mut buf = [0u8; 1500];
+        let len = client.recv(&mut buf).unwrap();
+        buf[..len].to_vec()
+    };
+    let mut buf = [0u8; 512];
+    let mut w = MessageWriter::new(&mut buf, allocate, TransactionId([1; 12])).unwrap();
+    w.add(&RequestedTransport(RequestedTransport::UDP)).unwrap();
+    let len = w.finish();
+    let challenge = exchange(&buf[..len]);
+    let challenge = Message::decode(&challenge).unwrap();
+    assert_eq!(challenge.get::<ErrorCode<'_>>().unwrap().unwrap().code, 401);
+    let nonce = challenge.get::<Nonce<'_>>().unwrap().unwrap().0.to_string();
+    let realm = challenge.get::<Realm<'_>>().unwrap().unwrap().0.to_string();
+    let key = LongTermKey::derive(PasswordAlgorithmId::MD5, username, &realm, password).unwrap();
+    let mut w = MessageWriter::new(&mut buf, allocate, TransactionId([2; 12])).unwrap();
+    w.add(&RequestedTransport(RequestedTransport::UDP)).unwrap();
+    w.add(&Username(username)).unwrap();
+    w.add(&Realm(&realm)).unwrap();
+    w.add(&Nonce(&nonce)).unwrap();
+    w.add_message_integrity(key.as_bytes()).unwrap();
+    let len = w.finish();
+    let reply = exchange(&buf[..len]);
+    let class = Message::decode(&reply).unwrap().header().message_type.class;
+    class
+}
+
+/// Runs `turnpike ARGS` with no signaling secret in the environment.
+fn turnpike(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args(args)
+        .env_remove("TURNPIKE_SIGNALING_SECRET")
+        .env_remove("TURNPIKE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn health_check_pages_and_404() {
+    let server = Server::start(&[]);
+    let health = get(server.http(), "localhost", "/healthz", &[]);
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    let pages = [
+        ("/", "text/html; charset=utf-8"),
+        ("/room/lobby", "text/html; charset=utf-8"),
+        ("/diagnostics", "text/html; charset=utf-8"),
+        ("/static/style.css", "text/css; charset=utf-8"),
+        ("/static/signaling.js", "text/javascript; charset=utf-8"),
+        ("/static/room.js", "text/javascript; charset=utf-8"),
+        ("/static/diagnostics.js", "text/javascript; charset=utf-8"),
+    ];
+    for (path, content_type) in pages {
+        let page = get(server.http(), "localhost", path, &[]);
+        assert_eq!(page.status, 200, "{path}");
+        assert_eq!(page.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("default-src 'self'"), "{csp}");
+        assert!(csp.contains("connect-src 'self' ws: wss:"), "{csp}");
+        assert!(!page.body.is_empty(), "{path}");
+    }
+    // Every room gets the same page.
+    assert_eq!(
+        get(server.http(), "localhost", "/room/a", &[]).body,
+        get(server.http(), "localhost", "/room/other-room", &[]).body
+    );
+    for path in [
+        "/nope",
+        "/static/nope.js",
+        "/static/../index.html",
+        "/room/",
+        "/api",
+    ] {
+        assert_eq!(
+            get(server.http(), "localhost", path, &[]).status,
+            404,
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn ice_servers_hand_out_a_working_turn_credential() {
+    let server = Server::start(&[]);
+    let port = server.address("udp").port();
+    let response = get(
+        server.http(),
+        &format!("localhost:{}", server.http().port()),
+        "/api/ice-servers",
+        &[],
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let body = response.json();
+    assert_eq!(body["iceTtl"], 86_400);
+    let servers = &body["iceServers"];
+    assert_eq!(
+        servers[0],
+        json!({ "urls": [format!("stun:localhost:{port}")] })
+    );
+    assert_eq!(
+        servers[1]["urls"],
+        json!([
+            format!("turn:localhost:{port}?transport=udp"),
+            format!("turn:localhost:{port}?transport=tcp"),
+        ])
+    );
+    let (username, credential) = turn_credential(servers);
+    let (expiry, id) = username.split_once(':').unwrap();
+    assert_eq!(id, "turnpike");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(expiry.abs_diff(now + 86_400) < 60, "{expiry} vs {now}");
+    assert_eq!(
+        allocate(server.address("udp"), &username, &credential),
+        Class::Success
+    );
+    assert_eq!(
+        allocate(server.address("udp"), &username, "wrong"),
+        Class::Error
+    );
+}
+
+// With static users only, the server makes up a REST secret for the API silently: the
+// credential works, and no credential is printed.
+#[test]
+fn ice_servers_work_with_static_users_too() {
+    let server = Server::start(&["--users", "alice:wonderland", "--ice-ttl", "600"]);
+    assert!(
+        !server
+            .startup
+            .iter()
+            .any(|v| v["fields"]["password"].is_string()),
+        "no credential printed"
+    );
+    let body = get(server.http(), "localhost", "/api/ice-servers", &[]).json();
+    assert_eq!(body["iceTtl"], 600);
+    let (username, credential) = turn_credential(&body["iceServers"]);
+    assert_eq!(
+        allocate(server.address("udp"), &username, &credential),
+        Class::Success
+    );
+    assert_eq!(
+        allocate(server.address("udp"), "alice", "wonderland"),
+        Class::Success
+    );
+}
+
+#[test]
+fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
+    let server = Server::start(&[]);
+    let port = server.address("udp").port();
+    // IPv6 hosts go in brackets.
+    let body = get(server.http(), "[::1]:8080", "/api/ice-servers", &[]).json();
+    assert_eq!(
+        body["iceServers"][0]["urls"][0],
+        format!("stun:[::1]:{port}")
+    );
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server = Server::start(&[
+        "--ice-host",
+        "turn.example.org",
+        "--tcp",
+        "false",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let (port, tls) = (server.address("udp").port(), server.address("tls").port());
+    let body = get(server.http(), "localhost", "/api/ice-servers", &[]).json();
+    assert_eq!(
+        body["iceServers"][1]["urls"],
+        json!([
+            format!("turn:turn.example.org:{port}?transport=udp"),
+            format!("turns:turn.example.org:{tls}?transport=tcp"),
+        ])
+    );
+    drop(server);
+
+    let server = Server::start(&["--turn", "false"]);
+    let port = server.address("udp").port();
+    let body = get(server.http(), "localhost", "/api/ice-servers", &[]).json();
+    assert_eq!(
+        body["iceServers"],
+        json!([{ "urls": [format!("stun:localhost:{port}")] }])
+    );
+}
+
+// docs/signaling.md: join, presence, directed frames relayed verbatim with `from` stamped,
+// broadcast, unknown-peer, ping/pong, leave.
+#[test]
+fn two_peers_meet_in_a_room() {
+    let server = Server::start(&[]);
+    let mut alice = Client::open(server.http());
+    let joined = alice.join("lobby", None);
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(joined["room"], "lobby");
+    assert_eq!(joined["peers"], json!([]));
+    assert_eq!(joined["resumed"], false);
+    assert!(joined["resume"].is_string());
+    assert_eq!(joined["iceTtl"], 86_400);
+    let (username, credential) = turn_credential(&joined["iceServers"]);
+    assert_eq!(
+        allocate(server.address("udp"), &username, &credential),
+        Class::Success,
+        "the credential of `joined` works too"
+    );
+    let alice_id = joined["id"].as_str().unwrap().to_owned();
+
+    let mut bob = Client::open(server.http());
+    let joined = bob.join("lobby", None);
+    assert_eq!(joined["peers"], json!([alice_id]));
+    let bob_id = joined["id"].as_str().unwrap().to_owned();
+    assert_eq!(alice.recv(), json!({ "type": "peer-joined", "id": bob_id }));
+
+    // `data` is forwarded byte for byte; a forged `from` is replaced.
+    let data = r#"{ "sdp" : "v=0\r\n", "n": 1E+2, "nested": [ {} ] }"#;
+    bob.send(&format!(
+        r#"{{"type":"offer","to":"{alice_id}","from":"forged","data":{data}}}"#
+    ));
+    assert_eq!(
+        alice.recv_text(),
+        format!(r#"{{"type":"offer","from":"{bob_id}","data":{data}}}"#)
+    );
+    alice.send(&format!(
+        r#"{{"type":"answer","to":"{bob_id}","data":"ok"}}"#
+    ));
+    assert_eq!(
+        bob.recv(),
+        json!({ "type": "answer", "from": alice_id, "data": "ok" })
+    );
+    alice.send(r#"{"type":"broadcast","data":{"hello":true}}"#);
+    assert_eq!(
+        bob.recv(),
+        json!({ "type": "broadcast", "from": alice_id, "data": { "hello": true } })
+    );
+    bob.send(r#"{"type":"candidate","to":"nobody00","data":1}"#);
+    let error = bob.recv();
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("error"), Some("unknown-peer"))
+    );
+    bob.send(r#"{"type":"ping"}"#);
+    assert_eq!(bob.recv(), json!({ "type": "pong" }));
+    // Binary frames are not signaling frames: bad-message, and the connection stays.
+    bob.0.send(Frame::binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(bob.recv()["code"], "bad-message");
+    bob.send(r#"{"type":"leave"}"#);
+    assert_eq!(alice.recv(), json!({ "type": "peer-left", "id": bob_id }));
+    let (code, _) = bob.recv_close();
+    assert_eq!(code, Some(CloseCode::Normal));
+    // A client's close frame is answered (RFC 6455 §5.5.1), and the others see it leave once
+    // the grace window is over (not tested here: 30 s).
+    alice.0.close(None).unwrap();
+    assert!(matches!(alice.0.read(), Ok(Frame::Close(_))));
+}
+
+// docs/signaling.md "Liveness and resume": a dropped socket leaves its peer in the room; a new
+// connection resumes it with the same id and gets the frames queued meanwhile.
+#[test]
+fn a_dropped_connection_resumes() {
+    let server = Server::start(&[]);
+    let mut alice = Client::open(server.http());
+    let alice_id = alice.join("lobby", None)["id"].as_str().unwrap().to_owned();
+    let mut bob = Client::open(server.http());
+    let joined = bob.join("lobby", None);
+    let (bob_id, resume) = (joined["id"].clone(), joined["resume"].clone());
+    assert_eq!(alice.recv()["type"], "peer-joined");
+    // The socket goes away without a close frame.
+    bob.0.get_mut().shutdown(std::net::Shutdown::Both).unwrap();
+    drop(bob);
+    std::thread::sleep(Duration::from_millis(300));
+    alice.send(&format!(
+        r#"{{"type":"message","to":{bob_id},"data":"while away"}}"#
+    ));
+    let mut bob = Client::open(server.http());
+    bob.send_json(json!({ "type": "join", "room": "lobby", "resume": resume }));
+    let joined = bob.recv();
+    assert_eq!(
+        (joined["id"].clone(), joined["resumed"].clone()),
+        (bob_id, json!(true))
+    );
+    assert_eq!(
+        bob.recv(),
+        json!({ "type": "message", "from": alice_id, "data": "while away" })
+    );
+    // Alice saw nothing of it: her next frame is the answer to her ping.
+    alice.send(r#"{"type":"ping"}"#);
+    assert_eq!(alice.recv(), json!({ "type": "pong" }));
+}
+
+// A frame over max-message-bytes gets `too-large` and the connection stays; one far over it
+// is refused by the WebSocket layer, which closes the connection.
+#[test]
+fn message_size_limits() {
+    let server = Server::start(&["--max-message-bytes", "1024"]);
+    let mut client = Client::open(server.http());
+    client.join("big", None);
+    let big = format!(r#"{{"type":"broadcast","data":"{}"}}"#, "x".repeat(2000));
+    client.send(&big);
+    assert_eq!(client.recv()["code"], "too-large");
+    client.send(r#"{"type":"ping"}"#);
+    assert_eq!(client.recv(), json!({ "type": "pong" }));
+    let huge = format!(
+        r#"{{"type":"broadcast","data":"{}"}}"#,
+        "x".repeat(64 * 1024)
+    );
+    client.send(&huge);
+    let closed = match client.0.read() {
+        Ok(Frame::Close(frame)) => frame.map(|f| f.code),
+        Ok(other) => panic!("expected a close, got {other:?}"),
+        Err(_) => None, // the server may also just drop the connection
+    };
+    assert!(matches!(closed, None | Some(CloseCode::Size)), "{closed:?}");
+}
+
+// A peer that does not read its frames is closed as a slow consumer (1013) once its queue of
+// queue-length frames is full. It is then away (it may resume): frames for it are queued in
+// the hub, and once that queue is full too the sender gets `queue-full`.
+#[test]
+fn a_slow_consumer_is_closed() {
+    let server = Server::start(&["--message-rate", "10000"]);
+    let mut reader = Client::open(server.http());
+    reader.join("flood", None);
+    let mut sender = Client::open(server.http());
+    sender.join("flood", None);
+    let frame = format!(r#"{{"type":"broadcast","data":"{}"}}"#, "x".repeat(60_000));
+    // Socket buffers take a few MB; the queue of 256 frames takes 15 MB more.
+    for _ in 0..1000 {
+        sender.send(&frame);
+    }
+    sender.send(r#"{"type":"ping"}"#);
+    let mut queue_full = 0;
+    loop {
+        let frame = sender.recv();
+        if frame["type"] == "pong" {
+            break;
+        }
+        assert_eq!(frame["code"], "queue-full", "{frame}");
+        queue_full += 1;
+    }
+    assert!(queue_full > 0, "the reader went away");
+    reader
+        .0
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (code, texts) = reader.recv_close();
+    assert_eq!(code, Some(CloseCode::Again));
+    assert!(texts.len() < 1000, "{} frames", texts.len());
+}
+
+#[test]
+fn the_origin_allow_list() {
+    let server = Server::start(&[
+        "--allowed-origins",
+        "https://app.example.org,http://localhost:8080",
+    ]);
+    let refused = Client::connect(server.http(), Some("https://evil.example")).err();
+    match refused {
+        Some(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    for origin in [
+        Some("https://app.example.org"),
+        Some("http://localhost:8080"),
+        None,
+    ] {
+        let mut client = Client::connect(server.http(), origin).unwrap();
+        client.send(r#"{"type":"ping"}"#);
+        assert_eq!(client.recv(), json!({ "type": "pong" }), "{origin:?}");
+    }
+    // Any origin when the list is empty.
+    let open = Server::start(&[]);
+    let mut client = Client::connect(open.http(), Some("https://anywhere.example")).unwrap();
+    assert_eq!(client.join("x", None)["type"], "joined");
+}
+
+#[test]
+fn tokens_are_required_when_a_secret_is_set() {
+    let server = Server::start(&["--signaling-secret", SECRET]);
+    // No token: bad-token, then the server closes the connection (1008).
+    let mut client = Client::open(server.http());
+    let error = client.join("lobby", None);
+    assert_eq!(error["code"], "bad-token", "{error}");
+    let (code, _) = client.recv_close();
+    assert_eq!(code, Some(CloseCode::Policy));
+
+    let minted = turnpike(&[
+        "token", "--room", "lobby", "--ttl", "1h", "--secret", SECRET,
+    ]);
+    assert_eq!(minted.status.code(), Some(0));
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let mut client = Client::open(server.http());
+    assert_eq!(client.join("lobby", Some(&token))["type"], "joined");
+    // The token admits to its room only.
+    let mut other = Client::open(server.http());
+    assert_eq!(other.join("hall", Some(&token))["code"], "bad-token");
+    // A token minted with another secret is forged.
+    let forged = turnpike(&[
+        "token",
+        "--room",
+        "lobby",
+        "--secret",
+        "another-secret-of-16",
+    ]);
+    let forged = String::from_utf8(forged.stdout).unwrap().trim().to_owned();
+    let mut client = Client::open(server.http());
+    assert_eq!(client.join("lobby", Some(&forged))["code"], "bad-token");
+}
+
+#[test]
+fn token_command_reads_the_secret_from_flag_env_or_file() {
+    let missing = turnpike(&["token", "--room", "lobby"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no signaling secret"));
+    let short = turnpike(&["token", "--room", "lobby", "--secret", "short"]);
+    assert_eq!(short.status.code(), Some(2));
+    let bad_room = turnpike(&["token", "--room", "a b", "--secret", SECRET]);
+    assert_eq!(bad_room.status.code(), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("turnpike.toml");
+    std::fs::write(&file, format!("signaling-secret = \"{SECRET}\"\n")).unwrap();
+    let from_file = turnpike(&[
+        "token",
+        "--room",
+        "lobby",
+        "--ttl",
+        "90s",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        from_file.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    let from_env = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["token", "--room", "lobby"])
+        .env("TURNPIKE_SIGNALING_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(from_env.status.code(), Some(0));
+    let server = Server::start(&["--config", file.to_str().unwrap()]);
+    for output in [from_file, from_env] {
+        let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let mut client = Client::open(server.http());
+        assert_eq!(client.join("lobby", Some(&token))["type"], "joined");
+    }
+    std::fs::write(&file, "realm = \"x\"\n").unwrap();
+    let unset = turnpike(&[
+        "token",
+        "--room",
+        "lobby",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(unset.status.code(), Some(2));
+}
+
+// The HTTP listener is part of start-up: a port in use stops the server with the address.
+#[test]
+fn http_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("binding HTTP {addr}")), "{stderr}");
+}
+
+// `http = false` binds nothing for HTTP.
+#[test]
+fn http_can_be_switched_off() {
+    let server = Server::start(&["--http", "false"]);
+    assert!(server.listening.iter().all(|(t, _)| t != "http"));
+}
