@@ -769,3 +769,29 @@ fn http_can_be_switched_off() {
     let server = Server::start(&["--http", "false"]);
     assert!(server.listening.iter().all(|(t, _)| t != "http"));
 }
+
+// Bounded memory: the HTTP listeners hold at most `max-tcp-connections` connections; one more
+// waits in the backlog until a connection closes.
+#[test]
+fn http_connections_are_capped() {
+    let server = Server::start(&["--max-tcp-connections", "2"]);
+    let addr = server.address("http");
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(addr).unwrap(); // the kernel completes the handshake
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let waited = third.read(&mut buf);
+    assert!(waited.is_err(), "answered over the cap: {waited:?}");
+    drop(idle);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = third.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}

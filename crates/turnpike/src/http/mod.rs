@@ -12,6 +12,7 @@
 //! start), and run by [`spawn`] as tasks of the server's `JoinSet`.
 
 pub mod ice_servers;
+mod limited_listener;
 pub mod origin;
 mod pages;
 mod ws;
@@ -36,6 +37,7 @@ use tracing::info;
 
 use crate::config::Config;
 use ice_servers::{host_of_header, IceSettings};
+use limited_listener::LimitedListener;
 use origin::AllowedOrigins;
 use ws::Signaling;
 
@@ -66,8 +68,8 @@ struct Endpoints {
     remote: SocketAddr,
 }
 
-impl Connected<IncomingStream<'_, TcpListener>> for Endpoints {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+impl Connected<IncomingStream<'_, LimitedListener>> for Endpoints {
+    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
         let remote = *stream.remote_addr();
         Endpoints {
             local: stream.io().local_addr().unwrap_or(remote),
@@ -182,14 +184,17 @@ pub fn spawn(
         Ok(())
     });
     let router = router(app);
+    // One cap for all HTTP listeners: page loads, API calls and WebSockets together.
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_tcp_connections));
     for listener in listeners {
         let addr = listener.local_addr()?;
         info!(address = %addr, transport = "http", "listening");
+        let permits = permits.clone();
         let service = router
             .clone()
             .into_make_service_with_connect_info::<Endpoints>();
         tasks.spawn(async move {
-            axum::serve(listener, service)
+            axum::serve(LimitedListener::new(listener, permits), service)
                 .await
                 .with_context(|| format!("HTTP listener {addr}"))
         });
