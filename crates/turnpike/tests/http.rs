@@ -795,3 +795,20 @@ fn http_connections_are_capped() {
     let n = third.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+// An HTTP connection silent for `tcp-idle-timeout` is closed, freeing its place.
+#[test]
+fn idle_http_connections_are_closed() {
+    let server = Server::start(&["--tcp-idle-timeout", "1"]);
+    let mut idle = TcpStream::connect(server.address("http")).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}

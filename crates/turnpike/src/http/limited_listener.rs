@@ -3,16 +3,23 @@
 //! Each accepted connection carries a semaphore permit, released when the connection is
 //! dropped. At the cap, `accept` waits for a permit: new clients queue in the kernel's
 //! backlog instead of growing the server's memory (WebSocket connections included).
+//!
+//! A connection from which nothing arrives for the idle timeout (`tcp-idle-timeout`) is
+//! closed, so that idle clients cannot hold the permits for ever. WebSocket clients are never
+//! idle that long: they answer the hub's ping every 10 s.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 use tracing::warn;
 
 /// A listener whose connections hold permits of a shared semaphore.
@@ -20,12 +27,18 @@ use tracing::warn;
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    idle_timeout: Duration,
 }
 
 impl LimitedListener {
-    /// Wraps `inner`; connections beyond what `permits` allows wait to be accepted.
-    pub fn new(inner: TcpListener, permits: Arc<Semaphore>) -> Self {
-        LimitedListener { inner, permits }
+    /// Wraps `inner`; connections beyond what `permits` allows wait to be accepted, and a
+    /// connection silent for `idle_timeout` is closed.
+    pub fn new(inner: TcpListener, permits: Arc<Semaphore>, idle_timeout: Duration) -> Self {
+        LimitedListener {
+            inner,
+            permits,
+            idle_timeout,
+        }
     }
 }
 
@@ -34,6 +47,9 @@ impl LimitedListener {
 pub struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    /// Fires when the client has been silent for `idle_timeout`.
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
 }
 
 impl LimitedStream {
@@ -56,13 +72,14 @@ impl axum::serve::Listener for LimitedListener {
             };
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
-                    return (
-                        LimitedStream {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    )
+                    let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
+                    let stream = LimitedStream {
+                        stream,
+                        _permit: permit,
+                        idle,
+                        idle_timeout: self.idle_timeout,
+                    };
+                    return (stream, addr);
                 }
                 Err(e) => {
                     // Out of descriptors and the like: pause rather than spin.
@@ -84,7 +101,18 @@ impl AsyncRead for LimitedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                let deadline = Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(result)
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 

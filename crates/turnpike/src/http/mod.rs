@@ -190,11 +190,12 @@ pub fn spawn(
         let addr = listener.local_addr()?;
         info!(address = %addr, transport = "http", "listening");
         let permits = permits.clone();
+        let idle = config.tcp_idle_timeout;
         let service = router
             .clone()
             .into_make_service_with_connect_info::<Endpoints>();
         tasks.spawn(async move {
-            axum::serve(LimitedListener::new(listener, permits), service)
+            axum::serve(LimitedListener::new(listener, permits, idle), service)
                 .await
                 .with_context(|| format!("HTTP listener {addr}"))
         });
