@@ -9,6 +9,7 @@ attached to the report.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -108,6 +109,7 @@ class TurnpikeServer:
     proc: subprocess.Popen | None = None
     exit_code: int | None = None
     extra_listen: list[tuple[str, int]] = field(default_factory=list)
+    http_port: int | None = None  # the HTTP listener the fixture gave it, if any
 
     ip: str = PRIMARY_IP
     alt_ip: str | None = None
@@ -285,14 +287,39 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
+@functools.cache
+def serves_http(binary: Path) -> bool:
+    """Whether this `turnpike serve` has an HTTP listener (flag --http-listen)."""
+    done = subprocess.run([str(binary), "serve", "--help"], capture_output=True, text=True, timeout=20)
+    return "--http-listen" in done.stdout
+
+
+def turn_flags(**keys) -> list[str]:
+    """`turnpike serve` flags for the TURN keys given (None: not given); lists repeat the flag."""
+    out: list[str] = []
+    for key, value in keys.items():
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            out += [flag, str(item)]
+    return out
+
+
 @pytest.fixture
 def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
     """Factory: `turnpike(alternate=False, tls=False, software=None, udp=True, tcp=True, args=[],
-    log_format=None, extra_listens=0)`.
+    log_format=None, extra_listens=0, **turn)`.
 
     Starts `turnpike serve --listen 127.0.0.1:P` (plus `--alternate-ip 127.0.0.2 --alternate-port Q`
     with `alternate`, a TLS listener with `tls`), waits until every socket answers, and returns a
     TurnpikeServer. All servers are SIGTERMed at teardown and must exit with status 0.
+
+    TURN keywords, each turned into its flag only when given: `users=["alice:secret"]`,
+    `rest_secrets=[...]`, `relay_ip=["127.0.0.1"]`, `allowed_peers=[CIDR]`, `denied_peers=[CIDR]`,
+    `realm`, `nonce_secret` (64 hex digits), `nonce_lifetime`, `min_port`, `max_port`.
+    When the binary serves HTTP, its listener goes to a free port on 127.0.0.1
+    (`server.http_port`), or is turned off with `http=False`.
     """
     binary = turnpike_bin()
     servers: list[TurnpikeServer] = []
@@ -307,11 +334,26 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
         args: list[str] | None = None,
         log_format: str | None = None,
         extra_listens: int = 0,
+        users: list[str] | None = None,
+        rest_secrets: list[str] | None = None,
+        relay_ip: list[str] | None = None,
+        allowed_peers: list[str] | None = None,
+        denied_peers: list[str] | None = None,
+        realm: str | None = None,
+        nonce_secret: str | None = None,
+        nonce_lifetime: int | None = None,
+        min_port: int | None = None,
+        max_port: int | None = None,
+        http: bool = True,
     ) -> TurnpikeServer:
         ips = [PRIMARY_IP, ALTERNATE_IP] if alternate else [PRIMARY_IP]
         last: ServerStartError | None = None
         for attempt in range(START_ATTEMPTS):
-            ports = free_ports(1 + int(alternate) + int(tls) + extra_listens, ips)
+            # The HTTP listener defaults to 0.0.0.0:8080, which two servers (or anything else on
+            # the machine) would fight over: give it a free loopback port, or turn it off.
+            with_http = serves_http(binary)
+            ports = free_ports(1 + int(alternate) + int(tls) + extra_listens + int(with_http and http), ips)
+            http_port = ports.pop() if with_http and http else None
             port = ports.pop(0)
             alt_port = ports.pop(0) if alternate else None
             tls_port = ports.pop(0) if tls else None
@@ -332,6 +374,15 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
                 cmd += ["--software", software]
             if log_format is not None:
                 cmd += ["--log-format", log_format]
+            if with_http and not http:
+                cmd += ["--http", "false"]
+            elif http_port is not None:
+                cmd += ["--http-listen", f"{PRIMARY_IP}:{http_port}"]
+            cmd += turn_flags(
+                users=users, rest_secrets=rest_secrets, relay_ip=relay_ip, allowed_peers=allowed_peers,
+                denied_peers=denied_peers, realm=realm, nonce_secret=nonce_secret,
+                nonce_lifetime=nonce_lifetime, min_port=min_port, max_port=max_port,
+            )
             cmd += list(args or [])
             server = TurnpikeServer(
                 port=port,
@@ -343,6 +394,7 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
                 log_path=tmp_path / f"turnpike-{len(servers)}-{attempt}.log",
                 alt_ip=ALTERNATE_IP if alternate else None,
                 extra_listen=extra,
+                http_port=http_port,
             )
             try:
                 server.start()

@@ -6,6 +6,8 @@ broken ones) and parses responses strictly, so a test can assert on every byte t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import select
@@ -403,3 +405,66 @@ def recv_stream_message(sock: socket.socket, timeout: float = 3.0) -> Message:
     (length,) = struct.unpack("!H", header[2:4])
     body = recv_exact(sock, length, timeout) if length else b""
     return parse(header + body)
+
+
+# --------------------------------------------------------------------------------------------
+# Long-term credentials: MESSAGE-INTEGRITY (RFC 8489 §9.2.2, §14.5)
+# --------------------------------------------------------------------------------------------
+
+MESSAGE_INTEGRITY_LEN = 20  # HMAC-SHA1
+
+
+def long_term_key(username: str, realm: str, password: str) -> bytes:
+    """key = MD5(username ":" realm ":" password) (RFC 8489 §9.2.2, MD5 algorithm; the test
+    credentials are ASCII, so OpaqueString processing leaves them unchanged)."""
+    return hashlib.md5(f"{username}:{realm}:{password}".encode("utf-8")).digest()
+
+
+def with_integrity(message: bytes, key: bytes, fingerprint: bool = False, bad: bool = False) -> bytes:
+    """`message` (a whole STUN message without MESSAGE-INTEGRITY or FINGERPRINT) with
+    MESSAGE-INTEGRITY appended: HMAC-SHA1 over the header, with a length field that covers the
+    MESSAGE-INTEGRITY attribute, and every attribute before it (RFC 8489 §14.5). With
+    `fingerprint`, FINGERPRINT follows (§14.7); `bad` flips one bit of the HMAC."""
+    body_len = len(message) - HEADER_LEN
+    header = message[:2] + struct.pack("!H", body_len + 4 + MESSAGE_INTEGRITY_LEN) + message[4:HEADER_LEN]
+    mac = bytearray(hmac.new(key, header + message[HEADER_LEN:], hashlib.sha1).digest())
+    if bad:
+        mac[0] ^= 0x01
+    out = header + message[HEADER_LEN:] + attr(MESSAGE_INTEGRITY, bytes(mac))
+    if fingerprint:
+        out = out[:2] + struct.pack("!H", len(out) - HEADER_LEN + 8) + out[4:]
+        out += attr(FINGERPRINT, struct.pack("!I", fingerprint_value(out)))
+    return out
+
+
+def attribute_offsets(msg: Message) -> list[tuple[int, int]]:
+    """(type, offset of the attribute header in msg.raw) for every attribute, in order."""
+    out = []
+    pos = HEADER_LEN
+    for t, v in msg.attrs:
+        out.append((t, pos))
+        pos += 4 + len(v) + pad4(len(v))
+    return out
+
+
+def integrity_valid(msg: Message, key: bytes) -> bool:
+    """Whether msg's MESSAGE-INTEGRITY is the HMAC-SHA1 with `key` of what precedes it, with the
+    header length adjusted to end right after MESSAGE-INTEGRITY (RFC 8489 §14.5)."""
+    for t, offset in attribute_offsets(msg):
+        if t == MESSAGE_INTEGRITY:
+            value = msg.raw[offset + 4 : offset + 4 + MESSAGE_INTEGRITY_LEN]
+            covered = offset - HEADER_LEN + 4 + MESSAGE_INTEGRITY_LEN
+            header = msg.raw[:2] + struct.pack("!H", covered) + msg.raw[4:HEADER_LEN]
+            want = hmac.new(key, header + msg.raw[HEADER_LEN:offset], hashlib.sha1).digest()
+            return hmac.compare_digest(value, want)
+    return False
+
+
+def check_integrity(msg: Message, key: bytes) -> None:
+    """Assert `msg` carries a MESSAGE-INTEGRITY that verifies with `key` and that only
+    FINGERPRINT follows it (RFC 8489 §14.5: later attributes are ignored, so none may matter)."""
+    types = msg.types()
+    assert MESSAGE_INTEGRITY in types, f"no MESSAGE-INTEGRITY in {msg!r}"
+    after = types[types.index(MESSAGE_INTEGRITY) + 1 :]
+    assert after in ([], [FINGERPRINT]), f"attributes after MESSAGE-INTEGRITY: {msg.names()}"
+    assert integrity_valid(msg, key), f"MESSAGE-INTEGRITY does not verify with the long-term key: {msg!r}"
