@@ -10,7 +10,9 @@
 //   verdict() -> string ('' until a gathering has finished),
 //   relayResult() -> null | {ok, rttMs, localType, remoteType, reason, sent, received} }
 
-const GATHER_TIMEOUT_MS = 30000;
+// Chrome gives up on a STUN/TURN server that does not answer after about 40 s (error 701).
+const GATHER_TIMEOUT_MS = 45000;
+const SLOW_HINT_MS = 3000;
 const RELAY_CONNECT_TIMEOUT_MS = 20000;
 const RELAY_PINGS = 10;
 const PING_TIMEOUT_MS = 3000;
@@ -93,7 +95,7 @@ function describeCandidate(c, url, ms) {
     return i >= 0 ? parts[i + 1] : null;
   };
   const priority = Number(c.priority ?? parts[3]);
-  return {
+  const out = {
     ms,
     type: c.type ?? field('typ'),
     foundation: c.foundation ?? parts[0].replace(/^candidate:/, ''),
@@ -106,11 +108,13 @@ function describeCandidate(c, url, ms) {
     localPref: (priority >>> 8) & 0xffff,
     component: 256 - (priority & 0xff),
     url: url ?? c.url ?? null,
-    relayProtocol: c.relayProtocol ?? null,
+    relayProtocol: null,
     relatedAddress: c.relatedAddress ?? field('raddr'),
     relatedPort: c.relatedPort ?? (field('rport') === null ? null : Number(field('rport'))),
     candidate: c.candidate,
   };
+  if (out.type === 'relay') out.relayProtocol = relayProtocolOf({ relayProtocol: c.relayProtocol, url: out.url });
+  return out;
 }
 
 /** Plain-language reason for failing to get a candidate from `urls`, from icecandidateerror events. */
@@ -121,14 +125,37 @@ function explainErrors(errors, urls, what) {
   if (codes.has(403)) return 'the TURN server refused the request (403 Forbidden)';
   if (codes.has(486)) return 'the TURN server refused: allocation quota reached (486)';
   if (codes.has(508)) return 'the TURN server has no relay port free (508)';
+  if (codes.has(701) && mine.filter((e) => e.errorCode === 701).every((e) => /lookup/i.test(e.errorText))) {
+    return `cannot resolve the host name of ${urls.length > 1 ? 'the servers' : urls[0]} (701)`;
+  }
   if (codes.has(701)) {
-    const ports = [...new Set(urls.map(portOf))].join('/');
-    return `no answer from ${urls.length > 1 ? 'the servers' : urls[0]}: check that ${what} ${ports} is reachable (701)`;
+    const silent = [...new Set(mine.filter((e) => e.errorCode === 701).map((e) => e.url))];
+    const reach = [...new Set(silent.map((u) => `${transportOf(u)} ${portOf(u)}`))];
+    return `no answer from ${silent.length > 1 ? 'the servers' : silent[0]}: check that ${reach.join(' and ')} `
+      + `${reach.length > 1 ? 'are' : 'is'} reachable (701)`;
   }
   if (mine.length) return mine.map((e) => `${e.errorCode} ${e.errorText}`.trim()).join('; ');
+  const ports = [...new Set(urls.map(portOf))].join('/');
   return what === 'UDP/TCP'
-    ? 'check the TURN credentials (401) or that UDP/TCP 3478 is reachable'
-    : 'check that UDP 3478 is reachable';
+    ? `check the TURN credentials (401) or that UDP/TCP ${ports} is reachable`
+    : `check that UDP ${ports} is reachable`;
+}
+
+/** How a relay candidate reaches its TURN server: the browser's relayProtocol, else the URL's. */
+function relayProtocolOf(c) {
+  if (c.relayProtocol) return c.relayProtocol;
+  if (!c.url) return null;
+  if (scheme(c.url) === 'turns') return 'tls';
+  const m = /[?&]transport=(udp|tcp)/i.exec(c.url);
+  return m ? m[1].toLowerCase() : 'udp';
+}
+
+/** The transport a STUN/TURN URI uses: UDP, TCP or TLS. */
+function transportOf(uri) {
+  const s = scheme(uri);
+  if (s === 'turns' || s === 'stuns') return 'TLS';
+  const m = /[?&]transport=(udp|tcp)/i.exec(uri);
+  return m ? m[1].toUpperCase() : 'UDP';
 }
 
 function portOf(uri) {
@@ -378,6 +405,11 @@ function initDiagnostics() {
       if (pc.iceGatheringState === 'complete') finish(false);
     };
     timer = setTimeout(() => finish(true), GATHER_TIMEOUT_MS);
+    setTimeout(() => {
+      if (!finished && current === pc) {
+        setVerdict('gathering… a server has not answered yet: the browser waits about 40 s before it gives up on one', 'busy');
+      }
+    }, SLOW_HINT_MS);
     try {
       pc.createDataChannel('probe');
       await pc.setLocalDescription(await pc.createOffer());

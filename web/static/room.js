@@ -560,7 +560,7 @@ sig.on('signal', ({ type, from, data }) => {
 sig.on('error', (e) => {
   log('signaling error', e);
   if (e.code === 'resume-failed') {
-    notice('The server forgot this session: rejoined with a new id.', 'signaling');
+    notice('The server had forgotten this page (it restarted, or we were away too long): rejoined with a new id.', 'info');
   } else if (e.fatal) {
     notice(`Could not join the room: ${e.message || e.code} (${e.code}).`, 'error');
   } else if (e.code !== 'unknown-peer') {

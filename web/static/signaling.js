@@ -314,7 +314,8 @@ export class Signaling extends EventTarget {
     this._queue = [];
     this._setState('joined', { resumed: !!frame.resumed });
     this._emit('joined', { ...frame, previousId });
-    if (frame.resumed) {
+    // After a fresh join with a new id, frames queued for the old id's sessions are dropped.
+    if (frame.resumed || previousId === null) {
       for (const f of queued) this._sendOrQueue(f);
     }
     if (this._joinWaiters) {
