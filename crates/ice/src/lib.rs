@@ -1,7 +1,8 @@
 //! # turnpike-ice: the client side
 //!
-//! Sans-IO client protocol logic: STUN URIs (RFC 7064) and client transactions (RFC 8489
-//! §6.2). NAT behaviour discovery (RFC 5780) and the ICE agent (RFC 8445) build on these.
+//! Sans-IO client protocol logic: STUN URIs (RFC 7064), client transactions (RFC 8489
+//! §6.2) and NAT behaviour discovery on top of them ([`nat`], RFC 5780 §4). The ICE agent
+//! (RFC 8445) will build on these.
 //!
 //! ## Contract
 //! - The library owns no socket, spawns no task, never calls `Instant::now()` and draws no
@@ -28,6 +29,7 @@
 //! `turn::BindingServer` instead of a socket.
 
 pub mod error;
+pub mod nat;
 pub mod request;
 pub mod response;
 pub mod timing;
@@ -36,6 +38,7 @@ pub mod transmit;
 pub mod uri;
 
 pub use error::{MalformedResponse, TransactionError};
+pub use nat::{NatConfig, NatDiscovery, NatReport, NatSocket, NatTransmit};
 pub use request::{RequestOptions, MAX_REQUEST_LEN};
 pub use response::BindingResponse;
 pub use timing::RetransmitTiming;

@@ -1,4 +1,5 @@
-//! The command line (`turnpike serve | config check | config example | stun | user | token`)
+//! The command line (`turnpike serve | config check | config example | stun | nat | user |
+//! token`)
 //! and its dispatch.
 //!
 //! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
@@ -45,6 +46,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Send one STUN Binding request and print the address the server saw.
     Stun(StunArgs),
+    /// Discover the NAT's behaviour (RFC 5780): mapping, filtering, hairpinning, NAT type.
+    Nat(crate::nat_command::NatArgs),
     /// Manage TURN users in a SQLite user database (the `user-db` of `serve`).
     User(crate::users::command::UserArgs),
     /// Print a signaling join token for a room, minted with `signaling-secret`.
@@ -114,6 +117,19 @@ where
                 return ExitCode::from(EXIT_CONFIG);
             };
             with_logging(&config, Fatal::Plain, stun_command::run(args))
+        }
+        Command::Nat(args) => {
+            let layer = cli.log.into_layer();
+            let origins = cli_origins(&layer, &[&matches]);
+            let cli = CliLayer {
+                layer,
+                origins,
+                rust_log,
+            };
+            let Some(config) = load_or_report(None, &cli) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            with_logging(&config, Fatal::Plain, crate::nat_command::run(args))
         }
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod http;
 mod logging;
+mod nat_command;
 mod relay_registry;
 mod serve;
 mod shared;

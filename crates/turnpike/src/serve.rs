@@ -182,6 +182,42 @@ fn bind_all(config: &Config) -> anyhow::Result<Bound> {
 /// Binds the UDP and TCP sockets of one `listen` address: one socket, or the RFC 5780 grid
 /// of up to four when an alternate IP and/or port is configured.
 fn bind_group(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow::Result<()> {
+    if listen.port() != 0 {
+        return bind_group_once(config, listen, bound);
+    }
+    // Port 0 (tests): the kernel picks the UDP port, and the TCP socket (or the RFC 5780 grid)
+    // must get the same number, which another program may hold. Try again with a fresh port
+    // then, as long as the error is "address in use".
+    const ATTEMPTS: usize = 20;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut group = Bound {
+            udp: Vec::new(),
+            streams: Vec::new(),
+        };
+        match bind_group_once(config, listen, &mut group) {
+            Ok(()) => {
+                bound.udp.append(&mut group.udp);
+                bound.streams.append(&mut group.streams);
+                return Ok(());
+            }
+            Err(e) if attempt < ATTEMPTS && address_in_use(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// True when `error` comes from a bind that found the address taken.
+fn address_in_use(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// [`bind_group`] for one port choice.
+fn bind_group_once(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow::Result<()> {
     // Bind the primary UDP socket first: with port 0 (tests) the kernel picks the port, and
     // every other socket of the group uses the same one.
     let mut udp: UdpGrid = Default::default();
@@ -312,5 +348,20 @@ impl ShutdownSignals {
             _ = self.interrupt.recv() => "SIGINT",
             _ = self.terminate.recv() => "SIGTERM",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_in_use_is_recognised_through_context() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let error = net::bind_udp(taken.local_addr().unwrap())
+            .context("binding UDP")
+            .unwrap_err();
+        assert!(address_in_use(&error));
+        assert!(!address_in_use(&anyhow::anyhow!("something else")));
     }
 }
