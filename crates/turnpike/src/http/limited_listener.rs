@@ -72,6 +72,8 @@ impl axum::serve::Listener for LimitedListener {
             };
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
+                    // Signaling frames are latency-sensitive and small: no Nagle delay.
+                    let _ = stream.set_nodelay(true);
                     let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
                     let stream = LimitedStream {
                         stream,
