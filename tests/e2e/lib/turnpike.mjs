@@ -13,7 +13,9 @@ const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 export function turnpikeBin() {
-  const bin = process.env.TURNPIKE_BIN || path.join(REPO, 'target', 'debug', 'turnpike');
+  let bin = process.env.TURNPIKE_BIN || path.join(REPO, 'target', 'debug', 'turnpike');
+  // A relative TURNPIKE_BIN (target/release/turnpike) may be meant from the repository root.
+  if (!path.isAbsolute(bin) && !fs.existsSync(bin) && fs.existsSync(path.join(REPO, bin))) bin = path.join(REPO, bin);
   try {
     fs.accessSync(bin, fs.constants.X_OK);
   } catch {
@@ -22,18 +24,18 @@ export function turnpikeBin() {
   return bin;
 }
 
-/** A port free for both UDP and TCP on 127.0.0.1 (closed again before returning). */
-export async function freePort() {
+/** A port free for both UDP and TCP on `host` (default 127.0.0.1; closed again before returning). */
+export async function freePort(host = '127.0.0.1') {
   for (let attempt = 0; attempt < 50; attempt++) {
     const udp = dgram.createSocket('udp4');
     const port = await new Promise((resolve, reject) => {
       udp.once('error', reject);
-      udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
+      udp.bind(0, host, () => resolve(udp.address().port));
     });
     const tcp = net.createServer();
     const ok = await new Promise((resolve) => {
       tcp.once('error', () => resolve(false));
-      tcp.listen(port, '127.0.0.1', () => resolve(true));
+      tcp.listen(port, host, () => resolve(true));
     });
     await new Promise((resolve) => udp.close(resolve));
     if (ok) {
@@ -41,7 +43,7 @@ export async function freePort() {
       return port;
     }
   }
-  throw new Error('no free UDP+TCP port on 127.0.0.1');
+  throw new Error(`no free UDP+TCP port on ${host}`);
 }
 
 let servesHttpCache;
@@ -55,22 +57,26 @@ function servesHttp() {
 }
 
 /**
- * Starts `turnpike serve --listen 127.0.0.1:PORT --log-format json ...args` and resolves once it
+ * Starts `turnpike serve --listen HOST:PORT --log-format json ...args` and resolves once it
  * logged "ready". Retries on a port taken in the meantime.
+ *
+ * Options: `host` is the STUN/TURN listen IP (default 127.0.0.1; `0.0.0.0` to be reachable on
+ * every address of this machine), `httpHost` the HTTP listen IP (default 127.0.0.1). The
+ * server's `port` and `httpPort` are free ports chosen here.
  */
-export async function startTurnpike(args = []) {
+export async function startTurnpike(args = [], { host = '127.0.0.1', httpHost = '127.0.0.1' } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+    const port = await freePort(host);
     const cmd = [
-      'serve', '--listen', `127.0.0.1:${port}`, '--log-format', 'json', '--log-level',
+      'serve', '--listen', `${host}:${port}`, '--log-format', 'json', '--log-level',
       process.env.TURNPIKE_TEST_LOG_LEVEL || 'info',
     ];
-    // The HTTP listener defaults to 0.0.0.0:8080: give it a free loopback port instead.
+    // The HTTP listener defaults to 0.0.0.0:8080: give it a free port instead.
     let httpPort = null;
     if (servesHttp()) {
-      do httpPort = await freePort(); while (httpPort === port);
-      cmd.push('--http-listen', `127.0.0.1:${httpPort}`);
+      do httpPort = await freePort(httpHost); while (httpPort === port);
+      cmd.push('--http-listen', `${httpHost}:${httpPort}`);
     }
     cmd.push(...args);
     const env = Object.fromEntries(
@@ -78,6 +84,7 @@ export async function startTurnpike(args = []) {
     );
     const proc = spawn(turnpikeBin(), cmd, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const server = new Server(proc, port, cmd);
+    server.host = host;
     server.httpPort = httpPort;
     try {
       await server.ready();
