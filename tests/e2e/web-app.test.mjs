@@ -621,12 +621,11 @@ test('diagnostics: a wrong TURN password gives no relay candidate, a verdict nam
 // address to 127.0.0.1; the server's wildcard UDP socket answers from the address the kernel
 // picks for the reply, the LAN address, not 127.0.0.1 where the request went, and Chrome drops
 // the answer: STUN and TURN over UDP time out (701 after ~40 s), and a relay-only call falls
-// back to TURN over TCP. A todo until the server answers from the request's destination address
-// (IP_PKTINFO) or binds each address (as coturn does): then the relay candidate comes at once.
+// back to TURN over TCP. The server now binds one UDP socket per local address for a wildcard
+// listen (as coturn does), so the answer comes from 127.0.0.1 and the relay candidate at once.
 test('diagnostics with the README default listen address 0.0.0.0: TURN over UDP answers a page on http://127.0.0.1',
   {
     timeout: TEST_TIMEOUT_MS,
-    todo: LAN_IP ? 'server bug: UDP answers on a wildcard listener leave from the kernel-chosen source address (docs/testing-web.md)' : false,
   }, async (t) => {
     await withTurnpike(t, { shots: 'wildcard-listen', host: '0.0.0.0', pageHost: '127.0.0.1' }, async ({ browser, open, server, range }) => {
       const page = await open(await browser(), '/diagnostics', 'diagnostics');

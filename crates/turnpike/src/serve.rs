@@ -6,7 +6,7 @@
 //! once, with the address, and the process exits non-zero.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -159,7 +159,7 @@ fn bind_all(config: &Config) -> anyhow::Result<Bound> {
         streams: Vec::new(),
     };
     for &listen in &config.listen {
-        bind_group(config, listen, &mut bound)?;
+        bind_listen(config, listen, &mut bound)?;
     }
     if let Some(files) = &config.tls {
         let _ = tls::acceptor(files)?; // fail early on bad files
@@ -181,9 +181,80 @@ fn bind_all(config: &Config) -> anyhow::Result<Bound> {
 
 /// Binds the UDP and TCP sockets of one `listen` address: one socket, or the RFC 5780 grid
 /// of up to four when an alternate IP and/or port is configured.
-fn bind_group(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow::Result<()> {
+/// Which transports a group binds.
+#[derive(Debug, Clone, Copy)]
+struct Transports {
+    udp: bool,
+    tcp: bool,
+}
+
+/// Binds one `listen` address. A wildcard address gets one UDP socket per local address of
+/// its family, as coturn does: a UDP socket bound to `0.0.0.0` answers from whichever source
+/// address the kernel picks for the route back, which on a multi-homed host is not the one the
+/// client sent to, and clients (browsers among them) ignore such answers. TCP keeps the
+/// wildcard socket: a connection answers from its own local address.
+fn bind_listen(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow::Result<()> {
+    let all = Transports {
+        udp: config.udp,
+        tcp: config.tcp,
+    };
+    if !(config.udp && listen.ip().is_unspecified() && listen.port() != 0) {
+        return bind_group(config, listen, all, bound);
+    }
+    let addresses = local_addresses(listen);
+    if addresses.is_empty() {
+        return bind_group(config, listen, all, bound);
+    }
+    if config.tcp {
+        bind_group(
+            config,
+            listen,
+            Transports {
+                udp: false,
+                tcp: true,
+            },
+            bound,
+        )?;
+    }
+    for addr in addresses {
+        bind_group(
+            config,
+            addr,
+            Transports {
+                udp: true,
+                tcp: false,
+            },
+            bound,
+        )?;
+    }
+    Ok(())
+}
+
+/// This host's addresses of `listen`'s family, with its port. IPv6 link-local addresses are
+/// left out: binding them needs a scope, and they are no use to a relay's clients.
+fn local_addresses(listen: SocketAddr) -> Vec<SocketAddr> {
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .iter()
+        .map(if_addrs::Interface::ip)
+        .filter(|ip| ip.is_ipv4() == listen.is_ipv4())
+        .filter(|ip| !matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, listen.port()))
+        .collect()
+}
+
+fn bind_group(
+    config: &Config,
+    listen: SocketAddr,
+    transports: Transports,
+    bound: &mut Bound,
+) -> anyhow::Result<()> {
     if listen.port() != 0 {
-        return bind_group_once(config, listen, bound);
+        return bind_group_once(config, listen, transports, bound);
     }
     // Port 0 (tests): the kernel picks the UDP port, and the TCP socket (or the RFC 5780 grid)
     // must get the same number, which another program may hold. Try again with a fresh port
@@ -196,7 +267,7 @@ fn bind_group(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow:
             udp: Vec::new(),
             streams: Vec::new(),
         };
-        match bind_group_once(config, listen, &mut group) {
+        match bind_group_once(config, listen, transports, &mut group) {
             Ok(()) => {
                 bound.udp.append(&mut group.udp);
                 bound.streams.append(&mut group.streams);
@@ -217,12 +288,17 @@ fn address_in_use(error: &anyhow::Error) -> bool {
 }
 
 /// [`bind_group`] for one port choice.
-fn bind_group_once(config: &Config, listen: SocketAddr, bound: &mut Bound) -> anyhow::Result<()> {
+fn bind_group_once(
+    config: &Config,
+    listen: SocketAddr,
+    transports: Transports,
+    bound: &mut Bound,
+) -> anyhow::Result<()> {
     // Bind the primary UDP socket first: with port 0 (tests) the kernel picks the port, and
     // every other socket of the group uses the same one.
     let mut udp: UdpGrid = Default::default();
     let mut primary = listen;
-    if config.udp {
+    if transports.udp {
         let socket = bind_udp(listen)?;
         primary = socket.local_addr()?;
         udp[grid_index(SocketId::PRIMARY)] = Some(Arc::new(socket));
@@ -237,16 +313,16 @@ fn bind_group_once(config: &Config, listen: SocketAddr, bound: &mut Bound) -> an
         let addr = sockets
             .address(id)
             .context("socket outside the configured grid")?;
-        if config.udp && id != SocketId::PRIMARY {
+        if transports.udp && id != SocketId::PRIMARY {
             udp[grid_index(id)] = Some(Arc::new(bind_udp(addr)?));
         }
-        if config.tcp {
+        if transports.tcp {
             bound
                 .streams
                 .push((bind_tcp(addr)?, binding.clone(), id, false));
         }
     }
-    if config.udp {
+    if transports.udp {
         bound.udp.push((binding, sockets, Arc::new(udp)));
     }
     if sockets.behaviour_discovery() {

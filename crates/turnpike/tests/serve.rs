@@ -415,3 +415,37 @@ fn ephemeral_credential_allocates() {
     assert_eq!(relayed.ip().to_string(), "127.0.0.1");
     assert_eq!(server.stop(), Some(0));
 }
+
+// A wildcard `listen` answers UDP from the address the request was sent to, even on a
+// multi-homed host: a request from this host's LAN address to 127.0.0.1 is answered from
+// 127.0.0.1 (clients ignore answers from another address).
+#[test]
+fn wildcard_listen_answers_from_the_address_it_was_sent_to() {
+    let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let listen = format!("0.0.0.0:{port}");
+    let server = Server::start(&["--listen", &listen]);
+    let udp: Vec<SocketAddr> = server
+        .listening
+        .iter()
+        .filter(|(t, _)| t == "udp")
+        .map(|(_, a)| *a)
+        .collect();
+    assert!(
+        udp.contains(&SocketAddr::from(([127, 0, 0, 1], port))),
+        "{udp:?}"
+    );
+    let lan = udp.iter().map(|a| a.ip()).find(|ip| !ip.is_loopback());
+    let from = lan.map_or("127.0.0.1".parse().unwrap(), |ip| ip);
+    let client = UdpSocket::bind(SocketAddr::new(from, 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    client.send_to(&binding_request(4), to).unwrap();
+    let mut buf = [0u8; 1500];
+    let (len, answered_from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(answered_from, to);
+    assert_binding_success(&buf[..len], 4, client.local_addr().unwrap());
+}
