@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
@@ -19,81 +18,23 @@ use tokio_tungstenite::tungstenite::{self, Message as Frame, WebSocket};
 /// A secret for the token tests (at least 16 bytes).
 const SECRET: &str = "0123456789abcdef0123";
 
-/// A running `turnpike serve`, killed when dropped.
-struct Server {
-    child: Child,
-    /// (transport, address) of every "listening" log line.
-    listening: Vec<(String, SocketAddr)>,
-    /// Every JSON log line read up to "ready".
-    startup: Vec<Value>,
+mod common;
+
+use common::Server;
+
+/// Starts a server on free loopback ports, relaying on loopback, with `args` added.
+fn start(args: &[&str]) -> Server {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];
+    all.extend(["--relay-ip", "127.0.0.1"]);
+    all.extend(args);
+    Server::spawn(&all, |command| {
+        command.env_remove("TURNPIKE_SIGNALING_SECRET");
+    })
 }
 
-impl Server {
-    /// Starts a server on free loopback ports, relaying on loopback, with `args` added.
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .arg("serve")
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .args(["--relay-ip", "127.0.0.1"])
-            .args(args)
-            .env_remove("TURNPIKE_SIGNALING_SECRET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        // Keeps draining stderr after start-up, so that the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut listening = Vec::new();
-        let mut startup = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("server not ready; exit status {:?}", child.try_wait()));
-            let v: Value = serde_json::from_str(&line).unwrap_or_default();
-            startup.push(v.clone());
-            match v["fields"]["message"].as_str() {
-                Some("listening") => listening.push((
-                    v["fields"]["transport"].as_str().unwrap().to_string(),
-                    v["fields"]["address"].as_str().unwrap().parse().unwrap(),
-                )),
-                Some("ready") => break,
-                _ => {}
-            }
-        }
-        Server {
-            child,
-            listening,
-            startup,
-        }
-    }
-
-    fn address(&self, transport: &str) -> SocketAddr {
-        self.listening
-            .iter()
-            .find(|(t, _)| t == transport)
-            .unwrap_or_else(|| panic!("no {transport} listener in {:?}", self.listening))
-            .1
-    }
-
-    fn http(&self) -> SocketAddr {
-        self.address("http")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The HTTP listener of `server`.
+fn http(server: &Server) -> SocketAddr {
+    server.address("http")
 }
 
 /// An HTTP response: status, headers (lowercase names), body.
@@ -312,8 +253,8 @@ fn turnpike(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn health_check_pages_and_404() {
-    let server = Server::start(&[]);
-    let health = get(server.http(), "localhost", "/healthz", &[]);
+    let server = start(&[]);
+    let health = get(http(&server), "localhost", "/healthz", &[]);
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
     let pages = [
         ("/", "text/html; charset=utf-8"),
@@ -325,7 +266,7 @@ fn health_check_pages_and_404() {
         ("/static/diagnostics.js", "text/javascript; charset=utf-8"),
     ];
     for (path, content_type) in pages {
-        let page = get(server.http(), "localhost", path, &[]);
+        let page = get(http(&server), "localhost", path, &[]);
         assert_eq!(page.status, 200, "{path}");
         assert_eq!(page.header("content-type"), Some(content_type), "{path}");
         assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
@@ -336,8 +277,8 @@ fn health_check_pages_and_404() {
     }
     // Every room gets the same page.
     assert_eq!(
-        get(server.http(), "localhost", "/room/a", &[]).body,
-        get(server.http(), "localhost", "/room/other-room", &[]).body
+        get(http(&server), "localhost", "/room/a", &[]).body,
+        get(http(&server), "localhost", "/room/other-room", &[]).body
     );
     for path in [
         "/nope",
@@ -347,7 +288,7 @@ fn health_check_pages_and_404() {
         "/api",
     ] {
         assert_eq!(
-            get(server.http(), "localhost", path, &[]).status,
+            get(http(&server), "localhost", path, &[]).status,
             404,
             "{path}"
         );
@@ -356,11 +297,11 @@ fn health_check_pages_and_404() {
 
 #[test]
 fn ice_servers_hand_out_a_working_turn_credential() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let port = server.address("udp").port();
     let response = get(
-        server.http(),
-        &format!("localhost:{}", server.http().port()),
+        http(&server),
+        &format!("localhost:{}", http(&server).port()),
         "/api/ice-servers",
         &[],
     );
@@ -404,7 +345,7 @@ fn ice_servers_hand_out_a_working_turn_credential() {
 // credential works, and no credential is printed.
 #[test]
 fn ice_servers_work_with_static_users_too() {
-    let server = Server::start(&["--users", "alice:wonderland", "--ice-ttl", "600"]);
+    let server = start(&["--users", "alice:wonderland", "--ice-ttl", "600"]);
     assert!(
         !server
             .startup
@@ -412,7 +353,7 @@ fn ice_servers_work_with_static_users_too() {
             .any(|v| v["fields"]["password"].is_string()),
         "no credential printed"
     );
-    let body = get(server.http(), "localhost", "/api/ice-servers", &[]).json();
+    let body = get(http(&server), "localhost", "/api/ice-servers", &[]).json();
     assert_eq!(body["iceTtl"], 600);
     let (username, credential) = turn_credential(&body["iceServers"]);
     assert_eq!(
@@ -427,10 +368,10 @@ fn ice_servers_work_with_static_users_too() {
 
 #[test]
 fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
-    let server = Server::start(&[]);
+    let server = start(&[]);
     let port = server.address("udp").port();
     // IPv6 hosts go in brackets.
-    let body = get(server.http(), "[::1]:8080", "/api/ice-servers", &[]).json();
+    let body = get(http(&server), "[::1]:8080", "/api/ice-servers", &[]).json();
     assert_eq!(
         body["iceServers"][0]["urls"][0],
         format!("stun:[::1]:{port}")
@@ -443,7 +384,7 @@ fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    let server = Server::start(&[
+    let server = start(&[
         "--ice-host",
         "turn.example.org",
         "--tcp",
@@ -456,7 +397,7 @@ fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
         key.to_str().unwrap(),
     ]);
     let (port, tls) = (server.address("udp").port(), server.address("tls").port());
-    let body = get(server.http(), "localhost", "/api/ice-servers", &[]).json();
+    let body = get(http(&server), "localhost", "/api/ice-servers", &[]).json();
     assert_eq!(
         body["iceServers"][1]["urls"],
         json!([
@@ -466,9 +407,9 @@ fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
     );
     drop(server);
 
-    let server = Server::start(&["--turn", "false"]);
+    let server = start(&["--turn", "false"]);
     let port = server.address("udp").port();
-    let body = get(server.http(), "localhost", "/api/ice-servers", &[]).json();
+    let body = get(http(&server), "localhost", "/api/ice-servers", &[]).json();
     assert_eq!(
         body["iceServers"],
         json!([{ "urls": [format!("stun:localhost:{port}")] }])
@@ -479,8 +420,8 @@ fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
 // broadcast, unknown-peer, ping/pong, leave.
 #[test]
 fn two_peers_meet_in_a_room() {
-    let server = Server::start(&[]);
-    let mut alice = Client::open(server.http());
+    let server = start(&[]);
+    let mut alice = Client::open(http(&server));
     let joined = alice.join("lobby", None);
     assert_eq!(joined["type"], "joined", "{joined}");
     assert_eq!(joined["room"], "lobby");
@@ -496,7 +437,7 @@ fn two_peers_meet_in_a_room() {
     );
     let alice_id = joined["id"].as_str().unwrap().to_owned();
 
-    let mut bob = Client::open(server.http());
+    let mut bob = Client::open(http(&server));
     let joined = bob.join("lobby", None);
     assert_eq!(joined["peers"], json!([alice_id]));
     let bob_id = joined["id"].as_str().unwrap().to_owned();
@@ -548,10 +489,10 @@ fn two_peers_meet_in_a_room() {
 // connection resumes it with the same id and gets the frames queued meanwhile.
 #[test]
 fn a_dropped_connection_resumes() {
-    let server = Server::start(&[]);
-    let mut alice = Client::open(server.http());
+    let server = start(&[]);
+    let mut alice = Client::open(http(&server));
     let alice_id = alice.join("lobby", None)["id"].as_str().unwrap().to_owned();
-    let mut bob = Client::open(server.http());
+    let mut bob = Client::open(http(&server));
     let joined = bob.join("lobby", None);
     let (bob_id, resume) = (joined["id"].clone(), joined["resume"].clone());
     assert_eq!(alice.recv()["type"], "peer-joined");
@@ -562,7 +503,7 @@ fn a_dropped_connection_resumes() {
     alice.send(&format!(
         r#"{{"type":"message","to":{bob_id},"data":"while away"}}"#
     ));
-    let mut bob = Client::open(server.http());
+    let mut bob = Client::open(http(&server));
     bob.send_json(json!({ "type": "join", "room": "lobby", "resume": resume }));
     let joined = bob.recv();
     assert_eq!(
@@ -582,8 +523,8 @@ fn a_dropped_connection_resumes() {
 // is refused by the WebSocket layer, which closes the connection.
 #[test]
 fn message_size_limits() {
-    let server = Server::start(&["--max-message-bytes", "1024"]);
-    let mut client = Client::open(server.http());
+    let server = start(&["--max-message-bytes", "1024"]);
+    let mut client = Client::open(http(&server));
     client.join("big", None);
     let big = format!(r#"{{"type":"broadcast","data":"{}"}}"#, "x".repeat(2000));
     client.send(&big);
@@ -608,10 +549,10 @@ fn message_size_limits() {
 // the hub, and once that queue is full too the sender gets `queue-full`.
 #[test]
 fn a_slow_consumer_is_closed() {
-    let server = Server::start(&["--message-rate", "10000"]);
-    let mut reader = Client::open(server.http());
+    let server = start(&["--message-rate", "10000"]);
+    let mut reader = Client::open(http(&server));
     reader.join("flood", None);
-    let mut sender = Client::open(server.http());
+    let mut sender = Client::open(http(&server));
     sender.join("flood", None);
     let frame = format!(r#"{{"type":"broadcast","data":"{}"}}"#, "x".repeat(60_000));
     // Socket buffers take a few MB; the queue of 256 frames takes 15 MB more.
@@ -641,11 +582,11 @@ fn a_slow_consumer_is_closed() {
 
 #[test]
 fn the_origin_allow_list() {
-    let server = Server::start(&[
+    let server = start(&[
         "--allowed-origins",
         "https://app.example.org,http://localhost:8080",
     ]);
-    let refused = Client::connect(server.http(), Some("https://evil.example")).err();
+    let refused = Client::connect(http(&server), Some("https://evil.example")).err();
     match refused {
         Some(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
         other => panic!("expected 403, got {other:?}"),
@@ -655,21 +596,21 @@ fn the_origin_allow_list() {
         Some("http://localhost:8080"),
         None,
     ] {
-        let mut client = Client::connect(server.http(), origin).unwrap();
+        let mut client = Client::connect(http(&server), origin).unwrap();
         client.send(r#"{"type":"ping"}"#);
         assert_eq!(client.recv(), json!({ "type": "pong" }), "{origin:?}");
     }
     // Any origin when the list is empty.
-    let open = Server::start(&[]);
-    let mut client = Client::connect(open.http(), Some("https://anywhere.example")).unwrap();
+    let open = start(&[]);
+    let mut client = Client::connect(http(&open), Some("https://anywhere.example")).unwrap();
     assert_eq!(client.join("x", None)["type"], "joined");
 }
 
 #[test]
 fn tokens_are_required_when_a_secret_is_set() {
-    let server = Server::start(&["--signaling-secret", SECRET]);
+    let server = start(&["--signaling-secret", SECRET]);
     // No token: bad-token, then the server closes the connection (1008).
-    let mut client = Client::open(server.http());
+    let mut client = Client::open(http(&server));
     let error = client.join("lobby", None);
     assert_eq!(error["code"], "bad-token", "{error}");
     let (code, _) = client.recv_close();
@@ -680,10 +621,10 @@ fn tokens_are_required_when_a_secret_is_set() {
     ]);
     assert_eq!(minted.status.code(), Some(0));
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
-    let mut client = Client::open(server.http());
+    let mut client = Client::open(http(&server));
     assert_eq!(client.join("lobby", Some(&token))["type"], "joined");
     // The token admits to its room only.
-    let mut other = Client::open(server.http());
+    let mut other = Client::open(http(&server));
     assert_eq!(other.join("hall", Some(&token))["code"], "bad-token");
     // A token minted with another secret is forged.
     let forged = turnpike(&[
@@ -694,7 +635,7 @@ fn tokens_are_required_when_a_secret_is_set() {
         "another-secret-of-16",
     ]);
     let forged = String::from_utf8(forged.stdout).unwrap().trim().to_owned();
-    let mut client = Client::open(server.http());
+    let mut client = Client::open(http(&server));
     assert_eq!(client.join("lobby", Some(&forged))["code"], "bad-token");
 }
 
@@ -732,10 +673,10 @@ fn token_command_reads_the_secret_from_flag_env_or_file() {
         .output()
         .unwrap();
     assert_eq!(from_env.status.code(), Some(0));
-    let server = Server::start(&["--config", file.to_str().unwrap()]);
+    let server = start(&["--config", file.to_str().unwrap()]);
     for output in [from_file, from_env] {
         let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        let mut client = Client::open(server.http());
+        let mut client = Client::open(http(&server));
         assert_eq!(client.join("lobby", Some(&token))["type"], "joined");
     }
     std::fs::write(&file, "realm = \"x\"\n").unwrap();
@@ -766,7 +707,7 @@ fn http_port_in_use_is_a_clear_error() {
 // `http = false` binds nothing for HTTP.
 #[test]
 fn http_can_be_switched_off() {
-    let server = Server::start(&["--http", "false"]);
+    let server = start(&["--http", "false"]);
     assert!(server.listening.iter().all(|(t, _)| t != "http"));
 }
 
@@ -774,7 +715,7 @@ fn http_can_be_switched_off() {
 // waits in the backlog until a connection closes.
 #[test]
 fn http_connections_are_capped() {
-    let server = Server::start(&["--max-tcp-connections", "2"]);
+    let server = start(&["--max-tcp-connections", "2"]);
     let addr = server.address("http");
     let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -799,7 +740,7 @@ fn http_connections_are_capped() {
 // An HTTP connection silent for `tcp-idle-timeout` is closed, freeing its place.
 #[test]
 fn idle_http_connections_are_closed() {
-    let server = Server::start(&["--tcp-idle-timeout", "1"]);
+    let server = start(&["--tcp-idle-timeout", "1"]);
     let mut idle = TcpStream::connect(server.address("http")).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -3,106 +3,24 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stun::attributes::XorMappedAddress;
 use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
 
-/// A running `turnpike serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    /// (transport, address) of every "listening" log line.
-    listening: Vec<(String, SocketAddr)>,
-    /// Every JSON log line read up to "ready".
-    startup: Vec<serde_json::Value>,
-}
+mod common;
 
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .arg("serve")
-            // HTTP has its own tests (http.rs); off here, so that parallel servers do not all
-            // try to bind its default port 8080.
-            .env("TURNPIKE_HTTP", "false")
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        // Keeps draining stderr after start-up, so that the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut listening = Vec::new();
-        let mut startup = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("server not ready; exit status {:?}", child.try_wait()));
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            startup.push(v.clone());
-            match v["fields"]["message"].as_str() {
-                Some("listening") => listening.push((
-                    v["fields"]["transport"].as_str().unwrap().to_string(),
-                    v["fields"]["address"].as_str().unwrap().parse().unwrap(),
-                )),
-                Some("ready") => break,
-                _ => {}
-            }
-        }
-        Server {
-            child,
-            listening,
-            startup,
-        }
-    }
+use common::Server;
 
-    fn address(&self, transport: &str) -> SocketAddr {
-        self.listening
-            .iter()
-            .find(|(t, _)| t == transport)
-            .unwrap()
-            .1
-    }
-
-    /// Sends SIGTERM and returns the exit code.
-    fn stop(mut self) -> Option<i32> {
-        terminate(&self.child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("server did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn terminate(child: &Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+/// Starts a server with `args` and HTTP off (these tests run servers side by side).
+fn start(args: &[&str]) -> Server {
+    Server::spawn(args, |command| {
+        command.env("TURNPIKE_HTTP", "false");
+    })
 }
 
 fn binding_request(tid: u8) -> Vec<u8> {
@@ -135,7 +53,7 @@ fn read_exact_timeout(stream: &mut impl Read, len: usize) -> Vec<u8> {
 // RFC 8489 §6.3.1: Binding over UDP; garbage in between changes nothing.
 #[test]
 fn udp_binding_and_bad_datagrams() {
-    let server = Server::start(&["--listen", "127.0.0.1:0", "--tcp", "false"]);
+    let server = start(&["--listen", "127.0.0.1:0", "--tcp", "false"]);
     let addr = server.address("udp");
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
@@ -155,7 +73,7 @@ fn udp_binding_and_bad_datagrams() {
 // RFC 8489 §6.2.2: several messages per connection, and a message split across reads.
 #[test]
 fn tcp_pipelined_and_split_messages() {
-    let server = Server::start(&["--listen", "127.0.0.1:0", "--udp", "false"]);
+    let server = start(&["--listen", "127.0.0.1:0", "--udp", "false"]);
     let mut tcp = TcpStream::connect(server.address("tcp")).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let me = tcp.local_addr().unwrap();
@@ -178,7 +96,7 @@ fn tcp_pipelined_and_split_messages() {
 // Idle TCP connections are closed after tcp-idle-timeout.
 #[test]
 fn idle_connections_are_closed() {
-    let server = Server::start(&[
+    let server = start(&[
         "--listen",
         "127.0.0.1:0",
         "--udp",
@@ -202,7 +120,7 @@ fn idle_connections_are_closed() {
 // the others keep working.
 #[test]
 fn connection_cap() {
-    let server = Server::start(&[
+    let server = start(&[
         "--listen",
         "127.0.0.1:0",
         "--udp",
@@ -248,7 +166,7 @@ fn tls_binding() {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
-    let server = Server::start(&[
+    let server = start(&[
         "--listen",
         "127.0.0.1:0",
         "--tls-listen",
@@ -302,7 +220,7 @@ fn behaviour_discovery_grid() {
     let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
     let alternate_port = probe.local_addr().unwrap().port();
     drop(probe);
-    let server = Server::start(&[
+    let server = start(&[
         "--listen",
         "127.0.0.1:0",
         "--alternate-ip",
@@ -356,7 +274,7 @@ fn ephemeral_credential_allocates() {
         XorRelayedAddress,
     };
     use stun::{LongTermKey, Method};
-    let server = Server::start(&[
+    let server = start(&[
         "--listen",
         "127.0.0.1:0",
         "--tcp",
@@ -425,7 +343,7 @@ fn wildcard_listen_answers_from_the_address_it_was_sent_to() {
     let port = probe.local_addr().unwrap().port();
     drop(probe);
     let listen = format!("0.0.0.0:{port}");
-    let server = Server::start(&["--listen", &listen]);
+    let server = start(&["--listen", &listen]);
     let udp: Vec<SocketAddr> = server
         .listening
         .iter()

@@ -1,0 +1,103 @@
+//! A running `turnpike serve` for the binary's integration tests: started with JSON logs, ready
+//! once it logs "ready", its listeners read from the "listening" lines, killed when dropped.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `turnpike serve`.
+pub struct Server {
+    pub child: Child,
+    /// (transport, address) of every "listening" log line.
+    pub listening: Vec<(String, SocketAddr)>,
+    /// Every JSON log line read up to "ready".
+    pub startup: Vec<Value>,
+}
+
+impl Server {
+    /// Starts `turnpike serve --log-format json --log-level info ARGS`; `configure` adds to the
+    /// command (environment, more arguments) before it is spawned.
+    pub fn spawn(args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+        command
+            .arg("serve")
+            .args(["--log-format", "json", "--log-level", "info"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        // Keeps draining stderr after start-up, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut listening = Vec::new();
+        let mut startup = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("server not ready; exit status {:?}", child.try_wait()));
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            startup.push(v.clone());
+            match v["fields"]["message"].as_str() {
+                Some("listening") => listening.push((
+                    v["fields"]["transport"].as_str().unwrap().to_string(),
+                    v["fields"]["address"].as_str().unwrap().parse().unwrap(),
+                )),
+                Some("ready") => break,
+                _ => {}
+            }
+        }
+        Server {
+            child,
+            listening,
+            startup,
+        }
+    }
+
+    /// The first listener of `transport` ("udp", "tcp", "tls", "http").
+    pub fn address(&self, transport: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(t, _)| t == transport)
+            .unwrap_or_else(|| panic!("no {transport} listener in {:?}", self.listening))
+            .1
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
