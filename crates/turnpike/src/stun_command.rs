@@ -8,6 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+
+use crate::client_args::{is_transient, parse_seconds, parse_uri, seconds_duration};
 use ice::{
     BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
     TransactionError,
@@ -98,32 +100,16 @@ pub async fn run(args: StunArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Checks the URI at parse time, so that a bad one is a usage error.
-fn parse_uri(text: &str) -> Result<String, ice::UriError> {
-    StunUri::parse(text).map(|_| text.to_owned())
-}
-
 /// A positive, finite number of seconds that fits a [`Duration`].
 fn parse_timeout(text: &str) -> Result<f64, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a number of seconds"))?;
-    timeout_duration(secs)
-        .map(|_| secs)
-        .map_err(|error| error.to_string())
+    parse_seconds(text, MAX_TIMEOUT)
 }
 
 /// The longest `--timeout`: a day, far beyond the longest schedule (`--rto 60000`: 79 min).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 fn timeout_duration(secs: f64) -> anyhow::Result<Duration> {
-    match Duration::try_from_secs_f64(secs) {
-        Ok(duration) if !duration.is_zero() && duration <= MAX_TIMEOUT => Ok(duration),
-        _ => Err(anyhow!(
-            "the timeout must be a positive number of seconds, at most {}, not {secs}",
-            MAX_TIMEOUT.as_secs()
-        )),
-    }
+    seconds_duration(secs, MAX_TIMEOUT)
 }
 
 /// The server's address: the first one of the wanted family, found before `deadline`.
@@ -196,14 +182,6 @@ async fn transact(
             },
         }
     }
-}
-
-fn is_transient(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, Interrupted, WouldBlock};
-    matches!(
-        error.kind(),
-        ConnectionRefused | ConnectionReset | Interrupted | WouldBlock
-    )
 }
 
 /// The result as `--json` prints it.
