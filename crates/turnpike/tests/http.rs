@@ -378,12 +378,8 @@ fn ice_server_urls_follow_the_host_ice_host_tls_and_turn_off() {
     );
     drop(server);
 
-    let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let tls_files = common::TlsFiles::new();
+    let (cert, key) = (&tls_files.cert, &tls_files.key);
     let server = start(&[
         "--ice-host",
         "turn.example.org",

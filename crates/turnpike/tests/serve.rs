@@ -160,12 +160,8 @@ fn connection_cap() {
 // Binding over TLS (RFC 8489 §6.2.3) with a certificate and key from PEM files.
 #[test]
 fn tls_binding() {
-    let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    let tls_files = common::TlsFiles::new();
+    let (cert_path, key_path, certified) = (&tls_files.cert, &tls_files.key, &tls_files.certified);
     let server = start(&[
         "--listen",
         "127.0.0.1:0",

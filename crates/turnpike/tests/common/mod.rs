@@ -101,3 +101,29 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A self-signed certificate for "localhost" written as PEM files into a temporary directory
+/// (removed when dropped), for the TLS listeners.
+pub struct TlsFiles {
+    pub dir: tempfile::TempDir,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub certified: rcgen::CertifiedKey,
+}
+
+impl TlsFiles {
+    pub fn new() -> TlsFiles {
+        let dir = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+        TlsFiles {
+            dir,
+            cert,
+            key,
+            certified,
+        }
+    }
+}
