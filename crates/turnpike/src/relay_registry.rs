@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 use tracing::{debug, trace};
 use turn::relay::{ClientTransport, RelaySockets, PEER_HEADROOM};
 
-use crate::shared::{lock, now, Shared};
+use crate::shared::{lock, Shared};
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
 #[derive(Debug, Default)]
@@ -121,8 +122,8 @@ async fn relay_loop(
         };
         let (outcome, stream) = {
             let mut state = lock(&shared);
-            let (now, _) = now();
-            let outcome = state.core.handle_peer(now, relay, peer, &mut buf, len);
+            // The peer path needs only the monotonic clock (no credentials are checked).
+            let outcome = state.core.handle_peer(Instant::now(), relay, peer, &mut buf, len);
             let stream = outcome
                 .as_ref()
                 .filter(|o| o.to.transport == ClientTransport::Tcp)
