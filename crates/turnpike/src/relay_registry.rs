@@ -123,7 +123,9 @@ async fn relay_loop(
         let (outcome, stream) = {
             let mut state = lock(&shared);
             // The peer path needs only the monotonic clock (no credentials are checked).
-            let outcome = state.core.handle_peer(Instant::now(), relay, peer, &mut buf, len);
+            let outcome = state
+                .core
+                .handle_peer(Instant::now(), relay, peer, &mut buf, len);
             let stream = outcome
                 .as_ref()
                 .filter(|o| o.to.transport == ClientTransport::Tcp)

@@ -139,11 +139,6 @@ impl TurnServer {
         &self.config
     }
 
-    /// The authenticator, e.g. to reload users.
-    pub fn authenticator_mut(&mut self) -> &mut Authenticator {
-        &mut self.auth
-    }
-
     /// Counters.
     pub fn stats(&self) -> TurnStats {
         TurnStats {
@@ -338,11 +333,6 @@ impl TurnServer {
             }
         }
         self.ports.expire(now, sockets);
-    }
-
-    /// True when `addr` is a relay address of a live allocation (bound or advertised).
-    pub fn is_relay(&self, addr: SocketAddr) -> bool {
-        self.by_relay.contains_key(&self.bound_address(addr))
     }
 
     /// Maps an advertised relay address (external IP) to the bound one; other addresses are
