@@ -1,8 +1,8 @@
 //! # turnpike-ice: the client side
 //!
 //! Sans-IO client protocol logic: STUN URIs (RFC 7064), client transactions (RFC 8489
-//! §6.2) and NAT behaviour discovery on top of them ([`nat`], RFC 5780 §4). The ICE agent
-//! (RFC 8445) will build on these.
+//! §6.2) and NAT behaviour discovery on top of them ([`nat`], RFC 5780 §4), and the ICE
+//! agent ([`agent`], RFC 8445) built on the same transactions.
 //!
 //! ## Contract
 //! - The library owns no socket, spawns no task, never calls `Instant::now()` and draws no
@@ -28,6 +28,7 @@
 //! Tests drive the same loop with a hand-moved clock, and answer with
 //! `turn::BindingServer` instead of a socket.
 
+pub mod agent;
 pub mod error;
 pub mod nat;
 pub mod request;
@@ -37,6 +38,10 @@ pub mod transaction;
 pub mod transmit;
 pub mod uri;
 
+pub use agent::{
+    AgentConfig, AgentInput, AgentTransmit, Candidate, CandidateError, CandidateKind, IceAgent,
+    IceConnectionState, IceEvent,
+};
 pub use error::{MalformedResponse, TransactionError};
 pub use nat::{NatConfig, NatDiscovery, NatReport, NatSocket, NatTransmit};
 pub use request::{RequestOptions, MAX_REQUEST_LEN};

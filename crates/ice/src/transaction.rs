@@ -84,6 +84,34 @@ impl BindingTransaction {
         })
     }
 
+    /// Starts a transaction whose request the caller has already encoded (an ICE check with
+    /// USERNAME, PRIORITY and MESSAGE-INTEGRITY, RFC 8445 §7.1). `request` must carry
+    /// `transaction_id`; it is copied once into the transaction. Fails when it is longer
+    /// than [`MAX_REQUEST_LEN`].
+    pub fn with_request(
+        now: Instant,
+        server: SocketAddr,
+        transaction_id: TransactionId,
+        request: &[u8],
+        timing: RetransmitTiming,
+    ) -> Result<Self, EncodeError> {
+        let mut buf = [0u8; MAX_REQUEST_LEN];
+        buf.get_mut(..request.len())
+            .ok_or(EncodeError::BufferTooSmall)?
+            .copy_from_slice(request);
+        Ok(BindingTransaction {
+            transaction_id,
+            server,
+            timing,
+            request: buf,
+            request_len: request.len(),
+            state: State::SendDue { since: now },
+            sends: 0,
+            first_send: None,
+            last_send: None,
+        })
+    }
+
     /// The transaction id.
     pub fn transaction_id(&self) -> TransactionId {
         self.transaction_id
