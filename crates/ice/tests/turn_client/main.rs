@@ -427,21 +427,25 @@ fn forged_success(request: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// A client whose first Allocate was challenged by the server and whose signed retry is
+/// held back (the wire is cut): returns it and the retry's bytes.
+fn held_signed_allocate() -> (Net, Vec<u8>) {
+    let mut net = Net::alice();
+    net.blackhole = true;
+    net.pump();
+    let first = net.sent[0].1.clone();
+    net.deliver_to_server(&first);
+    net.pump();
+    let signed = net.sent.last().unwrap().1.clone();
+    (net, signed)
+}
+
 // RFC 8489 §9.2.5: a response whose MESSAGE-INTEGRITY does not verify "MUST be discarded, as
 // if it had never been received"; retransmissions continue and the real answer is taken.
 // If only forged answers come, the failure is "integrity violated", not a timeout.
 #[test]
 fn forged_response_is_ignored() {
-    let mut net = Net::alice();
-    net.blackhole = true;
-    net.pump();
-    // Let the challenge through by hand, then hold the signed Allocate.
-    net.blackhole = false;
-    let first = net.sent[0].1.clone();
-    net.deliver_to_server(&first);
-    net.blackhole = true;
-    net.pump();
-    let signed = net.sent.last().unwrap().1.clone();
+    let (mut net, signed) = held_signed_allocate();
     assert!(Message::decode(&signed).unwrap().has_integrity());
 
     let forged = forged_success(&signed);
@@ -462,15 +466,7 @@ fn forged_response_is_ignored() {
     assert_ne!(net.client.relayed_address(), Some(addr("192.0.2.66:50000")));
 
     // Only forgeries: IntegrityViolated.
-    let mut lonely = Net::alice();
-    lonely.blackhole = true;
-    lonely.pump();
-    lonely.blackhole = false;
-    let first = lonely.sent[0].1.clone();
-    lonely.deliver_to_server(&first);
-    lonely.blackhole = true;
-    lonely.pump();
-    let signed = lonely.sent.last().unwrap().1.clone();
+    let (mut lonely, signed) = held_signed_allocate();
     lonely
         .client
         .handle_input(lonely.now, addr(SERVER), &forged_success(&signed));
