@@ -36,6 +36,7 @@ pub mod response;
 pub mod timing;
 pub mod transaction;
 pub mod transmit;
+pub mod turn_client;
 pub mod uri;
 
 pub use agent::{
@@ -49,4 +50,7 @@ pub use response::BindingResponse;
 pub use timing::RetransmitTiming;
 pub use transaction::BindingTransaction;
 pub use transmit::Transmit;
+pub use turn_client::{
+    TurnClient, TurnClientConfig, TurnCredentials, TurnError, TurnEvent, TurnInput, TurnTransmit,
+};
 pub use uri::{StunUri, UriError, STUNS_PORT, STUN_PORT};

@@ -224,7 +224,7 @@ impl BindingTransaction {
 }
 
 /// `at + wait`, saturating instead of panicking where `Instant` cannot go that far.
-fn later(at: Instant, wait: Duration) -> Instant {
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     at.checked_add(wait)
         .or_else(|| at.checked_add(CENTURY))

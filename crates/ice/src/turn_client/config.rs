@@ -1,0 +1,30 @@
+//! The TURN client's knobs.
+
+use crate::timing::RetransmitTiming;
+
+/// How many permissions and channels a client tracks by default: enough for an ICE session
+/// with many remote candidates, small enough to bound memory.
+pub const DEFAULT_TABLE_LIMIT: usize = 64;
+
+/// Timing and bounds of a [`super::TurnClient`]. The default is RFC 8489 §6.2.1 timing
+/// (RTO 500 ms, Rc 7, Rm 16) and 64 permissions and 64 channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnClientConfig {
+    /// Retransmission schedule of every request.
+    pub timing: RetransmitTiming,
+    /// Peer IPs with a permission at most; more are refused with
+    /// [`super::TurnEvent::PermissionFailed`].
+    pub max_permissions: usize,
+    /// Channel bindings at most; more are refused with [`super::TurnEvent::ChannelFailed`].
+    pub max_channels: usize,
+}
+
+impl Default for TurnClientConfig {
+    fn default() -> Self {
+        TurnClientConfig {
+            timing: RetransmitTiming::RFC_8489,
+            max_permissions: DEFAULT_TABLE_LIMIT,
+            max_channels: DEFAULT_TABLE_LIMIT,
+        }
+    }
+}
