@@ -15,21 +15,28 @@ use super::consent::Consent;
 use super::event::{AgentInput, AgentTransmit, IceConnectionState, IceEvent};
 use crate::request::RequestOptions;
 use crate::transaction::BindingTransaction;
+use crate::turn_client::{TurnClient, TurnInput};
 
 /// Where a local candidate sends from and receives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Base {
     /// A host socket.
     Host(SocketAddr),
+    /// A TURN allocation (an index into the agent's relays): datagrams go through
+    /// [`TurnClient::send_to`] and come back out of [`TurnClient::handle_input`].
+    Relay(usize),
 }
 
-impl Base {
-    /// The host socket datagrams leave from.
-    pub(super) fn socket(self) -> SocketAddr {
-        match self {
-            Base::Host(addr) => addr,
-        }
-    }
+/// One TURN allocation made from a host socket, the base of a relayed candidate.
+#[derive(Debug)]
+pub(super) struct Relay {
+    pub(super) client: TurnClient,
+    /// The host socket the client talks to its server from.
+    pub(super) host: SocketAddr,
+    /// The host candidate of that socket.
+    pub(super) host_local: usize,
+    /// Still allocating (gathering is not complete).
+    pub(super) pending: bool,
 }
 
 /// A local candidate and its base.
@@ -109,6 +116,7 @@ pub struct IceAgent {
     pub(super) checklist: CheckList,
     pub(super) checks: BTreeMap<TransactionId, CheckTransaction>,
     pub(super) gathers: BTreeMap<TransactionId, Gathering>,
+    pub(super) relays: Vec<Relay>,
     pub(super) gathering_reported: bool,
     pub(super) last_check_sent: Option<Instant>,
     /// The latest `now` seen: when no check has been sent yet, the first is due then.
@@ -148,6 +156,7 @@ impl IceAgent {
             checklist: CheckList::default(),
             checks: BTreeMap::new(),
             gathers: BTreeMap::new(),
+            relays: Vec::new(),
             gathering_reported: true,
             last_check_sent: None,
             latest: now,
@@ -225,7 +234,21 @@ impl IceAgent {
             self.gathers.insert(id, Gathering { tx, base: index });
             self.gathering_reported = false;
         }
+        for (server, credentials) in self.config.turn_servers.clone() {
+            if server.is_ipv4() != addr.is_ipv4() {
+                continue;
+            }
+            let mut seed = [0u8; 32];
+            self.rng.fill_bytes(&mut seed);
+            self.relays.push(Relay {
+                client: TurnClient::new(now, server, credentials, seed),
+                host: addr,
+                host_local: index,
+                pending: true,
+            });
+        }
         self.flush_gathering(now);
+        self.flush_relays(now);
         self.pair_local(index);
     }
 
@@ -292,7 +315,10 @@ impl IceAgent {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
-        if !self.gathering_reported && self.gathers.is_empty() {
+        if !self.gathering_reported
+            && self.gathers.is_empty()
+            && self.relays.iter().all(|r| !r.pending)
+        {
             self.gathering_reported = true;
             return Some(IceEvent::GatheringComplete);
         }
@@ -301,18 +327,32 @@ impl IceAgent {
 
     /// Application data over the selected pair; `None` before a pair is selected and after
     /// the agent failed (RFC 7675 §5.1: no data without consent).
-    pub fn send_data(&mut self, _now: Instant, data: &[u8]) -> Option<AgentTransmit> {
+    pub fn send_data(&mut self, now: Instant, data: &[u8]) -> Option<AgentTransmit> {
         if self.state == IceConnectionState::Failed {
             return None;
         }
         let pair = self.checklist.get(self.selected?)?;
         let base = self.locals.get(pair.local)?.base;
         let destination = self.remotes.get(pair.remote)?.address;
-        Some(AgentTransmit {
-            source: base.socket(),
-            destination,
-            payload: data.to_vec(),
-        })
+        match base {
+            Base::Host(source) => Some(AgentTransmit {
+                source,
+                destination,
+                payload: data.to_vec(),
+            }),
+            Base::Relay(i) => {
+                let relay = self.relays.get_mut(i)?;
+                let t = relay.client.send_to(now, destination, data);
+                let source = relay.host;
+                // Control traffic the send caused (a permission refresh) goes first.
+                self.flush_relays(now);
+                Some(AgentTransmit {
+                    source,
+                    destination: t.destination,
+                    payload: t.payload,
+                })
+            }
+        }
     }
 
     /// A datagram that arrived on host socket `local` from `from`.
@@ -324,6 +364,28 @@ impl IceAgent {
         packet: &'a [u8],
     ) -> AgentInput<'a> {
         self.latest = self.latest.max(now);
+        // Datagrams from a TURN server to the socket its client uses go to that client
+        // first; what it does not claim (a Binding answer to a gathering request sent to
+        // the same server) goes on.
+        for i in 0..self.relays.len() {
+            let relay = &mut self.relays[i];
+            if relay.host != local || relay.client.server() != from {
+                continue;
+            }
+            match relay.client.handle_input(now, from, packet) {
+                TurnInput::NotMine => continue,
+                TurnInput::Consumed => {
+                    self.flush_relays(now);
+                    self.update(now);
+                    return AgentInput::Consumed;
+                }
+                TurnInput::Data { peer, payload } => {
+                    let input = self.handle_on_base(now, Base::Relay(i), peer, payload);
+                    self.flush_relays(now);
+                    return input;
+                }
+            }
+        }
         self.handle_on_base(now, Base::Host(local), from, packet)
     }
 
@@ -367,6 +429,10 @@ impl IceAgent {
             check.tx.handle_timeout(now);
         }
         self.flush_checks(now);
+        for relay in &mut self.relays {
+            relay.client.handle_timeout(now);
+        }
+        self.flush_relays(now);
         self.pace_checks(now);
         self.update(now);
         self.run_consent(now);
@@ -385,6 +451,9 @@ impl IceAgent {
         }
         for check in self.checks.values() {
             consider(check.tx.poll_timeout());
+        }
+        for relay in &self.relays {
+            consider(relay.client.poll_timeout());
         }
         if self.checks_may_run() && self.checklist.has_check_due() {
             consider(Some(self.next_pacing_slot()));

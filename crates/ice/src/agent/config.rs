@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::timing::RetransmitTiming;
+use crate::turn_client::TurnCredentials;
 
 /// How an [`super::IceAgent`] behaves. [`AgentConfig::new`] gives the RFC defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,9 @@ pub struct AgentConfig {
     pub controlling: bool,
     /// STUN servers to learn server-reflexive candidates from (§5.1.1.2).
     pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers (UDP) to allocate a relayed candidate on, one allocation per host
+    /// candidate of the same address family and server (§5.1.1.2).
+    pub turn_servers: Vec<(SocketAddr, TurnCredentials)>,
     /// Ta, the pacing of new checks (§14.2: 50 ms by default).
     pub ta: Duration,
     /// Retransmissions of a connectivity check (§14.3). Default: RTO 500 ms, doubling up to
@@ -63,6 +67,7 @@ impl AgentConfig {
         AgentConfig {
             controlling,
             stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
             ta: Duration::from_millis(50),
             check_timing: CHECK_TIMING,
             gather_timing: CHECK_TIMING,

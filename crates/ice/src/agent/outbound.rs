@@ -12,15 +12,83 @@ use super::consent::{Consent, Freshness};
 use super::event::{AgentTransmit, IceConnectionState, IceEvent};
 use super::pair::PairState;
 use crate::transaction::BindingTransaction;
+use crate::turn_client::TurnEvent;
 
 impl IceAgent {
-    /// Queues a datagram from `base` to `destination`.
+    /// Queues a datagram from `base` to `destination`: straight from a host socket, or
+    /// wrapped by the TURN client of a relayed base (Send indication or ChannelData).
     pub(super) fn send_from(&mut self, base: Base, destination: SocketAddr, payload: Vec<u8>) {
-        self.transmits.push_back(AgentTransmit {
-            source: base.socket(),
-            destination,
-            payload,
-        });
+        match base {
+            Base::Host(source) => self.transmits.push_back(AgentTransmit {
+                source,
+                destination,
+                payload,
+            }),
+            Base::Relay(i) => {
+                let now = self.latest;
+                let Some(relay) = self.relays.get_mut(i) else {
+                    return;
+                };
+                let t = relay.client.send_to(now, destination, &payload);
+                let source = relay.host;
+                self.flush_relays(now);
+                self.transmits.push_back(AgentTransmit {
+                    source,
+                    destination: t.destination,
+                    payload: t.payload,
+                });
+            }
+        }
+    }
+
+    /// Sends the TURN clients' control traffic and reads their events: an allocation
+    /// gives a relayed candidate (and its mapped address a server-reflexive one).
+    pub(super) fn flush_relays(&mut self, now: Instant) {
+        for i in 0..self.relays.len() {
+            while let Some(t) = self.relays[i].client.poll_transmit() {
+                let source = self.relays[i].host;
+                self.transmits.push_back(AgentTransmit {
+                    source,
+                    destination: t.destination,
+                    payload: t.payload,
+                });
+            }
+            while let Some(event) = self.relays[i].client.poll_event() {
+                match event {
+                    TurnEvent::Allocated {
+                        relayed, mapped, ..
+                    } => {
+                        self.relays[i].pending = false;
+                        self.add_relayed(now, i, relayed, mapped);
+                    }
+                    TurnEvent::AllocationFailed(_) | TurnEvent::Expired => {
+                        self.relays[i].pending = false;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A relayed candidate (§5.1.1.2) on allocation `relay`, paired with every remote
+    /// candidate; the allocation's mapped address is a server-reflexive candidate too.
+    fn add_relayed(&mut self, now: Instant, relay: usize, relayed: SocketAddr, mapped: SocketAddr) {
+        let host_local = self.relays[relay].host_local;
+        let server = self.relays[relay].client.server();
+        let preference = self.locals[host_local].local_preference();
+        let base_ip = self.locals[host_local].candidate.address.ip();
+        let candidate = super::candidate::Candidate::new(
+            CandidateKind::Relayed,
+            relayed,
+            base_ip,
+            Some(server.ip()),
+            preference,
+            Some(mapped),
+        );
+        let local = self.push_local(candidate, Base::Relay(relay), true);
+        self.add_server_reflexive(host_local, mapped, server);
+        self.pair_local(local);
+        let _ = now;
     }
 
     /// Checks start once the peer's credentials are known, and stop once a pair is
@@ -198,7 +266,12 @@ impl IceAgent {
 
     /// A server-reflexive candidate (§5.1.1.2), unless it equals a candidate we have
     /// (no NAT: the mapped address is the host address, §5.1.3).
-    fn add_server_reflexive(&mut self, base: usize, mapped: SocketAddr, server: SocketAddr) {
+    pub(super) fn add_server_reflexive(
+        &mut self,
+        base: usize,
+        mapped: SocketAddr,
+        server: SocketAddr,
+    ) {
         if self.locals.iter().any(|l| l.candidate.address == mapped) {
             return;
         }
@@ -301,6 +374,14 @@ impl IceAgent {
         let pair = &self.checklist.pairs()[best];
         let local = self.locals[pair.local].candidate.clone();
         let remote = self.remotes[pair.remote].clone();
+        // Data over a relayed pair goes in ChannelData, 4 bytes of overhead instead of 36
+        // (RFC 8656 §12).
+        if let Base::Relay(i) = self.locals[pair.local].base {
+            if let Some(relay) = self.relays.get_mut(i) {
+                relay.client.bind_channel(now, remote.address);
+            }
+            self.flush_relays(now);
+        }
         self.events
             .push_back(IceEvent::SelectedPair { local, remote });
         if first {

@@ -61,9 +61,22 @@ impl IceAgent {
             nominate_on_success: false,
         };
         let address = r.address;
+        let base = self.locals[local].base;
         let remotes = &self.remotes;
         match self.checklist.add(pair, |i| remotes[i].address == address) {
-            Added::New(i) | Added::Existing(i) => Some(i),
+            Added::New(i) => {
+                // Checks from a relayed base need a permission for the peer's IP on the
+                // server (RFC 8656 §9), or the server drops the answers.
+                if let Base::Relay(r) = base {
+                    let now = self.latest;
+                    if let Some(relay) = self.relays.get_mut(r) {
+                        relay.client.create_permission(now, address);
+                    }
+                    self.flush_relays(now);
+                }
+                Some(i)
+            }
+            Added::Existing(i) => Some(i),
             Added::Full => None,
         }
     }

@@ -12,6 +12,7 @@ use ice::{CandidateKind, IceConnectionState, IceEvent};
 use net::{Filtering, Mapping, World};
 
 const STUN: &str = "198.51.100.1:3478";
+const TURN: &str = "198.51.100.2:3478";
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -234,6 +235,57 @@ fn symmetric_vs_symmetric_fails_without_relay() {
         world.elapsed() > secs(9),
         "failed only after the checks timed out"
     );
+}
+
+// RFC 8445 §5.1.1.2 / RFC 8656: with a TURN server, the symmetric pair that failed above
+// connects through a relayed candidate; the relay carries the checks and the data.
+#[test]
+fn symmetric_vs_symmetric_connects_via_relay() {
+    let mut world = World::new(17, Duration::from_millis(20));
+    world.set_stun_server(STUN);
+    let turn = world.set_turn_server(TURN, "198.51.100.200");
+    let na = world.add_nat("203.0.113.1", SYMMETRIC.0, SYMMETRIC.1);
+    let nb = world.add_nat("203.0.113.2", SYMMETRIC.0, SYMMETRIC.1);
+    let mut c0 = world.config(true);
+    c0.turn_servers.push((turn, net::turn_credentials()));
+    let c1 = world.config(false);
+    world.add_peer(c0, "10.0.1.10:5000", Some(na));
+    world.add_peer(c1, "10.0.2.10:6000", Some(nb));
+    world.exchange_credentials();
+    world.start();
+    assert!(
+        world.run_until_or(secs(30), both_connected),
+        "connected via the relay"
+    );
+    let kinds: Vec<_> = world.peers[0]
+        .local_candidates()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert!(
+        kinds.contains(&CandidateKind::Relayed),
+        "relayed candidate gathered: {kinds:?}"
+    );
+    let (local0, _) = world.peers[0].agent.selected_pair().unwrap();
+    assert_eq!(local0.kind, CandidateKind::Relayed);
+    let (_, remote1) = world.peers[1].agent.selected_pair().unwrap();
+    assert_eq!(
+        remote1.address, local0.address,
+        "peer 1 sends to the relayed address"
+    );
+    let before = world.relayed;
+    assert_data_round_trip(&mut world);
+    assert!(
+        world.relayed >= before + 2,
+        "the data went through the relay"
+    );
+    // Consent keeps the relayed pair up (permission and channel refreshes included).
+    world.run_for(secs(700));
+    assert_eq!(world.peers[0].agent.state(), IceConnectionState::Connected);
+    assert_eq!(world.peers[1].agent.state(), IceConnectionState::Connected);
+    world.peers[0].data.clear();
+    world.peers[1].data.clear();
+    assert_data_round_trip(&mut world);
 }
 
 // 20 % loss in each direction: retransmissions (RFC 8489 §6.2.1) still get checks through.

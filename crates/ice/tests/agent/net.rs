@@ -10,7 +10,46 @@ use ice::{AgentConfig, AgentInput, Candidate, IceAgent, IceConnectionState, IceE
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stun::{attributes::ErrorCode, Class, Message};
-use turn::{BindingConfig, BindingServer, ServerSockets, Transport};
+use turn::auth::{AuthConfig, Authenticator, StaticUser};
+use turn::policy::PeerPolicy;
+use turn::relay::{
+    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, TurnConfig, TurnServer, PEER_HEADROOM,
+};
+use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
+
+/// The TURN realm and the one user of the simulated relay.
+pub const TURN_REALM: &str = "example.org";
+pub const TURN_USER: &str = "alice";
+pub const TURN_PASSWORD: &str = "alice-pass";
+
+/// Relay sockets that "bind" anything.
+#[derive(Debug, Default)]
+struct FakeSockets {
+    open: BTreeSet<SocketAddr>,
+}
+
+impl RelaySockets for FakeSockets {
+    fn open(&mut self, addr: SocketAddr) -> bool {
+        self.open.insert(addr)
+    }
+    fn close(&mut self, addr: SocketAddr) {
+        self.open.remove(&addr);
+    }
+}
+
+/// The TURN server core at a public address, relaying from `relay_ip`.
+struct Relay {
+    addr: SocketAddr,
+    relay_ip: IpAddr,
+    server: TurnServer,
+    sockets: FakeSockets,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("addr", &self.addr).finish()
+    }
+}
 
 /// NAT mapping behaviour (RFC 4787 §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +194,9 @@ pub struct World {
     pub peers: Vec<Peer>,
     nats: Vec<Nat>,
     stun: Option<(SocketAddr, BindingServer)>,
+    turn: Option<Relay>,
+    /// Datagrams the relay forwarded, either way.
+    pub relayed: usize,
     /// `Some(delay)`: signalled candidates reach the other peer after `delay`; `None`: the
     /// test passes them by hand.
     pub auto_signal: Option<Duration>,
@@ -180,6 +222,8 @@ impl World {
             peers: Vec::new(),
             nats: Vec::new(),
             stun: None,
+            turn: None,
+            relayed: 0,
             auto_signal: Some(Duration::from_millis(100)),
             signals: Vec::new(),
             error_codes: Vec::new(),
@@ -206,6 +250,35 @@ impl World {
             software: None,
         });
         self.stun = Some((addr, server));
+        addr
+    }
+
+    /// Puts a TURN server (the `turn::relay::TurnServer` core) at `addr`, relaying from
+    /// `relay_ip`; it knows one user, alice.
+    pub fn set_turn_server(&mut self, addr: &str, relay_ip: &str) -> SocketAddr {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let relay_ip: IpAddr = relay_ip.parse().unwrap();
+        let mut auth = AuthConfig::new(TURN_REALM, [7; 32]);
+        auth.users = vec![StaticUser::from_password(
+            TURN_USER,
+            TURN_REALM,
+            TURN_PASSWORD,
+        )];
+        let server = TurnServer::new(
+            TurnConfig {
+                relay_v4: Some(relay_ip),
+                ..TurnConfig::default()
+            },
+            Authenticator::new(auth),
+            PeerPolicy::default(),
+            Box::new(StdRng::seed_from_u64(u64::from(self.seed))),
+        );
+        self.turn = Some(Relay {
+            addr,
+            relay_ip,
+            server,
+            sockets: FakeSockets::default(),
+        });
         addr
     }
 
@@ -274,6 +347,9 @@ impl World {
                     next = Some(next.map_or(t, |n: Instant| n.min(t)));
                 }
             }
+            if let Some(t) = self.turn.as_ref().and_then(|r| r.server.poll_timeout()) {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
             for (t, _, _) in &self.signals {
                 next = Some(next.map_or(*t, |n: Instant| n.min(*t)));
             }
@@ -324,6 +400,11 @@ impl World {
                 self.signals.push((at, to, candidate));
             }
         }
+        if let Some(relay) = &mut self.turn {
+            while relay.server.poll_timeout().is_some_and(|t| t <= now) {
+                relay.server.handle_timeout(now, &mut relay.sockets);
+            }
+        }
         for peer in self.peers.iter_mut().filter(|p| !p.silent) {
             if peer.agent.poll_timeout().is_some_and(|t| t <= now) {
                 peer.agent.handle_timeout(now);
@@ -371,6 +452,17 @@ impl World {
         if self.loss > 0.0 && self.rng.gen_bool(self.loss) {
             return;
         }
+        self.enqueue(from, realm, to, payload);
+    }
+
+    /// Queues a datagram for delivery one latency from now.
+    fn enqueue(
+        &mut self,
+        from: SocketAddr,
+        realm: Option<usize>,
+        to: SocketAddr,
+        payload: Vec<u8>,
+    ) {
         self.seq += 1;
         self.queue.push(Packet {
             deliver_at: self.now + self.latency,
@@ -406,18 +498,20 @@ impl World {
                 {
                     let reply = out[..answer.len].to_vec();
                     let from = *addr;
-                    self.seq += 1;
-                    self.queue.push(Packet {
-                        deliver_at: now + self.latency,
-                        seq: self.seq,
-                        from,
-                        realm: None,
-                        to: answer.to,
-                        payload: reply,
-                    });
+                    self.enqueue(from, None, answer.to, reply);
                 }
                 return;
             }
+        }
+        if self.turn.as_ref().is_some_and(|r| r.addr == packet.to) {
+            return self.deliver_to_turn(packet);
+        }
+        if self
+            .turn
+            .as_ref()
+            .is_some_and(|r| r.relay_ip == packet.to.ip())
+        {
+            return self.deliver_to_relayed(packet);
         }
         // Through a NAT's public side, or straight to a host address.
         let (target, realm) = match self.nats.iter().position(|n| n.public_ip == packet.to.ip()) {
@@ -450,6 +544,61 @@ impl World {
         }
     }
 
+    /// A datagram from a client to the TURN server.
+    fn deliver_to_turn(&mut self, packet: Packet) {
+        let now = self.now;
+        let unix_now = 1_900_000_000 + (now - self.start).as_secs();
+        let relay = self.turn.as_mut().unwrap();
+        let five_tuple = FiveTuple {
+            client: packet.from,
+            server: relay.addr,
+            transport: ClientTransport::Udp,
+        };
+        let mut out = [0u8; 1500];
+        let outcome = relay.server.handle_client(
+            now,
+            unix_now,
+            five_tuple,
+            SocketId::PRIMARY,
+            &packet.payload,
+            &mut out,
+            &mut relay.sockets,
+        );
+        let (from, to, payload) = match outcome {
+            ClientOutcome::Nothing => return,
+            ClientOutcome::Reply(t) => (relay.addr, t.to, out[..t.len].to_vec()),
+            ClientOutcome::Relay {
+                relay: source,
+                peer,
+                payload: range,
+                ..
+            } => {
+                self.relayed += 1;
+                (source, peer, packet.payload[range].to_vec())
+            }
+        };
+        self.enqueue(from, None, to, payload);
+    }
+
+    /// A datagram from a peer to a relayed address.
+    fn deliver_to_relayed(&mut self, packet: Packet) {
+        let now = self.now;
+        let relay = self.turn.as_mut().unwrap();
+        let len = packet.payload.len();
+        let mut buf = vec![0u8; PEER_HEADROOM + len + 4];
+        buf[PEER_HEADROOM..PEER_HEADROOM + len].copy_from_slice(&packet.payload);
+        let Some(outcome) = relay
+            .server
+            .handle_peer(now, packet.to, packet.from, &mut buf, len)
+        else {
+            self.filtered += 1;
+            return;
+        };
+        self.relayed += 1;
+        let from = relay.addr;
+        self.enqueue(from, None, outcome.to.client, buf[outcome.data].to_vec());
+    }
+
     /// Seconds since the start, for messages.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
@@ -458,4 +607,12 @@ impl World {
 
 fn own((u, p): (&str, &str)) -> (String, String) {
     (u.to_owned(), p.to_owned())
+}
+
+/// The credentials of the simulated relay's user.
+pub fn turn_credentials() -> ice::TurnCredentials {
+    ice::TurnCredentials {
+        username: TURN_USER.into(),
+        password: TURN_PASSWORD.into(),
+    }
 }
