@@ -1,7 +1,8 @@
 //! # The ICE agent (RFC 8445)
 //!
 //! A sans-IO, full (not lite) ICE agent for one component over UDP, with regular
-//! nomination, trickle (RFC 8838) and consent freshness (RFC 7675).
+//! nomination, trickle (RFC 8838), consent freshness (RFC 7675) and relayed candidates
+//! through [`crate::turn_client::TurnClient`] (RFC 8656).
 //!
 //! - [`candidate`]: the RFC 8839 `candidate` attribute, priorities (§5.1.2) and foundations
 //!   (§5.1.1.3).
@@ -19,6 +20,11 @@
 //! - Every host socket is given to the agent with [`IceAgent::add_host_candidate`]; every
 //!   datagram received on one goes to [`IceAgent::handle_input`] with the socket's address,
 //!   and every [`AgentTransmit`] names the host socket to send from.
+//! - Each local candidate has a base: a host socket, or a TURN allocation made from one. The
+//!   agent wraps what it sends from a relayed base with `TurnClient::send_to`, hands what
+//!   the TURN server sends to `TurnClient::handle_input`, creates a permission for every
+//!   remote candidate it pairs with a relayed one, and binds a channel for a selected
+//!   relayed pair. The caller sees only host-socket datagrams.
 //! - Defaults ([`AgentConfig::new`]): Ta 50 ms (§14.2), check retransmissions at 0, 0.5,
 //!   1.5, 3.1, 4.7, 6.3, 7.9 s and failure at 9.9 s, nomination once no better pair is
 //!   pending or 1 s after the first valid pair, consent checks every 5 s ± 20 %,
