@@ -41,7 +41,7 @@ pub mod uri;
 
 pub use agent::{
     AgentConfig, AgentInput, AgentTransmit, Candidate, CandidateError, CandidateKind, IceAgent,
-    IceConnectionState, IceEvent,
+    IceConnectionState, IceEvent, Transport,
 };
 pub use error::{MalformedResponse, TransactionError};
 pub use nat::{NatConfig, NatDiscovery, NatReport, NatSocket, NatTransmit};

@@ -458,7 +458,8 @@ impl IceAgent {
         if self.checks_may_run() && self.checklist.has_check_due() {
             consider(Some(self.next_pacing_slot()));
         }
-        if let (Some(first), true) = (self.first_valid_at, self.nomination_pending()) {
+        let live = self.state != IceConnectionState::Failed;
+        if let (Some(first), true) = (self.first_valid_at, live && self.nomination_pending()) {
             consider(Some(first + self.config.nomination_delay));
         }
         if let Some(consent) = &self.consent {

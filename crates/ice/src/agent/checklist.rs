@@ -77,11 +77,7 @@ impl CheckList {
         if self.pairs.len() >= MAX_PAIRS {
             return Added::Full;
         }
-        let busy = self.pairs.iter().any(|p| {
-            p.foundation == pair.foundation
-                && matches!(p.state, PairState::Waiting | PairState::InProgress)
-        });
-        pair.state = if busy {
+        pair.state = if self.foundation_busy(&pair.foundation) {
             PairState::Frozen
         } else {
             PairState::Waiting
@@ -100,14 +96,25 @@ impl CheckList {
         }
     }
 
-    /// True when a check is ready to go: a triggered one, a Waiting pair, or a Frozen pair
-    /// that [`Self::next_check`] would unfreeze.
+    /// True when [`Self::next_check`] would return a pair: a triggered one, a Waiting pair,
+    /// or a Frozen pair whose foundation has nothing Waiting or In-Progress. (A Frozen pair
+    /// behind an In-Progress one of its foundation is not due: reporting it would make the
+    /// caller's timer fire for nothing, again and again.)
     pub fn has_check_due(&self) -> bool {
-        !self.triggered.is_empty()
-            || self
-                .pairs
-                .iter()
-                .any(|p| matches!(p.state, PairState::Waiting | PairState::Frozen))
+        let waiting = |i: &usize| self.pairs.get(*i).map(|p| p.state) == Some(PairState::Waiting);
+        self.triggered.iter().any(waiting)
+            || self.pairs.iter().any(|p| {
+                p.state == PairState::Waiting
+                    || (p.state == PairState::Frozen && !self.foundation_busy(&p.foundation))
+            })
+    }
+
+    /// True when a pair of this foundation is Waiting or In-Progress.
+    fn foundation_busy(&self, foundation: &(String, String)) -> bool {
+        self.pairs.iter().any(|p| {
+            &p.foundation == foundation
+                && matches!(p.state, PairState::Waiting | PairState::InProgress)
+        })
     }
 
     /// The pair to check at this Ta tick (§6.1.4.2): the head of the triggered queue; else
@@ -128,12 +135,7 @@ impl CheckList {
             .collect();
         order.sort_by(|a, b| self.pairs[*b].priority.cmp(&self.pairs[*a].priority));
         for index in order {
-            let foundation = &self.pairs[index].foundation;
-            let busy = self.pairs.iter().any(|p| {
-                &p.foundation == foundation
-                    && matches!(p.state, PairState::Waiting | PairState::InProgress)
-            });
-            if !busy {
+            if !self.foundation_busy(&self.pairs[index].foundation) {
                 self.pairs[index].state = PairState::Waiting;
             }
         }
@@ -248,6 +250,19 @@ mod tests {
         assert_eq!(list.next_check(), Some(0));
         list.get_mut(0).unwrap().state = PairState::InProgress;
         assert_eq!(list.next_check(), None);
+        assert!(
+            !list.has_check_due(),
+            "nothing due while every pair is in progress"
+        );
+        // A Frozen pair behind an In-Progress pair of its foundation is not due either...
+        assert_eq!(list.add(pair(2, 0, "b", 5), differ), Added::New(3));
+        assert_eq!(list.get(3).unwrap().state, PairState::Frozen);
+        assert!(!list.has_check_due());
+        assert_eq!(list.next_check(), None);
+        // ...until that pair fails (§6.1.4.2).
+        list.get_mut(2).unwrap().state = PairState::Failed;
+        assert!(list.has_check_due());
+        assert_eq!(list.next_check(), Some(3));
         // Pruning: same local candidate, same remote address.
         assert_eq!(list.add(pair(0, 5, "a", 99), |_| true), Added::Existing(0));
     }
