@@ -248,7 +248,7 @@ impl IceAgent {
             });
         }
         self.flush_gathering(now);
-        self.flush_relays(now);
+        self.flush_relays();
         self.pair_local(index);
     }
 
@@ -345,7 +345,7 @@ impl IceAgent {
                 let t = relay.client.send_to(now, destination, data);
                 let source = relay.host;
                 // Control traffic the send caused (a permission refresh) goes first.
-                self.flush_relays(now);
+                self.flush_relays();
                 Some(AgentTransmit {
                     source,
                     destination: t.destination,
@@ -375,13 +375,13 @@ impl IceAgent {
             match relay.client.handle_input(now, from, packet) {
                 TurnInput::NotMine => continue,
                 TurnInput::Consumed => {
-                    self.flush_relays(now);
+                    self.flush_relays();
                     self.update(now);
                     return AgentInput::Consumed;
                 }
                 TurnInput::Data { peer, payload } => {
                     let input = self.handle_on_base(now, Base::Relay(i), peer, payload);
-                    self.flush_relays(now);
+                    self.flush_relays();
                     return input;
                 }
             }
@@ -404,7 +404,7 @@ impl IceAgent {
                 return AgentInput::Ignored;
             }
             match message.header().message_type.class {
-                Class::Request => self.handle_request(now, base, from, &message),
+                Class::Request => self.handle_request(base, from, &message),
                 Class::Indication => {} // a keepalive (RFC 8445 §11): nothing to do
                 Class::Success | Class::Error => self.handle_response(now, base, from, &message),
             }
@@ -432,7 +432,7 @@ impl IceAgent {
         for relay in &mut self.relays {
             relay.client.handle_timeout(now);
         }
-        self.flush_relays(now);
+        self.flush_relays();
         self.pace_checks(now);
         self.update(now);
         self.run_consent(now);

@@ -17,13 +17,7 @@ const ROLE_CONFLICT: u16 = 487;
 
 impl IceAgent {
     /// A Binding request from the peer (§7.3).
-    pub(super) fn handle_request(
-        &mut self,
-        now: Instant,
-        base: Base,
-        from: SocketAddr,
-        message: &Message<'_>,
-    ) {
+    pub(super) fn handle_request(&mut self, base: Base, from: SocketAddr, message: &Message<'_>) {
         let header = *message.header();
         let incoming = match check::validate_request(message, &self.local_ufrag, &self.local_pwd) {
             Ok(incoming) => incoming,
@@ -68,7 +62,6 @@ impl IceAgent {
                 _ => self.checklist.pairs_mut()[pair].nominate_on_success = true,
             }
         }
-        let _ = now;
     }
 
     /// §7.3.1.4: a check from the peer triggers one of ours on the same pair, unless that

@@ -31,7 +31,7 @@ impl IceAgent {
                 };
                 let t = relay.client.send_to(now, destination, &payload);
                 let source = relay.host;
-                self.flush_relays(now);
+                self.flush_relays();
                 self.transmits.push_back(AgentTransmit {
                     source,
                     destination: t.destination,
@@ -43,7 +43,7 @@ impl IceAgent {
 
     /// Sends the TURN clients' control traffic and reads their events: an allocation
     /// gives a relayed candidate (and its mapped address a server-reflexive one).
-    pub(super) fn flush_relays(&mut self, now: Instant) {
+    pub(super) fn flush_relays(&mut self) {
         for i in 0..self.relays.len() {
             while let Some(t) = self.relays[i].client.poll_transmit() {
                 let source = self.relays[i].host;
@@ -59,7 +59,7 @@ impl IceAgent {
                         relayed, mapped, ..
                     } => {
                         self.relays[i].pending = false;
-                        self.add_relayed(now, i, relayed, mapped);
+                        self.add_relayed(i, relayed, mapped);
                     }
                     TurnEvent::AllocationFailed(_) | TurnEvent::Expired => {
                         self.relays[i].pending = false;
@@ -72,7 +72,7 @@ impl IceAgent {
 
     /// A relayed candidate (§5.1.1.2) on allocation `relay`, paired with every remote
     /// candidate; the allocation's mapped address is a server-reflexive candidate too.
-    fn add_relayed(&mut self, now: Instant, relay: usize, relayed: SocketAddr, mapped: SocketAddr) {
+    fn add_relayed(&mut self, relay: usize, relayed: SocketAddr, mapped: SocketAddr) {
         let host_local = self.relays[relay].host_local;
         let server = self.relays[relay].client.server();
         let preference = self.locals[host_local].local_preference();
@@ -88,7 +88,6 @@ impl IceAgent {
         let local = self.push_local(candidate, Base::Relay(relay), true);
         self.add_server_reflexive(host_local, mapped, server);
         self.pair_local(local);
-        let _ = now;
     }
 
     /// Checks start once the peer's credentials are known, and stop once a pair is
@@ -380,7 +379,7 @@ impl IceAgent {
             if let Some(relay) = self.relays.get_mut(i) {
                 relay.client.bind_channel(now, remote.address);
             }
-            self.flush_relays(now);
+            self.flush_relays();
         }
         self.events
             .push_back(IceEvent::SelectedPair { local, remote });

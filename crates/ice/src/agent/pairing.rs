@@ -72,7 +72,7 @@ impl IceAgent {
                     if let Some(relay) = self.relays.get_mut(r) {
                         relay.client.create_permission(now, address);
                     }
-                    self.flush_relays(now);
+                    self.flush_relays();
                 }
                 Some(i)
             }
