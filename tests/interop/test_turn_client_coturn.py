@@ -76,14 +76,8 @@ class Coturn:
                 if time.monotonic() > deadline:
                     pytest.fail(f"turnserver did not start:\n{self.log.read_text(errors='replace')}")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+    # SIGTERM, then SIGKILL after 5 s: the same as the echo peer's.
+    stop = EchoPeer.stop
 
 
 @pytest.fixture
