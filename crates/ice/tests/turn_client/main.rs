@@ -490,20 +490,7 @@ fn packets_from_elsewhere_are_not_mine() {
     net.blackhole = false;
     let first = net.sent[0].1.clone();
     // The real challenge, but from another address: ignored.
-    let mut out = [0u8; 1500];
-    let unix_now = net.unix_now();
-    let turn::relay::ClientOutcome::Reply(t) = net.server.handle_client(
-        net.now,
-        unix_now,
-        five_tuple(),
-        turn::SocketId::PRIMARY,
-        &first,
-        &mut out,
-        &mut net.sockets,
-    ) else {
-        panic!("no challenge");
-    };
-    let challenge = &out[..t.len];
+    let challenge = &net.server_reply(&first);
     let elsewhere = addr("192.0.2.2:3478");
     assert_eq!(
         net.client.handle_input(net.now, elsewhere, challenge),
@@ -733,21 +720,9 @@ fn unusable_server_packets_are_dropped() {
     );
     // The Allocate success again, after its transaction ended.
     let signed = net.requests(Method::ALLOCATE)[1].1.clone();
-    let mut out = [0u8; 1500];
-    let unix_now = net.unix_now();
-    let turn::relay::ClientOutcome::Reply(t) = net.server.handle_client(
-        net.now,
-        unix_now,
-        five_tuple(),
-        turn::SocketId::PRIMARY,
-        &signed,
-        &mut out,
-        &mut net.sockets,
-    ) else {
-        panic!("the server answers a retransmitted Allocate");
-    };
+    let duplicate = net.server_reply(&signed);
     assert_eq!(
-        net.client.handle_input(net.now, server, &out[..t.len]),
+        net.client.handle_input(net.now, server, &duplicate),
         TurnInput::NotMine
     );
     net.pump();
