@@ -45,6 +45,19 @@ enum State {
 /// It owns no socket and reads no clock: feed it every datagram from the server
 /// ([`Self::handle_input`]) and the timer ([`Self::handle_timeout`]), and send what
 /// [`Self::poll_transmit`] returns. See the [module documentation](super) for the run loop.
+///
+/// ```
+/// # use std::time::{Duration, Instant};
+/// # use ice::{TurnClient, TurnCredentials};
+/// let start = Instant::now();
+/// let server = "192.0.2.1:3478".parse().unwrap();
+/// let credentials = TurnCredentials { username: "alice".into(), password: "secret".into() };
+/// let mut turn = TurnClient::new(start, server, credentials, [7; 32]);
+/// let allocate = turn.poll_transmit().expect("the Allocate is due at once");
+/// assert_eq!(allocate.destination, server);
+/// assert_eq!(&allocate.payload[..2], &[0x00, 0x03], "an Allocate request");
+/// assert_eq!(turn.poll_timeout(), Some(start + Duration::from_millis(500)));
+/// ```
 #[derive(Debug)]
 pub struct TurnClient {
     server: SocketAddr,

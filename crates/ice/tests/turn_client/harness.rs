@@ -186,6 +186,24 @@ impl Net {
         }
     }
 
+    /// The server's answer to `request` from the client, kept from the client.
+    pub fn server_reply(&mut self, request: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 1500];
+        let unix_now = self.unix_now();
+        match self.server.handle_client(
+            self.now,
+            unix_now,
+            five_tuple(),
+            SocketId::PRIMARY,
+            request,
+            &mut out,
+            &mut self.sockets,
+        ) {
+            ClientOutcome::Reply(t) => out[..t.len].to_vec(),
+            other => panic!("no reply: {other:?}"),
+        }
+    }
+
     /// Moves the clock to `until`, firing the client's and the server's timers on time and
     /// pumping after each.
     pub fn run_until(&mut self, until: Instant) {

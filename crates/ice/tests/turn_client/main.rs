@@ -490,20 +490,7 @@ fn packets_from_elsewhere_are_not_mine() {
     net.blackhole = false;
     let first = net.sent[0].1.clone();
     // The real challenge, but from another address: ignored.
-    let mut out = [0u8; 1500];
-    let unix_now = net.unix_now();
-    let turn::relay::ClientOutcome::Reply(t) = net.server.handle_client(
-        net.now,
-        unix_now,
-        five_tuple(),
-        turn::SocketId::PRIMARY,
-        &first,
-        &mut out,
-        &mut net.sockets,
-    ) else {
-        panic!("no challenge");
-    };
-    let challenge = &out[..t.len];
+    let challenge = &net.server_reply(&first);
     let elsewhere = addr("192.0.2.2:3478");
     assert_eq!(
         net.client.handle_input(net.now, elsewhere, challenge),
@@ -648,4 +635,96 @@ fn same_seed_same_requests() {
     );
     assert_eq!(pa, pb);
     assert_ne!(pa, pc);
+}
+
+// RFC 8656 §8: a Refresh answered with an error (437: the server no longer has the
+// allocation) means the allocation is gone: Expired, and the client stops.
+#[test]
+fn lost_allocation_is_reported_expired() {
+    let mut net = Net::alice();
+    net.allocate();
+    net.server.client_closed(&five_tuple(), &mut net.sockets);
+    net.advance(secs(500));
+    assert_eq!(
+        net.events.last(),
+        Some(&TurnEvent::Expired),
+        "{:?}",
+        net.events
+    );
+    assert_eq!(net.client.relayed_address(), None);
+    assert_eq!(net.client.poll_timeout(), None);
+}
+
+// RFC 8656 §8: refreshes that go unanswered are retried while the allocation lasts; when its
+// lifetime ends without one getting through, the client reports Expired (at 600 s, not
+// before).
+#[test]
+fn unanswered_refreshes_end_in_expiry() {
+    let mut net = Net::alice();
+    net.allocate();
+    net.blackhole = true;
+    net.run_until(net.start + secs(599));
+    assert!(!net.events.contains(&TurnEvent::Expired));
+    let refreshes = net.requests(Method::REFRESH);
+    assert_eq!(refreshes[0].0 - net.start, secs(480));
+    assert!(
+        refreshes.len() > 7,
+        "a second refresh transaction followed the first"
+    );
+    net.run_until(net.start + secs(600));
+    assert_eq!(net.events.last(), Some(&TurnEvent::Expired));
+    assert_eq!(net.client.poll_timeout(), None);
+}
+
+// Agreed API: deallocate before the allocation exists abandons the Allocate.
+#[test]
+fn deallocate_while_allocating_cancels() {
+    let mut net = Net::alice();
+    net.blackhole = true;
+    net.pump();
+    net.client.deallocate(net.now);
+    net.pump();
+    assert_eq!(
+        net.events,
+        [TurnEvent::AllocationFailed(TurnError::Cancelled)]
+    );
+    assert_eq!(net.client.poll_timeout(), None);
+    net.advance(secs(60));
+    assert_eq!(net.sent.len(), 1, "no retransmission after the cancel");
+}
+
+// RFC 8656 §12.6: ChannelData on a channel we did not bind is dropped; RFC 8656 §11.6: a
+// Data indication without DATA is dropped; a late duplicate response is not ours any more.
+#[test]
+fn unusable_server_packets_are_dropped() {
+    let mut net = Net::alice();
+    net.allocate();
+    let server = addr(SERVER);
+    assert_eq!(
+        net.client
+            .handle_input(net.now, server, &[0x40, 0x07, 0x00, 0x01, 9]),
+        TurnInput::Consumed
+    );
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(
+        &mut buf,
+        MessageType::new(Method::DATA, Class::Indication),
+        stun::TransactionId([2; 12]),
+    )
+    .unwrap();
+    w.add(&XorPeerAddress(addr(PEER))).unwrap();
+    let len = w.finish();
+    assert_eq!(
+        net.client.handle_input(net.now, server, &buf[..len]),
+        TurnInput::Consumed
+    );
+    // The Allocate success again, after its transaction ended.
+    let signed = net.requests(Method::ALLOCATE)[1].1.clone();
+    let duplicate = net.server_reply(&signed);
+    assert_eq!(
+        net.client.handle_input(net.now, server, &duplicate),
+        TurnInput::NotMine
+    );
+    net.pump();
+    assert_eq!(net.events.len(), 1, "{:?}", net.events);
 }
