@@ -6,9 +6,10 @@ use std::time::Duration;
 use crate::timing::RetransmitTiming;
 use crate::turn_client::TurnCredentials;
 
-/// How an [`super::IceAgent`] behaves. [`AgentConfig::new`] gives the RFC defaults.
+/// How an [`super::IceAgent`] behaves. [`AgentConfig::new`] gives the RFC defaults; set
+/// fields on it, or write `AgentConfig { stun_servers, ..AgentConfig::new(true) }` (the
+/// struct is deliberately not `#[non_exhaustive]`, so that this works outside the crate).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct AgentConfig {
     /// Start as the controlling agent (RFC 8445 §6.1.1: the offerer, for full ICE on both
     /// sides). A role conflict may still switch it (§7.3.1.1).
