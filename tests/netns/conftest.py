@@ -48,6 +48,9 @@ SERVER_IP = "203.0.113.1"
 ALTERNATE_IP = "203.0.113.2"
 PLAIN_SERVERS = ["203.0.113.3", "203.0.113.4"]
 SERVER_URI = f"stun:{SERVER_IP}"
+#: STUN + TURN + signaling for `turnpike p2p`.
+P2P_SERVER_IP = "203.0.113.5"
+P2P_SIGNAL = f"ws://{P2P_SERVER_IP}:8080/ws"
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -188,7 +191,7 @@ class Topology:
         self.add_ns(self.pub)
         sh("ip", "-n", self.pub, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.pub, "link", "set", "br0", "up")
-        for address in [SERVER_IP, ALTERNATE_IP, *PLAIN_SERVERS]:
+        for address in [SERVER_IP, ALTERNATE_IP, *PLAIN_SERVERS, P2P_SERVER_IP]:
             sh("ip", "-n", self.pub, "addr", "add", f"{address}/24", "dev", "br0")
 
     def router(self, name: str, index: int, ruleset: str, sysctls: tuple[str, ...] = ()) -> Client:
@@ -224,11 +227,13 @@ class Topology:
         self.clients[name] = found
         return found
 
-    def serve(self, *flags: str) -> Server:
+    def serve(self, *flags: str, stun_only: bool = True) -> Server:
+        """`turnpike serve FLAGS` in the public namespace; STUN only unless told."""
         log = self.tmp / f"server-{len(self.servers)}.log"
+        only = ["--http", "false", "--turn", "false"] if stun_only else []
         argv = [
             "ip", "netns", "exec", self.pub, str(self.binary), "serve",
-            *flags, "--http", "false", "--turn", "false", "--log-level", "debug",
+            *flags, *only, "--log-level", "debug",
         ]
         with open(log, "w") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -248,6 +253,14 @@ class Topology:
         self.serve("--listen", f"{SERVER_IP}:3478", "--alternate-ip", ALTERNATE_IP, "--alternate-port", "3479")
         for address in PLAIN_SERVERS:
             self.serve("--listen", f"{address}:3478")
+        # The server `turnpike p2p` meets through: signaling on 8080 hands out STUN and TURN
+        # (REST credentials) on the same address, as a deployment would.
+        self.serve(
+            "--listen", f"{P2P_SERVER_IP}:3478", "--relay-ip", P2P_SERVER_IP,
+            "--http-listen", f"{P2P_SERVER_IP}:8080", "--ice-host", P2P_SERVER_IP,
+            "--rest-secrets", "netns-p2p-secret", "--min-port", "50000", "--max-port", "50999",
+            stun_only=False,
+        )
 
         # (a) Endpoint-independent mapping and filtering ("full cone"), which also hairpins:
         # LAN packets to the WAN address are sent back to the client, from the WAN address.
@@ -281,8 +294,10 @@ table ip filter {{
 """
         # (b) Endpoint-independent mapping, address-and-port-dependent filtering.
         self.router("prc", 2, port_restricted)
+        # A second one, for p2p between two port-restricted cones.
+        self.router("prc2", 6, port_restricted)
         # (c) Symmetric: a random port per destination, and the same input drop.
-        self.router("sym", 3, """
+        symmetric = """
 table ip nat {{
   chain postrouting {{
     type nat hook postrouting priority srcnat;
@@ -295,7 +310,9 @@ table ip filter {{
     iifname "wan" ct state new drop
   }}
 }}
-""")
+"""
+        self.router("sym", 3, symmetric)
+        self.router("sym2", 7, symmetric)
         # Endpoint-independent mapping, address-dependent filtering ("restricted cone"): any
         # port of an IP the client has sent to gets in. The set remembers IPs for good, so
         # tests flush it before each run.

@@ -1,5 +1,5 @@
-//! The command line (`turnpike serve | config check | config example | stun | nat | user |
-//! token`)
+//! The command line (`turnpike serve | config check | config example | stun | nat | p2p |
+//! user | token`)
 //! and its dispatch.
 //!
 //! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
@@ -52,6 +52,9 @@ pub enum Command {
     User(crate::users::command::UserArgs),
     /// Print a signaling join token for a room, minted with `signaling-secret`.
     Token(crate::token_command::TokenArgs),
+    /// Connect to another peer through a signaling room (ICE: direct or relayed, then QUIC),
+    /// and chat or send a file.
+    P2p(crate::p2p::P2pArgs),
 }
 
 /// Arguments of `turnpike serve`.
@@ -105,33 +108,33 @@ where
         }
         Command::User(args) => crate::users::command::run(args),
         Command::Token(args) => crate::token_command::run(args),
-        Command::Stun(args) => {
-            let layer = cli.log.into_layer();
-            let origins = cli_origins(&layer, &[&matches]);
-            let cli = CliLayer {
-                layer,
-                origins,
-                rust_log,
-            };
-            let Some(config) = load_or_report(None, &cli) else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            with_logging(&config, Fatal::Plain, stun_command::run(args))
-        }
+        Command::Stun(args) => client_command(cli.log, &matches, rust_log, stun_command::run(args)),
         Command::Nat(args) => {
-            let layer = cli.log.into_layer();
-            let origins = cli_origins(&layer, &[&matches]);
-            let cli = CliLayer {
-                layer,
-                origins,
-                rust_log,
-            };
-            let Some(config) = load_or_report(None, &cli) else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            with_logging(&config, Fatal::Plain, crate::nat_command::run(args))
+            client_command(cli.log, &matches, rust_log, crate::nat_command::run(args))
         }
+        Command::P2p(args) => client_command(cli.log, &matches, rust_log, crate::p2p::run(args)),
     }
+}
+
+/// Runs a client command (`stun`, `nat`, `p2p`): only the logging flags apply; failures are
+/// reported as `error: …` on stderr.
+fn client_command(
+    log: LogArgs,
+    matches: &ArgMatches,
+    rust_log: Option<String>,
+    task: impl Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let layer = log.into_layer();
+    let origins = cli_origins(&layer, &[matches]);
+    let cli = CliLayer {
+        layer,
+        origins,
+        rust_log,
+    };
+    let Some(config) = load_or_report(None, &cli) else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    with_logging(&config, Fatal::Plain, task)
 }
 
 /// Prints clap's message; `--help` and `--version` exit 0, usage errors 2.

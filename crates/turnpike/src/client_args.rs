@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{anyhow, Context};
 use ice::StunUri;
+use tokio::net::UdpSocket;
 
 /// Checks a STUN URI at parse time, so that a bad one is a usage error.
 pub fn parse_uri(text: &str) -> Result<String, ice::UriError> {
@@ -40,4 +43,21 @@ pub fn is_transient(error: &std::io::Error) -> bool {
         error.kind(),
         ConnectionRefused | ConnectionReset | Interrupted | WouldBlock
     )
+}
+
+/// The local IP the system routes to `server` from: discovery compares it with the mapped
+/// address, so the socket must be bound to it, not to a wildcard (RFC 5780 §4.3).
+pub async fn route_to(server: SocketAddr) -> anyhow::Result<IpAddr> {
+    let unspecified: IpAddr = match server {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(unspecified, 0))
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {unspecified}"))?;
+    socket
+        .connect(server)
+        .await
+        .with_context(|| format!("no route to {server}"))?;
+    Ok(socket.local_addr().context("no local address")?.ip())
 }

@@ -8,6 +8,7 @@ mod config;
 mod http;
 mod logging;
 mod nat_command;
+mod p2p;
 mod relay_registry;
 mod serve;
 mod shared;

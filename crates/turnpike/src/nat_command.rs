@@ -7,12 +7,12 @@
 
 use std::future::pending;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::client_args::{is_transient, parse_seconds, parse_uri, seconds_duration};
+use crate::client_args::{is_transient, parse_seconds, parse_uri, route_to, seconds_duration};
 use ice::nat::{
     Lifetime, LifetimeConfig, Mapping, NatConfig, NatDiscovery, NatReport, NatSocket, ProbeOutcome,
     ProbeRecord,
@@ -243,23 +243,6 @@ async fn resolve_all(args: &NatArgs, timeout: Duration) -> anyhow::Result<Vec<Se
         });
     }
     Ok(servers)
-}
-
-/// The local IP the system routes to `server` from: discovery compares it with the mapped
-/// address, so the socket must be bound to it, not to a wildcard (RFC 5780 §4.3).
-async fn route_to(server: SocketAddr) -> anyhow::Result<IpAddr> {
-    let unspecified: IpAddr = match server {
-        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = UdpSocket::bind(SocketAddr::new(unspecified, 0))
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {unspecified}"))?;
-    socket
-        .connect(server)
-        .await
-        .with_context(|| format!("no route to {server}"))?;
-    Ok(socket.local_addr().context("no local address")?.ip())
 }
 
 // ------------------------------------------------------------------------------------------

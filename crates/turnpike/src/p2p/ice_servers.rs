@@ -1,0 +1,175 @@
+//! The `iceServers` the signaling server hands out (an `RTCIceServer[]`), turned into the STUN
+//! and TURN server addresses of the ICE agent.
+//!
+//! Only what our agent can use is kept: `stun:` URIs (RFC 7064) and `turn:` URIs (RFC 7065)
+//! over UDP. `turns:` and `?transport=tcp` are skipped: the agent's TURN client speaks UDP.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use ice::{StunUri, TurnCredentials};
+use serde::Deserialize;
+
+/// One `RTCIceServer`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IceServer {
+    /// One URL or several.
+    pub urls: Urls,
+    /// TURN username (REST credentials: `expiry:user`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+/// `urls` is a string or an array of strings in the WebRTC API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Urls {
+    /// A single URL.
+    One(String),
+    /// Several URLs.
+    Many(Vec<String>),
+}
+
+impl Urls {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let urls: &[String] = match self {
+            Urls::One(url) => std::slice::from_ref(url),
+            Urls::Many(urls) => urls,
+        };
+        urls.iter().map(String::as_str)
+    }
+}
+
+/// A server the agent can use, not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsableServer {
+    /// A STUN server.
+    Stun { host: String, port: u16 },
+    /// A TURN server over UDP, with its credentials.
+    Turn {
+        host: String,
+        port: u16,
+        username: String,
+        password: String,
+    },
+}
+
+/// The servers of `list` that the agent can use, in order, without duplicates.
+pub fn usable(list: &[IceServer]) -> Vec<UsableServer> {
+    let mut servers = Vec::new();
+    for server in list {
+        for url in server.urls.iter() {
+            if let Some(found) = usable_url(url, server) {
+                if !servers.contains(&found) {
+                    servers.push(found);
+                }
+            }
+        }
+    }
+    servers
+}
+
+fn usable_url(url: &str, server: &IceServer) -> Option<UsableServer> {
+    if url.starts_with("stun:") {
+        let uri = StunUri::parse(url).ok()?;
+        return Some(UsableServer::Stun {
+            host: uri.host,
+            port: uri.port,
+        });
+    }
+    // RFC 7065 §3.1: turnURI = scheme ":" host [ ":" port ] [ "?transport=" transport ];
+    // the host and port grammar is the one of stun: URIs, so that parser does the work.
+    let rest = url.strip_prefix("turn:")?;
+    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+    match query {
+        "" | "transport=udp" => {}
+        _ => return None,
+    }
+    let uri = StunUri::parse(&format!("stun:{authority}")).ok()?;
+    Some(UsableServer::Turn {
+        host: uri.host,
+        port: uri.port,
+        username: server.username.clone()?,
+        password: server.credential.clone()?,
+    })
+}
+
+/// The resolved servers, ready for [`ice::AgentConfig`].
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// STUN servers.
+    pub stun: Vec<SocketAddr>,
+    /// TURN servers and their credentials.
+    pub turn: Vec<(SocketAddr, TurnCredentials)>,
+}
+
+/// Resolves host names (IPv4 only: the p2p client gathers IPv4 candidates).
+pub async fn resolve(servers: &[UsableServer]) -> anyhow::Result<Resolved> {
+    let mut resolved = Resolved::default();
+    for server in servers {
+        let (host, port) = match server {
+            UsableServer::Stun { host, port } | UsableServer::Turn { host, port, .. } => {
+                (host, *port)
+            }
+        };
+        let address = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot resolve {host}"))?
+            .find(SocketAddr::is_ipv4);
+        let Some(address) = address else { continue };
+        match server {
+            UsableServer::Stun { .. } => resolved.stun.push(address),
+            UsableServer::Turn {
+                username, password, ..
+            } => resolved.turn.push((
+                address,
+                TurnCredentials {
+                    username: username.clone(),
+                    password: password.clone(),
+                },
+            )),
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn keeps_stun_and_udp_turn_and_skips_what_the_agent_cannot_use() {
+        // The shape our own server's `joined` frame carries (docs/signaling.md).
+        let list: Vec<IceServer> = serde_json::from_str(
+            r#"[{"urls":["stun:turn.example.org:3478"]},
+                {"urls":["turn:turn.example.org:3478?transport=udp","turn:turn.example.org:3478?transport=tcp","turns:turn.example.org:5349"],
+                 "username":"1900086400:turnpike","credential":"secret"},
+                {"urls":"stun:[2001:db8::1]"},
+                {"urls":"turn:nocreds.example.org"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            usable(&list),
+            vec![
+                UsableServer::Stun {
+                    host: "turn.example.org".into(),
+                    port: 3478
+                },
+                UsableServer::Turn {
+                    host: "turn.example.org".into(),
+                    port: 3478,
+                    username: "1900086400:turnpike".into(),
+                    password: "secret".into()
+                },
+                UsableServer::Stun {
+                    host: "2001:db8::1".into(),
+                    port: 3478
+                },
+            ]
+        );
+    }
+}

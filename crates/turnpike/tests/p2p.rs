@@ -1,0 +1,225 @@
+//! `turnpike p2p` end to end on loopback: two processes meet through a real `turnpike serve`
+//! (signaling + STUN + TURN), connect with ICE and QUIC, and move a file or chat lines. The
+//! NAT cases (hole punching, relay fallback) are in tests/netns/test_p2p.py.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+fn start_server() -> Server {
+    Server::spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--rest-secrets",
+            "p2p-test-secret",
+            // Host candidates are loopback addresses here.
+            "--allowed-peers",
+            "127.0.0.0/8",
+        ],
+        |_| {},
+    )
+}
+
+/// A running `turnpike p2p`, its stdout lines arriving on a channel.
+struct Peer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Peer {
+    fn spawn(server: &Server, room: &str, args: &[&str]) -> Peer {
+        let signal = format!("ws://{}/ws", server.address("http"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args([
+                "p2p",
+                "--signal",
+                &signal,
+                "--room",
+                room,
+                "--timeout",
+                "30",
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Peer {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `text`; returns it.
+    fn expect(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?}; output so far: {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("p2p did not exit; output: {:#?}", self.seen);
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn transfer(extra: &[&str], room: &str) -> (String, String) {
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let source = dir.path().join("data.bin");
+    let payload: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&source, &payload).unwrap();
+
+    let mut receiver = Peer::spawn(
+        &server,
+        room,
+        &[&["--receive", inbox.to_str().unwrap()], extra].concat(),
+    );
+    receiver.expect("waiting for a peer");
+    let mut sender = Peer::spawn(
+        &server,
+        room,
+        &[&["--send", source.to_str().unwrap()], extra].concat(),
+    );
+    let sender_path = sender.expect("connected");
+    let receiver_path = receiver.expect("connected");
+    sender.expect("the receiver verified the SHA-256");
+    receiver.expect("SHA-256 verified");
+    assert_eq!(sender.wait(), 0);
+    assert_eq!(receiver.wait(), 0);
+    assert_eq!(std::fs::read(inbox.join("data.bin")).unwrap(), payload);
+    assert_no_partial_files(&inbox);
+    (sender_path, receiver_path)
+}
+
+fn assert_no_partial_files(dir: &Path) {
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["data.bin".to_string()]);
+}
+
+#[test]
+fn a_file_crosses_a_direct_path_and_its_digest_is_verified() {
+    let (sender, receiver) = transfer(&["--host-ip", "127.0.0.1"], "direct");
+    for line in [&sender, &receiver] {
+        assert!(line.starts_with("connected: host 127.0.0.1:"), "{line}");
+        assert!(line.contains("↔ host 127.0.0.1:"), "{line}");
+        assert!(line.contains(", RTT "), "{line}");
+    }
+}
+
+#[test]
+fn relay_only_peers_connect_through_the_turn_relay() {
+    let (sender, receiver) = transfer(&["--host-ip", "127.0.0.1", "--relay-only"], "relayed");
+    for line in [&sender, &receiver] {
+        assert!(line.starts_with("connected via relay: "), "{line}");
+        assert!(line.contains("relay 127.0.0.1:"), "{line}");
+    }
+}
+
+#[test]
+fn chat_lines_reach_the_other_peer() {
+    let server = start_server();
+    let mut first = Peer::spawn(&server, "chat", &["--host-ip", "127.0.0.1"]);
+    first.expect("waiting for a peer");
+    let mut second = Peer::spawn(&server, "chat", &["--host-ip", "127.0.0.1"]);
+    second.expect("connected");
+    first.expect("connected");
+    let mut input = second.child.stdin.take().unwrap();
+    writeln!(input, "héllo from the second peer ☕").unwrap();
+    first.expect("peer> héllo from the second peer ☕");
+    let mut input_first = first.child.stdin.take().unwrap();
+    writeln!(input_first, "and back").unwrap();
+    second.expect("peer> and back");
+    // EOF on stdin ends the chat on both sides.
+    drop(input);
+    assert_eq!(second.wait(), 0);
+    first.expect("the peer closed the chat");
+    drop(input_first);
+    assert_eq!(first.wait(), 0);
+}
+
+#[test]
+fn nobody_to_meet_is_a_timeout_with_a_clear_message() {
+    let server = start_server();
+    let signal = format!("ws://{}/ws", server.address("http"));
+    let output = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args([
+            "p2p",
+            "--signal",
+            &signal,
+            "--room",
+            "empty",
+            "--timeout",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no connection within 1 s"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_signaling_server_is_reported() {
+    let output = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["p2p", "--signal", "ws://127.0.0.1:9/ws", "--room", "r"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect to the signaling server ws://127.0.0.1:9/ws"),
+        "{stderr}"
+    );
+}
