@@ -41,7 +41,7 @@ pub mod uri;
 
 pub use agent::{
     AgentConfig, AgentInput, AgentTransmit, Candidate, CandidateError, CandidateKind, IceAgent,
-    IceConnectionState, IceEvent, Transport,
+    IceConnectionState, IceEvent, Transport, MAX_REMOTE_CANDIDATES,
 };
 pub use error::{MalformedResponse, TransactionError};
 pub use nat::{NatConfig, NatDiscovery, NatReport, NatSocket, NatTransmit};

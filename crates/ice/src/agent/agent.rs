@@ -93,6 +93,8 @@ pub(super) struct Gathering {
 
 /// Largest STUN message the agent writes (checks and responses are ~100 bytes).
 pub(super) const BUF_LEN: usize = 512;
+/// The most remote candidates (signalled and peer-reflexive) the agent keeps.
+pub const MAX_REMOTE_CANDIDATES: usize = 64;
 
 /// `ice-char` (RFC 8839 §5.4): what ufrag and password are drawn from.
 const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -269,6 +271,11 @@ impl IceAgent {
                 self.remotes[existing] = candidate;
                 self.reprioritize();
             }
+            return;
+        }
+        if self.remotes.len() >= MAX_REMOTE_CANDIDATES {
+            // Bounded memory: a peer trickling without end is ignored past the limit
+            // (browsers gather a handful; the pair limit is lower still).
             return;
         }
         self.remotes.push(candidate);

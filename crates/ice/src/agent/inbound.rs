@@ -43,7 +43,9 @@ impl IceAgent {
             return;
         };
         // §7.3.1.3: a source we do not know is a peer-reflexive candidate.
-        let remote = self.remote_or_learn(from, incoming.priority);
+        let Some(remote) = self.remote_or_learn(from, incoming.priority) else {
+            return;
+        };
         let Some(pair) = self
             .checklist
             .find(local, remote)

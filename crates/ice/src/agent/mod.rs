@@ -67,7 +67,7 @@ mod outbound;
 pub mod pair;
 mod pairing;
 
-pub use agent::IceAgent;
+pub use agent::{IceAgent, MAX_REMOTE_CANDIDATES};
 pub use candidate::{Candidate, CandidateError, CandidateKind, Transport};
 pub use config::AgentConfig;
 pub use event::{AgentInput, AgentTransmit, IceConnectionState, IceEvent};

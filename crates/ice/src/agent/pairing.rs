@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use rand::RngCore;
 use stun::TransactionId;
 
-use super::agent::{Base, IceAgent, LocalCandidate};
+use super::agent::{Base, IceAgent, LocalCandidate, MAX_REMOTE_CANDIDATES};
 use super::candidate::{
     candidate_priority, foundation, Candidate, CandidateKind, Transport, COMPONENT,
 };
@@ -109,9 +109,14 @@ impl IceAgent {
 
     /// The remote candidate at `from`, or a new peer-reflexive one with the PRIORITY of the
     /// check that revealed it (§7.3.1.3).
-    pub(super) fn remote_or_learn(&mut self, from: SocketAddr, priority: u32) -> usize {
+    /// `None` when the peer already has [`MAX_REMOTE_CANDIDATES`]: the check is then
+    /// answered but not paired, so a peer cannot grow our memory without bound.
+    pub(super) fn remote_or_learn(&mut self, from: SocketAddr, priority: u32) -> Option<usize> {
         if let Some(known) = self.remotes.iter().position(|r| r.address == from) {
-            return known;
+            return Some(known);
+        }
+        if self.remotes.len() >= MAX_REMOTE_CANDIDATES {
+            return None;
         }
         self.prflx_count += 1;
         self.remotes.push(Candidate {
@@ -125,7 +130,7 @@ impl IceAgent {
             kind: CandidateKind::PeerReflexive,
             related: None,
         });
-        self.remotes.len() - 1
+        Some(self.remotes.len() - 1)
     }
 
     /// The local candidate at the mapped address a success response reported, or a new

@@ -135,6 +135,22 @@ fn priority_values() {
     assert_ne!(locals[0].foundation, locals[1].foundation);
 }
 
+#[test]
+fn remote_candidates_are_bounded() {
+    // Bounded memory per peer: a peer that trickles without end is ignored past the limit.
+    let now = Instant::now();
+    let mut agent = IceAgent::new(now, AgentConfig::new(true), [3; 32]);
+    agent.add_host_candidate(now, "192.168.1.5:5000".parse().unwrap());
+    for port in 0..(ice::MAX_REMOTE_CANDIDATES as u16 + 50) {
+        let text = format!(
+            "candidate:1 1 udp 2130706431 192.168.1.6 {} typ host",
+            1000 + port
+        );
+        agent.add_remote_candidate(now, text.parse().unwrap());
+    }
+    assert_eq!(agent.remote_candidates().len(), ice::MAX_REMOTE_CANDIDATES);
+}
+
 proptest! {
     // Nothing from the network makes the agent panic, whatever state it is in.
     #[test]
