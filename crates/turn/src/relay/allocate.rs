@@ -1,6 +1,5 @@
 //! Allocate and Refresh (RFC 8656 §7, §8).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stun::attributes::{
@@ -21,6 +20,7 @@ use super::five_tuple::FiveTuple;
 use super::ports::RelaySockets;
 use super::respond::{respond, respond_error};
 use super::server::{AllocationId, TurnServer};
+use super::shared_state::QuotaExceeded;
 use crate::auth::Authenticated;
 
 /// Reads an optional attribute: `Err(())` when present but malformed (→ 400).
@@ -134,13 +134,21 @@ impl TurnServer {
             Ok(request) => request,
             Err(code) => return respond_error(message, code, Some(auth), out),
         };
-        // Step 10: quotas, per username (486) and for the whole server (508).
-        let held = self.per_user.get(&auth.username).copied().unwrap_or(0);
-        if self.config.user_quota > 0 && held >= self.config.user_quota {
-            return respond_error(message, ALLOCATION_QUOTA_REACHED, Some(auth), out);
-        }
-        if self.allocations.len() >= self.config.total_quota {
-            return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
+        // Step 10: quotas, per username (486) and for the whole server (508), counted over
+        // every worker's core.
+        let counted = self.shared.add_allocation(
+            &auth.username,
+            self.config.user_quota,
+            self.config.total_quota,
+        );
+        match counted {
+            Ok(()) => {}
+            Err(QuotaExceeded::User) => {
+                return respond_error(message, ALLOCATION_QUOTA_REACHED, Some(auth), out)
+            }
+            Err(QuotaExceeded::Total) => {
+                return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out)
+            }
         }
         let Some(OpenedRelays {
             relays,
@@ -148,6 +156,7 @@ impl TurnServer {
             address_error,
         }) = self.open_relays(now, &request, sockets)
         else {
+            self.shared.remove_allocation(&auth.username);
             return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
         };
         let bandwidth = self
@@ -176,8 +185,6 @@ impl TurnServer {
         request: &AllocateRequest,
         sockets: &mut dyn RelaySockets,
     ) -> Option<OpenedRelays> {
-        let by_relay = &self.by_relay;
-        let in_use = |addr: SocketAddr| by_relay.contains_key(&addr);
         if let Some(token) = request.token {
             let addr = self.ports.redeem(now, token)?;
             let relays = if addr.is_ipv4() {
@@ -218,14 +225,14 @@ impl TurnServer {
             let even = request.even.is_some();
             let opened = if request.even.is_some_and(|e| e.reserve_next) {
                 self.ports
-                    .open_pair(now, ip, self.rng.as_mut(), sockets, &in_use)
+                    .open_pair(now, ip, self.rng.as_mut(), sockets, &self.shared)
                     .map(|(addr, t)| {
                         token = Some(t);
                         addr
                     })
             } else {
                 self.ports
-                    .open(ip, even, self.rng.as_mut(), sockets, &in_use)
+                    .open(ip, even, self.rng.as_mut(), sockets, &self.shared)
             };
             match (opened, family) {
                 (Some(addr), AddressFamily::IPV4) => relays.v4 = Some(addr),

@@ -52,6 +52,16 @@ pub struct TurnConfig {
     pub service_ports: Vec<u16>,
 }
 
+impl TurnConfig {
+    /// Every address relay sockets bind to.
+    pub fn relay_ips(&self) -> Vec<IpAddr> {
+        [self.relay_v4, self.relay_v6]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 impl Default for TurnConfig {
     fn default() -> Self {
         TurnConfig {

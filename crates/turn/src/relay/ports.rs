@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore};
 
+use super::shared_state::SharedState;
+
 /// How long a port reserved by EVEN-PORT (R=1) stays reserved: RFC 8656 §7.2 says at least
 /// 30 seconds.
 pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
@@ -54,20 +56,32 @@ impl PortPool {
         &self.range
     }
 
-    /// True when `addr` is held by a reservation.
-    fn reserved(&self, addr: SocketAddr) -> bool {
-        self.reservations.values().any(|r| r.addr == addr)
+    /// Claims `addr` in `shared` and opens its socket; releases it again when the bind fails.
+    fn claim_and_open(
+        shared: &SharedState,
+        sockets: &mut dyn RelaySockets,
+        addr: SocketAddr,
+    ) -> bool {
+        if !shared.claim(addr) {
+            return false;
+        }
+        if sockets.open(addr) {
+            return true;
+        }
+        shared.release(addr);
+        false
     }
 
     /// Opens a relay socket on `ip` at a random free port (even when asked), trying several
-    /// ports. `in_use` tells which addresses allocations already hold.
+    /// ports. A port is taken by claiming it in `shared` first, so that the cores of other
+    /// workers never pick it too (allocations and reservations hold their claims).
     pub fn open(
         &mut self,
         ip: IpAddr,
         even: bool,
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
-        in_use: &dyn Fn(SocketAddr) -> bool,
+        shared: &SharedState,
     ) -> Option<SocketAddr> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
@@ -79,10 +93,7 @@ impl PortPool {
                 }
             }
             let addr = SocketAddr::new(ip, port);
-            if in_use(addr) || self.reserved(addr) {
-                continue;
-            }
-            if sockets.open(addr) {
+            if Self::claim_and_open(shared, sockets, addr) {
                 return Some(addr);
             }
         }
@@ -97,7 +108,7 @@ impl PortPool {
         ip: IpAddr,
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
-        in_use: &dyn Fn(SocketAddr) -> bool,
+        shared: &SharedState,
     ) -> Option<(SocketAddr, [u8; 8])> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
@@ -106,17 +117,12 @@ impl PortPool {
                 continue;
             }
             let (first, second) = (SocketAddr::new(ip, port), SocketAddr::new(ip, port + 1));
-            if [first, second]
-                .iter()
-                .any(|a| in_use(*a) || self.reserved(*a))
-            {
+            if !Self::claim_and_open(shared, sockets, first) {
                 continue;
             }
-            if !sockets.open(first) {
-                continue;
-            }
-            if !sockets.open(second) {
+            if !Self::claim_and_open(shared, sockets, second) {
                 sockets.close(first);
+                shared.release(first);
                 continue;
             }
             let mut token = [0u8; 8];
@@ -140,8 +146,8 @@ impl PortPool {
         (reservation.expires > now).then_some(reservation.addr)
     }
 
-    /// Drops expired reservations, closing their sockets.
-    pub fn expire(&mut self, now: Instant, sockets: &mut dyn RelaySockets) {
+    /// Drops expired reservations, closing their sockets and releasing their claims.
+    pub fn expire(&mut self, now: Instant, sockets: &mut dyn RelaySockets, shared: &SharedState) {
         let expired: Vec<[u8; 8]> = self
             .reservations
             .iter()
@@ -151,6 +157,7 @@ impl PortPool {
         for token in expired {
             if let Some(r) = self.reservations.remove(&token) {
                 sockets.close(r.addr);
+                shared.release(r.addr);
             }
         }
     }
