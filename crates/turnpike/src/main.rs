@@ -18,6 +18,7 @@ mod token_command;
 mod turn_setup;
 mod udp_listener;
 mod users;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -186,7 +186,13 @@ impl TurnServer {
         sockets: &mut dyn RelaySockets,
     ) -> Option<OpenedRelays> {
         if let Some(token) = request.token {
-            let addr = self.ports.redeem(now, token)?;
+            // The reserved port is claimed but not bound (the reservation may come from
+            // another worker's core): bind it here.
+            let addr = self.shared.redeem(now, token)?;
+            if !sockets.open(addr) {
+                self.shared.release(addr);
+                return None;
+            }
             let relays = if addr.is_ipv4() {
                 Relays {
                     v4: Some(addr),

@@ -1,7 +1,6 @@
 //! Relay port selection (RFC 8656 §7.2): random ports from the configured range (RFC 6056
 //! recommends randomisation), even ports, and reservations of the next port with a token.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
@@ -27,28 +26,17 @@ pub trait RelaySockets {
     fn close(&mut self, addr: SocketAddr);
 }
 
-/// A port held for a later Allocate that presents its RESERVATION-TOKEN.
-#[derive(Debug, Clone, Copy)]
-struct Reservation {
-    addr: SocketAddr,
-    expires: Instant,
-}
-
-/// Picks relay addresses and tracks reservations. Bound addresses are tracked by the server
-/// (an address is in use while an allocation or reservation holds it).
+/// Picks relay addresses. Which addresses are taken (by allocations and reservations, of
+/// every core) is tracked in [`SharedState`].
 #[derive(Debug)]
 pub struct PortPool {
     range: RangeInclusive<u16>,
-    reservations: BTreeMap<[u8; 8], Reservation>,
 }
 
 impl PortPool {
     /// A pool over `range` (RFC 8656 §7.2 recommends 49152–65535).
     pub fn new(range: RangeInclusive<u16>) -> Self {
-        PortPool {
-            range,
-            reservations: BTreeMap::new(),
-        }
+        PortPool { range }
     }
 
     /// The configured range.
@@ -101,7 +89,8 @@ impl PortPool {
     }
 
     /// Opens an even port N and reserves N+1 (EVEN-PORT with R=1), returning the address in
-    /// use and the token for the reserved one.
+    /// use and the token for the reserved one. The reserved port is claimed, not bound: the
+    /// Allocate that redeems the token may come to another worker's core, which binds it.
     pub fn open_pair(
         &mut self,
         now: Instant,
@@ -120,55 +109,16 @@ impl PortPool {
             if !Self::claim_and_open(shared, sockets, first) {
                 continue;
             }
-            if !Self::claim_and_open(shared, sockets, second) {
+            if !shared.claim(second) {
                 sockets.close(first);
                 shared.release(first);
                 continue;
             }
             let mut token = [0u8; 8];
             rng.fill_bytes(&mut token);
-            self.reservations.insert(
-                token,
-                Reservation {
-                    addr: second,
-                    expires: now + RESERVATION_LIFETIME,
-                },
-            );
+            shared.reserve(token, second, now + RESERVATION_LIFETIME);
             return Some((first, token));
         }
         None
-    }
-
-    /// Takes the address reserved under `token`, if the reservation is still valid. Its
-    /// socket is already open.
-    pub fn redeem(&mut self, now: Instant, token: [u8; 8]) -> Option<SocketAddr> {
-        let reservation = self.reservations.remove(&token)?;
-        (reservation.expires > now).then_some(reservation.addr)
-    }
-
-    /// Drops expired reservations, closing their sockets and releasing their claims.
-    pub fn expire(&mut self, now: Instant, sockets: &mut dyn RelaySockets, shared: &SharedState) {
-        let expired: Vec<[u8; 8]> = self
-            .reservations
-            .iter()
-            .filter(|(_, r)| r.expires <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for token in expired {
-            if let Some(r) = self.reservations.remove(&token) {
-                sockets.close(r.addr);
-                shared.release(r.addr);
-            }
-        }
-    }
-
-    /// The earliest reservation expiry.
-    pub fn next_expiry(&self) -> Option<Instant> {
-        self.reservations.values().map(|r| r.expires).min()
-    }
-
-    /// Number of live reservations.
-    pub fn reservations(&self) -> usize {
-        self.reservations.len()
     }
 }

@@ -159,6 +159,11 @@ impl TurnServer {
         &self.config
     }
 
+    /// What this core shares with the cores of other workers.
+    pub fn shared_state(&self) -> &Arc<SharedState> {
+        &self.shared
+    }
+
     /// Counters.
     pub fn stats(&self) -> TurnStats {
         TurnStats {
@@ -322,7 +327,7 @@ impl TurnServer {
     /// When [`TurnServer::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let first = self.timers.first().map(|(t, _)| *t);
-        [first, self.ports.next_expiry()]
+        [first, self.shared.next_reservation_expiry()]
             .into_iter()
             .flatten()
             .min()
@@ -345,7 +350,7 @@ impl TurnServer {
                 self.schedule(id, deadline);
             }
         }
-        self.ports.expire(now, sockets, &self.shared);
+        self.shared.expire_reservations(now);
     }
 
     /// Maps an advertised relay address (external IP) to the bound one; other addresses are

@@ -7,16 +7,36 @@
 //!   `fetch_or` when a core claims a port, so that no two cores hand out the same one, and read
 //!   with a relaxed load on the data path ("is this peer one of our relays?", RFC 8656 §7.2
 //!   and the relay↔relay rule) — no lock per packet.
+//! - Reservations (EVEN-PORT with R=1, RFC 8656 §7.2): the token is redeemed by another
+//!   Allocate, from another 5-tuple that may land on another worker, so the table of tokens
+//!   is shared (behind a mutex taken on Allocate and by the timers). A reserved port is held
+//!   by its claim alone; its socket is bound by the core that redeems the token.
 //! - Quotas (RFC 8656 §7.2 step 10): the total count is an atomic; the per-username counts sit
 //!   behind a mutex taken only on Allocate and when an allocation goes, never per packet.
 //!
 //! A single core gets its own instance ([`SharedState::new`] in [`super::TurnServer::new`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A port held for a later Allocate that presents its RESERVATION-TOKEN.
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    addr: SocketAddr,
+    expires: Instant,
+}
+
+/// Takes a mutex, taking over a poisoned one: the maps behind these locks are updated in
+/// single statements that a panic cannot leave half done.
+fn take<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Why an allocation could not be counted (RFC 8656 §7.2 step 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +61,7 @@ pub struct SharedState {
     relays: Vec<PortBits>,
     total: AtomicUsize,
     per_user: Mutex<HashMap<String, usize>>,
+    reservations: Mutex<BTreeMap<[u8; 8], Reservation>>,
 }
 
 impl SharedState {
@@ -62,6 +83,7 @@ impl SharedState {
             relays,
             total: AtomicUsize::new(0),
             per_user: Mutex::new(HashMap::new()),
+            reservations: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -108,10 +130,7 @@ impl SharedState {
         user_quota: usize,
         total_quota: usize,
     ) -> Result<(), QuotaExceeded> {
-        let mut per_user = self
-            .per_user
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut per_user = take(&self.per_user);
         let held = per_user.get(username).copied().unwrap_or(0);
         if user_quota > 0 && held >= user_quota {
             return Err(QuotaExceeded::User);
@@ -127,10 +146,7 @@ impl SharedState {
 
     /// Uncounts an allocation of `username`.
     pub fn remove_allocation(&self, username: &str) {
-        let mut per_user = self
-            .per_user
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut per_user = take(&self.per_user);
         if let Some(count) = per_user.get_mut(username) {
             *count -= 1;
             if *count == 0 {
@@ -143,6 +159,45 @@ impl SharedState {
     /// Allocations held by all cores.
     pub fn allocations(&self) -> usize {
         self.total.load(Ordering::Acquire)
+    }
+
+    /// Holds `addr` (already claimed) for the Allocate that presents `token`, until
+    /// `expires`.
+    pub fn reserve(&self, token: [u8; 8], addr: SocketAddr, expires: Instant) {
+        take(&self.reservations).insert(token, Reservation { addr, expires });
+    }
+
+    /// Takes the address reserved under `token`, still claimed, if the reservation is valid
+    /// at `now`; an expired one is released.
+    pub fn redeem(&self, now: Instant, token: [u8; 8]) -> Option<SocketAddr> {
+        let reservation = take(&self.reservations).remove(&token)?;
+        if reservation.expires > now {
+            return Some(reservation.addr);
+        }
+        self.release(reservation.addr);
+        None
+    }
+
+    /// Releases the reservations expired by `now`.
+    pub fn expire_reservations(&self, now: Instant) {
+        let mut reservations = take(&self.reservations);
+        reservations.retain(|_, r| {
+            let live = r.expires > now;
+            if !live {
+                self.release(r.addr);
+            }
+            live
+        });
+    }
+
+    /// The earliest reservation expiry.
+    pub fn next_reservation_expiry(&self) -> Option<Instant> {
+        take(&self.reservations).values().map(|r| r.expires).min()
+    }
+
+    /// Live reservations.
+    pub fn reservations(&self) -> usize {
+        take(&self.reservations).len()
     }
 }
 

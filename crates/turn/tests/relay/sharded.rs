@@ -111,3 +111,37 @@ fn a_relay_of_another_core_is_a_reachable_peer() {
         "{outcome:?}"
     );
 }
+
+// RFC 8656 §7.2: EVEN-PORT R=1 reserves the next port under a RESERVATION-TOKEN. The Allocate
+// that redeems it comes from another 5-tuple, which may land on another core: it gets port
+// N+1 there, bound by that core.
+#[test]
+fn a_reservation_is_redeemed_on_another_core() {
+    use stun::attributes::{EvenPort, ReservationToken};
+    let [mut a, mut b] = two_cores("203.0.113.10", 50_000..=50_099, 0);
+    let mut rtp = Client::new(udp_client(6000), "alice", "alice-pass");
+    let reply = rtp.request(
+        &mut a,
+        Method::ALLOCATE,
+        &[UDP, AnyAttribute::EvenPort(EvenPort { reserve_next: true })],
+    );
+    let first = relayed(&reply);
+    let token = Message::decode(&reply)
+        .unwrap()
+        .get::<ReservationToken>()
+        .unwrap()
+        .unwrap();
+    let mut rtcp = Client::new(udp_client(6001), "alice", "alice-pass");
+    let reply = rtcp.request(
+        &mut b,
+        Method::ALLOCATE,
+        &[UDP, AnyAttribute::ReservationToken(token)],
+    );
+    let second = relayed(&reply);
+    assert_eq!(second.port(), first.port() + 1);
+    assert!(
+        b.sockets.open.contains(&second),
+        "bound by the redeeming core"
+    );
+    assert!(!a.sockets.open.contains(&second));
+}

@@ -69,6 +69,13 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 10000
 # max-tcp-connections = 10000
 
+# Worker threads (0..=1024; 0: one per core). Each has its own UDP listener sockets, bound with
+# SO_REUSEPORT so that the kernel spreads clients over them (a client always reaches the same
+# worker), and its own allocations; TCP and TLS clients go to a worker by a hash of their address.
+# Without SO_REUSEPORT the server runs one worker.
+# Default: 0
+# workers = 0
+
 ## TURN: credentials (RFC 8489 §9.2, RFC 8656 §5) ###############################################
 # TURN requests need long-term credentials from one of: `users`, `user-db`, `rest-secrets`.
 # With none of them every Allocate is refused (TURN stays closed until you configure one).

@@ -85,6 +85,10 @@ config_layer! {
     /// Most concurrent TCP plus TLS connections [default: 10000].
     #[arg(long, env = "TURNPIKE_MAX_TCP_CONNECTIONS", value_name = "N")]
     max_tcp_connections: u64,
+    /// Worker threads, each with its own UDP sockets (SO_REUSEPORT) and allocations; 0: one
+    /// per core [default: 0].
+    #[arg(long, env = "TURNPIKE_WORKERS", value_name = "N")]
+    workers: u64,
     /// Answer TURN requests (Allocate, Refresh, …); false serves STUN only [default: true].
     #[arg(long, env = "TURNPIKE_TURN", value_name = "BOOL")]
     #[arg(num_args = 0..=1, default_missing_value = "true")]
