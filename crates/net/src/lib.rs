@@ -13,8 +13,13 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+mod batch;
 mod dont_fragment;
 
+pub use batch::{
+    send_batch, send_segments, Batching, RecvBatch, RecvMeta, Transmit, MAX_BATCH, MAX_GSO_BYTES,
+    MAX_GSO_SEGMENTS,
+};
 pub use dont_fragment::{dont_fragment, set_dont_fragment};
 
 /// Receive and send buffer size asked of the kernel for UDP sockets. A busy STUN/TURN port
