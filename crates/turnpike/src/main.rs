@@ -8,6 +8,7 @@ mod config;
 mod http;
 mod logging;
 mod nat_command;
+mod outbox;
 mod relay_registry;
 mod serve;
 mod shared;

@@ -78,9 +78,9 @@ impl Client {
     }
 }
 
-#[test]
-fn two_workers_share_the_clients_and_each_relays_its_own() {
-    let server = Server::spawn(
+/// A server relaying on loopback for `alice`, with `workers` workers.
+fn relay_server(workers: &str) -> Server {
+    Server::spawn(
         &[
             "--listen",
             "127.0.0.1:0",
@@ -89,7 +89,7 @@ fn two_workers_share_the_clients_and_each_relays_its_own() {
             "--http",
             "false",
             "--workers",
-            "2",
+            workers,
             "--relay-ip",
             "127.0.0.1",
             "--allowed-peers",
@@ -100,7 +100,88 @@ fn two_workers_share_the_clients_and_each_relays_its_own() {
             "alice:pw",
         ],
         |_| {},
+    )
+}
+
+/// Allocates and binds channel 0x4000 to `peer`; returns the relayed address.
+fn allocate_and_bind(client: &mut Client, peer: SocketAddr) -> SocketAddr {
+    let reply = client.request(
+        Method::ALLOCATE,
+        &[AnyAttribute::RequestedTransport(RequestedTransport(
+            RequestedTransport::UDP,
+        ))],
     );
+    let relay = Message::decode(&reply)
+        .unwrap()
+        .get::<XorRelayedAddress>()
+        .unwrap()
+        .unwrap()
+        .0;
+    client.request(
+        Method::CHANNEL_BIND,
+        &[
+            AnyAttribute::ChannelNumber(ChannelNumber(0x4000)),
+            AnyAttribute::XorPeerAddress(XorPeerAddress(peer)),
+        ],
+    );
+    relay
+}
+
+// Bursts, so that the loops get many datagrams per `recvmmsg` and send them with
+// `sendmmsg` (client → peer) and with one GSO send (peer → client: equal sizes, one client,
+// the last shorter): every datagram arrives, whole and in order (RFC 8656 §12.4 framing).
+#[test]
+fn bursts_are_relayed_whole_and_in_order() {
+    let server = relay_server("1");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut client = Client::new(server.address("udp"));
+    let relay = allocate_and_bind(&mut client, peer.local_addr().unwrap());
+    const BURST: u8 = 30;
+    for round in 0..3u8 {
+        for i in 0..BURST {
+            let mut data = vec![0x40, 0x00, 0x00, 200];
+            data.extend([round ^ i; 200]);
+            client.socket.send_to(&data, client.server).unwrap();
+        }
+        let mut buf = [0u8; 1500];
+        for i in 0..BURST {
+            let len = peer.recv(&mut buf).unwrap();
+            assert_eq!(
+                &buf[..len],
+                &[round ^ i; 200][..],
+                "round {round} datagram {i}"
+            );
+        }
+        for i in 0..BURST {
+            let len = if i == BURST - 1 { 57 } else { 300 };
+            peer.send_to(&vec![round ^ i; len], relay).unwrap();
+        }
+        for i in 0..BURST {
+            let len = client.socket.recv(&mut buf).unwrap();
+            let want = if i == BURST - 1 { 57 } else { 300 };
+            assert_eq!(&buf[..2], &[0x40, 0x00]);
+            assert_eq!(&buf[2..4], &u16::try_from(want).unwrap().to_be_bytes());
+            assert_eq!(
+                &buf[4..len],
+                &vec![round ^ i; want][..],
+                "round {round} datagram {i}"
+            );
+        }
+    }
+    let (code, log) = server.stop_with_log();
+    assert_eq!(code, Some(0));
+    let stopped = log
+        .iter()
+        .find(|v| v["fields"]["message"] == "worker stopped")
+        .unwrap();
+    assert_eq!(stopped["fields"]["to_peer"], 3 * u64::from(BURST));
+    assert_eq!(stopped["fields"]["to_client"], 3 * u64::from(BURST));
+}
+
+#[test]
+fn two_workers_share_the_clients_and_each_relays_its_own() {
+    let server = relay_server("2");
     assert!(server
         .startup
         .iter()
@@ -113,25 +194,7 @@ fn two_workers_share_the_clients_and_each_relays_its_own() {
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         let mut client = Client::new(server.address("udp"));
-        let reply = client.request(
-            Method::ALLOCATE,
-            &[AnyAttribute::RequestedTransport(RequestedTransport(
-                RequestedTransport::UDP,
-            ))],
-        );
-        let relay = Message::decode(&reply)
-            .unwrap()
-            .get::<XorRelayedAddress>()
-            .unwrap()
-            .unwrap()
-            .0;
-        client.request(
-            Method::CHANNEL_BIND,
-            &[
-                AnyAttribute::ChannelNumber(ChannelNumber(0x4000)),
-                AnyAttribute::XorPeerAddress(XorPeerAddress(peer_addr)),
-            ],
-        );
+        let relay = allocate_and_bind(&mut client, peer_addr);
         // ChannelData (RFC 8656 §12.4) client → relay → peer.
         let payload = format!("hello from client {i}");
         let mut data = vec![0x40, 0x00];
