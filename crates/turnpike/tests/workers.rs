@@ -80,6 +80,11 @@ impl Client {
 
 /// A server relaying on loopback for `alice`, with `workers` workers.
 fn relay_server(workers: &str) -> Server {
+    relay_server_on(workers, "127.0.0.1")
+}
+
+/// [`relay_server`] with the relay addresses `relay_ips` (comma-separated).
+fn relay_server_on(workers: &str, relay_ips: &str) -> Server {
     Server::spawn(
         &[
             "--listen",
@@ -91,7 +96,7 @@ fn relay_server(workers: &str) -> Server {
             "--workers",
             workers,
             "--relay-ip",
-            "127.0.0.1",
+            relay_ips,
             "--allowed-peers",
             "127.0.0.1/32",
             "--realm",
@@ -245,4 +250,27 @@ fn two_workers_share_the_clients_and_each_relays_its_own() {
         assert_eq!(w.0, w.1);
         assert_eq!(w.0, w.2);
     }
+}
+
+// Two relay addresses (`relay-ip` lists both): allocations take them in turn, and data is
+// relayed from each (RFC 8656 §7.2: XOR-RELAYED-ADDRESS is the address the peer sees).
+#[test]
+fn allocations_take_the_relay_addresses_in_turn() {
+    let server = relay_server_on("1", "127.0.0.1,127.0.0.2");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut ips = Vec::new();
+    for i in 0..4u8 {
+        let mut client = Client::new(server.address("udp"));
+        let relay = allocate_and_bind(&mut client, peer.local_addr().unwrap());
+        ips.push(relay.ip().to_string());
+        client
+            .socket
+            .send_to(&[0x40, 0x00, 0x00, 0x01, i], client.server)
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (len, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..len], from), (&[i][..], relay));
+    }
+    assert_eq!(ips, ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"]);
 }

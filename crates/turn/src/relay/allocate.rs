@@ -219,27 +219,19 @@ impl TurnServer {
             std::slice::from_ref(&request.family)
         };
         for &family in wanted {
-            let ip = if family == AddressFamily::IPV4 {
-                self.config.relay_v4
-            } else {
-                self.config.relay_v6
-            };
-            let Some(ip) = ip else {
+            let ips = self.config.relay_ips_of(family == AddressFamily::IPV4);
+            if ips.is_empty() {
                 address_error = Some((family.0, ADDRESS_FAMILY_NOT_SUPPORTED.code));
                 continue;
-            };
-            let even = request.even.is_some();
-            let opened = if request.even.is_some_and(|e| e.reserve_next) {
-                self.ports
-                    .open_pair(now, ip, self.rng.as_mut(), sockets, &self.shared)
-                    .map(|(addr, t)| {
-                        token = Some(t);
-                        addr
-                    })
-            } else {
-                self.ports
-                    .open(ip, even, self.rng.as_mut(), sockets, &self.shared)
-            };
+            }
+            // Several relay addresses: each allocation starts at the next one in turn and
+            // moves on while one has no free port.
+            let first = self.next_relay_ip;
+            self.next_relay_ip = self.next_relay_ip.wrapping_add(1);
+            let opened = (0..ips.len()).find_map(|k| {
+                let ip = ips[(first + k) % ips.len()];
+                self.open_relay(now, ip, request, &mut token, sockets)
+            });
             match (opened, family) {
                 (Some(addr), AddressFamily::IPV4) => relays.v4 = Some(addr),
                 (Some(addr), _) => relays.v6 = Some(addr),
@@ -254,6 +246,28 @@ impl TurnServer {
             token,
             address_error: address_error.filter(|_| request.dual),
         })
+    }
+
+    /// Opens one relay socket on `ip` as the request asks (even port, or a pair with the
+    /// next port reserved under a token written to `token`).
+    fn open_relay(
+        &mut self,
+        now: Instant,
+        ip: std::net::IpAddr,
+        request: &AllocateRequest,
+        token: &mut Option<[u8; 8]>,
+        sockets: &mut dyn RelaySockets,
+    ) -> Option<std::net::SocketAddr> {
+        if request.even.is_some_and(|e| e.reserve_next) {
+            let (addr, t) =
+                self.ports
+                    .open_pair(now, ip, self.rng.as_mut(), sockets, &self.shared)?;
+            *token = Some(t);
+            return Some(addr);
+        }
+        let even = request.even.is_some();
+        self.ports
+            .open(ip, even, self.rng.as_mut(), sockets, &self.shared)
     }
 
     /// The Allocate success response for allocation `id` (RFC 8656 §7.2, end).

@@ -99,6 +99,8 @@ pub struct TurnServer {
     pub(super) ports: PortPool,
     pub(super) rng: Box<dyn RngCore + Send>,
     next_id: AllocationId,
+    /// Turn of the relay address the next allocation tries first (several relay addresses).
+    pub(super) next_relay_ip: usize,
     pub(super) stats: TurnStats,
 }
 
@@ -150,6 +152,7 @@ impl TurnServer {
             ports,
             rng,
             next_id: 1,
+            next_relay_ip: 0,
             stats: TurnStats::default(),
         }
     }
@@ -386,7 +389,7 @@ impl TurnServer {
     /// other (the port is checked per packet by [`TurnServer::peer_endpoint_allowed`]).
     pub(super) fn peer_ip_allowed(&self, ip: IpAddr) -> bool {
         let ip = self.bound_address(SocketAddr::new(ip, 0)).ip();
-        let ours = [self.config.relay_v4, self.config.relay_v6].contains(&Some(ip));
+        let ours = self.config.is_relay_ip(ip);
         ours || self.policy.check(ip) == PeerVerdict::Allowed
     }
 
@@ -400,13 +403,12 @@ impl TurnServer {
         if self.shared.is_relay(bound) {
             return true;
         }
-        let relay_ips = [
-            self.config.relay_v4,
-            self.config.relay_v6,
-            self.config.external_v4,
-            self.config.external_v6,
-        ];
-        let own = |ip: IpAddr| self.config.own_ips.contains(&ip) || relay_ips.contains(&Some(ip));
+        let external = [self.config.external_v4, self.config.external_v6];
+        let own = |ip: IpAddr| {
+            self.config.own_ips.contains(&ip)
+                || self.config.is_relay_ip(ip)
+                || external.contains(&Some(ip))
+        };
         if own(peer.ip()) || own(bound.ip()) {
             return !self.config.service_ports.contains(&peer.port())
                 && self.policy.is_explicitly_allowed(peer.ip());

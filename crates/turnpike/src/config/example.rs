@@ -123,7 +123,9 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 
 ## TURN: relay addresses ###########################################################################
 
-# IPs the relay sockets bind to: at most one IPv4 and one IPv6 address. When unset: the PRIVATE
+# IPs the relay sockets bind to. One address holds one allocation per relay port (16384 with the
+# default range); list several of a family for more: allocations take them in turn, moving on
+# when one has no free port (an external-ip then cannot be used for that family). When unset: the PRIVATE
 # part of an IPv4 external-ip; else the listen IP if `listen` has exactly one specific IPv4;
 # else the first IPv4 interface address that is not loopback or link-local; else 127.0.0.1
 # (with a warning). IPv6 is relayed only when configured (here or in external-ip).

@@ -113,7 +113,7 @@ config_layer! {
     /// Seconds a nonce stays valid, 30..=86400 [default: 600].
     #[arg(long, env = "TURNPIKE_NONCE_LIFETIME", value_name = "SECONDS")]
     nonce_lifetime: u64,
-    /// IPs relay sockets bind to: at most one IPv4 and one IPv6 [default: detected].
+    /// IPs relay sockets bind to; several of a family are used in turn [default: detected].
     #[arg(long, env = "TURNPIKE_RELAY_IP", value_name = "IP", value_delimiter = ',')]
     relay_ip: Vec<IpAddr>,
     /// 1:1 NAT: PUBLIC or PUBLIC/PRIVATE, advertised instead of the relay IP [default: none].
