@@ -9,6 +9,7 @@ mod http;
 mod logging;
 mod nat_command;
 mod outbox;
+mod receive;
 mod relay_registry;
 mod serve;
 mod shared;

@@ -20,6 +20,7 @@ use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple, RelaySockets, PEER_HEADROOM};
 
 use crate::outbox::Outbox;
+use crate::receive::{receive, Received};
 use crate::shared::{lock, Shared, StreamSender};
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
@@ -154,16 +155,17 @@ async fn relay_loop(
             return;
         }
         loop {
-            let received = socket.try_io(Interest::READABLE, || batch.recv(&*socket, batching));
-            let count = match received {
-                Ok(count) => count,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            let Received { count, drained } = match receive(&socket, &mut batch, batching) {
+                Ok(received) => received,
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => {
                     debug!(%relay, error = %e, "relay socket failed");
                     return;
                 }
             };
+            if count == 0 {
+                break;
+            }
             let Some(shared) = shared.upgrade() else {
                 return;
             };
@@ -174,6 +176,9 @@ async fn relay_loop(
                 send_to_streams(&batch, routes, &streams);
             }
             send_to_clients(&egress, &batch, routes, batching).await;
+            if drained {
+                break;
+            }
         }
     }
 }

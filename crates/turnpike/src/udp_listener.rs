@@ -14,13 +14,13 @@ use std::ops::Range;
 use std::sync::{Arc, MutexGuard};
 
 use net::{Batching, RecvBatch, MAX_BATCH};
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::trace;
 use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId, Transport};
 
 use crate::outbox::Outbox;
+use crate::receive::{receive, Received};
 use crate::relay_registry::{is_transient, send_to_peer};
 use crate::shared::{lock, now, Shared, SharedCore};
 
@@ -92,20 +92,20 @@ pub async fn run(
     let mut actions: [Action; MAX_BATCH] = std::array::from_fn(|_| Action::Nothing);
     loop {
         socket.readable().await?;
-        // Drain the socket: batch after batch until it would block.
+        // Drain the socket: batch after batch until one comes back short.
         loop {
-            let received = socket.try_io(Interest::READABLE, || {
-                incoming.recv(&*socket, listener.batching)
-            });
-            let count = match received {
-                Ok(count) => count,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if is_transient(&e) => continue,
-                Err(e) => return Err(e),
-            };
+            let Received { count, drained } =
+                match receive(&socket, &mut incoming, listener.batching) {
+                    Ok(received) => received,
+                    Err(e) if is_transient(&e) => continue,
+                    Err(e) => return Err(e),
+                };
             let actions = &mut actions[..count];
             listener.decide(&incoming, &mut replies, actions);
             listener.execute(&incoming, &replies, actions).await;
+            if drained {
+                break;
+            }
         }
     }
 }
