@@ -10,6 +10,7 @@ mod logging;
 mod nat_command;
 mod outbox;
 mod receive;
+mod relay_loop;
 mod relay_registry;
 mod serve;
 mod shared;
