@@ -14,11 +14,12 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::info;
-use turn::relay::SharedState;
+use turn::relay::{SharedState, TurnStats};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::config::Config;
 use crate::http;
+use crate::shared::lock;
 use crate::stream_listener::{self, StreamSettings};
 use crate::tls;
 use crate::turn_setup::{turn_settings, TurnSettings};
@@ -139,7 +140,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
     info!(workers, "workers started");
-    spawn_streams(&config, bound, handles.into(), &mut tasks)?;
+    let handles: Arc<[WorkerHandle]> = handles.into();
+    spawn_streams(&config, bound, handles.clone(), &mut tasks)?;
     http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
     info!("ready");
 
@@ -161,7 +163,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     tasks.shutdown().await;
     join_workers(threads).await;
+    log_totals(&handles);
     result
+}
+
+/// The counters summed over the workers, once at shutdown (each worker logs its own too).
+fn log_totals(workers: &[WorkerHandle]) {
+    let mut total = TurnStats::default();
+    for worker in workers {
+        let stats = lock(&worker.shared).core.stats();
+        total.allocations += stats.allocations;
+        total.to_peer += stats.to_peer;
+        total.to_client += stats.to_client;
+        total.dropped += stats.dropped;
+    }
+    info!(
+        workers = workers.len(),
+        allocations = total.allocations,
+        to_peer = total.to_peer,
+        to_client = total.to_client,
+        dropped = total.dropped,
+        "all workers stopped"
+    );
 }
 
 /// Waits for the worker threads to finish.

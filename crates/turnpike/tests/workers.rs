@@ -244,6 +244,12 @@ fn two_workers_share_the_clients_and_each_relays_its_own() {
     assert_eq!(total(|w| w.0), CLIENTS as u64);
     assert_eq!(total(|w| w.1), CLIENTS as u64);
     assert_eq!(total(|w| w.2), CLIENTS as u64);
+    let all = log
+        .iter()
+        .find(|v| v["fields"]["message"] == "all workers stopped")
+        .unwrap();
+    assert_eq!(all["fields"]["allocations"], CLIENTS as u64);
+    assert_eq!(all["fields"]["to_peer"], CLIENTS as u64);
     for w in &workers {
         assert!(w.0 > 0, "both workers got clients: {workers:?}");
         // A worker relays for its own allocations only, both ways.
