@@ -1,18 +1,25 @@
 //! # turnpike-net: socket set-up
 //!
-//! The one crate that touches socket options (and, later, batched syscalls such as
-//! `recvmmsg`/`sendmmsg`). Everything here returns plain `std` sockets, set non-blocking,
-//! for the I/O layer to hand to its runtime.
+//! The one crate that touches socket options and batched syscalls (`recvmmsg`/`sendmmsg`,
+//! UDP GSO: [`RecvBatch`], [`send_batch`], [`send_segments`]). Sockets are returned as plain
+//! `std` sockets, set non-blocking, for the I/O layer to hand to its runtime; the batch calls
+//! work on any borrowed descriptor and never block.
 //!
-//! The `unsafe` here is limited to `setsockopt`/`getsockopt` calls on borrowed descriptors.
+//! The `unsafe` here is limited to `setsockopt`/`getsockopt` and the send/receive syscalls on
+//! borrowed descriptors, with buffers that outlive each call.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+mod batch;
 mod dont_fragment;
 
+pub use batch::{
+    send_batch, send_segments, Batching, RecvBatch, RecvMeta, Transmit, MAX_BATCH, MAX_GSO_BYTES,
+    MAX_GSO_SEGMENTS,
+};
 pub use dont_fragment::{dont_fragment, set_dont_fragment};
 
 /// Receive and send buffer size asked of the kernel for UDP sockets. A busy STUN/TURN port
@@ -36,12 +43,37 @@ fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<So
 
 /// Binds a non-blocking UDP socket with large buffers.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    bind_udp_with(addr, false)
+}
+
+/// Binds a non-blocking UDP socket with large buffers and `SO_REUSEPORT`, so that several
+/// sockets (one per worker thread) share `addr` and the kernel spreads incoming datagrams
+/// over them by a hash of the 4-tuple: one client always reaches the same socket. Only sockets
+/// of the same user with `SO_REUSEPORT` set can join; a plain socket on the port makes this
+/// fail with "address in use". Fails on kernels without `SO_REUSEPORT` (before Linux 3.9).
+pub fn bind_udp_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
+    bind_udp_with(addr, true)
+}
+
+fn bind_udp_with(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
     // Best effort: a smaller buffer is still a working socket.
     let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+/// True when this kernel lets UDP sockets share a port with `SO_REUSEPORT` (tried once on a
+/// loopback socket).
+pub fn reuse_port_supported() -> bool {
+    let probe = SocketAddr::from(([127, 0, 0, 1], 0));
+    new_socket(probe, Type::DGRAM, Protocol::UDP)
+        .and_then(|s| s.set_reuse_port(true))
+        .is_ok()
 }
 
 /// Binds a non-blocking TCP listener. SO_REUSEADDR lets a restarted server bind while old
@@ -67,5 +99,17 @@ mod tests {
         assert!(bind_udp(SocketAddr::from(([127, 0, 0, 1], port))).is_err());
         let tcp = bind_tcp(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
         assert_eq!(tcp.local_addr().unwrap().port(), port);
+    }
+
+    #[test]
+    fn reuse_port_sockets_share_a_port_and_plain_ones_do_not() {
+        assert!(reuse_port_supported());
+        let first = bind_udp_reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = bind_udp_reuse_port(addr).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        assert!(bind_udp(addr).is_err(), "a plain socket cannot join");
+        let plain = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(bind_udp_reuse_port(plain.local_addr().unwrap()).is_err());
     }
 }

@@ -66,3 +66,99 @@ fn binding_path_does_not_allocate() {
     let control = allocation_counter::measure(|| drop(std::hint::black_box(vec![0u8; 64])));
     assert_eq!(control.count_total, 1);
 }
+
+#[allow(dead_code)] // This test uses a part of the relay scenarios' harness.
+#[path = "relay/harness.rs"]
+mod harness;
+
+/// The relayed-data path of the TURN core allocates nothing per packet (RFC 8656 §11, §12):
+/// ChannelData client → peer and peer → client (ChannelData framed in place), a Send
+/// indication and a Data indication. Checked with the counting allocator.
+#[test]
+fn relay_data_path_does_not_allocate() {
+    use std::net::SocketAddr;
+    use stun::attributes::{
+        ChannelNumber, Data, RequestedTransport, XorPeerAddress, XorRelayedAddress,
+    };
+    use stun::{Class, Message, Method};
+    use turn::relay::{ClientOutcome, PEER_HEADROOM};
+
+    let mut world = harness::World::new(harness::config());
+    let mut client = harness::Client::new(harness::udp_client(5000), "alice", "alice-pass");
+    let reply = client.request(
+        &mut world,
+        Method::ALLOCATE,
+        &[AnyAttribute::RequestedTransport(RequestedTransport(17))],
+    );
+    let relay = Message::decode(&reply)
+        .unwrap()
+        .get::<XorRelayedAddress>()
+        .unwrap()
+        .unwrap()
+        .0;
+    let channel_peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let indication_peer: SocketAddr = "198.51.100.21:7000".parse().unwrap();
+    let bind = [
+        AnyAttribute::ChannelNumber(ChannelNumber(0x4000)),
+        AnyAttribute::XorPeerAddress(XorPeerAddress(channel_peer)),
+    ];
+    assert_eq!(
+        harness::code(&client.request(&mut world, Method::CHANNEL_BIND, &bind)),
+        0
+    );
+    let permit = [AnyAttribute::XorPeerAddress(XorPeerAddress(
+        indication_peer,
+    ))];
+    assert_eq!(
+        harness::code(&client.request(&mut world, Method::CREATE_PERMISSION, &permit)),
+        0
+    );
+
+    let payload = [0xabu8; 100];
+    let mut channel_data = vec![0x40, 0x00, 0x00, 100];
+    channel_data.extend_from_slice(&payload);
+    let mut send = vec![0u8; 256];
+    let mut w = MessageWriter::new(
+        &mut send,
+        MessageType::new(Method::SEND, Class::Indication),
+        TransactionId([3; 12]),
+    )
+    .unwrap();
+    w.add(&XorPeerAddress(indication_peer)).unwrap();
+    w.add(&Data(&payload)).unwrap();
+    let len = w.finish();
+    send.truncate(len);
+    let mut out = [0u8; 1500];
+    let mut peer_buf = vec![0u8; PEER_HEADROOM + payload.len() + 4];
+    let (now, unix_now, five_tuple) = (world.now, world.unix_now, client.five_tuple);
+
+    let mut to_peer = 0;
+    let mut to_client = 0;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..1000 {
+            for packet in [&channel_data, &send] {
+                let outcome = world.server.handle_client(
+                    now,
+                    unix_now,
+                    five_tuple,
+                    SocketId::PRIMARY,
+                    packet,
+                    &mut out,
+                    &mut world.sockets,
+                );
+                to_peer += usize::from(matches!(outcome, ClientOutcome::Relay { .. }));
+            }
+            for from in [channel_peer, indication_peer] {
+                peer_buf[PEER_HEADROOM..PEER_HEADROOM + payload.len()].copy_from_slice(&payload);
+                let framed =
+                    world
+                        .server
+                        .handle_peer(now, relay, from, &mut peer_buf, payload.len());
+                to_client += usize::from(framed.is_some());
+            }
+        }
+    });
+    assert_eq!(to_peer, 2000, "every packet relayed to its peer");
+    assert_eq!(to_client, 2000, "every datagram framed for the client");
+    assert_eq!(info.count_total, 0, "allocations on the relay data path");
+}

@@ -8,7 +8,10 @@ mod config;
 mod http;
 mod logging;
 mod nat_command;
+mod outbox;
 mod p2p;
+mod receive;
+mod relay_loop;
 mod relay_registry;
 mod serve;
 mod shared;
@@ -19,6 +22,7 @@ mod token_command;
 mod turn_setup;
 mod udp_listener;
 mod users;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -1,19 +1,17 @@
 //! Relay sockets: opened and closed by the TURN core through [`RelaySockets`], each read by
-//! its own task that hands peer datagrams to the core and forwards the framed result to the
-//! client.
+//! its own task on the runtime of the worker whose core opened it ([`crate::relay_loop`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
-use tracing::{debug, trace};
-use turn::relay::{ClientTransport, RelaySockets, PEER_HEADROOM};
+use tracing::trace;
+use turn::relay::RelaySockets;
 
-use crate::shared::{lock, Shared};
+use crate::shared::Shared;
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
 #[derive(Debug, Default)]
@@ -64,7 +62,7 @@ impl RelaySockets for RelayRegistry {
                 return false;
             }
         };
-        let task = tokio::spawn(relay_loop(
+        let task = tokio::spawn(crate::relay_loop::run(
             addr,
             socket.clone(),
             self.shared.clone(),
@@ -91,64 +89,6 @@ impl Drop for RelayRegistry {
     fn drop(&mut self) {
         for relay in self.sockets.values() {
             relay.task.abort();
-        }
-    }
-}
-
-/// Reads datagrams from peers on one relay socket until it is closed.
-async fn relay_loop(
-    relay: SocketAddr,
-    socket: Arc<UdpSocket>,
-    shared: Weak<Mutex<Shared>>,
-    egress: Arc<Egress>,
-) {
-    // Headroom for the Data indication or ChannelData header, written in place before the
-    // payload, and three bytes of padding after the largest datagram.
-    let mut buf = vec![0u8; PEER_HEADROOM + 65_535 + 3];
-    loop {
-        let received = socket
-            .recv_from(&mut buf[PEER_HEADROOM..PEER_HEADROOM + 65_535])
-            .await;
-        let (len, peer) = match received {
-            Ok(received) => received,
-            Err(e) if is_transient(&e) => continue,
-            Err(e) => {
-                debug!(%relay, error = %e, "relay socket failed");
-                return;
-            }
-        };
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let (outcome, stream) = {
-            let mut state = lock(&shared);
-            // The peer path needs only the monotonic clock (no credentials are checked).
-            let outcome = state
-                .core
-                .handle_peer(Instant::now(), relay, peer, &mut buf, len);
-            let stream = outcome
-                .as_ref()
-                .filter(|o| o.to.transport == ClientTransport::Tcp)
-                .and_then(|o| state.streams.get(&(o.to.client, o.to.server)).cloned());
-            (outcome, stream)
-        };
-        drop(shared);
-        let Some(outcome) = outcome else {
-            continue;
-        };
-        match (outcome.to.transport, stream) {
-            (ClientTransport::Udp, _) => {
-                if let Some(listener) = egress.udp.get(&outcome.to.server) {
-                    let _ = listener
-                        .send_to(&buf[outcome.data], outcome.to.client)
-                        .await;
-                }
-            }
-            // A full queue means a client that does not read: drop, as UDP would.
-            (ClientTransport::Tcp, Some(stream)) => {
-                let _ = stream.try_send(buf[outcome.data].to_vec());
-            }
-            (ClientTransport::Tcp, None) => {}
         }
     }
 }

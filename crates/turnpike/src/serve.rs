@@ -5,40 +5,34 @@
 //! Sockets are bound before anything runs, so that a port already in use is reported at
 //! once, with the address, and the process exits non-zero.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::info;
-use turn::auth::Authenticator;
-use turn::relay::TurnServer;
+use turn::relay::{SharedState, TurnStats};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::config::Config;
 use crate::http;
-use crate::relay_registry::{Egress, RelayRegistry};
-use crate::shared::{lock, now, Shared, SharedCore};
+use crate::shared::lock;
 use crate::stream_listener::{self, StreamSettings};
 use crate::tls;
 use crate::turn_setup::{turn_settings, TurnSettings};
-use crate::udp_listener::{self, grid_index, UdpGrid};
-
-/// The longest the TURN timer task sleeps: lifetimes are whole seconds, so a deadline that
-/// moved earlier is never missed by more than this.
-const TIMER_GRANULARITY: Duration = Duration::from_secs(1);
+use crate::udp_listener::grid_index;
+use crate::worker::{self, CoreSettings, StdGrid, Worker, WorkerHandle};
 
 /// Listeners bound but not yet running.
 struct Bound {
-    /// UDP grids with their Binding core, one per `listen` address.
-    udp: Vec<(Arc<BindingServer>, ServerSockets, Arc<UdpGrid>)>,
+    /// Workers: each gets its own UDP socket of every grid.
+    workers: usize,
+    /// UDP grids with their Binding core, one per `listen` address, and the sockets of each
+    /// worker.
+    udp: Vec<(Arc<BindingServer>, ServerSockets, Vec<StdGrid>)>,
     /// TCP and TLS listeners with their Binding core and grid position.
     streams: Vec<(TcpListener, Arc<BindingServer>, SocketId, bool)>,
 }
@@ -49,7 +43,9 @@ impl Bound {
         let udp = self
             .udp
             .iter()
-            .flat_map(|(_, _, grid)| grid.iter().flatten().filter_map(|s| s.local_addr().ok()));
+            .flat_map(|(_, _, grids)| grids.iter().take(1).flatten())
+            .flatten()
+            .filter_map(|s| s.local_addr().ok());
         let tcp = self
             .streams
             .iter()
@@ -90,42 +86,63 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         auth,
         policy,
     } = settings;
-    let bound = bind_all(&config)?;
+    let workers = worker::count(config.workers);
+    let mut bound = bind_all(&config, workers)?;
     let http_listeners = http::bind(&config)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
     turn.service_ports.extend(bound.ports());
     turn.service_ports.extend(http::ports(&http_listeners));
     turn.own_ips.extend(http::own_ips(&http_listeners));
     let turn_ports = bound.turn_ports();
-    let mut egress = Egress::default();
-    for (_, _, grid) in &bound.udp {
-        for socket in grid.iter().flatten() {
-            egress.udp.insert(socket.local_addr()?, socket.clone());
+    for (_, sockets, _) in &bound.udp {
+        for id in sockets.ids() {
+            if let Some(addr) = sockets.address(id) {
+                info!(address = %addr, transport = "udp", "listening");
+            }
         }
     }
-    let egress = Arc::new(egress);
-    let core = TurnServer::new(
+    let core = CoreSettings {
+        shared: Arc::new(SharedState::new(&turn.relay_ips(), turn.port_range.clone())),
         turn,
-        Authenticator::new(auth),
+        auth,
         policy,
-        Box::new(StdRng::from_entropy()),
-    );
-    let shared: SharedCore = Arc::new_cyclic(|weak| {
-        Mutex::new(Shared {
-            core,
-            relays: RelayRegistry::new(weak.clone(), egress),
-            streams: HashMap::new(),
-        })
-    });
-
+    };
+    let (stop, stopping) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    spawn_all(&config, bound, &shared, &mut tasks)?;
+    let mut threads = Vec::new();
+    let mut handles = Vec::new();
+    for index in 0..workers {
+        let groups = bound
+            .udp
+            .iter_mut()
+            .map(|(binding, sockets, grids)| {
+                (binding.clone(), *sockets, std::mem::take(&mut grids[index]))
+            })
+            .collect();
+        let started = worker::start(index, groups, core.clone(), stopping.clone()).await;
+        let Worker {
+            handle,
+            thread,
+            done,
+        } = match started {
+            Ok(worker) => worker,
+            Err(e) => {
+                let _ = stop.send(true);
+                join_workers(threads).await;
+                return Err(e);
+            }
+        };
+        threads.push(thread);
+        handles.push(handle);
+        tasks.spawn(async move {
+            done.await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("worker {index} stopped")))
+        });
+    }
+    info!(workers, "workers started");
+    let handles: Arc<[WorkerHandle]> = handles.into();
+    spawn_streams(&config, bound, handles.clone(), &mut tasks)?;
     http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
-    let timers = shared.clone();
-    tasks.spawn(async move {
-        run_timers(timers).await;
-        Ok(())
-    });
     info!("ready");
 
     let result = tokio::select! {
@@ -134,7 +151,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Some(finished) = tasks.join_next() => {
-            // Listeners run forever; one that returns has failed.
+            // Listeners and workers run forever; one that returns has failed.
             match finished {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(())) => Err(anyhow::anyhow!("a listener stopped unexpectedly")),
@@ -142,19 +159,48 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    // Each worker closes its relay sockets as it stops.
+    let _ = stop.send(true);
     tasks.shutdown().await;
-    // Close every relay socket before returning.
-    let relays = std::mem::replace(
-        &mut lock(&shared).relays,
-        RelayRegistry::new(Default::default(), Default::default()),
-    );
-    drop(relays);
+    join_workers(threads).await;
+    log_totals(&handles);
     result
 }
 
+/// The counters summed over the workers, once at shutdown (each worker logs its own too).
+fn log_totals(workers: &[WorkerHandle]) {
+    let mut total = TurnStats::default();
+    for worker in workers {
+        let stats = lock(&worker.shared).core.stats();
+        total.allocations += stats.allocations;
+        total.to_peer += stats.to_peer;
+        total.to_client += stats.to_client;
+        total.dropped += stats.dropped;
+    }
+    info!(
+        workers = workers.len(),
+        allocations = total.allocations,
+        to_peer = total.to_peer,
+        to_client = total.to_client,
+        dropped = total.dropped,
+        "all workers stopped"
+    );
+}
+
+/// Waits for the worker threads to finish.
+async fn join_workers(threads: Vec<std::thread::JoinHandle<()>>) {
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    })
+    .await;
+}
+
 /// Binds every UDP, TCP and TLS socket.
-fn bind_all(config: &Config) -> anyhow::Result<Bound> {
+fn bind_all(config: &Config, workers: usize) -> anyhow::Result<Bound> {
     let mut bound = Bound {
+        workers,
         udp: Vec::new(),
         streams: Vec::new(),
     };
@@ -264,6 +310,7 @@ fn bind_group(
     loop {
         attempt += 1;
         let mut group = Bound {
+            workers: bound.workers,
             udp: Vec::new(),
             streams: Vec::new(),
         };
@@ -296,12 +343,12 @@ fn bind_group_once(
 ) -> anyhow::Result<()> {
     // Bind the primary UDP socket first: with port 0 (tests) the kernel picks the port, and
     // every other socket of the group uses the same one.
-    let mut udp: UdpGrid = Default::default();
+    let mut udp: Vec<StdGrid> = (0..bound.workers).map(|_| Default::default()).collect();
     let mut primary = listen;
     if transports.udp {
-        let socket = bind_udp(listen)?;
-        primary = socket.local_addr()?;
-        udp[grid_index(SocketId::PRIMARY)] = Some(Arc::new(socket));
+        let sockets = bind_udp(listen, bound.workers)?;
+        primary = sockets[0].local_addr()?;
+        place(&mut udp, SocketId::PRIMARY, sockets);
     }
     let sockets = ServerSockets {
         primary,
@@ -314,7 +361,7 @@ fn bind_group_once(
             .address(id)
             .context("socket outside the configured grid")?;
         if transports.udp && id != SocketId::PRIMARY {
-            udp[grid_index(id)] = Some(Arc::new(bind_udp(addr)?));
+            place(&mut udp, id, bind_udp(addr, bound.workers)?);
         }
         if transports.tcp {
             bound
@@ -323,7 +370,7 @@ fn bind_group_once(
         }
     }
     if transports.udp {
-        bound.udp.push((binding, sockets, Arc::new(udp)));
+        bound.udp.push((binding, sockets, udp));
     }
     if sockets.behaviour_discovery() {
         info!(primary = %primary, alternate_ip = ?sockets.alternate_ip, alternate_port = ?sockets.alternate_port,
@@ -332,27 +379,20 @@ fn bind_group_once(
     Ok(())
 }
 
-/// Starts one task per socket.
-fn spawn_all(
+/// Puts each worker's socket for grid position `id` in its grid.
+fn place(grids: &mut [StdGrid], id: SocketId, sockets: Vec<std::net::UdpSocket>) {
+    for (grid, socket) in grids.iter_mut().zip(sockets) {
+        grid[grid_index(id)] = Some(socket);
+    }
+}
+
+/// Starts one task per TCP and TLS listener; connections go to the workers.
+fn spawn_streams(
     config: &Config,
     bound: Bound,
-    shared: &SharedCore,
+    workers: Arc<[WorkerHandle]>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    for (binding, sockets, grid) in bound.udp {
-        for id in sockets.ids() {
-            let addr = sockets
-                .address(id)
-                .context("socket outside the configured grid")?;
-            info!(address = %addr, transport = "udp", "listening");
-            let (binding, grid, shared) = (binding.clone(), grid.clone(), shared.clone());
-            tasks.spawn(async move {
-                udp_listener::run(binding, id, grid, shared)
-                    .await
-                    .with_context(|| format!("UDP socket {addr}"))
-            });
-        }
-    }
     let settings = StreamSettings {
         idle_timeout: config.tcp_idle_timeout,
         connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
@@ -363,28 +403,14 @@ fn spawn_all(
         let transport = if is_tls { "tls" } else { "tcp" };
         info!(address = %addr, transport, "listening");
         let tls = if is_tls { acceptor.clone() } else { None };
-        let (settings, shared) = (settings.clone(), shared.clone());
+        let (settings, workers) = (settings.clone(), workers.clone());
         tasks.spawn(async move {
-            stream_listener::run(listener, binding, id, tls, settings, shared)
+            stream_listener::run(listener, binding, id, tls, settings, workers)
                 .await
                 .with_context(|| format!("{transport} listener {addr}"))
         });
     }
     Ok(())
-}
-
-/// Expires allocations, permissions and channels on time.
-async fn run_timers(shared: SharedCore) {
-    loop {
-        let next = lock(&shared).core.poll_timeout();
-        let (now, _) = now();
-        let wake = next.map_or(now + TIMER_GRANULARITY, |t| t.min(now + TIMER_GRANULARITY));
-        tokio::time::sleep_until(wake.into()).await;
-        let mut state = lock(&shared);
-        let state = &mut *state;
-        let (now, _) = crate::shared::now();
-        state.core.handle_timeout(now, &mut state.relays);
-    }
 }
 
 fn binding_server(config: &Config, sockets: ServerSockets) -> BindingServer {
@@ -394,9 +420,26 @@ fn binding_server(config: &Config, sockets: ServerSockets) -> BindingServer {
     })
 }
 
-fn bind_udp(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
-    let socket = net::bind_udp(addr).with_context(|| format!("binding UDP {addr}"))?;
-    UdpSocket::from_std(socket).with_context(|| format!("registering UDP {addr}"))
+/// Binds one UDP socket on `addr` per worker: one plain socket for one worker, else
+/// `SO_REUSEPORT` sockets sharing the port. The sockets are registered with a runtime by their
+/// worker.
+fn bind_udp(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    let context = || format!("binding UDP {addr}");
+    if workers <= 1 {
+        return Ok(vec![net::bind_udp(addr).with_context(context)?]);
+    }
+    // Port 0: let the kernel pick a free port with a plain socket, then share that one. A
+    // `SO_REUSEPORT` socket bound to port 0 could be given a port that another process of
+    // ours already shares.
+    let shared = if addr.port() == 0 {
+        let probe = net::bind_udp(addr).with_context(context)?;
+        probe.local_addr().with_context(context)?
+    } else {
+        addr
+    };
+    (0..workers)
+        .map(|_| net::bind_udp_reuse_port(shared).with_context(|| format!("binding UDP {shared}")))
+        .collect()
 }
 
 fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {

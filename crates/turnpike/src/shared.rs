@@ -1,8 +1,10 @@
-//! The TURN core shared by every listener and relay socket, behind one mutex.
+//! One worker's TURN state: its core, its relay sockets and its TCP/TLS connections, behind a
+//! mutex that only the worker's own thread takes (see [`crate::worker`] for why it is still a
+//! mutex), so it is never contended.
 //!
-//! The lock is held only to ask the core what to do with a packet — a few map look-ups —
-//! and never across an `await` or a send. Binding requests never take it: the Binding core
-//! is stateless and each listener has its own.
+//! The lock is held only to ask the core what to do with a packet (or a batch of them) and
+//! never across an `await` or a send. Binding requests never need it: the Binding core is
+//! stateless.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +25,7 @@ pub type StreamKey = (SocketAddr, SocketAddr);
 /// server's memory).
 pub type StreamSender = mpsc::Sender<Vec<u8>>;
 
-/// Everything the TURN data and control paths share.
+/// Everything one worker's TURN data and control paths share.
 #[derive(Debug)]
 pub struct Shared {
     /// The sans-IO TURN core.

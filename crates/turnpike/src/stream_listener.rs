@@ -7,14 +7,19 @@
 //! the configured timeout unless they hold an allocation, and the number of connections is
 //! capped by a semaphore shared by all stream listeners. Over a stream, an allocation lives
 //! as long as its connection.
+//!
+//! Each connection is handed to one worker (by a hash of the client's address) and served on
+//! that worker's runtime with its TURN core, so that its allocation's relay socket is read by
+//! the same worker.
 
+use std::hash::BuildHasher;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stun::framing::{next_frame, Frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, trace, warn};
@@ -23,6 +28,7 @@ use turn::{BindingServer, SocketId, Transport};
 
 use crate::relay_registry::send_to_peer;
 use crate::shared::{handle_client, lock, SharedCore};
+use crate::worker::WorkerHandle;
 
 /// Time a TLS client gets to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,9 +63,11 @@ pub async fn run(
     id: SocketId,
     tls: Option<TlsAcceptor>,
     settings: StreamSettings,
-    shared: SharedCore,
+    workers: Arc<[WorkerHandle]>,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
+    // Randomly keyed: which worker a client lands on is not predictable from outside.
+    let hasher = std::collections::hash_map::RandomState::new();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -76,9 +84,17 @@ pub async fn run(
         };
         let _ = tcp.set_nodelay(true);
         let server = tcp.local_addr().unwrap_or(local);
+        let Some(worker) = pick(&workers, hasher.hash_one(peer)) else {
+            continue;
+        };
+        debug!(%peer, worker = worker.index, "connection accepted");
+        // Re-registered on the worker's runtime, where all its I/O then happens.
+        let Ok(tcp) = tcp.into_std() else {
+            continue;
+        };
         let connection = Connection {
             binding: binding.clone(),
-            shared: shared.clone(),
+            shared: worker.shared.clone(),
             id,
             five_tuple: FiveTuple {
                 client: peer,
@@ -88,16 +104,10 @@ pub async fn run(
             idle: settings.idle_timeout,
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let result = match tls {
-                None => connection.serve(tcp).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => connection.serve(stream).await,
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(io::ErrorKind::TimedOut.into()),
-                    }
-                }
+        worker.runtime.spawn(async move {
+            let result = match TcpStream::from_std(tcp) {
+                Err(e) => Err(e),
+                Ok(tcp) => connection.serve_maybe_tls(tcp, tls).await,
             };
             if let Err(e) = result {
                 debug!(%peer, error = %e, "connection closed");
@@ -107,7 +117,27 @@ pub async fn run(
     }
 }
 
+/// The worker for a connection whose address hashes to `hash`.
+fn pick(workers: &[WorkerHandle], hash: u64) -> Option<&WorkerHandle> {
+    let n = u64::try_from(workers.len()).ok().filter(|n| *n > 0)?;
+    workers.get(usize::try_from(hash % n).ok()?)
+}
+
 impl Connection {
+    /// Serves `tcp`, after a TLS handshake when `tls` is given.
+    async fn serve_maybe_tls(self, tcp: TcpStream, tls: Option<TlsAcceptor>) -> io::Result<()> {
+        match tls {
+            None => self.serve(tcp).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => self.serve(stream).await,
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
+        }
+    }
+
     /// Registers the connection for peer data, serves it, and then deletes its allocation.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) -> io::Result<()> {
         let key = (self.five_tuple.client, self.five_tuple.server);

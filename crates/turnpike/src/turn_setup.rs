@@ -10,6 +10,8 @@
 //!   configured).
 //!
 //! When `relay-ip` is set it is used as given, and a family it does not list is not relayed.
+//! It may list several addresses of a family: the first is the main one (the one an
+//! `external-ip` maps, which is then its only one), the others take allocations in turn.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -128,6 +130,7 @@ pub fn settings_from(
         enabled: config.turn,
         relay_v4: relay.v4,
         relay_v6: relay.v6,
+        more_relay_ips: relay.more.clone(),
         external_v4,
         external_v6,
         port_range: config.relay_ports.clone(),
@@ -168,12 +171,14 @@ pub fn settings_from(
 }
 
 /// The relay IPs chosen, and whether IPv4 fell back to loopback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayIps {
-    /// IPv4 relay address.
+    /// IPv4 relay address (the first configured).
     pub v4: Option<IpAddr>,
-    /// IPv6 relay address.
+    /// IPv6 relay address (the first configured).
     pub v6: Option<IpAddr>,
+    /// The other configured relay addresses, of either family.
+    pub more: Vec<IpAddr>,
     /// IPv4 is 127.0.0.1 because nothing better was found.
     pub loopback_fallback: bool,
 }
@@ -182,9 +187,20 @@ pub struct RelayIps {
 pub fn relay_ips(config: &Config, interfaces: &[IpAddr]) -> RelayIps {
     let of_family = |ips: &[IpAddr], v4: bool| ips.iter().copied().find(|ip| ip.is_ipv4() == v4);
     if !config.relay_ip.is_empty() {
+        let (v4, v6) = (
+            of_family(&config.relay_ip, true),
+            of_family(&config.relay_ip, false),
+        );
+        let more = config
+            .relay_ip
+            .iter()
+            .copied()
+            .filter(|ip| Some(*ip) != v4 && Some(*ip) != v6)
+            .collect();
         return RelayIps {
-            v4: of_family(&config.relay_ip, true),
-            v6: of_family(&config.relay_ip, false),
+            v4,
+            v6,
+            more,
             loopback_fallback: false,
         };
     }
@@ -212,6 +228,7 @@ pub fn relay_ips(config: &Config, interfaces: &[IpAddr]) -> RelayIps {
     RelayIps {
         v4: Some(v4.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))),
         v6: private(false),
+        more: Vec::new(),
         loopback_fallback: v4.is_none(),
     }
 }

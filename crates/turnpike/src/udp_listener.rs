@@ -1,21 +1,28 @@
-//! The UDP event loop: receive a datagram, hand it to the right core, send what it returns.
+//! The UDP event loop: receive a batch of datagrams (`recvmmsg`), hand each to the right core,
+//! send what they return (`sendmmsg`, one call per run of datagrams from the same socket).
 //!
-//! Binding requests go to the stateless Binding core, without a lock. Everything else (TURN
-//! requests, Send indications, ChannelData) goes to the shared TURN core; a relayed payload
-//! is sent from the allocation's relay socket after the lock is released. Buffers are
-//! allocated once per task; the per-packet path allocates nothing and logs only at `trace`.
+//! Binding requests go to the stateless Binding core. Everything else (TURN requests, Send
+//! indications, ChannelData) goes to this worker's TURN core, whose lock is taken once per
+//! batch (it is never contended: see [`crate::worker`]) and released before anything is sent;
+//! a relayed payload is sent from the allocation's relay socket straight out of the receive
+//! buffer. Buffers are allocated once per task; the per-datagram path allocates nothing,
+//! reads the clocks once per batch and logs only at `trace`.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, MutexGuard};
 
+use net::{Batching, RecvBatch, MAX_BATCH};
 use tokio::net::UdpSocket;
 use tracing::trace;
 use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId, Transport};
 
+use crate::outbox::Outbox;
+use crate::receive::{receive, Received};
 use crate::relay_registry::{is_transient, send_to_peer};
-use crate::shared::{handle_client, SharedCore};
+use crate::shared::{lock, now, Shared, SharedCore};
 
 /// The sockets of one RFC 5780 grid, indexed by [`grid_index`].
 pub type UdpGrid = [Option<Arc<UdpSocket>>; 4];
@@ -26,11 +33,41 @@ pub fn grid_index(id: SocketId) -> usize {
 }
 
 /// Largest datagram we read; anything longer is truncated by the kernel and then fails to
-/// decode (its length field no longer matches), which drops it.
+/// decode (its length field no longer matches), which drops it. The receive slots are this
+/// large, but only the pages datagrams touch become resident.
 const RECEIVE_BUFFER: usize = 65_536;
 /// Room for any answer the cores write (Binding caps PADDING to one MTU; TURN responses are
-/// small).
+/// small); one per datagram of a batch.
 const SEND_BUFFER: usize = 1_500;
+
+/// What to do with one datagram of a batch: decided under the lock, done after it.
+#[derive(Debug)]
+enum Action {
+    Nothing,
+    /// Send the reply written in this datagram's reply slot.
+    Reply {
+        len: usize,
+        from: SocketId,
+        to: SocketAddr,
+    },
+    /// Send `datagram[payload]` from the relay socket to the peer.
+    Relay {
+        socket: Arc<UdpSocket>,
+        payload: Range<usize>,
+        peer: SocketAddr,
+        dont_fragment: bool,
+    },
+}
+
+/// This listener's fixed context.
+struct Listener {
+    binding: Arc<BindingServer>,
+    id: SocketId,
+    local: SocketAddr,
+    grid: Arc<UdpGrid>,
+    shared: SharedCore,
+    batching: Batching,
+}
 
 /// Serves socket `id` of `grid` until a fatal socket error.
 pub async fn run(
@@ -42,50 +79,133 @@ pub async fn run(
     let Some(socket) = grid[grid_index(id)].clone() else {
         return Ok(());
     };
-    let local = socket.local_addr()?;
-    let mut incoming = vec![0u8; RECEIVE_BUFFER];
-    let mut outgoing = vec![0u8; SEND_BUFFER];
+    let listener = Listener {
+        binding,
+        id,
+        local: socket.local_addr()?,
+        grid,
+        shared,
+        batching: Batching::detect(),
+    };
+    let mut incoming = RecvBatch::new(MAX_BATCH, 0, RECEIVE_BUFFER, 0);
+    let mut replies = vec![0u8; MAX_BATCH * SEND_BUFFER];
+    let mut actions: [Action; MAX_BATCH] = std::array::from_fn(|_| Action::Nothing);
     loop {
-        let (len, source) = match socket.recv_from(&mut incoming).await {
-            Ok(received) => received,
-            Err(e) if is_transient(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        let packet = &incoming[..len];
-        if is_binding_request(packet) {
-            if let Some(t) = binding.handle(Transport::Udp, id, source, packet, &mut outgoing) {
-                send(&grid, t.from, &outgoing[..t.len], t.to).await;
+        socket.readable().await?;
+        // Drain the socket: batch after batch until one comes back short.
+        loop {
+            let Received { count, drained } =
+                match receive(&socket, &mut incoming, listener.batching) {
+                    Ok(received) => received,
+                    Err(e) if is_transient(&e) => continue,
+                    Err(e) => return Err(e),
+                };
+            let actions = &mut actions[..count];
+            listener.decide(&incoming, &mut replies, actions);
+            listener.execute(&incoming, &replies, actions).await;
+            if drained {
+                break;
             }
-            continue;
-        }
-        let five_tuple = FiveTuple {
-            client: source,
-            server: local,
-            transport: ClientTransport::Udp,
-        };
-        let (outcome, relay_socket) = handle_client(&shared, five_tuple, id, packet, &mut outgoing);
-        match outcome {
-            ClientOutcome::Reply(t) => send(&grid, t.from, &outgoing[..t.len], t.to).await,
-            ClientOutcome::Relay {
-                peer,
-                payload,
-                dont_fragment,
-                ..
-            } => {
-                if let Some(relay) = relay_socket {
-                    send_to_peer(&relay, &incoming[payload], peer, dont_fragment).await;
-                }
-            }
-            ClientOutcome::Nothing => trace!(%source, len, "dropped"),
         }
     }
 }
 
-/// Sends from socket `from` of the grid; send errors concern one datagram and are not fatal.
-async fn send(grid: &UdpGrid, from: SocketId, bytes: &[u8], to: SocketAddr) {
-    if let Some(socket) = &grid[grid_index(from)] {
-        if let Err(e) = socket.send_to(bytes, to).await {
-            trace!(%to, error = %e, "send failed");
+impl Listener {
+    /// Asks the cores what to do with each datagram of the batch; replies are written into
+    /// the datagram's slot of `replies`.
+    fn decide(&self, incoming: &RecvBatch, replies: &mut [u8], actions: &mut [Action]) {
+        let mut state: Option<MutexGuard<'_, Shared>> = None;
+        let (now, unix_now) = now();
+        let slots = replies.chunks_exact_mut(SEND_BUFFER);
+        for (i, (action, out)) in actions.iter_mut().zip(slots).enumerate() {
+            let (packet, source) = incoming.datagram(i);
+            if is_binding_request(packet) {
+                *action = match self
+                    .binding
+                    .handle(Transport::Udp, self.id, source, packet, out)
+                {
+                    Some(t) => Action::Reply {
+                        len: t.len,
+                        from: t.from,
+                        to: t.to,
+                    },
+                    None => Action::Nothing,
+                };
+                continue;
+            }
+            let five_tuple = FiveTuple {
+                client: source,
+                server: self.local,
+                transport: ClientTransport::Udp,
+            };
+            let state = &mut **state.get_or_insert_with(|| lock(&self.shared));
+            let outcome = state.core.handle_client(
+                now,
+                unix_now,
+                five_tuple,
+                self.id,
+                packet,
+                out,
+                &mut state.relays,
+            );
+            *action = match outcome {
+                ClientOutcome::Reply(t) => Action::Reply {
+                    len: t.len,
+                    from: t.from,
+                    to: t.to,
+                },
+                ClientOutcome::Relay {
+                    relay,
+                    peer,
+                    payload,
+                    dont_fragment,
+                } => match state.relays.socket(relay) {
+                    Some(socket) => Action::Relay {
+                        socket,
+                        payload,
+                        peer,
+                        dont_fragment,
+                    },
+                    None => Action::Nothing,
+                },
+                ClientOutcome::Nothing => {
+                    trace!(%source, len = packet.len(), "dropped");
+                    Action::Nothing
+                }
+            };
         }
+    }
+
+    /// Sends what [`Listener::decide`] decided, in order, batching runs from one socket.
+    async fn execute(&self, incoming: &RecvBatch, replies: &[u8], actions: &mut [Action]) {
+        let mut outbox = Outbox::new(self.batching);
+        for (i, action) in actions.iter_mut().enumerate() {
+            match std::mem::replace(action, Action::Nothing) {
+                Action::Nothing => {}
+                Action::Reply { len, from, to } => {
+                    if let Some(socket) = &self.grid[grid_index(from)] {
+                        let start = i * SEND_BUFFER;
+                        outbox.push(socket, &replies[start..start + len], to).await;
+                    }
+                }
+                Action::Relay {
+                    socket,
+                    payload,
+                    peer,
+                    dont_fragment,
+                } => {
+                    let data = &incoming.datagram(i).0[payload];
+                    if dont_fragment {
+                        // DF is a socket option: set for this one datagram, after those
+                        // queued before it have gone.
+                        outbox.flush().await;
+                        send_to_peer(&socket, data, peer, true).await;
+                    } else {
+                        outbox.push(&socket, data, peer).await;
+                    }
+                }
+            }
+        }
+        outbox.flush().await;
     }
 }

@@ -1,6 +1,5 @@
 //! Allocate and Refresh (RFC 8656 §7, §8).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stun::attributes::{
@@ -21,6 +20,7 @@ use super::five_tuple::FiveTuple;
 use super::ports::RelaySockets;
 use super::respond::{respond, respond_error};
 use super::server::{AllocationId, TurnServer};
+use super::shared_state::QuotaExceeded;
 use crate::auth::Authenticated;
 
 /// Reads an optional attribute: `Err(())` when present but malformed (→ 400).
@@ -134,13 +134,21 @@ impl TurnServer {
             Ok(request) => request,
             Err(code) => return respond_error(message, code, Some(auth), out),
         };
-        // Step 10: quotas, per username (486) and for the whole server (508).
-        let held = self.per_user.get(&auth.username).copied().unwrap_or(0);
-        if self.config.user_quota > 0 && held >= self.config.user_quota {
-            return respond_error(message, ALLOCATION_QUOTA_REACHED, Some(auth), out);
-        }
-        if self.allocations.len() >= self.config.total_quota {
-            return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
+        // Step 10: quotas, per username (486) and for the whole server (508), counted over
+        // every worker's core.
+        let counted = self.shared.add_allocation(
+            &auth.username,
+            self.config.user_quota,
+            self.config.total_quota,
+        );
+        match counted {
+            Ok(()) => {}
+            Err(QuotaExceeded::User) => {
+                return respond_error(message, ALLOCATION_QUOTA_REACHED, Some(auth), out)
+            }
+            Err(QuotaExceeded::Total) => {
+                return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out)
+            }
         }
         let Some(OpenedRelays {
             relays,
@@ -148,6 +156,7 @@ impl TurnServer {
             address_error,
         }) = self.open_relays(now, &request, sockets)
         else {
+            self.shared.remove_allocation(&auth.username);
             return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
         };
         let bandwidth = self
@@ -176,10 +185,14 @@ impl TurnServer {
         request: &AllocateRequest,
         sockets: &mut dyn RelaySockets,
     ) -> Option<OpenedRelays> {
-        let by_relay = &self.by_relay;
-        let in_use = |addr: SocketAddr| by_relay.contains_key(&addr);
         if let Some(token) = request.token {
-            let addr = self.ports.redeem(now, token)?;
+            // The reserved port is claimed but not bound (the reservation may come from
+            // another worker's core): bind it here.
+            let addr = self.shared.redeem(now, token)?;
+            if !sockets.open(addr) {
+                self.shared.release(addr);
+                return None;
+            }
             let relays = if addr.is_ipv4() {
                 Relays {
                     v4: Some(addr),
@@ -206,27 +219,19 @@ impl TurnServer {
             std::slice::from_ref(&request.family)
         };
         for &family in wanted {
-            let ip = if family == AddressFamily::IPV4 {
-                self.config.relay_v4
-            } else {
-                self.config.relay_v6
-            };
-            let Some(ip) = ip else {
+            let ips = self.config.relay_ips_of(family == AddressFamily::IPV4);
+            if ips.is_empty() {
                 address_error = Some((family.0, ADDRESS_FAMILY_NOT_SUPPORTED.code));
                 continue;
-            };
-            let even = request.even.is_some();
-            let opened = if request.even.is_some_and(|e| e.reserve_next) {
-                self.ports
-                    .open_pair(now, ip, self.rng.as_mut(), sockets, &in_use)
-                    .map(|(addr, t)| {
-                        token = Some(t);
-                        addr
-                    })
-            } else {
-                self.ports
-                    .open(ip, even, self.rng.as_mut(), sockets, &in_use)
-            };
+            }
+            // Several relay addresses: each allocation starts at the next one in turn and
+            // moves on while one has no free port.
+            let first = self.next_relay_ip;
+            self.next_relay_ip = self.next_relay_ip.wrapping_add(1);
+            let opened = (0..ips.len()).find_map(|k| {
+                let ip = ips[(first + k) % ips.len()];
+                self.open_relay(now, ip, request, &mut token, sockets)
+            });
             match (opened, family) {
                 (Some(addr), AddressFamily::IPV4) => relays.v4 = Some(addr),
                 (Some(addr), _) => relays.v6 = Some(addr),
@@ -241,6 +246,28 @@ impl TurnServer {
             token,
             address_error: address_error.filter(|_| request.dual),
         })
+    }
+
+    /// Opens one relay socket on `ip` as the request asks (even port, or a pair with the
+    /// next port reserved under a token written to `token`).
+    fn open_relay(
+        &mut self,
+        now: Instant,
+        ip: std::net::IpAddr,
+        request: &AllocateRequest,
+        token: &mut Option<[u8; 8]>,
+        sockets: &mut dyn RelaySockets,
+    ) -> Option<std::net::SocketAddr> {
+        if request.even.is_some_and(|e| e.reserve_next) {
+            let (addr, t) =
+                self.ports
+                    .open_pair(now, ip, self.rng.as_mut(), sockets, &self.shared)?;
+            *token = Some(t);
+            return Some(addr);
+        }
+        let even = request.even.is_some();
+        self.ports
+            .open(ip, even, self.rng.as_mut(), sockets, &self.shared)
     }
 
     /// The Allocate success response for allocation `id` (RFC 8656 §7.2, end).

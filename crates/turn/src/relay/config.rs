@@ -14,6 +14,13 @@ pub struct TurnConfig {
     pub relay_v4: Option<IpAddr>,
     /// IPv6 address relay sockets bind to; `None`: no IPv6 relaying (440).
     pub relay_v6: Option<IpAddr>,
+    /// More relay addresses, of either family, beside `relay_v4`/`relay_v6` (which must be set
+    /// for a family listed here). One relay address holds one allocation per port of
+    /// `port_range`; several lift that ceiling. Allocations take the addresses of their
+    /// family in turn, moving on when one has no free port. `external_v4`/`external_v6` map
+    /// only `relay_v4`/`relay_v6`: a 1:1 NAT in front of several relay addresses is not
+    /// supported.
+    pub more_relay_ips: Vec<IpAddr>,
     /// Address advertised in XOR-RELAYED-ADDRESS instead of `relay_v4`, for a server behind a
     /// 1:1 NAT (coturn's `external-ip=public/private`).
     pub external_v4: Option<IpAddr>,
@@ -52,12 +59,37 @@ pub struct TurnConfig {
     pub service_ports: Vec<u16>,
 }
 
+impl TurnConfig {
+    /// Every address relay sockets bind to.
+    pub fn relay_ips(&self) -> Vec<IpAddr> {
+        [self.relay_v4, self.relay_v6]
+            .into_iter()
+            .flatten()
+            .chain(self.more_relay_ips.iter().copied())
+            .collect()
+    }
+
+    /// The relay addresses of one family (IPv4 when `v4`), the main one first.
+    pub fn relay_ips_of(&self, v4: bool) -> Vec<IpAddr> {
+        self.relay_ips()
+            .into_iter()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .collect()
+    }
+
+    /// True when relay sockets bind to `ip` (a per-packet check: no allocation).
+    pub fn is_relay_ip(&self, ip: IpAddr) -> bool {
+        self.relay_v4 == Some(ip) || self.relay_v6 == Some(ip) || self.more_relay_ips.contains(&ip)
+    }
+}
+
 impl Default for TurnConfig {
     fn default() -> Self {
         TurnConfig {
             enabled: true,
             relay_v4: None,
             relay_v6: None,
+            more_relay_ips: Vec::new(),
             external_v4: None,
             external_v6: None,
             port_range: 49152..=65535,

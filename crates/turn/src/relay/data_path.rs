@@ -141,7 +141,7 @@ impl TurnServer {
         let id = *self.by_relay.get(&relay)?;
         // A peer that is another of our relays is known to the client by its advertised
         // address: permissions and channels were made for that one.
-        let peer = if self.by_relay.contains_key(&peer) {
+        let peer = if self.shared.is_relay(peer) {
             self.advertised(peer)
         } else {
             peer

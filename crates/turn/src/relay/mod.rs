@@ -11,6 +11,7 @@ mod permissions;
 pub mod ports;
 mod respond;
 pub mod server;
+pub mod shared_state;
 
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use config::TurnConfig;
@@ -20,3 +21,4 @@ pub use ports::{RelaySockets, RESERVATION_LIFETIME};
 pub use server::{
     is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
 };
+pub use shared_state::{QuotaExceeded, SharedState};

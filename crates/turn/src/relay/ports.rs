@@ -1,12 +1,13 @@
 //! Relay port selection (RFC 8656 §7.2): random ports from the configured range (RFC 6056
 //! recommends randomisation), even ports, and reservations of the next port with a token.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore};
+
+use super::shared_state::SharedState;
 
 /// How long a port reserved by EVEN-PORT (R=1) stays reserved: RFC 8656 §7.2 says at least
 /// 30 seconds.
@@ -25,28 +26,17 @@ pub trait RelaySockets {
     fn close(&mut self, addr: SocketAddr);
 }
 
-/// A port held for a later Allocate that presents its RESERVATION-TOKEN.
-#[derive(Debug, Clone, Copy)]
-struct Reservation {
-    addr: SocketAddr,
-    expires: Instant,
-}
-
-/// Picks relay addresses and tracks reservations. Bound addresses are tracked by the server
-/// (an address is in use while an allocation or reservation holds it).
+/// Picks relay addresses. Which addresses are taken (by allocations and reservations, of
+/// every core) is tracked in [`SharedState`].
 #[derive(Debug)]
 pub struct PortPool {
     range: RangeInclusive<u16>,
-    reservations: BTreeMap<[u8; 8], Reservation>,
 }
 
 impl PortPool {
     /// A pool over `range` (RFC 8656 §7.2 recommends 49152–65535).
     pub fn new(range: RangeInclusive<u16>) -> Self {
-        PortPool {
-            range,
-            reservations: BTreeMap::new(),
-        }
+        PortPool { range }
     }
 
     /// The configured range.
@@ -54,20 +44,32 @@ impl PortPool {
         &self.range
     }
 
-    /// True when `addr` is held by a reservation.
-    fn reserved(&self, addr: SocketAddr) -> bool {
-        self.reservations.values().any(|r| r.addr == addr)
+    /// Claims `addr` in `shared` and opens its socket; releases it again when the bind fails.
+    fn claim_and_open(
+        shared: &SharedState,
+        sockets: &mut dyn RelaySockets,
+        addr: SocketAddr,
+    ) -> bool {
+        if !shared.claim(addr) {
+            return false;
+        }
+        if sockets.open(addr) {
+            return true;
+        }
+        shared.release(addr);
+        false
     }
 
     /// Opens a relay socket on `ip` at a random free port (even when asked), trying several
-    /// ports. `in_use` tells which addresses allocations already hold.
+    /// ports. A port is taken by claiming it in `shared` first, so that the cores of other
+    /// workers never pick it too (allocations and reservations hold their claims).
     pub fn open(
         &mut self,
         ip: IpAddr,
         even: bool,
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
-        in_use: &dyn Fn(SocketAddr) -> bool,
+        shared: &SharedState,
     ) -> Option<SocketAddr> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
@@ -79,10 +81,7 @@ impl PortPool {
                 }
             }
             let addr = SocketAddr::new(ip, port);
-            if in_use(addr) || self.reserved(addr) {
-                continue;
-            }
-            if sockets.open(addr) {
+            if Self::claim_and_open(shared, sockets, addr) {
                 return Some(addr);
             }
         }
@@ -90,14 +89,15 @@ impl PortPool {
     }
 
     /// Opens an even port N and reserves N+1 (EVEN-PORT with R=1), returning the address in
-    /// use and the token for the reserved one.
+    /// use and the token for the reserved one. The reserved port is claimed, not bound: the
+    /// Allocate that redeems the token may come to another worker's core, which binds it.
     pub fn open_pair(
         &mut self,
         now: Instant,
         ip: IpAddr,
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
-        in_use: &dyn Fn(SocketAddr) -> bool,
+        shared: &SharedState,
     ) -> Option<(SocketAddr, [u8; 8])> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
@@ -106,62 +106,19 @@ impl PortPool {
                 continue;
             }
             let (first, second) = (SocketAddr::new(ip, port), SocketAddr::new(ip, port + 1));
-            if [first, second]
-                .iter()
-                .any(|a| in_use(*a) || self.reserved(*a))
-            {
+            if !Self::claim_and_open(shared, sockets, first) {
                 continue;
             }
-            if !sockets.open(first) {
-                continue;
-            }
-            if !sockets.open(second) {
+            if !shared.claim(second) {
                 sockets.close(first);
+                shared.release(first);
                 continue;
             }
             let mut token = [0u8; 8];
             rng.fill_bytes(&mut token);
-            self.reservations.insert(
-                token,
-                Reservation {
-                    addr: second,
-                    expires: now + RESERVATION_LIFETIME,
-                },
-            );
+            shared.reserve(token, second, now + RESERVATION_LIFETIME);
             return Some((first, token));
         }
         None
-    }
-
-    /// Takes the address reserved under `token`, if the reservation is still valid. Its
-    /// socket is already open.
-    pub fn redeem(&mut self, now: Instant, token: [u8; 8]) -> Option<SocketAddr> {
-        let reservation = self.reservations.remove(&token)?;
-        (reservation.expires > now).then_some(reservation.addr)
-    }
-
-    /// Drops expired reservations, closing their sockets.
-    pub fn expire(&mut self, now: Instant, sockets: &mut dyn RelaySockets) {
-        let expired: Vec<[u8; 8]> = self
-            .reservations
-            .iter()
-            .filter(|(_, r)| r.expires <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for token in expired {
-            if let Some(r) = self.reservations.remove(&token) {
-                sockets.close(r.addr);
-            }
-        }
-    }
-
-    /// The earliest reservation expiry.
-    pub fn next_expiry(&self) -> Option<Instant> {
-        self.reservations.values().map(|r| r.expires).min()
-    }
-
-    /// Number of live reservations.
-    pub fn reservations(&self) -> usize {
-        self.reservations.len()
     }
 }

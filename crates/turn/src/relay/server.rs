@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::RngCore;
@@ -26,6 +27,7 @@ use super::config::TurnConfig;
 use super::five_tuple::FiveTuple;
 use super::ports::{PortPool, RelaySockets};
 use super::respond::respond;
+use super::shared_state::SharedState;
 use crate::auth::{AuthRejection, Authenticated, Authenticator};
 use crate::policy::{PeerPolicy, PeerVerdict};
 use crate::sockets::{SocketId, Transmit};
@@ -89,13 +91,16 @@ pub struct TurnServer {
     pub(super) allocations: HashMap<AllocationId, Allocation>,
     pub(super) by_five_tuple: HashMap<FiveTuple, AllocationId>,
     pub(super) by_relay: HashMap<SocketAddr, AllocationId>,
-    pub(super) per_user: HashMap<String, usize>,
+    /// Relay addresses taken and quota counts, shared with the cores of other workers.
+    pub(super) shared: Arc<SharedState>,
     /// (deadline, allocation): the allocation needs attention at that instant.
     timers: BTreeSet<(Instant, AllocationId)>,
     deadlines: HashMap<AllocationId, Instant>,
     pub(super) ports: PortPool,
     pub(super) rng: Box<dyn RngCore + Send>,
     next_id: AllocationId,
+    /// Turn of the relay address the next allocation tries first (several relay addresses).
+    pub(super) next_relay_ip: usize,
     pub(super) stats: TurnStats,
 }
 
@@ -109,12 +114,29 @@ impl std::fmt::Debug for TurnServer {
 }
 
 impl TurnServer {
-    /// A server with no allocations.
+    /// A server with no allocations, alone (nothing shared with other cores).
     pub fn new(
         config: TurnConfig,
         auth: Authenticator,
         policy: PeerPolicy,
         rng: Box<dyn RngCore + Send>,
+    ) -> Self {
+        let shared = Arc::new(SharedState::new(
+            &config.relay_ips(),
+            config.port_range.clone(),
+        ));
+        Self::with_shared_state(config, auth, policy, rng, shared)
+    }
+
+    /// A server with no allocations, one of several (one per worker) that share `shared`:
+    /// relay ports, quotas and the relay↔relay rule then hold across all of them. `shared`
+    /// must have been made for this `config`'s relay IPs and port range.
+    pub fn with_shared_state(
+        config: TurnConfig,
+        auth: Authenticator,
+        policy: PeerPolicy,
+        rng: Box<dyn RngCore + Send>,
+        shared: Arc<SharedState>,
     ) -> Self {
         let ports = PortPool::new(config.port_range.clone());
         TurnServer {
@@ -124,12 +146,13 @@ impl TurnServer {
             allocations: HashMap::new(),
             by_five_tuple: HashMap::new(),
             by_relay: HashMap::new(),
-            per_user: HashMap::new(),
+            shared,
             timers: BTreeSet::new(),
             deadlines: HashMap::new(),
             ports,
             rng,
             next_id: 1,
+            next_relay_ip: 0,
             stats: TurnStats::default(),
         }
     }
@@ -137,6 +160,11 @@ impl TurnServer {
     /// The configuration.
     pub fn config(&self) -> &TurnConfig {
         &self.config
+    }
+
+    /// What this core shares with the cores of other workers.
+    pub fn shared_state(&self) -> &Arc<SharedState> {
+        &self.shared
     }
 
     /// Counters.
@@ -252,7 +280,8 @@ impl TurnServer {
         self.by_five_tuple.get(five_tuple).copied()
     }
 
-    /// Registers a new allocation and schedules its timer.
+    /// Registers a new allocation (already counted in the quotas, its relay addresses
+    /// claimed) and schedules its timer.
     pub(super) fn insert(&mut self, allocation: Allocation) -> AllocationId {
         let id = self.next_id;
         self.next_id += 1;
@@ -260,10 +289,6 @@ impl TurnServer {
         for relay in allocation.relays.iter() {
             self.by_relay.insert(relay, id);
         }
-        *self
-            .per_user
-            .entry(allocation.username.clone())
-            .or_default() += 1;
         let deadline = allocation.next_deadline();
         self.allocations.insert(id, allocation);
         self.schedule(id, deadline);
@@ -279,13 +304,9 @@ impl TurnServer {
         for relay in allocation.relays.iter() {
             self.by_relay.remove(&relay);
             sockets.close(relay);
+            self.shared.release(relay);
         }
-        if let Some(count) = self.per_user.get_mut(&allocation.username) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_user.remove(&allocation.username);
-            }
-        }
+        self.shared.remove_allocation(&allocation.username);
         if let Some(deadline) = self.deadlines.remove(&id) {
             self.timers.remove(&(deadline, id));
         }
@@ -309,7 +330,7 @@ impl TurnServer {
     /// When [`TurnServer::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let first = self.timers.first().map(|(t, _)| *t);
-        [first, self.ports.next_expiry()]
+        [first, self.shared.next_reservation_expiry()]
             .into_iter()
             .flatten()
             .min()
@@ -332,7 +353,7 @@ impl TurnServer {
                 self.schedule(id, deadline);
             }
         }
-        self.ports.expire(now, sockets);
+        self.shared.expire_reservations(now);
     }
 
     /// Maps an advertised relay address (external IP) to the bound one; other addresses are
@@ -368,7 +389,7 @@ impl TurnServer {
     /// other (the port is checked per packet by [`TurnServer::peer_endpoint_allowed`]).
     pub(super) fn peer_ip_allowed(&self, ip: IpAddr) -> bool {
         let ip = self.bound_address(SocketAddr::new(ip, 0)).ip();
-        let ours = [self.config.relay_v4, self.config.relay_v6].contains(&Some(ip));
+        let ours = self.config.is_relay_ip(ip);
         ours || self.policy.check(ip) == PeerVerdict::Allowed
     }
 
@@ -379,16 +400,15 @@ impl TurnServer {
     /// other address goes by the policy.
     pub(super) fn peer_endpoint_allowed(&self, peer: SocketAddr) -> bool {
         let bound = self.bound_address(peer);
-        if self.by_relay.contains_key(&bound) {
+        if self.shared.is_relay(bound) {
             return true;
         }
-        let relay_ips = [
-            self.config.relay_v4,
-            self.config.relay_v6,
-            self.config.external_v4,
-            self.config.external_v6,
-        ];
-        let own = |ip: IpAddr| self.config.own_ips.contains(&ip) || relay_ips.contains(&Some(ip));
+        let external = [self.config.external_v4, self.config.external_v6];
+        let own = |ip: IpAddr| {
+            self.config.own_ips.contains(&ip)
+                || self.config.is_relay_ip(ip)
+                || external.contains(&Some(ip))
+        };
         if own(peer.ip()) || own(bound.ip()) {
             return !self.config.service_ports.contains(&peer.port())
                 && self.policy.is_explicitly_allowed(peer.ip());

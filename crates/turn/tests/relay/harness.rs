@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -13,7 +14,7 @@ use stun::{
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, TurnConfig, TurnServer,
+    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, SharedState, TurnConfig, TurnServer,
 };
 use turn::SocketId;
 
@@ -59,17 +60,27 @@ impl World {
     }
 
     pub fn with_policy(config: TurnConfig, policy: PeerPolicy) -> World {
+        let shared = Arc::new(SharedState::new(
+            &config.relay_ips(),
+            config.port_range.clone(),
+        ));
+        Self::sharing(config, policy, shared)
+    }
+
+    /// One of several cores (workers) sharing `shared`.
+    pub fn sharing(config: TurnConfig, policy: PeerPolicy, shared: Arc<SharedState>) -> World {
         let mut auth = AuthConfig::new(REALM, [7; 32]);
         auth.users = vec![
             StaticUser::from_password("alice", REALM, "alice-pass"),
             StaticUser::from_password("bob", REALM, "bob-pass"),
         ];
         auth.rest_secrets = vec!["rest-secret".into()];
-        let server = TurnServer::new(
+        let server = TurnServer::with_shared_state(
             config,
             Authenticator::new(auth),
             policy,
             Box::new(StdRng::seed_from_u64(42)),
+            shared,
         );
         let start = Instant::now();
         World {

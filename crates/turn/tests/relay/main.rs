@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod harness;
+mod relay_addresses;
+mod sharded;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -469,7 +471,9 @@ fn even_port_and_reservation_token() {
         }),
     ];
     assert_eq!(code(&c.request(&mut world, Method::ALLOCATE, &both)), 400);
-    // An unredeemed reservation expires after 30 s and its socket is closed.
+    // An unredeemed reservation expires after 30 s and its port is free again. The reserved
+    // port is held by a claim, not a socket (the token may be redeemed on another worker's
+    // core, which binds it then).
     let reply = c.request(
         &mut world,
         Method::ALLOCATE,
@@ -480,9 +484,24 @@ fn even_port_and_reservation_token() {
         .get::<ReservationToken>()
         .unwrap()
         .unwrap();
-    let open_before = world.sockets.open.len();
+    let reserved = SocketAddr::new(
+        RELAY_IP.parse().unwrap(),
+        Message::decode(&reply)
+            .unwrap()
+            .get::<XorRelayedAddress>()
+            .unwrap()
+            .unwrap()
+            .0
+            .port()
+            + 1,
+    );
+    let shared = world.server.shared_state().clone();
+    assert!(!world.sockets.open.contains(&reserved));
+    assert!(shared.is_relay(reserved), "claimed while reserved");
+    assert_eq!(shared.reservations(), 1);
     world.advance(Duration::from_secs(31));
-    assert_eq!(world.sockets.open.len(), open_before - 1);
+    assert_eq!(shared.reservations(), 0);
+    assert!(!shared.is_relay(reserved), "released on expiry");
     let mut d = Client::new(udp_client(5003), "alice", "alice-pass");
     assert_eq!(
         code(&d.request(

@@ -18,19 +18,15 @@ fn not_specific(ip: IpAddr) -> Option<String> {
     }
 }
 
-/// Specific addresses, at most one per family (a relay has one IPv4 and one IPv6 address).
+/// Specific addresses, each listed once. Several of a family are allowed: each holds one
+/// allocation per relay port, and allocations take them in turn.
 pub(super) fn check_relay_ips(p: &mut Problems, ips: &[IpAddr]) {
-    let mut families = Vec::new();
-    for ip in ips {
+    for (i, ip) in ips.iter().enumerate() {
         let why = if let Some(why) = not_specific(*ip) {
             why
-        } else if families.contains(&ip.is_ipv4()) {
-            format!(
-                "`{ip}` is a second {} address; list at most one IPv4 and one IPv6 address",
-                family(*ip)
-            )
+        } else if ips[..i].contains(ip) {
+            format!("`{ip}` is listed twice")
         } else {
-            families.push(ip.is_ipv4());
             continue;
         };
         push(p, "relay-ip", Reason::Rule(why));
@@ -62,6 +58,17 @@ pub(super) fn check_external_ips(p: &mut Problems, entries: &[ExternalIp], relay
         } else if families.contains(&entry.public.is_ipv4()) {
             format!(
                 "`{entry}` is a second {} entry; list at most one IPv4 and one IPv6 entry",
+                family(entry.public)
+            )
+        } else if relay_ips
+            .iter()
+            .filter(|ip| ip.is_ipv4() == entry.public.is_ipv4())
+            .count()
+            > 1
+        {
+            format!(
+                "`{entry}`: a 1:1 NAT maps one relay address, and `relay-ip` lists several {} \
+                 addresses",
                 family(entry.public)
             )
         } else if let Err(why) = external_for(entry, relay_ips, !relay_ips.is_empty()) {

@@ -69,6 +69,13 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 10000
 # max-tcp-connections = 10000
 
+# Worker threads (0..=1024; 0: one per core). Each has its own UDP listener sockets, bound with
+# SO_REUSEPORT so that the kernel spreads clients over them (a client always reaches the same
+# worker), and its own allocations; TCP and TLS clients go to a worker by a hash of their address.
+# Without SO_REUSEPORT the server runs one worker.
+# Default: 0
+# workers = 0
+
 ## TURN: credentials (RFC 8489 §9.2, RFC 8656 §5) ###############################################
 # TURN requests need long-term credentials from one of: `users`, `user-db`, `rest-secrets`.
 # With none of them every Allocate is refused (TURN stays closed until you configure one).
@@ -116,7 +123,9 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 
 ## TURN: relay addresses ###########################################################################
 
-# IPs the relay sockets bind to: at most one IPv4 and one IPv6 address. When unset: the PRIVATE
+# IPs the relay sockets bind to. One address holds one allocation per relay port (16384 with the
+# default range); list several of a family for more: allocations take them in turn, moving on
+# when one has no free port (an external-ip then cannot be used for that family). When unset: the PRIVATE
 # part of an IPv4 external-ip; else the listen IP if `listen` has exactly one specific IPv4;
 # else the first IPv4 interface address that is not loopback or link-local; else 127.0.0.1
 # (with a warning). IPv6 is relayed only when configured (here or in external-ip).

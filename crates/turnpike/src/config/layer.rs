@@ -85,6 +85,10 @@ config_layer! {
     /// Most concurrent TCP plus TLS connections [default: 10000].
     #[arg(long, env = "TURNPIKE_MAX_TCP_CONNECTIONS", value_name = "N")]
     max_tcp_connections: u64,
+    /// Worker threads, each with its own UDP sockets (SO_REUSEPORT) and allocations; 0: one
+    /// per core [default: 0].
+    #[arg(long, env = "TURNPIKE_WORKERS", value_name = "N")]
+    workers: u64,
     /// Answer TURN requests (Allocate, Refresh, …); false serves STUN only [default: true].
     #[arg(long, env = "TURNPIKE_TURN", value_name = "BOOL")]
     #[arg(num_args = 0..=1, default_missing_value = "true")]
@@ -109,7 +113,7 @@ config_layer! {
     /// Seconds a nonce stays valid, 30..=86400 [default: 600].
     #[arg(long, env = "TURNPIKE_NONCE_LIFETIME", value_name = "SECONDS")]
     nonce_lifetime: u64,
-    /// IPs relay sockets bind to: at most one IPv4 and one IPv6 [default: detected].
+    /// IPs relay sockets bind to; several of a family are used in turn [default: detected].
     #[arg(long, env = "TURNPIKE_RELAY_IP", value_name = "IP", value_delimiter = ',')]
     relay_ip: Vec<IpAddr>,
     /// 1:1 NAT: PUBLIC or PUBLIC/PRIVATE, advertised instead of the relay IP [default: none].

@@ -63,6 +63,9 @@ pub struct Config {
     pub tcp_idle_timeout: Duration,
     /// Bound on concurrent TCP plus TLS connections.
     pub max_tcp_connections: usize,
+    /// Worker threads serving UDP and TURN, each with its own sockets and allocations; 0: one
+    /// per core (see [`crate::serve`]).
+    pub workers: usize,
     /// Answer TURN requests (Allocate, Refresh, …); `false` serves STUN only.
     pub turn: bool,
     /// Accept RFC 5766's channel numbers 0x5000–0x7FFF too (RFC 8656 §12 narrowed the range
@@ -148,6 +151,7 @@ impl Default for Config {
             software: None,
             tcp_idle_timeout: Duration::from_secs(300),
             max_tcp_connections: 10_000,
+            workers: 0,
             turn: true,
             rfc5766_channel_numbers: true,
             realm: "turnpike".to_owned(),

@@ -13,6 +13,8 @@ use super::{http_rules, turn_rules, Config, TlsFiles};
 const TCP_IDLE_TIMEOUT_RANGE: (u64, u64) = (1, 86_400);
 /// Allowed `max-tcp-connections`.
 const MAX_TCP_CONNECTIONS_RANGE: (u64, u64) = (1, 1_000_000);
+/// Allowed `workers` (0: one per core).
+const WORKERS_RANGE: (u64, u64) = (0, 1_024);
 /// RFC 8489 §14.14: SOFTWARE is fewer than 128 characters and at most 763 bytes.
 const SOFTWARE_MAX_CHARS: usize = 127;
 /// RFC 8489 §14.14, in bytes.
@@ -67,6 +69,7 @@ impl Config {
             layer.max_tcp_connections,
             MAX_TCP_CONNECTIONS_RANGE,
         );
+        let workers = in_range(p, "workers", layer.workers, WORKERS_RANGE);
         let log_level = layer.log_level.clone().unwrap_or(default.log_level);
         if let Err(reason) = check_log_filter(&log_level) {
             push(p, "log-level", reason);
@@ -85,6 +88,7 @@ impl Config {
             max_tcp_connections: max_conns.map_or(default.max_tcp_connections, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
+            workers: workers.map_or(default.workers, |n| usize::try_from(n).unwrap_or(0)),
             log_level,
             log_format: layer.log_format.unwrap_or(default.log_format),
             ..default

@@ -77,6 +77,17 @@ fn configured_relay_ips_are_used_as_given() {
         (found.v4, found.v6),
         (Some(ip("192.0.2.7")), Some(ip("2001:db8::1")))
     );
+    assert!(found.more.is_empty());
+    // Several of a family: the first is the main one, the others follow in order.
+    let found = relay(
+        "relay-ip = [\"192.0.2.7\", \"2001:db8::1\", \"192.0.2.8\", \"2001:db8::2\"]",
+        &host(),
+    );
+    assert_eq!(
+        (found.v4, found.v6),
+        (Some(ip("192.0.2.7")), Some(ip("2001:db8::1")))
+    );
+    assert_eq!(found.more, [ip("192.0.2.8"), ip("2001:db8::2")]);
 }
 
 #[test]

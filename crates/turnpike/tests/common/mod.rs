@@ -20,6 +20,8 @@ pub struct Server {
     pub listening: Vec<(String, SocketAddr)>,
     /// Every JSON log line read up to "ready".
     pub startup: Vec<Value>,
+    /// The log lines after "ready".
+    pub lines: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -66,6 +68,7 @@ impl Server {
             child,
             listening,
             startup,
+            lines: rx,
         }
     }
 
@@ -79,7 +82,12 @@ impl Server {
     }
 
     /// Sends SIGTERM and returns the exit code.
-    pub fn stop(mut self) -> Option<i32> {
+    pub fn stop(self) -> Option<i32> {
+        self.stop_with_log().0
+    }
+
+    /// Sends SIGTERM; returns the exit code and the JSON log lines written after "ready".
+    pub fn stop_with_log(mut self) -> (Option<i32>, Vec<Value>) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -87,7 +95,13 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
+                // The reader thread ends at EOF, once the process is gone.
+                let lines = self
+                    .lines
+                    .iter()
+                    .filter_map(|line| serde_json::from_str(&line).ok())
+                    .collect();
+                return (status.code(), lines);
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -133,20 +133,29 @@ fn nonce_secret_is_64_hex_digits() {
 }
 
 #[test]
-fn relay_ips_are_specific_and_one_per_family() {
+fn relay_ips_are_specific_and_listed_once() {
     let found =
-        reasons("relay-ip = [\"0.0.0.0\", \"192.0.2.1\", \"192.0.2.2\", \"::\", \"ff02::1\"]");
+        reasons("relay-ip = [\"0.0.0.0\", \"192.0.2.1\", \"192.0.2.1\", \"::\", \"ff02::1\"]");
     assert_eq!(
         found,
         [
             "`0.0.0.0` is not a specific address",
-            "`192.0.2.2` is a second IPv4 address; list at most one IPv4 and one IPv6 address",
+            "`192.0.2.1` is listed twice",
             "`::` is not a specific address",
             "`ff02::1` is a multicast address",
         ]
     );
-    let config = check("relay-ip = [\"192.0.2.1\", \"2001:db8::1\"]").unwrap();
-    assert_eq!(config.relay_ip.len(), 2);
+    // Several of one family: each holds one allocation per relay port.
+    let config = check("relay-ip = [\"192.0.2.1\", \"2001:db8::1\", \"192.0.2.2\"]").unwrap();
+    assert_eq!(config.relay_ip.len(), 3);
+}
+
+#[test]
+fn an_external_ip_needs_a_single_relay_ip_of_its_family() {
+    let text = "relay-ip = [\"10.0.0.7\", \"10.0.0.8\"]\nexternal-ip = [\"203.0.113.7\"]";
+    let (_, key, reason) = only_problem(text);
+    assert_eq!(key.as_deref(), Some("external-ip"));
+    assert!(reason.contains("lists several IPv4 addresses"), "{reason}");
 }
 
 #[test]

@@ -1,0 +1,269 @@
+//! Workers: the UDP and TURN data path, sharded one worker per core.
+//!
+//! Each worker is an OS thread running a single-threaded tokio runtime with
+//! - its own UDP listener socket on every listen address (bound with `SO_REUSEPORT`, so the
+//!   kernel spreads client 5-tuples over the workers and one client always reaches the same
+//!   worker),
+//! - its own TURN core ([`turn::relay::TurnServer`]) holding the allocations of its clients,
+//! - the relay sockets of those allocations, each read by a task on this worker's runtime,
+//! - its own timer task.
+//!
+//! What must hold for the whole server is in [`turn::relay::SharedState`] (relay port claims,
+//! quotas, the relay↔relay rule), touched on Allocate and on expiry, and by one relaxed
+//! atomic load for a peer that may be one of our relays — never a lock per packet.
+//!
+//! The core still sits behind a `Mutex` ([`crate::shared::Shared`]), but every task that
+//! takes it runs on this worker's one thread (listeners, relay tasks, timers and the TCP/TLS
+//! connections given to this worker), so it is never contended: taking it costs one atomic
+//! swap. Keeping it (rather than `Rc<RefCell<…>>` on a `LocalSet`) leaves the relay registry
+//! and the stream code as they are, with `Send` futures, and a poisoned or contended lock
+//! cannot happen by construction.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::info;
+use turn::auth::{AuthConfig, Authenticator};
+use turn::policy::PeerPolicy;
+use turn::relay::{SharedState, TurnConfig, TurnServer, TurnStats};
+use turn::{BindingServer, ServerSockets};
+
+use crate::relay_registry::{Egress, RelayRegistry};
+use crate::shared::{lock, now, Shared, SharedCore};
+use crate::udp_listener::{self, UdpGrid};
+
+/// The longest the TURN timer task sleeps: lifetimes are whole seconds, so a deadline that
+/// moved earlier is never missed by more than this.
+const TIMER_GRANULARITY: Duration = Duration::from_secs(1);
+
+/// One worker's UDP sockets of an RFC 5780 grid, not yet registered with a runtime, indexed
+/// like [`UdpGrid`].
+pub type StdGrid = [Option<std::net::UdpSocket>; 4];
+
+/// A UDP listen group as one worker serves it: the Binding core (shared, it is stateless),
+/// the grid's addresses, and this worker's sockets.
+pub type UdpGroup = (Arc<BindingServer>, ServerSockets, StdGrid);
+
+/// What every worker's TURN core is built from.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// Relay addresses, ports, lifetimes, quotas and limits.
+    pub turn: TurnConfig,
+    /// Credentials (the nonce secret is in here: any worker checks any worker's nonces).
+    pub auth: AuthConfig,
+    /// The peer-address policy.
+    pub policy: PeerPolicy,
+    /// What the workers' cores share.
+    pub shared: Arc<SharedState>,
+}
+
+/// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
+/// it are spawned on its runtime and use its core.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    /// Its position, for logs.
+    pub index: usize,
+    /// Its runtime.
+    pub runtime: tokio::runtime::Handle,
+    /// Its TURN state.
+    pub shared: SharedCore,
+}
+
+/// A started worker.
+#[derive(Debug)]
+pub struct Worker {
+    /// How to reach it.
+    pub handle: WorkerHandle,
+    /// Its thread, to join at shutdown.
+    pub thread: std::thread::JoinHandle<()>,
+    /// Its result: `Ok` when stopped, `Err` when a listener failed.
+    pub done: oneshot::Receiver<anyhow::Result<()>>,
+}
+
+/// Starts worker `index` on its own thread, serving `groups`, until `stop` turns true.
+pub async fn start(
+    index: usize,
+    groups: Vec<UdpGroup>,
+    settings: CoreSettings,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Worker> {
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (done_tx, done) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("turnpike-worker-{index}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
+            runtime.block_on(run(index, groups, settings, stop, ready_tx, done_tx));
+        })
+        .context("starting a worker thread")?;
+    let handle = ready_rx
+        .await
+        .context("a worker stopped while starting")??;
+    Ok(Worker {
+        handle,
+        thread,
+        done,
+    })
+}
+
+/// The worker's life on its own runtime: set up, report ready, serve until stopped or
+/// until a listener fails, then close every relay socket.
+async fn run(
+    index: usize,
+    groups: Vec<UdpGroup>,
+    settings: CoreSettings,
+    mut stop: watch::Receiver<bool>,
+    ready: oneshot::Sender<anyhow::Result<WorkerHandle>>,
+    done: oneshot::Sender<anyhow::Result<()>>,
+) {
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let shared = match set_up(groups, settings, &mut tasks) {
+        Ok(shared) => shared,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let handle = WorkerHandle {
+        index,
+        runtime: tokio::runtime::Handle::current(),
+        shared: shared.clone(),
+    };
+    if ready.send(Ok(handle)).is_err() {
+        return;
+    }
+    let result = tokio::select! {
+        _ = stop.wait_for(|stop| *stop) => Ok(()),
+        Some(finished) = tasks.join_next() => match finished {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => Err(anyhow::anyhow!("a listener stopped unexpectedly")),
+            Err(e) => Err(anyhow::Error::from(e).context("a listener panicked")),
+        },
+    };
+    tasks.shutdown().await;
+    let stats = lock(&shared).core.stats();
+    log_stats(index, &stats);
+    // Close every relay socket (aborting its task) before the runtime goes.
+    let relays = std::mem::replace(
+        &mut lock(&shared).relays,
+        RelayRegistry::new(Default::default(), Default::default()),
+    );
+    drop(relays);
+    let _ = done.send(result);
+}
+
+/// The per-worker counters, once at shutdown (tests read them to see the load spread).
+fn log_stats(index: usize, stats: &TurnStats) {
+    info!(
+        worker = index,
+        allocations = stats.allocations,
+        to_peer = stats.to_peer,
+        to_client = stats.to_client,
+        dropped = stats.dropped,
+        "worker stopped"
+    );
+}
+
+/// Registers the worker's sockets with its runtime, builds its core, and spawns its listener
+/// and timer tasks.
+fn set_up(
+    groups: Vec<UdpGroup>,
+    settings: CoreSettings,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<SharedCore> {
+    let mut egress = Egress::default();
+    let mut grids = Vec::new();
+    for (binding, sockets, std_grid) in groups {
+        let mut grid: UdpGrid = Default::default();
+        for (slot, socket) in grid.iter_mut().zip(std_grid) {
+            if let Some(socket) = socket {
+                let addr = socket.local_addr()?;
+                let socket = Arc::new(
+                    UdpSocket::from_std(socket)
+                        .with_context(|| format!("registering UDP {addr}"))?,
+                );
+                egress.udp.insert(addr, socket.clone());
+                *slot = Some(socket);
+            }
+        }
+        grids.push((binding, sockets, Arc::new(grid)));
+    }
+    let egress = Arc::new(egress);
+    let core = TurnServer::with_shared_state(
+        settings.turn,
+        Authenticator::new(settings.auth),
+        settings.policy,
+        Box::new(StdRng::from_entropy()),
+        settings.shared,
+    );
+    let shared: SharedCore = Arc::new_cyclic(|weak| {
+        Mutex::new(Shared {
+            core,
+            relays: RelayRegistry::new(weak.clone(), egress),
+            streams: HashMap::new(),
+        })
+    });
+    for (binding, sockets, grid) in grids {
+        for id in sockets.ids() {
+            let addr: Option<SocketAddr> = sockets.address(id);
+            let (binding, grid, shared) = (binding.clone(), grid.clone(), shared.clone());
+            tasks.spawn(async move {
+                udp_listener::run(binding, id, grid, shared)
+                    .await
+                    .with_context(|| format!("UDP socket {addr:?}"))
+            });
+        }
+    }
+    let timers = shared.clone();
+    tasks.spawn(async move {
+        run_timers(timers).await;
+        Ok(())
+    });
+    Ok(shared)
+}
+
+/// Expires allocations, permissions and channels on time.
+async fn run_timers(shared: SharedCore) {
+    loop {
+        let next = lock(&shared).core.poll_timeout();
+        let (now, _) = now();
+        let wake = next.map_or(now + TIMER_GRANULARITY, |t| t.min(now + TIMER_GRANULARITY));
+        tokio::time::sleep_until(wake.into()).await;
+        let mut state = lock(&shared);
+        let state = &mut *state;
+        let (now, _) = crate::shared::now();
+        state.core.handle_timeout(now, &mut state.relays);
+    }
+}
+
+/// The number of workers to run: `configured`, or one per core when 0; one when the kernel
+/// has no `SO_REUSEPORT` (the sockets could not share their ports).
+pub fn count(configured: usize) -> usize {
+    let wanted = if configured == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        configured
+    };
+    if wanted > 1 && !net::reuse_port_supported() {
+        tracing::warn!("SO_REUSEPORT is not available: running one worker");
+        return 1;
+    }
+    wanted
+}

@@ -1,0 +1,282 @@
+//! `workers = 2`: UDP clients spread over two workers (SO_REUSEPORT), each allocation served
+//! end to end by the worker that owns it, and both workers get some.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use stun::attributes::{
+    ChannelNumber, ErrorCode, Nonce, PasswordAlgorithmId, Realm, RequestedTransport, Username,
+    XorPeerAddress, XorRelayedAddress,
+};
+use stun::TransactionId;
+use stun::{AnyAttribute, Class, LongTermKey, Message, MessageType, MessageWriter, Method};
+
+mod common;
+
+use common::Server;
+
+const REALM: &str = "workers.test";
+
+/// A TURN client on its own UDP socket (its own source port, so its own 5-tuple).
+struct Client {
+    socket: UdpSocket,
+    server: SocketAddr,
+    key: LongTermKey,
+    nonce: Option<String>,
+    next_tid: u8,
+}
+
+impl Client {
+    fn new(server: SocketAddr) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let key = LongTermKey::derive(PasswordAlgorithmId::MD5, "alice", REALM, "pw").unwrap();
+        Client {
+            socket,
+            server,
+            key,
+            nonce: None,
+            next_tid: 0,
+        }
+    }
+
+    /// Sends a request (answering one 401 challenge) and returns the success response.
+    fn request(&mut self, method: Method, attributes: &[AnyAttribute<'_>]) -> Vec<u8> {
+        for _ in 0..2 {
+            self.next_tid += 1;
+            let tid = TransactionId([self.next_tid; 12]);
+            let mut buf = [0u8; 512];
+            let mut w = MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid)
+                .unwrap();
+            for a in attributes {
+                w.add_any(a).unwrap();
+            }
+            if let Some(nonce) = &self.nonce {
+                w.add(&Username("alice")).unwrap();
+                w.add(&Realm(REALM)).unwrap();
+                w.add(&Nonce(nonce)).unwrap();
+                w.add_message_integrity(self.key.as_bytes()).unwrap();
+            }
+            let len = w.finish();
+            self.socket.send_to(&buf[..len], self.server).unwrap();
+            let mut reply = [0u8; 1500];
+            let len = self.socket.recv(&mut reply).unwrap();
+            let m = Message::decode(&reply[..len]).unwrap();
+            assert_eq!(m.header().transaction_id, tid);
+            if m.header().message_type.class == Class::Success {
+                return reply[..len].to_vec();
+            }
+            let code = m.get::<ErrorCode<'_>>().unwrap().unwrap().code;
+            assert_eq!(code, 401, "{method:?}");
+            self.nonce = Some(m.get::<Nonce<'_>>().unwrap().unwrap().0.to_string());
+        }
+        panic!("challenge loop");
+    }
+}
+
+/// A server relaying on loopback for `alice`, with `workers` workers.
+fn relay_server(workers: &str) -> Server {
+    relay_server_on(workers, "127.0.0.1")
+}
+
+/// [`relay_server`] with the relay addresses `relay_ips` (comma-separated).
+fn relay_server_on(workers: &str, relay_ips: &str) -> Server {
+    Server::spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tcp",
+            "false",
+            "--http",
+            "false",
+            "--workers",
+            workers,
+            "--relay-ip",
+            relay_ips,
+            "--allowed-peers",
+            "127.0.0.1/32",
+            "--realm",
+            REALM,
+            "--users",
+            "alice:pw",
+        ],
+        |_| {},
+    )
+}
+
+/// Allocates and binds channel 0x4000 to `peer`; returns the relayed address.
+fn allocate_and_bind(client: &mut Client, peer: SocketAddr) -> SocketAddr {
+    let reply = client.request(
+        Method::ALLOCATE,
+        &[AnyAttribute::RequestedTransport(RequestedTransport(
+            RequestedTransport::UDP,
+        ))],
+    );
+    let relay = Message::decode(&reply)
+        .unwrap()
+        .get::<XorRelayedAddress>()
+        .unwrap()
+        .unwrap()
+        .0;
+    client.request(
+        Method::CHANNEL_BIND,
+        &[
+            AnyAttribute::ChannelNumber(ChannelNumber(0x4000)),
+            AnyAttribute::XorPeerAddress(XorPeerAddress(peer)),
+        ],
+    );
+    relay
+}
+
+// Bursts, so that the loops get many datagrams per `recvmmsg` and send them with
+// `sendmmsg` (client → peer) and with one GSO send (peer → client: equal sizes, one client,
+// the last shorter): every datagram arrives, whole and in order (RFC 8656 §12.4 framing).
+#[test]
+fn bursts_are_relayed_whole_and_in_order() {
+    let server = relay_server("1");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut client = Client::new(server.address("udp"));
+    let relay = allocate_and_bind(&mut client, peer.local_addr().unwrap());
+    const BURST: u8 = 30;
+    for round in 0..3u8 {
+        for i in 0..BURST {
+            let mut data = vec![0x40, 0x00, 0x00, 200];
+            data.extend([round ^ i; 200]);
+            client.socket.send_to(&data, client.server).unwrap();
+        }
+        let mut buf = [0u8; 1500];
+        for i in 0..BURST {
+            let len = peer.recv(&mut buf).unwrap();
+            assert_eq!(
+                &buf[..len],
+                &[round ^ i; 200][..],
+                "round {round} datagram {i}"
+            );
+        }
+        for i in 0..BURST {
+            let len = if i == BURST - 1 { 57 } else { 300 };
+            peer.send_to(&vec![round ^ i; len], relay).unwrap();
+        }
+        for i in 0..BURST {
+            let len = client.socket.recv(&mut buf).unwrap();
+            let want = if i == BURST - 1 { 57 } else { 300 };
+            assert_eq!(&buf[..2], &[0x40, 0x00]);
+            assert_eq!(&buf[2..4], &u16::try_from(want).unwrap().to_be_bytes());
+            assert_eq!(
+                &buf[4..len],
+                &vec![round ^ i; want][..],
+                "round {round} datagram {i}"
+            );
+        }
+    }
+    let (code, log) = server.stop_with_log();
+    assert_eq!(code, Some(0));
+    let stopped = log
+        .iter()
+        .find(|v| v["fields"]["message"] == "worker stopped")
+        .unwrap();
+    assert_eq!(stopped["fields"]["to_peer"], 3 * u64::from(BURST));
+    assert_eq!(stopped["fields"]["to_client"], 3 * u64::from(BURST));
+}
+
+#[test]
+fn two_workers_share_the_clients_and_each_relays_its_own() {
+    let server = relay_server("2");
+    assert!(server
+        .startup
+        .iter()
+        .any(|v| v["fields"]["message"] == "workers started" && v["fields"]["workers"] == 2));
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    const CLIENTS: usize = 40;
+    let mut relayed = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let mut client = Client::new(server.address("udp"));
+        let relay = allocate_and_bind(&mut client, peer_addr);
+        // ChannelData (RFC 8656 §12.4) client → relay → peer.
+        let payload = format!("hello from client {i}");
+        let mut data = vec![0x40, 0x00];
+        data.extend(u16::try_from(payload.len()).unwrap().to_be_bytes());
+        data.extend(payload.as_bytes());
+        client.socket.send_to(&data, client.server).unwrap();
+        let mut buf = [0u8; 1500];
+        let (len, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], payload.as_bytes());
+        assert_eq!(from, relay, "sent from the allocation's relay address");
+        relayed.push(relay);
+        clients.push((client, payload, relay));
+    }
+    relayed.sort();
+    relayed.dedup();
+    assert_eq!(relayed.len(), CLIENTS, "one relay address per allocation");
+    // Peer → relay → client, framed as ChannelData on the channel.
+    for (client, payload, relay) in &clients {
+        let echo = format!("{payload} echoed");
+        peer.send_to(echo.as_bytes(), *relay).unwrap();
+        let mut buf = [0u8; 1500];
+        let len = client.socket.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..2], &[0x40, 0x00]);
+        assert_eq!(&buf[4..len], echo.as_bytes());
+    }
+    let (code, log) = server.stop_with_log();
+    assert_eq!(code, Some(0));
+    let workers: Vec<_> = log
+        .iter()
+        .filter(|v| v["fields"]["message"] == "worker stopped")
+        .map(|v| {
+            let f = &v["fields"];
+            (
+                f["allocations"].as_u64().unwrap(),
+                f["to_peer"].as_u64().unwrap(),
+                f["to_client"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(workers.len(), 2, "{log:?}");
+    let total = |pick: fn(&(u64, u64, u64)) -> u64| workers.iter().map(pick).sum::<u64>();
+    assert_eq!(total(|w| w.0), CLIENTS as u64);
+    assert_eq!(total(|w| w.1), CLIENTS as u64);
+    assert_eq!(total(|w| w.2), CLIENTS as u64);
+    let all = log
+        .iter()
+        .find(|v| v["fields"]["message"] == "all workers stopped")
+        .unwrap();
+    assert_eq!(all["fields"]["allocations"], CLIENTS as u64);
+    assert_eq!(all["fields"]["to_peer"], CLIENTS as u64);
+    for w in &workers {
+        assert!(w.0 > 0, "both workers got clients: {workers:?}");
+        // A worker relays for its own allocations only, both ways.
+        assert_eq!(w.0, w.1);
+        assert_eq!(w.0, w.2);
+    }
+}
+
+// Two relay addresses (`relay-ip` lists both): allocations take them in turn, and data is
+// relayed from each (RFC 8656 §7.2: XOR-RELAYED-ADDRESS is the address the peer sees).
+#[test]
+fn allocations_take_the_relay_addresses_in_turn() {
+    let server = relay_server_on("1", "127.0.0.1,127.0.0.2");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut ips = Vec::new();
+    for i in 0..4u8 {
+        let mut client = Client::new(server.address("udp"));
+        let relay = allocate_and_bind(&mut client, peer.local_addr().unwrap());
+        ips.push(relay.ip().to_string());
+        client
+            .socket
+            .send_to(&[0x40, 0x00, 0x00, 0x01, i], client.server)
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (len, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..len], from), (&[i][..], relay));
+    }
+    assert_eq!(ips, ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"]);
+}
