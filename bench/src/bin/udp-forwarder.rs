@@ -5,7 +5,10 @@
 //! client's own "relay" socket (opened on its first datagram, as an allocation's would be) to
 //! the one `--peer`; a datagram arriving on a relay socket is sent back, unchanged, from the
 //! listening socket to its client. No parsing, no authentication, no permissions, no channel
-//! numbers. One thread, `epoll` through `mio`, `recvfrom`/`sendto` one datagram at a time.
+//! numbers. `epoll` through `mio`, `recvfrom`/`sendto` one datagram at a time, in `--threads`
+//! threads (default: one per CPU, as coturn and Turnpike use): each has its own listening
+//! socket on the same port (`SO_REUSEPORT`, so the kernel spreads clients over them by their
+//! address) and the relay sockets of its own clients — nothing is shared between threads.
 //!
 //! `udp-forwarder --listen 127.0.0.1:PORT --peer IP:PORT`; prints `listening ADDR` when ready.
 
@@ -29,6 +32,9 @@ struct Args {
     /// Where every datagram goes.
     #[arg(long)]
     peer: SocketAddr,
+    /// Threads, each with its own listening socket [default: one per CPU]
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 const LISTENER: Token = Token(usize::MAX);
@@ -36,8 +42,11 @@ const LISTENER: Token = Token(usize::MAX);
 const BUFFER_BYTES: usize = 4 << 20;
 
 /// A non-blocking UDP socket with large buffers, like the servers' sockets.
-fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(BUFFER_BYTES);
     socket.set_nonblocking(true)?;
@@ -47,11 +56,39 @@ fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut listeners = Vec::new();
+    for _ in 0..threads {
+        listeners.push(bind(args.listen, true).context("binding --listen")?);
+    }
+    println!(
+        "listening {} ({threads} threads)",
+        listeners[0].local_addr()?
+    );
+    let workers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let peer = args.peer;
+            std::thread::spawn(move || forward(listener, peer))
+        })
+        .collect();
+    for worker in workers {
+        match worker.join() {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("a forwarding thread panicked"),
+        }
+    }
+    Ok(())
+}
+
+/// One thread's loop: its listening socket and its clients' relay sockets.
+fn forward(mut listener: UdpSocket, peer: SocketAddr) -> anyhow::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = bind(args.listen).context("binding --listen")?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    println!("listening {}", listener.local_addr()?);
     let mut relays: Vec<(UdpSocket, SocketAddr)> = Vec::new();
     let mut by_client: HashMap<SocketAddr, usize> = HashMap::new();
     let mut events = Events::with_capacity(1024);
@@ -69,7 +106,7 @@ fn main() -> anyhow::Result<()> {
                     let index = match by_client.get(&client) {
                         Some(&index) => index,
                         None => {
-                            let mut relay = bind((Ipv4Addr::LOCALHOST, 0).into())?;
+                            let mut relay = bind((Ipv4Addr::LOCALHOST, 0).into(), false)?;
                             let index = relays.len();
                             poll.registry().register(
                                 &mut relay,
@@ -81,7 +118,7 @@ fn main() -> anyhow::Result<()> {
                             index
                         }
                     };
-                    let _ = relays[index].0.send_to(&buf[..n], args.peer);
+                    let _ = relays[index].0.send_to(&buf[..n], peer);
                 }
             } else {
                 let Some((relay, client)) = relays.get(event.token().0) else {

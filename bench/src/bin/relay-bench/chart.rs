@@ -98,6 +98,7 @@ fn bars(
     let max = workloads
         .iter()
         .flat_map(|&w| kinds.iter().filter_map(move |&k| value(w, k)))
+        .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-9);
     let groups = workloads.len().max(1);
@@ -129,7 +130,9 @@ fn bars(
     let width = 0.8 / kinds.len() as f64;
     for (g, &w) in workloads.iter().enumerate() {
         for (i, &k) in kinds.iter().enumerate() {
-            let Some(v) = value(w, k) else { continue };
+            let Some(v) = value(w, k).filter(|v| v.is_finite()) else {
+                continue;
+            };
             let x0 = g as f64 + 0.1 + i as f64 * width;
             chart
                 .draw_series(std::iter::once(Rectangle::new(
@@ -210,6 +213,9 @@ fn ratios(
             Workload::Relay(..) => {}
         }
     }
+    // A zero figure (a tiny smoke run) would make an infinite ratio, on which plotters' axis
+    // code loops forever.
+    items.retain(|(_, v)| v.is_finite() && *v > 0.0);
     let max = items.iter().map(|(_, v)| *v).fold(2.2f64, f64::max);
     let n = items.len().max(1);
     let mut chart = ChartBuilder::on(area)

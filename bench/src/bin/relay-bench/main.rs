@@ -740,8 +740,13 @@ fn traffic_figures(m: &traffic::Measured, per_answer: f64) -> BTreeMap<Metric, f
             100.0 * m.generator_cpu.as_secs_f64() / window,
         ),
         (
-            Metric::MachineCpuPercent,
-            100.0 * m.machine_cpu.as_secs_f64() / window,
+            Metric::OthersCpuPercent,
+            100.0
+                * (m.machine_cpu.as_secs_f64()
+                    - m.server_cpu.as_secs_f64()
+                    - m.generator_cpu.as_secs_f64())
+                .max(0.0)
+                / window,
         ),
     ])
 }
@@ -765,14 +770,15 @@ fn summary(workload: Workload, f: &BTreeMap<Metric, f64>) -> String {
             g(Metric::MeanRtt)
         ),
         _ => format!(
-            "{}/s, loss {:.2} %, RTT p50 {:.3} p99 {:.3} ms, server {:.0} % CPU ({:.2} s/M), generator {:.0} %",
+            "{}/s, loss {:.2} %, RTT p50 {:.3} p99 {:.3} ms, server {:.0} % CPU ({:.2} s/M), generator {:.0} %, others {:.0} %",
             report::thousands(g(Metric::Rate)),
             g(Metric::Loss),
             g(Metric::P50),
             g(Metric::P99),
             g(Metric::ServerCpuPercent),
             g(Metric::CpuPerMillion),
-            g(Metric::GeneratorCpuPercent)
+            g(Metric::GeneratorCpuPercent),
+            g(Metric::OthersCpuPercent)
         ),
     }
 }

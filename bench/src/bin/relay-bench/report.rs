@@ -25,8 +25,8 @@ pub enum Metric {
     ServerCpuPercent,
     /// Generator + echo peer CPU in % of one core.
     GeneratorCpuPercent,
-    /// Whole machine busy, % of one core.
-    MachineCpuPercent,
+    /// Everything else on the machine (busy − server − generator), % of one core.
+    OthersCpuPercent,
     /// KiB per idle allocation.
     KibPerAllocation,
     /// Failed sessions.
@@ -167,6 +167,10 @@ impl Results {
                     (Some(t), Some(f), true) if f > 0.0 && metric == Metric::Rate => {
                         format!("{:.0} %", 100.0 * t / f)
                     }
+                    // CPU per packet: the forwarder's cost as a share of Turnpike's.
+                    (Some(t), Some(f), true) if t > 0.0 && metric == Metric::CpuPerMillion => {
+                        format!("{:.0} % (efficiency)", 100.0 * f / t)
+                    }
                     _ => String::new(),
                 };
                 let _ = writeln!(
@@ -229,6 +233,20 @@ impl Results {
                     thousands(t),
                     thousands(f),
                     verdict(t >= 0.7 * f)
+                );
+            }
+            if let (Some(t), Some(f)) = (
+                m(Kind::Turnpike, Metric::CpuPerMillion),
+                m(Kind::Forwarder, Metric::CpuPerMillion),
+            ) {
+                let _ = writeln!(
+                    out,
+                    "| (same, by CPU) forwarder's CPU per packet ≥ 70 % of Turnpike's — {} | {:.0} % ({:.2} vs {:.2} µs per packet) | {} |",
+                    workload.short(),
+                    100.0 * f / t,
+                    f,
+                    t,
+                    verdict(f >= 0.7 * t)
                 );
             }
         }
