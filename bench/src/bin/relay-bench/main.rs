@@ -29,6 +29,7 @@ use report::{Metric, Results, Workload};
 use servers::{Binaries, Kind, Server};
 use traffic::{Flow, Pace, Packet, Timing};
 use turn_client::{Credentials, Goal};
+use turnpike_bench::procfs::Machine;
 
 /// Side-by-side benchmark of Turnpike and coturn (a benchmark, not a test).
 #[derive(Debug, Parser, Clone)]
@@ -337,8 +338,8 @@ fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
         wall.as_secs_f64() / 60.0
     ));
     section.push_str(&format!(
-        "- Machine: {} cores ({}), Linux {}, {} RAM. **The load generator, the echo peer and the server share these {} cores**; load average {} before, {} after.\n",
-        machine.nproc, machine.cpu_model, machine.kernel, machine.memory, machine.nproc, load_before, load_after
+        "- Machine: {} cores ({}), Linux {}, {:.0} GiB RAM. **The load generator, the echo peer and the server share these {} cores**; load average {} before, {} after.\n",
+        machine.nproc, machine.cpu_model, machine.kernel, machine.memory_gib(), machine.nproc, load_before, load_after
     ));
     section.push_str(&format!(
         "- Date: {date}; work tree `{commit}`; {turnpike_version}; {coturn_version}.\n"
@@ -809,42 +810,6 @@ fn raise_fd_limit(plan: &Plan) {
             eprintln!("relay-bench: warning: open-files limit {soft} < {need}: the memory workload may fail");
         }
         _ => {}
-    }
-}
-
-/// What the machine is.
-struct Machine {
-    nproc: usize,
-    cpu_model: String,
-    kernel: String,
-    memory: String,
-}
-
-impl Machine {
-    fn here() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let field = |text: &str, key: &str| {
-            text.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
-        let kib: f64 = field(&meminfo, "MemTotal")
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap_or(0.0);
-        Machine {
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model: field(&cpuinfo, "model name"),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            memory: format!("{:.0} GiB", kib / 1024.0 / 1024.0),
-        }
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use turnpike_bench::procfs;
+
 use crate::turn_client;
 
 /// Realm, user and password given to both TURN servers.
@@ -104,7 +106,7 @@ impl Server {
         };
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
-        let mut command = Command::new(program);
+        let mut command = child_command(program);
         command
             .args(&args)
             .stdin(Stdio::null())
@@ -298,6 +300,20 @@ fn coturn_args(addr: SocketAddr, log: &Path, dir: &Path) -> Vec<String> {
     .collect()
 }
 
+/// A command for `program` that dies with us: run through `setpriv --pdeathsig KILL` (util-linux)
+/// when it is there, so that servers and tools started by a run that is killed do not live on
+/// (without `unsafe`, which this crate may not use, there is no other way to ask for it).
+pub fn child_command(program: &Path) -> Command {
+    match which("setpriv") {
+        Some(setpriv) => {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL"]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A loopback UDP port free now (the server binds it a moment later).
 pub fn free_udp_port() -> anyhow::Result<u16> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -316,70 +332,25 @@ pub fn free_udp_port_pair() -> anyhow::Result<u16> {
     bail!("no two consecutive loopback UDP ports free")
 }
 
-/// User + system CPU time of `pid` so far (all its threads), from `/proc/PID/stat`.
+/// User + system CPU time of `pid` so far (all its threads).
 pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("bad /proc/PID/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> {
-        Ok(fields
-            .get(i)
-            .context("short /proc/PID/stat")?
-            .parse::<u64>()?)
-    };
-    let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
+    procfs::cpu_time(pid, clock_ticks())
 }
 
-/// Resident memory of `pid` in bytes (`VmRSS` of `/proc/PID/status`).
+/// Resident memory of `pid` in bytes (`VmRSS`).
 pub fn rss(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS")?;
-    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse()?;
-    Ok(kib * 1024)
+    procfs::memory(pid, "VmRSS")
 }
 
-/// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`; 100 on Linux in practice).
+/// Clock ticks per second of `/proc/PID/stat`, asked once.
 fn clock_ticks() -> u64 {
     static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse().ok())
-            .filter(|&ticks| ticks > 0)
-            .unwrap_or(100)
-    })
+    *TICKS.get_or_init(procfs::clock_ticks)
 }
 
-/// Busy CPU time of the whole machine so far (all cores), from `/proc/stat`.
+/// Busy CPU time of the whole machine so far (all cores).
 pub fn machine_busy() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return Duration::ZERO;
-    };
-    let Some(line) = stat.lines().next() else {
-        return Duration::ZERO;
-    };
-    // user nice system idle iowait irq softirq steal.
-    let busy: u64 = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
-        .sum();
-    Duration::from_secs_f64(busy as f64 / clock_ticks() as f64)
+    procfs::machine_busy(clock_ticks()).unwrap_or_default()
 }
 
 /// Makes sure `program` exists, installing Debian `package` with apt-get when it does not

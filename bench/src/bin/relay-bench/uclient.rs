@@ -4,7 +4,7 @@
 //! direction of the comparison rather than the maximum.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -26,7 +26,7 @@ impl UclientPeer {
             .context("turnutils_peer not found (Debian package coturn)")?;
         let port = servers::free_udp_port_pair()?;
         let out = std::fs::File::create(log)?;
-        let child = Command::new(program)
+        let child = servers::child_command(&program)
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
@@ -111,7 +111,8 @@ pub fn run(
     .collect();
     let out = std::fs::File::create(log)?;
     let cpu_before = server.cpu();
-    let mut child = Command::new("stdbuf")
+    let stdbuf = servers::which("stdbuf").context("stdbuf not found (coreutils)")?;
+    let mut child = servers::child_command(&stdbuf)
         .args(["-oL", "-eL"])
         .arg(&program)
         .args(&args)
