@@ -9,6 +9,7 @@
 
 mod chart;
 mod echo;
+mod machine_lock;
 mod report;
 mod servers;
 mod sessions;
@@ -252,6 +253,7 @@ struct Bench<'a> {
 }
 
 fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
+    let _lock = machine_lock::MachineLock::acquire(Duration::from_secs(3600))?;
     raise_fd_limit(plan);
     let coturn = servers::ensure_installed("turnserver", "coturn")?;
     servers::ensure_installed("turnutils_uclient", "coturn")?;

@@ -328,6 +328,12 @@ fn rows(workload: Workload) -> Vec<Row> {
             whole,
             false,
         ),
+        (
+            Metric::OthersCpuPercent,
+            "other processes' CPU meanwhile (% of one core; noise)",
+            whole,
+            false,
+        ),
     ];
     let mut r: Vec<Row> = match workload {
         Workload::Stun => vec![
