@@ -422,7 +422,8 @@ pub fn resolve_binaries(explicit: Option<&Path>, coturn: PathBuf) -> anyhow::Res
         "udp-forwarder",
     ]);
     if explicit.is_none() {
-        build.args(["-p", "turnpike"]);
+        // `--bin` selects binaries across all `-p` packages: name both.
+        build.args(["-p", "turnpike", "--bin", "turnpike"]);
     }
     if release {
         build.arg("--release");
