@@ -114,14 +114,7 @@ fn bars(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(groups * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.01 {
-                labels.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| group_label(&labels, *x))
         .y_desc(unit)
         .label_style((FAMILY, 12))
         .axis_desc_style((FAMILY, 13))
@@ -233,14 +226,7 @@ fn ratios(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.01 {
-                labels.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| group_label(&labels, *x))
         .y_desc("ratio")
         .label_style((FAMILY, 11))
         .axis_desc_style((FAMILY, 13))
@@ -271,4 +257,15 @@ fn ratios(
             .map_err(|e| anyhow!("{e}"))?;
     }
     Ok(())
+}
+
+/// The label under group `i` of a bar chart whose groups span `i..i + 1`: asked at the middle
+/// of each group (and at its edges, which get none).
+fn group_label(labels: &[String], x: f64) -> String {
+    let i = x.floor() as usize;
+    if (x - i as f64 - 0.5).abs() < 0.01 {
+        labels.get(i).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
 }

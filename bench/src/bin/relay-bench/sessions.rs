@@ -68,64 +68,59 @@ pub fn run(
     concurrency: usize,
     deadline: Duration,
 ) -> anyhow::Result<Outcome> {
-    let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
-    let mut slots: Vec<Option<Slot>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
     let mut out = vec![0u8; 1500];
     let mut buf = vec![0u8; 1500];
-    let mut outcome = Outcome::default();
     let started = Instant::now();
-    let (window_start, window_end) = match plan {
-        Plan::Count(_) => (started, started + deadline),
-        Plan::Churn { warmup, measure } => (started + warmup, started + warmup + measure),
+    let mut table = Table {
+        poll: Poll::new()?,
+        slots: Vec::new(),
+        free: Vec::new(),
+        active: 0,
+        keep: matches!(plan, Plan::Count(_)),
+        window: match plan {
+            Plan::Count(_) => (started, started + deadline),
+            Plan::Churn { warmup, measure } => (started + warmup, started + warmup + measure),
+        },
+        outcome: Outcome::default(),
     };
     let total = match plan {
         Plan::Count(n) => n,
         Plan::Churn { .. } => usize::MAX,
     };
-    let keep = matches!(plan, Plan::Count(_));
     // Churn: a new session must not come from the 5-tuple of one just freed (coturn keeps a
     // freed allocation about a second and answers 437 to a new Allocate from it).
     let mut addresses = matches!(plan, Plan::Churn { .. }).then(AddressCycle::default);
     let mut launched = 0usize;
-    let mut active = 0usize;
     let mut next_tick = started + TICK;
     let mut transaction = 0u64;
     loop {
         let now = Instant::now();
-        let stop_launching = now >= window_end || now >= started + deadline;
+        let stop_launching = now >= table.window.1 || now >= started + deadline;
         // Top up.
-        while active < concurrency && launched < total && !stop_launching {
+        while table.active < concurrency && launched < total && !stop_launching {
             let std_socket = match &mut addresses {
                 Some(cycle) => cycle.bind()?,
                 None => std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
                     .context("binding a client socket (raise the open-files limit?)")?,
             };
             std_socket.set_nonblocking(true)?;
-            let mut socket = UdpSocket::from_std(std_socket);
-            let index = free.pop().unwrap_or_else(|| {
-                slots.push(None);
-                slots.len() - 1
-            });
-            poll.registry()
-                .register(&mut socket, Token(index), Interest::READABLE)?;
+            let socket = UdpSocket::from_std(std_socket);
             transaction += 1;
             let (session, len) = Session::start(goal, transaction, now, &mut out);
             let _ = socket.send_to(&out[..len], server);
-            slots[index] = Some(Slot { socket, session });
+            table.insert(Slot { socket, session })?;
             launched += 1;
-            active += 1;
         }
-        if active == 0 && (launched >= total || stop_launching) {
+        if table.active == 0 && (launched >= total || stop_launching) {
             break;
         }
         let wait = next_tick.saturating_duration_since(now);
-        poll.poll(&mut events, Some(wait))?;
+        table.poll.poll(&mut events, Some(wait))?;
         let now = Instant::now();
         for event in events.iter() {
             let index = event.token().0;
-            let Some(Some(slot)) = slots.get_mut(index) else {
+            let Some(Some(slot)) = table.slots.get_mut(index) else {
                 continue;
             };
             loop {
@@ -142,53 +137,94 @@ pub fn run(
                     Err(_) => break, // ICMP errors surface here; the retransmission handles them
                 }
             }
-            if slot.session.finished() {
-                finish(
-                    &mut poll,
-                    &mut slots,
-                    &mut free,
-                    index,
-                    keep,
-                    now,
-                    (window_start, window_end),
-                    &mut outcome,
-                )?;
-                active -= 1;
-            }
+            table.finish_if_done(index, now)?;
         }
         if now >= next_tick {
             next_tick = now + TICK;
-            for index in 0..slots.len() {
-                let Some(slot) = slots[index].as_mut() else {
-                    continue;
-                };
-                if let Some(len) = slot.session.poll_retransmit(credentials, now, &mut out) {
-                    let _ = slot.socket.send_to(&out[..len], server);
+            for index in 0..table.slots.len() {
+                if let Some(slot) = table.slots[index].as_mut() {
+                    if let Some(len) = slot.session.poll_retransmit(credentials, now, &mut out) {
+                        let _ = slot.socket.send_to(&out[..len], server);
+                    }
                 }
-                if slot.session.finished() {
-                    finish(
-                        &mut poll,
-                        &mut slots,
-                        &mut free,
-                        index,
-                        keep,
-                        now,
-                        (window_start, window_end),
-                        &mut outcome,
-                    )?;
-                    active -= 1;
-                }
+                table.finish_if_done(index, now)?;
             }
             if now >= started + deadline + Duration::from_secs(5) {
                 bail!("sessions still unfinished {deadline:?} after the start");
             }
         }
     }
+    let mut outcome = table.outcome;
     outcome.elapsed = match plan {
         Plan::Count(_) => started.elapsed(),
         Plan::Churn { measure, .. } => measure,
     };
     Ok(outcome)
+}
+
+/// The sessions in flight, indexed by their poll token, and what finished ones added up to.
+struct Table {
+    poll: Poll,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    active: usize,
+    /// Keep the sockets of finished sessions (`Plan::Count`).
+    keep: bool,
+    /// Completions are counted in this window only (unless kept).
+    window: (Instant, Instant),
+    outcome: Outcome,
+}
+
+impl Table {
+    fn insert(&mut self, mut slot: Slot) -> anyhow::Result<()> {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        self.poll
+            .registry()
+            .register(&mut slot.socket, Token(index), Interest::READABLE)?;
+        self.slots[index] = Some(slot);
+        self.active += 1;
+        Ok(())
+    }
+
+    /// Takes the session at `index` out if it finished, and counts it.
+    fn finish_if_done(&mut self, index: usize, now: Instant) -> anyhow::Result<()> {
+        if !self.slots[index]
+            .as_ref()
+            .is_some_and(|slot| slot.session.finished())
+        {
+            return Ok(());
+        }
+        let Some(mut slot) = self.slots[index].take() else {
+            return Ok(());
+        };
+        self.free.push(index);
+        self.active -= 1;
+        self.poll.registry().deregister(&mut slot.socket)?;
+        let counted = self.keep || (now >= self.window.0 && now < self.window.1);
+        let outcome = &mut self.outcome;
+        match slot.session.step() {
+            Step::Done => {
+                outcome.total_completed += 1;
+                if counted {
+                    outcome.completed += 1;
+                }
+                if let (true, Some(relayed)) = (self.keep, slot.session.relayed) {
+                    outcome.kept.push((slot.socket, relayed));
+                }
+            }
+            _ if counted => {
+                *outcome
+                    .failed
+                    .entry(slot.session.error.unwrap_or(0))
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// Client addresses taken in turn: ports 33000–60999 on 127.0.0.1–127.0.0.4, so that one
@@ -216,45 +252,4 @@ impl AddressCycle {
         }
         bail!("no client address free in 1000 tries")
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    poll: &mut Poll,
-    slots: &mut [Option<Slot>],
-    free: &mut Vec<usize>,
-    index: usize,
-    keep: bool,
-    now: Instant,
-    window: (Instant, Instant),
-    outcome: &mut Outcome,
-) -> anyhow::Result<()> {
-    let Some(mut slot) = slots[index].take() else {
-        return Ok(());
-    };
-    free.push(index);
-    poll.registry().deregister(&mut slot.socket)?;
-    let in_window = now >= window.0 && now < window.1;
-    match slot.session.step() {
-        Step::Done => {
-            outcome.total_completed += 1;
-            if keep || in_window {
-                outcome.completed += 1;
-            }
-            if keep {
-                if let Some(relayed) = slot.session.relayed {
-                    outcome.kept.push((slot.socket, relayed));
-                }
-            }
-        }
-        _ => {
-            if keep || in_window {
-                *outcome
-                    .failed
-                    .entry(slot.session.error.unwrap_or(0))
-                    .or_default() += 1;
-            }
-        }
-    }
-    Ok(())
 }
