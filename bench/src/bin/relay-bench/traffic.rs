@@ -355,3 +355,64 @@ pub fn run(
 pub fn self_cpu() -> Duration {
     crate::servers::cpu_time(std::process::id()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::echo::EchoPeer;
+
+    fn flows(count: usize, dest: SocketAddr) -> Vec<Flow> {
+        (0..count)
+            .map(|_| {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.set_nonblocking(true).unwrap();
+                Flow {
+                    socket: UdpSocket::from_std(socket),
+                    dest,
+                }
+            })
+            .collect()
+    }
+
+    const SHORT: Timing = Timing {
+        warmup: Duration::from_millis(50),
+        measure: Duration::from_millis(200),
+    };
+
+    // Straight to an echo peer, ChannelData comes back as sent: every datagram sent in the
+    // window is delivered (loopback, light load), each with a round-trip time.
+    #[test]
+    fn closed_loop_counts_every_echo_and_its_rtt() {
+        let echo = EchoPeer::start().unwrap();
+        let mut f = flows(4, echo.addr);
+        let m = run(
+            &mut f,
+            Packet::ChannelData(100),
+            Pace::Window(2),
+            SHORT,
+            &|| Duration::ZERO,
+        )
+        .unwrap();
+        assert!(m.sent > 100, "{m:?}");
+        assert_eq!(m.delivered, m.sent, "{m:?}");
+        assert_eq!(m.loss_percent(), 0.0);
+        assert_eq!(m.rtt_us.len(), m.delivered);
+        assert!(m.rtt_ms(0.99) < 200.0);
+    }
+
+    // The echo peer sends a Binding *request* back, which is not an answer: everything sent in
+    // the window counts as lost, and the paced sender keeps its rate without answers.
+    #[test]
+    fn datagrams_without_an_answer_are_lost() {
+        let echo = EchoPeer::start().unwrap();
+        let mut f = flows(2, echo.addr);
+        let m = run(&mut f, Packet::Binding, Pace::Rate(1000.0), SHORT, &|| {
+            Duration::ZERO
+        })
+        .unwrap();
+        assert!((100..=300).contains(&m.sent), "{m:?}");
+        assert_eq!(m.delivered, 0);
+        assert_eq!(m.loss_percent(), 100.0);
+    }
+}
