@@ -98,37 +98,7 @@ pub struct Report {
     pub load_after: String,
 }
 
-/// The machine the run was on.
-#[derive(Debug, Default, Serialize)]
-pub struct Machine {
-    pub nproc: usize,
-    pub cpu_model: String,
-    pub kernel: String,
-    pub memory_total: String,
-}
-
-impl Machine {
-    fn here() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let field = |text: &str, key: &str| {
-            text.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
-        Machine {
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model: field(&cpuinfo, "model name"),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            memory_total: field(&meminfo, "MemTotal"),
-        }
-    }
-}
+pub use turnpike_bench::procfs::Machine;
 
 /// `/proc/loadavg`'s three averages.
 fn load() -> String {
