@@ -31,7 +31,7 @@ fn start_server() -> Server {
     )
 }
 
-/// A running `turnpike p2p`, its stdout lines arriving on a channel.
+/// A running `turnpike p2p`, its stdout and stderr lines arriving on one channel.
 struct Peer {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -54,14 +54,21 @@ impl Peer {
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx_err = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx_err.send(line);
             }
         });
         Peer {
@@ -222,4 +229,44 @@ fn an_unreachable_signaling_server_is_reported() {
         stderr.contains("cannot connect to the signaling server ws://127.0.0.1:9/ws"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_receiver_that_dies_mid_transfer_fails_the_sender_with_a_reason() {
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let source = dir.path().join("big.bin");
+    // Large enough that the transfer is still going when the receiver is killed.
+    std::fs::write(&source, vec![7u8; 100_000_000]).unwrap();
+    let mut receiver = Peer::spawn(
+        &server,
+        "crash",
+        &[
+            "--host-ip",
+            "127.0.0.1",
+            "--receive",
+            inbox.to_str().unwrap(),
+        ],
+    );
+    receiver.expect("waiting for a peer");
+    let mut sender = Peer::spawn(
+        &server,
+        "crash",
+        &["--host-ip", "127.0.0.1", "--send", source.to_str().unwrap()],
+    );
+    receiver.expect("receiving big.bin");
+    receiver.child.kill().unwrap();
+    // Consent freshness notices first; QUIC gives up after its 30 s idle timeout and the
+    // sender exits 1 with the reason.
+    sender.expect("the path to the peer failed (consent lost)");
+    let error = sender.expect("error:");
+    assert!(
+        error.contains("big.bin") && error.contains("timed out"),
+        "{error}"
+    );
+    assert_eq!(sender.wait(), 1);
+    // Nothing half-written is left under the final name.
+    assert!(!inbox.join("big.bin").exists());
 }

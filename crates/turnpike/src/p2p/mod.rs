@@ -117,12 +117,16 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
         connection,
         path,
         peer,
-        description,
+        selected,
     } = connected;
-    println!("{description}, RTT {} ms", connection.rtt().as_millis());
+    println!(
+        "{}, RTT {} ms",
+        describe(&selected.0, &selected.1),
+        connection.rtt().as_millis()
+    );
     // Keep trickling and watching the room while the application runs.
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch(signaling, path.clone(), peer, stopped));
+    let watcher = tokio::spawn(watch(signaling, path.clone(), peer, selected, stopped));
     let result = match mode {
         Mode::Send(file) => transfer::send_file(&connection, &file).await,
         Mode::Receive(dir) => transfer::receive(&connection, Some(&dir)).await,
@@ -141,7 +145,8 @@ struct Connected {
     connection: quinn::Connection,
     path: Arc<IcePath>,
     peer: PeerLink,
-    description: String,
+    /// The ICE pair the connection started on: (local, remote).
+    selected: (Candidate, Candidate),
 }
 
 /// The other peer: its id, the agent events still to forward to it, and which of our
@@ -212,14 +217,13 @@ async fn connect(
         relay_only: args.relay_only,
     };
     let selected = establish_ice(signaling, &path, &mut link).await?;
-    let description = describe(&selected.0, &selected.1);
     let connection_result = quic(&path, controlling, identity, &theirs.fingerprint).await?;
     Ok(Connected {
         endpoint: connection_result.0,
         connection: connection_result.1,
         path,
         peer: link,
-        description,
+        selected,
     })
 }
 
@@ -299,6 +303,7 @@ async fn watch(
     mut signaling: Signaling,
     path: Arc<IcePath>,
     mut link: PeerLink,
+    mut current: (Candidate, Candidate),
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
@@ -313,7 +318,11 @@ async fn watch(
                         eprintln!("the path to the peer failed (consent lost)");
                     }
                     Ok(Some(IceEvent::SelectedPair { local, remote })) => {
-                        println!("path changed: {}", describe(&local, &remote));
+                        // The event that announced the first pair may still be queued.
+                        if local.address != current.0.address || remote.address != current.1.address {
+                            println!("path changed: {}", describe(&local, &remote));
+                            current = (local, remote);
+                        }
                     }
                     Ok(_) => {}
                     Err(_) => return,

@@ -111,24 +111,34 @@ pub async fn send_file(connection: &quinn::Connection, path: &Path) -> anyhow::R
         size,
         sha256,
     };
-    let mut stream = connection.open_uni().await?;
-    let mut line = serde_json::to_vec(&header)?;
-    line.push(b'\n');
-    stream.write_all(&line).await?;
-    let mut file = File::open(path).await?;
-    let progress = progress_bar(size);
     let started = Instant::now();
-    let mut buffer = vec![0u8; CHUNK];
-    loop {
-        let n = file.read(&mut buffer).await?;
-        if n == 0 {
-            break;
+    let progress = progress_bar(size);
+    let streamed = async {
+        let mut stream = connection.open_uni().await?;
+        let mut line = serde_json::to_vec(&header)?;
+        line.push(b'\n');
+        stream.write_all(&line).await?;
+        let mut file = File::open(path).await?;
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            stream.write_all(&buffer[..n]).await?;
+            progress.inc(n as u64);
         }
-        stream.write_all(&buffer[..n]).await?;
-        progress.inc(n as u64);
+        stream.finish()?;
+        anyhow::Ok(())
     }
-    stream.finish()?;
+    .await;
     progress.finish_and_clear();
+    streamed.with_context(|| {
+        format!(
+            "sending {name} failed after {} of {size} bytes",
+            progress.position()
+        )
+    })?;
     // The receiver closes the connection once it has checked the digest.
     let reason = connection.closed().await;
     match reason {
