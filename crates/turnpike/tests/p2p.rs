@@ -114,8 +114,7 @@ impl Drop for Peer {
     }
 }
 
-fn transfer(extra: &[&str], room: &str) -> (String, String) {
-    let server = start_server();
+fn transfer(server: &Server, extra: &[&str], room: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
@@ -124,13 +123,13 @@ fn transfer(extra: &[&str], room: &str) -> (String, String) {
     std::fs::write(&source, &payload).unwrap();
 
     let mut receiver = Peer::spawn(
-        &server,
+        server,
         room,
         &[&["--receive", inbox.to_str().unwrap()], extra].concat(),
     );
     receiver.expect("waiting for a peer");
     let mut sender = Peer::spawn(
-        &server,
+        server,
         room,
         &[&["--send", source.to_str().unwrap()], extra].concat(),
     );
@@ -155,7 +154,8 @@ fn assert_no_partial_files(dir: &Path) {
 
 #[test]
 fn a_file_crosses_a_direct_path_and_its_digest_is_verified() {
-    let (sender, receiver) = transfer(&["--host-ip", "127.0.0.1"], "direct");
+    let server = start_server();
+    let (sender, receiver) = transfer(&server, &["--host-ip", "127.0.0.1"], "direct");
     for line in [&sender, &receiver] {
         assert!(line.starts_with("connected: host 127.0.0.1:"), "{line}");
         assert!(line.contains("↔ host 127.0.0.1:"), "{line}");
@@ -165,11 +165,28 @@ fn a_file_crosses_a_direct_path_and_its_digest_is_verified() {
 
 #[test]
 fn relay_only_peers_connect_through_the_turn_relay() {
-    let (sender, receiver) = transfer(&["--host-ip", "127.0.0.1", "--relay-only"], "relayed");
+    let server = start_server();
+    let (sender, receiver) = transfer(
+        &server,
+        &["--host-ip", "127.0.0.1", "--relay-only"],
+        "relayed",
+    );
     for line in [&sender, &receiver] {
         assert!(line.starts_with("connected via relay: "), "{line}");
         assert!(line.contains("relay 127.0.0.1:"), "{line}");
     }
+    // Both peers released their allocations on exit (RFC 8656 §7, Refresh with LIFETIME 0)
+    // instead of leaving them to expire in 10 minutes.
+    let (_, log) = server.stop_with_log();
+    let summary = log
+        .iter()
+        .find(|line| line["fields"]["message"] == "all workers stopped")
+        .expect("the server logs its counters when it stops");
+    assert_eq!(summary["fields"]["allocations"], 0, "{summary}");
+    assert!(
+        summary["fields"]["to_client"].as_u64().unwrap() > 1000,
+        "{summary}"
+    );
 }
 
 #[test]

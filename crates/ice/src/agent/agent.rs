@@ -425,6 +425,18 @@ impl IceAgent {
         }
     }
 
+    /// Ends the session politely: every TURN allocation is released at once (Refresh with
+    /// LIFETIME 0, RFC 8656 §7) instead of lingering on the server until it expires. The
+    /// requests are in [`Self::poll_transmit`]; send them, then drop the agent. Data sent on
+    /// a relayed pair after this is lost.
+    pub fn close(&mut self, now: Instant) {
+        self.latest = self.latest.max(now);
+        for relay in &mut self.relays {
+            relay.client.deallocate(now);
+        }
+        self.flush_relays();
+    }
+
     /// Moves the clock: retransmissions, paced checks, nomination, consent.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.latest = self.latest.max(now);

@@ -286,6 +286,14 @@ fn symmetric_vs_symmetric_connects_via_relay() {
     world.peers[0].data.clear();
     world.peers[1].data.clear();
     assert_data_round_trip(&mut world);
+    // RFC 8656 §7: closing releases the allocation at once (Refresh, LIFETIME 0) rather than
+    // leaving it to expire on the server.
+    assert_eq!(world.open_relay_sockets(), 1);
+    let now = world.now;
+    world.peers[0].agent.close(now);
+    world.flush();
+    world.run_for(secs(1));
+    assert_eq!(world.open_relay_sockets(), 0, "the allocation was released");
 }
 
 // 20 % loss in each direction: retransmissions (RFC 8489 §6.2.1) still get checks through.

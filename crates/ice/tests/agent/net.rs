@@ -323,6 +323,13 @@ impl World {
     }
 
     /// Runs the world for `duration`.
+    /// Relay sockets the TURN server core has open (one per live allocation).
+    pub fn open_relay_sockets(&self) -> usize {
+        self.turn
+            .as_ref()
+            .map_or(0, |relay| relay.sockets.open.len())
+    }
+
     pub fn run_for(&mut self, duration: Duration) {
         let until = self.now + duration;
         self.run_until(until, |_| false);

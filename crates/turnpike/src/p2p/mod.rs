@@ -134,6 +134,8 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
     };
     // Let the close frame reach the peer before the path goes away.
     let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    // Free the relay at once rather than leave the allocation to expire on the server.
+    path.close();
     let _ = stop.send(());
     let _ = watcher.await;
     result

@@ -80,6 +80,19 @@ impl IcePath {
         result
     }
 
+    /// Releases the agent's TURN allocations now (see [`IceAgent::close`]), sending the
+    /// requests before returning: the process may exit right after.
+    pub fn close(&self) {
+        let transmits: Vec<AgentTransmit> = {
+            let mut agent = self.lock();
+            agent.close(Instant::now());
+            std::iter::from_fn(|| agent.poll_transmit()).collect()
+        };
+        for transmit in &transmits {
+            self.send_now(transmit);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, IceAgent> {
         // The agent is plain data: a panic elsewhere cannot leave it worse than unusable.
         self.agent.lock().unwrap_or_else(|p| p.into_inner())
