@@ -60,6 +60,7 @@ async function withServerAndBrowser(t, serverArgs, body) {
   ]);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'turnpike-e2e-chromium-'));
   let context;
+  let stopped;
   try {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -80,12 +81,17 @@ async function withServerAndBrowser(t, serverArgs, body) {
       await page.screenshot({ path: path.join(OUTPUT, `e2e-${name}.png`), fullPage: true }).catch(() => {});
     }
   } catch (e) {
-    e.message += `\n--- turnpike output ---\n${server.output()}`;
+    // Stop the server first: its per-worker counters (relayed, dropped) are logged at
+    // shutdown, and they say where data went missing.
+    if (context) await context.close().catch(() => {});
+    context = undefined;
+    stopped = await server.stop();
+    e.message += `\n--- turnpike output (whole run) ---\n${server.output()}`;
     throw e;
   } finally {
     if (context) await context.close().catch(() => {});
     fs.rmSync(profile, { recursive: true, force: true });
-    const { code, signal } = await server.stop();
+    const { code, signal } = stopped ?? (await server.stop());
     assert.equal(code, 0, `turnpike exited with code ${code} signal ${signal} after SIGTERM (expected 0):\n${server.output()}`);
   }
 }
