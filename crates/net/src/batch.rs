@@ -214,11 +214,8 @@ impl RecvBatch {
                 iov_base: start.cast(),
                 iov_len: self.max_datagram,
             };
-            let header = &mut headers[i].msg_hdr;
-            header.msg_name = std::ptr::from_mut(&mut names[i]).cast();
-            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            header.msg_iov = std::ptr::from_mut(&mut iovs[i]);
-            header.msg_iovlen = 1;
+            let capacity = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            point_header(&mut headers[i].msg_hdr, &mut names[i], capacity, &mut iovs[i]);
         }
         // SAFETY: `headers[..slots]` point at live buffers, addresses and I/O vectors that
         // outlive the call; the kernel writes at most the lengths given.
@@ -381,11 +378,7 @@ fn send_mmsg(fd: libc::c_int, messages: &[Transmit<'_>]) -> io::Result<usize> {
             iov_len: message.data.len(),
         };
         let name_len = to_storage(message.to, &mut names[i]);
-        let header = &mut headers[i].msg_hdr;
-        header.msg_name = std::ptr::from_mut(&mut names[i]).cast();
-        header.msg_namelen = name_len;
-        header.msg_iov = std::ptr::from_mut(&mut iovs[i]);
-        header.msg_iovlen = 1;
+        point_header(&mut headers[i].msg_hdr, &mut names[i], name_len, &mut iovs[i]);
     }
     // SAFETY: `headers[..count]` point at live data, addresses and I/O vectors that outlive
     // the call; the kernel only reads the data.
@@ -443,10 +436,7 @@ fn send_gso(fd: libc::c_int, data: &[u8], segment: usize, to: SocketAddr) -> io:
         iov_len: data.len(),
     };
     let mut control = SegmentCmsg([0; 24]);
-    header.msg_name = std::ptr::from_mut(&mut name).cast();
-    header.msg_namelen = name_len;
-    header.msg_iov = &mut iov;
-    header.msg_iovlen = 1;
+    point_header(&mut header, &mut name, name_len, &mut iov);
     header.msg_control = control.0.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure computation.
     #[allow(unsafe_code)]
@@ -473,6 +463,20 @@ fn send_gso(fd: libc::c_int, data: &[u8], segment: usize, to: SocketAddr) -> io:
 }
 
 /// EIO: the device cannot checksum segments; EINVAL/ENOPROTOOPT: the kernel refuses the option.
+/// Points a message header at one address (`name_len` bytes of `name` are meaningful, or
+/// available for the kernel to fill) and one I/O vector; the header must not outlive them.
+fn point_header(
+    header: &mut libc::msghdr,
+    name: &mut libc::sockaddr_storage,
+    name_len: libc::socklen_t,
+    iov: &mut libc::iovec,
+) {
+    header.msg_name = std::ptr::from_mut(name).cast();
+    header.msg_namelen = name_len;
+    header.msg_iov = std::ptr::from_mut(iov);
+    header.msg_iovlen = 1;
+}
+
 fn gso_unsupported(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
