@@ -215,7 +215,12 @@ impl RecvBatch {
                 iov_len: self.max_datagram,
             };
             let capacity = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            point_header(&mut headers[i].msg_hdr, &mut names[i], capacity, &mut iovs[i]);
+            point_header(
+                &mut headers[i].msg_hdr,
+                &mut names[i],
+                capacity,
+                &mut iovs[i],
+            );
         }
         // SAFETY: `headers[..slots]` point at live buffers, addresses and I/O vectors that
         // outlive the call; the kernel writes at most the lengths given.
@@ -378,7 +383,12 @@ fn send_mmsg(fd: libc::c_int, messages: &[Transmit<'_>]) -> io::Result<usize> {
             iov_len: message.data.len(),
         };
         let name_len = to_storage(message.to, &mut names[i]);
-        point_header(&mut headers[i].msg_hdr, &mut names[i], name_len, &mut iovs[i]);
+        point_header(
+            &mut headers[i].msg_hdr,
+            &mut names[i],
+            name_len,
+            &mut iovs[i],
+        );
     }
     // SAFETY: `headers[..count]` point at live data, addresses and I/O vectors that outlive
     // the call; the kernel only reads the data.

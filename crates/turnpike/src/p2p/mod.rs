@@ -239,7 +239,7 @@ async fn establish_ice(
         tokio::select! {
             event = link.events.recv() => {
                 let event = event.ok_or_else(|| anyhow!("the ICE agent stopped"))?;
-                if let Some(IceEvent::StateChanged(IceConnectionState::Failed)) =
+                if let IceEvent::StateChanged(IceConnectionState::Failed) =
                     forward_event(signaling, link, event)?
                 {
                     bail!("ICE failed: no candidate pair works (is the relay reachable?)")
@@ -263,7 +263,7 @@ fn forward_event(
     signaling: &Signaling,
     link: &PeerLink,
     event: IceEvent,
-) -> anyhow::Result<Option<IceEvent>> {
+) -> anyhow::Result<IceEvent> {
     match &event {
         IceEvent::LocalCandidate(candidate) => {
             tracing::debug!(%candidate, "local candidate");
@@ -275,7 +275,7 @@ fn forward_event(
         IceEvent::StateChanged(state) => tracing::debug!(?state, "ICE state"),
         _ => {}
     }
-    Ok(Some(event))
+    Ok(event)
 }
 
 /// Applies what the peer said through signaling.
@@ -316,10 +316,10 @@ async fn watch(
             }
             event = link.events.recv() => match event {
                 Some(event) => match forward_event(&signaling, &link, event) {
-                    Ok(Some(IceEvent::StateChanged(IceConnectionState::Failed))) => {
+                    Ok(IceEvent::StateChanged(IceConnectionState::Failed)) => {
                         eprintln!("the path to the peer failed (consent lost)");
                     }
-                    Ok(Some(IceEvent::SelectedPair { local, remote })) => {
+                    Ok(IceEvent::SelectedPair { local, remote }) => {
                         // The event that announced the first pair may still be queued.
                         if local.address != current.0.address || remote.address != current.1.address {
                             println!("path changed: {}", describe(&local, &remote));
@@ -456,18 +456,9 @@ fn describe(local: &Candidate, remote: &Candidate) -> String {
     format!(
         "connected{}: {} {} ↔ {} {}",
         if relayed { " via relay" } else { "" },
-        kind_name(local.kind),
+        local.kind.token(),
         local.address,
-        kind_name(remote.kind),
+        remote.kind.token(),
         remote.address
     )
-}
-
-fn kind_name(kind: CandidateKind) -> &'static str {
-    match kind {
-        CandidateKind::Host => "host",
-        CandidateKind::ServerReflexive => "srflx",
-        CandidateKind::PeerReflexive => "prflx",
-        CandidateKind::Relayed => "relay",
-    }
 }
