@@ -53,4 +53,4 @@ pub use transmit::Transmit;
 pub use turn_client::{
     TurnClient, TurnClientConfig, TurnCredentials, TurnError, TurnEvent, TurnInput, TurnTransmit,
 };
-pub use uri::{StunUri, UriError, STUNS_PORT, STUN_PORT};
+pub use uri::{StunUri, TurnUri, UriError, STUNS_PORT, STUN_PORT};

@@ -1,4 +1,5 @@
-//! STUN URIs (RFC 7064): `stun:HOST[:PORT]` and `stuns:HOST[:PORT]`.
+//! STUN URIs (RFC 7064): `stun:HOST[:PORT]` and `stuns:HOST[:PORT]`; and TURN URIs
+//! (RFC 7065), which add `?transport=` to the same host and port grammar.
 //!
 //! RFC 7064 §3.1 grammar:
 //!
@@ -82,6 +83,12 @@ pub enum UriError {
     /// A port that is not a number from 1 to 65535.
     #[error("invalid port \"{0}\": expected a number from 1 to 65535")]
     InvalidPort(String),
+    /// A scheme other than `turn` or `turns` where a TURN URI was expected.
+    #[error("unsupported scheme \"{0}:\": expected turn: or turns:")]
+    UnsupportedTurnScheme(String),
+    /// A TURN URI query other than `transport=` and a transport name (RFC 7065 §3.1).
+    #[error("invalid query \"?{0}\": a TURN URI takes only ?transport=udp or ?transport=tcp")]
+    InvalidTurnQuery(String),
     /// A user name, path, query or fragment: STUN URIs have none.
     #[error("unexpected {component} \"{text}\": a STUN URI is only scheme:host[:port]{hint}")]
     UnexpectedComponent {
@@ -109,22 +116,7 @@ impl StunUri {
                 })
             }
         };
-        if let Some(after) = rest.strip_prefix("//") {
-            return Err(UriError::AuthorityMarker {
-                scheme,
-                rest: after.to_owned(),
-            });
-        }
-        reject_extra_components(rest)?;
-        if rest.is_empty() {
-            return Err(UriError::MissingHost(scheme));
-        }
-        let (host, port) = split_host_port(&scheme, rest)?;
-        let default = if secure { STUNS_PORT } else { STUN_PORT };
-        let port = match port {
-            None | Some("") => default,
-            Some(digits) => parse_port(digits)?,
-        };
+        let (host, port) = parse_host_port(scheme, rest, secure)?;
         Ok(StunUri { secure, host, port })
     }
 
@@ -160,6 +152,82 @@ impl fmt::Display for StunUri {
             write!(f, "{}:{}:{}", self.scheme(), self.host, self.port)
         }
     }
+}
+
+/// A parsed TURN URI (RFC 7065 §3.1):
+///
+/// ```text
+/// turnURI   = scheme ":" host [ ":" port ] [ "?transport=" transport ]
+/// scheme    = "turn" / "turns"
+/// transport = "udp" / "tcp" / transport-ext
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TurnUri {
+    /// `turns:`: TURN over TLS (or DTLS).
+    pub secure: bool,
+    /// The host, as in [`StunUri::host`].
+    pub host: String,
+    /// The port, the scheme's default (3478 or 5349) when the URI has none.
+    pub port: u16,
+    /// The `?transport=` value, lower-cased; `None` when absent (the client chooses: UDP
+    /// for `turn:`, RFC 7065 §3.2).
+    pub transport: Option<String>,
+}
+
+impl TurnUri {
+    /// Parses an RFC 7065 URI; host and port follow the rules of [`StunUri::parse`].
+    pub fn parse(text: &str) -> Result<TurnUri, UriError> {
+        let (scheme, rest) = split_scheme(text)?;
+        let secure = match scheme.as_str() {
+            "turn" => false,
+            "turns" => true,
+            _ => return Err(UriError::UnsupportedTurnScheme(scheme)),
+        };
+        let (authority, transport) = match rest.split_once('?') {
+            None => (rest, None),
+            Some((authority, query)) => {
+                let transport = query
+                    .strip_prefix("transport=")
+                    // transport-ext = 1*unreserved (RFC 3986 §2.3).
+                    .filter(|t| {
+                        !t.is_empty()
+                            && t.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+                    })
+                    .ok_or_else(|| UriError::InvalidTurnQuery(query.to_owned()))?;
+                (authority, Some(transport.to_ascii_lowercase()))
+            }
+        };
+        let (host, port) = parse_host_port(scheme, authority, secure)?;
+        Ok(TurnUri {
+            secure,
+            host,
+            port,
+            transport,
+        })
+    }
+}
+
+/// `host [ ":" port ]` after the scheme, the grammar RFC 7064 and RFC 7065 share; the port
+/// defaults to 3478, or 5349 for the secure schemes.
+fn parse_host_port(scheme: String, rest: &str, secure: bool) -> Result<(String, u16), UriError> {
+    if let Some(after) = rest.strip_prefix("//") {
+        return Err(UriError::AuthorityMarker {
+            scheme,
+            rest: after.to_owned(),
+        });
+    }
+    reject_extra_components(rest)?;
+    if rest.is_empty() {
+        return Err(UriError::MissingHost(scheme));
+    }
+    let (host, port) = split_host_port(&scheme, rest)?;
+    let default = if secure { STUNS_PORT } else { STUN_PORT };
+    let port = match port {
+        None | Some("") => default,
+        Some(digits) => parse_port(digits)?,
+    };
+    Ok((host, port))
 }
 
 /// Splits `scheme:rest`, telling a missing scheme from an unknown one.
@@ -296,6 +364,49 @@ fn parse_port(digits: &str) -> Result<u16, UriError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_uris_follow_rfc_7065() {
+        let uri = TurnUri::parse("turn:Turn.Example.org?transport=udp").unwrap();
+        assert_eq!(
+            uri,
+            TurnUri {
+                secure: false,
+                host: "turn.example.org".into(),
+                port: STUN_PORT,
+                transport: Some("udp".into())
+            }
+        );
+        let uri = TurnUri::parse("turns:[2001:db8::1]:443?transport=TCP").unwrap();
+        assert_eq!(
+            (uri.secure, uri.host.as_str(), uri.port),
+            (true, "2001:db8::1", 443)
+        );
+        assert_eq!(uri.transport.as_deref(), Some("tcp"));
+        assert_eq!(
+            TurnUri::parse("turns:example.org").unwrap().port,
+            STUNS_PORT
+        );
+        assert_eq!(TurnUri::parse("turn:example.org").unwrap().transport, None);
+        assert_eq!(
+            TurnUri::parse("stun:example.org"),
+            Err(UriError::UnsupportedTurnScheme("stun".into()))
+        );
+        for bad in [
+            "turn:example.org?transport=",
+            "turn:example.org?foo=udp",
+            "turn:h?transport=u/dp",
+        ] {
+            assert!(
+                matches!(TurnUri::parse(bad), Err(UriError::InvalidTurnQuery(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            TurnUri::parse("turn:2001:db8::1"),
+            Err(UriError::UnbracketedIpv6 { .. })
+        ));
+    }
 
     fn uri(secure: bool, host: &str, port: u16) -> StunUri {
         StunUri {

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use ice::{StunUri, TurnCredentials};
+use ice::{StunUri, TurnCredentials, TurnUri};
 use serde::Deserialize;
 
 /// One `RTCIceServer`.
@@ -80,15 +80,11 @@ fn usable_url(url: &str, server: &IceServer) -> Option<UsableServer> {
             port: uri.port,
         });
     }
-    // RFC 7065 §3.1: turnURI = scheme ":" host [ ":" port ] [ "?transport=" transport ];
-    // the host and port grammar is the one of stun: URIs, so that parser does the work.
-    let rest = url.strip_prefix("turn:")?;
-    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-    match query {
-        "" | "transport=udp" => {}
-        _ => return None,
+    let uri = TurnUri::parse(url).ok()?;
+    // The agent's TURN client speaks UDP only (RFC 7065 §3.2: no transport means UDP).
+    if uri.secure || uri.transport.as_deref().is_some_and(|t| t != "udp") {
+        return None;
     }
-    let uri = StunUri::parse(&format!("stun:{authority}")).ok()?;
     Some(UsableServer::Turn {
         host: uri.host,
         port: uri.port,
