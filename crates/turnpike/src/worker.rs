@@ -31,7 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::info;
-use turn::auth::{AuthConfig, Authenticator};
+use turn::auth::{AuthConfig, Authenticator, SharedLimits};
 use turn::policy::PeerPolicy;
 use turn::relay::{SharedState, TurnConfig, TurnServer, TurnStats};
 use turn::{BindingServer, ServerSockets};
@@ -59,6 +59,8 @@ pub struct CoreSettings {
     pub turn: TurnConfig,
     /// Credentials (the nonce secret is in here: any worker checks any worker's nonces).
     pub auth: AuthConfig,
+    /// The per-source failure counts and amplification budget, shared by every worker.
+    pub limits: SharedLimits,
     /// The peer-address policy.
     pub policy: PeerPolicy,
     /// What the workers' cores share.
@@ -208,7 +210,7 @@ fn set_up(
     let egress = Arc::new(egress);
     let core = TurnServer::with_shared_state(
         settings.turn,
-        Authenticator::new(settings.auth),
+        Authenticator::with_limits(settings.auth, settings.limits),
         settings.policy,
         Box::new(StdRng::from_entropy()),
         settings.shared,
