@@ -352,5 +352,16 @@ fn auth_failures_are_limited_once_across_workers() {
         .unwrap()
         .get::<XorRelayedAddress>()
         .is_some());
-    assert_eq!(server.stop(), Some(0));
+    let (code, log) = server.stop_with_log();
+    assert_eq!(code, Some(0));
+    let limited: u64 = log
+        .iter()
+        .filter(|v| v["fields"]["message"] == "worker stopped")
+        .map(|v| v["fields"]["auth_rate_limited"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        limited,
+        (TRIES - LIMIT) as u64,
+        "dropped failures, counted per worker"
+    );
 }
