@@ -244,15 +244,35 @@ def test_nonce_from_another_server_is_stale_438_then_retry_succeeds(turnpike):
 
 def test_nonce_is_accepted_by_a_server_with_the_same_nonce_secret(turnpike):
     """Cluster nodes sharing --nonce-secret accept each other's nonces (stateless nonces): a
-    nonce issued by A authenticates an Allocate on B at the first try."""
+    nonce issued by A to a client's transport address authenticates that client's Allocate on B
+    at the first try."""
     a = start(turnpike, nonce_secret=NONCE_SECRET_A)
     b = start(turnpike, nonce_secret=NONCE_SECRET_A)
-    with client(a) as ca:
-        nonce_a = ca.request_once(turnraw.ALLOCATE, turnraw.requested_transport()).get(turnraw.NONCE)
-    with client(b) as cb:
-        cb.realm, cb.nonce = "turnpike", nonce_a
-        ok = cb.request_once(turnraw.ALLOCATE, turnraw.requested_transport())
+    with client(a) as c:
+        nonce_a = c.request_once(turnraw.ALLOCATE, turnraw.requested_transport()).get(turnraw.NONCE)
+        c.server = server_addr(b, "udp")
+        c.realm, c.nonce = "turnpike", nonce_a
+        ok = c.request_once(turnraw.ALLOCATE, turnraw.requested_transport())
         assert ok.cls == SUCCESS, describe(ok)
+
+
+def test_allocate_replayed_from_another_port_is_stale_438(turnpike):
+    """RFC 8489 §9.2.4 with nonces bound to the client's transport address (IP, port,
+    transport): a signed Allocate captured and replayed from a second socket of the same IP gets
+    438 with a fresh nonce, and creates no allocation (with user-quota 1, the user can allocate
+    again once the original one is deleted). The replayer cannot re-sign without the key."""
+    server = start(turnpike, args=["--user-quota", "1"])
+    with client(server) as c, client(server) as replayer:
+        c.learn_challenge(c.request_once(turnraw.ALLOCATE, turnraw.requested_transport()))
+        signed = c.build(turnraw.ALLOCATE, turnraw.requested_transport())
+        ok = c.transact(signed)
+        assert ok.cls == SUCCESS, describe(ok)
+        r = replayer.transact(signed)
+        assert_error(r, 438)
+        assert r.get(turnraw.NONCE) not in (None, c.nonce), describe(r)
+        assert c.refresh(0).cls == SUCCESS
+    with client(server) as again:
+        again.allocate_ok()
 
 
 def test_request_on_allocation_with_other_user_is_441(turnpike):
@@ -277,6 +297,9 @@ def test_refresh_without_allocation_is_437(turnpike):
     437 Allocation Mismatch."""
     server = start(turnpike)
     with client(server) as c:
+        # The nonce comes from the 401 to an Allocate: over UDP, an unauthenticated Refresh on a
+        # 5-tuple without an allocation is dropped (amplification, docs/turn.md).
+        c.learn_challenge(c.request_once(turnraw.ALLOCATE, turnraw.requested_transport(), auth=False))
         r = c.refresh(600)
         assert_error(r, 437, c.key)
         r = c.create_permission(("8.8.8.8", 53))

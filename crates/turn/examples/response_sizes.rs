@@ -1,5 +1,7 @@
-//! Prints the response/request size ratio of the Binding service for typical requests: the
-//! figures quoted in docs/stun.md. Run: `cargo run -p turnpike-turn --example response_sizes`.
+//! Prints the response/request size ratio of the Binding core for typical requests, including
+//! the RFC 5780 ones quoted in docs/stun.md. Run: `cargo run -p turnpike-turn --example
+//! response_sizes`. The figures from outside (every request type, TURN too, Turnpike next to
+//! coturn, and the per-source budget over a burst) come from `tests/interop/amplification.py`.
 
 use std::net::SocketAddr;
 

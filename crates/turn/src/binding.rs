@@ -2,9 +2,14 @@
 //!
 //! One request in, at most one answer out, nothing remembered: Binding is idempotent, so a
 //! retransmission is simply answered again (RFC 8489 §6.3.1), and an unauthenticated packet
-//! creates no state.
+//! creates no state of its own. Over UDP, an answer larger than its request is charged to
+//! the source's [`ResponseBudget`] (shared with the TURN core) and dropped when the budget is
+//! spent: the client retransmits (RFC 8489 §6.2.1), a spoofed victim gets no more than the
+//! budget.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use stun::attributes::ErrorCode;
 use stun::attributes::{
@@ -13,6 +18,7 @@ use stun::attributes::{
 };
 use stun::{error_code, AttributeType, Class, Message, MessageType, MessageWriter};
 
+use crate::budget::ResponseBudget;
 use crate::sockets::{ServerSockets, SocketId, Transmit, Transport};
 
 /// How the Binding service is set up.
@@ -73,12 +79,36 @@ struct Plan {
 #[derive(Debug, Clone)]
 pub struct BindingServer {
     config: BindingConfig,
+    budget: Arc<ResponseBudget>,
 }
 
 impl BindingServer {
-    /// A Binding service with this configuration.
+    /// A Binding service with this configuration and no amplification budget.
     pub fn new(config: BindingConfig) -> Self {
-        BindingServer { config }
+        Self::with_budget(config, Arc::new(ResponseBudget::unlimited()))
+    }
+
+    /// A Binding service whose UDP answers ([`BindingServer::handle_udp`]) are charged to
+    /// `budget`, which the TURN cores share.
+    pub fn with_budget(config: BindingConfig, budget: Arc<ResponseBudget>) -> Self {
+        BindingServer { config, budget }
+    }
+
+    /// [`BindingServer::handle`] for a UDP datagram received at `now`, with the answer
+    /// charged to the source's budget: `None` when it is larger than the request and the
+    /// budget cannot pay for it.
+    pub fn handle_udp(
+        &self,
+        now: Instant,
+        local: SocketId,
+        source: SocketAddr,
+        request: &[u8],
+        out: &mut [u8],
+    ) -> Option<Transmit> {
+        let answer = self.handle(Transport::Udp, local, source, request, out)?;
+        self.budget
+            .allow(now, answer.to.ip(), request.len(), answer.len)
+            .then_some(answer)
     }
 
     /// The configuration.
@@ -87,7 +117,8 @@ impl BindingServer {
     }
 
     /// Handles one packet that arrived on socket `local` from `source`; writes the answer, if
-    /// any, into `out` and says where to send it.
+    /// any, into `out` and says where to send it. No budget is charged: use
+    /// [`BindingServer::handle_udp`] for UDP.
     ///
     /// Returns `None` (drop silently, RFC 8489 §6.3) for anything that is not a well-formed
     /// STUN Binding request: other methods, indications, responses, bad FINGERPRINT,

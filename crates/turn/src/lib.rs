@@ -11,9 +11,11 @@
 
 pub mod auth;
 pub mod binding;
+pub mod budget;
 pub mod policy;
 pub mod relay;
 pub mod sockets;
+pub mod source_table;
 
 pub use binding::{BindingConfig, BindingServer};
 pub use sockets::{ServerSockets, SocketId, Transmit, Transport};

@@ -15,8 +15,12 @@ use stun::{error_code, Class, LongTermKey, Message, MessageType, MessageWriter, 
 use stun::{TransactionId, HEADER_LEN};
 use turn::auth::rest;
 use turn::auth::{
-    AuthConfig, AuthRejection, Authenticated, Authenticator, IntegrityKind, StaticUser,
+    AuthConfig, AuthRejection, Authenticated, Authenticator, IntegrityKind, SharedLimits,
+    StaticUser,
 };
+use turn::relay::ClientTransport;
+
+const UDP: ClientTransport = ClientTransport::Udp;
 
 const REALM: &str = "turnpike.example";
 const SECRET: [u8; 32] = [0x42; 32];
@@ -164,7 +168,7 @@ fn run(
 ) -> Result<Authenticated, AuthRejection> {
     let bytes = request.encode();
     let message = Message::decode(&bytes).unwrap();
-    auth.authenticate(now, unix_now, source, &message)
+    auth.authenticate(now, unix_now, source, UDP, &message)
 }
 
 /// The error response the server would send for `rejection`, as bytes.
@@ -180,7 +184,7 @@ fn error_response(
     let mut w = MessageWriter::response(&mut buf, request.header(), Class::Error).unwrap();
     w.add(&rejection.error_code().unwrap()).unwrap();
     if rejection.needs_challenge() {
-        auth.add_challenge(unix_now, source, &mut w).unwrap();
+        auth.add_challenge(unix_now, source, UDP, &mut w).unwrap();
     }
     let len = w.finish();
     buf.truncate(len);
@@ -407,10 +411,12 @@ fn realm_mismatch_is_wrong_credentials() {
     );
 }
 
-// RFC 8489 §9.2: the nonce indicates "client identity from which it is valid": a nonce
-// issued to another IP is stale (438); another port of the same IP (a TCP reconnect) is fine.
+// RFC 8489 §9.2: the nonce indicates "client identity from which it is valid". Ours is
+// the whole transport address: a nonce issued to another IP, another port of the same IP or
+// another transport is stale (438), so a request captured and replayed from elsewhere cannot
+// be used (and cannot be re-signed without the key).
 #[test]
-fn nonce_from_another_ip_is_stale() {
+fn nonce_from_another_transport_address_is_stale() {
     let mut auth = Authenticator::new(config());
     let nonce = nonce_for(&auth, NOW, addr("203.0.113.5:40000"));
     let request = Request::legacy("alice", &nonce, alice_md5());
@@ -422,8 +428,22 @@ fn nonce_from_another_ip_is_stale() {
 
     let nonce = nonce_for(&auth, NOW, client());
     let request = Request::legacy("alice", &nonce, alice_md5());
-    let reconnected = addr("198.51.100.7:40001");
-    assert!(run(&mut auth, Instant::now(), NOW, reconnected, &request).is_ok());
+    assert!(run(&mut auth, Instant::now(), NOW, client(), &request).is_ok());
+    let other_port = addr("198.51.100.7:40001");
+    assert_eq!(
+        run(&mut auth, Instant::now(), NOW, other_port, &request),
+        Err(AuthRejection::StaleNonce)
+    );
+    let bytes = request.encode();
+    let message = Message::decode(&bytes).unwrap();
+    let over_tcp = auth.authenticate(
+        Instant::now(),
+        NOW,
+        client(),
+        ClientTransport::Tcp,
+        &message,
+    );
+    assert_eq!(over_tcp, Err(AuthRejection::StaleNonce));
 }
 
 // RFC 8489 §9.2.4, sixth bullet: "If the NONCE is no longer valid" → 438 carrying a valid
@@ -689,15 +709,15 @@ fn static_users_take_precedence_over_rest() {
     );
 }
 
-// Brute-force protection: after `failures_allowed` failures in the window, requests from the
-// source are dropped without an answer until the window ends.
+// Brute-force protection: after `failures_allowed` failures in the window, further failing
+// attempts from the source are dropped without an answer (no 401: no password oracle) until
+// the window ends.
 #[test]
-fn ten_failures_then_rate_limited_until_the_window_ends() {
+fn ten_failures_then_failures_are_dropped_until_the_window_ends() {
     let mut auth = Authenticator::new(config());
     let t0 = Instant::now();
     let nonce = nonce_for(&auth, NOW, client());
     let guess = Request::legacy("alice", &nonce, key(MD5, "alice", "guess"));
-    let good = Request::legacy("alice", &nonce, alice_md5());
     for _ in 0..10 {
         assert_eq!(
             run(&mut auth, t0, NOW, client(), &guess),
@@ -705,23 +725,88 @@ fn ten_failures_then_rate_limited_until_the_window_ends() {
         );
     }
     let t = t0 + Duration::from_secs(59);
-    let rejection = run(&mut auth, t, NOW + 59, client(), &good).unwrap_err();
+    let rejection = run(&mut auth, t, NOW + 59, client(), &guess).unwrap_err();
     assert_eq!(rejection, AuthRejection::RateLimited);
     assert_eq!(rejection.error_code(), None, "dropped silently");
     assert!(!rejection.needs_challenge());
-    assert_eq!(
-        run(&mut auth, t, NOW + 59, client(), &Request::first()),
-        Err(AuthRejection::RateLimited)
-    );
+    assert!(auth.is_locked_out(t, client()));
     // Another source is not affected.
     let other = addr("198.51.100.8:40000");
     let other_nonce = nonce_for(&auth, NOW, other);
-    let other_good = Request::legacy("alice", &other_nonce, alice_md5());
-    assert!(run(&mut auth, t, NOW + 59, other, &other_good).is_ok());
+    let other_guess = Request::legacy("alice", &other_nonce, key(MD5, "alice", "guess"));
+    assert_eq!(
+        run(&mut auth, t, NOW + 59, other, &other_guess),
+        Err(AuthRejection::WrongCredentials)
+    );
 
     let t = t0 + Duration::from_secs(60);
-    assert!(run(&mut auth, t, NOW + 60, client(), &good).is_ok());
-    assert_eq!(auth.stats().rate_limited, 2);
+    assert!(!auth.is_locked_out(t, client()));
+    assert_eq!(
+        run(&mut auth, t, NOW + 60, client(), &guess),
+        Err(AuthRejection::WrongCredentials)
+    );
+    assert_eq!(auth.stats().rate_limited, 1);
+}
+
+// The limiter costs the attacker, not the victim: during a lockout caused by someone else's
+// failures from the same address (a shared NAT, or an attacker that can receive there), a
+// request whose MESSAGE-INTEGRITY verifies is served, and a client without credentials yet
+// still gets its 401 challenge (RFC 8489 §9.2.4; the core caps it with the source's budget).
+#[test]
+fn a_locked_out_source_is_still_served_with_valid_credentials() {
+    let mut auth = Authenticator::new(config());
+    let t0 = Instant::now();
+    let attacker = addr("198.51.100.7:40000");
+    let nonce = nonce_for(&auth, NOW, attacker);
+    let guess = Request::legacy("alice", &nonce, key(MD5, "alice", "guess"));
+    for _ in 0..11 {
+        run(&mut auth, t0, NOW, attacker, &guess).unwrap_err();
+    }
+    assert!(auth.is_locked_out(t0, attacker));
+
+    let victim = addr("198.51.100.7:50000");
+    assert_eq!(
+        run(&mut auth, t0, NOW, victim, &Request::first()),
+        Err(AuthRejection::Unauthenticated)
+    );
+    let victim_nonce = nonce_for(&auth, NOW, victim);
+    let bob = Request::legacy("bob", &victim_nonce, key(MD5, "bob", "bob-password"));
+    let ok = run(&mut auth, t0, NOW, victim, &bob).unwrap();
+    assert_eq!(ok.username, "bob");
+    // The attacker's own failing attempts stay dropped.
+    assert_eq!(
+        run(&mut auth, t0, NOW, attacker, &guess),
+        Err(AuthRejection::RateLimited)
+    );
+}
+
+// One limit per source for the whole server: authenticators of several workers sharing
+// their limits count failures together, and the lockout comes at exactly the limit.
+#[test]
+fn workers_sharing_limits_count_failures_once() {
+    let config = config();
+    let limits = SharedLimits::new(&config, [1; 16]);
+    let mut workers: Vec<Authenticator> = (0..3)
+        .map(|_| Authenticator::with_limits(config.clone(), limits.clone()))
+        .collect();
+    let t0 = Instant::now();
+    let mut answered = 0;
+    for i in 0..30u16 {
+        // Each failure from another port of the same IP, on another worker.
+        let source = SocketAddr::new(client().ip(), 40_000 + i);
+        let worker = &mut workers[usize::from(i) % 3];
+        let nonce = nonce_for(worker, NOW, source);
+        let guess = Request::legacy("alice", &nonce, key(MD5, "alice", "guess"));
+        match run(worker, t0, NOW, source, &guess) {
+            Err(AuthRejection::WrongCredentials) => answered += 1,
+            Err(AuthRejection::RateLimited) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        answered, 10,
+        "exactly `failures_allowed` failures answered in all"
+    );
 }
 
 // Stale nonces are not failures (see the module doc: counting them would let a spoofer lock
@@ -749,10 +834,12 @@ fn stale_nonces_do_not_count_towards_the_limit() {
 }
 
 // The failure table has a fixed capacity: 100 000 failing sources never make it grow past it.
+// (Each source fails once, so none is limited: a new source taking over a slot forgets the
+// old one, it never mixes their counts.)
 #[test]
 fn failure_table_stays_within_its_bound() {
     let mut config = config();
-    config.rate_limit_table_size = 1000;
+    config.rate_limit_table_size = 1024;
     let mut auth = Authenticator::new(config);
     let t0 = Instant::now();
     let wrong = key(MD5, "alice", "guess");
@@ -771,9 +858,10 @@ fn failure_table_stays_within_its_bound() {
             ),
             Err(AuthRejection::WrongCredentials)
         );
-        assert!(auth.tracked_sources() <= 1000);
+        assert!(auth.tracked_sources() <= 1024);
     }
-    assert_eq!(auth.tracked_sources(), 1000);
+    // 100 000 sources hashed into 1024 slots fill them all.
+    assert_eq!(auth.tracked_sources(), 1024);
 }
 
 // RFC 8489 §9.2: "Only the server needs to know about the internal structure of the
@@ -847,13 +935,14 @@ fn success_allocates_only_the_username() {
     ];
     // The first failure creates the source's entry in the failure table; later ones do not.
     let guess = Message::decode(&refused[2]).unwrap();
-    auth.authenticate(t0, NOW, client(), &guess).unwrap_err();
+    auth.authenticate(t0, NOW, client(), UDP, &guess)
+        .unwrap_err();
 
     for bytes in &accepted {
         let message = Message::decode(bytes).unwrap();
         let mut result = None;
         let info = allocation_counter::measure(|| {
-            result = Some(auth.authenticate(t0, NOW, client(), &message));
+            result = Some(auth.authenticate(t0, NOW, client(), UDP, &message));
         });
         let ok = result.unwrap().unwrap();
         assert_eq!(info.count_total, 1, "{}", ok.username);
@@ -861,7 +950,8 @@ fn success_allocates_only_the_username() {
     for bytes in &refused {
         let message = Message::decode(bytes).unwrap();
         let info = allocation_counter::measure(|| {
-            auth.authenticate(t0, NOW, client(), &message).unwrap_err();
+            auth.authenticate(t0, NOW, client(), UDP, &message)
+                .unwrap_err();
         });
         assert_eq!(info.count_total, 0);
     }
@@ -869,7 +959,7 @@ fn success_allocates_only_the_username() {
     let info = allocation_counter::measure(|| {
         let request = Message::decode(&refused[0]).unwrap();
         let mut w = MessageWriter::response(&mut buf, request.header(), Class::Error).unwrap();
-        auth.add_challenge(NOW, client(), &mut w).unwrap();
+        auth.add_challenge(NOW, client(), UDP, &mut w).unwrap();
     });
     assert_eq!(info.count_total, 0);
 }

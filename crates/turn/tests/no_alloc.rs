@@ -162,3 +162,78 @@ fn relay_data_path_does_not_allocate() {
     assert_eq!(to_client, 2000, "every datagram framed for the client");
     assert_eq!(info.count_total, 0, "allocations on the relay data path");
 }
+
+/// What spoofed traffic costs stays allocation-free: Binding answers charged to the shared
+/// per-source budget (`handle_udp`), and the TURN core's 401 challenges (nonce MAC, budget)
+/// and silent drops.
+#[test]
+fn budgeted_answers_do_not_allocate() {
+    use std::sync::Arc;
+    use std::time::Instant;
+    use stun::attributes::RequestedTransport;
+    use stun::{Class, Method};
+    use turn::budget::ResponseBudget;
+
+    let budget = Arc::new(ResponseBudget::new(1_000_000, 1024, [3; 16]));
+    let server = BindingServer::with_budget(
+        BindingConfig {
+            sockets: ServerSockets::single("192.0.2.1:3478".parse().unwrap()),
+            software: None,
+        },
+        budget,
+    );
+    let mut buf = vec![0u8; 64];
+    let w = MessageWriter::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([1; 12]),
+    )
+    .unwrap();
+    let len = w.finish();
+    let binding = buf[..len].to_vec();
+    let mut allocate = vec![0u8; 64];
+    let mut w = MessageWriter::new(
+        &mut allocate,
+        MessageType::new(Method::ALLOCATE, Class::Request),
+        TransactionId([2; 12]),
+    )
+    .unwrap();
+    w.add_any(&AnyAttribute::RequestedTransport(RequestedTransport(17)))
+        .unwrap();
+    let len = w.finish();
+    allocate.truncate(len);
+    let header_only = &allocate[..20];
+    let mut world = harness::World::new(harness::config());
+    let now = Instant::now();
+    let mut out = [0u8; 1500];
+    let (mut bindings, mut challenges) = (0, 0);
+    let info = allocation_counter::measure(|| {
+        for i in 0..500u16 {
+            let source = std::net::SocketAddr::from(([198, 51, 100, 7], 10_000 + i));
+            bindings += usize::from(
+                server
+                    .handle_udp(now, SocketId::PRIMARY, source, &binding, &mut out)
+                    .is_some(),
+            );
+            for request in [&allocate[..], header_only] {
+                let outcome = world.server.handle_client(
+                    now,
+                    world.unix_now,
+                    harness::udp_client(10_000 + i),
+                    SocketId::PRIMARY,
+                    request,
+                    &mut out,
+                    &mut world.sockets,
+                );
+                challenges += usize::from(outcome != turn::relay::ClientOutcome::Nothing);
+            }
+        }
+    });
+    assert_eq!(bindings, 500);
+    // 401s until the source's default budget is spent; header-only Allocates dropped.
+    assert!(challenges > 100 && challenges < 500, "{challenges}");
+    assert_eq!(
+        info.count_total, 0,
+        "allocations on the unauthenticated paths"
+    );
+}

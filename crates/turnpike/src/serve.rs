@@ -14,6 +14,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::info;
+use turn::auth::SharedLimits;
+use turn::budget::ResponseBudget;
 use turn::relay::{SharedState, TurnStats};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
@@ -35,6 +37,8 @@ struct Bound {
     udp: Vec<(Arc<BindingServer>, ServerSockets, Vec<StdGrid>)>,
     /// TCP and TLS listeners with their Binding core and grid position.
     streams: Vec<(TcpListener, Arc<BindingServer>, SocketId, bool)>,
+    /// The amplification budget every Binding core and TURN core charges.
+    budget: Arc<ResponseBudget>,
 }
 
 impl Bound {
@@ -87,7 +91,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         policy,
     } = settings;
     let workers = worker::count(config.workers);
-    let mut bound = bind_all(&config, workers)?;
+    // One failure table and one budget for the whole server: limits hold per source, not
+    // per worker. The key placing sources in them is random, so nobody can aim collisions.
+    let limits = SharedLimits::new(&auth, rand::random());
+    let mut bound = bind_all(&config, workers, limits.budget.clone())?;
     let http_listeners = http::bind(&config)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
     turn.service_ports.extend(bound.ports());
@@ -105,6 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shared: Arc::new(SharedState::new(&turn.relay_ips(), turn.port_range.clone())),
         turn,
         auth,
+        limits,
         policy,
     };
     let (stop, stopping) = watch::channel(false);
@@ -198,11 +206,12 @@ async fn join_workers(threads: Vec<std::thread::JoinHandle<()>>) {
 }
 
 /// Binds every UDP, TCP and TLS socket.
-fn bind_all(config: &Config, workers: usize) -> anyhow::Result<Bound> {
+fn bind_all(config: &Config, workers: usize, budget: Arc<ResponseBudget>) -> anyhow::Result<Bound> {
     let mut bound = Bound {
         workers,
         udp: Vec::new(),
         streams: Vec::new(),
+        budget,
     };
     for &listen in &config.listen {
         bind_listen(config, listen, &mut bound)?;
@@ -212,7 +221,8 @@ fn bind_all(config: &Config, workers: usize) -> anyhow::Result<Bound> {
         for &addr in &config.tls_listen {
             let listener = bind_tcp(addr)?;
             let bound_addr = listener.local_addr()?;
-            let binding = Arc::new(binding_server(config, ServerSockets::single(bound_addr)));
+            let sockets = ServerSockets::single(bound_addr);
+            let binding = Arc::new(binding_server(config, sockets, &bound.budget));
             bound
                 .streams
                 .push((listener, binding, SocketId::PRIMARY, true));
@@ -313,6 +323,7 @@ fn bind_group(
             workers: bound.workers,
             udp: Vec::new(),
             streams: Vec::new(),
+            budget: bound.budget.clone(),
         };
         match bind_group_once(config, listen, transports, &mut group) {
             Ok(()) => {
@@ -355,7 +366,7 @@ fn bind_group_once(
         alternate_ip: config.alternate_ip,
         alternate_port: config.alternate_port,
     };
-    let binding = Arc::new(binding_server(config, sockets));
+    let binding = Arc::new(binding_server(config, sockets, &bound.budget));
     for id in sockets.ids() {
         let addr = sockets
             .address(id)
@@ -413,11 +424,16 @@ fn spawn_streams(
     Ok(())
 }
 
-fn binding_server(config: &Config, sockets: ServerSockets) -> BindingServer {
-    BindingServer::new(BindingConfig {
+fn binding_server(
+    config: &Config,
+    sockets: ServerSockets,
+    budget: &Arc<ResponseBudget>,
+) -> BindingServer {
+    let config = BindingConfig {
         sockets,
         software: config.software.clone(),
-    })
+    };
+    BindingServer::with_budget(config, budget.clone())
 }
 
 /// Binds one UDP socket on `addr` per worker: one plain socket for one worker, else

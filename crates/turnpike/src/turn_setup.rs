@@ -162,6 +162,7 @@ pub fn settings_from(
         .map(|secret| secret.expose().to_owned())
         .collect();
     auth.failures_allowed = config.auth_failures;
+    auth.response_budget = config.amplification_budget;
     warn_about_credentials(config, &auth);
     let policy = PeerPolicy::new(
         config.allowed_peers.iter().copied(),

@@ -17,7 +17,7 @@ use net::{Batching, RecvBatch, MAX_BATCH};
 use tokio::net::UdpSocket;
 use tracing::trace;
 use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
-use turn::{BindingServer, SocketId, Transport};
+use turn::{BindingServer, SocketId};
 
 use crate::outbox::Outbox;
 use crate::receive::{receive, Received};
@@ -120,10 +120,7 @@ impl Listener {
         for (i, (action, out)) in actions.iter_mut().zip(slots).enumerate() {
             let (packet, source) = incoming.datagram(i);
             if is_binding_request(packet) {
-                *action = match self
-                    .binding
-                    .handle(Transport::Udp, self.id, source, packet, out)
-                {
+                *action = match self.binding.handle_udp(now, self.id, source, packet, out) {
                     Some(t) => Action::Reply {
                         len: t.len,
                         from: t.from,

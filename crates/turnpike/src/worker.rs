@@ -31,7 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::info;
-use turn::auth::{AuthConfig, Authenticator};
+use turn::auth::{AuthConfig, AuthStats, Authenticator, SharedLimits};
 use turn::policy::PeerPolicy;
 use turn::relay::{SharedState, TurnConfig, TurnServer, TurnStats};
 use turn::{BindingServer, ServerSockets};
@@ -59,6 +59,8 @@ pub struct CoreSettings {
     pub turn: TurnConfig,
     /// Credentials (the nonce secret is in here: any worker checks any worker's nonces).
     pub auth: AuthConfig,
+    /// The per-source failure counts and amplification budget, shared by every worker.
+    pub limits: SharedLimits,
     /// The peer-address policy.
     pub policy: PeerPolicy,
     /// What the workers' cores share.
@@ -158,8 +160,11 @@ async fn run(
         },
     };
     tasks.shutdown().await;
-    let stats = lock(&shared).core.stats();
-    log_stats(index, &stats);
+    let (stats, auth) = {
+        let state = lock(&shared);
+        (state.core.stats(), state.core.auth_stats())
+    };
+    log_stats(index, &stats, &auth);
     // Close every relay socket (aborting its task) before the runtime goes.
     let relays = std::mem::replace(
         &mut lock(&shared).relays,
@@ -169,14 +174,18 @@ async fn run(
     let _ = done.send(result);
 }
 
-/// The per-worker counters, once at shutdown (tests read them to see the load spread).
-fn log_stats(index: usize, stats: &TurnStats) {
+/// The per-worker counters, once at shutdown (tests read them to see the load spread):
+/// relaying, and the answers refused to failing or spoofed sources.
+fn log_stats(index: usize, stats: &TurnStats, auth: &AuthStats) {
     info!(
         worker = index,
         allocations = stats.allocations,
         to_peer = stats.to_peer,
         to_client = stats.to_client,
         dropped = stats.dropped,
+        auth_failures = auth.wrong_credentials + auth.rate_limited,
+        auth_rate_limited = auth.rate_limited,
+        over_budget = auth.over_budget,
         "worker stopped"
     );
 }
@@ -208,7 +217,7 @@ fn set_up(
     let egress = Arc::new(egress);
     let core = TurnServer::with_shared_state(
         settings.turn,
-        Authenticator::new(settings.auth),
+        Authenticator::with_limits(settings.auth, settings.limits),
         settings.policy,
         Box::new(StdRng::from_entropy()),
         settings.shared,

@@ -44,25 +44,41 @@ impl Client {
         }
     }
 
+    /// Sends a request of `method`, signed once a nonce is known; returns its transaction id.
+    fn send(&mut self, method: Method, attributes: &[AnyAttribute<'_>]) -> TransactionId {
+        self.next_tid += 1;
+        let tid = TransactionId([self.next_tid; 12]);
+        let mut buf = [0u8; 512];
+        let mut w =
+            MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid).unwrap();
+        for a in attributes {
+            w.add_any(a).unwrap();
+        }
+        if let Some(nonce) = &self.nonce {
+            w.add(&Username("alice")).unwrap();
+            w.add(&Realm(REALM)).unwrap();
+            w.add(&Nonce(nonce)).unwrap();
+            w.add_message_integrity(self.key.as_bytes()).unwrap();
+        }
+        let len = w.finish();
+        self.socket.send_to(&buf[..len], self.server).unwrap();
+        tid
+    }
+
+    /// Sends an unsigned Allocate and keeps the nonce of the 401 it draws.
+    fn challenge(&mut self, attributes: &[AnyAttribute<'_>]) {
+        self.nonce = None;
+        self.send(Method::ALLOCATE, attributes);
+        let mut reply = [0u8; 1500];
+        let len = self.socket.recv(&mut reply).unwrap();
+        let m = Message::decode(&reply[..len]).unwrap();
+        self.nonce = Some(m.get::<Nonce<'_>>().unwrap().unwrap().0.to_string());
+    }
+
     /// Sends a request (answering one 401 challenge) and returns the success response.
     fn request(&mut self, method: Method, attributes: &[AnyAttribute<'_>]) -> Vec<u8> {
         for _ in 0..2 {
-            self.next_tid += 1;
-            let tid = TransactionId([self.next_tid; 12]);
-            let mut buf = [0u8; 512];
-            let mut w = MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid)
-                .unwrap();
-            for a in attributes {
-                w.add_any(a).unwrap();
-            }
-            if let Some(nonce) = &self.nonce {
-                w.add(&Username("alice")).unwrap();
-                w.add(&Realm(REALM)).unwrap();
-                w.add(&Nonce(nonce)).unwrap();
-                w.add_message_integrity(self.key.as_bytes()).unwrap();
-            }
-            let len = w.finish();
-            self.socket.send_to(&buf[..len], self.server).unwrap();
+            let tid = self.send(method, attributes);
             let mut reply = [0u8; 1500];
             let len = self.socket.recv(&mut reply).unwrap();
             let m = Message::decode(&reply[..len]).unwrap();
@@ -85,27 +101,31 @@ fn relay_server(workers: &str) -> Server {
 
 /// [`relay_server`] with the relay addresses `relay_ips` (comma-separated).
 fn relay_server_on(workers: &str, relay_ips: &str) -> Server {
-    Server::spawn(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tcp",
-            "false",
-            "--http",
-            "false",
-            "--workers",
-            workers,
-            "--relay-ip",
-            relay_ips,
-            "--allowed-peers",
-            "127.0.0.1/32",
-            "--realm",
-            REALM,
-            "--users",
-            "alice:pw",
-        ],
-        |_| {},
-    )
+    relay_server_with(workers, relay_ips, &[])
+}
+
+/// [`relay_server_on`] with more flags.
+fn relay_server_with(workers: &str, relay_ips: &str, more: &[&str]) -> Server {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--tcp",
+        "false",
+        "--http",
+        "false",
+        "--workers",
+        workers,
+        "--relay-ip",
+        relay_ips,
+        "--allowed-peers",
+        "127.0.0.1/32",
+        "--realm",
+        REALM,
+        "--users",
+        "alice:pw",
+    ];
+    args.extend_from_slice(more);
+    Server::spawn(&args, |_| {})
 }
 
 /// Allocates and binds channel 0x4000 to `peer`; returns the relayed address.
@@ -279,4 +299,69 @@ fn allocations_take_the_relay_addresses_in_turn() {
         assert_eq!((&buf[..len], from), (&[i][..], relay));
     }
     assert_eq!(ips, ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"]);
+}
+
+// One failure limit per source for the whole server (`auth-failures`), however SO_REUSEPORT
+// spreads the source's ports over the workers: of 40 wrong-password Allocates from one IP,
+// each from its own port, exactly `auth-failures` get their 401 and the rest are dropped;
+// a request with the right password from the same IP is still served (the limiter costs
+// the attacker, not whoever shares its address).
+#[test]
+fn auth_failures_are_limited_once_across_workers() {
+    const LIMIT: usize = 5;
+    const TRIES: usize = 40;
+    let server = relay_server_with("2", "127.0.0.1", &["--auth-failures", "5"]);
+    let transport = [AnyAttribute::RequestedTransport(RequestedTransport(
+        RequestedTransport::UDP,
+    ))];
+    // Each attacker socket learns its own nonce (it is bound to its port), then guesses.
+    let mut attackers: Vec<Client> = (0..TRIES)
+        .map(|_| Client::new(server.address("udp")))
+        .collect();
+    for attacker in &mut attackers {
+        attacker.key =
+            LongTermKey::derive(PasswordAlgorithmId::MD5, "alice", REALM, "guess").unwrap();
+        attacker.challenge(&transport);
+    }
+    for attacker in &mut attackers {
+        attacker.send(Method::ALLOCATE, &transport);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut answered = 0;
+    for attacker in &attackers {
+        attacker.socket.set_nonblocking(true).unwrap();
+    }
+    while std::time::Instant::now() < deadline {
+        for attacker in &attackers {
+            let mut buf = [0u8; 1500];
+            if let Ok(len) = attacker.socket.recv(&mut buf) {
+                let m = Message::decode(&buf[..len]).unwrap();
+                assert_eq!(m.get::<ErrorCode<'_>>().unwrap().unwrap().code, 401);
+                answered += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        answered, LIMIT,
+        "401s to the failures of one IP, all workers together"
+    );
+    let mut honest = Client::new(server.address("udp"));
+    let reply = honest.request(Method::ALLOCATE, &transport);
+    assert!(Message::decode(&reply)
+        .unwrap()
+        .get::<XorRelayedAddress>()
+        .is_some());
+    let (code, log) = server.stop_with_log();
+    assert_eq!(code, Some(0));
+    let limited: u64 = log
+        .iter()
+        .filter(|v| v["fields"]["message"] == "worker stopped")
+        .map(|v| v["fields"]["auth_rate_limited"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        limited,
+        (TRIES - LIMIT) as u64,
+        "dropped failures, counted per worker"
+    );
 }

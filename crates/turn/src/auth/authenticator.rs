@@ -11,10 +11,12 @@ use stun::{EncodeError, IntegrityError, LongTermKey, Message, MessageWriter, Met
 use super::algorithms::{self, ADVERTISED};
 use super::config::{AuthConfig, StaticUser};
 use super::credentials::UserTable;
-use super::nonce::{NonceKey, SecurityFeatures};
+use super::limits::SharedLimits;
+use super::nonce::{NonceKey, NonceText, SecurityFeatures};
 use super::outcome::{AuthRejection, Authenticated, IntegrityKind};
-use super::rate_limit::FailureLimiter;
 use super::rest;
+use crate::budget::ResponseBudget;
+use crate::relay::ClientTransport;
 
 /// Counts of decisions, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,8 +31,12 @@ pub struct AuthStats {
     pub stale_nonce: u64,
     /// Failed authentications, answered 401 and counted against their source.
     pub wrong_credentials: u64,
-    /// Requests dropped because their source used up its allowance.
+    /// Failed authentications dropped without an answer because their source used up its
+    /// allowance.
     pub rate_limited: u64,
+    /// Unauthenticated answers dropped because their source's amplification budget was
+    /// spent (counted by the caller that applies the budget).
+    pub over_budget: u64,
 }
 
 /// How the client named itself (RFC 8489 §9.2.4: USERNAME or USERHASH).
@@ -79,14 +85,36 @@ const DECOY_KEY: LongTermKey = LongTermKey::Md5([0; 16]);
 
 /// Long-term credential authentication for TURN requests (RFC 8489 §9.2.4, RFC 8656 §5):
 /// stateless nonces, static users (by USERNAME or USERHASH), TURN REST credentials, and a
-/// bounded per-source failure limit. Sans-IO: both clocks are passed in.
+/// bounded per-source failure limit shared by every worker. Sans-IO: both clocks are
+/// passed in.
 pub struct Authenticator {
     realm: String,
     nonces: NonceKey,
     users: UserTable,
     rest_secrets: Vec<String>,
-    limiter: FailureLimiter,
+    limits: SharedLimits,
     stats: AuthStats,
+}
+
+/// REALM and a fresh NONCE for one client, ready to be written into 401 and 438 answers
+/// (as many times as the answer is written).
+#[derive(Debug, Clone, Copy)]
+pub struct Challenge<'a> {
+    realm: &'a str,
+    nonce: NonceText,
+}
+
+impl Challenge<'_> {
+    /// Writes REALM, NONCE and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4). PASSWORD-ALGORITHMS
+    /// goes into every challenge: §9.2.4 requires it in 438 and in the 401 for a bad
+    /// username, and our nonce cookie sets the "Password algorithms" bit, with which a
+    /// client must not retry unless the attribute is there (§9.2.5) — dropping it would
+    /// mean dropping the bit and with it the bid-down protection of SHA-256 (§9.2.1).
+    pub fn add_to(&self, writer: &mut MessageWriter<'_>) -> Result<(), EncodeError> {
+        writer.add(&Realm(self.realm))?;
+        writer.add(&Nonce(self.nonce.as_str()))?;
+        writer.add(&PasswordAlgorithms::new(&ADVERTISED))
+    }
 }
 
 impl fmt::Debug for Authenticator {
@@ -96,7 +124,7 @@ impl fmt::Debug for Authenticator {
             .field("nonces", &self.nonces)
             .field("users", &self.users.len())
             .field("rest_secrets", &self.rest_secrets.len())
-            .field("tracked_sources", &self.limiter.tracked())
+            .field("tracked_sources", &self.limits.failures.tracked())
             .field("stats", &self.stats)
             .finish()
     }
@@ -109,7 +137,17 @@ impl Authenticator {
     /// only when no TURN REST secret is configured: that bit obliges RFC 8489 clients to send
     /// USERHASH (§9.2.5), which REST credentials cannot use (the server could not read the
     /// expiry back from a hash). USERHASH from static users is accepted either way.
+    ///
+    /// The failure counts and the amplification budget are this authenticator's own; use
+    /// [`Authenticator::with_limits`] to share them between workers.
     pub fn new(config: AuthConfig) -> Authenticator {
+        let limits = SharedLimits::derived(&config);
+        Authenticator::with_limits(config, limits)
+    }
+
+    /// An authenticator for `config` counting failures and spending budget in `limits`,
+    /// which other authenticators (one per worker) share.
+    pub fn with_limits(config: AuthConfig, limits: SharedLimits) -> Authenticator {
         let features = SecurityFeatures::new(true, config.rest_secrets.is_empty());
         Authenticator {
             nonces: NonceKey::new(
@@ -120,25 +158,23 @@ impl Authenticator {
             users: UserTable::new(config.users, &config.realm),
             realm: config.realm,
             rest_secrets: config.rest_secrets,
-            limiter: FailureLimiter::new(
-                config.failures_allowed,
-                config.failure_window,
-                config.rate_limit_table_size,
-            ),
+            limits,
             stats: AuthStats::default(),
         }
     }
 
-    /// Decides about one request. `now` is monotonic (failure windows), `unix_now` is
-    /// wall-clock seconds (nonce timestamps, REST expiry); both are injected.
+    /// Decides about one request from `source` over `transport`. `now` is monotonic
+    /// (failure windows), `unix_now` is wall-clock seconds (nonce timestamps, REST expiry);
+    /// both are injected.
     pub fn authenticate<'m>(
         &mut self,
         now: Instant,
         unix_now: u64,
         source: SocketAddr,
+        transport: ClientTransport,
         request: &Message<'m>,
     ) -> Result<Authenticated, AuthRejection> {
-        let decision = self.decide(now, unix_now, source, request);
+        let decision = self.decide(now, unix_now, source, transport, request);
         let counter = match &decision {
             Ok(_) => &mut self.stats.accepted,
             Err(AuthRejection::Unauthenticated) => &mut self.stats.unauthenticated,
@@ -151,18 +187,40 @@ impl Authenticator {
         decision
     }
 
-    /// Writes REALM, a fresh NONCE for `source` and PASSWORD-ALGORITHMS into an error
-    /// response being built (401 and 438, RFC 8489 §9.2.4). Allocates nothing.
+    /// The challenge for a client at `source` over `transport`: REALM, a fresh NONCE
+    /// bound to that transport address, PASSWORD-ALGORITHMS (401 and 438, RFC 8489 §9.2.4).
+    /// Allocates nothing.
+    pub fn challenge(
+        &self,
+        unix_now: u64,
+        source: SocketAddr,
+        transport: ClientTransport,
+    ) -> Challenge<'_> {
+        Challenge {
+            realm: &self.realm,
+            nonce: self.nonces.issue(unix_now, source, transport),
+        }
+    }
+
+    /// Writes [`Authenticator::challenge`] into an error response being built.
     pub fn add_challenge(
         &self,
         unix_now: u64,
         source: SocketAddr,
+        transport: ClientTransport,
         writer: &mut MessageWriter<'_>,
     ) -> Result<(), EncodeError> {
-        let nonce = self.nonces.issue(unix_now, source);
-        writer.add(&Realm(&self.realm))?;
-        writer.add(&Nonce(nonce.as_str()))?;
-        writer.add(&PasswordAlgorithms::new(&ADVERTISED))
+        self.challenge(unix_now, source, transport).add_to(writer)
+    }
+
+    /// The per-source amplification budget unauthenticated answers are charged to.
+    pub fn budget(&self) -> &ResponseBudget {
+        &self.limits.budget
+    }
+
+    /// Counts an unauthenticated answer dropped for want of budget.
+    pub fn count_over_budget(&mut self) {
+        self.stats.over_budget += 1;
     }
 
     /// Replaces the static users (e.g. after a SQLite reload). Nonces, REST secrets and
@@ -176,9 +234,16 @@ impl Authenticator {
         &self.realm
     }
 
-    /// Sources the failure limiter tracks now; never more than `rate_limit_table_size`.
+    /// Sources the failure limiter has tracked (slots taken); never more than the table's
+    /// capacity (`rate_limit_table_size` rounded up to a power of two).
     pub fn tracked_sources(&self) -> usize {
-        self.limiter.tracked()
+        self.limits.failures.tracked()
+    }
+
+    /// True when `source` is over its failure allowance now (its failing attempts are
+    /// dropped; requests that authenticate are still served).
+    pub fn is_locked_out(&self, now: Instant, source: SocketAddr) -> bool {
+        self.limits.failures.is_limited(now, source.ip())
     }
 
     /// Counts of decisions so far.
@@ -192,12 +257,9 @@ impl Authenticator {
         now: Instant,
         unix_now: u64,
         source: SocketAddr,
+        transport: ClientTransport,
         request: &Message<'_>,
     ) -> Result<Authenticated, AuthRejection> {
-        let ip = source.ip();
-        if self.limiter.is_limited(now, ip) {
-            return Err(AuthRejection::RateLimited);
-        }
         if !request.has_integrity() {
             return Err(AuthRejection::Unauthenticated);
         }
@@ -209,15 +271,25 @@ impl Authenticator {
             // Not our cookie: the nonce check below refuses it anyway.
             _ => PasswordAlgorithmId::MD5,
         };
-        if self.nonces.check(claims.nonce, unix_now, ip).is_err() {
+        if self
+            .nonces
+            .check(claims.nonce, unix_now, source, transport)
+            .is_err()
+        {
             return Err(AuthRejection::StaleNonce);
         }
+        // Verified requests are served whatever the source's failure count: the limiter
+        // must cost the attacker, not whoever shares (or is spoofed as) its address.
         match self.verify(unix_now, request, claims, algorithm) {
             Ok(authenticated) => Ok(authenticated),
             Err(Refused::Malformed) => Err(AuthRejection::BadRequest),
             Err(Refused::Failed) => {
-                self.limiter.record_failure(now, ip);
-                Err(AuthRejection::WrongCredentials)
+                let failures = self.limits.failures.record_failure(now, source.ip());
+                if self.limits.failures.over(failures) {
+                    Err(AuthRejection::RateLimited)
+                } else {
+                    Err(AuthRejection::WrongCredentials)
+                }
             }
         }
     }
@@ -354,13 +426,19 @@ mod tests {
     #[test]
     fn accepts_and_counts() {
         let mut auth = authenticator();
-        let nonce = auth.nonces.issue(NOW, source());
+        let nonce = auth.nonces.issue(NOW, source(), ClientTransport::Udp);
         let key = LongTermKey::derive(PasswordAlgorithmId::MD5, "alice", REALM, "pw").unwrap();
         let mut buf = [0u8; 256];
         let len = signed(nonce.as_str(), "alice", &key, &mut buf);
         let request = Message::decode(&buf[..len]).unwrap();
         let ok = auth
-            .authenticate(Instant::now(), NOW, source(), &request)
+            .authenticate(
+                Instant::now(),
+                NOW,
+                source(),
+                ClientTransport::Udp,
+                &request,
+            )
             .unwrap();
         assert_eq!(ok.username, "alice");
         assert_eq!(ok.integrity, IntegrityKind::Sha1);
@@ -372,7 +450,7 @@ mod tests {
     #[test]
     fn malformed_integrity_is_a_bad_request() {
         let mut auth = authenticator();
-        let nonce = auth.nonces.issue(NOW, source());
+        let nonce = auth.nonces.issue(NOW, source(), ClientTransport::Udp);
         let mut buf = [0u8; 256];
         let mut w = MessageWriter::new(
             &mut buf,
@@ -390,7 +468,13 @@ mod tests {
         buf[2..4].copy_from_slice(&u16::try_from(len - 20).unwrap().to_be_bytes());
         let request = Message::decode(&buf[..len]).unwrap();
         assert_eq!(
-            auth.authenticate(Instant::now(), NOW, source(), &request),
+            auth.authenticate(
+                Instant::now(),
+                NOW,
+                source(),
+                ClientTransport::Udp,
+                &request
+            ),
             Err(AuthRejection::BadRequest)
         );
         assert_eq!(auth.tracked_sources(), 0);

@@ -7,13 +7,15 @@ use std::time::Duration;
 use stun::attributes::PasswordAlgorithmId;
 use stun::LongTermKey;
 
+use crate::budget::DEFAULT_BUDGET_RATE;
+
 /// Nonce lifetime when none is configured: 600 s, as coturn (RFC 8656 §5 leaves it open).
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(600);
 /// Failed authentications allowed per source address per window when none is configured.
 pub const DEFAULT_FAILURES_ALLOWED: u32 = 10;
 /// Length of the failure-counting window when none is configured.
 pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Source addresses the failure limiter tracks at most when no bound is configured.
+/// Slots of the per-source tables when no size is configured (8 bytes each).
 pub const DEFAULT_RATE_LIMIT_TABLE_SIZE: usize = 65_536;
 
 /// How the [`crate::auth::Authenticator`] is set up.
@@ -36,8 +38,11 @@ pub struct AuthConfig {
     pub failures_allowed: u32,
     /// Length of the failure-counting window.
     pub failure_window: Duration,
-    /// Bound on the number of source addresses the failure limiter tracks.
+    /// Slots of the per-source tables (failure counts, amplification budget).
     pub rate_limit_table_size: usize,
+    /// Bytes per second a source may get in unauthenticated answers beyond the size of its
+    /// requests (burst: 4 s of it); 0 turns the budget off. See [`crate::budget`].
+    pub response_budget: u32,
 }
 
 impl AuthConfig {
@@ -53,6 +58,7 @@ impl AuthConfig {
             failures_allowed: DEFAULT_FAILURES_ALLOWED,
             failure_window: DEFAULT_FAILURE_WINDOW,
             rate_limit_table_size: DEFAULT_RATE_LIMIT_TABLE_SIZE,
+            response_budget: DEFAULT_BUDGET_RATE,
         }
     }
 }
@@ -69,6 +75,7 @@ impl fmt::Debug for AuthConfig {
             .field("failures_allowed", &self.failures_allowed)
             .field("failure_window", &self.failure_window)
             .field("rate_limit_table_size", &self.rate_limit_table_size)
+            .field("response_budget", &self.response_budget)
             .finish()
     }
 }

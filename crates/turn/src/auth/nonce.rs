@@ -1,32 +1,40 @@
 //! Stateless nonces (RFC 8489 §9.2, §9.2.1): a nonce cookie, then the issue time and a MAC
-//! binding it to the client's IP address.
+//! binding it to the client's transport address.
 //!
 //! ```text
-//! obMatJos2 FFFF PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPP     45 characters (RFC 8489 §14.10: < 128)
-//! \_______/ \__/ \______________________________/
-//!  prefix   features  base64(issued: 48 bits BE || port: 16 bits BE || MAC[..16])
+//! obMatJos2 FFFF PPPPPPPPPPPPPPPPPPPPPPPP     37 characters (RFC 8489 §14.10: < 128)
+//! \_______/ \__/ \______________________/
+//!  prefix   features  base64(issued: 48 bits BE || MAC[..12])
 //!
-//! MAC = HMAC-SHA256(nonce_secret,
-//!                   "turnpike nonce v1" || cookie || issued || port || client IP)
+//! MAC = HMAC-SHA256(nonce_secret, "turnpike nonce v2" || cookie || issued
+//!                                 || transport (UDP/TCP) || client port || client IP)
 //! ```
 //!
-//! Nothing is stored: a nonce is checked by recomputing its MAC, so a restarted node, or a
-//! second node with the same secret, accepts it, and an unauthenticated packet creates no
-//! state. The MAC covers the cookie, so a man in the middle cannot clear the security
-//! feature bits without the nonce failing (the bid-down protection of §9.2.1).
+//! Nothing is stored: a nonce is checked by recomputing its MAC over the transport address
+//! the request comes from, so a restarted node, or a second node with the same secret,
+//! accepts it, and an unauthenticated packet creates no state. The MAC covers the cookie, so
+//! a man in the middle cannot clear the security feature bits without the nonce failing (the
+//! bid-down protection of §9.2.1).
 //!
-//! The nonce binds the IP address, not the port: a client reconnecting over TCP (new port)
-//! keeps its nonce. The port it was issued to is carried, and MACed, only so that two
-//! clients behind one IP address never get the same nonce (§9.2.4: "MUST NOT choose the same
-//! NONCE for two requests unless they have the same source IP address and port"); it is not
-//! compared with the port a request comes from.
+//! The nonce binds the whole transport address — IP, port and transport protocol (TLS counts
+//! as TCP, as in the 5-tuple of RFC 8656 §2) — so a request captured and replayed from
+//! another port (or over another transport) gets 438 and cannot be re-signed without the
+//! user's key: a replayed Allocate cannot create a second allocation charged to the user.
+//! It also makes nonces distinct per source IP and port, as §9.2.4 requires ("MUST NOT
+//! choose the same NONCE for two requests unless they have the same source IP address and
+//! port"). The price: a client that reconnects over TCP (a new port) gets one 438 and
+//! retries with the fresh nonce it carries (§9.2.5); its allocation died with the old
+//! connection anyway (RFC 8656 §3.1).
 //!
-//! Cost of a forged nonce: a length check, a base64 decode of 32 characters and one
-//! HMAC-SHA256 over 45 bytes, with no allocation and no state; it is rejected before any user
-//! lookup or key derivation.
+//! 96 bits of MAC: a forger needs about 2^96 online tries per nonce lifetime. Cost of a
+//! forged nonce: a length check, a base64 decode of 24 characters and one HMAC-SHA256 over
+//! 54 bytes at most, with no allocation and no state; it is rejected before any user lookup
+//! or key derivation.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::relay::ClientTransport;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -37,13 +45,13 @@ use sha2::Sha256;
 pub const NONCE_COOKIE_PREFIX: &str = "obMatJos2";
 /// Length of the whole nonce cookie: the prefix and 4 base64 characters (RFC 8489 §9.2).
 const COOKIE_LEN: usize = 13;
-/// Bytes of MAC kept in the nonce: 128 bits.
-const MAC_LEN: usize = 16;
+/// Bytes of MAC kept in the nonce: 96 bits.
+const MAC_LEN: usize = 12;
 /// Bytes of the issue time (48 bits of Unix seconds: millions of years).
 const TIME_LEN: usize = 6;
-/// Bytes of payload: the issue time, the port and the MAC.
-const PAYLOAD_LEN: usize = TIME_LEN + 2 + MAC_LEN;
-/// Base64 characters of payload (24 bytes: no padding).
+/// Bytes of payload: the issue time and the MAC.
+const PAYLOAD_LEN: usize = TIME_LEN + MAC_LEN;
+/// Base64 characters of payload (18 bytes: no padding).
 const PAYLOAD_CHARS: usize = PAYLOAD_LEN / 3 * 4;
 /// Length of every nonce this module issues.
 pub const NONCE_LEN: usize = COOKIE_LEN + PAYLOAD_CHARS;
@@ -54,7 +62,7 @@ const _: () = assert!(PAYLOAD_LEN % 3 == 0);
 /// A nonce stamped this far in the future is still accepted (clocks of cluster nodes drift).
 const MAX_CLOCK_SKEW_SECS: u64 = 60;
 /// Domain separation: the nonce secret keys nothing else, but a label costs nothing.
-const MAC_LABEL: &[u8] = b"turnpike nonce v1";
+const MAC_LABEL: &[u8] = b"turnpike nonce v2";
 
 /// The STUN Security Features of RFC 8489 §18.1: 24 bits, bit 0 the most significant bit
 /// of the first byte.
@@ -118,8 +126,8 @@ impl SecurityFeatures {
 pub enum NonceError {
     /// Not of our format, or with other security features than ours.
     Malformed,
-    /// The MAC does not match: forged, issued to another IP address, or under another
-    /// secret (a node restarted with a fresh random secret).
+    /// The MAC does not match: forged, issued to another transport address (IP, port or
+    /// transport), or under another secret (a node restarted with a fresh random secret).
     Forged,
     /// Older than the nonce lifetime.
     Expired,
@@ -183,25 +191,35 @@ impl NonceKey {
             .unwrap_or_default()
     }
 
-    /// A fresh nonce for a client at `client`, issued at `unix_now` (wall-clock seconds).
-    pub fn issue(&self, unix_now: u64, client: SocketAddr) -> NonceText {
+    /// A fresh nonce for a client at `client` over `transport`, issued at `unix_now`
+    /// (wall-clock seconds).
+    pub fn issue(
+        &self,
+        unix_now: u64,
+        client: SocketAddr,
+        transport: ClientTransport,
+    ) -> NonceText {
         let issued = time_bytes(unix_now);
-        let port = client.port().to_be_bytes();
         let mut payload = [0u8; PAYLOAD_LEN];
         payload[..TIME_LEN].copy_from_slice(&issued);
-        payload[TIME_LEN..TIME_LEN + 2].copy_from_slice(&port);
-        let mac = self.mac(issued, port, client.ip()).finalize().into_bytes();
-        payload[TIME_LEN + 2..].copy_from_slice(&mac[..MAC_LEN]);
+        let mac = self.mac(issued, client, transport).finalize().into_bytes();
+        payload[TIME_LEN..].copy_from_slice(&mac[..MAC_LEN]);
         let mut text = [0u8; NONCE_LEN];
         text[..COOKIE_LEN].copy_from_slice(&self.cookie);
-        // 24 bytes are exactly 32 base64 characters, which the array holds.
+        // 18 bytes are exactly 24 base64 characters, which the array holds.
         let _ = STANDARD.encode_slice(payload, &mut text[COOKIE_LEN..]);
         NonceText(text)
     }
 
-    /// Checks a nonce presented by a client at `ip` at `unix_now`. The MAC is compared in
-    /// constant time.
-    pub fn check(&self, nonce: &str, unix_now: u64, ip: IpAddr) -> Result<(), NonceError> {
+    /// Checks a nonce presented by a client at `client` over `transport` at `unix_now`.
+    /// The MAC is compared in constant time.
+    pub fn check(
+        &self,
+        nonce: &str,
+        unix_now: u64,
+        client: SocketAddr,
+        transport: ClientTransport,
+    ) -> Result<(), NonceError> {
         let bytes = nonce.as_bytes();
         if bytes.len() != NONCE_LEN || bytes[..COOKIE_LEN] != self.cookie {
             return Err(NonceError::Malformed);
@@ -213,9 +231,8 @@ impl NonceKey {
         }
         let mut issued = [0u8; TIME_LEN];
         issued.copy_from_slice(&payload[..TIME_LEN]);
-        let port = [payload[TIME_LEN], payload[TIME_LEN + 1]];
-        self.mac(issued, port, ip)
-            .verify_truncated_left(&payload[TIME_LEN + 2..])
+        self.mac(issued, client, transport)
+            .verify_truncated_left(&payload[TIME_LEN..])
             .map_err(|_| NonceError::Forged)?;
         let mut time = [0u8; 8];
         time[8 - TIME_LEN..].copy_from_slice(&issued);
@@ -230,14 +247,23 @@ impl NonceKey {
     }
 
     /// The MAC state over everything a nonce binds, ready to finalize or verify.
-    fn mac(&self, issued: [u8; TIME_LEN], port: [u8; 2], ip: IpAddr) -> Hmac<Sha256> {
+    fn mac(
+        &self,
+        issued: [u8; TIME_LEN],
+        client: SocketAddr,
+        transport: ClientTransport,
+    ) -> Hmac<Sha256> {
         let mut mac = self.keyed.clone();
         mac.update(MAC_LABEL);
         mac.update(&self.cookie);
         mac.update(&issued);
-        mac.update(&port);
+        mac.update(&[match transport {
+            ClientTransport::Udp => 17,
+            ClientTransport::Tcp => 6,
+        }]);
+        mac.update(&client.port().to_be_bytes());
         // An IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) is the same client.
-        match ip.to_canonical() {
+        match client.ip().to_canonical() {
             IpAddr::V4(v4) => {
                 mac.update(&[4]);
                 mac.update(&v4.octets());
@@ -263,28 +289,26 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_700_000_000;
+    const UDP: ClientTransport = ClientTransport::Udp;
+    const TCP: ClientTransport = ClientTransport::Tcp;
 
     fn key(secret: u8) -> NonceKey {
         NonceKey::new(&[secret; 32], SecurityFeatures::new(true, true), 600)
     }
 
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
     fn addr(text: &str, port: u16) -> SocketAddr {
-        SocketAddr::new(ip(text), port)
+        SocketAddr::new(text.parse().unwrap(), port)
     }
 
     // RFC 8489 §9.2: "obMatJos2" + base64 of the 24 feature bits, bit 0 most significant.
     #[test]
     fn cookie_encodes_the_feature_bits() {
-        let nonce = key(1).issue(NOW, addr("192.0.2.1", 5000));
+        let nonce = key(1).issue(NOW, addr("192.0.2.1", 5000), UDP);
         assert!(nonce.as_str().starts_with("obMatJos2wAAA"));
         assert_eq!(nonce.as_str().len(), NONCE_LEN);
         let plain = NonceKey::new(&[1; 32], SecurityFeatures::new(true, false), 600);
         assert!(plain
-            .issue(NOW, addr("192.0.2.1", 5000))
+            .issue(NOW, addr("192.0.2.1", 5000), UDP)
             .as_str()
             .starts_with("obMatJos2gAAA"));
         let features = SecurityFeatures::of_nonce(nonce.as_str()).unwrap();
@@ -297,48 +321,65 @@ mod tests {
     // RFC 8489 §9.2: the nonce is "encoded in such a way as to indicate a duration of
     // validity or client identity from which it is valid".
     #[test]
-    fn binds_ip_time_and_secret() {
+    fn binds_address_time_and_secret() {
         let k = key(1);
-        let nonce = k.issue(NOW, addr("192.0.2.1", 5000));
-        assert_eq!(k.check(nonce.as_str(), NOW, ip("192.0.2.1")), Ok(()));
-        assert_eq!(k.check(nonce.as_str(), NOW + 600, ip("192.0.2.1")), Ok(()));
+        let client = addr("192.0.2.1", 5000);
+        let nonce = k.issue(NOW, client, UDP);
+        assert_eq!(k.check(nonce.as_str(), NOW, client, UDP), Ok(()));
+        assert_eq!(k.check(nonce.as_str(), NOW + 600, client, UDP), Ok(()));
         assert_eq!(
-            k.check(nonce.as_str(), NOW + 601, ip("192.0.2.1")),
+            k.check(nonce.as_str(), NOW + 601, client, UDP),
             Err(NonceError::Expired)
         );
         assert_eq!(
-            k.check(nonce.as_str(), NOW, ip("192.0.2.2")),
+            k.check(nonce.as_str(), NOW, addr("192.0.2.2", 5000), UDP),
             Err(NonceError::Forged)
         );
         assert_eq!(
-            key(2).check(nonce.as_str(), NOW, ip("192.0.2.1")),
+            key(2).check(nonce.as_str(), NOW, client, UDP),
             Err(NonceError::Forged)
         );
         // The same client seen through a dual-stack socket.
-        assert_eq!(k.check(nonce.as_str(), NOW, ip("::ffff:192.0.2.1")), Ok(()));
+        assert_eq!(
+            k.check(nonce.as_str(), NOW, addr("::ffff:192.0.2.1", 5000), UDP),
+            Ok(())
+        );
     }
 
-    // RFC 8489 §9.2.4: "MUST NOT choose the same NONCE for two requests unless they have
-    // the same source IP address and port"; the port is not checked (TCP reconnects).
+    // RFC 8489 §9.2.4: "MUST NOT choose the same NONCE for two requests unless they have the
+    // same source IP address and port"; and a nonce is only good from the transport address
+    // it was issued to, so a request replayed from another port or transport is stale.
     #[test]
-    fn distinct_per_port_but_valid_from_any_port() {
+    fn bound_to_port_and_transport() {
         let k = key(1);
-        let one = k.issue(NOW, addr("192.0.2.1", 5000));
-        let two = k.issue(NOW, addr("192.0.2.1", 5001));
+        let one = k.issue(NOW, addr("192.0.2.1", 5000), UDP);
+        let two = k.issue(NOW, addr("192.0.2.1", 5001), UDP);
         assert_ne!(one, two);
-        assert_eq!(one, k.issue(NOW, addr("192.0.2.1", 5000)));
-        assert_eq!(k.check(two.as_str(), NOW, ip("192.0.2.1")), Ok(()));
-        assert_eq!(k.check(one.as_str(), NOW, ip("192.0.2.1")), Ok(()));
+        assert_eq!(one, k.issue(NOW, addr("192.0.2.1", 5000), UDP));
+        assert_ne!(one, k.issue(NOW, addr("192.0.2.1", 5000), TCP));
+        assert_eq!(
+            k.check(one.as_str(), NOW, addr("192.0.2.1", 5001), UDP),
+            Err(NonceError::Forged)
+        );
+        assert_eq!(
+            k.check(one.as_str(), NOW, addr("192.0.2.1", 5000), TCP),
+            Err(NonceError::Forged)
+        );
+        assert_eq!(
+            k.check(two.as_str(), NOW, addr("192.0.2.1", 5001), UDP),
+            Ok(())
+        );
     }
 
     #[test]
     fn future_stamps_beyond_skew_are_refused() {
         let k = key(1);
-        let ahead = k.issue(NOW + 60, addr("2001:db8::1", 5000));
-        assert_eq!(k.check(ahead.as_str(), NOW, ip("2001:db8::1")), Ok(()));
-        let far = k.issue(NOW + 61, addr("2001:db8::1", 5000));
+        let client = addr("2001:db8::1", 5000);
+        let ahead = k.issue(NOW + 60, client, TCP);
+        assert_eq!(k.check(ahead.as_str(), NOW, client, TCP), Ok(()));
+        let far = k.issue(NOW + 61, client, TCP);
         assert_eq!(
-            k.check(far.as_str(), NOW, ip("2001:db8::1")),
+            k.check(far.as_str(), NOW, client, TCP),
             Err(NonceError::FromTheFuture)
         );
     }
@@ -347,14 +388,14 @@ mod tests {
     #[test]
     fn altered_nonces_are_refused() {
         let k = key(1);
-        let a = ip("192.0.2.1");
-        let nonce = k.issue(NOW, SocketAddr::new(a, 5000));
+        let a = addr("192.0.2.1", 5000);
+        let nonce = k.issue(NOW, a, UDP);
         let text = nonce.as_str();
         let bid_down = text.replacen("wAAA", "gAAA", 1);
-        assert_eq!(k.check(&bid_down, NOW, a), Err(NonceError::Malformed));
+        assert_eq!(k.check(&bid_down, NOW, a, UDP), Err(NonceError::Malformed));
         let other = NonceKey::new(&[1; 32], SecurityFeatures::new(true, false), 600);
         assert_eq!(
-            other.check(&bid_down, NOW, a),
+            other.check(&bid_down, NOW, a, UDP),
             Err(NonceError::Forged),
             "the MAC covers the cookie"
         );
@@ -362,11 +403,17 @@ mod tests {
             let mut bytes = text.as_bytes().to_vec();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(bytes).unwrap();
-            assert!(k.check(&altered, NOW, a).is_err(), "position {at}");
+            assert!(k.check(&altered, NOW, a, UDP).is_err(), "position {at}");
         }
-        assert_eq!(k.check("", NOW, a), Err(NonceError::Malformed));
-        assert_eq!(k.check(&text[..44], NOW, a), Err(NonceError::Malformed));
+        assert_eq!(k.check("", NOW, a, UDP), Err(NonceError::Malformed));
+        assert_eq!(
+            k.check(&text[..NONCE_LEN - 1], NOW, a, UDP),
+            Err(NonceError::Malformed)
+        );
         let bad_base64 = format!("{}{}", &text[..COOKIE_LEN], "!".repeat(PAYLOAD_CHARS));
-        assert_eq!(k.check(&bad_base64, NOW, a), Err(NonceError::Malformed));
+        assert_eq!(
+            k.check(&bad_base64, NOW, a, UDP),
+            Err(NonceError::Malformed)
+        );
     }
 }

@@ -37,13 +37,15 @@ pub enum AuthRejection {
     /// PASSWORD-ALGORITHMS mismatch, or a malformed integrity attribute (RFC 8489 §9.2.4):
     /// 400 without a challenge.
     BadRequest,
-    /// The nonce is not one of ours, is bound to another IP address or has expired: 438
+    /// The nonce is not one of ours, is bound to another transport address or has expired: 438
     /// with a fresh nonce (RFC 8489 §9.2.4). Not a failure (see the module doc).
     StaleNonce,
     /// Unknown user, wrong password, expired REST credentials, realm mismatch or integrity
     /// mismatch: 401 with a challenge (RFC 8489 §9.2.4). Counted as a failure.
     WrongCredentials,
-    /// Too many failures from this source in the current window: drop silently, no answer.
+    /// A failed authentication over the source's allowance for the current window: drop
+    /// silently, no answer (no 401, so no password-guessing oracle). Requests that
+    /// authenticate are still served during the window.
     RateLimited,
 }
 

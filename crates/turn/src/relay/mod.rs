@@ -4,6 +4,7 @@
 mod allocate;
 pub mod allocation;
 pub mod bandwidth;
+mod challenge;
 pub mod config;
 mod data_path;
 pub mod five_tuple;

@@ -28,7 +28,7 @@ use super::five_tuple::FiveTuple;
 use super::ports::{PortPool, RelaySockets};
 use super::respond::respond;
 use super::shared_state::SharedState;
-use crate::auth::{AuthRejection, Authenticated, Authenticator};
+use crate::auth::{AuthStats, Authenticated, Authenticator};
 use crate::policy::{PeerPolicy, PeerVerdict};
 use crate::sockets::{SocketId, Transmit};
 
@@ -167,6 +167,11 @@ impl TurnServer {
         &self.shared
     }
 
+    /// The authenticator's counters (401/438/400 answers, failures, drops).
+    pub fn auth_stats(&self) -> AuthStats {
+        self.auth.stats()
+    }
+
     /// Counters.
     pub fn stats(&self) -> TurnStats {
         TurnStats {
@@ -228,14 +233,21 @@ impl TurnServer {
             }),
             None => ClientOutcome::Nothing,
         };
+        if !self.worth_a_challenge(&five_tuple, &message) {
+            return ClientOutcome::Nothing;
+        }
         // RFC 8489 §6.3 / §9.2.4: authentication first, then unknown attributes.
-        let auth = match self
-            .auth
-            .authenticate(now, unix_now, five_tuple.client, &message)
-        {
+        let authenticated = self.auth.authenticate(
+            now,
+            unix_now,
+            five_tuple.client,
+            five_tuple.transport,
+            &message,
+        );
+        let auth = match authenticated {
             Ok(auth) => auth,
             Err(rejection) => {
-                return reply(self.reject(unix_now, five_tuple.client, &message, rejection, out))
+                return reply(self.reject(now, unix_now, &five_tuple, &message, rejection, out))
             }
         };
         if let Some(len) = unknown_attributes(&message, &auth, self.config.dont_fragment, out) {
@@ -250,29 +262,6 @@ impl TurnServer {
             _ => self.channel_bind(now, five_tuple, &message, &auth, out),
         };
         reply(len)
-    }
-
-    /// Answers a request that failed authentication: 400, or 401/438 with a fresh challenge
-    /// (RFC 8489 §9.2.4); nothing for a rate-limited source.
-    fn reject(
-        &self,
-        unix_now: u64,
-        client: SocketAddr,
-        message: &Message<'_>,
-        rejection: AuthRejection,
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let code = rejection.error_code()?;
-        respond(message, Class::Error, None, out, |w| {
-            w.add(&code)?;
-            if rejection.needs_challenge() {
-                self.auth.add_challenge(unix_now, client, w)?;
-            }
-            if let Some(software) = &self.config.software {
-                w.add(&stun::attributes::Software(software))?;
-            }
-            Ok(())
-        })
     }
 
     /// The allocation on `five_tuple`, if any.

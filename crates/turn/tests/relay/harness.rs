@@ -190,6 +190,24 @@ impl Client {
         buf
     }
 
+    /// Learns a nonce as a client does before its first Allocate: an unsigned Allocate with
+    /// REQUESTED-TRANSPORT draws a 401 with the challenge (RFC 8489 §9.2.3.1).
+    pub fn learn_nonce(&mut self, world: &mut World) {
+        let udp = AnyAttribute::RequestedTransport(stun::attributes::RequestedTransport(17));
+        let unsigned = Client {
+            nonce: None,
+            username: String::new(),
+            ..*self
+        };
+        let tid = world.tid();
+        let (_, reply) = world.feed(
+            self.five_tuple,
+            &unsigned.encode(Method::ALLOCATE, tid, &[udp]),
+        );
+        let m = Message::decode(&reply).expect("a 401");
+        self.nonce = Some(m.get::<Nonce<'_>>().unwrap().unwrap().0.to_string());
+    }
+
     /// Sends a request, answering a 401/438 challenge once as a client library does.
     /// Returns the final response bytes.
     pub fn request(

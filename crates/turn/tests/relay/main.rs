@@ -6,6 +6,7 @@
 mod harness;
 mod relay_addresses;
 mod sharded;
+mod unauthenticated;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -138,7 +139,7 @@ fn allocate_success() {
 fn allocate_retransmission_and_mismatch() {
     let mut world = World::new(config());
     let mut client = Client::new(udp_client(5000), "alice", "alice-pass");
-    let _ = client.request(&mut world, Method::REFRESH, &[]); // learn a nonce (437 expected)
+    client.learn_nonce(&mut world);
     let tid = TransactionId([0xAB; 12]);
     let request = client.encode(Method::ALLOCATE, tid, &[UDP]);
     let (_, first) = world.feed(client.five_tuple, &request);
@@ -164,6 +165,7 @@ fn allocate_retransmission_and_mismatch() {
 fn requested_transport_rules() {
     let mut world = World::new(config());
     let mut client = Client::new(udp_client(5000), "alice", "alice-pass");
+    client.learn_nonce(&mut world);
     assert_eq!(
         code(&client.request(&mut world, Method::ALLOCATE, &[])),
         400

@@ -121,6 +121,13 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 10
 # auth-failures = 10
 
+# Bytes per second a source may receive in unauthenticated UDP answers (Binding responses, 401
+# and 438 challenges) beyond the size of its requests, with a burst of 4 s of it; answers
+# beyond are dropped (clients retransmit). Caps what a spoofed victim gets (0..=100000000,
+# 0: off).
+# Default: 4096
+# amplification-budget = 4096
+
 ## TURN: relay addresses ###########################################################################
 
 # IPs the relay sockets bind to. One address holds one allocation per relay port (16384 with the

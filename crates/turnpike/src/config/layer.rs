@@ -158,6 +158,10 @@ config_layer! {
     /// Failed authentications per source IP per minute before it is ignored [default: 10].
     #[arg(long, env = "TURNPIKE_AUTH_FAILURES", value_name = "N")]
     auth_failures: u64,
+    /// Bytes per second a source may get in unauthenticated UDP answers beyond what it sent;
+    /// 0 turns the budget off [default: 4096].
+    #[arg(long, env = "TURNPIKE_AMPLIFICATION_BUDGET", value_name = "BYTES")]
+    amplification_budget: u64,
     /// Serve HTTP: the signaling WebSocket, the ICE server API and the web pages [default: true].
     #[arg(long, env = "TURNPIKE_HTTP", value_name = "BOOL")]
     #[arg(num_args = 0..=1, default_missing_value = "true")]

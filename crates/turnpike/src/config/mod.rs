@@ -108,6 +108,9 @@ pub struct Config {
     pub denied_peers: Vec<IpNet>,
     /// Failed authentications per source per minute before the source is ignored, at least 1.
     pub auth_failures: u32,
+    /// Bytes per second per source of unauthenticated UDP answers beyond the requests' size
+    /// (burst: 4 s of it); 0: off.
+    pub amplification_budget: u32,
     /// Serve HTTP: the signaling WebSocket, the ICE server API and the web pages.
     pub http: bool,
     /// HTTP listen addresses; used only when `http` is on.
@@ -172,6 +175,7 @@ impl Default for Config {
             allowed_peers: Vec::new(),
             denied_peers: Vec::new(),
             auth_failures: 10,
+            amplification_budget: turn::budget::DEFAULT_BUDGET_RATE,
             http: true,
             http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
             signaling_secret: None,

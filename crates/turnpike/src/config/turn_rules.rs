@@ -39,6 +39,8 @@ const TOTAL_QUOTA_RANGE: (u64, u64) = (1, 10_000_000);
 const PER_ALLOCATION_RANGE: (u64, u64) = (1, 4096);
 /// Allowed `auth-failures`.
 const AUTH_FAILURES_RANGE: (u64, u64) = (1, 1_000_000);
+/// Allowed `amplification-budget` (bytes per second; 0 turns it off).
+const AMPLIFICATION_BUDGET_RANGE: (u64, u64) = (0, 100_000_000);
 
 /// Checks the TURN keys of `layer` and writes their values into `config`, which holds the
 /// defaults on entry.
@@ -120,6 +122,16 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
     }
     let failures = in_range(p, "auth-failures", layer.auth_failures, AUTH_FAILURES_RANGE);
     config.auth_failures = failures.map_or(config.auth_failures, |n| {
+        u32::try_from(n).unwrap_or(u32::MAX)
+    });
+    let budget = layer.amplification_budget;
+    let budget = in_range(
+        p,
+        "amplification-budget",
+        budget,
+        AMPLIFICATION_BUDGET_RANGE,
+    );
+    config.amplification_budget = budget.map_or(config.amplification_budget, |n| {
         u32::try_from(n).unwrap_or(u32::MAX)
     });
 }

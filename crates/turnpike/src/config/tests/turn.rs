@@ -33,6 +33,7 @@ fn defaults_are_safe() {
     assert_eq!((config.user_quota, config.total_quota), (0, 10_000));
     assert_eq!((config.max_permissions, config.max_channels), (128, 128));
     assert_eq!((config.max_bps, config.auth_failures), (None, 10));
+    assert_eq!(config.amplification_budget, 4096);
     assert_eq!(config.nonce_lifetime, Duration::from_secs(600));
 }
 
@@ -49,6 +50,10 @@ fn ranges_of_the_turn_keys() {
         ("max-permissions = 0", "0 is out of range 1..=4096"),
         ("max-channels = 4097", "4097 is out of range 1..=4096"),
         ("auth-failures = 0", "0 is out of range 1..=1000000"),
+        (
+            "amplification-budget = 100000001",
+            "100000001 is out of range 0..=100000000",
+        ),
         ("min-port = 1023", "1023 is out of range 1024..=65535"),
     ];
     for (text, expected) in cases {
