@@ -351,10 +351,12 @@ async fn ice_servers(
         Decision::StunOnly => None,
         Decision::Unauthorized(why) => {
             tracing::debug!(remote = %endpoints.remote, %why, "ICE servers refused: bad token");
-            let body = serde_json::json!({
-                "error": "unauthorized",
-                "message": format!("a valid join token is needed ({why})"),
-            });
+            let message = match token {
+                None => "a join token is needed: `Authorization: Bearer TOKEN` or `?token=TOKEN`"
+                    .to_owned(),
+                Some(_) => format!("a valid join token is needed ({why})"),
+            };
+            let body = serde_json::json!({ "error": "unauthorized", "message": message });
             let challenge = (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return (StatusCode::UNAUTHORIZED, [challenge], Json(body)).into_response();
         }
