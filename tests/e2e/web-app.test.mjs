@@ -566,8 +566,10 @@ test('diagnostics at the machine\'s LAN address: a srflx candidate from our STUN
     // Server (STUN/TURN and HTTP) on the LAN address, relays still on 127.0.0.1. The page at
     // http://LAN_IP is not a secure context and has no media permission, so Chrome gathers on
     // one socket bound to 0.0.0.0: the mapped address the server reports differs from the
-    // socket's bound address, and Chrome keeps the srflx candidate.
-    await withTurnpike(t, { shots: 'diagnostics-lan-srflx', host: LAN_IP }, async ({ browser, open, server, base, range, host }) => {
+    // socket's bound address, and Chrome keeps the srflx candidate. The page's requests come
+    // from the LAN address, not loopback: without a signaling secret they get TURN credentials
+    // only with open-credentials (docs/http.md "Who gets TURN credentials").
+    await withTurnpike(t, { shots: 'diagnostics-lan-srflx', host: LAN_IP, args: ['--open-credentials'] }, async ({ browser, open, server, base, range, host }) => {
       const page = await open(await browser(), '/diagnostics', 'diagnostics');
       await assertPrefilled(page, base, host, server.port);
       const g = await gather(page);

@@ -206,6 +206,32 @@ def test_uclient_rest_credentials_relay_without_loss(turnpike, echo_peer, transp
     assert_relayed_without_loss(rc, out)
 
 
+def ice_servers(server, headers: dict[str, str] | None = None) -> list[dict]:
+    """`GET /api/ice-servers` of `server` from this host (loopback), without any proxy."""
+    import json
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://{server.ip}:{server.http_port}/api/ice-servers", headers=headers or {})
+    with opener.open(request, timeout=10) as response:
+        return json.load(response)["iceServers"]
+
+
+def test_uclient_relays_with_a_credential_from_the_http_api(turnpike, echo_peer):
+    """Issue #10: the HTTP API hands a loopback caller (no secret, no proxy header) a TURN REST
+    credential ("EXPIRY:turnpike") that an independent client relays with; the same request
+    through a proxy header gets STUN URLs only, so no credential to relay with."""
+    server = turnpike(rest_secrets=[REST_SECRET], relay_ip=["127.0.0.1"], allowed_peers=["127.0.0.1/32"])
+    turn = [entry for entry in ice_servers(server) if "username" in entry]
+    assert len(turn) == 1, turn
+    username, credential = turn[0]["username"], turn[0]["credential"]
+    assert username.endswith(":turnpike"), username
+    rc, out = uclient(server.ip, server.port, (echo_peer.ip, echo_peer.port), *load_flags("-u", username, "-w", credential))
+    assert_relayed_without_loss(rc, out)
+    proxied = ice_servers(server, {"X-Forwarded-For": "203.0.113.9"})
+    assert proxied and not any("username" in entry for entry in proxied), proxied
+
+
 AUTH_FAILURES = 3
 
 

@@ -51,6 +51,8 @@ SERVER_URI = f"stun:{SERVER_IP}"
 #: STUN + TURN + signaling for `turnpike p2p`.
 P2P_SERVER_IP = "203.0.113.5"
 P2P_SIGNAL = f"ws://{P2P_SERVER_IP}:8080/ws"
+#: Its signaling secret: the peers join with tokens, and their TURN credentials come from them.
+P2P_SIGNALING_SECRET = "netns-p2p-signaling-secret"
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -254,11 +256,13 @@ class Topology:
         for address in PLAIN_SERVERS:
             self.serve("--listen", f"{address}:3478")
         # The server `turnpike p2p` meets through: signaling on 8080 hands out STUN and TURN
-        # (REST credentials) on the same address, as a deployment would.
+        # (REST credentials) on the same address, as a deployment would. The peers are not on
+        # loopback, so they get TURN credentials only with a join token (issue #10).
         self.serve(
             "--listen", f"{P2P_SERVER_IP}:3478", "--relay-ip", P2P_SERVER_IP,
             "--http-listen", f"{P2P_SERVER_IP}:8080", "--ice-host", P2P_SERVER_IP,
             "--rest-secrets", "netns-p2p-secret", "--min-port", "50000", "--max-port", "50999",
+            "--signaling-secret", P2P_SIGNALING_SECRET,
             stun_only=False,
         )
 

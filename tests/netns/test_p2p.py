@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import P2P_SIGNAL, Client, Topology
+from conftest import P2P_SIGNAL, P2P_SIGNALING_SECRET, Client, Topology
 
 #: (sender, receiver, path expected)
 PAIRS = [
@@ -35,13 +35,24 @@ RUN_TIMEOUT = 90.0
 CONNECTED = re.compile(r"^connected( via relay)?: (\w+) (\S+) ↔ (\w+) (\S+), RTT (\d+) ms$", re.M)
 
 
+def token(topology: Topology, room: str) -> str:
+    """A join token for `room` from `turnpike token`, as an application would mint it."""
+    minted = subprocess.run(
+        [str(topology.binary), "token", "--room", room, "--ttl", "10m",
+         "--secret", P2P_SIGNALING_SECRET],
+        capture_output=True, text=True, check=True, timeout=30,
+    )
+    return minted.stdout.strip()
+
+
 def p2p(
     topology: Topology, client: Client, room: str, *args: str, log: Path, timeout: str = "60"
 ) -> subprocess.Popen:
     out = open(log, "w")
     return subprocess.Popen(
         ["ip", "netns", "exec", client.ns, str(topology.binary), "p2p",
-         "--signal", P2P_SIGNAL, "--room", room, "--timeout", timeout, *args],
+         "--signal", P2P_SIGNAL, "--room", room, "--token", token(topology, room),
+         "--timeout", timeout, *args],
         stdout=out, stderr=subprocess.STDOUT, text=True,
     )
 

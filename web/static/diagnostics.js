@@ -19,9 +19,13 @@ const PING_TIMEOUT_MS = 3000;
 
 const byTestId = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
 
-/** GET /api/ice-servers → {iceServers, iceTtl}. */
+/** GET /api/ice-servers → {iceServers, iceTtl}. A `?token=` of this page is passed on as a
+ * Bearer token: a server with a signaling secret hands TURN credentials only for one. */
 async function fetchIceServers() {
-  const res = await fetch('/api/ice-servers', { cache: 'no-store', headers: { accept: 'application/json' } });
+  const headers = { accept: 'application/json' };
+  const token = new URLSearchParams(location.search).get('token');
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch('/api/ice-servers', { cache: 'no-store', headers });
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
   const body = await res.json();
   return { iceServers: Array.isArray(body.iceServers) ? body.iceServers : [], iceTtl: body.iceTtl ?? null };

@@ -85,6 +85,53 @@ impl IceConfig {
     }
 }
 
+/// Who a connection's join token admitted, for minting credentials that carry its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant<'a> {
+    /// The room of the token (the peer's room).
+    pub room: &'a str,
+    /// When the token expires, Unix seconds: credentials minted for it must not outlive it.
+    pub expiry_unix: u64,
+}
+
+/// Mints the ICE servers of one `joined`, when it is sent: given the grant of the join token
+/// (`None` when the hub needs no token) and the wall clock in Unix seconds.
+pub type IceMinter = Box<dyn Fn(Option<Grant<'_>>, u64) -> IceConfig + Send + Sync>;
+
+/// Where a connection's `joined` gets its ICE servers.
+pub enum IceSource {
+    /// The same list for every `joined` of the connection.
+    Fixed(IceConfig),
+    /// Minted for each `joined`, from the identity the join token proved: the TURN
+    /// credentials then name the room and never outlive the token.
+    Minted(IceMinter),
+}
+
+impl IceSource {
+    /// The ICE servers for a `joined` of a peer admitted by `grant`, at `unix_now`.
+    pub fn for_join(&self, grant: Option<Grant<'_>>, unix_now: u64) -> IceConfig {
+        match self {
+            IceSource::Fixed(ice) => ice.clone(),
+            IceSource::Minted(mint) => mint(grant, unix_now),
+        }
+    }
+}
+
+impl From<IceConfig> for IceSource {
+    fn from(ice: IceConfig) -> IceSource {
+        IceSource::Fixed(ice)
+    }
+}
+
+impl std::fmt::Debug for IceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IceSource::Fixed(ice) => f.debug_tuple("Fixed").field(ice).finish(),
+            IceSource::Minted(_) => f.write_str("Minted"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,7 @@ mod output;
 mod rate;
 pub mod token;
 
-pub use config::{HubConfig, IceConfig};
+pub use config::{Grant, HubConfig, IceConfig, IceMinter, IceSource};
 pub use error::ErrorCode;
 pub use hub::{Hub, HubStats};
 pub use output::{CloseReason, ConnId, Output};

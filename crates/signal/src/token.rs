@@ -49,9 +49,29 @@ pub fn mint(secret: &[u8], room: &str, expiry_unix: u64) -> String {
     format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
+/// What an authentic, unexpired token says: who it admits, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The room the token admits to.
+    pub room: String,
+    /// Unix seconds at which the token stops being valid (exclusive).
+    pub expiry_unix: u64,
+}
+
 /// Checks that `token` was minted with `secret` for `room` and has not expired at
 /// `unix_now`.
 pub fn verify(secret: &[u8], token: &str, room: &str, unix_now: u64) -> Result<(), TokenError> {
+    let claims = claims(secret, token, unix_now)?;
+    if claims.room != room {
+        return Err(TokenError::WrongRoom);
+    }
+    Ok(())
+}
+
+/// Checks that `token` was minted with `secret` and has not expired at `unix_now`, for any
+/// room, and returns what it says (`GET /api/ice-servers` takes a token of any room; the
+/// credentials it mints carry the room and never outlive the token).
+pub fn claims(secret: &[u8], token: &str, unix_now: u64) -> Result<Claims, TokenError> {
     let (payload, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
     let tag = URL_SAFE_NO_PAD
         .decode(tag)
@@ -63,13 +83,13 @@ pub fn verify(secret: &[u8], token: &str, room: &str, unix_now: u64) -> Result<(
         .decode(payload)
         .map_err(|_| TokenError::Malformed)?;
     let payload: Payload<'_> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    if payload.room != room {
-        return Err(TokenError::WrongRoom);
-    }
     if payload.exp <= unix_now {
         return Err(TokenError::Expired);
     }
-    Ok(())
+    Ok(Claims {
+        room: payload.room.into_owned(),
+        expiry_unix: payload.exp,
+    })
 }
 
 fn mac(secret: &[u8], payload: &str) -> HmacSha256 {
@@ -152,6 +172,18 @@ mod tests {
             verify(SECRET, &token, "lobby", 1),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn claims_name_the_room_and_expiry_of_any_room() {
+        let token = mint(SECRET, "lobby", 1_000);
+        let expected = Claims {
+            room: "lobby".to_owned(),
+            expiry_unix: 1_000,
+        };
+        assert_eq!(claims(SECRET, &token, 999), Ok(expected));
+        assert_eq!(claims(SECRET, &token, 1_000), Err(TokenError::Expired));
+        assert_eq!(claims(b"other", &token, 1), Err(TokenError::Forged));
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(workers, "workers started");
     let handles: Arc<[WorkerHandle]> = handles.into();
     spawn_streams(&config, bound, handles.clone(), &mut tasks)?;
-    http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
+    let http = http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
     info!("ready");
 
     let result = tokio::select! {
@@ -167,6 +167,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    // WebSocket clients hear 1001 "going away" rather than a dropped connection.
+    if let Some(http) = &http {
+        http.going_away().await;
+    }
     // Each worker closes its relay sockets as it stops.
     let _ = stop.send(true);
     tasks.shutdown().await;

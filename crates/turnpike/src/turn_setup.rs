@@ -59,18 +59,22 @@ pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
     if config.turn && settings.auth.users.is_empty() && settings.auth.rest_secrets.is_empty() {
         add_ephemeral_credential(&mut settings.auth, &config.realm);
     } else if config.turn && config.http && settings.auth.rest_secrets.is_empty() {
-        // The HTTP API hands out REST credentials: it needs a secret even when only static
-        // users are configured. Nobody else knows this one, so nothing is printed.
-        settings.auth.rest_secrets.push(random_rest_secret());
-        tracing::debug!("made up a REST secret for this run, for the HTTP API's credentials");
+        // An operator who configured users but no REST secrets did not ask for REST
+        // credentials: none are minted (issue #10), so the HTTP API cannot become a way
+        // around the users the operator chose.
+        tracing::info!(
+            "TURN users are configured but no `rest-secrets`: /api/ice-servers and the \
+             signaling `joined` frame hand out STUN URLs only; set `rest-secrets` to hand out \
+             TURN credentials over HTTP"
+        );
     }
     Ok(settings)
 }
 
 impl TurnSettings {
     /// The REST secret the HTTP API mints TURN credentials with: the first of `rest-secrets`
-    /// (list the new one first while rotating), or the one made up for this run; `None` when
-    /// TURN is off.
+    /// (list the new one first while rotating), or the one made up for a run without any
+    /// credentials; `None` when TURN is off or only users are configured (STUN URLs only).
     pub fn api_secret(&self) -> Option<String> {
         self.turn
             .enabled

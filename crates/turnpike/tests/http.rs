@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
@@ -341,10 +341,10 @@ fn ice_servers_hand_out_a_working_turn_credential() {
     );
 }
 
-// With static users only, the server makes up a REST secret for the API silently: the
-// credential works, and no credential is printed.
+// Issue #10: with static users and no `rest-secrets`, no REST credential is minted: the API
+// and `joined` list STUN URLs only (before: a made-up secret minted working 24 h credentials).
 #[test]
-fn ice_servers_work_with_static_users_too() {
+fn users_without_rest_secrets_get_stun_urls_only() {
     let server = start(&["--users", "alice:wonderland", "--ice-ttl", "600"]);
     assert!(
         !server
@@ -353,16 +353,262 @@ fn ice_servers_work_with_static_users_too() {
             .any(|v| v["fields"]["password"].is_string()),
         "no credential printed"
     );
+    assert!(
+        server.startup.iter().any(|v| v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no `rest-secrets`"))),
+        "one line says why and what to configure"
+    );
+    let port = server.address("udp").port();
+    let stun_only = json!([{ "urls": [format!("stun:localhost:{port}")] }]);
     let body = get(http(&server), "localhost", "/api/ice-servers", &[]).json();
-    assert_eq!(body["iceTtl"], 600);
-    let (username, credential) = turn_credential(&body["iceServers"]);
+    assert_eq!(body["iceServers"], stun_only);
+    let mut client = Client::open(http(&server));
+    let joined = client.join("users", None);
     assert_eq!(
-        allocate(server.address("udp"), &username, &credential),
-        Class::Success
+        joined["iceServers"],
+        json!([{ "urls": [format!("stun:127.0.0.1:{port}")] }])
     );
     assert_eq!(
         allocate(server.address("udp"), "alice", "wonderland"),
         Class::Success
+    );
+}
+
+/// The ICE servers of `GET /api/ice-servers` with `headers`, and whether a `turn:` entry is
+/// among them.
+fn has_turn(server: &Server, headers: &[(&str, &str)]) -> bool {
+    let response = get(http(server), "localhost", "/api/ice-servers", headers);
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["iceServers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["username"].is_string())
+}
+
+// Issue #10 rule 3: without a signaling secret, a caller behind a proxy header (a reverse
+// proxy on this host would make every internet caller loopback) gets STUN URLs only, in the
+// API and in `joined`; `open-credentials` hands credentials to everyone, with a warning.
+#[test]
+fn proxied_callers_get_no_credential_without_a_secret() {
+    let server = start(&[]);
+    assert!(has_turn(&server, &[]), "a local caller does");
+    for header in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Real-IP", "203.0.113.7"),
+        ("Forwarded", "for=203.0.113.7"),
+    ] {
+        assert!(!has_turn(&server, &[header]), "{header:?}");
+    }
+    let mut request = format!("ws://{}/ws", http(&server))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("X-Forwarded-For", "203.0.113.7".parse().unwrap());
+    let tcp = TcpStream::connect(http(&server)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut proxied = Client(tungstenite::client(request, tcp).ok().unwrap().0);
+    let joined = proxied.join("proxied", None);
+    assert_eq!(
+        joined["iceServers"].as_array().unwrap().len(),
+        1,
+        "{joined}"
+    );
+    let mut local = Client::open(http(&server));
+    let (username, _) = turn_credential(&local.join("proxied", None)["iceServers"]);
+    assert!(username.ends_with(":turnpike"), "{username}");
+    drop(server);
+
+    let open = start(&["--open-credentials"]);
+    assert!(
+        open.startup.iter().any(|v| v["level"] == "WARN"
+            && v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("anyone who can reach HTTP can use the relay"))),
+        "a loud warning at start"
+    );
+    assert!(has_turn(&open, &[("X-Forwarded-For", "203.0.113.7")]));
+}
+
+/// The first IPv4 address of this host that is not loopback, from `ip -4 -o addr`.
+fn non_loopback_ipv4() -> Option<std::net::Ipv4Addr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let address = line
+                .split_whitespace()
+                .skip_while(|w| *w != "inet")
+                .nth(1)?;
+            let ip: std::net::Ipv4Addr = address.split('/').next()?.parse().ok()?;
+            (!ip.is_loopback()).then_some(ip)
+        })
+}
+
+/// A TCP connection to `to` from source address `from` (port chosen by the kernel).
+fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = if from.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        socket.connect(to).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+// Issue #10 rule 3 with a real non-loopback TCP peer: a caller from this host's own LAN
+// address (the traffic stays in the host) gets STUN URLs only.
+#[test]
+fn a_non_loopback_caller_gets_no_credential() {
+    let Some(lan) = non_loopback_ipv4() else {
+        eprintln!("no non-loopback IPv4 address on this host: covered by the unit tests only");
+        return;
+    };
+    let server = Server::spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "0.0.0.0:0",
+            "--relay-ip",
+            "127.0.0.1",
+        ],
+        |command| {
+            command.env_remove("TURNPIKE_SIGNALING_SECRET");
+        },
+    );
+    let port = http(&server).port();
+    let mut tcp = connect_from(lan.into(), SocketAddr::from((lan, port)));
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET /api/ice-servers HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("stun:h:") && !raw.contains("turn:"), "{raw}");
+    let local = SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(
+        has_turn_at(local),
+        "the same server gives a loopback caller one"
+    );
+}
+
+/// Whether `GET /api/ice-servers` at `addr` lists a credential.
+fn has_turn_at(addr: SocketAddr) -> bool {
+    get(addr, "h", "/api/ice-servers", &[])
+        .body
+        .contains("\"username\"")
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+// Issue #10 rule 2: with a signaling secret, `/api/ice-servers` needs a valid join token
+// (Bearer or ?token=), also from loopback; the username names the token's room and the
+// credential expires with the token at the latest; it works against the TURN server.
+#[test]
+fn ice_servers_need_a_token_when_a_secret_is_set() {
+    let server = start(&["--signaling-secret", SECRET]);
+    let now = unix_now();
+    let refused = |headers: &[(&str, &str)], path: &str| {
+        let response = get(http(&server), "localhost", path, headers);
+        assert_eq!(
+            response.status, 401,
+            "{path} {headers:?}: {}",
+            response.body
+        );
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(response.json()["error"], "unauthorized");
+    };
+    refused(&[], "/api/ice-servers");
+    let other = signal::token::mint(b"another secret of 16+", "lobby", now + 600);
+    refused(
+        &[("Authorization", &format!("Bearer {other}"))],
+        "/api/ice-servers",
+    );
+    let expired = signal::token::mint(SECRET.as_bytes(), "lobby", now - 1);
+    refused(&[], &format!("/api/ice-servers?token={expired}"));
+    refused(&[("Authorization", "Bearer garbage")], "/api/ice-servers");
+    let mut forged = signal::token::mint(SECRET.as_bytes(), "lobby", now + 600);
+    forged.pop();
+    refused(&[], &format!("/api/ice-servers?token={forged}"));
+
+    // A token valid two minutes: the credential expires with it, not in 24 h.
+    let token = signal::token::mint(SECRET.as_bytes(), "team:42", now + 120);
+    for (headers, path) in [
+        (
+            vec![("Authorization", format!("Bearer {token}"))],
+            "/api/ice-servers".to_owned(),
+        ),
+        (vec![], format!("/api/ice-servers?token={token}")),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = get(http(&server), "localhost", &path, &headers);
+        assert_eq!(response.status, 200, "{}", response.body);
+        let body = response.json();
+        let (username, credential) = turn_credential(&body["iceServers"]);
+        assert_eq!(username, format!("{}:team_42", now + 120));
+        assert!(body["iceTtl"].as_u64().unwrap() <= 120, "{body}");
+        assert_eq!(
+            allocate(server.address("udp"), &username, &credential),
+            Class::Success
+        );
+    }
+
+    // The `joined` credential comes from the join token too, and never outlives it.
+    let token = signal::token::mint(SECRET.as_bytes(), "lobby", now + 300);
+    let mut client = Client::open(http(&server));
+    let joined = client.join("lobby", Some(&token));
+    let (username, credential) = turn_credential(&joined["iceServers"]);
+    let (expiry, room) = username.split_once(':').unwrap();
+    assert_eq!(room, "lobby");
+    assert!(expiry.parse::<u64>().unwrap() <= now + 300, "{username}");
+    assert!(joined["iceTtl"].as_u64().unwrap() <= 300, "{joined}");
+    assert_eq!(
+        allocate(server.address("udp"), &username, &credential),
+        Class::Success
+    );
+}
+
+// Issue #10: at most `credential-rate` credentials per source per minute; then 429 with
+// Retry-After. Callers who get no credential (STUN only) are not counted.
+#[test]
+fn credential_issuing_is_rate_limited() {
+    let server = start(&["--credential-rate", "3"]);
+    for n in 0..3 {
+        assert!(has_turn(&server, &[]), "credential {n}");
+    }
+    let response = get(http(&server), "localhost", "/api/ice-servers", &[]);
+    assert_eq!(response.status, 429, "{}", response.body);
+    assert_eq!(response.header("retry-after"), Some("20"), "60 s / 3");
+    assert_eq!(response.json()["error"], "rate-limited");
+    // `joined` on a limited source carries STUN URLs only; signaling still works.
+    let mut client = Client::open(http(&server));
+    let joined = client.join("limited", None);
+    assert_eq!(
+        joined["iceServers"].as_array().unwrap().len(),
+        1,
+        "{joined}"
     );
 }
 
@@ -532,12 +778,30 @@ fn message_size_limits() {
         "x".repeat(64 * 1024)
     );
     client.send(&huge);
-    let closed = match client.0.read() {
-        Ok(Frame::Close(frame)) => frame.map(|f| f.code),
-        Ok(other) => panic!("expected a close, got {other:?}"),
-        Err(_) => None, // the server may also just drop the connection
-    };
-    assert!(matches!(closed, None | Some(CloseCode::Size)), "{closed:?}");
+    // docs/signaling.md: over the hard limit, the connection is closed with 1009 (RFC 6455
+    // §7.4.1), not dropped (issue #10: the client saw 1006).
+    let (closed, texts) = client.recv_close();
+    assert_eq!(closed, Some(CloseCode::Size), "{texts:?}");
+}
+
+// Issue #10 item 4: on SIGTERM every WebSocket gets a close frame 1001 "going away" (RFC 6455
+// §7.4.1) instead of a dropped connection.
+#[test]
+fn sigterm_closes_websockets_with_going_away() {
+    let server = start(&[]);
+    let mut client = Client::open(http(&server));
+    assert_eq!(client.join("bye", None)["type"], "joined");
+    let mut idle = Client::open(http(&server));
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(client.recv_close().0, Some(CloseCode::Away));
+    assert_eq!(
+        idle.recv_close().0,
+        Some(CloseCode::Away),
+        "also before join"
+    );
 }
 
 // A peer that does not read its frames is closed as a slow consumer (1013) once its queue of
@@ -711,7 +975,12 @@ fn http_can_be_switched_off() {
 // waits in the backlog until a connection closes.
 #[test]
 fn http_connections_are_capped() {
-    let server = start(&["--max-tcp-connections", "2"]);
+    let server = start(&[
+        "--max-tcp-connections",
+        "2",
+        "--http-connections-per-ip",
+        "2",
+    ]);
     let addr = server.address("http");
     let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -748,4 +1017,90 @@ fn idle_http_connections_are_closed() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
+}
+
+/// `GET /healthz` over a connection from `from`: the status line, and how long it took.
+fn healthz_from(from: std::net::IpAddr, to: SocketAddr) -> (String, Duration) {
+    let started = std::time::Instant::now();
+    let mut tcp = connect_from(from, to);
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    let _ = tcp.read_to_string(&mut raw);
+    let status = raw.lines().next().unwrap_or_default().to_owned();
+    (status, started.elapsed())
+}
+
+// Issue #10 item 4: one source opening more connections than its share, each stuck in a
+// partial request head, cannot take the HTTP server down for others: connections beyond
+// `http-connections-per-ip` are closed at once, and `/healthz` from another address
+// (127.0.0.2, also loopback) answers promptly. Before: all `max-tcp-connections` permits went
+// to the one source and /healthz waited in the backlog.
+#[test]
+fn one_source_cannot_take_every_http_connection() {
+    let server = start(&[
+        "--max-tcp-connections",
+        "40",
+        "--http-connections-per-ip",
+        "10",
+    ]);
+    let addr = http(&server);
+    let attacker: std::net::IpAddr = [127, 0, 0, 1].into();
+    let mut held = Vec::new();
+    let mut closed_at_once = 0;
+    for _ in 0..60 {
+        let mut tcp = connect_from(attacker, addr);
+        // A request head that never ends.
+        let _ = tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\nX-Slow: ");
+        tcp.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        match tcp.read(&mut buf) {
+            // Still waiting for the rest of the head.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                held.push(tcp);
+            }
+            // EOF or reset, without a byte of answer: closed at once.
+            Ok(0) | Err(_) => closed_at_once += 1,
+            Ok(n) => panic!("answered {:?}", String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert_eq!(held.len(), 10, "the per-source share");
+    assert_eq!(closed_at_once, 50);
+    let (status, took) = healthz_from([127, 0, 0, 2].into(), addr);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+// Issue #10 item 4: a request head must arrive within 10 s (HEADER_READ_TIMEOUT), however
+// slowly it trickles: the connection is then closed. Before: every byte restarted the
+// 300 s idle timer, so a byte every 2 s held the connection for ever.
+#[test]
+fn a_trickling_request_head_is_cut_at_the_header_deadline() {
+    let server = start(&[]);
+    let mut tcp = TcpStream::connect(http(&server)).unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut writer = tcp.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        // One header byte every 500 ms, for at most 40 s; stops once the server has closed.
+        for _ in 0..80 {
+            std::thread::sleep(Duration::from_millis(500));
+            if writer.write_all(b"x").is_err() {
+                break;
+            }
+        }
+    });
+    tcp.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(25),
+        "closed after {took:?}"
+    );
+    let _ = tcp.shutdown(std::net::Shutdown::Both);
+    trickle.join().unwrap();
 }

@@ -96,6 +96,9 @@ impl Server {
             settings.message_rate.to_string(),
             "--max-tcp-connections".into(),
             settings.max_connections.to_string(),
+            // Every simulated client connects from 127.0.0.1: one source may hold them all.
+            "--http-connections-per-ip".into(),
+            settings.max_connections.to_string(),
         ];
         let mut command = Command::new(binary);
         command

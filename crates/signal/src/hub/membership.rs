@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::state::{later, Peer, Presence, Timer};
 use super::Hub;
+use crate::config::Grant;
 use crate::error::ErrorCode;
 use crate::ids::{PeerId, ResumeSecret};
 use crate::outbound::{self, Joined};
@@ -24,7 +25,7 @@ impl Hub {
     ) {
         match resume {
             // The resume token alone admits: it was issued after the join token was checked.
-            Some(resume) => self.resume(now, conn, &room, &resume),
+            Some(resume) => self.resume(now, unix_now, conn, &room, &resume),
             None => self.join_afresh(now, unix_now, conn, room, token.as_deref()),
         }
     }
@@ -38,20 +39,30 @@ impl Hub {
         room: String,
         token: Option<&str>,
     ) {
+        let mut token_expiry = None;
         if let Some(secret) = &self.config.token_secret {
             let verdict = match token {
-                Some(token) => token::verify(secret, token, &room, unix_now),
+                Some(token) => token::claims(secret, token, unix_now).and_then(|claims| {
+                    if claims.room == room {
+                        Ok(claims.expiry_unix)
+                    } else {
+                        Err(token::TokenError::WrongRoom)
+                    }
+                }),
                 None => Err(token::TokenError::Malformed),
             };
-            if let Err(err) = verdict {
-                let message = match token {
-                    Some(_) => err.to_string(),
-                    None => "this server needs a token to join".to_owned(),
-                };
-                let text = outbound::error(ErrorCode::BadToken, &message, Some("join"));
-                self.send(conn, text);
-                self.close(now, conn, CloseReason::BadToken);
-                return;
+            match verdict {
+                Ok(expiry) => token_expiry = Some(expiry),
+                Err(err) => {
+                    let message = match token {
+                        Some(_) => err.to_string(),
+                        None => "this server needs a token to join".to_owned(),
+                    };
+                    let text = outbound::error(ErrorCode::BadToken, &message, Some("join"));
+                    self.send(conn, text);
+                    self.close(now, conn, CloseReason::BadToken);
+                    return;
+                }
             }
         }
         let size = self.rooms.get(&room).map_or(0, |r| r.members.len());
@@ -65,18 +76,19 @@ impl Hub {
             room: room.clone(),
             secret,
             presence: Presence::Online(conn),
+            token_expiry,
         };
         self.peers.insert(id, peer);
         self.rooms.entry(room.clone()).or_default().members.push(id);
         if let Some(connection) = self.conns.get_mut(&conn) {
             connection.peer = Some(id);
         }
-        self.send_joined(conn, id, false);
+        self.send_joined(conn, id, false, unix_now);
         self.announce(now, &room, Some(id), &outbound::peer_joined(id));
     }
 
     /// `join` with `resume`: the same peer, on this connection, with its queued frames.
-    fn resume(&mut self, now: Instant, conn: ConnId, room: &str, token: &str) {
+    fn resume(&mut self, now: Instant, unix_now: u64, conn: ConnId, room: &str, token: &str) {
         let Some(id) = self.resumable(now, room, token) else {
             self.send_error(conn, ErrorCode::ResumeFailed, Some("join"));
             return;
@@ -102,7 +114,7 @@ impl Hub {
         if let Some(connection) = self.conns.get_mut(&conn) {
             connection.peer = Some(id);
         }
-        self.send_joined(conn, id, true);
+        self.send_joined(conn, id, true, unix_now);
         for text in queued {
             self.send(conn, text);
         }
@@ -120,8 +132,10 @@ impl Hub {
         (peer.secret.matches(&secret) && peer.room == room && in_window).then_some(id)
     }
 
-    /// Sends `joined` to `conn`, which now speaks for peer `id`.
-    fn send_joined(&mut self, conn: ConnId, id: PeerId, resumed: bool) {
+    /// Sends `joined` to `conn`, which now speaks for peer `id`. Its ICE servers are minted
+    /// now, for the identity and lifetime of the join token that admitted the peer (a resumed
+    /// peer keeps the grant of its first join).
+    fn send_joined(&mut self, conn: ConnId, id: PeerId, resumed: bool, unix_now: u64) {
         let (Some(peer), Some(connection)) = (self.peers.get(&id), self.conns.get(&conn)) else {
             return;
         };
@@ -130,13 +144,17 @@ impl Hub {
             .get(&peer.room)
             .map(|r| r.members.iter().copied().filter(|&m| m != id).collect())
             .unwrap_or_default();
+        let grant = peer.token_expiry.map(|expiry_unix| Grant {
+            room: &peer.room,
+            expiry_unix,
+        });
         let text = outbound::joined(&Joined {
             id,
             room: &peer.room,
             peers: &others,
             resume: &peer.secret.token(id),
             resumed,
-            ice: &connection.ice,
+            ice: &connection.ice.for_join(grant, unix_now),
         });
         self.send(conn, text);
     }

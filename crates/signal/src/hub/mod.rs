@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rand::RngCore;
 
-use crate::config::{HubConfig, IceConfig};
+use crate::config::{HubConfig, IceSource};
 use crate::deadlines::Deadlines;
 use crate::error::ErrorCode;
 use crate::ids::PeerId;
@@ -79,10 +79,12 @@ impl Hub {
         &self.config
     }
 
-    /// A WebSocket opened; `ice` is what its `joined` will carry (the I/O layer mints TURN
-    /// credentials per connection). Reusing the id of an open connection first disconnects
+    /// A WebSocket opened; `ice` is where its `joined` gets its ICE servers (the I/O layer
+    /// decides per connection, and may mint the TURN credentials from the join token's
+    /// identity: [`IceSource::Minted`]). Reusing the id of an open connection first disconnects
     /// that one.
-    pub fn connect(&mut self, now: Instant, conn: ConnId, ice: IceConfig) {
+    pub fn connect(&mut self, now: Instant, conn: ConnId, ice: impl Into<IceSource>) {
+        let ice = ice.into();
         if self.conns.contains_key(&conn) {
             self.disconnect(now, conn);
         }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::config::{HubConfig, IceConfig};
+use crate::config::{HubConfig, IceSource};
 use crate::ids::{PeerId, ResumeSecret};
 use crate::output::ConnId;
 use crate::rate::RateLimiter;
@@ -20,8 +20,8 @@ pub(super) enum Timer {
 /// An open WebSocket.
 #[derive(Debug)]
 pub(super) struct Connection {
-    /// What `joined` carries on this connection.
-    pub(super) ice: IceConfig,
+    /// Where the ICE servers of this connection's `joined` come from.
+    pub(super) ice: IceSource,
     /// When the last frame arrived (or the connection opened).
     pub(super) last_seen: Instant,
     /// When the next `ping` is due; `None` when pings are off.
@@ -36,7 +36,7 @@ pub(super) struct Connection {
 
 impl Connection {
     /// A connection that opened at `now`.
-    pub(super) fn new(now: Instant, ice: IceConfig, config: &HubConfig) -> Connection {
+    pub(super) fn new(now: Instant, ice: IceSource, config: &HubConfig) -> Connection {
         Connection {
             ice,
             last_seen: now,
@@ -105,6 +105,8 @@ pub(super) struct Peer {
     pub(super) secret: ResumeSecret,
     /// Online or away.
     pub(super) presence: Presence,
+    /// When the join token that admitted it expires (Unix seconds); `None` without tokens.
+    pub(super) token_expiry: Option<u64>,
 }
 
 /// A room: its members in join order (never empty: an empty room is removed).

@@ -101,3 +101,59 @@ fn tokens_are_ignored_without_a_secret() {
     w.send(conn, r#"{"type":"join","room":"lobby","token":"anything"}"#);
     w.joined(conn);
 }
+
+/// A connection whose `joined` servers are minted from the grant: `{"room":R,"exp":E,"at":T}`
+/// (or `null` for no grant), so the test sees exactly what the minter was given.
+fn connect_minted(w: &mut World) -> signal::ConnId {
+    let conn = w.connect();
+    let minter: signal::IceMinter = Box::new(|grant, unix_now| {
+        let seen = match grant {
+            Some(g) => json!([{ "room": g.room, "exp": g.expiry_unix, "at": unix_now }]),
+            None => json!([null]),
+        };
+        signal::IceConfig {
+            servers: serde_json::value::RawValue::from_string(seen.to_string()).unwrap(),
+            ttl: 1,
+        }
+    });
+    w.hub
+        .connect(w.now, conn, signal::IceSource::Minted(minter));
+    conn
+}
+
+#[test]
+fn joined_credentials_are_minted_from_the_token_grant_also_on_resume() {
+    // Issue #10: the TURN credentials in `joined` carry the join token's identity and never
+    // outlive it, also when the peer resumes after the token expired.
+    let mut w = world();
+    let conn = connect_minted(&mut w);
+    let token = token::mint(SECRET, "lobby", UNIX_START + 10);
+    w.send_json(
+        conn,
+        json!({"type": "join", "room": "lobby", "token": token}),
+    );
+    let a = w.joined(conn);
+    assert_eq!(
+        a.frame["iceServers"],
+        json!([{ "room": "lobby", "exp": UNIX_START + 10, "at": UNIX_START }])
+    );
+    w.disconnect(a.conn);
+    w.advance(crate::harness::secs(20));
+    let conn = connect_minted(&mut w);
+    w.send_json(
+        conn,
+        json!({"type": "join", "room": "lobby", "resume": a.resume}),
+    );
+    assert_eq!(
+        w.joined(conn).frame["iceServers"],
+        json!([{ "room": "lobby", "exp": UNIX_START + 10, "at": UNIX_START + 20 }])
+    );
+}
+
+#[test]
+fn without_a_secret_the_minter_gets_no_grant() {
+    let mut w = World::new();
+    let conn = connect_minted(&mut w);
+    w.send(conn, r#"{"type":"join","room":"lobby"}"#);
+    assert_eq!(w.joined(conn).frame["iceServers"], json!([null]));
+}

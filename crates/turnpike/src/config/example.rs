@@ -211,6 +211,25 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: "" (joining needs no token)
 # signaling-secret = ""
 
+# Without signaling-secret, TURN credentials (in /api/ice-servers and `joined`) go only to local
+# callers: a TCP peer on loopback whose request has no Forwarded, X-Forwarded-For or X-Real-IP
+# header. Others get STUN URLs only. true hands credentials to anyone who can reach HTTP, which
+# makes this server an open relay for them (a warning is logged at start). With
+# signaling-secret set, a valid join token is needed instead and this key is ignored.
+# Default: false
+# open-credentials = false
+
+# TURN credentials handed out over HTTP per source (an IPv4 address, an IPv6 /64) per minute, in
+# bursts of as many; more get 429 with Retry-After (1..=10000).
+# Default: 20
+# credential-rate = 20
+
+# Concurrent HTTP connections (pages, API calls, WebSockets) one source IP may hold; more are
+# closed at once. Leaves room for offices behind one NAT while no single source can take the
+# whole max-tcp-connections (1..=1000000).
+# Default: a tenth of max-tcp-connections (1000)
+# http-connections-per-ip = 1000
+
 # Origins whose pages may open the signaling WebSocket, such as ["https://app.example.org"]
 # (SCHEME://HOST[:PORT], as browsers send the Origin header). Requests without Origin (not from
 # a browser) are always allowed. Empty: any origin.

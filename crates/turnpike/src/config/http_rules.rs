@@ -21,6 +21,10 @@ const ROOM_CAPACITY_RANGE: (u64, u64) = (2, 1000);
 const MAX_MESSAGE_BYTES_RANGE: (u64, u64) = (1024, 1 << 20);
 /// Allowed `message-rate`, frames per second.
 const MESSAGE_RATE_RANGE: (u64, u64) = (1, 10_000);
+/// Allowed `credential-rate`, credentials per source per minute.
+const CREDENTIAL_RATE_RANGE: (u64, u64) = (1, 10_000);
+/// Allowed `http-connections-per-ip`.
+const HTTP_CONNECTIONS_PER_IP_RANGE: (u64, u64) = (1, 1_000_000);
 /// RFC 1035 §2.3.4: a name is at most 253 characters in text, a label at most 63.
 const HOST_NAME_MAX_BYTES: usize = 253;
 /// RFC 1035 §2.3.4.
@@ -50,6 +54,25 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
         } else {
             config.signaling_secret = Some(secret.clone());
         }
+    }
+    config.open_credentials = layer.open_credentials.unwrap_or(config.open_credentials);
+    let rate = in_range(
+        p,
+        "credential-rate",
+        layer.credential_rate,
+        CREDENTIAL_RATE_RANGE,
+    );
+    config.credential_rate = rate.map_or(config.credential_rate, |n| {
+        u32::try_from(n).unwrap_or(u32::MAX)
+    });
+    let per_ip = in_range(
+        p,
+        "http-connections-per-ip",
+        layer.http_connections_per_ip,
+        HTTP_CONNECTIONS_PER_IP_RANGE,
+    );
+    if let Some(n) = per_ip {
+        config.http_connections_per_ip = Some(usize::try_from(n).unwrap_or(usize::MAX));
     }
     if let Some(entries) = &layer.allowed_origins {
         config.allowed_origins = allowed_origins(p, entries);

@@ -173,6 +173,19 @@ config_layer! {
     #[arg(long, env = "TURNPIKE_SIGNALING_SECRET", value_name = "SECRET")]
     #[arg(hide_env_values = true)]
     signaling_secret: Secret,
+    /// Hand TURN credentials over HTTP to any caller when no signaling-secret is set; false:
+    /// only to local callers (loopback, no proxy header) [default: false].
+    #[arg(long, env = "TURNPIKE_OPEN_CREDENTIALS", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    open_credentials: bool,
+    /// TURN credentials handed out over HTTP per source (IPv4 address, IPv6 /64) per minute,
+    /// in bursts of as many, 1..=10000 [default: 20].
+    #[arg(long, env = "TURNPIKE_CREDENTIAL_RATE", value_name = "N")]
+    credential_rate: u64,
+    /// Concurrent HTTP connections from one source IP, 1..=1000000 [default: a tenth of
+    /// max-tcp-connections].
+    #[arg(long, env = "TURNPIKE_HTTP_CONNECTIONS_PER_IP", value_name = "N")]
+    http_connections_per_ip: u64,
     /// Origins allowed to open the signaling WebSocket, such as `https://app.example.org`
     /// [default: any].
     #[arg(long, env = "TURNPIKE_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]

@@ -117,6 +117,14 @@ pub struct Config {
     pub http_listen: Vec<SocketAddr>,
     /// Key of the signaling join tokens, at least 16 bytes; `None`: `join` needs no token.
     pub signaling_secret: Option<Secret>,
+    /// Without `signaling_secret`: hand TURN credentials over HTTP to any caller, not only to
+    /// local ones (loopback, no proxy header).
+    pub open_credentials: bool,
+    /// TURN credentials handed out over HTTP per source per minute (bursts of as many).
+    pub credential_rate: u32,
+    /// Concurrent HTTP connections from one source IP; `None`: a tenth of
+    /// `max_tcp_connections` (see [`Config::http_connections_per_ip`]).
+    pub http_connections_per_ip: Option<usize>,
     /// `Origin`s allowed to open the signaling WebSocket, serialized as browsers send them
     /// (`scheme://host[:port]`, lowercase, no default port); empty: any origin.
     pub allowed_origins: Vec<String>,
@@ -135,6 +143,15 @@ pub struct Config {
     pub log_level: String,
     /// How log lines are written.
     pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Concurrent HTTP connections one source IP may hold: `http-connections-per-ip`, else a
+    /// tenth of `max-tcp-connections` (at least 1), so that one source can never take all.
+    pub fn http_per_ip_cap(&self) -> usize {
+        self.http_connections_per_ip
+            .unwrap_or((self.max_tcp_connections / 10).max(1))
+    }
 }
 
 impl Default for Config {
@@ -179,6 +196,9 @@ impl Default for Config {
             http: true,
             http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
             signaling_secret: None,
+            open_credentials: false,
+            credential_rate: 20,
+            http_connections_per_ip: None,
             allowed_origins: Vec::new(),
             ice_host: None,
             ice_ttl: Duration::from_secs(86_400),

@@ -1,15 +1,22 @@
 //! The `RTCIceServer` list this server hands to browsers, in `GET /api/ice-servers` and in the
 //! signaling `joined` frame: `stun:` and `turn:` URLs for the first STUN/TURN listener, `turns:`
-//! for the first TLS listener, with TURN REST credentials (`EXPIRY:turnpike`,
-//! `base64(HMAC-SHA1(secret, username))`) that the TURN server accepts until they expire.
+//! for the first TLS listener, with a TURN REST credential (`EXPIRY:ID`,
+//! `base64(HMAC-SHA1(secret, username))`) that the TURN server accepts until it expires. Who
+//! gets a credential, and which, is decided in [`super::credentials`].
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// The REST user id in the usernames minted here (`EXPIRY:turnpike`).
-const REST_USER_ID: &str = "turnpike";
+/// One TURN REST credential to hand out: username `EXPIRY:ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Unix seconds after which the TURN server refuses it.
+    pub expiry_unix: u64,
+    /// The user id part of the username: printable, without `:`.
+    pub id: String,
+}
 
 /// What the ICE server list is made of, fixed at start.
 #[derive(Clone)]
@@ -61,14 +68,19 @@ impl IceSettings {
         self.ttl.as_secs()
     }
 
-    /// The `RTCIceServer[]` for `url_host` (from [`Self::url_host`]), with credentials valid
-    /// from `unix_now` for the TTL.
-    pub fn servers(&self, url_host: &str, unix_now: u64) -> Value {
+    /// TURN credentials can be minted (TURN is on, with a REST secret).
+    pub fn turn(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// The `RTCIceServer[]` for `url_host` (from [`Self::url_host`]): STUN URLs, and TURN URLs
+    /// with `lease` when one is given (and TURN is on).
+    pub fn servers(&self, url_host: &str, lease: Option<&Lease>) -> Value {
         let mut servers = Vec::new();
         if let (Some(port), true) = (self.port, self.udp) {
             servers.push(json!({ "urls": [format!("stun:{url_host}:{port}")] }));
         }
-        let Some(secret) = &self.secret else {
+        let (Some(secret), Some(lease)) = (&self.secret, lease) else {
             return Value::Array(servers);
         };
         let mut urls = Vec::new();
@@ -84,17 +96,18 @@ impl IceSettings {
             urls.push(format!("turns:{url_host}:{port}?transport=tcp"));
         }
         if !urls.is_empty() {
-            let username =
-                turn::auth::rest::username(unix_now + self.ttl_secs(), Some(REST_USER_ID));
+            let username = turn::auth::rest::username(lease.expiry_unix, Some(&lease.id));
             let credential = turn::auth::rest::password(secret, &username);
             servers.push(json!({ "urls": urls, "username": username, "credential": credential }));
         }
         Value::Array(servers)
     }
 
-    /// The body of `GET /api/ice-servers`: `{"iceServers": [...], "iceTtl": N}`.
-    pub fn document(&self, url_host: &str, unix_now: u64) -> Value {
-        json!({ "iceServers": self.servers(url_host, unix_now), "iceTtl": self.ttl_secs() })
+    /// The body of `GET /api/ice-servers`: `{"iceServers": [...], "iceTtl": N}`, N the
+    /// seconds `lease` has left at `unix_now` (the configured TTL without one).
+    pub fn document(&self, url_host: &str, lease: Option<&Lease>, unix_now: u64) -> Value {
+        let ttl = lease.map_or(self.ttl_secs(), |l| l.expiry_unix.saturating_sub(unix_now));
+        json!({ "iceServers": self.servers(url_host, lease), "iceTtl": ttl })
     }
 }
 
@@ -175,7 +188,11 @@ mod tests {
 
     #[test]
     fn stun_and_turn_urls_with_rest_credentials() {
-        let doc = settings().document("localhost", 1_000);
+        let lease = Lease {
+            expiry_unix: 87_400,
+            id: "turnpike".to_owned(),
+        };
+        let doc = settings().document("localhost", Some(&lease), 1_000);
         assert_eq!(doc["iceTtl"], 86_400);
         let servers = doc["iceServers"].as_array().unwrap();
         assert_eq!(servers[0], json!({ "urls": ["stun:localhost:3478"] }));
@@ -201,7 +218,11 @@ mod tests {
             tls_port: Some(5349),
             ..settings()
         };
-        let servers = tls.servers("[::1]", 0);
+        let lease = Lease {
+            expiry_unix: 10,
+            id: "room".to_owned(),
+        };
+        let servers = tls.servers("[::1]", Some(&lease));
         assert_eq!(
             servers[1]["urls"],
             json!([
@@ -214,7 +235,7 @@ mod tests {
             ..settings()
         };
         assert_eq!(
-            stun_only.servers("h", 0),
+            stun_only.servers("h", Some(&lease)),
             json!([{ "urls": ["stun:h:3478"] }])
         );
         let nothing = IceSettings {
@@ -222,6 +243,11 @@ mod tests {
             tls_port: None,
             ..settings()
         };
-        assert_eq!(nothing.servers("h", 0), json!([]));
+        assert_eq!(nothing.servers("h", Some(&lease)), json!([]));
+        assert_eq!(
+            settings().servers("h", None),
+            json!([{ "urls": ["stun:h:3478"] }]),
+            "no lease: STUN only"
+        );
     }
 }

@@ -1,18 +1,26 @@
-//! A TCP listener for the HTTP server that holds at most N connections at once.
+//! A TCP listener for the HTTP server that holds at most N connections at once, and at most
+//! M of them from one source.
 //!
 //! Each accepted connection carries a semaphore permit, released when the connection is
 //! dropped. At the cap, `accept` waits for a permit: new clients queue in the kernel's
 //! backlog instead of growing the server's memory (WebSocket connections included).
 //!
+//! So that one source cannot take every permit (200 connections trickling partial headers
+//! took `/healthz` down, issue #10), a connection from a source ([`Source`]: IPv4 address,
+//! IPv6 /64) that already holds `http-connections-per-ip` connections is closed at once,
+//! before a byte is read; its permit goes to the next connection. The per-source counts live
+//! only while connections do, so the table is bounded by the global cap.
+//!
 //! A connection from which nothing arrives for the idle timeout (`tcp-idle-timeout`) is
 //! closed, so that idle clients cannot hold the permits for ever. WebSocket clients are never
 //! idle that long: they answer the hub's ping every 10 s.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,24 +28,128 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
-use tracing::warn;
+use tracing::{debug, warn};
 
-/// A listener whose connections hold permits of a shared semaphore.
+use super::source::Source;
+
+/// The connection caps shared by all HTTP listeners.
+#[derive(Debug)]
+pub struct ConnectionCaps {
+    /// One permit per connection, all sources together.
+    permits: Arc<Semaphore>,
+    /// Connections held per source.
+    per_source: Mutex<HashMap<Source, usize>>,
+    /// Most connections of one source.
+    per_source_cap: usize,
+}
+
+impl ConnectionCaps {
+    /// At most `total` connections, and `per_source` of one source.
+    pub fn new(total: usize, per_source: usize) -> Arc<ConnectionCaps> {
+        Arc::new(ConnectionCaps {
+            permits: Arc::new(Semaphore::new(total)),
+            per_source: Mutex::new(HashMap::new()),
+            per_source_cap: per_source.max(1),
+        })
+    }
+
+    /// Takes a place for one more connection of `source`; `None` when it holds its share.
+    fn admit(self: &Arc<Self>, source: Source) -> Option<SourceSlot> {
+        let mut counts = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(source).or_insert(0);
+        if *count >= self.per_source_cap {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            caps: Arc::clone(self),
+            source,
+        })
+    }
+}
+
+/// One connection's place in its source's share, given back when dropped.
+#[derive(Debug)]
+struct SourceSlot {
+    caps: Arc<ConnectionCaps>,
+    source: Source,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .caps
+            .per_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// A listener whose connections hold places of shared [`ConnectionCaps`].
 #[derive(Debug)]
 pub struct LimitedListener {
     inner: TcpListener,
-    permits: Arc<Semaphore>,
+    caps: Arc<ConnectionCaps>,
     idle_timeout: Duration,
 }
 
 impl LimitedListener {
-    /// Wraps `inner`; connections beyond what `permits` allows wait to be accepted, and a
-    /// connection silent for `idle_timeout` is closed.
-    pub fn new(inner: TcpListener, permits: Arc<Semaphore>, idle_timeout: Duration) -> Self {
+    /// Wraps `inner`; connections beyond the total cap wait to be accepted, those beyond their
+    /// source's share are closed at once, and a connection silent for `idle_timeout` is
+    /// closed.
+    pub fn new(inner: TcpListener, caps: Arc<ConnectionCaps>, idle_timeout: Duration) -> Self {
         LimitedListener {
             inner,
-            permits,
+            caps,
             idle_timeout,
+        }
+    }
+
+    /// The next connection within the caps, and its client's address.
+    pub async fn accept(&mut self) -> (LimitedStream, SocketAddr) {
+        let permit = match self.caps.permits.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            // The semaphore is never closed, so `acquire_owned` only fails if it were.
+            Err(_) => std::future::pending::<OwnedSemaphorePermit>().await,
+        };
+        let (stream, addr, slot) = self.accept_within_share().await;
+        // Signaling frames are latency-sensitive and small: no Nagle delay.
+        let _ = stream.set_nodelay(true);
+        let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
+        let stream = LimitedStream {
+            stream,
+            _permit: permit,
+            _slot: slot,
+            idle,
+            idle_timeout: self.idle_timeout,
+        };
+        (stream, addr)
+    }
+
+    /// Accepts until a connection from a source within its share arrives; the others are
+    /// closed at once (dropped).
+    async fn accept_within_share(&mut self) -> (TcpStream, SocketAddr, SourceSlot) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => match self.caps.admit(Source::from(addr.ip())) {
+                    Some(slot) => return (stream, addr, slot),
+                    // Debug only: the source decides how often this happens.
+                    None => {
+                        debug!(remote = %addr, "HTTP connection over the per-source cap closed")
+                    }
+                },
+                Err(e) => {
+                    // Out of descriptors and the like: pause rather than spin.
+                    warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
         }
     }
 }
@@ -47,6 +159,7 @@ impl LimitedListener {
 pub struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _slot: SourceSlot,
     /// Fires when the client has been silent for `idle_timeout`.
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
@@ -56,44 +169,6 @@ impl LimitedStream {
     /// The local address of the connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.stream.local_addr()
-    }
-}
-
-impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            // The semaphore is never closed, so `acquire_owned` only fails if it were.
-            let Ok(permit) = self.permits.clone().acquire_owned().await else {
-                std::future::pending::<()>().await;
-                continue;
-            };
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    // Signaling frames are latency-sensitive and small: no Nagle delay.
-                    let _ = stream.set_nodelay(true);
-                    let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
-                    let stream = LimitedStream {
-                        stream,
-                        _permit: permit,
-                        idle,
-                        idle_timeout: self.idle_timeout,
-                    };
-                    return (stream, addr);
-                }
-                Err(e) => {
-                    // Out of descriptors and the like: pause rather than spin.
-                    warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
     }
 }
 

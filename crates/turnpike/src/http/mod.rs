@@ -4,40 +4,43 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /ws` | signaling WebSocket ([`ws`]); `Origin` checked against `allowed-origins` ([`origin`]) |
-//! | `GET /api/ice-servers` | `{"iceServers": [...], "iceTtl": N}` with TURN REST credentials ([`mod@ice_servers`]) |
+//! | `GET /api/ice-servers` | `{"iceServers": [...], "iceTtl": N}`, with a TURN REST credential for an authorised caller ([`credentials`], [`mod@ice_servers`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /`, `/room/{name}`, `/diagnostics`, `/static/{file}` | the pages of `web/` ([`pages`]) |
 //!
 //! Listeners are bound by [`bind`] before the server says "ready" (a port in use fails the
 //! start), and run by [`spawn`] as tasks of the server's `JoinSet`.
 
+pub mod credentials;
 pub mod ice_servers;
+mod issue_rate;
 mod limited_listener;
 pub mod origin;
 mod pages;
+mod source;
 mod ws;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::Query;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use signal::HubConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
+use credentials::{Caller, Credentials, Decision, Issuing};
 use ice_servers::{host_of_header, IceSettings};
-use limited_listener::LimitedListener;
+use issue_rate::IssueRate;
+use limited_listener::{ConnectionCaps, LimitedListener};
 use origin::AllowedOrigins;
 use ws::Signaling;
 
@@ -45,6 +48,9 @@ use ws::Signaling;
 /// answers `too-large` and keeps the connection; beyond it the WebSocket layer closes the
 /// connection (1009, message too big).
 const MESSAGE_SLACK_BYTES: usize = 16 * 1024;
+
+/// How long a client may take to send a request's head (request line and headers).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Initial read buffer of a WebSocket connection.
 const WS_READ_BUFFER: usize = 4 * 1024;
@@ -54,8 +60,8 @@ const WS_READ_BUFFER: usize = 4 * 1024;
 struct App {
     /// The signaling hub.
     signaling: Arc<Signaling>,
-    /// How ICE server lists are made.
-    ice: Arc<IceSettings>,
+    /// How ICE server lists are made, and who gets TURN credentials.
+    credentials: Arc<Credentials>,
     /// Who may open the WebSocket.
     origins: Arc<AllowedOrigins>,
     /// Largest WebSocket message accepted by the WebSocket layer.
@@ -67,18 +73,8 @@ struct App {
 struct Endpoints {
     /// This server's address (the fallback host of the ICE URLs).
     local: SocketAddr,
-    /// The client's address (logged at debug only).
+    /// The client's address (logged at debug only; decides who gets TURN credentials).
     remote: SocketAddr,
-}
-
-impl Connected<IncomingStream<'_, LimitedListener>> for Endpoints {
-    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
-        let remote = *stream.remote_addr();
-        Endpoints {
-            local: stream.io().local_addr().unwrap_or(remote),
-            remote,
-        }
-    }
 }
 
 /// The ports of the STUN/TURN listeners as bound, for the ICE server URLs.
@@ -143,17 +139,32 @@ pub fn own_ips(listeners: &[TcpListener]) -> Vec<IpAddr> {
     ips
 }
 
+/// The running HTTP server, as shutdown needs it.
+#[derive(Debug, Clone)]
+pub struct HttpServer {
+    signaling: Arc<Signaling>,
+}
+
+impl HttpServer {
+    /// Closes every signaling WebSocket with 1001 "going away" and waits (briefly) for the
+    /// close frames to leave: call before stopping the tasks.
+    pub async fn going_away(&self) {
+        self.signaling.going_away().await;
+    }
+}
+
 /// Starts the signaling timer and one server task per listener; logs `listening` for each.
-/// `rest_secret` mints the TURN credentials (`None`: TURN is off).
+/// `rest_secret` mints the TURN credentials (`None`: TURN is off, or no REST credentials).
+/// `None` when there is no listener.
 pub fn spawn(
     config: &Config,
     listeners: Vec<TcpListener>,
     ports: TurnPorts,
     rest_secret: Option<String>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<HttpServer>> {
     if listeners.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let hub = HubConfig {
         room_capacity: config.room_capacity,
@@ -176,34 +187,94 @@ pub fn spawn(
         secret: rest_secret,
         ttl: config.ice_ttl,
     };
+    let credentials = Credentials {
+        issuing: issuing(config, ice.turn()),
+        settings: ice,
+        rate: IssueRate::new(config.credential_rate, issue_rate::MAX_SOURCES),
+    };
     let app = App {
         signaling: signaling.clone(),
-        ice: Arc::new(ice),
+        credentials: Arc::new(credentials),
         origins: Arc::new(AllowedOrigins::new(config.allowed_origins.clone())),
         max_ws_message: config.max_message_bytes + MESSAGE_SLACK_BYTES,
     };
+    let signaling_handle = signaling.clone();
     tasks.spawn(async move {
         signaling.run_timers().await;
         Ok(())
     });
     let router = router(app);
     // One cap for all HTTP listeners: page loads, API calls and WebSockets together.
-    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_tcp_connections));
+    let caps = ConnectionCaps::new(config.max_tcp_connections, config.http_per_ip_cap());
     for listener in listeners {
         let addr = listener.local_addr()?;
         info!(address = %addr, transport = "http", "listening");
-        let permits = permits.clone();
-        let idle = config.tcp_idle_timeout;
-        let service = router
-            .clone()
-            .into_make_service_with_connect_info::<Endpoints>();
-        tasks.spawn(async move {
-            axum::serve(LimitedListener::new(listener, permits, idle), service)
-                .await
-                .with_context(|| format!("HTTP listener {addr}"))
+        let listener = LimitedListener::new(listener, caps.clone(), config.tcp_idle_timeout);
+        tasks.spawn(serve(listener, router.clone()));
+    }
+    Ok(Some(HttpServer {
+        signaling: signaling_handle,
+    }))
+}
+
+/// Serves HTTP/1.1 on `listener` for ever: one task per connection, each request given the
+/// connection's [`Endpoints`]. A client must send a request's whole head within
+/// [`HEADER_READ_TIMEOUT`] (measured from when the server starts waiting for it, so an idle
+/// keep-alive connection is closed after it too): trickling headers cannot hold a connection.
+/// (`axum::serve` sets no header deadline, hence this loop.)
+async fn serve(mut listener: LimitedListener, router: Router) -> anyhow::Result<()> {
+    use tower::ServiceExt as _;
+    loop {
+        let (stream, remote) = listener.accept().await;
+        let endpoints = Endpoints {
+            local: stream.local_addr().unwrap_or(remote),
+            remote,
+        };
+        let router = router.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(endpoints));
+                    router.clone().oneshot(request)
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%remote, %error, "HTTP connection ended");
+            }
         });
     }
-    Ok(())
+}
+
+/// Who gets TURN credentials over HTTP; logs the choice when credentials can be minted.
+fn issuing(config: &Config, turn: bool) -> Issuing {
+    if let Some(secret) = &config.signaling_secret {
+        if turn {
+            info!("TURN credentials over HTTP go to callers with a valid join token");
+        }
+        return Issuing::Tokens(secret.expose().as_bytes().to_vec());
+    }
+    if config.open_credentials {
+        if turn {
+            warn!(
+                "open-credentials = true and no signaling-secret: anyone who can reach HTTP can \
+                 use the relay (TURN credentials are handed to every caller)"
+            );
+        }
+        return Issuing::Anyone;
+    }
+    if turn {
+        info!(
+            "no signaling-secret: TURN credentials over HTTP go to local callers only (loopback, \
+             no proxy header); set signaling-secret to serve others"
+        );
+    }
+    Issuing::LocalCallers
 }
 
 /// The routes; anything else is 404.
@@ -232,9 +303,13 @@ async fn websocket(
         tracing::debug!(remote = %endpoints.remote, "WebSocket origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    let host = app.ice.url_host(&request_host(&headers, endpoints.local));
-    let servers = app.ice.servers(&host, unix_now());
-    let ttl = app.ice.ttl_secs();
+    let host = app
+        .credentials
+        .settings
+        .url_host(&request_host(&headers, endpoints.local));
+    let ice = app
+        .credentials
+        .ice_source(Caller::of(endpoints.remote, &headers), host);
     let signaling = app.signaling.clone();
     upgrade
         // Signaling frames are small; the WebSocket library's default 128 KiB read buffer
@@ -243,17 +318,62 @@ async fn websocket(
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(app.max_ws_message)
         .max_frame_size(app.max_ws_message)
-        .on_upgrade(move |socket| signaling.serve(socket, endpoints.remote, servers, ttl))
+        .on_upgrade(move |socket| signaling.serve(socket, endpoints.remote, ice))
 }
 
-/// `GET /api/ice-servers`: never cached, since the credentials expire.
+/// The `?token=` of `GET /api/ice-servers`.
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `GET /api/ice-servers`: never cached, since the credentials expire. 401 for a missing or
+/// bad token when tokens are required, 429 when the caller had its share of credentials.
 async fn ice_servers(
     State(app): State<App>,
     ConnectInfo(endpoints): ConnectInfo<Endpoints>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
-    let host = app.ice.url_host(&request_host(&headers, endpoints.local));
-    let body = app.ice.document(&host, unix_now());
+    let credentials = &app.credentials;
+    let host = credentials
+        .settings
+        .url_host(&request_host(&headers, endpoints.local));
+    let token = bearer_token(&headers).or_else(|| {
+        Query::<TokenQuery>::try_from_uri(&uri)
+            .ok()
+            .and_then(|q| q.0.token)
+    });
+    let caller = Caller::of(endpoints.remote, &headers);
+    let (now, unix_now) = crate::shared::now();
+    let lease = match credentials.for_request(caller, token.as_deref(), unix_now, now) {
+        Decision::Credential(lease) => Some(lease),
+        Decision::StunOnly => None,
+        Decision::Unauthorized(why) => {
+            tracing::debug!(remote = %endpoints.remote, %why, "ICE servers refused: bad token");
+            let message = match token {
+                None => "a join token is needed: `Authorization: Bearer TOKEN` or `?token=TOKEN`"
+                    .to_owned(),
+                Some(_) => format!("a valid join token is needed ({why})"),
+            };
+            let body = serde_json::json!({ "error": "unauthorized", "message": message });
+            let challenge = (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return (StatusCode::UNAUTHORIZED, [challenge], Json(body)).into_response();
+        }
+        Decision::Limited(wait) => {
+            tracing::debug!(source = %caller.source, "ICE servers refused: rate limited");
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let body = serde_json::json!({
+                "error": "rate-limited",
+                "message": format!("too many credentials for this source; retry in {secs} s"),
+            });
+            let retry = (header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            return (StatusCode::TOO_MANY_REQUESTS, [retry], Json(body)).into_response();
+        }
+    };
+    let body = credentials
+        .settings
+        .document(&host, lease.as_ref(), unix_now);
     let headers = [
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         (
@@ -262,6 +382,15 @@ async fn ice_servers(
         ),
     ];
     (headers, Json(body)).into_response()
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header (RFC 6750 §2.1).
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 /// `GET /healthz`.
@@ -281,11 +410,4 @@ fn request_host(headers: &HeaderMap, local: SocketAddr) -> String {
         .and_then(|value| value.to_str().ok())
         .and_then(host_of_header)
         .unwrap_or_else(|| local.ip().to_string())
-}
-
-/// Seconds since the Unix epoch.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -12,15 +12,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::value::RawValue;
-use signal::{ConnId, Hub, HubConfig, IceConfig, Output};
+use signal::{ConnId, Hub, HubConfig, IceSource, Output};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
@@ -38,6 +37,12 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// RFC 6455 §7.4.1 / IANA: 1013 "Try Again Later", sent to a slow consumer.
 const SLOW_CONSUMER_CODE: u16 = 1013;
+/// RFC 6455 §7.4.1: 1009, "a message that is too big for it to process".
+const TOO_BIG_CODE: u16 = 1009;
+/// RFC 6455 §7.4.1: 1001, "an endpoint is going away, such as a server going down".
+const GOING_AWAY_CODE: u16 = 1001;
+/// How long shutdown waits for the 1001 close frames to leave.
+const GOING_AWAY_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the hub gets for a binary frame: not JSON, so it answers `bad-message`.
 const BINARY_FRAME: &str = "binary frame";
 
@@ -49,6 +54,8 @@ pub struct Signaling {
     next_conn: AtomicU64,
     /// Frames queued per connection before it counts as a slow consumer.
     queue_length: usize,
+    /// Connection tasks running (shutdown waits for them to send their close frames).
+    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -100,6 +107,7 @@ impl Signaling {
             }),
             next_conn: AtomicU64::new(1),
             queue_length,
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -125,19 +133,29 @@ impl Signaling {
         }
     }
 
-    /// Serves one upgraded WebSocket until it closes. `ice_servers` is the `RTCIceServer[]`
-    /// its `joined` carries, valid for `ice_ttl` seconds.
-    pub async fn serve(
-        self: Arc<Self>,
-        mut socket: WebSocket,
-        remote: SocketAddr,
-        ice_servers: serde_json::Value,
-        ice_ttl: u64,
-    ) {
+    /// Closes every open WebSocket with 1001 "going away" (the server is shutting down), and
+    /// waits up to [`GOING_AWAY_TIMEOUT`] for the close frames to leave.
+    pub async fn going_away(&self) {
+        {
+            let mut state = self.lock();
+            let conns: Vec<ConnId> = state.conns.keys().copied().collect();
+            for conn in conns {
+                state.end(conn, GOING_AWAY_CODE, "going-away", false);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + GOING_AWAY_TIMEOUT;
+        while self.running.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Serves one upgraded WebSocket until it closes. `ice` is where its `joined` gets its
+    /// `RTCIceServer[]`.
+    pub async fn serve(self: Arc<Self>, mut socket: WebSocket, remote: SocketAddr, ice: IceSource) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let _running = Running::start(&self.running);
         let (frames, mut queue) = mpsc::channel(self.queue_length);
         let (close, mut closing) = watch::channel(None);
-        let ice = ice_config(&ice_servers, ice_ttl);
         {
             let mut state = self.lock();
             state.conns.insert(id, Conn { frames, close });
@@ -171,6 +189,7 @@ impl Signaling {
                         break End::Client;
                     }
                     None => break End::Client,
+                    Some(Err(error)) if is_too_big(&error) => break End::TooBig,
                     Some(Err(_)) => break End::Broken,
                 },
             }
@@ -196,6 +215,21 @@ impl Signaling {
                     reason = command.reason,
                     "signaling connection closed by the server"
                 );
+            }
+            End::TooBig => {
+                // Over the hard limit (max-message-bytes plus slack): the WebSocket layer
+                // stopped reading; tell the client why before dropping it.
+                let frame = CloseFrame {
+                    code: TOO_BIG_CODE,
+                    reason: "message-too-big".into(),
+                };
+                let _ = tokio::time::timeout(
+                    CLOSE_REPLY_TIMEOUT,
+                    socket.send(Message::Close(Some(frame))),
+                )
+                .await;
+                self.socket_ended(id);
+                debug!(conn = id, "signaling connection closed: message too big");
             }
             End::Client | End::Broken => {
                 self.socket_ended(id);
@@ -275,6 +309,34 @@ enum End {
     Client,
     /// The socket failed or stalled.
     Broken,
+    /// The client sent a message over the WebSocket layer's hard limit.
+    TooBig,
+}
+
+/// Counts a running connection task while it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(counter: &'a AtomicUsize) -> Running<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Running(counter)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The WebSocket layer refused a message or frame over its size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    let inner = std::error::Error::source(error);
+    matches!(
+        inner.and_then(|e| e.downcast_ref::<Error>()),
+        Some(Error::Capacity(_))
+    )
 }
 
 /// Resolves once a close command is set (at once if it already is); never if the sender is
@@ -305,14 +367,5 @@ async fn send(
             }
         }
         command = wait_close(closing), if closing.borrow().is_none() => Err(End::Server(command)),
-    }
-}
-
-/// The hub's view of the ICE servers: the JSON array, serialized once.
-fn ice_config(servers: &serde_json::Value, ttl: u64) -> IceConfig {
-    match RawValue::from_string(servers.to_string()) {
-        Ok(servers) => IceConfig { servers, ttl },
-        // A serialized `Value` is always valid JSON.
-        Err(_) => IceConfig::empty(),
     }
 }

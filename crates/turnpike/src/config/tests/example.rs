@@ -54,6 +54,7 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         external_ip: None,
         allowed_peers: None,
         denied_peers: None,
+        http_connections_per_ip: None,
         ..file.layer
     };
     assert_eq!(
@@ -73,6 +74,7 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         "external-ip",
         "allowed-peers",
         "denied-peers",
+        "http-connections-per-ip",
     ];
     let kept: Vec<&str> = text
         .lines()

@@ -174,3 +174,34 @@ fn http_keys_are_flags_too() {
         (4, 4096, 10)
     );
 }
+
+#[test]
+fn credential_and_connection_keys() {
+    // Issue #10: credentials only to local callers unless open-credentials; 20 per source per
+    // minute; a tenth of max-tcp-connections per source.
+    let config = Config::default();
+    assert!(!config.open_credentials);
+    assert_eq!(config.credential_rate, 20);
+    assert_eq!(config.http_per_ip_cap(), 1000);
+    for (text, expected) in [
+        ("credential-rate = 0", "0 is out of range 1..=10000"),
+        (
+            "http-connections-per-ip = 0",
+            "0 is out of range 1..=1000000",
+        ),
+    ] {
+        let (_, key, reason) = only_problem(text);
+        assert!(text.starts_with(key.as_deref().unwrap()), "{text}");
+        assert_eq!(reason, expected, "{text}");
+    }
+    let config = check(
+        "open-credentials = true\ncredential-rate = 5\nhttp-connections-per-ip = 7\n\
+         max-tcp-connections = 100",
+    )
+    .unwrap();
+    assert!(config.open_credentials);
+    assert_eq!(config.credential_rate, 5);
+    assert_eq!(config.http_per_ip_cap(), 7);
+    let small = check("max-tcp-connections = 5").unwrap();
+    assert_eq!(small.http_per_ip_cap(), 1, "at least one");
+}
