@@ -532,6 +532,31 @@ def test_peer_of_other_family_is_443(turnpike):
         assert_error(c.channel_bind(0x4000, ("2606:4700::1111", 53)), 443, c.key)
 
 
+def test_tcp_client_that_does_not_read_relayed_data_is_closed(turnpike):
+    """Issue #10 §4: a TURN-over-TCP client that stops reading while a peer sends to its relay
+    used to keep its connection and allocation forever (the server's write blocked). Now a
+    write blocked for --tcp-write-timeout (2 s) closes the connection, which deletes the
+    allocation (RFC 8656 §2.2): the relay port closes (measured: 1.8 s after the flood)."""
+    server = start(
+        turnpike,
+        allowed_peers=[f"{PEER_IP}/32"],
+        args=["--tcp-write-timeout", "2", "--tcp-idle-timeout", "60"],
+    )
+    with client(server, "tcp") as c, peer_socket(PEER_IP) as peer:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        relay = c.allocate_ok()
+        ok = c.create_permission(peer.getsockname())
+        assert ok.cls == SUCCESS, describe(ok)
+        # About 4 MB towards a client that reads nothing: far beyond the server's bounded queue
+        # and send buffer and the client's receive buffer.
+        payload = b"x" * 1200
+        for _ in range(35):
+            for _ in range(100):
+                peer.sendto(payload, relay)
+            time.sleep(0.01)
+        assert relay_port_closed(relay, within=12.0), "the allocation outlived a client that does not read"
+
+
 def test_refresh_lifetime_zero_deletes_allocation(turnpike):
     """RFC 8656 §8: Refresh with LIFETIME 0 deletes the allocation: a success response, then the
     relay port stops taking datagrams, the peer's datagrams reach no one, and the next Refresh
