@@ -424,6 +424,46 @@ def test_relay_address_of_same_server_is_an_allowed_peer(turnpike):
             assert_error(a.channel_bind(0x4003, local.getsockname()), 403, a.key)
 
 
+@pytest.mark.parametrize(
+    "form",
+    ["::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe"],
+    ids=["v4mapped", "nat64-rfc6052", "6to4-rfc3056", "teredo-rfc4380"],
+)
+def test_ipv6_forms_of_the_servers_own_ipv4_get_403(turnpike, form):
+    """Issue #10 §5: an IPv6 form that carries the server's own IPv4 address (127.0.0.1 is
+    both the listen and the relay address here) is refused with 403 (RFC 8656 §10.2, §21),
+    even though --allowed-peers 127.0.0.0/8 opens loopback: a NAT64 or 6to4 gateway would
+    carry the datagrams back to the server's own ports. Nothing reaches a socket on the
+    server's address; the native form of a non-service port stays reachable (control)."""
+    server = start(turnpike, relay_ip=["127.0.0.1", "::1"], allowed_peers=["127.0.0.0/8"])
+    with client(server) as c, peer_socket("127.0.0.1") as victim:
+        c.allocate_ok(turnraw.requested_address_family(turnraw.FAMILY_IPV6))
+        for port in (victim.getsockname()[1], server.udp[1]):
+            peer = (form, port)
+            assert_error(c.create_permission(peer), 403, c.key)
+            assert_error(c.channel_bind(0x4000, peer), 403, c.key)
+            c.send_to(peer, b"to myself in disguise")
+        assert_silent(victim, f"after 403s for {form}")
+    with client(server) as c, peer_socket("127.0.0.1") as control:
+        c.allocate_ok()
+        ok = c.create_permission(control.getsockname())
+        assert ok.cls == SUCCESS, describe(ok)
+
+
+@pytest.mark.parametrize("peer_ip", ["127.255.255.255", "127.0.0.0"], ids=["broadcast", "network"])
+def test_directed_broadcast_of_a_host_subnet_gets_403(turnpike, peer_ip):
+    """Issue #10 §5: the broadcast address of a subnet of the host's interfaces (lo's
+    127.0.0.0/8 here; RFC 919 §7, RFC 1812 §5.3.5.2) and its network address (RFC 1122 §3.3.6)
+    are denied even when --allowed-peers covers the subnet; another address of it is not."""
+    server = start(turnpike, allowed_peers=["127.0.0.0/8"])
+    with client(server) as c, peer_socket(PEER_IP) as control:
+        c.allocate_ok()
+        assert_error(c.create_permission((peer_ip, 4000)), 403, c.key)
+        assert_error(c.channel_bind(0x4000, (peer_ip, 4000)), 403, c.key)
+        ok = c.create_permission(control.getsockname())
+        assert ok.cls == SUCCESS, describe(ok)
+
+
 # --------------------------------------------------------------------------------------------
 # Data paths
 # --------------------------------------------------------------------------------------------
@@ -513,6 +553,31 @@ def test_peer_of_other_family_is_443(turnpike):
         c.allocate_ok()
         assert_error(c.create_permission(("2606:4700::1111", 53)), 443, c.key)
         assert_error(c.channel_bind(0x4000, ("2606:4700::1111", 53)), 443, c.key)
+
+
+def test_tcp_client_that_does_not_read_relayed_data_is_closed(turnpike):
+    """Issue #10 §4: a TURN-over-TCP client that stops reading while a peer sends to its relay
+    used to keep its connection and allocation forever (the server's write blocked). Now a
+    write blocked for --tcp-write-timeout (2 s) closes the connection, which deletes the
+    allocation (RFC 8656 §2.2): the relay port closes (measured: 1.8 s after the flood)."""
+    server = start(
+        turnpike,
+        allowed_peers=[f"{PEER_IP}/32"],
+        args=["--tcp-write-timeout", "2", "--tcp-idle-timeout", "60"],
+    )
+    with client(server, "tcp") as c, peer_socket(PEER_IP) as peer:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        relay = c.allocate_ok()
+        ok = c.create_permission(peer.getsockname())
+        assert ok.cls == SUCCESS, describe(ok)
+        # About 4 MB towards a client that reads nothing: far beyond the server's bounded queue
+        # and send buffer and the client's receive buffer.
+        payload = b"x" * 1200
+        for _ in range(35):
+            for _ in range(100):
+                peer.sendto(payload, relay)
+            time.sleep(0.01)
+        assert relay_port_closed(relay, within=12.0), "the allocation outlived a client that does not read"
 
 
 def test_refresh_lifetime_zero_deletes_allocation(turnpike):

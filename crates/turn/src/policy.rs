@@ -8,6 +8,10 @@
 //! allocates nothing.
 //!
 //! ## Rules, in order
+//! 0. **Broadcast addresses are always denied**: the limited broadcast 255.255.255.255 and,
+//!    given the host's subnets ([`PeerPolicy::with_host_subnets`]), the broadcast and network
+//!    address of each, also in every IPv6 form that carries them ([`ipv4_destinations`]).
+//!    No list overrides this: a broadcast address is never a single peer.
 //! 1. **Explicit lists decide first.** If the address matches an entry of `allowed-peers` or
 //!    `denied-peers`, the *longest* matching prefix decides; a prefix present in both lists
 //!    denies. So `allowed-peers = ["10.0.0.0/8"]` with `denied-peers = ["10.0.0.1/32"]`
@@ -21,7 +25,7 @@
 //!      127/8, link-local 169.254/16 (including the cloud metadata address
 //!      169.254.169.254), IETF protocol assignments 192.0.0.0/24, benchmarking 198.18/15
 //!      (RFC 2544; also used for fake-IP proxies and labs), multicast 224/4, reserved 240/4,
-//!      limited broadcast 255.255.255.255.
+//!      (limited broadcast 255.255.255.255: rule 0).
 //!    - IPv6: unspecified `::`, loopback `::1`, link-local `fe80::/10`, site-local
 //!      `fec0::/10` (deprecated, still private), unique local `fc00::/7`, multicast
 //!      `ff00::/8`, local-use NAT64 `64:ff9b:1::/48` (RFC 8215, the whole prefix), and the
@@ -30,7 +34,8 @@
 //!    - Every IPv6 form that embeds an IPv4 address (see [`embedded_ipv4`]) is denied when
 //!      that IPv4 address is: IPv4-compatible `::/96`, IPv4-translated `::ffff:0:0:0/96`,
 //!      NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo `2001::/32` (denied if either the
-//!      client or the server address is). A host with a 6to4 or Teredo interface, or a
+//!      client or the server address is), ISATAP interface identifiers `[02]00:5efe:a.b.c.d`
+//!      (RFC 5214). A host with a 6to4 or Teredo interface, or a
 //!      NAT64 gateway, would otherwise carry the packet to the embedded IPv4 address.
 //! 3. **Otherwise allowed.**
 //!
@@ -58,9 +63,9 @@ mod table;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
-pub use embedding::{embedded_ipv4, Embedding};
+pub use embedding::{embedded_ipv4, ipv4_destinations, Embedding};
 use table::{Action, PrefixTable};
 
 /// The outcome of [`PeerPolicy::check`].
@@ -104,6 +109,10 @@ pub enum DenyReason {
     Multicast,
     /// Limited broadcast 255.255.255.255 (RFC 919).
     Broadcast,
+    /// The broadcast address of a subnet of this host's interfaces (RFC 919 §7, RFC 1812
+    /// §5.3.5.2 directed broadcast), or its network address, the 4.2BSD broadcast form that
+    /// hosts still accept (RFC 1122 §3.3.6).
+    DirectedBroadcast,
     /// The unspecified address 0.0.0.0 or `::`.
     Unspecified,
     /// "This network" 0.0.0.0/8 (RFC 791, RFC 6890).
@@ -139,6 +148,7 @@ impl fmt::Display for DenyReason {
             DenyReason::LinkLocal => "link-local",
             DenyReason::Multicast => "multicast",
             DenyReason::Broadcast => "limited broadcast",
+            DenyReason::DirectedBroadcast => "broadcast address of one of this host's subnets",
             DenyReason::Unspecified => "unspecified address",
             DenyReason::ThisNetwork => "\"this network\" (0.0.0.0/8)",
             DenyReason::UniqueLocal => "unique local (RFC 4193)",
@@ -172,6 +182,9 @@ fn carried_ipv4(embedded: Option<(Ipv4Addr, Embedding)>) -> [Option<Ipv4Addr>; 2
 pub struct PeerPolicy {
     v4: PrefixTable<u32>,
     v6: PrefixTable<u128>,
+    /// Broadcast and network addresses of the host's subnets, sorted (see
+    /// [`PeerPolicy::with_host_subnets`]).
+    broadcasts: Vec<Ipv4Addr>,
 }
 
 impl Default for PeerPolicy {
@@ -208,11 +221,32 @@ impl PeerPolicy {
         PeerPolicy {
             v4: PrefixTable::new(v4),
             v6: PrefixTable::new(v6),
+            broadcasts: Vec::new(),
         }
+    }
+
+    /// Also denies the broadcast address of each of the host's IPv4 subnets (those of its
+    /// interfaces), and the network address, which RFC 1122 §3.3.6 has hosts accept as a
+    /// broadcast too; in every IPv6 form that carries them (see [`ipv4_destinations`]).
+    /// These are denied before the explicit lists: a broadcast address is never one peer,
+    /// and a permission for it would fan one client's datagrams out to a whole LAN (on a
+    /// public subnet, a LAN the built-in list does not otherwise cover). Subnets of /31 and
+    /// /32 have no broadcast address (RFC 3021) and are skipped.
+    #[must_use]
+    pub fn with_host_subnets(mut self, subnets: impl IntoIterator<Item = Ipv4Net>) -> Self {
+        for net in subnets.into_iter().filter(|net| net.prefix_len() <= 30) {
+            self.broadcasts.extend([net.network(), net.broadcast()]);
+        }
+        self.broadcasts.sort_unstable();
+        self.broadcasts.dedup();
+        self
     }
 
     /// Whether the relay may send to `peer` (checked at CreatePermission and ChannelBind).
     pub fn check(&self, peer: IpAddr) -> PeerVerdict {
+        if let Some(reason) = self.broadcast(peer) {
+            return PeerVerdict::Denied(reason);
+        }
         match peer {
             IpAddr::V4(ip) => self.check_v4(ip),
             IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
@@ -244,6 +278,24 @@ impl PeerPolicy {
             .flatten()
             .map(|v4| self.v4.lookup(v4.to_bits()))
             .fold(self.v6.lookup(ip.to_bits()), Option::max)
+    }
+
+    /// Rule 0: the limited broadcast address and the host's subnet broadcasts, in any form,
+    /// whatever the explicit lists say.
+    fn broadcast(&self, peer: IpAddr) -> Option<DenyReason> {
+        let is = |ip: Ipv4Addr| {
+            if ip.is_broadcast() {
+                Some(DenyReason::Broadcast)
+            } else if self.broadcasts.binary_search(&ip).is_ok() {
+                Some(DenyReason::DirectedBroadcast)
+            } else {
+                None
+            }
+        };
+        match peer {
+            IpAddr::V4(ip) => is(ip),
+            IpAddr::V6(ip) => ipv4_destinations(ip).find_map(is),
+        }
     }
 
     fn check_v4(&self, ip: Ipv4Addr) -> PeerVerdict {

@@ -683,3 +683,100 @@ proptest! {
         }
     }
 }
+
+/// A policy that knows the host's subnets, as the binary builds it from its interfaces.
+fn with_subnets(subnets: &[&str]) -> PeerPolicy {
+    PeerPolicy::default().with_host_subnets(subnets.iter().map(|s| s.parse().unwrap()))
+}
+
+#[test]
+fn directed_broadcast_of_host_subnets_is_denied_in_every_form() {
+    // RFC 919 §7 / RFC 1812 §5.3.5.2: {network, -1} is the subnet's directed broadcast;
+    // RFC 1122 §3.3.6: hosts accept {network, 0} as a broadcast too. 198.51.100.0/24 stands
+    // for a public subnet of the host, which the built-in list would otherwise allow.
+    use DenyReason::DirectedBroadcast;
+    let p = with_subnets(&["198.51.100.7/24", "203.0.113.9/31", "10.1.0.1/16"]);
+    assert_verdicts(
+        &p,
+        &[
+            ("198.51.100.255", denied(DirectedBroadcast), "broadcast"),
+            (
+                "198.51.100.0",
+                denied(DirectedBroadcast),
+                "network (4.2BSD)",
+            ),
+            (
+                "::ffff:198.51.100.255",
+                denied(DirectedBroadcast),
+                "IPv4-mapped, RFC 4291 §2.5.5.2",
+            ),
+            (
+                "64:ff9b::c633:64ff",
+                denied(DirectedBroadcast),
+                "NAT64, RFC 6052 §2.1",
+            ),
+            (
+                "2002:c633:64ff::1",
+                denied(DirectedBroadcast),
+                "6to4, RFC 3056 §2",
+            ),
+            (
+                "2001:0:4136:e378:8000:63bf:39cc:9b00",
+                denied(DirectedBroadcast),
+                "Teredo client (obfuscated), RFC 4380 §4",
+            ),
+            (
+                "2001:db8::5efe:c633:64ff",
+                denied(DirectedBroadcast),
+                "ISATAP, RFC 5214 §6.1",
+            ),
+            ("10.1.255.255", denied(DirectedBroadcast), "private subnet"),
+            ("198.51.100.254", ALLOWED, "a host of the subnet"),
+            ("198.51.101.255", ALLOWED, "another /24's last address"),
+            ("203.0.113.9", ALLOWED, "RFC 3021: a /31 has no broadcast"),
+            ("203.0.113.8", ALLOWED, "RFC 3021: nor a network address"),
+        ],
+    );
+}
+
+#[test]
+fn broadcast_addresses_are_denied_whatever_the_explicit_lists_say() {
+    // A broadcast address is never one peer: allowed-peers cannot open it.
+    let p =
+        policy(&["0.0.0.0/0", "::/0"], &[]).with_host_subnets(["198.51.100.7/24".parse().unwrap()]);
+    assert_verdicts(
+        &p,
+        &[
+            (
+                "255.255.255.255",
+                denied(DenyReason::Broadcast),
+                "RFC 919 limited broadcast",
+            ),
+            (
+                "64:ff9b::ffff:ffff",
+                denied(DenyReason::Broadcast),
+                "limited broadcast behind NAT64",
+            ),
+            (
+                "198.51.100.255",
+                denied(DenyReason::DirectedBroadcast),
+                "directed broadcast",
+            ),
+            ("198.51.100.1", ALLOWED, "explicitly allowed host"),
+        ],
+    );
+}
+
+#[test]
+fn isatap_forms_embedding_a_denied_ipv4_address_are_denied() {
+    // RFC 5214 §6.1: a host with an ISATAP interface tunnels to the embedded IPv4 address.
+    assert_eq!(
+        PeerPolicy::default().check(ip("2001:db8::5efe:7f00:1")),
+        embedded("127.0.0.1", Embedding::Isatap, &DenyReason::Loopback)
+    );
+    assert_eq!(
+        PeerPolicy::default().check(ip("2001:db8::200:5efe:c000:221")),
+        ALLOWED,
+        "ISATAP embedding a public address"
+    );
+}

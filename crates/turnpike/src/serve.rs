@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
 use turn::auth::SharedLimits;
@@ -408,10 +408,7 @@ fn spawn_streams(
     workers: Arc<[WorkerHandle]>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let settings = StreamSettings {
-        idle_timeout: config.tcp_idle_timeout,
-        connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
-    };
+    let settings = StreamSettings::new(config);
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     for (listener, binding, id, is_tls) in bound.streams {
         let addr = listener.local_addr()?;

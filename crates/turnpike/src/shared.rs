@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
@@ -23,7 +22,7 @@ pub type StreamKey = (SocketAddr, SocketAddr);
 
 /// Bytes queued for one TCP/TLS client; a full queue drops (a slow reader must not grow the
 /// server's memory).
-pub type StreamSender = mpsc::Sender<Vec<u8>>;
+pub use crate::stream_queue::StreamSender;
 
 /// Everything one worker's TURN data and control paths share.
 #[derive(Debug)]

@@ -2,11 +2,22 @@
 //! RFC 8656 §12.5).
 //!
 //! A connection carries any number of messages back to back, possibly split across reads;
-//! [`stun::framing`] cuts them out. Each connection's memory is bounded (one message of at
-//! most 64 KiB plus one read, and a bounded queue of peer data), idle connections close after
-//! the configured timeout unless they hold an allocation, and the number of connections is
-//! capped by a semaphore shared by all stream listeners. Over a stream, an allocation lives
-//! as long as its connection.
+//! [`stun::framing`] cuts them out. Over a stream, an allocation lives as long as its
+//! connection.
+//!
+//! A stream client holds server resources for as long as it likes unless each is bounded in
+//! time as well as in size (issue #10: trickling and non-reading clients):
+//! - **Memory**: one message of at most 64 KiB plus one read; a queue of peer data bounded in
+//!   bytes ([`crate::stream_queue`], overflow dropped and counted); a kernel send buffer
+//!   capped at [`SEND_BUFFER`] instead of autotuned up to megabytes.
+//! - **Time**: a message must arrive whole within `tcp-frame-timeout` of its first byte (the
+//!   idle timer alone restarts on every byte, so one byte every few seconds held a connection
+//!   forever), a TLS handshake must finish within the same time, a write blocked for
+//!   `tcp-write-timeout` (a client that does not read) closes the connection, and a silent
+//!   connection closes after `tcp-idle-timeout` unless it holds an allocation.
+//! - **Count**: `max-tcp-connections` in all (a semaphore shared by every stream listener),
+//!   and `max-tcp-connections-per-ip` per source ([`crate::per_ip`]), so that one host cannot
+//!   take every slot.
 //!
 //! Each connection is handed to one worker (by a hash of the client's address) and served on
 //! that worker's runtime with its TURN core, so that its allocation's relay socket is read by
@@ -17,34 +28,72 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use socket2::SockRef;
 use stun::framing::{next_frame, Frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
+use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, trace, warn};
 use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId, Transport};
 
+use crate::config::Config;
+use crate::per_ip::PerIpLimit;
 use crate::relay_registry::send_to_peer;
 use crate::shared::{handle_client, lock, SharedCore};
+use crate::stream_queue::{stream_queue, StreamReceiver};
 use crate::worker::WorkerHandle;
 
-/// Time a TLS client gets to finish its handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes asked of each read; a connection's buffer starts this small and grows only to hold
 /// one whole message.
 const READ_CHUNK: usize = 2_048;
-/// Peer datagrams waiting to be written to one connection.
-const PEER_QUEUE: usize = 256;
+/// SO_SNDBUF of each connection (Linux doubles it for bookkeeping). Autotuning lets a client
+/// that does not read pin ~4 MB of kernel memory per connection; this holds ~25 ms of
+/// 80 Mbit/s, ample for relayed media, and bounds 10 000 connections to a few GB at worst.
+pub const SEND_BUFFER: usize = 128 * 1024;
 
 /// What every stream listener shares.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
-    /// Close a connection after this long without traffic, unless it holds an allocation.
-    pub idle_timeout: Duration,
+    /// The per-connection deadlines.
+    pub deadlines: Deadlines,
     /// Permits for concurrent connections, shared by all TCP and TLS listeners.
     pub connections: Arc<Semaphore>,
+    /// Permits per source, shared by all TCP and TLS listeners.
+    pub per_ip: Arc<PerIpLimit>,
+}
+
+impl StreamSettings {
+    /// The settings of `config`, with fresh connection counts.
+    pub fn new(config: &Config) -> Self {
+        StreamSettings {
+            deadlines: Deadlines {
+                idle: config.tcp_idle_timeout,
+                frame: config.tcp_frame_timeout,
+                write: config.tcp_write_timeout,
+            },
+            connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
+            per_ip: PerIpLimit::new(config.max_tcp_connections_per_ip),
+        }
+    }
+}
+
+/// How long a connection may take for each thing it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// Close after this long without traffic, unless the connection holds an allocation.
+    pub idle: Duration,
+    /// A message must arrive whole, and a TLS handshake finish, within this.
+    pub frame: Duration,
+    /// A write blocked this long closes the connection.
+    pub write: Duration,
+}
+
+/// Why a connection was closed by the server, for the debug log.
+fn closed(cause: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, cause.to_owned())
 }
 
 /// One accepted connection's context.
@@ -53,7 +102,7 @@ struct Connection {
     shared: SharedCore,
     id: SocketId,
     five_tuple: FiveTuple,
-    idle: Duration,
+    deadlines: Deadlines,
 }
 
 /// Accepts connections on `listener` until a fatal error; `tls` wraps each in TLS.
@@ -78,11 +127,19 @@ pub async fn run(
                 continue;
             }
         };
+        // The source's share first, so that a source at its cap takes no global permit.
+        let Some(source_permit) = settings.per_ip.try_acquire(peer.ip()) else {
+            debug!(%peer, "per-IP connection limit reached; closing");
+            continue;
+        };
         let Ok(permit) = settings.connections.clone().try_acquire_owned() else {
             debug!(%peer, "connection limit reached; closing");
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        if let Err(e) = SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER) {
+            debug!(%peer, error = %e, "cannot cap the send buffer");
+        }
         let server = tcp.local_addr().unwrap_or(local);
         let Some(worker) = pick(&workers, hasher.hash_one(peer)) else {
             continue;
@@ -101,7 +158,7 @@ pub async fn run(
                 server,
                 transport: ClientTransport::Tcp,
             },
-            idle: settings.idle_timeout,
+            deadlines: settings.deadlines,
         };
         let tls = tls.clone();
         worker.runtime.spawn(async move {
@@ -112,7 +169,7 @@ pub async fn run(
             if let Err(e) = result {
                 debug!(%peer, error = %e, "connection closed");
             }
-            drop(permit);
+            drop((permit, source_permit));
         });
     }
 }
@@ -129,10 +186,12 @@ impl Connection {
         match tls {
             None => self.serve(tcp).await,
             Some(acceptor) => {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                // A handshake is a message too: a client that starts one and stalls would
+                // otherwise hold its slot for as long as it trickles.
+                match timeout(self.deadlines.frame, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => self.serve(stream).await,
                     Ok(Err(e)) => Err(e),
-                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                    Err(_) => Err(closed("TLS handshake deadline (tcp-frame-timeout)")),
                 }
             }
         }
@@ -141,9 +200,16 @@ impl Connection {
     /// Registers the connection for peer data, serves it, and then deletes its allocation.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) -> io::Result<()> {
         let key = (self.five_tuple.client, self.five_tuple.server);
-        let (sender, receiver) = mpsc::channel(PEER_QUEUE);
+        let (sender, mut receiver) = stream_queue();
         lock(&self.shared).streams.insert(key, sender);
-        let result = self.run(stream, receiver).await;
+        let result = self.run(stream, &mut receiver).await;
+        if receiver.dropped() > 0 {
+            debug!(
+                client = %self.five_tuple.client,
+                dropped = receiver.dropped(),
+                "peer datagrams dropped: the client's queue was full (it does not read fast enough)"
+            );
+        }
         let mut state = lock(&self.shared);
         let state = &mut *state;
         state.streams.remove(&key);
@@ -154,19 +220,22 @@ impl Connection {
     }
 
     /// Reads and answers messages, and writes queued peer data, until the client closes the
-    /// connection, goes idle, or sends bytes that are neither STUN nor ChannelData (a stream
-    /// cannot be resynchronised after that).
+    /// connection, goes idle, misses a deadline, or sends bytes that are neither STUN nor
+    /// ChannelData (a stream cannot be resynchronised after that).
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
-        mut peer_data: mpsc::Receiver<Vec<u8>>,
+        peer_data: &mut StreamReceiver,
     ) -> io::Result<()> {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut outgoing = vec![0u8; 1_500];
+        // When the partial message at the start of `buffer` must be complete.
+        let mut frame_deadline: Option<Instant> = None;
         loop {
             // Answer every complete message already buffered before reading more, so that
             // the buffer never holds more than one partial message plus one read.
+            let mut answered = false;
             loop {
                 let len = match next_frame(&buffer) {
                     Frame::Stun(len) | Frame::ChannelData(len) => len,
@@ -177,16 +246,29 @@ impl Connection {
                     Frame::Incomplete => break,
                 };
                 if let Some(reply) = self.handle(&buffer[..len], &mut outgoing).await {
-                    writer.write_all(&outgoing[..reply]).await?;
+                    self.write(&mut writer, &outgoing[..reply]).await?;
                 }
                 buffer.drain(..len);
+                answered = true;
+            }
+            // The clock of a message starts with its first byte (the bytes left after the
+            // messages just answered came with the last read) and is not restarted by more.
+            if buffer.is_empty() {
+                frame_deadline = None;
+            } else if answered || frame_deadline.is_none() {
+                frame_deadline = Some(Instant::now() + self.deadlines.frame);
             }
             buffer.reserve(READ_CHUNK);
+            let idle_at = Instant::now() + self.deadlines.idle;
+            let read_until = frame_deadline.map_or(idle_at, |frame| frame.min(idle_at));
             tokio::select! {
-                read = tokio::time::timeout(self.idle, reader.read_buf(&mut buffer)) => match read {
+                read = timeout_at(read_until, reader.read_buf(&mut buffer)) => match read {
                     Ok(Ok(0)) => return Ok(()),
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(e),
+                    Err(_) if frame_deadline.is_some_and(|frame| frame <= Instant::now()) => {
+                        return Err(closed("frame deadline: message incomplete (tcp-frame-timeout)"));
+                    }
                     // An allocation keeps its connection: its own lifetime governs.
                     Err(_) if lock(&self.shared).core.has_allocation(&self.five_tuple) => {}
                     Err(_) => {
@@ -194,8 +276,19 @@ impl Connection {
                         return Ok(());
                     }
                 },
-                Some(data) = peer_data.recv() => writer.write_all(&data).await?,
+                Some(data) = peer_data.recv() => self.write(&mut writer, &data).await?,
             }
+        }
+    }
+
+    /// Writes `data`, or fails once the write has been blocked for the write deadline: a
+    /// client that does not read must not hold its connection (and its buffers) forever.
+    async fn write<W: AsyncWrite + Unpin>(&self, writer: &mut W, data: &[u8]) -> io::Result<()> {
+        match timeout(self.deadlines.write, writer.write_all(data)).await {
+            Ok(result) => result,
+            Err(_) => Err(closed(
+                "write deadline: the client does not read (tcp-write-timeout)",
+            )),
         }
     }
 

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ipnet::Ipv4Net;
 use turn::auth::{AuthConfig, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::TurnConfig;
@@ -44,18 +45,18 @@ pub struct TurnSettings {
 /// needed, loads the user database, draws a random nonce secret when none is configured, and
 /// logs a warning for each risky choice.
 pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
-    let interfaces = match if_addrs::get_if_addrs() {
-        Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
-        Err(error) => {
-            tracing::warn!(%error, "cannot list the network interfaces");
-            Vec::new()
-        }
-    };
+    let interfaces = if_addrs::get_if_addrs().unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot list the network interfaces");
+        Vec::new()
+    });
+    let subnets = host_subnets(&interfaces);
+    let interfaces: Vec<IpAddr> = interfaces.iter().map(if_addrs::Interface::ip).collect();
     let db_users = match &config.user_db {
         Some(path) => users::load(path, &config.realm)?,
         None => Vec::new(),
     };
     let mut settings = settings_from(config, &interfaces, db_users, rand::random())?;
+    settings.policy = std::mem::take(&mut settings.policy).with_host_subnets(subnets);
     if config.turn && settings.auth.users.is_empty() && settings.auth.rest_secrets.is_empty() {
         add_ephemeral_credential(&mut settings.auth, &config.realm);
     } else if config.turn && config.http && settings.auth.rest_secrets.is_empty() {
@@ -257,6 +258,18 @@ pub fn external_ips(
         }
     }
     Ok(mapped)
+}
+
+/// The IPv4 subnets of the host's interfaces, whose broadcast addresses the peer policy
+/// denies (issue #10: only the kernel's missing SO_BROADCAST stopped a relay to them).
+fn host_subnets(interfaces: &[if_addrs::Interface]) -> Vec<Ipv4Net> {
+    interfaces
+        .iter()
+        .filter_map(|i| match &i.addr {
+            if_addrs::IfAddr::V4(v4) => Ipv4Net::new(v4.ip, v4.prefixlen).ok(),
+            if_addrs::IfAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 /// This server's own addresses, which peers may not use to reach its service ports: specific

@@ -14,26 +14,13 @@ use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
 
 mod common;
 
-use common::Server;
+use common::{binding_request, Server};
 
 /// Starts a server with `args` and HTTP off (these tests run servers side by side).
 fn start(args: &[&str]) -> Server {
     Server::spawn(args, |command| {
         command.env("TURNPIKE_HTTP", "false");
     })
-}
-
-fn binding_request(tid: u8) -> Vec<u8> {
-    let mut buf = vec![0u8; 64];
-    let len = MessageWriter::new(
-        &mut buf,
-        MessageType::BINDING_REQUEST,
-        TransactionId([tid; 12]),
-    )
-    .unwrap()
-    .finish();
-    buf.truncate(len);
-    buf
 }
 
 /// Checks a Binding success for transaction `tid` mapping to `client`.

@@ -23,6 +23,9 @@ pub enum Embedding {
         /// The Teredo server's IPv4 address (bits 32..64).
         server: Ipv4Addr,
     },
+    /// ISATAP, any /64 prefix with interface identifier `[02]00:5efe:a.b.c.d`, IPv4 in the
+    /// last 32 bits (RFC 5214 §6.1): a host with an ISATAP interface tunnels to it.
+    Isatap,
 }
 
 impl fmt::Display for Embedding {
@@ -34,6 +37,7 @@ impl fmt::Display for Embedding {
             Embedding::Nat64 => "NAT64",
             Embedding::SixToFour => "6to4",
             Embedding::Teredo { .. } => "Teredo",
+            Embedding::Isatap => "ISATAP",
         })
     }
 }
@@ -42,9 +46,10 @@ impl fmt::Display for Embedding {
 ///
 /// Recognises IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (except `::` and `::1`,
 /// which are the IPv6 unspecified and loopback addresses), IPv4-translated
-/// `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16` and Teredo `2001::/32` (the
-/// client address; the server address is in [`Embedding::Teredo`]). The local-use NAT64
-/// prefix `64:ff9b:1::/48` (RFC 8215) has no fixed layout and yields `None`.
+/// `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo `2001::/32` (the
+/// client address; the server address is in [`Embedding::Teredo`]) and ISATAP interface
+/// identifiers. The local-use NAT64 prefix `64:ff9b:1::/48` (RFC 8215) has no fixed layout
+/// and yields `None` (see [`ipv4_destinations`], which tries each layout).
 ///
 /// ```
 /// use std::net::{Ipv4Addr, Ipv6Addr};
@@ -80,7 +85,45 @@ fn from_prefix(bits: u128) -> Option<(Ipv4Addr, Embedding)> {
         let client = Ipv4Addr::from_bits(!(bits as u32));
         return Some((client, Embedding::Teredo { server }));
     }
+    // RFC 5214 §6.1: the u/l and group bits of the identifier's first octet may be set.
+    if (bits >> 32) as u32 & 0xfcff_ffff == 0x0000_5efe {
+        return Some((Ipv4Addr::from_bits(bits as u32), Embedding::Isatap));
+    }
     None
+}
+
+/// The local-use NAT64 prefix `64:ff9b:1::/48` (RFC 8215).
+const NAT64_LOCAL_USE: u128 = 0x0064_ff9b_0001 << 80;
+
+/// Every IPv4 address a packet to `ip` may end up at: the embedded address of each form of
+/// [`embedded_ipv4`] (both for Teredo: client and server), and for the local-use NAT64
+/// prefix `64:ff9b:1::/48`, which an operator may use with any RFC 6052 §2.2 prefix length
+/// of /48 or more, the address under each of the /48, /56, /64 and /96 layouts.
+///
+/// Used where a false match only costs a refusal: the server's own addresses and the
+/// broadcast addresses of its subnets must not be reachable in any disguise.
+pub fn ipv4_destinations(ip: Ipv6Addr) -> impl Iterator<Item = Ipv4Addr> {
+    let bits = ip.to_bits();
+    let mut found = [None; 4];
+    if bits >> 80 == NAT64_LOCAL_USE >> 80 {
+        // RFC 6052 §2.2: bits 64..72 (the "u" octet) are never part of the IPv4 address.
+        let take = |from: u32, len: u32| (bits >> (128 - from - len)) & ((1 << len) - 1);
+        let layouts = [
+            (take(48, 16) << 16) | take(72, 16),
+            (take(56, 8) << 24) | take(72, 24),
+            take(72, 32),
+            take(96, 32),
+        ];
+        for (slot, v4) in found.iter_mut().zip(layouts) {
+            *slot = Some(Ipv4Addr::from_bits(v4 as u32));
+        }
+    } else if let Some((ipv4, embedding)) = embedded_ipv4(ip) {
+        found[0] = Some(ipv4);
+        if let Embedding::Teredo { server } = embedding {
+            found[1] = Some(server);
+        }
+    }
+    found.into_iter().flatten()
 }
 
 #[cfg(test)]
@@ -178,6 +221,49 @@ mod tests {
             embedded("2001:0:4136:e378:8000:63bf:3fff:fdd2").map(|e| e.0),
             Some(v4("192.0.2.45"))
         );
+    }
+
+    #[test]
+    fn isatap_interface_identifiers() {
+        // RFC 5214 §6.1: <prefix>:0000:5efe:a.b.c.d, or 0200:5efe with the u/l bit set.
+        assert_eq!(
+            embedded("2001:db8::5efe:7f00:1"),
+            Some((v4("127.0.0.1"), Embedding::Isatap))
+        );
+        assert_eq!(
+            embedded("2001:db8:1:2:200:5efe:a00:1"),
+            Some((v4("10.0.0.1"), Embedding::Isatap))
+        );
+        assert_eq!(embedded("2001:db8::5eff:7f00:1"), None);
+    }
+
+    fn destinations(s: &str) -> Vec<Ipv4Addr> {
+        ipv4_destinations(s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn destinations_of_each_form() {
+        assert_eq!(destinations("::ffff:192.0.2.1"), [v4("192.0.2.1")]);
+        assert_eq!(destinations("2002:c000:201::"), [v4("192.0.2.1")]);
+        assert_eq!(
+            destinations("2001:0:4136:e378:8000:63bf:80ff:fffe"),
+            [v4("127.0.0.1"), v4("65.54.227.120")]
+        );
+        assert!(destinations("2001:db8::1").is_empty());
+    }
+
+    #[test]
+    fn local_use_nat64_tries_every_rfc_6052_layout() {
+        // RFC 6052 §2.2 with 192.0.2.33 (c0.00.02.21), as in its §2.4 examples, under
+        // 64:ff9b:1::/48 instead of 2001:db8::.
+        for (address, layout) in [
+            ("64:ff9b:1:c000:2:2100::", 0),
+            ("64:ff9b:1:c0:0:221::", 1),
+            ("64:ff9b:1::c0:2:2100:0", 2),
+            ("64:ff9b:1::c000:221", 3),
+        ] {
+            assert_eq!(destinations(address)[layout], v4("192.0.2.33"), "{address}");
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::ports::{PortPool, RelaySockets};
 use super::respond::respond;
 use super::shared_state::SharedState;
 use crate::auth::{AuthStats, Authenticated, Authenticator};
-use crate::policy::{PeerPolicy, PeerVerdict};
+use crate::policy::{ipv4_destinations, PeerPolicy, PeerVerdict};
 use crate::sockets::{SocketId, Transmit};
 
 /// Bytes a caller leaves before a peer's payload in the buffer given to
@@ -379,7 +379,26 @@ impl TurnServer {
     pub(super) fn peer_ip_allowed(&self, ip: IpAddr) -> bool {
         let ip = self.bound_address(SocketAddr::new(ip, 0)).ip();
         let ours = self.config.is_relay_ip(ip);
-        ours || self.policy.check(ip) == PeerVerdict::Allowed
+        ours || (!self.disguises_own_ip(ip) && self.policy.check(ip) == PeerVerdict::Allowed)
+    }
+
+    /// True when `ip` is one of the server's own addresses or another form of one.
+    fn is_own_ip(&self, ip: IpAddr) -> bool {
+        self.config.own_ips.contains(&ip)
+            || self.config.is_relay_ip(ip)
+            || [self.config.external_v4, self.config.external_v6].contains(&Some(ip))
+    }
+
+    /// True when `ip` is an IPv6 form carrying one of the server's own IPv4 addresses
+    /// (`::ffff:A`, NAT64 `64:ff9b::A`, 6to4 `2002:AABB:CCDD::`, Teredo, ISATAP): always
+    /// refused, even for a relay address. Two clients of this server reach each other's
+    /// relays by the native address; a disguised one leaves through a NAT64 or 6to4
+    /// gateway and comes back to the server's own ports from outside.
+    fn disguises_own_ip(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(_) => false,
+            IpAddr::V6(v6) => ipv4_destinations(v6).any(|v4| self.is_own_ip(IpAddr::V4(v4))),
+        }
     }
 
     /// The per-packet check of a peer transport address (also made at ChannelBind): another
@@ -392,13 +411,10 @@ impl TurnServer {
         if self.shared.is_relay(bound) {
             return true;
         }
-        let external = [self.config.external_v4, self.config.external_v6];
-        let own = |ip: IpAddr| {
-            self.config.own_ips.contains(&ip)
-                || self.config.is_relay_ip(ip)
-                || external.contains(&Some(ip))
-        };
-        if own(peer.ip()) || own(bound.ip()) {
+        if self.disguises_own_ip(peer.ip()) {
+            return false;
+        }
+        if self.is_own_ip(peer.ip()) || self.is_own_ip(bound.ip()) {
             return !self.config.service_ports.contains(&peer.port())
                 && self.policy.is_explicitly_allowed(peer.ip());
         }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod harness;
+mod own_address_forms;
 mod relay_addresses;
 mod sharded;
 mod unauthenticated;

@@ -69,6 +69,22 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 10000
 # max-tcp-connections = 10000
 
+# Most concurrent TCP plus TLS connections from one IPv4 address or one IPv6 /64, so that a
+# single source cannot take every slot (1..=1000000, capped at max-tcp-connections). Leave room
+# for offices and campuses behind one NAT.
+# Default: a tenth of max-tcp-connections (1000)
+# max-tcp-connections-per-ip = 1000
+
+# Seconds a STUN/TURN message over TCP or TLS may take to arrive, from its first byte, and a
+# TLS handshake to complete (1..=300). A client trickling a message byte by byte is closed.
+# Default: 10
+# tcp-frame-timeout = 10
+
+# Seconds a write to a TCP or TLS client may stay blocked because the client does not read,
+# before the connection is closed (1..=300).
+# Default: 10
+# tcp-write-timeout = 10
+
 # Worker threads (0..=1024; 0: one per core). Each has its own UDP listener sockets, bound with
 # SO_REUSEPORT so that the kernel spreads clients over them (a client always reaches the same
 # worker), and its own allocations; TCP and TLS clients go to a worker by a hash of their address.

@@ -85,6 +85,18 @@ config_layer! {
     /// Most concurrent TCP plus TLS connections [default: 10000].
     #[arg(long, env = "TURNPIKE_MAX_TCP_CONNECTIONS", value_name = "N")]
     max_tcp_connections: u64,
+    /// Most concurrent TCP plus TLS connections from one IPv4 address or IPv6 /64
+    /// [default: a tenth of max-tcp-connections].
+    #[arg(long, env = "TURNPIKE_MAX_TCP_CONNECTIONS_PER_IP", value_name = "N")]
+    max_tcp_connections_per_ip: u64,
+    /// Seconds a TCP/TLS message may take to arrive from its first byte, and a TLS handshake
+    /// to complete, 1..=300 [default: 10].
+    #[arg(long, env = "TURNPIKE_TCP_FRAME_TIMEOUT", value_name = "SECONDS")]
+    tcp_frame_timeout: u64,
+    /// Seconds a write to a TCP/TLS client may stay blocked (a client that does not read)
+    /// before the connection is closed, 1..=300 [default: 10].
+    #[arg(long, env = "TURNPIKE_TCP_WRITE_TIMEOUT", value_name = "SECONDS")]
+    tcp_write_timeout: u64,
     /// Worker threads, each with its own UDP sockets (SO_REUSEPORT) and allocations; 0: one
     /// per core [default: 0].
     #[arg(long, env = "TURNPIKE_WORKERS", value_name = "N")]

@@ -39,6 +39,11 @@ pub use layer::{env_var_of_key, ConfigLayer, LogArgs};
 pub use turn_rules::{realm_problem, user_name_problem};
 pub use values::{ExternalIp, NonceSecret, Secret};
 
+/// The default `max-tcp-connections-per-ip` is `max-tcp-connections` divided by this: one
+/// source cannot take the whole server, while an office or campus behind one NAT keeps room
+/// for hundreds of TCP/TLS clients (1000 with the default cap).
+pub const PER_IP_SHARE: usize = 10;
+
 /// The validated configuration of `turnpike serve`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -63,6 +68,14 @@ pub struct Config {
     pub tcp_idle_timeout: Duration,
     /// Bound on concurrent TCP plus TLS connections.
     pub max_tcp_connections: usize,
+    /// Bound on concurrent TCP plus TLS connections from one IPv4 address or IPv6 /64, at
+    /// most `max_tcp_connections`.
+    pub max_tcp_connections_per_ip: usize,
+    /// A TCP/TLS message must arrive whole this long after its first byte, and a TLS
+    /// handshake complete this long after the connection is accepted.
+    pub tcp_frame_timeout: Duration,
+    /// A write to a TCP/TLS client blocked this long closes the connection.
+    pub tcp_write_timeout: Duration,
     /// Worker threads serving UDP and TURN, each with its own sockets and allocations; 0: one
     /// per core (see [`crate::serve`]).
     pub workers: usize,
@@ -171,6 +184,9 @@ impl Default for Config {
             software: None,
             tcp_idle_timeout: Duration::from_secs(300),
             max_tcp_connections: 10_000,
+            max_tcp_connections_per_ip: 10_000 / PER_IP_SHARE,
+            tcp_frame_timeout: Duration::from_secs(10),
+            tcp_write_timeout: Duration::from_secs(10),
             workers: 0,
             turn: true,
             rfc5766_channel_numbers: true,

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use super::error::{KeyProblem, Reason};
 use super::layer::ConfigLayer;
-use super::{http_rules, turn_rules, Config, TlsFiles};
+use super::{http_rules, turn_rules, Config, TlsFiles, PER_IP_SHARE};
 
 /// Allowed `tcp-idle-timeout`, seconds: at least one second, at most a day.
 const TCP_IDLE_TIMEOUT_RANGE: (u64, u64) = (1, 86_400);
 /// Allowed `max-tcp-connections`.
 const MAX_TCP_CONNECTIONS_RANGE: (u64, u64) = (1, 1_000_000);
+/// Allowed `tcp-frame-timeout` and `tcp-write-timeout`, seconds.
+const TCP_DEADLINE_RANGE: (u64, u64) = (1, 300);
 /// Allowed `workers` (0: one per core).
 const WORKERS_RANGE: (u64, u64) = (0, 1_024);
 /// RFC 8489 §14.14: SOFTWARE is fewer than 128 characters and at most 763 bytes.
@@ -69,12 +71,33 @@ impl Config {
             layer.max_tcp_connections,
             MAX_TCP_CONNECTIONS_RANGE,
         );
+        let per_ip = in_range(
+            p,
+            "max-tcp-connections-per-ip",
+            layer.max_tcp_connections_per_ip,
+            MAX_TCP_CONNECTIONS_RANGE,
+        );
+        let frame_timeout = in_range(
+            p,
+            "tcp-frame-timeout",
+            layer.tcp_frame_timeout,
+            TCP_DEADLINE_RANGE,
+        );
+        let write_timeout = in_range(
+            p,
+            "tcp-write-timeout",
+            layer.tcp_write_timeout,
+            TCP_DEADLINE_RANGE,
+        );
         let workers = in_range(p, "workers", layer.workers, WORKERS_RANGE);
         let log_level = layer.log_level.clone().unwrap_or(default.log_level);
         if let Err(reason) = check_log_filter(&log_level) {
             push(p, "log-level", reason);
         }
 
+        let max_tcp_connections = max_conns.map_or(default.max_tcp_connections, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
         let mut config = Config {
             listen,
             udp,
@@ -85,9 +108,18 @@ impl Config {
             alternate_port: layer.alternate_port,
             software,
             tcp_idle_timeout: idle.map_or(default.tcp_idle_timeout, Duration::from_secs),
-            max_tcp_connections: max_conns.map_or(default.max_tcp_connections, |n| {
-                usize::try_from(n).unwrap_or(usize::MAX)
-            }),
+            max_tcp_connections,
+            // Never more than the total: a larger value would simply mean "no per-IP cap".
+            max_tcp_connections_per_ip: per_ip.map_or(
+                (max_tcp_connections / PER_IP_SHARE).max(1),
+                |n| {
+                    usize::try_from(n)
+                        .unwrap_or(usize::MAX)
+                        .min(max_tcp_connections)
+                },
+            ),
+            tcp_frame_timeout: frame_timeout.map_or(default.tcp_frame_timeout, Duration::from_secs),
+            tcp_write_timeout: write_timeout.map_or(default.tcp_write_timeout, Duration::from_secs),
             workers: workers.map_or(default.workers, |n| usize::try_from(n).unwrap_or(0)),
             log_level,
             log_format: layer.log_format.unwrap_or(default.log_format),

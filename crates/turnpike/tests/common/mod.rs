@@ -12,6 +12,21 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stun::{MessageType, MessageWriter, TransactionId};
+
+/// A Binding request (RFC 8489 §6.1) with transaction id `[tid; 12]`.
+pub fn binding_request(tid: u8) -> Vec<u8> {
+    let mut buf = vec![0u8; 64];
+    let len = MessageWriter::new(
+        &mut buf,
+        MessageType::BINDING_REQUEST,
+        TransactionId([tid; 12]),
+    )
+    .unwrap()
+    .finish();
+    buf.truncate(len);
+    buf
+}
 
 /// A running `turnpike serve`.
 pub struct Server {
@@ -28,10 +43,19 @@ impl Server {
     /// Starts `turnpike serve --log-format json --log-level info ARGS`; `configure` adds to the
     /// command (environment, more arguments) before it is spawned.
     pub fn spawn(args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
+        Self::spawn_logging("info", args, configure)
+    }
+
+    /// As [`Server::spawn`], with the log filter `level` instead of `info`.
+    pub fn spawn_logging(
+        level: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
         command
             .arg("serve")
-            .args(["--log-format", "json", "--log-level", "info"])
+            .args(["--log-format", "json", "--log-level", level])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -175,3 +175,26 @@ fn log_level_is_a_valid_filter() {
     let (_, _, reason) = only_problem("log-level = \"info,turnpike=[\"");
     assert!(reason.contains("invalid filter"), "{reason}");
 }
+
+#[test]
+fn stream_client_limits() {
+    // Issue #10 §4: the per-IP share defaults to a tenth of the total, at least one, and
+    // never exceeds the total; the deadlines are 1..=300 s.
+    let config = check("").unwrap();
+    assert_eq!(config.max_tcp_connections_per_ip, 1_000);
+    assert_eq!(config.tcp_frame_timeout.as_secs(), 10);
+    assert_eq!(config.tcp_write_timeout.as_secs(), 10);
+    let config = check("max-tcp-connections = 5").unwrap();
+    assert_eq!(config.max_tcp_connections_per_ip, 1);
+    let config = check("max-tcp-connections = 50\nmax-tcp-connections-per-ip = 80").unwrap();
+    assert_eq!(config.max_tcp_connections_per_ip, 50);
+    let (_, key, reason) = only_problem("tcp-frame-timeout = 0");
+    assert_eq!(
+        (key.as_deref(), reason.as_str()),
+        (Some("tcp-frame-timeout"), "0 is out of range 1..=300")
+    );
+    let (_, key, _) = only_problem("tcp-write-timeout = 301");
+    assert_eq!(key.as_deref(), Some("tcp-write-timeout"));
+    let (_, key, _) = only_problem("max-tcp-connections-per-ip = 0");
+    assert_eq!(key.as_deref(), Some("max-tcp-connections-per-ip"));
+}
