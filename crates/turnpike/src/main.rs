@@ -16,6 +16,7 @@ mod relay_loop;
 mod relay_registry;
 mod serve;
 mod shared;
+mod source;
 mod stream_listener;
 mod stream_queue;
 mod stun_command;

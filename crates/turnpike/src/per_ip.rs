@@ -2,28 +2,14 @@
 //! the global connection limit (issue #10: 200 trickling connections from one host refused
 //! every other client).
 //!
-//! A source is an IPv4 address, or an IPv6 /64: one subscriber usually gets a whole /64
-//! (RFC 6177), so counting single IPv6 addresses would give one attacker 2^64 budgets.
+//! A source is an IPv4 address, or an IPv6 /64 ([`Source`]). Used by the STUN/TURN stream
+//! listeners and by the HTTP listener alike.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The unit a cap applies to: an IPv4 address (IPv4-mapped IPv6 included) or an IPv6 /64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Source {
-    V4(u32),
-    V6Prefix(u64),
-}
-
-impl From<IpAddr> for Source {
-    fn from(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => Source::V4(v4.to_bits()),
-            IpAddr::V6(v6) => Source::V6Prefix((v6.to_bits() >> 64) as u64),
-        }
-    }
-}
+use crate::source::Source;
 
 /// Counts live connections per source; shared by all the listeners of one kind.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! backlog instead of growing the server's memory (WebSocket connections included).
 //!
 //! So that one source cannot take every permit (200 connections trickling partial headers
-//! took `/healthz` down, issue #10), a connection from a source ([`Source`]: IPv4 address,
+//! took `/healthz` down, issue #10), a connection from a source ([`crate::source::Source`]: IPv4 address,
 //! IPv6 /64) that already holds `http-connections-per-ip` connections is closed at once,
 //! before a byte is read; its permit goes to the next connection. The per-source counts live
 //! only while connections do, so the table is bounded by the global cap.
@@ -15,12 +15,11 @@
 //! closed, so that idle clients cannot hold the permits for ever. WebSocket clients are never
 //! idle that long: they answer the hub's ping every 10 s.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,17 +29,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
-use super::source::Source;
+use crate::per_ip::{PerIpLimit, PerIpPermit};
 
 /// The connection caps shared by all HTTP listeners.
 #[derive(Debug)]
 pub struct ConnectionCaps {
     /// One permit per connection, all sources together.
     permits: Arc<Semaphore>,
-    /// Connections held per source.
-    per_source: Mutex<HashMap<Source, usize>>,
-    /// Most connections of one source.
-    per_source_cap: usize,
+    /// Connections held per source (the same counter the STUN/TURN stream listeners use).
+    per_source: Arc<PerIpLimit>,
 }
 
 impl ConnectionCaps {
@@ -48,46 +45,8 @@ impl ConnectionCaps {
     pub fn new(total: usize, per_source: usize) -> Arc<ConnectionCaps> {
         Arc::new(ConnectionCaps {
             permits: Arc::new(Semaphore::new(total)),
-            per_source: Mutex::new(HashMap::new()),
-            per_source_cap: per_source.max(1),
+            per_source: PerIpLimit::new(per_source.max(1)),
         })
-    }
-
-    /// Takes a place for one more connection of `source`; `None` when it holds its share.
-    fn admit(self: &Arc<Self>, source: Source) -> Option<SourceSlot> {
-        let mut counts = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(source).or_insert(0);
-        if *count >= self.per_source_cap {
-            return None;
-        }
-        *count += 1;
-        Some(SourceSlot {
-            caps: Arc::clone(self),
-            source,
-        })
-    }
-}
-
-/// One connection's place in its source's share, given back when dropped.
-#[derive(Debug)]
-struct SourceSlot {
-    caps: Arc<ConnectionCaps>,
-    source: Source,
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .caps
-            .per_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.source) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.source);
-            }
-        }
     }
 }
 
@@ -134,10 +93,10 @@ impl LimitedListener {
 
     /// Accepts until a connection from a source within its share arrives; the others are
     /// closed at once (dropped).
-    async fn accept_within_share(&mut self) -> (TcpStream, SocketAddr, SourceSlot) {
+    async fn accept_within_share(&mut self) -> (TcpStream, SocketAddr, PerIpPermit) {
         loop {
             match self.inner.accept().await {
-                Ok((stream, addr)) => match self.caps.admit(Source::from(addr.ip())) {
+                Ok((stream, addr)) => match self.caps.per_source.try_acquire(addr.ip()) {
                     Some(slot) => return (stream, addr, slot),
                     // Debug only: the source decides how often this happens.
                     None => {
@@ -159,7 +118,7 @@ impl LimitedListener {
 pub struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
-    _slot: SourceSlot,
+    _slot: PerIpPermit,
     /// Fires when the client has been silent for `idle_timeout`.
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,

@@ -17,7 +17,6 @@ mod issue_rate;
 mod limited_listener;
 pub mod origin;
 mod pages;
-mod source;
 mod ws;
 
 use std::net::{IpAddr, SocketAddr};

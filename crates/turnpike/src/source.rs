@@ -1,5 +1,5 @@
-//! How a client address is counted by the per-source limits of the HTTP server (credentials
-//! per minute, connections at once): an IPv4 address, or an IPv6 /64. One subscriber usually
+//! How a client address is counted by the per-source limits (HTTP credentials per minute,
+//! HTTP and STUN/TURN stream connections at once): an IPv4 address, or an IPv6 /64. One subscriber usually
 //! holds a whole /64 (RFC 6177), so counting single IPv6 addresses would give one host 2^64
 //! shares. An IPv4-mapped IPv6 address counts as its IPv4 address.
 
