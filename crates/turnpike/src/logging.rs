@@ -2,11 +2,13 @@
 //!
 //! Logs go to stderr so that stdout stays free for command output (`turnpike stun --json`).
 //!
-//! Third-party libraries are capped at [`LIBRARY_CAP`] whatever `log-level` says: at debug and
-//! trace they log what passes through them (tungstenite every WebSocket frame: join and resume
-//! tokens, the TURN credential in `joined`, application payloads; hyper request heads; rustls
-//! handshake details), and no log level may leak a secret (issue #10). A user's directives for
-//! these crates are dropped; directives for turnpike's own modules are kept as written.
+//! Only Turnpike's own crates log at the level `log-level` asks for; every other library is
+//! capped at [`LIBRARY_CAP`]. At debug and trace, libraries log what passes through them
+//! (tungstenite every WebSocket frame: join and resume tokens, the TURN credential in `joined`,
+//! application payloads; hyper request heads; rustls handshake details), and no log level may
+//! leak a secret (issue #10). An allow-list rather than a list of known offenders, so that a
+//! dependency added later cannot start leaking: a bare level applies to Turnpike's crates, and a
+//! user's directive for any other target is dropped.
 
 use std::io::IsTerminal;
 
@@ -14,26 +16,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
 
-/// The libraries whose events are capped: the WebSocket, HTTP, TLS and QUIC stacks.
-const CAPPED_LIBRARIES: &[&str] = &[
-    "tungstenite",
-    "tokio_tungstenite",
-    "axum",
-    "axum_core",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "tower",
-    "tower_http",
-    "rustls",
-    "tokio_rustls",
-    "quinn",
-    "quinn_proto",
-    "quinn_udp",
-    "mio",
-    "tokio",
-];
-/// The most a capped library logs: warnings and errors never carry frame or packet contents.
+/// Turnpike's own crates, by library name (the `turnpike-turn` package is the `turn` library,
+/// and so on): the only targets that log below [`LIBRARY_CAP`]. (`EnvFilter` matches targets by
+/// prefix, so `net` also covers a `netlink` crate, say, at the same level: none of ours logs
+/// packet or frame contents.)
+const OWN_CRATES: &[&str] = &["turnpike", "stun", "turn", "ice", "signal", "net"];
+/// The most any other library logs: warnings and errors never carry frame or packet contents.
 const LIBRARY_CAP: &str = "warn";
 
 /// Installs the global subscriber described by `config` (its `log_level` was validated already, and
@@ -53,31 +41,33 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
     installed.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
 }
 
-/// `filter` without its directives for capped libraries, followed by the caps. A directive's
-/// target is what precedes `[`, `=` (or the whole directive, which then is a bare level or a
-/// target at every level).
+/// `filter` rewritten so that only Turnpike's crates go below [`LIBRARY_CAP`]: a bare level
+/// becomes one directive per own crate, a directive for one of them is kept as written, and a
+/// directive for any other target is dropped. A directive's target is what precedes `[` or `=`
+/// (or the whole directive, which then is a bare level or a target at every level).
 fn capped(filter: &str) -> String {
-    let is_capped = |directive: &str| {
+    let is_own = |target: &str| {
+        OWN_CRATES
+            .iter()
+            .any(|own| target == *own || target.starts_with(&format!("{own}::")))
+    };
+    let mut directives = vec![LIBRARY_CAP.to_owned()];
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let target = directive
             .split(['[', '='])
             .next()
             .unwrap_or_default()
             .trim();
-        CAPPED_LIBRARIES
-            .iter()
-            .any(|lib| target == *lib || target.starts_with(&format!("{lib}::")))
-    };
-    let kept = filter
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty() && !is_capped(d));
-    let caps = CAPPED_LIBRARIES
-        .iter()
-        .map(|lib| format!("{lib}={LIBRARY_CAP}"));
-    kept.map(str::to_owned)
-        .chain(caps)
-        .collect::<Vec<_>>()
-        .join(",")
+        if directive
+            .parse::<tracing_subscriber::filter::LevelFilter>()
+            .is_ok()
+        {
+            directives.extend(OWN_CRATES.iter().map(|own| format!("{own}={directive}")));
+        } else if is_own(target) {
+            directives.push(directive.to_owned());
+        }
+    }
+    directives.join(",")
 }
 
 #[cfg(test)]
@@ -85,19 +75,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn libraries_are_capped_whatever_the_user_asks() {
+    fn only_turnpike_crates_follow_the_level() {
         let filter = capped("trace,tungstenite=trace,turnpike::http=debug, hyper::proto[x]=trace");
-        assert!(
-            filter.starts_with("trace,turnpike::http=debug,"),
-            "{filter}"
+        assert_eq!(
+            filter,
+            "warn,turnpike=trace,stun=trace,turn=trace,ice=trace,signal=trace,net=trace,\
+             turnpike::http=debug"
         );
-        assert!(filter.contains("tungstenite=warn"));
-        assert!(filter.contains("hyper=warn"));
-        assert!(!filter.contains("=trace"), "{filter}");
         assert!(EnvFilter::try_new(&filter).is_ok());
-        // A bare target directive (every level) is dropped too.
-        assert!(!capped("info,rustls").starts_with("info,rustls,"));
-        // Prefixes of other names are not capped.
-        assert!(capped("towerdefense=trace").starts_with("towerdefense=trace,"));
+        // A bare target directive (every level) of a library is dropped too.
+        assert_eq!(capped("info,rustls"), capped("info"));
+        // A later dependency nobody listed is capped as well.
+        assert!(!capped("some_new_crate=trace").contains("some_new_crate"));
+        // Prefixes of own names are not own crates.
+        assert!(!capped("turnpikefake=trace").contains("turnpikefake"));
     }
 }

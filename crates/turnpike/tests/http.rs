@@ -528,7 +528,23 @@ fn unix_now() -> u64 {
 // credential expires with the token at the latest; it works against the TURN server.
 #[test]
 fn ice_servers_need_a_token_when_a_secret_is_set() {
-    let server = start(&["--signaling-secret", SECRET]);
+    // At debug, so that the allocations' log lines name their users (checked at the end).
+    let server = Server::spawn_logging(
+        "debug",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--relay-ip",
+            "127.0.0.1",
+            "--signaling-secret",
+            SECRET,
+        ],
+        |command| {
+            command.env_remove("TURNPIKE_SIGNALING_SECRET");
+        },
+    );
     let now = unix_now();
     let refused = |headers: &[(&str, &str)], path: &str| {
         let response = get(http(&server), "localhost", path, headers);
@@ -588,6 +604,19 @@ fn ice_servers_need_a_token_when_a_secret_is_set() {
         allocate(server.address("udp"), &username, &credential),
         Class::Success
     );
+
+    // Abuse is traceable: each allocation's log line names the user, hence the token's room.
+    let (_, log) = server.stop_with_log();
+    let users: Vec<&str> = log
+        .iter()
+        .filter(|line| line["fields"]["message"] == "allocation created")
+        .filter_map(|line| line["fields"]["user"].as_str())
+        .collect();
+    assert!(
+        users.contains(&format!("{}:team_42", now + 120).as_str()),
+        "{users:?}"
+    );
+    assert!(users.contains(&username.as_str()), "{users:?}");
 }
 
 // Issue #10: at most `credential-rate` credentials per source per minute; then 429 with

@@ -279,6 +279,15 @@ impl TurnServer {
             self.by_relay.insert(relay, id);
         }
         let deadline = allocation.next_deadline();
+        // Debug, not info: usernames and client addresses never go above debug. The username
+        // names who was given the credential (a REST username carries the join token's room),
+        // so abuse of the relay is traceable to a credential.
+        tracing::debug!(
+            user = %allocation.username,
+            client = %allocation.five_tuple.client,
+            relay = ?allocation.relays,
+            "allocation created"
+        );
         self.allocations.insert(id, allocation);
         self.schedule(id, deadline);
         id
@@ -296,6 +305,11 @@ impl TurnServer {
             self.shared.release(relay);
         }
         self.shared.remove_allocation(&allocation.username);
+        tracing::debug!(
+            user = %allocation.username,
+            client = %allocation.five_tuple.client,
+            "allocation ended"
+        );
         if let Some(deadline) = self.deadlines.remove(&id) {
             self.timers.remove(&(deadline, id));
         }
