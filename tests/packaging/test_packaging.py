@@ -171,6 +171,7 @@ def test_the_maintainer_scripts_create_the_user_and_never_enable_the_unit(deb, t
     postinst = (control / "postinst").read_text()
     run("sh", "-n", control / "postinst")
     assert "useradd --system" in postinst
+    assert "install -d -o turnpike -g turnpike -m 0750 /var/lib/turnpike" in postinst
     assert "dpkg-statoverride --update --add root turnpike 0640 /etc/turnpike/turnpike.toml" in postinst
     # A fresh configuration has no credentials: the operator enables and starts the service;
     # an upgrade only re-enables a unit that was enabled, and restarts it if it runs.
