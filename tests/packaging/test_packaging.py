@@ -8,6 +8,7 @@ The binary is TURNPIKE_BIN (default target/debug/turnpike): the package is made 
 """
 
 import gzip
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -178,3 +179,20 @@ def test_the_maintainer_scripts_create_the_user_and_never_enable_the_unit(deb, t
     assert "deb-systemd-invoke start" not in postinst, postinst
     assert postinst.count("deb-systemd-helper enable") == 1, postinst
     assert "deb-systemd-helper --quiet was-enabled turnpike.service" in postinst, postinst
+
+
+def test_the_dockerfile_mirrors_the_package():
+    """The image is not built here (no container runtime): its text is checked against the
+    unit and the package layout instead."""
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert len(stages) == 2 and stages[1] == "FROM debian:bookworm-slim", stages
+    final = lines[lines.index(stages[1]):]
+    assert "USER turnpike" in final, "the server runs as an unprivileged user"
+    entry = next(line for line in final if line.startswith("ENTRYPOINT "))
+    cmd = next(line for line in final if line.startswith("CMD "))
+    argv = json.loads(entry.removeprefix("ENTRYPOINT ")) + json.loads(cmd.removeprefix("CMD "))
+    exec_start = unit_settings(UNIT.read_text())["ExecStart"][0].split()
+    assert argv == exec_start, (argv, exec_start)
+    assert "49152-65535/udp" in next(line for line in final if line.startswith("EXPOSE ")).split()

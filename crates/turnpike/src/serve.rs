@@ -466,7 +466,7 @@ impl ShutdownSignals {
         })
     }
 
-    /// Resolves on the first of SIGINT or SIGTERM, with its name.
+    /// Resolves on the first of SIGINT or SIGTERM, with its name; logs each SIGHUP meanwhile.
     async fn recv(&mut self) -> &'static str {
         loop {
             tokio::select! {
