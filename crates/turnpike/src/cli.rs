@@ -1,5 +1,5 @@
 //! The command line (`turnpike serve | config check | config example | stun | nat | p2p |
-//! user | token`)
+//! user | token | completions | man`)
 //! and its dispatch.
 //!
 //! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
@@ -55,6 +55,10 @@ pub enum Command {
     /// Connect to another peer through a signaling room (ICE: direct or relayed, then QUIC),
     /// and chat or send a file.
     P2p(crate::p2p::P2pArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with --dir.
+    Man(crate::completions::ManArgs),
 }
 
 /// Arguments of `turnpike serve`.
@@ -113,6 +117,8 @@ where
             client_command(cli.log, &matches, rust_log, crate::nat_command::run(args))
         }
         Command::P2p(args) => client_command(cli.log, &matches, rust_log, crate::p2p::run(args)),
+        Command::Completions(args) => plain_result(crate::completions::completions(&args)),
+        Command::Man(args) => plain_result(crate::completions::man(&args)),
     }
 }
 
@@ -135,6 +141,17 @@ fn client_command(
         return ExitCode::from(EXIT_CONFIG);
     };
     with_logging(&config, Fatal::Plain, task)
+}
+
+/// Exit 0, or `error: …` on stderr and exit 1.
+fn plain_result(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 /// Prints clap's message; `--help` and `--version` exit 0, usage errors 2.
@@ -189,14 +206,20 @@ pub fn cli_origins(layer: &ConfigLayer, scopes: &[&ArgMatches]) -> BTreeMap<Stri
     origins
 }
 
-/// `turnpike serve`: configuration, logging, then the server in a multi-thread runtime.
+/// `turnpike serve`: configuration (checked against this host too), logging, then the server
+/// in a multi-thread runtime.
 fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
-    let Some(config) = load_or_report(file, cli) else {
-        return ExitCode::from(EXIT_CONFIG);
+    let config = match config::load_with(file, cli, crate::host_checks::problems) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
     let startup = config.clone();
     with_logging(&config, Fatal::Logged, async move {
         log_startup(&startup);
+        crate::fd_limit::raise_to_hard_limit();
         serve::run(startup).await
     })
 }

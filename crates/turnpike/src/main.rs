@@ -4,7 +4,10 @@
 
 mod cli;
 mod client_args;
+mod completions;
 mod config;
+mod fd_limit;
+mod host_checks;
 mod http;
 mod logging;
 mod nat_command;

@@ -151,6 +151,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handles: Arc<[WorkerHandle]> = handles.into();
     spawn_streams(&config, bound, handles.clone(), &mut tasks)?;
     let http = http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
+    crate::fd_limit::warn_if_short(&config, &core.turn);
     info!("ready");
 
     let result = tokio::select! {
@@ -464,10 +465,13 @@ fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::from_std(listener).with_context(|| format!("registering TCP {addr}"))
 }
 
-/// SIGINT and SIGTERM, registered with the runtime.
+/// SIGINT and SIGTERM, registered with the runtime; and SIGHUP, whose default disposition
+/// would kill the server (`systemctl reload`, a closing terminal): it is only logged until
+/// configuration reload exists.
 struct ShutdownSignals {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
 }
 
 impl ShutdownSignals {
@@ -475,14 +479,21 @@ impl ShutdownSignals {
         Ok(ShutdownSignals {
             interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            hangup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         })
     }
 
-    /// Resolves on the first of SIGINT or SIGTERM, with its name.
+    /// Resolves on the first of SIGINT or SIGTERM, with its name; logs each SIGHUP meanwhile.
     async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return "SIGINT",
+                _ = self.terminate.recv() => return "SIGTERM",
+                _ = self.hangup.recv() => tracing::warn!(
+                    "SIGHUP received: configuration reload is not implemented yet; restart to \
+                     apply changes"
+                ),
+            }
         }
     }
 }

@@ -265,6 +265,17 @@ pub struct CliLayer {
 /// Loads the configuration: defaults < `RUST_LOG` < `file` (if any) < `cli`, validated. On failure
 /// returns every problem found in the file and on the command line.
 pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> {
+    load_with(file, cli, |_| Vec::new())
+}
+
+/// [`load`], then `host` checks the valid configuration against the machine it is to run on
+/// (`turnpike serve`: see `crate::host_checks`); its problems are located and reported like
+/// the others.
+pub fn load_with(
+    file: Option<&Path>,
+    cli: &CliLayer,
+    host: impl FnOnce(&Config) -> Vec<KeyProblem>,
+) -> Result<Config, ConfigError> {
     let mut sources = locate::Sources::default();
     let mut problems = Vec::new();
     let mut merged = ConfigLayer::default();
@@ -290,7 +301,13 @@ pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> 
     let merged = merged.overlay(cli.layer.clone());
 
     let found = match Config::from_layer(&merged) {
-        Ok(config) if problems.is_empty() => return Ok(config),
+        Ok(config) if problems.is_empty() => {
+            let on_host = host(&config);
+            if on_host.is_empty() {
+                return Ok(config);
+            }
+            on_host
+        }
         Ok(_) => Vec::new(),
         Err(found) => found,
     };

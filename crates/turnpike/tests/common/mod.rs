@@ -43,7 +43,7 @@ impl Server {
     /// Starts `turnpike serve --log-format json --log-level info ARGS`; `configure` adds to the
     /// command (environment, more arguments) before it is spawned.
     pub fn spawn(args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
-        Self::spawn_logging("info", args, configure)
+        Self::start(&[], "info", args, configure)
     }
 
     /// As [`Server::spawn`], with the log filter `level` instead of `info`.
@@ -52,7 +52,35 @@ impl Server {
         args: &[&str],
         configure: impl FnOnce(&mut Command),
     ) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+        Self::start(&[], level, args, configure)
+    }
+
+    /// [`Server::spawn`] under `wrapper`, a program and its arguments that execs the server
+    /// (such as `prlimit --nofile=256:256 --`), so that the server keeps the child's pid.
+    pub fn spawn_wrapped(
+        wrapper: &[&str],
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
+        Self::start(wrapper, "info", args, configure)
+    }
+
+    /// Starts the server under `wrapper` (may be empty) with the log filter `level`.
+    fn start(
+        wrapper: &[&str],
+        level: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
+        let binary = env!("CARGO_BIN_EXE_turnpike");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .arg("serve")
             .args(["--log-format", "json", "--log-level", level])

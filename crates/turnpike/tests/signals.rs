@@ -1,0 +1,73 @@
+//! Signals a running `turnpike serve` gets from service managers and terminals: SIGHUP (sent
+//! by `systemctl reload`, or when a terminal closes) must not kill it; SIGTERM stops it
+//! cleanly.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
+
+mod common;
+
+use common::Server;
+
+/// Sends one Binding request to the server's UDP listener and checks the success answer.
+fn assert_answers_binding(server: &Server, tid: u8) {
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut request = vec![0u8; 64];
+    let len = MessageWriter::new(
+        &mut request,
+        MessageType::BINDING_REQUEST,
+        TransactionId([tid; 12]),
+    )
+    .unwrap()
+    .finish();
+    client
+        .send_to(&request[..len], server.address("udp"))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    let answer = Message::decode(&buf[..n]).unwrap();
+    assert_eq!(answer.header().message_type.class, Class::Success);
+    assert_eq!(answer.header().transaction_id, TransactionId([tid; 12]));
+}
+
+#[test]
+fn sighup_is_logged_and_the_server_keeps_serving() {
+    let server = Server::spawn(&["--listen", "127.0.0.1:0", "--tcp", "false"], |command| {
+        command.env("TURNPIKE_HTTP", "false");
+    });
+    assert_answers_binding(&server, 1);
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let warning = loop {
+        let line = server
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no SIGHUP line in the log"));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if value["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SIGHUP received"))
+        {
+            break value;
+        }
+    };
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(
+        warning["fields"]["message"],
+        "SIGHUP received: configuration reload is not implemented yet; restart to apply changes"
+    );
+    assert_answers_binding(&server, 2);
+    assert_eq!(server.stop(), Some(0), "SIGTERM still stops cleanly");
+}
