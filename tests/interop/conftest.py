@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -82,6 +83,38 @@ def free_ports(count: int, ips: list[str]) -> list[int]:
             for s in held:
                 s.close()
     raise RuntimeError(f"could not find {count} free UDP+TCP ports on {ips}")
+
+
+# Relay port ranges below Linux's default ephemeral range (32768–60999), so the clients' and the
+# servers' own ephemeral sockets cannot take a relay port from under the server.
+RELAY_RANGE_FLOOR, RELAY_RANGE_CEILING = 20000, 32767
+RELAY_RANGE_SIZE = 200
+
+
+def free_relay_range(ips: list[str], size: int = RELAY_RANGE_SIZE) -> tuple[int, int]:
+    """A block of `size` consecutive ports, free for UDP on every relay IP in `ips`: (min, max).
+
+    The default range (49152–65535) is shared with every other program on the machine, and one
+    that holds many ports there made an Allocate fail with 508 (issue #13). A random block is
+    kept only if every port binds on every IP; the sockets are closed before returning, so the
+    server's own retries (64 random ports per allocation) absorb a port taken meanwhile.
+    """
+    for _ in range(100):
+        low = random.randint(RELAY_RANGE_FLOOR, RELAY_RANGE_CEILING - size + 1)
+        held: list[socket.socket] = []
+        try:
+            for port in range(low, low + size):
+                for ip in ips:
+                    s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+                    held.append(s)
+                    s.bind((ip, port))
+            return low, low + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError(f"could not find {size} free consecutive UDP ports on {ips}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +350,9 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
 
     TURN keywords, each turned into its flag only when given: `users=["alice:secret"]`,
     `rest_secrets=[...]`, `relay_ip=["127.0.0.1"]`, `allowed_peers=[CIDR]`, `denied_peers=[CIDR]`,
-    `realm`, `nonce_secret` (64 hex digits), `nonce_lifetime`, `min_port`, `max_port`.
+    `realm`, `nonce_secret` (64 hex digits), `nonce_lifetime`, `min_port`, `max_port`; without
+    `min_port`/`max_port` (or the flags in `args`) the relay range is a free block of its own
+    (`free_relay_range`).
     When the binary serves HTTP, its listener goes to a free port on 127.0.0.1
     (`server.http_port`), or is turned off with `http=False`.
     """
@@ -384,6 +419,12 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
                 nonce_lifetime=nonce_lifetime, min_port=min_port, max_port=max_port,
             )
             cmd += list(args or [])
+            if not any(a in ("--min-port", "--max-port") for a in cmd):
+                # No range asked for: a free one of our own rather than the shared default.
+                # Without --relay-ip the server relays on detected IPs; 0.0.0.0 covers them all.
+                relay_ips = [relay_ip] if isinstance(relay_ip, str) else list(relay_ip or ["0.0.0.0"])
+                low, high = free_relay_range(relay_ips)
+                cmd += ["--min-port", str(low), "--max-port", str(high)]
             server = TurnpikeServer(
                 port=port,
                 alt_port=alt_port,

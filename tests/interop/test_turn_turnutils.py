@@ -19,8 +19,9 @@ How the tools behave (read from their output and coturn's source):
 - `-t` is TCP to the server, `-t -S` TLS; `-u USER -w PASS` static credentials; `-u USER -W SECRET`
   TURN REST credentials ("EXPIRY:USER", base64(HMAC-SHA1(SECRET, username))); `-c` no RTCP
   allocation.
-- Its allocations stay alive (600 s): every test has its own server with the default wide relay
-  port range (49152-65535).
+- Its allocations stay alive (600 s): every test has its own server with a relay port range of its
+  own (200 free ports, `conftest.free_relay_range`), not the default 49152-65535 that other
+  programs on the machine share (a full default range gave 508, issue #13).
 
 Both tools run under `stdbuf -oL` (block-buffered when piped) and with timeouts.
 """

@@ -46,6 +46,43 @@ export async function freePort(host = '127.0.0.1') {
   throw new Error(`no free UDP+TCP port on ${host}`);
 }
 
+/**
+ * `size` consecutive ports in 20000..32767 that all bind for UDP on every IP of `ips`:
+ * `{ min, max }`. The default relay range (49152–65535) is shared with every program on the
+ * machine (and Linux's ephemeral ports); one holding many of them made Allocates fail with 508
+ * (issue #13). The sockets close again; the server's own retries absorb a port taken meanwhile.
+ */
+export async function freeRelayRange(ips = ['0.0.0.0'], size = 200) {
+  const [floor, ceiling] = [20000, 32767];
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const min = floor + Math.floor(Math.random() * (ceiling - floor - size + 2));
+    const held = [];
+    let ok = true;
+    for (let port = min; ok && port < min + size; port++) {
+      for (const ip of ips) {
+        const udp = dgram.createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+        held.push(udp);
+        ok = await new Promise((resolve) => {
+          udp.once('error', () => resolve(false));
+          udp.bind(port, ip, () => resolve(true));
+        });
+        if (!ok) break;
+      }
+    }
+    await Promise.all(held.map((udp) => new Promise((resolve) => {
+      try { udp.close(resolve); } catch { resolve(); }
+    })));
+    if (ok) return { min, max: min + size - 1 };
+  }
+  throw new Error(`no ${size} free consecutive UDP ports on ${ips.join(', ')}`);
+}
+
+/** The `--relay-ip` values in `args`, or 0.0.0.0 (the server's detected IPs are all in it). */
+function relayIps(args) {
+  const ips = args.flatMap((a, i) => (a === '--relay-ip' && i + 1 < args.length ? [args[i + 1]] : []));
+  return ips.length ? ips : ['0.0.0.0'];
+}
+
 let servesHttpCache;
 /** Whether this `turnpike serve` has an HTTP listener (flag --http-listen). */
 function servesHttp() {
@@ -79,6 +116,10 @@ export async function startTurnpike(args = [], { host = '127.0.0.1', httpHost = 
       cmd.push('--http-listen', `${httpHost}:${httpPort}`);
     }
     cmd.push(...args);
+    if (!args.some((a) => a === '--min-port' || a === '--max-port' || a === '--config')) {
+      const range = await freeRelayRange(relayIps(args));
+      cmd.push('--min-port', String(range.min), '--max-port', String(range.max));
+    }
     const env = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !k.startsWith('TURNPIKE_') && k !== 'RUST_LOG'),
     );

@@ -256,7 +256,8 @@ impl IceAgent {
 
     /// Adds a remote candidate (trickle: at any time, before or after checks start). Other
     /// components are ignored. A candidate at the address of a peer-reflexive one learned
-    /// from a check takes its place (RFC 8838 §11.4).
+    /// from a check takes its place, even after that one was selected (RFC 8445 §7.3.1.3,
+    /// RFC 8838 §11): see [`IceAgent::replace_peer_reflexive`].
     pub fn add_remote_candidate(&mut self, now: Instant, candidate: Candidate) {
         self.latest = self.latest.max(now);
         if candidate.component != COMPONENT {
@@ -268,8 +269,7 @@ impl IceAgent {
             .position(|r| r.address == candidate.address)
         {
             if self.remotes[existing].kind == CandidateKind::PeerReflexive {
-                self.remotes[existing] = candidate;
-                self.reprioritize();
+                self.replace_peer_reflexive(existing, candidate);
             }
             return;
         }

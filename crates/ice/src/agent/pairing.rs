@@ -133,6 +133,33 @@ impl IceAgent {
         Some(self.remotes.len() - 1)
     }
 
+    /// Puts the signalled `candidate` in the place of the peer-reflexive remote candidate
+    /// `index` learned at the same transport address. A connectivity check travels faster
+    /// than signaling, so a check often arrives before the candidate it comes from (RFC 8838
+    /// §11). The signalled type, priority and foundation win (RFC 8445 §7.3.1.3: "it will
+    /// signal the actual foundation"); the pairs keep their index and so their state,
+    /// validity and nomination. When the selected pair uses it, the caller hears the
+    /// signalled candidate in a new [`IceEvent::SelectedPair`]: the one it got at selection
+    /// said `prflx` for what the peer calls, say, its `host` candidate.
+    pub(super) fn replace_peer_reflexive(&mut self, index: usize, candidate: Candidate) {
+        for pair in self.checklist.pairs_mut() {
+            if pair.remote == index {
+                pair.foundation.1.clone_from(&candidate.foundation);
+            }
+        }
+        self.remotes[index] = candidate;
+        self.reprioritize();
+        let Some(selected) = self.selected.and_then(|s| self.checklist.get(s)) else {
+            return;
+        };
+        if selected.remote == index {
+            let local = self.locals[selected.local].candidate.clone();
+            let remote = self.remotes[index].clone();
+            self.events
+                .push_back(IceEvent::SelectedPair { local, remote });
+        }
+    }
+
     /// The local candidate at the mapped address a success response reported, or a new
     /// peer-reflexive one on the base of the checked pair (§7.2.5.3.1). It is not
     /// signalled and not paired: checks from it are checks from its base.

@@ -357,6 +357,65 @@ fn trickle_late_candidates_and_credentials() {
     assert_data_round_trip(&mut world);
 }
 
+// RFC 8445 §7.3.1.3 and RFC 8838 §11: a check travels faster than signaling, so peer 1
+// learns peer 0 as peer-reflexive, and here even selects that pair, before peer 0's host
+// candidate is signalled. The signalled candidate then replaces the peer-reflexive one in the
+// selected pair (same transport address): the pair stays selected and the caller hears of
+// its `host` type in a new SelectedPair event (`turnpike p2p` printed `host ↔ prflx`).
+#[test]
+fn a_candidate_signalled_after_its_check_replaces_the_selected_prflx() {
+    let mut world = two_on_lan(7, Duration::from_millis(10), [true, false]);
+    world.auto_signal = None;
+    world.exchange_credentials();
+    world.start();
+    let c1_host = world.peers[1].local_candidates()[0].clone();
+    let c0_host = world.peers[0].local_candidates()[0].clone();
+    let now = world.now;
+    world.peers[0].agent.add_remote_candidate(now, c1_host);
+    assert!(
+        world.run_until_or(secs(5), both_connected),
+        "connected before peer 0's candidate is signalled"
+    );
+    let (_, remote1) = world.peers[1].agent.selected_pair().unwrap();
+    assert_eq!(remote1.kind, CandidateKind::PeerReflexive);
+    assert_eq!(remote1.address, c0_host.address);
+    let selections_before = selected_pairs(&world.peers[1].events).len();
+
+    let now = world.now;
+    world.peers[1]
+        .agent
+        .add_remote_candidate(now, c0_host.clone());
+    world.run_for(Duration::from_millis(200));
+
+    assert_eq!(world.peers[1].agent.state(), IceConnectionState::Connected);
+    let (_, remote1) = world.peers[1].agent.selected_pair().unwrap();
+    assert_eq!(remote1, &c0_host, "the signalled host candidate, not prflx");
+    assert_eq!(
+        world.peers[1].agent.remote_candidates(),
+        std::slice::from_ref(&c0_host)
+    );
+    let selections = selected_pairs(&world.peers[1].events);
+    assert_eq!(selections.len(), selections_before + 1, "{selections:?}");
+    let (local, remote) = selections.last().unwrap();
+    assert_eq!(remote, &c0_host);
+    assert_eq!(local.kind, CandidateKind::Host);
+    assert_same_pair(&world);
+    assert_data_round_trip(&mut world);
+}
+
+/// The (local, remote) of every SelectedPair event, in order.
+fn selected_pairs(
+    events: &[(std::time::Instant, IceEvent)],
+) -> Vec<(ice::Candidate, ice::Candidate)> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            IceEvent::SelectedPair { local, remote } => Some((local.clone(), remote.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 // Trickle the other way: candidates arrive after checks on other pairs started; a pair
 // formed late is checked and, being the best, chosen.
 #[test]

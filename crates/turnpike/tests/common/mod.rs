@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -89,6 +89,15 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         configure(&mut command);
+        if !sets_relay_range(&command) {
+            let (low, high) = free_relay_range();
+            command.args([
+                "--min-port",
+                &low.to_string(),
+                "--max-port",
+                &high.to_string(),
+            ]);
+        }
         let mut child = command.spawn().unwrap();
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -192,4 +201,36 @@ impl TlsFiles {
             certified,
         }
     }
+}
+
+/// Whether the test chose the relay port range itself (flags, a config file, or environment).
+fn sets_relay_range(command: &Command) -> bool {
+    command
+        .get_args()
+        .any(|a| a == "--min-port" || a == "--max-port" || a == "--config")
+        || command
+            .get_envs()
+            .any(|(k, _)| k == "TURNPIKE_MIN_PORT" || k == "TURNPIKE_MAX_PORT")
+}
+
+/// 200 consecutive ports in 20000–32767 that all bind for UDP on 0.0.0.0 (so on every relay
+/// IP): the default range (49152–65535) is shared with every program on the machine and with
+/// Linux's ephemeral ports, and one holding many of them made Allocates fail with 508 (issue
+/// #13). The sockets close before the server starts; its 64 random tries per allocation absorb
+/// a port taken meanwhile.
+pub fn free_relay_range() -> (u16, u16) {
+    const FLOOR: u16 = 20000;
+    const CEILING: u16 = 32767;
+    const SIZE: u16 = 200;
+    for _ in 0..100 {
+        let low = FLOOR + rand::random::<u16>() % (CEILING - FLOOR - SIZE + 2);
+        let high = low + SIZE - 1;
+        let held: Result<Vec<UdpSocket>, _> = (low..=high)
+            .map(|port| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)))
+            .collect();
+        if held.is_ok() {
+            return (low, high);
+        }
+    }
+    panic!("no 200 free consecutive UDP ports in {FLOOR}–{CEILING}");
 }
