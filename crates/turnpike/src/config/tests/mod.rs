@@ -5,6 +5,7 @@ mod file;
 mod http;
 mod layers;
 mod rules;
+mod secrets;
 mod turn;
 
 use std::path::{Path, PathBuf};
