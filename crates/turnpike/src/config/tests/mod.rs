@@ -2,6 +2,7 @@
 
 mod example;
 mod file;
+mod fuzz_corpus;
 mod http;
 mod layers;
 mod rules;
