@@ -8,7 +8,7 @@
 //!
 //! Checks: no panic; an error has at least one problem, each printed on one line, at a line
 //! of the file; a problem with a secret key never prints that key's value; a configuration
-//! that loads never shows a secret in its `Debug` form.
+//! that loads never shows a secret in the `Debug` form of the fields that hold them.
 
 use std::path::Path;
 
@@ -73,7 +73,13 @@ pub fn check(data: &[u8], path: &Path) -> Outcome {
     let lines = text.lines().count().max(1) + 1;
     match check_file(path) {
         Ok(config) => {
-            let debug = format!("{config:?}");
+            // The fields that hold secrets; the rest of the configuration may well contain the
+            // same text legitimately (`rest-secrets = ["0.0.0.0:3478"]` and the default
+            // `listen`: corpus file crash-debug-shares-a-non-secret-value).
+            let debug = format!(
+                "{:?} {:?} {:?} {:?}",
+                config.users, config.rest_secrets, config.nonce_secret, config.signaling_secret
+            );
             for secret in &secrets {
                 assert!(!debug.contains(secret.as_str()), "Debug shows a secret");
             }
