@@ -153,3 +153,96 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert!(stdout(&help).contains("--tls-cert <FILE>"));
     assert!(stdout(&help).contains("TURNPIKE_TLS_CERT"));
 }
+
+/// Text that must never be printed: every bad secret below contains it.
+const SENTINEL: &str = "S3CR3T-S3NT1N3L";
+const NUMERIC_SENTINEL: &str = "9876543219";
+
+/// Asserts that neither stream of `output` shows a secret, and that stderr names `named`.
+fn assert_secret_hidden(output: &Output, named: &str, case: &str) {
+    assert_eq!(output.status.code(), Some(2), "{case}: {}", stderr(output));
+    let (out, err) = (stdout(output), stderr(output));
+    for text in [&out, &err] {
+        assert!(
+            !text.contains(&SENTINEL[..6]) && !text.contains(NUMERIC_SENTINEL),
+            "{case} printed the secret: {text}"
+        );
+    }
+    assert!(err.contains(named), "{case}: {err}");
+}
+
+/// The secret keys with a wrong type or a rejected value, in the file, through `config check`
+/// and `serve --config`: the key and its line are named, the value never.
+#[test]
+fn secrets_in_a_bad_file_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, n) = (SENTINEL, NUMERIC_SENTINEL);
+    let cases = [
+        ("users", format!("\"alice:{s}\"")),
+        ("users", n.to_owned()),
+        ("users", format!("{{ alice = \"{s}\" }}")),
+        ("users", format!("[{n}]")),
+        ("users", format!("[\"alice:{s}\", {n}]")),
+        ("rest-secrets", format!("\"{s}\"")),
+        ("rest-secrets", format!("[{n}, {n}]")),
+        ("rest-secrets", format!("{{ a = \"{s}\" }}")),
+        ("rest-secrets", format!("[\"{}\"]", &s[..6])),
+        ("nonce-secret", n.to_owned()),
+        ("nonce-secret", format!("[\"{s}\"]")),
+        ("nonce-secret", format!("\"{s}\"")),
+        ("signaling-secret", n.to_owned()),
+        ("signaling-secret", format!("{{ a = \"{s}\" }}")),
+        ("signaling-secret", format!("\"{}\"", &s[..6])),
+        ("users", format!("[\"alice:{s}]")),
+    ];
+    for (key, value) in cases {
+        let text = format!("udp = true\n{key} = {value}\n");
+        let file = write(dir.path(), "secret.toml", &text);
+        let case = format!("{text:?}");
+        let named = format!("{file}:2: key `{key}`: ");
+        let named = if value.ends_with("]]") || value.ends_with(":S3CR3T-S3NT1N3L]") {
+            // A syntax error: the line, without a key.
+            format!("{file}:2: ")
+        } else {
+            named
+        };
+        assert_secret_hidden(&run(&["config", "check", &file]), &named, &case);
+        assert_secret_hidden(&run(&["serve", "--config", &file]), &named, &case);
+    }
+}
+
+/// The same keys as flags and `TURNPIKE_*` env vars.
+#[test]
+fn secrets_in_bad_flags_and_env_vars_are_never_printed() {
+    let short = &SENTINEL[..6];
+    let flags = [
+        ("--users", SENTINEL.to_owned()),
+        ("--rest-secrets", short.to_owned()),
+        ("--nonce-secret", SENTINEL.to_owned()),
+        ("--signaling-secret", short.to_owned()),
+    ];
+    for (flag, value) in &flags {
+        let case = format!("{flag} {value}");
+        let output = run(&["serve", flag, value]);
+        assert_secret_hidden(&output, &format!("{flag}: "), &case);
+        let var = format!("TURNPIKE_{}", flag[2..].replace('-', "_").to_uppercase());
+        let output = turnpike(&["serve"]).env(&var, value).output().unwrap();
+        assert_secret_hidden(&output, &format!("{var}: "), &format!("{var}={value}"));
+    }
+}
+
+/// A good file with every secret: `config check` says `ok` and nothing else.
+#[test]
+fn check_of_a_good_file_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "users = [\"alice:{SENTINEL}\"]\nrest-secrets = [\"{SENTINEL}\"]\n\
+         nonce-secret = \"{}\"\nsignaling-secret = \"{SENTINEL}{SENTINEL}\"\n",
+        "ab".repeat(32)
+    );
+    let file = write(dir.path(), "good.toml", &text);
+    let output = run(&["config", "check", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("{file}: ok\n"));
+    assert!(!stderr(&output).contains(&SENTINEL[..6]));
+}

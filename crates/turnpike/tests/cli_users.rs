@@ -279,3 +279,132 @@ fn bad_input_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+/// `turnpike user add` under the shell's `umask`, with the password on stdin.
+fn add_under_umask(dir: &Path, umask: &str, name: &str) -> Output {
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["user", "add", "--db", "users.db", name])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    pipe.write_all(b"pw\n").expect("stdin is writable");
+    drop(pipe);
+    child.wait_with_output().expect("turnpike finishes")
+}
+
+/// The database holds keys that log in as its users: it is created readable by its owner only,
+/// whatever the umask (docs/turn.md). It used to be 0644.
+#[test]
+fn a_new_database_is_created_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    for umask in ["022", "000"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = add_under_umask(dir.path(), umask, "alice");
+        assert_code(&output, 0);
+        let mode = |file: &str| {
+            std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("users.db"), 0o600, "umask {umask}");
+        // A second write goes through SQLite's journal; the file stays 0600.
+        assert_code(&add_under_umask(dir.path(), umask, "bob"), 0);
+        assert_eq!(mode("users.db"), 0o600, "umask {umask}");
+        assert_eq!(rows(&dir.path().join("users.db")).len(), 2);
+    }
+}
+
+/// Drives `turnpike user add` on a pseudo-terminal (Python's `pty`, as a person at a
+/// terminal): waits for each prompt and for the terminal's echo to be off before typing.
+/// Returns (exit code, everything the terminal showed).
+fn add_on_a_terminal(dir: &Path, first: &str, second: &str) -> (i32, String) {
+    const DRIVER: &str = r#"
+import os, pty, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+shown = b""
+def read_until(token):
+    global shown
+    deadline = time.time() + 30
+    while token not in shown:
+        if time.time() > deadline:
+            sys.exit("timed out waiting for %r; shown: %r" % (token, shown))
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            sys.exit("the terminal closed; shown: %r" % shown)
+        shown += chunk
+def type_hidden(text):
+    # The prompt is printed just before echo goes off: wait for that, then type.
+    deadline = time.time() + 30
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.time() > deadline:
+            sys.exit("echo never went off; shown: %r" % shown)
+        time.sleep(0.01)
+    os.write(fd, text.encode() + b"\n")
+read_until(b"password for")
+type_hidden(os.environ["PW1"])
+read_until(b"again")
+type_hidden(os.environ["PW2"])
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    shown += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(shown.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", DRIVER])
+        .arg(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["user", "add", "--db", "users.db", "alice"])
+        .env("PW1", first)
+        .env("PW2", second)
+        .current_dir(dir)
+        .output()
+        .expect("python3 runs");
+    let shown = format!("{}{}", stdout(&output), stderr(&output));
+    (output.status.code().unwrap_or(-1), shown)
+}
+
+#[test]
+fn on_a_terminal_the_password_is_hidden_and_asked_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, shown) = add_on_a_terminal(dir.path(), "Typed-S3cret", "Typed-S3cret");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("password for `alice`"), "{shown}");
+    assert!(shown.contains("again"), "{shown}");
+    assert!(
+        !shown.contains("Typed-S3cret"),
+        "the password was echoed: {shown}"
+    );
+    let alice = UserKeys::from_password("alice", "turnpike", "Typed-S3cret");
+    let found = rows(&dir.path().join("users.db"));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].2, alice.md5.to_vec());
+}
+
+#[test]
+fn on_a_terminal_two_different_passwords_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, shown) = add_on_a_terminal(dir.path(), "Typed-S3cret", "Typed-S3creT");
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("differ"), "{shown}");
+    assert!(!shown.contains("Typed-S3cre"), "{shown}");
+    assert!(!dir.path().join("users.db").exists());
+}

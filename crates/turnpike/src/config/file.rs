@@ -14,6 +14,7 @@ use super::error::{Origin, Problem, Reason};
 use super::layer::{keys, ConfigLayer};
 use super::locate::line_of;
 use super::suggest::closest_key;
+use super::values::{SECRET_KEYS, SECRET_LIST_KEYS};
 
 /// What a configuration file contributed: the keys it set correctly, the line of every key, and the
 /// problems found in it.
@@ -83,8 +84,18 @@ pub fn parse(path: &Path, text: &str) -> FileLayer {
                 .push(problem(unknown_key_reason(&key, &value, &known)));
             continue;
         }
+        let secret = SECRET_KEYS.contains(&key.as_str());
+        if let Some(reason) = secret.then(|| secret_type_problem(&key, &value)).flatten() {
+            file.problems.push(problem(reason));
+            continue;
+        }
         match one_key_layer(&key, value) {
             Ok(layer) => file.layer = file.layer.overlay(layer),
+            // Unreachable once the types are right (a `Secret` parses from any string), and
+            // serde's text may quote the value: never print it for a secret.
+            Err(_) if secret => file.problems.push(problem(Reason::BadValue(
+                "cannot be read (the value is not shown: it is a secret)".to_owned(),
+            ))),
             Err(reason) => file.problems.push(problem(reason)),
         }
     }
@@ -102,6 +113,47 @@ fn one_key_layer(key: &str, value: toml::Value) -> Result<ConfigLayer, Reason> {
     toml::Value::Table(table)
         .try_into::<ConfigLayer>()
         .map_err(|error| Reason::BadValue(one_line(error.message())))
+}
+
+/// The problem with the value of a secret key when its TOML type is wrong, in words that name
+/// types and positions only. serde's own message quotes the value (`invalid type: string
+/// "alice:PASSWORD", expected a sequence`), which would print a password or a secret.
+fn secret_type_problem(key: &str, value: &toml::Value) -> Option<Reason> {
+    const NOT_SHOWN: &str = "the value is not shown: it is a secret";
+    let list = SECRET_LIST_KEYS.contains(&key);
+    let why = match value {
+        toml::Value::Array(entries) if list => {
+            let (i, entry) = entries.iter().enumerate().find(|(_, e)| !e.is_str())?;
+            format!(
+                "entry {} is {}, expected a string; {NOT_SHOWN}",
+                i + 1,
+                a_type(entry)
+            )
+        }
+        toml::Value::String(_) if !list => return None,
+        other => {
+            let expected = match key {
+                "users" => "a list of strings such as [\"NAME:PASSWORD\"]",
+                _ if list => "a list of strings",
+                _ => "a string",
+            };
+            format!("expected {expected}, found {}; {NOT_SHOWN}", a_type(other))
+        }
+    };
+    Some(Reason::BadValue(why))
+}
+
+/// "a string", "an integer", … for messages about a value that must not be quoted.
+fn a_type(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date-time",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
 }
 
 /// A parser message on one line, so that every problem is exactly one line of output.

@@ -6,7 +6,7 @@
 //! 1 runtime error (a database problem, a name that exists or does not), 2 usage error (a bad
 //! name, realm, password or configuration file).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,8 +48,9 @@ pub struct UserArgs {
 /// The `turnpike user` actions.
 #[derive(Debug, clap::Subcommand)]
 pub enum UserAction {
-    /// Add a user (creating the database if needed); the password is read from stdin, one
-    /// line, unless --password is given.
+    /// Add a user (creating the database, mode 0600, if needed); the password is asked twice
+    /// without echo on a terminal, read as one line of stdin otherwise, unless --password is
+    /// given.
     Add {
         /// The user name: not empty, no `:`.
         name: String,
@@ -151,9 +152,7 @@ fn add(
     }
     let password = match password {
         Some(password) => password,
-        None => {
-            read_password(name).map_err(|error| anyhow!("cannot read the password: {error}"))?
-        }
+        None => read_password(name)?,
     };
     if password.is_empty() {
         return Err(Failure::Usage("the password is empty".to_owned()));
@@ -177,15 +176,40 @@ fn add(
     Ok(())
 }
 
-/// One line of stdin without its line ending; prompts on stderr when stdin is a terminal.
-fn read_password(name: &str) -> std::io::Result<String> {
+/// The password of `turnpike user add`: on a terminal, typed twice at a prompt that does not
+/// echo it (a mismatch is refused); otherwise (a script piping it in) one line of stdin.
+fn read_password(name: &str) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("password for `{name}` (shown as typed): ");
-        std::io::stderr().flush()?;
+        // rpassword reads the terminal (/dev/tty) with echo off and restores it after.
+        let mut prompt = |text: &str| rpassword::prompt_password(text);
+        confirmed_password(name, &mut prompt)
+    } else {
+        one_line(&mut stdin.lock())
+            .map_err(|error| anyhow!("cannot read the password: {error}").into())
     }
+}
+
+/// Asks for the password twice through `prompt`; refuses two different answers.
+fn confirmed_password(
+    name: &str,
+    prompt: &mut dyn FnMut(&str) -> std::io::Result<String>,
+) -> Result<String, Failure> {
+    let cannot = |error: std::io::Error| anyhow!("cannot read the password: {error}");
+    let first = prompt(&format!("password for `{name}`: ")).map_err(cannot)?;
+    let again = prompt("the same password again: ").map_err(cannot)?;
+    if first != again {
+        return Err(Failure::Usage(
+            "the two passwords differ; nothing was changed".to_owned(),
+        ));
+    }
+    Ok(first)
+}
+
+/// One line without its line ending.
+fn one_line(input: &mut dyn BufRead) -> std::io::Result<String> {
     let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
+    input.read_line(&mut line)?;
     let trimmed = line.strip_suffix('\n').unwrap_or(&line);
     Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned())
 }
@@ -239,4 +263,61 @@ pub fn rfc3339(unix: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (hour, minute, second) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prompt that answers from a list, then fails as a closed terminal does.
+    fn answers(replies: &[&str]) -> impl FnMut(&str) -> std::io::Result<String> {
+        let mut replies: Vec<String> = replies.iter().rev().map(|r| (*r).to_owned()).collect();
+        move |_: &str| {
+            replies
+                .pop()
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+        }
+    }
+
+    #[test]
+    fn the_password_is_asked_twice_and_kept_when_both_agree() {
+        let mut asked = Vec::new();
+        let mut prompt = |text: &str| {
+            asked.push(text.to_owned());
+            Ok("s3cret pass".to_owned())
+        };
+        let password = confirmed_password("alice", &mut prompt).unwrap();
+        assert_eq!(password, "s3cret pass");
+        assert_eq!(
+            asked,
+            ["password for `alice`: ", "the same password again: "]
+        );
+    }
+
+    #[test]
+    fn two_different_passwords_are_refused_as_a_usage_error() {
+        let mut prompt = answers(&["first", "second"]);
+        match confirmed_password("alice", &mut prompt) {
+            Err(Failure::Usage(why)) => {
+                assert!(why.contains("differ"), "{why}");
+                assert!(!why.contains("first") && !why.contains("second"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_prompt_that_cannot_read_is_a_runtime_error() {
+        let mut prompt = answers(&["only one"]);
+        assert!(matches!(
+            confirmed_password("alice", &mut prompt),
+            Err(Failure::Runtime(_))
+        ));
+    }
+
+    #[test]
+    fn a_script_gives_one_line_without_its_ending() {
+        assert_eq!(one_line(&mut &b"pw one\r\nrest\n"[..]).unwrap(), "pw one");
+        assert_eq!(one_line(&mut &b"last"[..]).unwrap(), "last");
+    }
 }

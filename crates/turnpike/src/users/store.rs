@@ -56,8 +56,11 @@ pub struct UserStore {
 
 impl UserStore {
     /// Opens the database at `path`, creating the file if it is missing, and brings its schema
-    /// up to date.
+    /// up to date. A new file is created with mode 0600: it holds keys that log in as any of
+    /// its users.
     pub fn create_or_open(path: &Path) -> anyhow::Result<UserStore> {
+        create_private(path)
+            .with_context(|| format!("cannot create the user database `{}`", path.display()))?;
         let connection = Connection::open(path)
             .with_context(|| format!("cannot open the user database `{}`", path.display()))?;
         let mut store = UserStore { connection };
@@ -192,5 +195,24 @@ impl UserStore {
             });
         }
         Ok(users)
+    }
+}
+
+/// Creates `path` empty with mode 0600 unless it exists (an empty file is an empty SQLite
+/// database). SQLite would create it 0644 less the umask; creating it first, with the mode set
+/// by `open(2)` itself, leaves no moment at which the keys are readable by others. SQLite gives
+/// its `-journal` and `-wal` side files the mode of the database file, so they are 0600 too. An
+/// existing file keeps the mode its owner chose.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
     }
 }

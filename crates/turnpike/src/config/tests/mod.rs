@@ -2,9 +2,11 @@
 
 mod example;
 mod file;
+mod fuzz_corpus;
 mod http;
 mod layers;
 mod rules;
+mod secrets;
 mod turn;
 
 use std::path::{Path, PathBuf};
