@@ -8,11 +8,11 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
+use stun::{Class, Message, TransactionId};
 
 mod common;
 
-use common::Server;
+use common::{binding_request, Server};
 
 /// Sends one Binding request to the server's UDP listener and checks the success answer.
 fn assert_answers_binding(server: &Server, tid: u8) {
@@ -20,16 +20,8 @@ fn assert_answers_binding(server: &Server, tid: u8) {
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let mut request = vec![0u8; 64];
-    let len = MessageWriter::new(
-        &mut request,
-        MessageType::BINDING_REQUEST,
-        TransactionId([tid; 12]),
-    )
-    .unwrap()
-    .finish();
     client
-        .send_to(&request[..len], server.address("udp"))
+        .send_to(&binding_request(tid), server.address("udp"))
         .unwrap();
     let mut buf = [0u8; 1500];
     let (n, _) = client.recv_from(&mut buf).unwrap();
