@@ -12,8 +12,6 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
-
 use crate::config::{Config, LogFormat};
 
 /// Turnpike's own crates, by library name (the `turnpike-turn` package is the `turn` library,
@@ -27,7 +25,7 @@ const LIBRARY_CAP: &str = "warn";
 /// Installs the global subscriber described by `config` (its `log_level` was validated already, and
 /// `RUST_LOG` was folded in by `config::load`, so this reads no environment variable).
 pub fn init(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(capped(&config.log_level))?;
+    let filter = crate::config::log_filter(&capped(&config.log_level))?;
     // Colours only for a person at a terminal, never into a file or a journal.
     let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
@@ -82,7 +80,7 @@ mod tests {
             "warn,turnpike=trace,stun=trace,turn=trace,ice=trace,signal=trace,net=trace,\
              turnpike::http=debug"
         );
-        assert!(EnvFilter::try_new(&filter).is_ok());
+        assert!(crate::config::log_filter(&filter).is_ok());
         // A bare target directive (every level) of a library is dropped too.
         assert_eq!(capped("info,rustls"), capped("info"));
         // A later dependency nobody listed is capped as well.

@@ -17,6 +17,7 @@ mod locate;
 mod suggest;
 mod turn_rules;
 mod validate;
+pub use validate::log_filter;
 mod values;
 
 #[cfg(test)]
