@@ -5,11 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::Server;
 
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{self, Message as Frame, WebSocket};
@@ -50,46 +51,25 @@ impl Client {
 
 #[test]
 fn a_trace_level_log_holds_no_secret() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-        .args(["serve", "--log-format", "json", "--log-level", "trace"])
-        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .args(["--relay-ip", "127.0.0.1", "--rest-secrets", REST_SECRET])
-        .args(["--signaling-secret", SIGNALING_SECRET])
-        .env_remove("TURNPIKE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let mut addresses = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "listening" {
-            let transport = v["fields"]["transport"].as_str().unwrap().to_owned();
-            let address: SocketAddr = v["fields"]["address"].as_str().unwrap().parse().unwrap();
-            addresses.push((transport, address));
-        }
-        let ready = v["fields"]["message"] == "ready";
-        log.push(line);
-        if ready {
-            break;
-        }
-    }
-    let find = |t: &str| addresses.iter().find(|(x, _)| x == t).unwrap().1;
-    let (http, udp) = (find("http"), find("udp"));
+    let server = Server::spawn_logging(
+        "trace",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--relay-ip",
+            "127.0.0.1",
+            "--rest-secrets",
+            REST_SECRET,
+            "--signaling-secret",
+            SIGNALING_SECRET,
+        ],
+        |command| {
+            command.env_remove("TURNPIKE_CONFIG").env_remove("RUST_LOG");
+        },
+    );
+    let (http, udp) = (server.address("http"), server.address("udp"));
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -129,13 +109,9 @@ fn a_trace_level_log_holds_no_secret() {
     std::thread::sleep(Duration::from_millis(300));
     drop((bob, again));
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = child.wait();
-    reader.join().unwrap();
-    log.extend(rx.try_iter());
+    let startup = server.startup.clone();
+    let (_, after) = server.stop_with_log();
+    let log: Vec<String> = startup.iter().chain(&after).map(Value::to_string).collect();
 
     assert!(log.len() > 10, "a log to search: {} lines", log.len());
     assert!(

@@ -147,7 +147,8 @@ impl Server {
         self.stop_with_log().0
     }
 
-    /// Sends SIGTERM; returns the exit code and the JSON log lines written after "ready".
+    /// Sends SIGTERM; returns the exit code and the log lines written after "ready": JSON
+    /// lines parsed, any other line (a panic message) kept as a JSON string.
     pub fn stop_with_log(mut self) -> (Option<i32>, Vec<Value>) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -160,7 +161,7 @@ impl Server {
                 let lines = self
                     .lines
                     .iter()
-                    .filter_map(|line| serde_json::from_str(&line).ok())
+                    .map(|line| serde_json::from_str(&line).unwrap_or(Value::String(line)))
                     .collect();
                 return (status.code(), lines);
             }
