@@ -153,7 +153,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(workers, "workers started");
     let handles: Arc<[WorkerHandle]> = handles.into();
     spawn_streams(&config, &certificates, bound, handles.clone(), &mut tasks)?;
-    let http = http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
+    let http = http::spawn(
+        &config,
+        http_listeners,
+        &certificates,
+        turn_ports,
+        rest_secret,
+        &mut tasks,
+    )?;
     crate::fd_limit::warn_if_short(&config, &core.turn);
     info!("ready");
 

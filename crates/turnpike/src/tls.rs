@@ -42,6 +42,11 @@ impl KeyNames {
         cert: "tls-cert",
         key: "tls-key",
     };
+    /// `https-cert` and `https-key`: the HTTPS listeners' own files.
+    pub const HTTPS: KeyNames = KeyNames {
+        cert: "https-cert",
+        key: "https-key",
+    };
 }
 
 /// Every certificate store of the server, so that one call reloads them all (SIGHUP, admin).
@@ -49,6 +54,8 @@ impl KeyNames {
 pub struct Certificates {
     /// `tls-cert`/`tls-key`: the `turns:` listeners.
     pub turn: Option<Arc<CertStore>>,
+    /// The HTTPS listeners': the same store as `turn` when they share the files.
+    pub https: Option<Arc<CertStore>>,
 }
 
 impl Certificates {
@@ -59,7 +66,12 @@ impl Certificates {
             .as_ref()
             .map(|files| CertStore::load(files, KeyNames::TLS))
             .transpose()?;
-        Ok(Certificates { turn })
+        let https = match &config.https {
+            None => None,
+            Some(files) if config.tls.as_ref() == Some(files) => turn.clone(),
+            Some(files) => Some(CertStore::load(files, KeyNames::HTTPS)?),
+        };
+        Ok(Certificates { turn, https })
     }
 
     /// Re-reads every certificate and key file ([`CertStore::reload`]): each pair that parses
@@ -81,7 +93,14 @@ impl Certificates {
 
     /// Each distinct store once.
     fn stores(&self) -> impl Iterator<Item = &Arc<CertStore>> {
-        self.turn.iter()
+        let shared = |https: &&Arc<CertStore>| {
+            self.turn
+                .as_ref()
+                .is_some_and(|turn| Arc::ptr_eq(turn, https))
+        };
+        self.turn
+            .iter()
+            .chain(self.https.iter().filter(move |https| !shared(https)))
     }
 }
 
@@ -161,8 +180,9 @@ fn read_pair(
     })
 }
 
-/// The certificates of a PEM file, leaf first; at least one.
-fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+/// The certificates of a PEM file, leaf first; at least one. `key` names the setting that
+/// gave `path`, for errors.
+pub fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let file = File::open(path).with_context(|| format!("opening {key} {}", path.display()))?;
     let certs = rustls_pemfile::certs(&mut BufReader::new(file))
         .collect::<Result<Vec<_>, _>>()
