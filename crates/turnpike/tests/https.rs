@@ -293,3 +293,82 @@ fn a_stalled_tls_handshake_is_cut_at_the_header_deadline() {
         );
     }
 }
+
+// HTTPS presents `https-cert` when given, else the `turns:` listeners' `tls-cert`; each
+// listener's certificate is the one its clients must trust.
+#[test]
+fn https_presents_its_own_certificate_or_the_tls_one() {
+    let turn = TlsFiles::new();
+    let web = TlsFiles::new();
+    let tls_args = [
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        turn.cert.to_str().unwrap(),
+        "--tls-key",
+        turn.key.to_str().unwrap(),
+    ];
+    let server = start(&web, &tls_args);
+    let (https, turns) = (server.address("https"), server.address("tls"));
+    assert!(tls_from(&web, localhost(), https).is_ok());
+    assert!(
+        tls_from(&turn, localhost(), https).is_err(),
+        "not the tls-cert"
+    );
+    assert!(tls_from(&turn, localhost(), turns).is_ok());
+    drop(server);
+
+    let mut args = vec!["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];
+    args.extend(["--https-listen", "127.0.0.1:0", "--relay-ip", "127.0.0.1"]);
+    args.extend(tls_args);
+    let server = Server::spawn(&args, |_| {});
+    let mut shared = tls_from(&turn, localhost(), server.address("https")).unwrap();
+    assert_eq!(get(&mut shared, "/healthz").1, "ok");
+}
+
+// Files that are not a certificate and its key fail the start (exit 1), naming the key and
+// the file, never quoting the key.
+#[test]
+fn an_unusable_https_certificate_fails_the_start_by_name() {
+    let web = TlsFiles::new();
+    let other = TlsFiles::new();
+    let key_pem = std::fs::read_to_string(&other.key).unwrap();
+    let run = |cert: &std::path::Path, key: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--https-listen", "127.0.0.1:0", "--https-cert"])
+            .arg(cert)
+            .arg("--https-key")
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    // A key file holding a certificate, and a key that is not the certificate's.
+    for (cert, key, expected) in [
+        (
+            &web.cert,
+            &web.cert,
+            format!("https-key {}", web.cert.display()),
+        ),
+        (
+            &web.cert,
+            &other.key,
+            format!("https-cert {}", web.cert.display()),
+        ),
+    ] {
+        let output = run(cert, key);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&expected), "{expected}: {stderr}");
+        assert!(
+            !stderr.contains(key_pem.lines().nth(1).unwrap()),
+            "{stderr}"
+        );
+    }
+}

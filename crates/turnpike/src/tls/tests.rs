@@ -168,3 +168,36 @@ async fn bad_files_keep_the_old_certificate() {
     let (_, leaf) = connect(&client, addr).await;
     assert_eq!(leaf, der_a);
 }
+
+#[test]
+fn https_shares_the_tls_store_unless_it_has_its_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let turn = files_in(dir.path());
+    let (cert, key, _) = generate();
+    write(&turn, &cert, &key);
+    let mut config = Config {
+        tls: Some(turn.clone()),
+        https: Some(turn.clone()),
+        ..Config::default()
+    };
+    let shared = Certificates::load(&config).unwrap();
+    assert!(Arc::ptr_eq(
+        shared.turn.as_ref().unwrap(),
+        shared.https.as_ref().unwrap()
+    ));
+    assert_eq!(shared.stores().count(), 1, "one store, reloaded once");
+
+    let web_dir = tempfile::tempdir().unwrap();
+    let web = files_in(web_dir.path());
+    let (cert, key, _) = generate();
+    write(&web, &cert, &key);
+    config.https = Some(web.clone());
+    let separate = Certificates::load(&config).unwrap();
+    assert_eq!(separate.stores().count(), 2);
+    separate.reload().unwrap();
+    // A broken HTTPS pair is reported by its own key names; the TLS pair still reloads.
+    std::fs::write(&web.cert, "").unwrap();
+    let error = format!("{:#}", separate.reload().unwrap_err());
+    assert!(error.starts_with("https-cert "), "{error}");
+    assert!(!error.contains("tls-"), "{error}");
+}
