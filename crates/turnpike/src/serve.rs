@@ -420,7 +420,8 @@ fn spawn_streams(
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let settings = StreamSettings::new(config);
-    // No ALPN: TURN clients do not send it (RFC 7443's "stun.turn" is accepted without it).
+    // No ALPN list: most TURN clients send none, and one offering RFC 7443's "stun.turn" is
+    // still served (rustls then negotiates no protocol rather than refusing).
     let acceptor = certificates
         .turn
         .as_ref()
