@@ -223,11 +223,16 @@ fn https_shares_the_per_source_connection_cap() {
         ],
     );
     let https = server.address("https");
-    // Both held connections answered a request, so both are surely accepted and held.
-    let mut plain = tcp_from(localhost(), server.address("http"));
-    assert_eq!(get(&mut plain, "/healthz").1, "ok");
-    let mut held = tls_from(&tls, localhost(), https).unwrap();
-    assert_eq!(get(&mut held, "/healthz").1, "ok");
+    // Two signaling WebSockets, one plain and one over TLS: both surely accepted (the upgrade
+    // was answered), and held with no deadline running (unlike a keep-alive connection,
+    // which the header deadline would close after 10 s).
+    let plain_url = format!("ws://{}/ws", server.address("http"));
+    let (_plain, _) = tungstenite::client(
+        plain_url.into_client_request().unwrap(),
+        tcp_from(localhost(), server.address("http")),
+    )
+    .unwrap();
+    let held = open_wss(&tls, https);
 
     let refused = tls_from(&tls, localhost(), https);
     assert!(
