@@ -94,6 +94,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // One failure table and one budget for the whole server: limits hold per source, not
     // per worker. The key placing sources in them is random, so nobody can aim collisions.
     let limits = SharedLimits::new(&auth, rand::random());
+    // Certificates before sockets: bad files fail the start before any port is taken. Kept
+    // here so that a reload swaps the certificates the listeners hand to new handshakes.
+    let certificates = tls::Certificates::load(&config)?;
     let mut bound = bind_all(&config, workers, limits.budget.clone())?;
     let http_listeners = http::bind(&config)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
@@ -149,8 +152,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!(workers, "workers started");
     let handles: Arc<[WorkerHandle]> = handles.into();
-    spawn_streams(&config, bound, handles.clone(), &mut tasks)?;
-    let http = http::spawn(&config, http_listeners, turn_ports, rest_secret, &mut tasks)?;
+    spawn_streams(&config, &certificates, bound, handles.clone(), &mut tasks)?;
+    let http = http::spawn(
+        &config,
+        http_listeners,
+        &certificates,
+        turn_ports,
+        rest_secret,
+        &mut tasks,
+    )?;
     crate::fd_limit::warn_if_short(&config, &core.turn);
     info!("ready");
 
@@ -221,8 +231,7 @@ fn bind_all(config: &Config, workers: usize, budget: Arc<ResponseBudget>) -> any
     for &listen in &config.listen {
         bind_listen(config, listen, &mut bound)?;
     }
-    if let Some(files) = &config.tls {
-        let _ = tls::acceptor(files)?; // fail early on bad files
+    if config.tls.is_some() {
         for &addr in &config.tls_listen {
             let listener = bind_tcp(addr)?;
             let bound_addr = listener.local_addr()?;
@@ -405,12 +414,19 @@ fn place(grids: &mut [StdGrid], id: SocketId, sockets: Vec<std::net::UdpSocket>)
 /// Starts one task per TCP and TLS listener; connections go to the workers.
 fn spawn_streams(
     config: &Config,
+    certificates: &tls::Certificates,
     bound: Bound,
     workers: Arc<[WorkerHandle]>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let settings = StreamSettings::new(config);
-    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    // No ALPN list: most TURN clients send none, and one offering RFC 7443's "stun.turn" is
+    // still served (rustls then negotiates no protocol rather than refusing).
+    let acceptor = certificates
+        .turn
+        .as_ref()
+        .map(|store| store.acceptor(&[]))
+        .transpose()?;
     for (listener, binding, id, is_tls) in bound.streams {
         let addr = listener.local_addr()?;
         let transport = if is_tls { "tls" } else { "tcp" };

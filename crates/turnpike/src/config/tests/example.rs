@@ -55,6 +55,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         allowed_peers: None,
         denied_peers: None,
         http_connections_per_ip: None,
+        https_cert: None,
+        https_key: None,
         ..file.layer
     };
     assert_eq!(
@@ -75,6 +77,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         "allowed-peers",
         "denied-peers",
         "http-connections-per-ip",
+        "https-cert",
+        "https-key",
     ];
     let kept: Vec<&str> = text
         .lines()
