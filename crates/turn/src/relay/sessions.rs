@@ -131,10 +131,25 @@ impl TurnServer {
         self.end_where(now, EndReason::Kicked, sockets, |a| a.username == username)
     }
 
-    /// Ends every allocation, with end reason [`EndReason::Shutdown`], so that each gets its
-    /// end event before the server stops; returns how many.
-    pub fn shutdown(&mut self, now: Instant, sockets: &mut dyn RelaySockets) -> usize {
-        self.end_where(now, EndReason::Shutdown, sockets, |_| true)
+    /// The server is stopping: queues the end event (reason [`EndReason::Shutdown`]) of every
+    /// allocation, as it stands at `now`; returns how many. The allocations stay in place
+    /// (the driver drops the core and its relay sockets next, and its final counters still
+    /// see them): call it once, last.
+    pub fn shutdown(&mut self, now: Instant) -> usize {
+        let ended: Vec<SessionInfo> = self
+            .allocations
+            .values()
+            .map(|a| SessionInfo {
+                remaining: Duration::ZERO,
+                ..self.session_info(now, a)
+            })
+            .collect();
+        let count = ended.len();
+        for session in ended {
+            let reason = EndReason::Shutdown;
+            self.emit(TurnEvent::AllocationEnded { session, reason });
+        }
+        count
     }
 
     fn end_where(
