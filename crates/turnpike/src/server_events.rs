@@ -200,7 +200,7 @@ impl EventLog {
             user = %error.username,
             client = %error.five_tuple.client,
             interval_s = SERVER_ERROR_INTERVAL.as_secs(),
-            "request refused for a server-side reason (repeats are counted for the interval)"
+            "request refused for a server-side reason"
         );
         self.server_errors.insert(
             error.cause,
@@ -245,7 +245,7 @@ fn repeated(cause: &ServerErrorCause, window: &ErrorWindow, now: Instant) {
         cause = %cause,
         repeats = window.repeats,
         interval_s = now.saturating_duration_since(window.since).as_secs(),
-        "request refused for a server-side reason: repeated"
+        "request refused for a server-side reason, repeated"
     );
 }
 

@@ -21,9 +21,16 @@ mod common;
 use common::Server;
 
 const REALM: &str = "logs.test";
+/// The message of a server-side cause's first line in its interval.
+const SERVER_ERROR: &str = "request refused for a server-side reason";
 
 /// A server relaying on loopback for `alice` (password `pw`), with `more` flags.
 fn relay_server(more: &[&str]) -> Server {
+    Server::spawn(&relay_args(more), |_| {})
+}
+
+/// The flags of [`relay_server`].
+fn relay_args<'a>(more: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
@@ -39,7 +46,7 @@ fn relay_server(more: &[&str]) -> Server {
         "alice:pw",
     ];
     args.extend_from_slice(more);
-    Server::spawn(&args, |_| {})
+    args
 }
 
 /// The log lines of a running server, read as they come.
@@ -399,11 +406,7 @@ fn an_empty_port_pool_is_logged_once_with_its_cause() {
         };
         assert_eq!(code, 508);
     }
-    let line = log.wait_for(
-        &server,
-        "request refused for a server-side reason (repeats are counted for the interval)",
-        |_| true,
-    );
+    let line = log.wait_for(&server, SERVER_ERROR, |_| true);
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["target"], "turnpike::server_error");
     assert_eq!(field(&line, "code"), 508);
@@ -426,4 +429,36 @@ fn an_empty_port_pool_is_logged_once_with_its_cause() {
         field(repeats[0], "cause"),
         "relay port pool empty on 127.0.0.1"
     );
+}
+
+// `ulimit -n` too low (issue #11: "the server says ready and then refuses everyone,
+// silently"): once the relay sockets reach the open-file limit, Allocates get 508 and the log
+// names the cause, EMFILE on the relay address.
+#[test]
+fn emfile_on_relay_sockets_is_logged_with_its_cause() {
+    let args = relay_args(&["--tcp", "false", "--workers", "1"]);
+    let server = Server::spawn_wrapped(&["prlimit", "--nofile=64:64", "--"], &args, |_| {});
+    let mut log = Log::default();
+    let mut clients = Vec::new();
+    let refused = loop {
+        assert!(
+            clients.len() < 64,
+            "no 508 with 64 allocations under nofile=64"
+        );
+        let mut turn = Turn::new(server.address("udp"), "alice", "pw");
+        match turn.expect(|_| true) {
+            TurnEvent::Allocated { .. } => clients.push(turn),
+            TurnEvent::AllocationFailed(TurnError::ErrorResponse { code, .. }) => break code,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(refused, 508);
+    assert!(!clients.is_empty(), "some allocations fit under the limit");
+    let line = log.wait_for(&server, SERVER_ERROR, |_| true);
+    assert_eq!(
+        field(&line, "cause"),
+        "relay socket on 127.0.0.1: too many open files in the process (EMFILE)"
+    );
+    assert_eq!(field(&line, "code"), 508);
+    assert_eq!(server.stop(), Some(0));
 }
