@@ -462,3 +462,27 @@ fn emfile_on_relay_sockets_is_logged_with_its_cause() {
     assert_eq!(field(&line, "code"), 508);
     assert_eq!(server.stop(), Some(0));
 }
+
+// The lines have their own targets, so the log filter routes or silences them (they hold
+// client addresses and usernames): `turnpike::session=off` drops the session lines only.
+#[test]
+fn session_lines_follow_the_log_filter() {
+    let args = relay_args(&["--tcp", "false"]);
+    let server = Server::spawn_logging("info,turnpike::session=off", &args, |_| {});
+    let mut turn = Turn::new(server.address("udp"), "alice", "pw");
+    turn.allocate();
+    turn.client.deallocate(Instant::now());
+    turn.expect(|e| *e == TurnEvent::Deallocated);
+    let (_, lines) = server.stop_with_log();
+    assert!(
+        !lines.iter().any(|v| v["target"] == "turnpike::session"),
+        "{lines:#?}"
+    );
+    // Other lines of the same crate still pass.
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["fields"]["message"] == "worker stopped"),
+        "{lines:#?}"
+    );
+}
