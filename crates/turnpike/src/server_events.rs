@@ -327,6 +327,47 @@ fn auth_reason(failure: &AuthFailure) -> &'static str {
 mod tests {
     use super::*;
 
+    fn port_pool_empty(username: &str) -> ServerError {
+        let five_tuple = turn::relay::FiveTuple {
+            client: ([192, 0, 2, 1], 5000).into(),
+            server: ([192, 0, 2, 2], 3478).into(),
+            transport: ClientTransport::Udp,
+        };
+        ServerError::new(
+            508,
+            ServerErrorCause::PortPoolEmpty {
+                ip: [192, 0, 2, 3].into(),
+            },
+            five_tuple,
+            username,
+        )
+    }
+
+    // Once per cause per interval: repeats are counted, the window closes after the interval
+    // (its summary written), and the next occurrence opens a new one.
+    #[test]
+    fn a_cause_is_logged_once_per_interval() {
+        let start = Instant::now();
+        let mut log = EventLog::new(start);
+        let error = port_pool_empty("alice");
+        let second = |s: u64| start + Duration::from_secs(s);
+        for s in [0, 1, 30, 59] {
+            log.server_error(second(s), &error);
+        }
+        let window = log.server_errors[&error.cause];
+        assert_eq!((window.since, window.repeats), (start, 3));
+        log.tick(second(59));
+        assert_eq!(log.server_errors.len(), 1, "still in its interval");
+        log.tick(second(60));
+        assert!(log.server_errors.is_empty(), "closed with its summary");
+        log.server_error(second(61), &error);
+        let window = log.server_errors[&error.cause];
+        assert_eq!((window.since, window.repeats), (second(61), 0));
+        // A late occurrence with no tick in between opens the new window itself.
+        log.server_error(second(200), &error);
+        assert_eq!(log.server_errors[&error.cause].since, second(200));
+    }
+
     #[test]
     fn the_auth_bucket_bounds_lines() {
         let start = Instant::now();

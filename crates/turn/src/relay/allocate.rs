@@ -279,10 +279,7 @@ impl TurnServer {
             }
         }
         if relays.v4.is_none() && relays.v6.is_none() {
-            // Only a family without relay IPs leaves no cause: 440 was answered before.
-            return Err(failure.unwrap_or(ServerErrorCause::PortPoolEmpty {
-                ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            }));
+            return Err(failure.unwrap_or(ServerErrorCause::NoRelayAddress));
         }
         Ok(OpenedRelays {
             relays,

@@ -102,6 +102,10 @@ pub enum ServerErrorCause {
         /// The OS error.
         error: RelayOpenError,
     },
+    /// No relay IP of any family the request asked for (a dual allocation on a server that
+    /// relays neither family; 440 answers a single family before this).
+    #[error("no relay address of the requested families")]
+    NoRelayAddress,
     /// A RESERVATION-TOKEN that is unknown or expired, or whose port could not be bound
     /// (508, RFC 8656 §7.2).
     #[error("reservation token unknown or expired")]
@@ -137,6 +141,18 @@ pub struct ServerError {
     pub five_tuple: FiveTuple,
     /// The authenticated username.
     pub username: String,
+}
+
+impl ServerError {
+    /// A server error (for drivers' tests; the core makes its own).
+    pub fn new(code: u16, cause: ServerErrorCause, five_tuple: FiveTuple, username: &str) -> Self {
+        ServerError {
+            code,
+            cause,
+            five_tuple,
+            username: username.to_owned(),
+        }
+    }
 }
 
 /// Something the driver should know (and probably log).
@@ -239,12 +255,8 @@ impl TurnServer {
         five_tuple: FiveTuple,
         username: &str,
     ) {
-        self.emit(TurnEvent::ServerError(ServerError {
-            code: code.code,
-            cause,
-            five_tuple,
-            username: username.to_owned(),
-        }));
+        let error = ServerError::new(code.code, cause, five_tuple, username);
+        self.emit(TurnEvent::ServerError(error));
     }
 
     /// Queues an authentication failure when `rejection` is one (a challenge or a stale
