@@ -329,3 +329,53 @@ fn server_errors_carry_their_cause() {
     let errors = server_errors(&events(&mut world));
     assert_eq!(errors, [(508, ServerErrorCause::TotalQuota)]);
 }
+
+// A dual allocation that gets its IPv4 relay but no IPv6 one succeeds with ADDRESS-ERROR-CODE
+// 508 for IPv6 (RFC 8656 §7.2); the cause of that 508 is an event too. The permission and
+// channel limits (508) are events as well.
+#[test]
+fn partial_dual_allocations_and_limits_are_server_errors() {
+    let v6: std::net::IpAddr = "2001:db8::10".parse().unwrap();
+    let mut world = World::new(TurnConfig {
+        relay_v6: Some(v6),
+        port_range: 50000..=50001,
+        max_permissions: 1,
+        max_channels: 1,
+        ..config()
+    });
+    for port in [50000, 50001] {
+        world.sockets.taken.insert(SocketAddr::new(v6, port));
+    }
+    let mut client = Client::new(udp_client(5000), "alice", "alice-pass");
+    let add_v6 = AnyAttribute::AdditionalAddressFamily(stun::attributes::AdditionalAddressFamily(
+        stun::attributes::AddressFamily::IPV6,
+    ));
+    let reply = client.request(&mut world, Method::ALLOCATE, &[UDP, add_v6]);
+    assert_eq!(code(&reply), 0);
+    let all = events(&mut world);
+    assert_eq!(
+        server_errors(&all),
+        [(508, ServerErrorCause::PortPoolEmpty { ip: v6 })]
+    );
+    let created = all
+        .iter()
+        .filter(|e| matches!(e, TurnEvent::AllocationCreated(s) if s.relays.len() == 1))
+        .count();
+    assert_eq!(created, 1, "{all:?}");
+
+    assert_eq!(permit(&mut world, &mut client, &["192.0.2.50:0"]), 0);
+    assert_eq!(permit(&mut world, &mut client, &["192.0.2.51:0"]), 508);
+    assert_eq!(
+        server_errors(&events(&mut world)),
+        [(508, ServerErrorCause::PermissionLimit)]
+    );
+    assert_eq!(bind(&mut world, &mut client, 0x4000, "192.0.2.50:4000"), 0);
+    assert_eq!(
+        bind(&mut world, &mut client, 0x4001, "192.0.2.50:4001"),
+        508
+    );
+    assert_eq!(
+        server_errors(&events(&mut world)),
+        [(508, ServerErrorCause::ChannelLimit)]
+    );
+}
