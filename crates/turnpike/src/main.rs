@@ -18,6 +18,7 @@ mod receive;
 mod relay_loop;
 mod relay_registry;
 mod serve;
+mod server_events;
 mod shared;
 mod source;
 mod stream_listener;

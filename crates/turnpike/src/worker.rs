@@ -165,6 +165,7 @@ async fn run(
         (state.core.stats(), state.core.auth_stats())
     };
     log_stats(index, &stats, &auth);
+    crate::server_events::shut_down(&shared);
     // Close every relay socket (aborting its task) before the runtime goes.
     let relays = std::mem::replace(
         &mut lock(&shared).relays,
@@ -243,6 +244,11 @@ fn set_up(
     let timers = shared.clone();
     tasks.spawn(async move {
         run_timers(timers).await;
+        Ok(())
+    });
+    let events = shared.clone();
+    tasks.spawn(async move {
+        crate::server_events::run(events).await;
         Ok(())
     });
     Ok(shared)

@@ -6,6 +6,7 @@
 mod harness;
 mod own_address_forms;
 mod relay_addresses;
+mod sessions;
 mod sharded;
 mod unauthenticated;
 
