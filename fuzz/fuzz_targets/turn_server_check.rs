@@ -34,6 +34,7 @@ use stun::attributes::{
 use stun::{Class, LongTermKey, Message, MessageType, MessageWriter, Method, TransactionId};
 use turn::auth::{rest, AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
+use turn::relay::stats::Direction;
 use turn::relay::{
     ClientOutcome, ClientTransport, FiveTuple, RelaySockets, SharedState, TurnConfig, TurnServer,
     PEER_HEADROOM,
@@ -290,18 +291,18 @@ impl World {
 
     /// Allocation-wide invariants, after every step.
     fn check_state(&self) {
-        let stats = self.server.stats();
-        assert!(stats.allocations <= TOTAL_QUOTA, "over the total quota");
-        assert_eq!(stats.allocations, self.server.shared_state().allocations());
+        let allocations = self.server.stats(self.now).allocation_count() as usize;
+        assert!(allocations <= TOTAL_QUOTA, "over the total quota");
+        assert_eq!(allocations, self.server.shared_state().allocations());
         assert!(
-            self.sockets.open.len() >= stats.allocations,
+            self.sockets.open.len() >= allocations,
             "an allocation without a relay socket"
         );
         let held = self
             .sources
             .iter()
             .filter(|t| self.server.has_allocation(t));
-        assert!(held.count() <= stats.allocations);
+        assert!(held.count() <= allocations);
     }
 }
 
@@ -554,15 +555,18 @@ pub fn check(data: &[u8]) -> Reached {
             _ => {
                 let source = input.below(world.sources.len());
                 let five_tuple = world.sources[source];
-                world.server.client_closed(&five_tuple, &mut world.sockets);
+                world
+                    .server
+                    .client_closed(world.now, &five_tuple, &mut world.sockets);
                 world.clients[source].channels.clear();
             }
         }
         world.check_state();
-        let stats = world.server.stats();
-        reached.most_allocations = reached.most_allocations.max(stats.allocations);
-        reached.to_peer = stats.to_peer;
-        reached.to_client = stats.to_client;
+        let stats = world.server.stats(world.now);
+        let allocations = stats.allocation_count() as usize;
+        reached.most_allocations = reached.most_allocations.max(allocations);
+        reached.to_peer = stats.packets_in(Direction::ToPeer);
+        reached.to_client = stats.packets_in(Direction::ToClient);
     }
     reached
 }

@@ -11,6 +11,7 @@ use tokio::task::AbortHandle;
 use tracing::trace;
 use turn::relay::RelaySockets;
 
+use crate::metrics::io::IoCounters;
 use crate::shared::Shared;
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
@@ -18,6 +19,8 @@ use crate::shared::Shared;
 pub struct Egress {
     /// UDP listener sockets by their bound address (the server side of a UDP 5-tuple).
     pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// The worker's I/O drop counters (sends that failed, full TCP/TLS queues).
+    pub io: Arc<IoCounters>,
 }
 
 #[derive(Debug)]

@@ -40,6 +40,7 @@ use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple}
 use turn::{BindingServer, SocketId, Transport};
 
 use crate::config::Config;
+use crate::metrics::connections::{ConnectionCounters, Refusal};
 use crate::per_ip::PerIpLimit;
 use crate::relay_registry::send_to_peer;
 use crate::shared::{handle_client, lock, SharedCore};
@@ -63,6 +64,8 @@ pub struct StreamSettings {
     pub connections: Arc<Semaphore>,
     /// Permits per source, shared by all TCP and TLS listeners.
     pub per_ip: Arc<PerIpLimit>,
+    /// Connection counts, for metrics.
+    pub counters: Arc<ConnectionCounters>,
 }
 
 impl StreamSettings {
@@ -76,6 +79,7 @@ impl StreamSettings {
             },
             connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
             per_ip: PerIpLimit::new(config.max_tcp_connections_per_ip),
+            counters: Arc::default(),
         }
     }
 }
@@ -117,6 +121,7 @@ pub async fn run(
     let local = listener.local_addr()?;
     // Randomly keyed: which worker a client lands on is not predictable from outside.
     let hasher = std::collections::hash_map::RandomState::new();
+    let is_tls = tls.is_some();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -129,10 +134,12 @@ pub async fn run(
         };
         // The source's share first, so that a source at its cap takes no global permit.
         let Some(source_permit) = settings.per_ip.try_acquire(peer.ip()) else {
+            settings.counters.refused(is_tls, Refusal::PerIp);
             debug!(%peer, "per-IP connection limit reached; closing");
             continue;
         };
         let Ok(permit) = settings.connections.clone().try_acquire_owned() else {
+            settings.counters.refused(is_tls, Refusal::Limit);
             debug!(%peer, "connection limit reached; closing");
             continue;
         };
@@ -161,6 +168,8 @@ pub async fn run(
             deadlines: settings.deadlines,
         };
         let tls = tls.clone();
+        let counters = settings.counters.clone();
+        counters.accepted(is_tls);
         worker.runtime.spawn(async move {
             let result = match TcpStream::from_std(tcp) {
                 Err(e) => Err(e),
@@ -170,6 +179,7 @@ pub async fn run(
                 debug!(%peer, error = %e, "connection closed");
             }
             drop((permit, source_permit));
+            counters.closed(is_tls);
         });
     }
 }
@@ -213,9 +223,10 @@ impl Connection {
         let mut state = lock(&self.shared);
         let state = &mut *state;
         state.streams.remove(&key);
+        let (now, _) = crate::shared::now();
         state
             .core
-            .client_closed(&self.five_tuple, &mut state.relays);
+            .client_closed(now, &self.five_tuple, &mut state.relays);
         result
     }
 

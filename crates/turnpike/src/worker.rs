@@ -33,9 +33,11 @@ use tokio::task::JoinSet;
 use tracing::info;
 use turn::auth::{AuthConfig, AuthStats, Authenticator, SharedLimits};
 use turn::policy::PeerPolicy;
+use turn::relay::stats::Direction;
 use turn::relay::{SharedState, TurnConfig, TurnServer, TurnStats};
 use turn::{BindingServer, ServerSockets};
 
+use crate::metrics::io::IoCounters;
 use crate::relay_registry::{Egress, RelayRegistry};
 use crate::shared::{lock, now, Shared, SharedCore};
 use crate::udp_listener::{self, UdpGrid};
@@ -77,6 +79,8 @@ pub struct WorkerHandle {
     pub runtime: tokio::runtime::Handle,
     /// Its TURN state.
     pub shared: SharedCore,
+    /// Its I/O drop counters, for metrics.
+    pub io: Arc<IoCounters>,
 }
 
 /// A started worker.
@@ -136,8 +140,8 @@ async fn run(
     done: oneshot::Sender<anyhow::Result<()>>,
 ) {
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let shared = match set_up(groups, settings, &mut tasks) {
-        Ok(shared) => shared,
+    let (shared, io) = match set_up(groups, settings, &mut tasks) {
+        Ok(set) => set,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
@@ -147,6 +151,7 @@ async fn run(
         index,
         runtime: tokio::runtime::Handle::current(),
         shared: shared.clone(),
+        io,
     };
     if ready.send(Ok(handle)).is_err() {
         return;
@@ -162,7 +167,7 @@ async fn run(
     tasks.shutdown().await;
     let (stats, auth) = {
         let state = lock(&shared);
-        (state.core.stats(), state.core.auth_stats())
+        (state.core.stats(now().0), state.core.auth_stats())
     };
     log_stats(index, &stats, &auth);
     // Close every relay socket (aborting its task) before the runtime goes.
@@ -179,10 +184,10 @@ async fn run(
 fn log_stats(index: usize, stats: &TurnStats, auth: &AuthStats) {
     info!(
         worker = index,
-        allocations = stats.allocations,
-        to_peer = stats.to_peer,
-        to_client = stats.to_client,
-        dropped = stats.dropped,
+        allocations = stats.allocation_count(),
+        to_peer = stats.packets_in(Direction::ToPeer),
+        to_client = stats.packets_in(Direction::ToClient),
+        dropped = stats.dropped(),
         auth_failures = auth.wrong_credentials + auth.rate_limited,
         auth_rate_limited = auth.rate_limited,
         over_budget = auth.over_budget,
@@ -196,7 +201,7 @@ fn set_up(
     groups: Vec<UdpGroup>,
     settings: CoreSettings,
     tasks: &mut JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<SharedCore> {
+) -> anyhow::Result<(SharedCore, Arc<IoCounters>)> {
     let mut egress = Egress::default();
     let mut grids = Vec::new();
     for (binding, sockets, std_grid) in groups {
@@ -214,6 +219,7 @@ fn set_up(
         }
         grids.push((binding, sockets, Arc::new(grid)));
     }
+    let io = egress.io.clone();
     let egress = Arc::new(egress);
     let core = TurnServer::with_shared_state(
         settings.turn,
@@ -245,7 +251,7 @@ fn set_up(
         run_timers(timers).await;
         Ok(())
     });
-    Ok(shared)
+    Ok((shared, io))
 }
 
 /// Expires allocations, permissions and channels on time.

@@ -53,6 +53,7 @@ fn a_trace_level_log_holds_no_secret() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
         .args(["serve", "--log-format", "json", "--log-level", "trace"])
         .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args(["--relay-ip", "127.0.0.1", "--rest-secrets", REST_SECRET])
         .args(["--signaling-secret", SIGNALING_SECRET])
         .env_remove("TURNPIKE_CONFIG")

@@ -167,6 +167,7 @@ impl TurnServer {
             five_tuple,
             auth.username.clone(),
             relays,
+            now,
             now + request.lifetime,
             message.header().transaction_id,
             bandwidth,
@@ -358,7 +359,7 @@ impl TurnServer {
         }
         let lifetime = if requested == Some(Lifetime(0)) {
             // The "desired lifetime" is zero: the allocation is deleted.
-            self.remove(id, sockets);
+            self.remove(now, id, sockets);
             0
         } else {
             let lifetime = self.desired_lifetime(requested);

@@ -72,6 +72,8 @@ pub struct Allocation {
     pub username: String,
     /// Relayed transport addresses, as bound.
     pub relays: Relays,
+    /// When it was created (its lifetime is observed when it ends).
+    pub created: Instant,
     /// Expiry of the allocation itself.
     pub expires: Instant,
     /// The Allocate transaction that created it, to answer its retransmissions again
@@ -93,6 +95,7 @@ impl Allocation {
         five_tuple: FiveTuple,
         username: String,
         relays: Relays,
+        created: Instant,
         expires: Instant,
         created_by: TransactionId,
         bandwidth: Option<TokenBucket>,
@@ -101,6 +104,7 @@ impl Allocation {
             five_tuple,
             username,
             relays,
+            created,
             expires,
             created_by,
             reservation_token: None,

@@ -13,13 +13,13 @@ pub mod ports;
 mod respond;
 pub mod server;
 pub mod shared_state;
+pub mod stats;
 
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use config::TurnConfig;
 pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelaySockets, RESERVATION_LIFETIME};
-pub use server::{
-    is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
-};
+pub use server::{is_binding_request, ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM};
 pub use shared_state::{QuotaExceeded, SharedState};
+pub use stats::{DropCause, TurnStats};

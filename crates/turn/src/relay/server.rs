@@ -28,6 +28,7 @@ use super::five_tuple::FiveTuple;
 use super::ports::{PortPool, RelaySockets};
 use super::respond::respond;
 use super::shared_state::SharedState;
+use super::stats::{DropCause, TurnStats};
 use crate::auth::{AuthStats, Authenticated, Authenticator};
 use crate::policy::{ipv4_destinations, PeerPolicy, PeerVerdict};
 use crate::sockets::{SocketId, Transmit};
@@ -68,19 +69,6 @@ pub struct PeerOutcome {
     pub to: FiveTuple,
     /// The bytes to send, as a range of the buffer given to `handle_peer`.
     pub data: Range<usize>,
-}
-
-/// Counters for metrics and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TurnStats {
-    /// Allocations now.
-    pub allocations: usize,
-    /// Packets relayed client → peer.
-    pub to_peer: u64,
-    /// Packets relayed peer → client.
-    pub to_client: u64,
-    /// Packets dropped on the data path (no permission, no channel, over the cap, denied).
-    pub dropped: u64,
 }
 
 /// The TURN server core.
@@ -172,10 +160,18 @@ impl TurnServer {
         self.auth.stats()
     }
 
-    /// Counters.
-    pub fn stats(&self) -> TurnStats {
+    /// Sources in the failed-authentication table shared by every worker.
+    pub fn tracked_sources(&self) -> usize {
+        self.auth.tracked_sources()
+    }
+
+    /// Counters, with the permission and channel gauges counted as of `now` (a walk over
+    /// the allocations: for a scrape, not for the data path).
+    pub fn stats(&self, now: Instant) -> TurnStats {
+        let live = self.allocations.values();
         TurnStats {
-            allocations: self.allocations.len(),
+            permissions: live.clone().map(|a| a.permission_count(now) as u64).sum(),
+            channels: live.map(|a| a.channel_count() as u64).sum(),
             ..self.stats
         }
     }
@@ -200,21 +196,21 @@ impl TurnServer {
                 return self.channel_data_from_client(now, five_tuple, packet)
             }
             Some(0b00) => {}
-            _ => return ClientOutcome::Nothing,
+            _ => return self.drop_client_packet(DropCause::Malformed),
         }
         let Ok(message) = Message::decode(packet) else {
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Malformed);
         };
         let message_type = message.header().message_type;
         if !self.config.enabled {
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Unsupported);
         }
         if message_type == MessageType::new(Method::SEND, Class::Indication) {
             return self.send_indication(now, five_tuple, &message);
         }
         if message_type.class != Class::Request || message.header().is_rfc3489() {
             // RFC 8489 §6.3: indications and responses we do not handle are discarded.
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Unsupported);
         }
         let known = [
             Method::ALLOCATE,
@@ -223,7 +219,7 @@ impl TurnServer {
             Method::CHANNEL_BIND,
         ];
         if !known.contains(&message_type.method) {
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Unsupported);
         }
         let reply = |len: Option<usize>| match len {
             Some(len) => ClientOutcome::Reply(Transmit {
@@ -234,7 +230,13 @@ impl TurnServer {
             None => ClientOutcome::Nothing,
         };
         if !self.worth_a_challenge(&five_tuple, &message) {
-            return ClientOutcome::Nothing;
+            let cause = if message_type.method == Method::ALLOCATE {
+                DropCause::Malformed
+            } else {
+                DropCause::NoAllocation
+            };
+            self.stats.answered(message_type.method, None);
+            return self.drop_client_packet(cause);
         }
         // RFC 8489 §6.3 / §9.2.4: authentication first, then unknown attributes.
         let authenticated = self.auth.authenticate(
@@ -247,10 +249,14 @@ impl TurnServer {
         let auth = match authenticated {
             Ok(auth) => auth,
             Err(rejection) => {
-                return reply(self.reject(now, unix_now, &five_tuple, &message, rejection, out))
+                let len = self.reject(now, unix_now, &five_tuple, &message, rejection, out);
+                self.stats
+                    .answered(message_type.method, len.map(|len| &out[..len]));
+                return reply(len);
             }
         };
         if let Some(len) = unknown_attributes(&message, &auth, self.config.dont_fragment, out) {
+            self.stats.answered(message_type.method, Some(&out[..len]));
             return reply(Some(len));
         }
         let len = match message_type.method {
@@ -261,6 +267,8 @@ impl TurnServer {
             }
             _ => self.channel_bind(now, five_tuple, &message, &auth, out),
         };
+        self.stats
+            .answered(message_type.method, len.map(|len| &out[..len]));
         reply(len)
     }
 
@@ -288,16 +296,24 @@ impl TurnServer {
             relay = ?allocation.relays,
             "allocation created"
         );
+        self.stats.allocation_created(&allocation);
         self.allocations.insert(id, allocation);
         self.schedule(id, deadline);
         id
     }
 
-    /// Deletes an allocation and closes its relay sockets.
-    pub(super) fn remove(&mut self, id: AllocationId, sockets: &mut dyn RelaySockets) {
+    /// Deletes an allocation (at `now`) and closes its relay sockets.
+    pub(super) fn remove(
+        &mut self,
+        now: Instant,
+        id: AllocationId,
+        sockets: &mut dyn RelaySockets,
+    ) {
         let Some(allocation) = self.allocations.remove(&id) else {
             return;
         };
+        let lifetime = now.saturating_duration_since(allocation.created);
+        self.stats.allocation_ended(&allocation, lifetime);
         self.by_five_tuple.remove(&allocation.five_tuple);
         for relay in allocation.relays.iter() {
             self.by_relay.remove(&relay);
@@ -349,7 +365,7 @@ impl TurnServer {
             self.deadlines.remove(&id);
             let expired = self.allocations.get(&id).is_some_and(|a| a.expires <= now);
             if expired {
-                self.remove(id, sockets);
+                self.remove(now, id, sockets);
             } else if let Some(allocation) = self.allocations.get_mut(&id) {
                 allocation.purge(now);
                 let deadline = allocation.next_deadline();
@@ -447,10 +463,15 @@ pub fn is_binding_request(packet: &[u8]) -> bool {
 /// Removes the allocation of a client whose TCP/TLS connection closed: over a stream, the
 /// allocation lives and dies with its connection (RFC 8656 §2.2, §3.1).
 impl TurnServer {
-    /// The client on `five_tuple` is gone.
-    pub fn client_closed(&mut self, five_tuple: &FiveTuple, sockets: &mut dyn RelaySockets) {
+    /// The client on `five_tuple` is gone (at `now`).
+    pub fn client_closed(
+        &mut self,
+        now: Instant,
+        five_tuple: &FiveTuple,
+        sockets: &mut dyn RelaySockets,
+    ) {
         if let Some(id) = self.allocation_id(five_tuple) {
-            self.remove(id, sockets);
+            self.remove(now, id, sockets);
         }
     }
 

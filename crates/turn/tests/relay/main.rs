@@ -109,7 +109,7 @@ fn unauthenticated_allocate_is_challenged() {
         .unwrap()
         .0
         .starts_with("obMatJos2"));
-    assert_eq!(world.server.stats().allocations, 0);
+    assert_eq!(world.server.stats(world.now).allocation_count(), 0);
     assert!(world.sockets.open.is_empty());
 }
 
@@ -212,9 +212,13 @@ fn lifetimes_refresh_and_delete() {
         Lifetime(600)
     );
     world.advance(Duration::from_secs(599));
-    assert_eq!(world.server.stats().allocations, 1);
+    assert_eq!(world.server.stats(world.now).allocation_count(), 1);
     world.advance(Duration::from_secs(2));
-    assert_eq!(world.server.stats().allocations, 0, "expired");
+    assert_eq!(
+        world.server.stats(world.now).allocation_count(),
+        0,
+        "expired"
+    );
     assert!(world.sockets.open.is_empty(), "relay socket closed");
     assert_eq!(code(&client.request(&mut world, Method::REFRESH, &[])), 437);
 
@@ -233,7 +237,7 @@ fn lifetimes_refresh_and_delete() {
             .unwrap(),
         Lifetime(0)
     );
-    assert_eq!(world.server.stats().allocations, 0);
+    assert_eq!(world.server.stats(world.now).allocation_count(), 0);
     assert_eq!(
         code(&client.request(
             &mut world,
@@ -402,7 +406,7 @@ fn channels() {
     let long = [AnyAttribute::Lifetime(Lifetime(3600))];
     assert_eq!(code(&client.request(&mut world, Method::REFRESH, &long)), 0);
     world.advance(Duration::from_secs(601));
-    assert_eq!(world.server.stats().allocations, 1);
+    assert_eq!(world.server.stats(world.now).allocation_count(), 1);
     assert_eq!(
         world.feed(client.five_tuple, &cd).0,
         ClientOutcome::Nothing,

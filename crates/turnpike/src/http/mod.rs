@@ -36,12 +36,13 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use credentials::{Caller, Credentials, Decision, Issuing};
 use ice_servers::{host_of_header, IceSettings};
 use issue_rate::IssueRate;
 use limited_listener::{ConnectionCaps, LimitedListener};
 use origin::AllowedOrigins;
-use ws::Signaling;
+pub use ws::Signaling;
 
 /// Bytes a WebSocket message may exceed `max-message-bytes` by and still reach the hub, which
 /// answers `too-large` and keeps the connection; beyond it the WebSocket layer closes the
@@ -160,6 +161,7 @@ pub fn spawn(
     listeners: Vec<TcpListener>,
     ports: TurnPorts,
     rest_secret: Option<String>,
+    metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<Option<HttpServer>> {
     if listeners.is_empty() {
@@ -198,11 +200,12 @@ pub fn spawn(
         max_ws_message: config.max_message_bytes + MESSAGE_SLACK_BYTES,
     };
     let signaling_handle = signaling.clone();
+    metrics.set_signaling(signaling.clone());
     tasks.spawn(async move {
         signaling.run_timers().await;
         Ok(())
     });
-    let router = router(app);
+    let router = with_metrics(router(app), metrics, config.metrics_on_http);
     // One cap for all HTTP listeners: page loads, API calls and WebSockets together.
     let caps = ConnectionCaps::new(config.max_tcp_connections, config.http_per_ip_cap());
     for listener in listeners {
@@ -288,6 +291,19 @@ fn router(app: App) -> Router {
         .route("/static/{file}", get(pages::static_file))
         .fallback(not_found)
         .with_state(app)
+}
+
+/// The routes with `GET /metrics` added when `on_http`, every request counted.
+fn with_metrics(router: Router, metrics: &Arc<Metrics>, on_http: bool) -> Router {
+    let router = if on_http {
+        router.merge(metrics.router())
+    } else {
+        router
+    };
+    router.layer(axum::middleware::from_fn_with_state(
+        metrics.http_requests.clone(),
+        crate::metrics::http_requests::count,
+    ))
 }
 
 /// `GET /ws`: 403 for an `Origin` not on the allow-list, else the upgrade to the hub.

@@ -89,6 +89,11 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         configure(&mut command);
+        // The metrics listener defaults to 127.0.0.1:9641, which servers running side by side
+        // would fight over: off unless the test asks for it.
+        if !command.get_args().any(|a| a == "--metrics-listen") {
+            command.args(["--metrics-listen", "off"]);
+        }
         if !sets_relay_range(&command) {
             let (low, high) = free_relay_range();
             command.args([

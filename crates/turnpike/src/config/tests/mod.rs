@@ -5,6 +5,7 @@ mod file;
 mod fuzz_corpus;
 mod http;
 mod layers;
+mod metrics;
 mod rules;
 mod secrets;
 mod turn;

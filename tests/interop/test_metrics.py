@@ -1,0 +1,118 @@
+"""`GET /metrics` scraped before and after traffic from independent clients: coturn's
+`turnutils_uclient` relaying to `turnutils_peer`, and hand-built packets for an authentication
+failure and datagrams without a permission. Every counter checked must have moved by exactly
+the amount of traffic the test made (docs/operations.md, "Metrics")."""
+
+from __future__ import annotations
+
+import pytest
+
+import stunraw
+from conftest import PRIMARY_IP, free_ports
+from metrics_scrape import scrape, value, wait_for
+from test_turn_turnutils import PASSWORD, USER, echo_peer, statistics, uclient  # noqa: F401
+from turnraw import TurnClient, error_code
+
+pytestmark = pytest.mark.timeout(120)
+
+CLIENTS = 3
+MESSAGES = 40
+LENGTH = 150
+
+
+def metrics_server(turnpike):
+    port = free_ports(1, [PRIMARY_IP])[0]
+    server = turnpike(
+        users=[f"{USER}:{PASSWORD}"],
+        relay_ip=["127.0.0.1"],
+        allowed_peers=["127.0.0.1/32"],
+        args=["--metrics-listen", f"{PRIMARY_IP}:{port}"],
+    )
+    return server, (PRIMARY_IP, port)
+
+
+def delta(before, after, name, **labels) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+def test_relay_counters_move_by_the_traffic_relayed(turnpike, echo_peer):  # noqa: F811
+    """uclient (-s: CreatePermission and Send indications, -c: no RTCP allocation) sends
+    CLIENTS x MESSAGES datagrams of LENGTH bytes to the echo peer and gets each echo back:
+    the relayed packet and byte counters of each direction move by exactly that, the
+    allocations gauge holds the allocations made and not ended, and Allocate answers are
+    counted by code (each client's first Allocate draws a 401 challenge)."""
+    server, metrics = metrics_server(turnpike)
+    before = scrape(metrics)
+    assert value(before, "turnpike_allocations", transport="udp", family="ipv4") == 0
+    flags = ["-s", "-c", "-m", str(CLIENTS), "-n", str(MESSAGES), "-l", str(LENGTH), "-z", "5"]
+    rc, out = uclient(server.ip, server.port, (echo_peer.ip, echo_peer.port), *flags, "-u", USER, "-w", PASSWORD)
+    assert rc == 0, out
+    stats = statistics(out)
+    sent = CLIENTS * MESSAGES
+    assert stats == {"sent": sent, "received": sent, "lost": 0, "dropped": 0}, f"{stats}\n{out}"
+
+    after = scrape(metrics)
+    udp = {"transport": "udp"}
+    assert delta(before, after, "turnpike_relayed_packets_total", direction="to_peer", **udp) == sent
+    assert delta(before, after, "turnpike_relayed_packets_total", direction="to_client", **udp) == sent
+    assert delta(before, after, "turnpike_relayed_bytes_total", direction="to_peer", **udp) == sent * LENGTH
+    assert delta(before, after, "turnpike_relayed_bytes_total", direction="to_client", **udp) == sent * LENGTH
+    for direction in ("to_peer", "to_client"):
+        assert delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport="tcp") == 0
+
+    allocated = delta(before, after, "turnpike_requests_total", method="allocate", code="success")
+    challenged = delta(before, after, "turnpike_requests_total", method="allocate", code="401")
+    ended = delta(before, after, "turnpike_allocation_lifetime_seconds_count")
+    assert allocated >= CLIENTS and challenged >= CLIENTS, (allocated, challenged)
+    now = value(after, "turnpike_allocations", transport="udp", family="ipv4")
+    assert now == allocated - ended >= CLIENTS, (now, allocated, ended)
+    assert delta(before, after, "turnpike_requests_total", method="create_permission", code="success") >= CLIENTS
+    assert delta(before, after, "turnpike_auth_total", outcome="accepted") >= allocated
+    # Every relay port an allocation holds is counted in the pool.
+    assert value(after, "turnpike_relay_ports_used", relay_ip="127.0.0.1") == now
+    assert sum(v for (name, _), v in after.items() if name == "turnpike_dropped_packets_total") == sum(
+        v for (name, _), v in before.items() if name == "turnpike_dropped_packets_total"
+    ), "no loss, so no drop"
+
+
+def test_auth_failure_and_unpermitted_peers_are_counted(turnpike):
+    """A wrong password is one `wrong_credentials` outcome and one more Allocate 401; a
+    datagram from a peer without a permission (RFC 8656 §9: dropped) is one `no_permission`
+    drop, and so is a Send indication to such a peer."""
+    server, metrics = metrics_server(turnpike)
+    before = scrape(metrics)
+
+    with TurnClient(server.udp, username=USER, password="wrong") as intruder:
+        assert error_code(intruder.allocate()) == 401
+    after = scrape(metrics)
+    assert delta(before, after, "turnpike_auth_total", outcome="wrong_credentials") == 1
+    # The first Allocate (no credentials) and the one with the wrong password: both 401.
+    assert delta(before, after, "turnpike_requests_total", method="allocate", code="401") == 2
+    assert delta(before, after, "turnpike_auth_total", outcome="unauthenticated") == 1
+
+    with TurnClient(server.udp, username=USER, password=PASSWORD) as client, stunraw.udp_socket() as peer:
+        relay = client.allocate_ok()
+        assert value(scrape(metrics), "turnpike_permissions") == 0
+        peer.sendto(b"no permission", relay)
+        client.send_to(peer.getsockname(), b"no permission either")
+        drops = wait_for(
+            metrics,
+            lambda s: delta(after, s, "turnpike_dropped_packets_total", cause="no_permission") >= 2,
+        )
+        assert delta(after, drops, "turnpike_dropped_packets_total", cause="no_permission") == 2
+        assert delta(after, drops, "turnpike_relayed_packets_total", direction="to_client", transport="udp") == 0
+        assert value(drops, "turnpike_allocations", transport="udp", family="ipv4") == 1
+        # Once permitted, the same peer gets through, and the permission is counted.
+        assert client.create_permission(peer.getsockname()).cls == stunraw.SUCCESS
+        assert value(scrape(metrics), "turnpike_permissions") == 1
+        peer.sendto(b"permitted", relay)
+        assert client.recv_relayed().data == b"permitted"
+        relayed = scrape(metrics)
+        assert delta(drops, relayed, "turnpike_relayed_packets_total", direction="to_client", transport="udp") == 1
+        assert delta(drops, relayed, "turnpike_relayed_bytes_total", direction="to_client", transport="udp") == 9
+        # Deleting it (Refresh with lifetime 0) observes its lifetime.
+        assert client.refresh(0).cls == stunraw.SUCCESS
+    ended = scrape(metrics)
+    assert value(ended, "turnpike_allocations", transport="udp", family="ipv4") == 0
+    assert delta(drops, ended, "turnpike_allocation_lifetime_seconds_count") == 1
+    assert value(ended, "turnpike_allocation_lifetime_seconds_bucket", le="10.0") == 1
