@@ -167,7 +167,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &mut tasks,
     )?;
     for listener in metrics_listeners {
-        tasks.spawn(metrics::serve(listener, metrics.clone()));
+        metrics::spawn(listener, &metrics, &mut tasks)?;
     }
     crate::fd_limit::warn_if_short(&config, &core.turn);
     info!("ready");

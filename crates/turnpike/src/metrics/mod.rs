@@ -138,13 +138,22 @@ pub fn bind(address: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> 
     Ok(Some(listener))
 }
 
-/// Serves `GET /metrics` on `listener` for ever (HTTP/1.1, the same header deadline as the
-/// HTTP server).
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    use tower::ServiceExt as _;
+/// Starts serving `GET /metrics` on `listener` as a task of `tasks`; logs `listening`.
+pub fn spawn(
+    listener: TcpListener,
+    metrics: &Arc<Metrics>,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     info!(address = %address, transport = "metrics", "listening");
-    let router = metrics.router();
+    tasks.spawn(serve(listener, metrics.router()));
+    Ok(())
+}
+
+/// Serves `router` on `listener` for ever (HTTP/1.1, the same header deadline as the HTTP
+/// server).
+async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
+    use tower::ServiceExt as _;
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
