@@ -41,6 +41,7 @@ use turn::{BindingServer, SocketId, Transport};
 
 use crate::config::Config;
 use crate::metrics::connections::{ConnectionCounters, Refusal};
+use crate::metrics::io::IoCounters;
 use crate::per_ip::PerIpLimit;
 use crate::relay_registry::send_to_peer;
 use crate::shared::{handle_client, lock, SharedCore};
@@ -104,6 +105,8 @@ fn closed(cause: &str) -> io::Error {
 struct Connection {
     binding: Arc<BindingServer>,
     shared: SharedCore,
+    /// The worker's I/O counters (Binding answers).
+    io: Arc<IoCounters>,
     id: SocketId,
     five_tuple: FiveTuple,
     deadlines: Deadlines,
@@ -159,6 +162,7 @@ pub async fn run(
         let connection = Connection {
             binding: binding.clone(),
             shared: worker.shared.clone(),
+            io: worker.io.clone(),
             id,
             five_tuple: FiveTuple {
                 client: peer,
@@ -306,16 +310,13 @@ impl Connection {
     /// Handles one message; returns the length of a reply written into `out`, if any.
     async fn handle(&self, frame: &[u8], out: &mut [u8]) -> Option<usize> {
         if is_binding_request(frame) {
-            return self
+            let client = self.five_tuple.client;
+            let answer = self
                 .binding
-                .handle(
-                    Transport::Stream,
-                    self.id,
-                    self.five_tuple.client,
-                    frame,
-                    out,
-                )
+                .handle(Transport::Stream, self.id, client, frame, out)
                 .map(|t| t.len);
+            self.io.binding_answered(answer.map(|len| &out[..len]));
+            return answer;
         }
         let (outcome, relay_socket) =
             handle_client(&self.shared, self.five_tuple, self.id, frame, out);

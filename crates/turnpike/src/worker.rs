@@ -239,8 +239,9 @@ fn set_up(
         for id in sockets.ids() {
             let addr: Option<SocketAddr> = sockets.address(id);
             let (binding, grid, shared) = (binding.clone(), grid.clone(), shared.clone());
+            let io = io.clone();
             tasks.spawn(async move {
-                udp_listener::run(binding, id, grid, shared)
+                udp_listener::run(binding, id, grid, shared, io)
                     .await
                     .with_context(|| format!("UDP socket {addr:?}"))
             });

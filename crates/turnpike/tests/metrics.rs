@@ -197,6 +197,29 @@ fn stream_connections_and_signaling_are_counted() {
         0.0,
     );
 
+    // Binding requests (the STUN service) by answer, over TCP above and UDP here; a Binding
+    // request with an unknown comprehension-required attribute gets 420 (RFC 8489 §6.3.1).
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.send_to(&binding_request(8), server.address("udp"))
+        .unwrap();
+    let mut reply = [0u8; 1500];
+    udp.recv(&mut reply).unwrap();
+    let mut unknown = binding_request(9);
+    unknown.extend_from_slice(&[0x00, 0x31, 0x00, 0x00]);
+    unknown[3] = 4; // message length: the one attribute
+    udp.send_to(&unknown, server.address("udp")).unwrap();
+    udp.recv(&mut reply).unwrap();
+    assert_eq!(reply[0..2], [0x01, 0x11], "an error response");
+    let binding = scrape(metrics);
+    let requests = |code: &str| {
+        value(
+            &binding,
+            &format!(r#"turnpike_requests_total{{method="binding",code="{code}"}}"#),
+        )
+    };
+    assert_eq!((requests("success"), requests("420")), (2.0, 1.0));
+
     // A signaling peer: one room, one peer, two frames received, one of them refused.
     let http = server.address("http");
     let stream = TcpStream::connect(http).unwrap();

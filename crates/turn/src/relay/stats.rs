@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use stun::attributes::ErrorCode;
-use stun::{Class, Message, Method};
+use stun::{Class, Message, MessageType, Method};
 
 use super::allocation::{Allocation, Relays};
 use super::five_tuple::ClientTransport;
@@ -170,6 +170,28 @@ const ERROR_CODES: [u16; 14] = [
     300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 486, 500, 508,
 ];
 
+/// The index in [`RESPONSE_CODES`] of the answer `response` (a STUN response as written),
+/// `None` for no answer. Only error responses are decoded (for their ERROR-CODE): counting
+/// a success reads the two bytes of its type.
+pub fn answer_index(response: Option<&[u8]>) -> usize {
+    let other = ERROR_CODES.len() + 1;
+    let Some(bytes) = response else {
+        return RESPONSE_CODES.len() - 1;
+    };
+    let class = bytes
+        .get(..2)
+        .and_then(|t| MessageType::from_u16(u16::from_be_bytes([t[0], t[1]])))
+        .map(|t| t.class);
+    match class {
+        Some(Class::Success) => 0,
+        Some(Class::Error) => match Message::decode(bytes).map(|m| m.get::<ErrorCode<'_>>()) {
+            Ok(Some(Ok(error))) => code_index(error.code),
+            _ => other,
+        },
+        _ => other,
+    }
+}
+
 /// The index of an error code in [`RESPONSE_CODES`].
 fn code_index(code: u16) -> usize {
     ERROR_CODES
@@ -278,16 +300,7 @@ impl TurnStats {
         let Some(m) = METHODS.iter().position(|(known, _)| *known == method) else {
             return;
         };
-        let code = match response.map(Message::decode) {
-            None => RESPONSE_CODES.len() - 1,
-            Some(Ok(message)) if message.header().message_type.class == Class::Success => 0,
-            Some(Ok(message)) => match message.get::<ErrorCode<'_>>() {
-                Some(Ok(error)) => code_index(error.code),
-                _ => ERROR_CODES.len() + 1,
-            },
-            Some(Err(_)) => ERROR_CODES.len() + 1,
-        };
-        self.requests[m][code] += 1;
+        self.requests[m][answer_index(response)] += 1;
     }
 
     /// Allocations now, all kinds.
@@ -333,6 +346,7 @@ impl TurnStats {
 
 #[cfg(test)]
 mod tests {
+    use super::super::respond::{respond, respond_error};
     use super::*;
 
     #[test]
@@ -364,6 +378,24 @@ mod tests {
                 "ALL is in index order"
             );
         }
+    }
+
+    #[test]
+    fn answers_are_read_from_the_response() {
+        let mut buf = [0u8; 64];
+        let tid = stun::TransactionId([1; 12]);
+        let len = stun::MessageWriter::new(&mut buf, stun::MessageType::BINDING_REQUEST, tid)
+            .unwrap()
+            .finish();
+        let request = Message::decode(&buf[..len]).unwrap();
+        let mut out = [0u8; 128];
+        let ok = respond(&request, Class::Success, None, &mut out, |_| Ok(())).unwrap();
+        assert_eq!(RESPONSE_CODES[answer_index(Some(&out[..ok]))], "success");
+        let code = stun::error_code::ALLOCATION_QUOTA_REACHED;
+        let err = respond_error(&request, code, None, &mut out).unwrap();
+        assert_eq!(RESPONSE_CODES[answer_index(Some(&out[..err]))], "486");
+        assert_eq!(RESPONSE_CODES[answer_index(None)], "none");
+        assert_eq!(RESPONSE_CODES[answer_index(Some(&[1]))], "other");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use turn::relay::stats::{answer_index, RESPONSE_CODES};
 use turn::relay::DropCause;
 
 /// A counter written by one thread only.
@@ -26,15 +27,27 @@ impl OwnCounter {
     }
 }
 
-/// One worker's I/O drop counters.
+/// One worker's I/O counters: drops, and the Binding requests it answered (the Binding
+/// service is stateless and shared by the workers, so its driver counts for it).
 #[derive(Debug, Default)]
 pub struct IoCounters {
     socket_buffer_full: OwnCounter,
     send_failed: OwnCounter,
     queue_full: OwnCounter,
+    binding: [OwnCounter; RESPONSE_CODES.len()],
 }
 
 impl IoCounters {
+    /// Counts a Binding request and its answer (`None`: dropped).
+    pub fn binding_answered(&self, response: Option<&[u8]>) {
+        self.binding[answer_index(response)].add(1);
+    }
+
+    /// Binding requests by answer (index in [`RESPONSE_CODES`]).
+    pub fn binding(&self) -> [u64; RESPONSE_CODES.len()] {
+        std::array::from_fn(|i| self.binding[i].get())
+    }
+
     /// `count` datagrams to UDP clients were not sent because of `error`: a full socket buffer
     /// (EAGAIN, ENOBUFS), or another send error.
     pub fn send_failed(&self, error: &io::Error, count: usize) {

@@ -33,6 +33,7 @@ pub struct TurnSources {
 #[derive(Debug, Default)]
 struct Totals {
     turn: TurnStats,
+    binding: [u64; RESPONSE_CODES.len()],
     auth: AuthStats,
     tracked_sources: usize,
 }
@@ -53,6 +54,9 @@ impl TurnSources {
             totals.tracked_sources = tracked;
             for (cause, count) in worker.io.drops() {
                 totals.turn.drops[cause as usize] += count;
+            }
+            for (total, count) in totals.binding.iter_mut().zip(worker.io.binding()) {
+                *total += count;
             }
         }
         totals
@@ -77,6 +81,7 @@ impl Collector for TurnCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let Totals {
             turn,
+            binding,
             auth,
             tracked_sources,
         } = self.0.totals();
@@ -147,12 +152,21 @@ impl Collector for TurnCollector {
         counters(
             e,
             "turnpike_requests",
-            "TURN requests, by method and answer (success, the error code, none: dropped).",
-            METHODS.iter().enumerate().flat_map(|(m, (_, method))| {
-                RESPONSE_CODES.iter().enumerate().map(move |(c, code)| {
-                    ([("method", *method), ("code", *code)], turn.requests[m][c])
-                })
-            }),
+            "STUN and TURN requests, by method and answer (success, the error code, none: \
+             dropped).",
+            std::iter::once(("binding", binding))
+                .chain(
+                    METHODS
+                        .iter()
+                        .zip(turn.requests)
+                        .map(|((_, method), counts)| (*method, counts)),
+                )
+                .flat_map(|(method, counts)| {
+                    RESPONSE_CODES
+                        .iter()
+                        .zip(counts)
+                        .map(move |(code, n)| ([("method", method), ("code", *code)], n))
+                }),
         )?;
         counters(
             e,
