@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod counters;
 mod harness;
 mod own_address_forms;
 mod relay_addresses;
