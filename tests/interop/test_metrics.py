@@ -5,6 +5,9 @@ the amount of traffic the test made (docs/operations.md, "Metrics")."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 import stunraw
@@ -35,37 +38,49 @@ def delta(before, after, name, **labels) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
-def test_relay_counters_move_by_the_traffic_relayed(turnpike, echo_peer):  # noqa: F811
-    """uclient (-s: CreatePermission and Send indications, -c: no RTCP allocation) sends
-    CLIENTS x MESSAGES datagrams of LENGTH bytes to the echo peer and gets each echo back:
-    the relayed packet and byte counters of each direction move by exactly that, the
-    allocations gauge holds the allocations made and not ended, and Allocate answers are
-    counted by code (each client's first Allocate draws a 401 challenge)."""
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_relay_counters_move_by_the_traffic_relayed(turnpike, echo_peer, transport):  # noqa: F811
+    """uclient (-s: CreatePermission and Send indications, -c: no RTCP allocation; -t: over
+    TCP) sends CLIENTS x MESSAGES datagrams of LENGTH bytes to the echo peer and gets each
+    echo back: the relayed packet and byte counters of each direction and of the client's
+    transport move by exactly that, the allocations gauge holds the allocations made and not
+    ended, and Allocate answers are counted by code (each client's first Allocate draws a 401
+    challenge)."""
     server, metrics = metrics_server(turnpike)
     before = scrape(metrics)
-    assert value(before, "turnpike_allocations", transport="udp", family="ipv4") == 0
+    assert value(before, "turnpike_allocations", transport=transport, family="ipv4") == 0
     flags = ["-s", "-c", "-m", str(CLIENTS), "-n", str(MESSAGES), "-l", str(LENGTH), "-z", "5"]
+    flags += ["-t"] if transport == "tcp" else []
     rc, out = uclient(server.ip, server.port, (echo_peer.ip, echo_peer.port), *flags, "-u", USER, "-w", PASSWORD)
     assert rc == 0, out
     stats = statistics(out)
     sent = CLIENTS * MESSAGES
     assert stats == {"sent": sent, "received": sent, "lost": 0, "dropped": 0}, f"{stats}\n{out}"
 
-    after = scrape(metrics)
-    udp = {"transport": "udp"}
-    assert delta(before, after, "turnpike_relayed_packets_total", direction="to_peer", **udp) == sent
-    assert delta(before, after, "turnpike_relayed_packets_total", direction="to_client", **udp) == sent
-    assert delta(before, after, "turnpike_relayed_bytes_total", direction="to_peer", **udp) == sent * LENGTH
-    assert delta(before, after, "turnpike_relayed_bytes_total", direction="to_client", **udp) == sent * LENGTH
+    allocations = {"transport": transport, "family": "ipv4"}
+    if transport == "tcp":
+        # Over TCP an allocation lives and dies with its connection (RFC 8656 §3.1): uclient
+        # has closed them; the server sees the closes a moment later.
+        after = wait_for(metrics, lambda s: value(s, "turnpike_allocations", **allocations) == 0)
+    else:
+        after = scrape(metrics)
+    other = "udp" if transport == "tcp" else "tcp"
     for direction in ("to_peer", "to_client"):
-        assert delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport="tcp") == 0
+        moved = delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport=transport)
+        assert moved == sent, direction
+        moved = delta(before, after, "turnpike_relayed_bytes_total", direction=direction, transport=transport)
+        assert moved == sent * LENGTH, direction
+        assert delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport=other) == 0
+    if transport == "tcp":
+        assert delta(before, after, "turnpike_stream_connections_accepted_total", transport="tcp") >= CLIENTS
 
     allocated = delta(before, after, "turnpike_requests_total", method="allocate", code="success")
     challenged = delta(before, after, "turnpike_requests_total", method="allocate", code="401")
     ended = delta(before, after, "turnpike_allocation_lifetime_seconds_count")
     assert allocated >= CLIENTS and challenged >= CLIENTS, (allocated, challenged)
-    now = value(after, "turnpike_allocations", transport="udp", family="ipv4")
-    assert now == allocated - ended >= CLIENTS, (now, allocated, ended)
+    now = value(after, "turnpike_allocations", **allocations)
+    assert now == allocated - ended, (now, allocated, ended)
+    assert now >= CLIENTS if transport == "udp" else ended == allocated, (now, allocated, ended)
     assert delta(before, after, "turnpike_requests_total", method="create_permission", code="success") >= CLIENTS
     assert delta(before, after, "turnpike_auth_total", outcome="accepted") >= allocated
     # Every relay port an allocation holds is counted in the pool.
@@ -116,3 +131,31 @@ def test_auth_failure_and_unpermitted_peers_are_counted(turnpike):
     assert value(ended, "turnpike_allocations", transport="udp", family="ipv4") == 0
     assert delta(drops, ended, "turnpike_allocation_lifetime_seconds_count") == 1
     assert value(ended, "turnpike_allocation_lifetime_seconds_bucket", le="10.0") == 1
+
+
+def test_a_tcp_client_that_does_not_read_costs_queue_full_drops(turnpike):
+    """Peer data for a TCP client that does not read fills the kernel buffers, then the
+    connection's queue (stream_queue: 128 KiB); what does not fit is dropped and counted as
+    `queue_full`, each one after the core had framed it (so also counted as relayed)."""
+    server, metrics = metrics_server(turnpike)
+    with TurnClient(server.tcp, transport="tcp", username=USER, password=PASSWORD) as client, \
+            stunraw.udp_socket() as peer:
+        relay = client.allocate_ok()
+        assert client.create_permission(peer.getsockname()).cls == stunraw.SUCCESS
+        # Small receive buffer: no autotuning takes megabytes off the server's hands.
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        before = scrape(metrics)
+        payload = bytes(1000)
+
+        def dropped(series) -> float:
+            return delta(before, series, "turnpike_dropped_packets_total", cause="queue_full")
+
+        deadline = time.monotonic() + 20
+        while dropped(scrape(metrics)) == 0:
+            assert time.monotonic() < deadline, "no queue_full drop after sending for 20 s"
+            for _ in range(500):  # 500 kB per round, paced by the loopback
+                peer.sendto(payload, relay)
+            time.sleep(0.05)
+        after = scrape(metrics)
+        relayed = delta(before, after, "turnpike_relayed_packets_total", direction="to_client", transport="tcp")
+        assert 0 < dropped(after) <= relayed, (dropped(after), relayed)
