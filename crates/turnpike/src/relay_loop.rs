@@ -176,10 +176,17 @@ fn send_to_streams(
     io: &IoCounters,
 ) {
     for (i, (route, stream)) in routes.iter().zip(streams).enumerate() {
-        if let (Some(route), Some(stream)) = (route, stream) {
-            if !stream.try_send(batch.slot(i)[route.data()].to_vec()) {
-                io.queue_full();
+        let Some(route) = route.filter(|r| r.to.transport == ClientTransport::Tcp) else {
+            continue;
+        };
+        match stream {
+            Some(stream) => {
+                if !stream.try_send(batch.slot(i)[route.data()].to_vec()) {
+                    io.queue_full();
+                }
             }
+            // The connection closed meanwhile.
+            None => io.lost(1),
         }
     }
 }
@@ -203,6 +210,7 @@ fn send_to_clients(
             continue;
         };
         let Some(listener) = egress.udp.get(&route.to.server) else {
+            egress.io.lost(1);
             continue;
         };
         if from.is_some_and(|f| !Arc::ptr_eq(f, listener)) {
@@ -275,7 +283,8 @@ fn try_gso(
         return false;
     }
     let Some(listener) = egress.udp.get(&first.to.server) else {
-        return true; // no way to the client: nothing to send
+        egress.io.lost(routes.len()); // no way to the client: nothing to send
+        return true;
     };
     buffer.clear();
     for (i, route) in routes.iter().enumerate() {

@@ -104,17 +104,19 @@ pub async fn send_to_peer(
     payload: &[u8],
     peer: SocketAddr,
     dont_fragment: bool,
-) {
+) -> bool {
     let ipv6 = peer.is_ipv6();
     if dont_fragment && net::set_dont_fragment(relay, ipv6, true).is_err() {
-        return;
+        return false;
     }
-    if let Err(e) = relay.send_to(payload, peer).await {
+    let sent = relay.send_to(payload, peer).await;
+    if let Err(e) = &sent {
         trace!(%peer, error = %e, "relay send failed");
     }
     if dont_fragment {
         let _ = net::set_dont_fragment(relay, ipv6, false);
     }
+    sent.is_ok()
 }
 
 /// Errors that concern one earlier datagram (an ICMP error surfacing on Linux), not the

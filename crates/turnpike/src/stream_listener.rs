@@ -328,8 +328,12 @@ impl Connection {
                 dont_fragment,
                 ..
             } => {
-                if let Some(relay) = relay_socket {
-                    send_to_peer(&relay, &frame[payload], peer, dont_fragment).await;
+                let sent = match relay_socket {
+                    Some(relay) => send_to_peer(&relay, &frame[payload], peer, dont_fragment).await,
+                    None => false,
+                };
+                if !sent {
+                    self.io.lost(1);
                 }
                 None
             }

@@ -171,7 +171,10 @@ impl Listener {
                         peer,
                         dont_fragment,
                     },
-                    None => Action::Nothing,
+                    None => {
+                        self.io.lost(1);
+                        Action::Nothing
+                    }
                 },
                 ClientOutcome::Nothing => {
                     trace!(%source, len = packet.len(), "dropped");
@@ -204,7 +207,9 @@ impl Listener {
                         // DF is a socket option: set for this one datagram, after those
                         // queued before it have gone.
                         outbox.flush().await;
-                        send_to_peer(&socket, data, peer, true).await;
+                        if !send_to_peer(&socket, data, peer, true).await {
+                            self.io.lost(1);
+                        }
                     } else {
                         outbox.push(&socket, data, peer).await;
                     }
@@ -212,5 +217,6 @@ impl Listener {
             }
         }
         outbox.flush().await;
+        self.io.lost(outbox.unsent());
     }
 }

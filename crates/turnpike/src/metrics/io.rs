@@ -61,6 +61,12 @@ impl IoCounters {
         counter.add(count as u64);
     }
 
+    /// `count` datagrams were lost on the way out for want of a socket (the allocation or the
+    /// connection went meanwhile) or to a hard send error.
+    pub fn lost(&self, count: usize) {
+        self.send_failed.add(count as u64);
+    }
+
     /// `count` datagrams to UDP clients did not fit in the socket buffer (a short send).
     pub fn buffer_full(&self, count: usize) {
         self.socket_buffer_full.add(count as u64);
