@@ -23,9 +23,10 @@ MESSAGES = 40
 LENGTH = 150
 
 
-def metrics_server(turnpike):
+def metrics_server(turnpike, tls: bool = False):
     port = free_ports(1, [PRIMARY_IP])[0]
     server = turnpike(
+        tls=tls,
         users=[f"{USER}:{PASSWORD}"],
         relay_ip=["127.0.0.1"],
         allowed_peers=["127.0.0.1/32"],
@@ -38,41 +39,44 @@ def delta(before, after, name, **labels) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_relay_counters_move_by_the_traffic_relayed(turnpike, echo_peer, transport):  # noqa: F811
     """uclient (-s: CreatePermission and Send indications, -c: no RTCP allocation; -t: over
-    TCP) sends CLIENTS x MESSAGES datagrams of LENGTH bytes to the echo peer and gets each
+    TCP, -t -S: over TLS) sends CLIENTS x MESSAGES datagrams of LENGTH bytes to the echo peer and gets each
     echo back: the relayed packet and byte counters of each direction and of the client's
     transport move by exactly that, the allocations gauge holds the allocations made and not
     ended, and Allocate answers are counted by code (each client's first Allocate draws a 401
     challenge)."""
-    server, metrics = metrics_server(turnpike)
+    server, metrics = metrics_server(turnpike, tls=transport == "tls")
     before = scrape(metrics)
     assert value(before, "turnpike_allocations", transport=transport, family="ipv4") == 0
     flags = ["-s", "-c", "-m", str(CLIENTS), "-n", str(MESSAGES), "-l", str(LENGTH), "-z", "5"]
-    flags += ["-t"] if transport == "tcp" else []
-    rc, out = uclient(server.ip, server.port, (echo_peer.ip, echo_peer.port), *flags, "-u", USER, "-w", PASSWORD)
+    flags += {"udp": [], "tcp": ["-t"], "tls": ["-t", "-S"]}[transport]
+    port = server.tls_port if transport == "tls" else server.port
+    rc, out = uclient(server.ip, port, (echo_peer.ip, echo_peer.port), *flags, "-u", USER, "-w", PASSWORD)
     assert rc == 0, out
     stats = statistics(out)
     sent = CLIENTS * MESSAGES
     assert stats == {"sent": sent, "received": sent, "lost": 0, "dropped": 0}, f"{stats}\n{out}"
 
     allocations = {"transport": transport, "family": "ipv4"}
-    if transport == "tcp":
-        # Over TCP an allocation lives and dies with its connection (RFC 8656 §3.1): uclient
+    if transport != "udp":
+        # Over TCP and TLS an allocation lives and dies with its connection (RFC 8656 §3.1): uclient
         # has closed them; the server sees the closes a moment later.
         after = wait_for(metrics, lambda s: value(s, "turnpike_allocations", **allocations) == 0)
     else:
         after = scrape(metrics)
-    other = "udp" if transport == "tcp" else "tcp"
+    others = [t for t in ("udp", "tcp", "tls") if t != transport]
     for direction in ("to_peer", "to_client"):
         moved = delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport=transport)
         assert moved == sent, direction
         moved = delta(before, after, "turnpike_relayed_bytes_total", direction=direction, transport=transport)
         assert moved == sent * LENGTH, direction
-        assert delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport=other) == 0
-    if transport == "tcp":
-        assert delta(before, after, "turnpike_stream_connections_accepted_total", transport="tcp") >= CLIENTS
+        for other in others:
+            assert delta(before, after, "turnpike_relayed_packets_total", direction=direction, transport=other) == 0
+    if transport != "udp":
+        accepted = delta(before, after, "turnpike_stream_connections_accepted_total", transport=transport)
+        assert accepted >= CLIENTS, accepted
 
     allocated = delta(before, after, "turnpike_requests_total", method="allocate", code="success")
     challenged = delta(before, after, "turnpike_requests_total", method="allocate", code="401")

@@ -152,7 +152,7 @@ fn frame_batch(
                 end: o.data.end,
                 to: o.to,
             });
-        any_stream |= route.is_some_and(|r| r.to.transport == ClientTransport::Tcp);
+        any_stream |= route.is_some_and(|r| r.to.transport.is_stream());
     }
     // TCP/TLS clients are the rare case: their queue handles are looked up (and a Vec
     // allocated) only when the batch has one.
@@ -160,7 +160,7 @@ fn frame_batch(
         routes
             .iter()
             .map(|r| {
-                r.filter(|r| r.to.transport == ClientTransport::Tcp)
+                r.filter(|r| r.to.transport.is_stream())
                     .and_then(|r| state.streams.get(&(r.to.client, r.to.server)).cloned())
             })
             .collect()
@@ -176,7 +176,7 @@ fn send_to_streams(
     io: &IoCounters,
 ) {
     for (i, (route, stream)) in routes.iter().zip(streams).enumerate() {
-        let Some(route) = route.filter(|r| r.to.transport == ClientTransport::Tcp) else {
+        let Some(route) = route.filter(|r| r.to.transport.is_stream()) else {
             continue;
         };
         match stream {

@@ -167,7 +167,11 @@ pub async fn run(
             five_tuple: FiveTuple {
                 client: peer,
                 server,
-                transport: ClientTransport::Tcp,
+                transport: if is_tls {
+                    ClientTransport::Tls
+                } else {
+                    ClientTransport::Tcp
+                },
             },
             deadlines: settings.deadlines,
         };

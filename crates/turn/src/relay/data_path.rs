@@ -197,7 +197,7 @@ fn channel_data_in_place(
     // `len` came from a UDP datagram, so it fits in 16 bits.
     buf[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
     let mut end = PEER_HEADROOM + len;
-    if transport == ClientTransport::Tcp {
+    if transport.is_stream() {
         let padded = PEER_HEADROOM + padded_len(len);
         buf[end..padded].fill(0);
         end = padded;

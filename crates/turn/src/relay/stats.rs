@@ -120,15 +120,19 @@ impl Direction {
     }
 }
 
-/// The client transports, in label order (TLS counts as TCP in the core, as in RFC 8656's
-/// 5-tuple; the binary's connection metrics tell TLS apart).
-pub const TRANSPORTS: [ClientTransport; 2] = [ClientTransport::Udp, ClientTransport::Tcp];
+/// The client transports, in label order.
+pub const TRANSPORTS: [ClientTransport; 3] = [
+    ClientTransport::Udp,
+    ClientTransport::Tcp,
+    ClientTransport::Tls,
+];
 
 /// The metric label of a client transport.
 pub fn transport_label(transport: ClientTransport) -> &'static str {
     match transport {
         ClientTransport::Udp => "udp",
         ClientTransport::Tcp => "tcp",
+        ClientTransport::Tls => "tls",
     }
 }
 
@@ -136,6 +140,7 @@ fn transport_index(transport: ClientTransport) -> usize {
     match transport {
         ClientTransport::Udp => 0,
         ClientTransport::Tcp => 1,
+        ClientTransport::Tls => 2,
     }
 }
 

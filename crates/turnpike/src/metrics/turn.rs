@@ -89,7 +89,7 @@ impl Collector for TurnCollector {
         gauges(
             e,
             "turnpike_allocations",
-            "Allocations now, by client transport (tcp includes TLS) and relay address family.",
+            "Allocations now, by client transport and relay address family.",
             TRANSPORTS.iter().enumerate().flat_map(|(t, transport)| {
                 FAMILIES.iter().enumerate().map(move |(f, family)| {
                     (
@@ -115,7 +115,7 @@ impl Collector for TurnCollector {
             turn.channels,
         )?;
         lifetimes(e, &turn)?;
-        let relayed = |values: [[u64; 2]; 2]| {
+        let relayed = |values: [[u64; TRANSPORTS.len()]; 2]| {
             Direction::ALL.into_iter().flat_map(move |direction| {
                 TRANSPORTS.iter().enumerate().map(move |(t, transport)| {
                     (
