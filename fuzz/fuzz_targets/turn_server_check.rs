@@ -291,7 +291,7 @@ impl World {
 
     /// Allocation-wide invariants, after every step.
     fn check_state(&self) {
-        let allocations = self.server.stats(self.now).allocation_count() as usize;
+        let allocations = self.server.stats().allocation_count() as usize;
         assert!(allocations <= TOTAL_QUOTA, "over the total quota");
         assert_eq!(allocations, self.server.shared_state().allocations());
         assert!(
@@ -562,7 +562,7 @@ pub fn check(data: &[u8]) -> Reached {
             }
         }
         world.check_state();
-        let stats = world.server.stats(world.now);
+        let stats = world.server.stats();
         let allocations = stats.allocation_count() as usize;
         reached.most_allocations = reached.most_allocations.max(allocations);
         reached.to_peer = stats.packets_in(Direction::ToPeer);

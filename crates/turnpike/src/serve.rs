@@ -201,9 +201,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// The counters summed over the workers, once at shutdown (each worker logs its own too).
 fn log_totals(workers: &[WorkerHandle]) {
     let mut total = TurnStats::default();
-    let (now, _) = crate::shared::now();
     for worker in workers {
-        total.add(&lock(&worker.shared).core.stats(now));
+        total.add(&lock(&worker.shared).core.stats());
     }
     info!(
         workers = workers.len(),

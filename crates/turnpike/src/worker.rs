@@ -167,7 +167,7 @@ async fn run(
     tasks.shutdown().await;
     let (stats, auth) = {
         let state = lock(&shared);
-        (state.core.stats(now().0), state.core.auth_stats())
+        (state.core.stats(), state.core.auth_stats())
     };
     log_stats(index, &stats, &auth);
     // Close every relay socket (aborting its task) before the runtime goes.

@@ -165,12 +165,13 @@ impl TurnServer {
         self.auth.tracked_sources()
     }
 
-    /// Counters, with the permission and channel gauges counted as of `now` (a walk over
-    /// the allocations: for a scrape, not for the data path).
-    pub fn stats(&self, now: Instant) -> TurnStats {
+    /// Counters, with the permission and channel gauges (a walk over the allocations, one
+    /// step each: for a scrape, not for the data path). A permission that expired is counted
+    /// until the timer purges it, at the next `handle_timeout`.
+    pub fn stats(&self) -> TurnStats {
         let live = self.allocations.values();
         TurnStats {
-            permissions: live.clone().map(|a| a.permission_count(now) as u64).sum(),
+            permissions: live.clone().map(|a| a.permissions_held() as u64).sum(),
             channels: live.map(|a| a.channel_count() as u64).sum(),
             ..self.stats
         }

@@ -12,7 +12,7 @@ use super::harness::{config, udp_client, Client, World};
 use super::{allocate, bind, channel_data, from_peer, permit, send_indication};
 
 fn stats(world: &World) -> TurnStats {
-    world.server.stats(world.now)
+    world.server.stats()
 }
 
 fn requests(stats: &TurnStats, method: usize, code: &str) -> u64 {

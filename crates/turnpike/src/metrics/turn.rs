@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -41,12 +40,11 @@ struct Totals {
 impl TurnSources {
     fn totals(&self) -> Totals {
         let mut totals = Totals::default();
-        let now = Instant::now();
         for worker in self.workers.get().into_iter().flat_map(|w| w.iter()) {
             let (turn, auth, tracked) = {
                 let state = lock(&worker.shared);
                 let core = &state.core;
-                (core.stats(now), core.auth_stats(), core.tracked_sources())
+                (core.stats(), core.auth_stats(), core.tracked_sources())
             };
             totals.turn.add(&turn);
             add_auth(&mut totals.auth, &auth);
