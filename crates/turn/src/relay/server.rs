@@ -196,6 +196,7 @@ impl TurnServer {
             Some(0b01) if self.config.enabled => {
                 return self.channel_data_from_client(now, five_tuple, packet)
             }
+            Some(0b01) => return self.drop_client_packet(DropCause::Unsupported),
             Some(0b00) => {}
             _ => return self.drop_client_packet(DropCause::Malformed),
         }
