@@ -106,6 +106,13 @@ fn metrics_listen_defaults_to_loopback_9641() {
         0.0
     );
     assert!(value(&scrape, "process_open_fds") > 0.0);
+    let version = concat!(
+        r#"turnpike_build_info{version=""#,
+        env!("CARGO_PKG_VERSION"),
+        r#""}"#
+    );
+    assert_eq!(value(&scrape, version), 1.0);
+    assert!(value(&scrape, "turnpike_workers") >= 1.0);
     // The metrics port is a service port: no relaying to it (and it is not /metrics on
     // other paths).
     assert_eq!(get(metrics, "/").0, 404);

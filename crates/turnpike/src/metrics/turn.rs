@@ -86,6 +86,18 @@ impl Collector for TurnCollector {
         let e = &mut encoder;
         gauges(
             e,
+            "turnpike_build_info",
+            "The running build: 1, with the version as a label.",
+            [([("version", env!("CARGO_PKG_VERSION"))], 1u64)],
+        )?;
+        gauge(
+            e,
+            "turnpike_workers",
+            "Worker threads (each with its own TURN core).",
+            self.0.workers.get().map_or(0, |w| w.len() as u64),
+        )?;
+        gauges(
+            e,
             "turnpike_allocations",
             "Allocations now, by client transport and relay address family.",
             TRANSPORTS.iter().enumerate().flat_map(|(t, transport)| {
