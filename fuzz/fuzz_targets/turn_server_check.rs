@@ -34,6 +34,7 @@ use stun::attributes::{
 use stun::{Class, LongTermKey, Message, MessageType, MessageWriter, Method, TransactionId};
 use turn::auth::{rest, AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
+use turn::relay::stats::Direction;
 use turn::relay::{
     ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, SharedState,
     TurnConfig, TurnEvent, TurnServer, PEER_HEADROOM,
@@ -306,22 +307,19 @@ impl World {
                 _ => {}
             }
         }
-        let stats = self.server.stats();
-        assert_eq!(
-            self.live_by_events, stats.allocations,
-            "created − ended events"
-        );
-        assert!(stats.allocations <= TOTAL_QUOTA, "over the total quota");
-        assert_eq!(stats.allocations, self.server.shared_state().allocations());
+        let allocations = self.server.stats().allocation_count() as usize;
+        assert_eq!(self.live_by_events, allocations, "created − ended events");
+        assert!(allocations <= TOTAL_QUOTA, "over the total quota");
+        assert_eq!(allocations, self.server.shared_state().allocations());
         assert!(
-            self.sockets.open.len() >= stats.allocations,
+            self.sockets.open.len() >= allocations,
             "an allocation without a relay socket"
         );
         let held = self
             .sources
             .iter()
             .filter(|t| self.server.has_allocation(t));
-        assert!(held.count() <= stats.allocations);
+        assert!(held.count() <= allocations);
     }
 }
 
@@ -574,18 +572,18 @@ pub fn check(data: &[u8]) -> Reached {
             _ => {
                 let source = input.below(world.sources.len());
                 let five_tuple = world.sources[source];
-                let now = world.now;
                 world
                     .server
-                    .client_closed(now, &five_tuple, &mut world.sockets);
+                    .client_closed(world.now, &five_tuple, &mut world.sockets);
                 world.clients[source].channels.clear();
             }
         }
         world.check_state();
         let stats = world.server.stats();
-        reached.most_allocations = reached.most_allocations.max(stats.allocations);
-        reached.to_peer = stats.to_peer;
-        reached.to_client = stats.to_client;
+        let allocations = stats.allocation_count() as usize;
+        reached.most_allocations = reached.most_allocations.max(allocations);
+        reached.to_peer = stats.packets_in(Direction::ToPeer);
+        reached.to_client = stats.packets_in(Direction::ToClient);
     }
     reached
 }

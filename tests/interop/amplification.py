@@ -138,7 +138,7 @@ class Servers:
             "turnpike",
             [str(binary), "serve", "--listen", f"{SERVER4}:{self.ports['turnpike']}",
              "--listen", f"[{SERVER6}]:{self.ports['turnpike']}", "--tcp", "false", "--http", "false",
-             "--realm", REALM, "--users", "u:p", "--relay-ip", SERVER4],
+             "--metrics-listen", "off", "--realm", REALM, "--users", "u:p", "--relay-ip", SERVER4],
             tmp,
         )
         self.ports["coturn"] = self._free_port()

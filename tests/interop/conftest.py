@@ -419,6 +419,9 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
                 nonce_lifetime=nonce_lifetime, min_port=min_port, max_port=max_port,
             )
             cmd += list(args or [])
+            if "--metrics-listen" not in cmd:
+                # Its default, 127.0.0.1:9641, would be fought over by servers side by side.
+                cmd += ["--metrics-listen", "off"]
             if not any(a in ("--min-port", "--max-port") for a in cmd):
                 # No range asked for: a free one of our own rather than the shared default.
                 # Without --relay-ip the server relays on detected IPs; 0.0.0.0 covers them all.

@@ -235,7 +235,7 @@ class Topology:
         only = ["--http", "false", "--turn", "false"] if stun_only else []
         argv = [
             "ip", "netns", "exec", self.pub, str(self.binary), "serve",
-            *flags, *only, "--log-level", "debug",
+            *flags, *only, "--log-level", "debug", "--metrics-listen", "off",
         ]
         with open(log, "w") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)

@@ -48,6 +48,6 @@ pub mod token;
 
 pub use config::{Grant, HubConfig, IceConfig, IceMinter, IceSource};
 pub use error::ErrorCode;
-pub use hub::{Hub, HubStats};
+pub use hub::{Hub, HubCounters, HubStats};
 pub use output::{CloseReason, ConnId, Output};
 pub use token::TokenError;

@@ -10,6 +10,7 @@ mod fd_limit;
 mod host_checks;
 mod http;
 mod logging;
+mod metrics;
 mod nat_command;
 mod outbox;
 mod p2p;

@@ -20,6 +20,8 @@ pub struct Outbox<'a> {
     items: [Transmit<'a>; MAX_BATCH],
     len: usize,
     batching: Batching,
+    /// Datagrams lost to send errors so far.
+    unsent: usize,
 }
 
 impl<'a> Outbox<'a> {
@@ -33,6 +35,7 @@ impl<'a> Outbox<'a> {
             }; MAX_BATCH],
             len: 0,
             batching,
+            unsent: 0,
         }
     }
 
@@ -54,16 +57,21 @@ impl<'a> Outbox<'a> {
     pub async fn flush(&mut self) {
         if self.len > 0 {
             if let Some(socket) = &self.socket {
-                send_all(socket, &self.items[..self.len], self.batching).await;
+                self.unsent += send_all(socket, &self.items[..self.len], self.batching).await;
             }
         }
         self.len = 0;
     }
+
+    /// Datagrams lost to send errors so far (for the drop counters).
+    pub fn unsent(&self) -> usize {
+        self.unsent
+    }
 }
 
 /// Sends `items` from `socket`, waiting for room in the send buffer when it is full (as
-/// `send_to().await` would). Other errors concern one datagram and are passed over.
-pub async fn send_all(socket: &UdpSocket, items: &[Transmit<'_>], batching: Batching) {
+/// `send_to().await` would). Another error ends the send: returns how many were not sent.
+pub async fn send_all(socket: &UdpSocket, items: &[Transmit<'_>], batching: Batching) -> usize {
     let mut sent = 0;
     while sent < items.len() {
         let rest = &items[sent..];
@@ -73,13 +81,14 @@ pub async fn send_all(socket: &UdpSocket, items: &[Transmit<'_>], batching: Batc
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if socket.writable().await.is_err() {
-                    return;
+                    return items.len() - sent;
                 }
             }
             Err(e) => {
                 trace!(error = %e, "send failed");
-                return;
+                return items.len() - sent;
             }
         }
     }
+    0
 }

@@ -24,6 +24,7 @@ use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple, PEER_HEADROOM};
 
+use crate::metrics::io::IoCounters;
 use crate::receive::{receive, Received};
 use crate::relay_registry::{is_transient, Egress};
 use crate::shared::{lock, Shared, StreamSender};
@@ -120,7 +121,7 @@ fn serve_batch(
     let routes = &mut buffers.routes[..count];
     let streams = frame_batch(shared, relay, &mut buffers.batch, routes);
     if let Some(streams) = streams {
-        send_to_streams(&buffers.batch, routes, &streams);
+        send_to_streams(&buffers.batch, routes, &streams, &egress.io);
     }
     let batch = &buffers.batch;
     if !(batching.gso && try_gso(egress, batch, routes, &mut buffers.gso, batching)) {
@@ -151,7 +152,7 @@ fn frame_batch(
                 end: o.data.end,
                 to: o.to,
             });
-        any_stream |= route.is_some_and(|r| r.to.transport == ClientTransport::Tcp);
+        any_stream |= route.is_some_and(|r| r.to.transport.is_stream());
     }
     // TCP/TLS clients are the rare case: their queue handles are looked up (and a Vec
     // allocated) only when the batch has one.
@@ -159,7 +160,7 @@ fn frame_batch(
         routes
             .iter()
             .map(|r| {
-                r.filter(|r| r.to.transport == ClientTransport::Tcp)
+                r.filter(|r| r.to.transport.is_stream())
                     .and_then(|r| state.streams.get(&(r.to.client, r.to.server)).cloned())
             })
             .collect()
@@ -168,10 +169,24 @@ fn frame_batch(
 
 /// Queues the datagrams for TCP/TLS clients; a full queue means a client that does not
 /// read: drop, as UDP would.
-fn send_to_streams(batch: &RecvBatch, routes: &[Option<Route>], streams: &[Option<StreamSender>]) {
+fn send_to_streams(
+    batch: &RecvBatch,
+    routes: &[Option<Route>],
+    streams: &[Option<StreamSender>],
+    io: &IoCounters,
+) {
     for (i, (route, stream)) in routes.iter().zip(streams).enumerate() {
-        if let (Some(route), Some(stream)) = (route, stream) {
-            let _ = stream.try_send(batch.slot(i)[route.data()].to_vec());
+        let Some(route) = route.filter(|r| r.to.transport.is_stream()) else {
+            continue;
+        };
+        match stream {
+            Some(stream) => {
+                if !stream.try_send(batch.slot(i)[route.data()].to_vec()) {
+                    io.queue_full();
+                }
+            }
+            // The connection closed meanwhile.
+            None => io.lost(1),
         }
     }
 }
@@ -195,10 +210,11 @@ fn send_to_clients(
             continue;
         };
         let Some(listener) = egress.udp.get(&route.to.server) else {
+            egress.io.lost(1);
             continue;
         };
         if from.is_some_and(|f| !Arc::ptr_eq(f, listener)) {
-            send_now(from, &items[..queued], batching);
+            send_now(from, &items[..queued], batching, &egress.io);
             queued = 0;
         }
         from = Some(listener);
@@ -208,11 +224,17 @@ fn send_to_clients(
         };
         queued += 1;
     }
-    send_now(from, &items[..queued], batching);
+    send_now(from, &items[..queued], batching, &egress.io);
 }
 
-/// Sends `items` from `socket` now; what finds the socket buffer full is dropped.
-fn send_now(socket: Option<&Arc<UdpSocket>>, items: &[Transmit<'_>], batching: Batching) {
+/// Sends `items` from `socket` now; what finds the socket buffer full is dropped (and
+/// counted).
+fn send_now(
+    socket: Option<&Arc<UdpSocket>>,
+    items: &[Transmit<'_>],
+    batching: Batching,
+    io: &IoCounters,
+) {
     let Some(socket) = socket.filter(|_| !items.is_empty()) else {
         return;
     };
@@ -220,9 +242,15 @@ fn send_now(socket: Option<&Arc<UdpSocket>>, items: &[Transmit<'_>], batching: B
         net::send_batch(&**socket, items, batching)
     });
     match sent {
-        Ok(n) if n < items.len() => trace!(dropped = items.len() - n, "socket buffer full"),
+        Ok(n) if n < items.len() => {
+            io.buffer_full(items.len() - n);
+            trace!(dropped = items.len() - n, "socket buffer full");
+        }
         Ok(_) => {}
-        Err(e) => trace!(error = %e, dropped = items.len(), "send failed"),
+        Err(e) => {
+            io.send_failed(&e, items.len());
+            trace!(error = %e, dropped = items.len(), "send failed");
+        }
     }
 }
 
@@ -255,7 +283,8 @@ fn try_gso(
         return false;
     }
     let Some(listener) = egress.udp.get(&first.to.server) else {
-        return true; // no way to the client: nothing to send
+        egress.io.lost(routes.len()); // no way to the client: nothing to send
+        return true;
     };
     buffer.clear();
     for (i, route) in routes.iter().enumerate() {
@@ -267,6 +296,7 @@ fn try_gso(
         net::send_segments(&**listener, buffer, segment, first.to.client, batching)
     });
     if let Err(e) = sent {
+        egress.io.send_failed(&e, routes.len());
         trace!(error = %e, "GSO send failed; batch dropped");
     }
     true

@@ -11,6 +11,7 @@ use tokio::task::AbortHandle;
 use tracing::trace;
 use turn::relay::{RelayOpenError, RelaySockets};
 
+use crate::metrics::io::IoCounters;
 use crate::shared::Shared;
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
@@ -18,6 +19,8 @@ use crate::shared::Shared;
 pub struct Egress {
     /// UDP listener sockets by their bound address (the server side of a UDP 5-tuple).
     pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// The worker's I/O drop counters (sends that failed, full TCP/TLS queues).
+    pub io: Arc<IoCounters>,
 }
 
 #[derive(Debug)]
@@ -115,17 +118,19 @@ pub async fn send_to_peer(
     payload: &[u8],
     peer: SocketAddr,
     dont_fragment: bool,
-) {
+) -> bool {
     let ipv6 = peer.is_ipv6();
     if dont_fragment && net::set_dont_fragment(relay, ipv6, true).is_err() {
-        return;
+        return false;
     }
-    if let Err(e) = relay.send_to(payload, peer).await {
+    let sent = relay.send_to(payload, peer).await;
+    if let Err(e) = &sent {
         trace!(%peer, error = %e, "relay send failed");
     }
     if dont_fragment {
         let _ = net::set_dont_fragment(relay, ipv6, false);
     }
+    sent.is_ok()
 }
 
 /// Errors that concern one earlier datagram (an ICMP error surfacing on Linux), not the

@@ -16,11 +16,13 @@ use tokio::task::JoinSet;
 use tracing::info;
 use turn::auth::SharedLimits;
 use turn::budget::ResponseBudget;
+use turn::relay::stats::Direction;
 use turn::relay::{SharedState, TurnStats};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::config::Config;
 use crate::http;
+use crate::metrics::{self, Metrics};
 use crate::shared::lock;
 use crate::stream_listener::{self, StreamSettings};
 use crate::tls;
@@ -99,10 +101,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let certificates = tls::Certificates::load(&config)?;
     let mut bound = bind_all(&config, workers, limits.budget.clone())?;
     let http_listeners = http::bind(&config)?;
+    let metrics_listener = metrics::bind(config.metrics_listen)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
     turn.service_ports.extend(bound.ports());
-    turn.service_ports.extend(http::ports(&http_listeners));
-    turn.own_ips.extend(http::own_ips(&http_listeners));
+    let metrics_listeners = Vec::from_iter(metrics_listener);
+    // The HTTP(S) and metrics listeners are TCP services of ours too.
+    let mut tcp_services = http_listeners.addresses();
+    tcp_services.extend(metrics_listeners.iter().filter_map(|l| l.local_addr().ok()));
+    turn.service_ports.extend(http::ports(&tcp_services));
+    turn.own_ips.extend(http::own_ips(&tcp_services));
+    let metrics = Arc::new(Metrics::new());
     let turn_ports = bound.turn_ports();
     for (_, sockets, _) in &bound.udp {
         for id in sockets.ids() {
@@ -152,15 +160,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!(workers, "workers started");
     let handles: Arc<[WorkerHandle]> = handles.into();
-    spawn_streams(&config, &certificates, bound, handles.clone(), &mut tasks)?;
+    metrics.set_workers(handles.clone(), core.shared.clone());
+    spawn_streams(
+        &config,
+        &certificates,
+        bound,
+        handles.clone(),
+        &metrics,
+        &mut tasks,
+    )?;
     let http = http::spawn(
         &config,
         http_listeners,
         &certificates,
         turn_ports,
         rest_secret,
+        &metrics,
         &mut tasks,
     )?;
+    for listener in metrics_listeners {
+        metrics::spawn(listener, &metrics, &mut tasks)?;
+    }
     crate::fd_limit::warn_if_short(&config, &core.turn);
     info!("ready");
 
@@ -194,18 +214,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 fn log_totals(workers: &[WorkerHandle]) {
     let mut total = TurnStats::default();
     for worker in workers {
-        let stats = lock(&worker.shared).core.stats();
-        total.allocations += stats.allocations;
-        total.to_peer += stats.to_peer;
-        total.to_client += stats.to_client;
-        total.dropped += stats.dropped;
+        total.add(&lock(&worker.shared).core.stats());
     }
     info!(
         workers = workers.len(),
-        allocations = total.allocations,
-        to_peer = total.to_peer,
-        to_client = total.to_client,
-        dropped = total.dropped,
+        allocations = total.allocation_count(),
+        to_peer = total.packets_in(Direction::ToPeer),
+        to_client = total.packets_in(Direction::ToClient),
+        dropped = total.dropped(),
         "all workers stopped"
     );
 }
@@ -417,9 +433,13 @@ fn spawn_streams(
     certificates: &tls::Certificates,
     bound: Bound,
     workers: Arc<[WorkerHandle]>,
+    metrics: &Metrics,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let settings = StreamSettings::new(config);
+    let settings = StreamSettings {
+        counters: metrics.connections.clone(),
+        ..StreamSettings::new(config)
+    };
     // No ALPN list: most TURN clients send none, and one offering RFC 7443's "stun.turn" is
     // still served (rustls then negotiates no protocol rather than refusing).
     let acceptor = certificates

@@ -253,6 +253,7 @@ fn transport(t: ClientTransport) -> &'static str {
     match t {
         ClientTransport::Udp => "udp",
         ClientTransport::Tcp => "tcp",
+        ClientTransport::Tls => "tls",
     }
 }
 

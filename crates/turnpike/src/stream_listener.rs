@@ -40,6 +40,8 @@ use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple}
 use turn::{BindingServer, SocketId, Transport};
 
 use crate::config::Config;
+use crate::metrics::connections::{ConnectionCounters, Refusal};
+use crate::metrics::io::IoCounters;
 use crate::per_ip::PerIpLimit;
 use crate::relay_registry::send_to_peer;
 use crate::shared::{handle_client, lock, SharedCore};
@@ -63,6 +65,8 @@ pub struct StreamSettings {
     pub connections: Arc<Semaphore>,
     /// Permits per source, shared by all TCP and TLS listeners.
     pub per_ip: Arc<PerIpLimit>,
+    /// Connection counts, for metrics.
+    pub counters: Arc<ConnectionCounters>,
 }
 
 impl StreamSettings {
@@ -76,6 +80,7 @@ impl StreamSettings {
             },
             connections: Arc::new(Semaphore::new(config.max_tcp_connections)),
             per_ip: PerIpLimit::new(config.max_tcp_connections_per_ip),
+            counters: Arc::default(),
         }
     }
 }
@@ -100,6 +105,8 @@ fn closed(cause: &str) -> io::Error {
 struct Connection {
     binding: Arc<BindingServer>,
     shared: SharedCore,
+    /// The worker's I/O counters (Binding answers).
+    io: Arc<IoCounters>,
     id: SocketId,
     five_tuple: FiveTuple,
     deadlines: Deadlines,
@@ -117,6 +124,7 @@ pub async fn run(
     let local = listener.local_addr()?;
     // Randomly keyed: which worker a client lands on is not predictable from outside.
     let hasher = std::collections::hash_map::RandomState::new();
+    let is_tls = tls.is_some();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -129,10 +137,12 @@ pub async fn run(
         };
         // The source's share first, so that a source at its cap takes no global permit.
         let Some(source_permit) = settings.per_ip.try_acquire(peer.ip()) else {
+            settings.counters.refused(is_tls, Refusal::PerIp);
             debug!(%peer, "per-IP connection limit reached; closing");
             continue;
         };
         let Ok(permit) = settings.connections.clone().try_acquire_owned() else {
+            settings.counters.refused(is_tls, Refusal::Limit);
             debug!(%peer, "connection limit reached; closing");
             continue;
         };
@@ -152,15 +162,22 @@ pub async fn run(
         let connection = Connection {
             binding: binding.clone(),
             shared: worker.shared.clone(),
+            io: worker.io.clone(),
             id,
             five_tuple: FiveTuple {
                 client: peer,
                 server,
-                transport: ClientTransport::Tcp,
+                transport: if is_tls {
+                    ClientTransport::Tls
+                } else {
+                    ClientTransport::Tcp
+                },
             },
             deadlines: settings.deadlines,
         };
         let tls = tls.clone();
+        let counters = settings.counters.clone();
+        counters.accepted(is_tls);
         worker.runtime.spawn(async move {
             let result = match TcpStream::from_std(tcp) {
                 Err(e) => Err(e),
@@ -170,6 +187,7 @@ pub async fn run(
                 debug!(%peer, error = %e, "connection closed");
             }
             drop((permit, source_permit));
+            counters.closed(is_tls);
         });
     }
 }
@@ -213,9 +231,10 @@ impl Connection {
         let mut state = lock(&self.shared);
         let state = &mut *state;
         state.streams.remove(&key);
+        let (now, _) = crate::shared::now();
         state
             .core
-            .client_closed(crate::shared::now().0, &self.five_tuple, &mut state.relays);
+            .client_closed(now, &self.five_tuple, &mut state.relays);
         result
     }
 
@@ -295,16 +314,13 @@ impl Connection {
     /// Handles one message; returns the length of a reply written into `out`, if any.
     async fn handle(&self, frame: &[u8], out: &mut [u8]) -> Option<usize> {
         if is_binding_request(frame) {
-            return self
+            let client = self.five_tuple.client;
+            let answer = self
                 .binding
-                .handle(
-                    Transport::Stream,
-                    self.id,
-                    self.five_tuple.client,
-                    frame,
-                    out,
-                )
+                .handle(Transport::Stream, self.id, client, frame, out)
                 .map(|t| t.len);
+            self.io.binding_answered(answer.map(|len| &out[..len]));
+            return answer;
         }
         let (outcome, relay_socket) =
             handle_client(&self.shared, self.five_tuple, self.id, frame, out);
@@ -316,8 +332,12 @@ impl Connection {
                 dont_fragment,
                 ..
             } => {
-                if let Some(relay) = relay_socket {
-                    send_to_peer(&relay, &frame[payload], peer, dont_fragment).await;
+                let sent = match relay_socket {
+                    Some(relay) => send_to_peer(&relay, &frame[payload], peer, dont_fragment).await,
+                    None => false,
+                };
+                if !sent {
+                    self.io.lost(1);
                 }
                 None
             }

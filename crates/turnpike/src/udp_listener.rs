@@ -19,6 +19,7 @@ use tracing::trace;
 use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId};
 
+use crate::metrics::io::IoCounters;
 use crate::outbox::Outbox;
 use crate::receive::{receive, Received};
 use crate::relay_registry::{is_transient, send_to_peer};
@@ -67,6 +68,8 @@ struct Listener {
     grid: Arc<UdpGrid>,
     shared: SharedCore,
     batching: Batching,
+    /// The worker's I/O counters (Binding answers).
+    io: Arc<IoCounters>,
 }
 
 /// Serves socket `id` of `grid` until a fatal socket error.
@@ -75,6 +78,7 @@ pub async fn run(
     id: SocketId,
     grid: Arc<UdpGrid>,
     shared: SharedCore,
+    io: Arc<IoCounters>,
 ) -> io::Result<()> {
     let Some(socket) = grid[grid_index(id)].clone() else {
         return Ok(());
@@ -86,6 +90,7 @@ pub async fn run(
         grid,
         shared,
         batching: Batching::detect(),
+        io,
     };
     let mut incoming = RecvBatch::new(MAX_BATCH, 0, RECEIVE_BUFFER, 0);
     let mut replies = vec![0u8; MAX_BATCH * SEND_BUFFER];
@@ -120,7 +125,10 @@ impl Listener {
         for (i, (action, out)) in actions.iter_mut().zip(slots).enumerate() {
             let (packet, source) = incoming.datagram(i);
             if is_binding_request(packet) {
-                *action = match self.binding.handle_udp(now, self.id, source, packet, out) {
+                let answer = self.binding.handle_udp(now, self.id, source, packet, out);
+                self.io
+                    .binding_answered(answer.as_ref().map(|t| &out[..t.len]));
+                *action = match answer {
                     Some(t) => Action::Reply {
                         len: t.len,
                         from: t.from,
@@ -163,7 +171,10 @@ impl Listener {
                         peer,
                         dont_fragment,
                     },
-                    None => Action::Nothing,
+                    None => {
+                        self.io.lost(1);
+                        Action::Nothing
+                    }
                 },
                 ClientOutcome::Nothing => {
                     trace!(%source, len = packet.len(), "dropped");
@@ -196,7 +207,9 @@ impl Listener {
                         // DF is a socket option: set for this one datagram, after those
                         // queued before it have gone.
                         outbox.flush().await;
-                        send_to_peer(&socket, data, peer, true).await;
+                        if !send_to_peer(&socket, data, peer, true).await {
+                            self.io.lost(1);
+                        }
                     } else {
                         outbox.push(&socket, data, peer).await;
                     }
@@ -204,5 +217,6 @@ impl Listener {
             }
         }
         outbox.flush().await;
+        self.io.lost(outbox.unsent());
     }
 }

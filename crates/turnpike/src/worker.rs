@@ -33,9 +33,11 @@ use tokio::task::JoinSet;
 use tracing::info;
 use turn::auth::{AuthConfig, AuthStats, Authenticator, SharedLimits};
 use turn::policy::PeerPolicy;
+use turn::relay::stats::Direction;
 use turn::relay::{SharedState, TurnConfig, TurnServer, TurnStats};
 use turn::{BindingServer, ServerSockets};
 
+use crate::metrics::io::IoCounters;
 use crate::relay_registry::{Egress, RelayRegistry};
 use crate::shared::{lock, now, Shared, SharedCore};
 use crate::udp_listener::{self, UdpGrid};
@@ -77,6 +79,8 @@ pub struct WorkerHandle {
     pub runtime: tokio::runtime::Handle,
     /// Its TURN state.
     pub shared: SharedCore,
+    /// Its I/O drop counters, for metrics.
+    pub io: Arc<IoCounters>,
 }
 
 /// A started worker.
@@ -136,8 +140,8 @@ async fn run(
     done: oneshot::Sender<anyhow::Result<()>>,
 ) {
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let shared = match set_up(groups, settings, &mut tasks) {
-        Ok(shared) => shared,
+    let (shared, io) = match set_up(groups, settings, &mut tasks) {
+        Ok(set) => set,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
@@ -147,6 +151,7 @@ async fn run(
         index,
         runtime: tokio::runtime::Handle::current(),
         shared: shared.clone(),
+        io,
     };
     if ready.send(Ok(handle)).is_err() {
         return;
@@ -180,10 +185,10 @@ async fn run(
 fn log_stats(index: usize, stats: &TurnStats, auth: &AuthStats) {
     info!(
         worker = index,
-        allocations = stats.allocations,
-        to_peer = stats.to_peer,
-        to_client = stats.to_client,
-        dropped = stats.dropped,
+        allocations = stats.allocation_count(),
+        to_peer = stats.packets_in(Direction::ToPeer),
+        to_client = stats.packets_in(Direction::ToClient),
+        dropped = stats.dropped(),
         auth_failures = auth.wrong_credentials + auth.rate_limited,
         auth_rate_limited = auth.rate_limited,
         over_budget = auth.over_budget,
@@ -197,7 +202,7 @@ fn set_up(
     groups: Vec<UdpGroup>,
     settings: CoreSettings,
     tasks: &mut JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<SharedCore> {
+) -> anyhow::Result<(SharedCore, Arc<IoCounters>)> {
     let mut egress = Egress::default();
     let mut grids = Vec::new();
     for (binding, sockets, std_grid) in groups {
@@ -215,6 +220,7 @@ fn set_up(
         }
         grids.push((binding, sockets, Arc::new(grid)));
     }
+    let io = egress.io.clone();
     let egress = Arc::new(egress);
     let core = TurnServer::with_shared_state(
         settings.turn,
@@ -234,8 +240,9 @@ fn set_up(
         for id in sockets.ids() {
             let addr: Option<SocketAddr> = sockets.address(id);
             let (binding, grid, shared) = (binding.clone(), grid.clone(), shared.clone());
+            let io = io.clone();
             tasks.spawn(async move {
-                udp_listener::run(binding, id, grid, shared)
+                udp_listener::run(binding, id, grid, shared, io)
                     .await
                     .with_context(|| format!("UDP socket {addr:?}"))
             });
@@ -251,7 +258,7 @@ fn set_up(
         crate::server_events::run(events).await;
         Ok(())
     });
-    Ok(shared)
+    Ok((shared, io))
 }
 
 /// Expires allocations, permissions and channels on time.

@@ -22,6 +22,7 @@ fn refused(args: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--http", "false"])
+        .args(["--metrics-listen", "off"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

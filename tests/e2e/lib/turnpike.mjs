@@ -109,6 +109,9 @@ export async function startTurnpike(args = [], { host = '127.0.0.1', httpHost = 
       'serve', '--listen', `${host}:${port}`, '--log-format', 'json', '--log-level',
       process.env.TURNPIKE_TEST_LOG_LEVEL || 'info',
     ];
+    // The metrics listener defaults to 127.0.0.1:9641, which servers side by side would fight
+    // over.
+    cmd.push('--metrics-listen', 'off');
     // The HTTP listener defaults to 0.0.0.0:8080: give it a free port instead.
     let httpPort = null;
     if (servesHttp()) {

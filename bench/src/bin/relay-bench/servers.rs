@@ -240,6 +240,8 @@ fn turnpike_args(addr: SocketAddr) -> Vec<String> {
         "false",
         "--http",
         "false",
+        "--metrics-listen",
+        "off",
         "--realm",
         REALM,
         "--users",

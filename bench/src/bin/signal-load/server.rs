@@ -90,6 +90,8 @@ impl Server {
             http.to_string(),
             "--log-level".into(),
             "warn".into(),
+            "--metrics-listen".into(),
+            "off".into(),
             "--room-capacity".into(),
             "2".into(),
             "--message-rate".into(),

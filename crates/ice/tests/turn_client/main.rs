@@ -84,7 +84,7 @@ fn allocate_through_the_401_challenge() {
 
     assert_eq!(relayed.ip().to_string(), RELAY_IP);
     assert!(net.sockets.open.contains(&relayed));
-    assert_eq!(net.server.stats().allocations, 1);
+    assert_eq!(net.server.stats().allocation_count(), 1);
 }
 
 // RFC 8656 §7.3: the success response gives XOR-RELAYED-ADDRESS, XOR-MAPPED-ADDRESS (our
@@ -204,7 +204,7 @@ fn wrong_password_fails_with_401() {
         other => panic!("{other:?}"),
     }
     assert_eq!(net.client.poll_timeout(), None, "nothing left to do");
-    assert_eq!(net.server.stats().allocations, 0);
+    assert_eq!(net.server.stats().allocation_count(), 0);
 }
 
 // RFC 8489 §6.2.1: with RTO 500 ms, Rc 7 and Rm 16 the requests leave at 0, 500, 1500,
@@ -331,7 +331,7 @@ fn channel_bind_then_channel_data_both_ways() {
     // The server wraps the peer's reply in ChannelData (first two bits 01).
     let reply = net.peer_sends(peer, b"world");
     assert_eq!(reply, Some((peer, b"world".to_vec())));
-    assert_eq!(net.server.stats().dropped, 0);
+    assert_eq!(net.server.stats().dropped(), 0);
 }
 
 // RFC 8656 §9 (permissions last 300 s) and §12 (channels 600 s): the client refreshes both
@@ -379,7 +379,7 @@ fn permission_and_channel_refresh_happen_before_expiry() {
     assert!(creates.windows(2).all(|w| w[1] - w[0] <= secs(240)));
     let binds = since(Method::CHANNEL_BIND);
     assert_eq!(binds, [secs(0), secs(480), secs(960), secs(1440)]);
-    assert_eq!(net.server.stats().dropped, 0);
+    assert_eq!(net.server.stats().dropped(), 0);
     assert!(!net.events.iter().any(|e| matches!(
         e,
         TurnEvent::PermissionFailed { .. } | TurnEvent::ChannelFailed { .. } | TurnEvent::Expired
@@ -403,7 +403,7 @@ fn deallocate_sends_refresh_with_lifetime_zero() {
     let m = Message::decode(&refreshes[0].1).unwrap();
     assert_eq!(m.get::<Lifetime>(), Some(Ok(Lifetime(0))));
     assert_eq!(net.events.last(), Some(&TurnEvent::Deallocated));
-    assert_eq!(net.server.stats().allocations, 0);
+    assert_eq!(net.server.stats().allocation_count(), 0);
     assert!(net.sockets.open.is_empty());
     assert_eq!(net.client.relayed_address(), None);
     assert_eq!(net.client.poll_timeout(), None);
@@ -643,9 +643,8 @@ fn same_seed_same_requests() {
 fn lost_allocation_is_reported_expired() {
     let mut net = Net::alice();
     net.allocate();
-    let now = net.now;
     net.server
-        .client_closed(now, &five_tuple(), &mut net.sockets);
+        .client_closed(net.now, &five_tuple(), &mut net.sockets);
     net.advance(secs(500));
     assert_eq!(
         net.events.last(),

@@ -59,6 +59,7 @@ impl Hub {
                         None => "this server needs a token to join".to_owned(),
                     };
                     let text = outbound::error(ErrorCode::BadToken, &message, Some("join"));
+                    self.counters.count_error(ErrorCode::BadToken);
                     self.send(conn, text);
                     self.close(now, conn, CloseReason::BadToken);
                     return;

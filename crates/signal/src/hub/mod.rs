@@ -1,5 +1,6 @@
 //! The hub: every connection, peer and room of one server, as one sans-IO state machine.
 
+mod counters;
 mod invariants;
 mod liveness;
 mod membership;
@@ -19,6 +20,8 @@ use crate::inbound::{self, Inbound};
 use crate::outbound;
 use crate::output::{CloseReason, ConnId, Output};
 use state::{Connection, Peer, Presence, Room, Timer};
+
+pub use counters::HubCounters;
 
 /// Counters for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub struct Hub {
     timers: Deadlines<Timer>,
     /// Commands not yet polled.
     outputs: VecDeque<Output>,
+    /// Totals for metrics.
+    counters: HubCounters,
 }
 
 impl std::fmt::Debug for Hub {
@@ -71,6 +76,7 @@ impl Hub {
             rooms: BTreeMap::new(),
             timers: Deadlines::new(),
             outputs: VecDeque::new(),
+            counters: HubCounters::default(),
         }
     }
 
@@ -104,6 +110,7 @@ impl Hub {
         };
         // Any frame at all is a sign of life, even one about to be refused.
         connection.last_seen = now;
+        self.counters.messages += 1;
         if !connection.limiter.allow(now) {
             if connection.may_report_rate_limit(now) {
                 self.send_error(conn, ErrorCode::RateLimited, None);
@@ -120,6 +127,7 @@ impl Hub {
             Ok(frame) => frame,
             Err(bad) => {
                 let text = outbound::error(ErrorCode::BadMessage, &bad.reason, bad.kind.as_deref());
+                self.counters.count_error(ErrorCode::BadMessage);
                 self.send(conn, text);
                 return;
             }
@@ -184,8 +192,14 @@ impl Hub {
         self.outputs.push_back(Output::Send { conn, text });
     }
 
+    /// Totals since the start (frames received, errors sent by code).
+    pub fn counters(&self) -> HubCounters {
+        self.counters
+    }
+
     /// Queues an `error` frame with the code's standard message.
     fn send_error(&mut self, conn: ConnId, code: ErrorCode, kind: Option<&str>) {
+        self.counters.count_error(code);
         self.send(conn, outbound::error(code, code.message(), kind));
     }
 

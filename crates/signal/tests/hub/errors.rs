@@ -50,11 +50,19 @@ fn malformed_frames_are_bad_message() {
         ),
         (r#"{"type":"ping"} trailing"#.into(), None),
     ];
+    let before = w.hub.counters();
+    let count = cases.len() as u64;
     for (text, kind) in cases {
         let (code, got) = w.error_for(a.conn, &text);
         assert_eq!(code, "bad-message", "{text}");
         assert_eq!(got.as_deref(), kind, "{text}");
     }
+    // Each refused frame counts as a message and as one `bad-message` error, for metrics.
+    let after = w.hub.counters();
+    assert_eq!(after.messages - before.messages, count);
+    let bad = signal::ErrorCode::BadMessage;
+    assert_eq!(after.errors_with(bad) - before.errors_with(bad), count);
+    assert_eq!(after.errors.iter().sum::<u64>(), after.errors_with(bad));
     // The connection is kept.
     w.send_json(
         a.conn,

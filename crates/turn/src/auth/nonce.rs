@@ -259,7 +259,8 @@ impl NonceKey {
         mac.update(&issued);
         mac.update(&[match transport {
             ClientTransport::Udp => 17,
-            ClientTransport::Tcp => 6,
+            // TLS is TCP to the 5-tuple (RFC 8656): its nonces are the same.
+            ClientTransport::Tcp | ClientTransport::Tls => 6,
         }]);
         mac.update(&client.port().to_be_bytes());
         // An IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) is the same client.

@@ -24,6 +24,7 @@ use stun::{Class, Message, Method};
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::respond::respond;
 use super::server::TurnServer;
+use super::stats::DropCause;
 use crate::auth::{AuthRejection, Challenge};
 
 impl TurnServer {
@@ -52,7 +53,10 @@ impl TurnServer {
         rejection: AuthRejection,
         out: &mut [u8],
     ) -> Option<usize> {
-        let code = rejection.error_code()?;
+        let Some(code) = rejection.error_code() else {
+            self.stats.drop_packet(DropCause::AuthRateLimit);
+            return None;
+        };
         let client = five_tuple.client;
         let challenge = rejection
             .needs_challenge()
@@ -70,6 +74,7 @@ impl TurnServer {
             Some(len)
         } else {
             self.auth.count_over_budget();
+            self.stats.drop_packet(DropCause::AmplificationBudget);
             None
         }
     }

@@ -13,11 +13,19 @@ use stun::{
 
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::server::{ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM};
+use super::stats::{Direction, DropCause};
 
 impl TurnServer {
-    fn drop_packet(&mut self) -> ClientOutcome {
-        self.stats.dropped += 1;
+    /// Counts a client's datagram dropped for `cause`; nothing to send.
+    pub(super) fn drop_client_packet(&mut self, cause: DropCause) -> ClientOutcome {
+        self.stats.drop_packet(cause);
         ClientOutcome::Nothing
+    }
+
+    /// Counts a peer's datagram dropped for `cause`; nothing to send.
+    fn drop_peer_packet(&mut self, cause: DropCause) -> Option<PeerOutcome> {
+        self.stats.drop_packet(cause);
+        None
     }
 
     /// A ChannelData message from the client (RFC 8656 §12.6): relay its payload to the
@@ -35,16 +43,16 @@ impl TurnServer {
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         // Over UDP the datagram may carry padding after the data (RFC 8656 §12.5).
         if packet.len() < 4 + len {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::Malformed);
         }
         let Some(id) = self.allocation_id(&five_tuple) else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::NoAllocation);
         };
         let Some(allocation) = self.allocations.get(&id) else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::NoAllocation);
         };
         let Some(peer) = allocation.channel_peer(now, number) else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::NoChannel);
         };
         self.relay_to_peer(now, id, peer, 4..4 + len, false)
     }
@@ -58,27 +66,27 @@ impl TurnServer {
         message: &Message<'_>,
     ) -> ClientOutcome {
         let Some(id) = self.allocation_id(&five_tuple) else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::NoAllocation);
         };
         let Some(Ok(XorPeerAddress(peer))) = message.get::<XorPeerAddress>() else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::Malformed);
         };
         let Some(data) = message
             .attributes()
             .find(|a| a.attribute == AttributeType::DATA)
         else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::Malformed);
         };
         let dont_fragment = message.contains::<DontFragment>();
         if dont_fragment && !self.config.dont_fragment {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::DontFragment);
         }
         let allowed = self
             .allocations
             .get(&id)
             .is_some_and(|a| a.permits(now, peer.ip()));
         if !allowed {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::NoPermission);
         }
         let start = data.offset + 4;
         self.relay_to_peer(
@@ -101,20 +109,22 @@ impl TurnServer {
         dont_fragment: bool,
     ) -> ClientOutcome {
         if !self.peer_endpoint_allowed(peer) {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::PeerPolicy);
         }
         let bound_peer = self.bound_address(peer);
         let Some(allocation) = self.allocations.get_mut(&id) else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::NoAllocation);
         };
         let Some(relay) = allocation.relays.for_peer(peer.ip()) else {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::AddressFamily);
         };
         if !allocation.spend(now, payload.len()) {
-            return self.drop_packet();
+            return self.drop_client_packet(DropCause::BandwidthCap);
         }
         allocation.session.traffic.to_peer.count(payload.len());
-        self.stats.to_peer += 1;
+        let transport = allocation.five_tuple.transport;
+        self.stats
+            .relayed(Direction::ToPeer, transport, payload.len());
         ClientOutcome::Relay {
             relay,
             peer: bound_peer,
@@ -136,10 +146,11 @@ impl TurnServer {
         len: usize,
     ) -> Option<PeerOutcome> {
         if buf.len() < PEER_HEADROOM + padded_len(len) {
-            self.stats.dropped += 1;
-            return None;
+            return self.drop_peer_packet(DropCause::TooLarge);
         }
-        let id = *self.by_relay.get(&relay)?;
+        let Some(&id) = self.by_relay.get(&relay) else {
+            return self.drop_peer_packet(DropCause::NoAllocation);
+        };
         // A peer that is another of our relays is known to the client by its advertised
         // address: permissions and channels were made for that one.
         let peer = if self.shared.is_relay(peer) {
@@ -147,10 +158,14 @@ impl TurnServer {
         } else {
             peer
         };
-        let allocation = self.allocations.get_mut(&id)?;
-        if !allocation.permits(now, peer.ip()) || !allocation.spend(now, len) {
-            self.stats.dropped += 1;
-            return None;
+        let Some(allocation) = self.allocations.get_mut(&id) else {
+            return self.drop_peer_packet(DropCause::NoAllocation);
+        };
+        if !allocation.permits(now, peer.ip()) {
+            return self.drop_peer_packet(DropCause::NoPermission);
+        }
+        if !allocation.spend(now, len) {
+            return self.drop_peer_packet(DropCause::BandwidthCap);
         }
         allocation.session.traffic.to_client.count(len);
         let channel = allocation.peer_channel(now, peer);
@@ -160,10 +175,13 @@ impl TurnServer {
             None => {
                 let mut tid = [0u8; 12];
                 self.rng.fill_bytes(&mut tid);
-                data_indication_in_place(buf, peer, len, TransactionId(tid))?
+                match data_indication_in_place(buf, peer, len, TransactionId(tid)) {
+                    Some(data) => data,
+                    None => return self.drop_peer_packet(DropCause::TooLarge),
+                }
             }
         };
-        self.stats.to_client += 1;
+        self.stats.relayed(Direction::ToClient, to.transport, len);
         Some(PeerOutcome { to, data })
     }
 }
@@ -181,7 +199,7 @@ fn channel_data_in_place(
     // `len` came from a UDP datagram, so it fits in 16 bits.
     buf[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
     let mut end = PEER_HEADROOM + len;
-    if transport == ClientTransport::Tcp {
+    if transport.is_stream() {
         let padded = PEER_HEADROOM + padded_len(len);
         buf[end..padded].fill(0);
         end = padded;

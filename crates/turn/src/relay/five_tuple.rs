@@ -4,13 +4,24 @@
 use std::net::SocketAddr;
 
 /// Transport protocol between client and server. TLS runs over TCP, and RFC 8656 counts it
-/// as TCP in the 5-tuple.
+/// as TCP in the 5-tuple: the core treats both alike ([`ClientTransport::is_stream`]), and
+/// tells them apart only in its counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ClientTransport {
     /// UDP.
     Udp,
-    /// TCP, or TLS over TCP.
+    /// TCP.
     Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl ClientTransport {
+    /// True for TCP and TLS: a byte stream, where ChannelData is padded (RFC 8656 §12.5) and
+    /// the allocation lives as long as the connection.
+    pub fn is_stream(self) -> bool {
+        self != ClientTransport::Udp
+    }
 }
 
 /// Client address, server address and transport: one allocation per 5-tuple (RFC 8656 §2.2).

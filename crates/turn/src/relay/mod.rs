@@ -15,6 +15,7 @@ mod respond;
 pub mod server;
 pub mod sessions;
 pub mod shared_state;
+pub mod stats;
 
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use config::TurnConfig;
@@ -24,8 +25,7 @@ pub use events::{
 pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelayOpenError, RelaySockets, RESERVATION_LIFETIME};
-pub use server::{
-    is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
-};
+pub use server::{is_binding_request, ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM};
 pub use sessions::{RelayAddress, SessionInfo, SessionTraffic, Traffic};
 pub use shared_state::{QuotaExceeded, SharedState};
+pub use stats::{DropCause, TurnStats};

@@ -29,6 +29,7 @@ use super::five_tuple::FiveTuple;
 use super::ports::{PortPool, RelaySockets};
 use super::respond::respond;
 use super::shared_state::SharedState;
+use super::stats::{DropCause, TurnStats};
 use crate::auth::{AuthStats, Authenticated, Authenticator};
 use crate::policy::{ipv4_destinations, PeerPolicy, PeerVerdict};
 use crate::sockets::{SocketId, Transmit};
@@ -69,19 +70,6 @@ pub struct PeerOutcome {
     pub to: FiveTuple,
     /// The bytes to send, as a range of the buffer given to `handle_peer`.
     pub data: Range<usize>,
-}
-
-/// Counters for metrics and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TurnStats {
-    /// Allocations now.
-    pub allocations: usize,
-    /// Packets relayed client → peer.
-    pub to_peer: u64,
-    /// Packets relayed peer → client.
-    pub to_client: u64,
-    /// Packets dropped on the data path (no permission, no channel, over the cap, denied).
-    pub dropped: u64,
 }
 
 /// The TURN server core.
@@ -176,10 +164,19 @@ impl TurnServer {
         self.auth.stats()
     }
 
-    /// Counters.
+    /// Sources in the failed-authentication table shared by every worker.
+    pub fn tracked_sources(&self) -> usize {
+        self.auth.tracked_sources()
+    }
+
+    /// Counters, with the permission and channel gauges (a walk over the allocations, one
+    /// step each: for a scrape, not for the data path). A permission that expired is counted
+    /// until the timer purges it, at the next `handle_timeout`.
     pub fn stats(&self) -> TurnStats {
+        let live = self.allocations.values();
         TurnStats {
-            allocations: self.allocations.len(),
+            permissions: live.clone().map(|a| a.permissions_held() as u64).sum(),
+            channels: live.map(|a| a.channel_count() as u64).sum(),
             ..self.stats
         }
     }
@@ -203,22 +200,23 @@ impl TurnServer {
             Some(0b01) if self.config.enabled => {
                 return self.channel_data_from_client(now, five_tuple, packet)
             }
+            Some(0b01) => return self.drop_client_packet(DropCause::Unsupported),
             Some(0b00) => {}
-            _ => return ClientOutcome::Nothing,
+            _ => return self.drop_client_packet(DropCause::Malformed),
         }
         let Ok(message) = Message::decode(packet) else {
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Malformed);
         };
         let message_type = message.header().message_type;
         if !self.config.enabled {
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Unsupported);
         }
         if message_type == MessageType::new(Method::SEND, Class::Indication) {
             return self.send_indication(now, five_tuple, &message);
         }
         if message_type.class != Class::Request || message.header().is_rfc3489() {
             // RFC 8489 §6.3: indications and responses we do not handle are discarded.
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Unsupported);
         }
         let known = [
             Method::ALLOCATE,
@@ -227,7 +225,7 @@ impl TurnServer {
             Method::CHANNEL_BIND,
         ];
         if !known.contains(&message_type.method) {
-            return ClientOutcome::Nothing;
+            return self.drop_client_packet(DropCause::Unsupported);
         }
         let reply = |len: Option<usize>| match len {
             Some(len) => ClientOutcome::Reply(Transmit {
@@ -238,7 +236,13 @@ impl TurnServer {
             None => ClientOutcome::Nothing,
         };
         if !self.worth_a_challenge(&five_tuple, &message) {
-            return ClientOutcome::Nothing;
+            let cause = if message_type.method == Method::ALLOCATE {
+                DropCause::Malformed
+            } else {
+                DropCause::NoAllocation
+            };
+            self.stats.answered(message_type.method, None);
+            return self.drop_client_packet(cause);
         }
         // RFC 8489 §6.3 / §9.2.4: authentication first, then unknown attributes.
         let authenticated = self.auth.authenticate(
@@ -252,10 +256,14 @@ impl TurnServer {
             Ok(auth) => auth,
             Err(rejection) => {
                 self.emit_auth_failure(&five_tuple, &message, rejection);
-                return reply(self.reject(now, unix_now, &five_tuple, &message, rejection, out));
+                let len = self.reject(now, unix_now, &five_tuple, &message, rejection, out);
+                self.stats
+                    .answered(message_type.method, len.map(|len| &out[..len]));
+                return reply(len);
             }
         };
         if let Some(len) = unknown_attributes(&message, &auth, self.config.dont_fragment, out) {
+            self.stats.answered(message_type.method, Some(&out[..len]));
             return reply(Some(len));
         }
         let len = match message_type.method {
@@ -266,6 +274,8 @@ impl TurnServer {
             }
             _ => self.channel_bind(now, five_tuple, &message, &auth, out),
         };
+        self.stats
+            .answered(message_type.method, len.map(|len| &out[..len]));
         reply(len)
     }
 
@@ -284,6 +294,7 @@ impl TurnServer {
             self.by_relay.insert(relay, id);
         }
         let deadline = allocation.next_deadline();
+        self.stats.allocation_created(&allocation);
         self.allocations.insert(id, allocation);
         self.schedule(id, deadline);
         self.emit_created(now, id);

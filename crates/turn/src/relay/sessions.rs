@@ -182,6 +182,10 @@ impl TurnServer {
         let Some(allocation) = self.remove(id, sockets) else {
             return;
         };
+        self.stats.allocation_ended(
+            &allocation,
+            now.saturating_duration_since(allocation.session.created),
+        );
         let mut session = self.session_info(now, &allocation);
         session.remaining = Duration::ZERO;
         self.emit(TurnEvent::AllocationEnded { session, reason });

@@ -161,6 +161,20 @@ impl SharedState {
         self.total.load(Ordering::Acquire)
     }
 
+    /// Relay port pool usage, per relay IP: (IP, ports claimed, ports in the range). Walks
+    /// the bit sets: for metrics, not the data path.
+    pub fn port_usage(&self) -> impl Iterator<Item = (IpAddr, u64, u64)> + '_ {
+        let span = u64::from(*self.ports.end()).saturating_sub(u64::from(*self.ports.start())) + 1;
+        self.relays.iter().map(move |relay| {
+            let used = relay
+                .bits
+                .iter()
+                .map(|word| u64::from(word.load(Ordering::Relaxed).count_ones()))
+                .sum();
+            (relay.ip, used, span)
+        })
+    }
+
     /// Holds `addr` (already claimed) for the Allocate that presents `token`, until
     /// `expires`.
     pub fn reserve(&self, token: [u8; 8], addr: SocketAddr, expires: Instant) {
@@ -227,6 +241,7 @@ mod tests {
         // The last port of the range has a bit too.
         assert!(state.claim(addr("192.0.2.1:50127")));
         assert!(state.is_relay(addr("192.0.2.1:50127")));
+        assert_eq!(state.port_usage().collect::<Vec<_>>(), [(ip, 2, 128)]);
     }
 
     // RFC 8656 §7.2 step 10: per-user quota (486) first, then the server's capacity (508).

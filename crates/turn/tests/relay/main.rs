@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod counters;
 mod harness;
 mod own_address_forms;
 mod relay_addresses;
@@ -110,7 +111,7 @@ fn unauthenticated_allocate_is_challenged() {
         .unwrap()
         .0
         .starts_with("obMatJos2"));
-    assert_eq!(world.server.stats().allocations, 0);
+    assert_eq!(world.server.stats().allocation_count(), 0);
     assert!(world.sockets.open.is_empty());
 }
 
@@ -213,9 +214,9 @@ fn lifetimes_refresh_and_delete() {
         Lifetime(600)
     );
     world.advance(Duration::from_secs(599));
-    assert_eq!(world.server.stats().allocations, 1);
+    assert_eq!(world.server.stats().allocation_count(), 1);
     world.advance(Duration::from_secs(2));
-    assert_eq!(world.server.stats().allocations, 0, "expired");
+    assert_eq!(world.server.stats().allocation_count(), 0, "expired");
     assert!(world.sockets.open.is_empty(), "relay socket closed");
     assert_eq!(code(&client.request(&mut world, Method::REFRESH, &[])), 437);
 
@@ -234,7 +235,7 @@ fn lifetimes_refresh_and_delete() {
             .unwrap(),
         Lifetime(0)
     );
-    assert_eq!(world.server.stats().allocations, 0);
+    assert_eq!(world.server.stats().allocation_count(), 0);
     assert_eq!(
         code(&client.request(
             &mut world,
@@ -403,7 +404,7 @@ fn channels() {
     let long = [AnyAttribute::Lifetime(Lifetime(3600))];
     assert_eq!(code(&client.request(&mut world, Method::REFRESH, &long)), 0);
     world.advance(Duration::from_secs(601));
-    assert_eq!(world.server.stats().allocations, 1);
+    assert_eq!(world.server.stats().allocation_count(), 1);
     assert_eq!(
         world.feed(client.five_tuple, &cd).0,
         ClientOutcome::Nothing,

@@ -165,7 +165,7 @@ fn every_allocation_has_a_creation_and_an_end_event() {
     assert_eq!(reason, EndReason::Shutdown);
     assert_eq!(session.age, Duration::from_secs(7));
     // Left for the driver to drop, and for its final counters.
-    assert_eq!(world.server.stats().allocations, 1);
+    assert_eq!(world.server.stats().allocation_count(), 1);
 }
 
 // Kicking ends an allocation as expiry would: relay socket closed, quota given back, the

@@ -62,8 +62,8 @@ fn two_cores_never_hand_out_the_same_port() {
         &[AnyAttribute::Lifetime(Lifetime(0))],
     );
     assert_eq!(code(&reply), 0);
-    assert_eq!(b.server.stats().allocations, 2);
-    assert_eq!(a.server.stats().allocations, 1);
+    assert_eq!(b.server.stats().allocation_count(), 2);
+    assert_eq!(a.server.stats().allocation_count(), 1);
     relayed(&late.request(&mut b, Method::ALLOCATE, &[UDP]));
 }
 

@@ -74,7 +74,7 @@ fn allocate_replayed_from_another_port_is_stale() {
             client.nonce.as_deref().unwrap()
         );
     }
-    assert_eq!(world.server.stats().allocations, 1);
+    assert_eq!(world.server.stats().allocation_count(), 1);
     assert_eq!(world.sockets.open.len(), 1);
 }
 

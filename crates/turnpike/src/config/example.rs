@@ -287,6 +287,20 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 50
 # message-rate = 50
 
+## Metrics (docs/operations.md, "Metrics") ########################################################
+# Prometheus text exposition (OpenMetrics) at GET /metrics. Keep it off the public internet: it
+# tells how busy the server is and which sources fail to log in (counts only, no addresses).
+
+# The metrics listener, IP:PORT; "off" turns it off. Loopback by default, so that it is never
+# public by accident: scrape it from this host, or give it a private address.
+# Default: "127.0.0.1:9641"
+# metrics-listen = "127.0.0.1:9641"
+
+# Serve GET /metrics on the HTTP listeners (http-listen) too, for a scraper that reaches only
+# those (as public as they are).
+# Default: false
+# metrics-on-http = false
+
 ## Logging #########################################################################################
 
 # Tracing filter: off, error, warn, info, debug, trace, or a directive such as

@@ -227,6 +227,14 @@ config_layer! {
     /// [default: 50].
     #[arg(long, env = "TURNPIKE_MESSAGE_RATE", value_name = "N")]
     message_rate: u64,
+    /// Prometheus metrics listen address, IP:PORT, serving `GET /metrics`; "off" (or "")
+    /// turns the listener off [default: 127.0.0.1:9641].
+    #[arg(long, env = "TURNPIKE_METRICS_LISTEN", value_name = "IP:PORT|off")]
+    metrics_listen: String,
+    /// Serve `GET /metrics` on the HTTP listeners too [default: false].
+    #[arg(long, env = "TURNPIKE_METRICS_ON_HTTP", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    metrics_on_http: bool,
     // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads
     // them through `LogArgs` instead of here: a flag cannot be both global and part of `serve`
     // alone.

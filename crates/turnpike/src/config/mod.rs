@@ -15,6 +15,7 @@ mod http_rules;
 mod https_rules;
 mod layer;
 mod locate;
+mod metrics_rules;
 mod suggest;
 mod turn_rules;
 mod validate;
@@ -160,6 +161,10 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Signaling frames per second per connection, 1..=10000; bursts of twice as many.
     pub message_rate: u32,
+    /// Where `GET /metrics` is served on its own; `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve `GET /metrics` on the HTTP listeners too.
+    pub metrics_on_http: bool,
     /// A valid `tracing_subscriber::EnvFilter` directive.
     pub log_level: String,
     /// How log lines are written.
@@ -243,6 +248,8 @@ impl Default for Config {
             room_capacity: 16,
             max_message_bytes: 65_536,
             message_rate: 50,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9641))),
+            metrics_on_http: false,
             log_level: "info".to_owned(),
             log_format: LogFormat::Pretty,
         }

@@ -38,13 +38,14 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::tls::Certificates;
 use credentials::{Caller, Credentials, Decision, Issuing};
 use ice_servers::{host_of_header, IceSettings};
 use issue_rate::IssueRate;
 use limited_listener::{ConnectionCaps, LimitedListener};
 use origin::AllowedOrigins;
-use ws::Signaling;
+pub use ws::Signaling;
 
 /// Bytes a WebSocket message may exceed `max-message-bytes` by and still reach the hub, which
 /// answers `too-large` and keeps the connection; beyond it the WebSocket layer closes the
@@ -99,7 +100,8 @@ pub struct Listeners {
 
 impl Listeners {
     /// The local addresses of every listener, HTTP and HTTPS.
-    fn addresses(&self) -> Vec<SocketAddr> {
+    /// The addresses bound, plain and TLS.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
         self.plain
             .iter()
             .chain(&self.tls)
@@ -134,15 +136,14 @@ pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
     })
 }
 
-/// The bound ports of `listeners`: service ports the relay must never reach.
-pub fn ports(listeners: &Listeners) -> Vec<u16> {
-    listeners.addresses().iter().map(|a| a.port()).collect()
+/// The ports of `addresses` (bound listeners): service ports the relay must never reach.
+pub fn ports(addresses: &[SocketAddr]) -> Vec<u16> {
+    addresses.iter().map(|a| a.port()).collect()
 }
 
 /// The addresses the HTTP listeners answer on, which peers may not reach through the relay:
 /// their specific IPs, and every interface address of a family with a wildcard listener.
-pub fn own_ips(listeners: &Listeners) -> Vec<IpAddr> {
-    let addresses = listeners.addresses();
+pub fn own_ips(addresses: &[SocketAddr]) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = addresses
         .iter()
         .map(SocketAddr::ip)
@@ -188,6 +189,7 @@ pub fn spawn(
     certificates: &Certificates,
     ports: TurnPorts,
     rest_secret: Option<String>,
+    metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<Option<HttpServer>> {
     if listeners.plain.is_empty() && listeners.tls.is_empty() {
@@ -226,11 +228,12 @@ pub fn spawn(
         max_ws_message: config.max_message_bytes + MESSAGE_SLACK_BYTES,
     };
     let signaling_handle = signaling.clone();
+    metrics.set_signaling(signaling.clone());
     tasks.spawn(async move {
         signaling.run_timers().await;
         Ok(())
     });
-    let router = router(app);
+    let router = with_metrics(router(app), metrics, config.metrics_on_http);
     // One cap for all HTTP and HTTPS listeners: page loads, API calls and WebSockets together.
     let caps = ConnectionCaps::new(config.max_tcp_connections, config.http_per_ip_cap());
     let acceptor = match (&certificates.https, listeners.tls.is_empty()) {
@@ -348,6 +351,19 @@ fn router(app: App) -> Router {
         .route("/static/{file}", get(pages::static_file))
         .fallback(not_found)
         .with_state(app)
+}
+
+/// The routes with `GET /metrics` added when `on_http`, every request counted.
+fn with_metrics(router: Router, metrics: &Arc<Metrics>, on_http: bool) -> Router {
+    let router = if on_http {
+        router.merge(metrics.router())
+    } else {
+        router
+    };
+    router.layer(axum::middleware::from_fn_with_state(
+        metrics.http_requests.clone(),
+        crate::metrics::http_requests::count,
+    ))
 }
 
 /// `GET /ws`: 403 for an `Origin` not on the allow-list, else the upgrade to the hub.

@@ -119,6 +119,12 @@ impl Signaling {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The hub's gauges and totals, for metrics.
+    pub fn stats(&self) -> (signal::HubStats, signal::HubCounters) {
+        let state = self.lock();
+        (state.hub.stats(), state.hub.counters())
+    }
+
     /// Runs the hub's timers (pings, silence, grace windows) forever.
     pub async fn run_timers(self: Arc<Self>) {
         loop {

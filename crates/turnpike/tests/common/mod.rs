@@ -89,6 +89,16 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         configure(&mut command);
+        // The metrics listener defaults to 127.0.0.1:9641, which servers running side by side
+        // would fight over: off unless the test asks for it, by the flag or by setting or
+        // removing TURNPIKE_METRICS_LISTEN (removed: the built-in default).
+        let metrics_chosen = command.get_args().any(|a| a == "--metrics-listen")
+            || command
+                .get_envs()
+                .any(|(k, _)| k == "TURNPIKE_METRICS_LISTEN");
+        if !metrics_chosen {
+            command.args(["--metrics-listen", "off"]);
+        }
         if !sets_relay_range(&command) {
             let (low, high) = free_relay_range();
             command.args([

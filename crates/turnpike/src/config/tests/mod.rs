@@ -6,6 +6,7 @@ mod fuzz_corpus;
 mod http;
 mod https;
 mod layers;
+mod metrics;
 mod rules;
 mod secrets;
 mod turn;

@@ -1,0 +1,224 @@
+//! Prometheus metrics (docs/operations.md, "Metrics"): `GET /metrics` in the OpenMetrics text
+//! format of `prometheus-client`, on the `metrics-listen` address (loopback by default) and,
+//! with `metrics-on-http`, on the HTTP listeners too.
+//!
+//! Nothing on the relay path touches this module. The TURN counters are plain integers in
+//! each worker's core, and the I/O drop counters single-writer cells in each worker; a
+//! scrape takes each worker's (otherwise uncontended) lock in turn, copies its counters and
+//! sums them ([`turn`]). The other sources — TCP/TLS connections, the signaling hub, HTTP
+//! requests, `/proc/self` — are read or counted off the data path.
+
+pub mod connections;
+mod encode;
+pub mod http_requests;
+pub mod io;
+mod process;
+mod signaling;
+mod turn;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::http::Signaling;
+use crate::worker::WorkerHandle;
+use connections::ConnectionCounters;
+use http_requests::HttpRequests;
+
+/// The media type of the OpenMetrics text exposition.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The path served.
+pub const PATH: &str = "/metrics";
+
+/// The server's metrics: the registry, and the sources it reads, filled in as the parts of
+/// the server start.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    turn: Arc<turn::TurnSources>,
+    signaling: Arc<OnceLock<Arc<Signaling>>>,
+    /// TCP/TLS connection counts of the stream listeners.
+    pub connections: Arc<ConnectionCounters>,
+    /// HTTP requests, counted by the HTTP router's middleware.
+    pub http_requests: HttpRequests,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every collector; sources not yet set write nothing.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let turn = Arc::new(turn::TurnSources::default());
+        let signaling = Arc::new(OnceLock::new());
+        let connections = Arc::new(ConnectionCounters::default());
+        let http_requests = HttpRequests::default();
+        registry.register_collector(Box::new(turn::TurnCollector(turn.clone())));
+        registry.register_collector(Box::new(StreamCollector(connections.clone())));
+        registry.register_collector(Box::new(signaling::SignalingCollector(signaling.clone())));
+        registry.register(
+            "turnpike_http_requests",
+            // The registry adds the final period.
+            "HTTP requests, by route pattern and status",
+            http_requests.clone(),
+        );
+        registry.register_collector(Box::new(process::ProcessCollector));
+        Metrics {
+            registry,
+            turn,
+            signaling,
+            connections,
+            http_requests,
+        }
+    }
+
+    /// The workers are running: their counters are scraped from now on.
+    pub fn set_workers(
+        &self,
+        workers: Arc<[WorkerHandle]>,
+        shared: Arc<::turn::relay::SharedState>,
+    ) {
+        let _ = self.turn.workers.set(workers);
+        let _ = self.turn.shared.set(shared);
+    }
+
+    /// The signaling hub is running.
+    pub fn set_signaling(&self, signaling: Arc<Signaling>) {
+        let _ = self.signaling.set(signaling);
+    }
+
+    /// The text exposition, now.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            // Writing into a String cannot fail; an encoder error would be a bug in a collector.
+            text.clear();
+        }
+        text
+    }
+
+    /// `GET /metrics` as a router, to serve alone or merge into the HTTP router.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let metrics = self.clone();
+        Router::new().route(
+            PATH,
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    let content_type = HeaderValue::from_static(CONTENT_TYPE);
+                    ([(header::CONTENT_TYPE, content_type)], metrics.render()).into_response()
+                }
+            }),
+        )
+    }
+}
+
+/// Binds `metrics-listen`, when set: before "ready", so that a port in use fails the start.
+pub fn bind(address: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener =
+        net::bind_tcp(address).with_context(|| format!("binding metrics-listen {address}"))?;
+    let listener = TcpListener::from_std(listener)
+        .with_context(|| format!("registering metrics-listen {address}"))?;
+    Ok(Some(listener))
+}
+
+/// Starts serving `GET /metrics` on `listener` as a task of `tasks`; logs `listening`.
+pub fn spawn(
+    listener: TcpListener,
+    metrics: &Arc<Metrics>,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    info!(address = %address, transport = "metrics", "listening");
+    tasks.spawn(serve(listener, metrics.router()));
+    Ok(())
+}
+
+/// Serves `router` on `listener` for ever (HTTP/1.1, the same header deadline as the HTTP
+/// server).
+async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
+    use tower::ServiceExt as _;
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let router = router.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    router.clone().oneshot(request)
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(crate::http::HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%remote, %error, "metrics connection ended");
+            }
+        });
+    }
+}
+
+/// TCP/TLS connections of the STUN/TURN stream listeners.
+#[derive(Debug)]
+struct StreamCollector(Arc<ConnectionCounters>);
+
+impl prometheus_client::collector::Collector for StreamCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let snapshots = [
+            ("tcp", self.0.snapshot(false)),
+            ("tls", self.0.snapshot(true)),
+        ];
+        let e = &mut encoder;
+        encode::gauges(
+            e,
+            "turnpike_stream_connections",
+            "STUN/TURN TCP and TLS connections open now.",
+            snapshots.map(|(t, s)| ([("transport", t)], s.open)),
+        )?;
+        encode::counters(
+            e,
+            "turnpike_stream_connections_accepted",
+            "STUN/TURN TCP and TLS connections accepted.",
+            snapshots.map(|(t, s)| ([("transport", t)], s.accepted)),
+        )?;
+        encode::counters(
+            e,
+            "turnpike_stream_connections_refused",
+            "STUN/TURN TCP and TLS connections refused, by reason (per_ip: \
+             max-tcp-connections-per-ip, limit: max-tcp-connections).",
+            snapshots.iter().flat_map(|(t, s)| {
+                [
+                    ([("transport", *t), ("reason", "per_ip")], s.refused_per_ip),
+                    ([("transport", *t), ("reason", "limit")], s.refused_limit),
+                ]
+            }),
+        )
+    }
+}
