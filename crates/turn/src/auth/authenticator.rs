@@ -229,6 +229,15 @@ impl Authenticator {
         self.users = UserTable::new(users, &self.realm);
     }
 
+    /// Replaces the TURN REST secrets (a configuration reload). Nonces from now on announce
+    /// "Username anonymity" only when there is none (see [`Authenticator::new`]); a nonce
+    /// issued with the other feature set gets 438 and the client retries with a fresh one.
+    pub fn set_rest_secrets(&mut self, secrets: Vec<String>) {
+        let features = SecurityFeatures::new(true, secrets.is_empty());
+        self.nonces.set_features(features);
+        self.rest_secrets = secrets;
+    }
+
     /// The realm.
     pub fn realm(&self) -> &str {
         &self.realm

@@ -7,9 +7,11 @@ pub mod bandwidth;
 mod challenge;
 pub mod config;
 mod data_path;
+pub mod drain;
 pub mod five_tuple;
 mod permissions;
 pub mod ports;
+mod reconfigure;
 mod respond;
 pub mod server;
 pub mod shared_state;
@@ -19,6 +21,7 @@ pub use config::TurnConfig;
 pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelaySockets, RESERVATION_LIFETIME};
+pub use reconfigure::Reloadable;
 pub use server::{
     is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
 };

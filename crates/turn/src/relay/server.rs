@@ -102,6 +102,8 @@ pub struct TurnServer {
     /// Turn of the relay address the next allocation tries first (several relay addresses).
     pub(super) next_relay_ip: usize,
     pub(super) stats: TurnStats,
+    /// Refusing new allocations (see [`super::drain`]).
+    pub(super) drain: super::drain::Drain,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -154,6 +156,7 @@ impl TurnServer {
             next_id: 1,
             next_relay_ip: 0,
             stats: TurnStats::default(),
+            drain: Default::default(),
         }
     }
 
