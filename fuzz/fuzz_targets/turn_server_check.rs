@@ -35,8 +35,8 @@ use stun::{Class, LongTermKey, Message, MessageType, MessageWriter, Method, Tran
 use turn::auth::{rest, AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, SharedState, TurnConfig, TurnServer,
-    PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, SharedState,
+    TurnConfig, TurnEvent, TurnServer, PEER_HEADROOM,
 };
 use turn::SocketId;
 
@@ -114,8 +114,11 @@ struct Sockets {
 }
 
 impl RelaySockets for Sockets {
-    fn open(&mut self, addr: SocketAddr) -> bool {
-        self.open.insert(addr)
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        match self.open.insert(addr) {
+            true => Ok(()),
+            false => Err(RelayOpenError::AddrInUse),
+        }
     }
     fn close(&mut self, addr: SocketAddr) {
         assert!(self.open.remove(&addr), "closed {addr}, which is not open");
@@ -139,6 +142,8 @@ struct World {
     clients: Vec<ClientState>,
     tokens: Vec<[u8; 8]>,
     next_tid: u32,
+    /// Allocations created minus ended, as the core's events tell.
+    live_by_events: usize,
 }
 
 impl World {
@@ -184,6 +189,7 @@ impl World {
             sources,
             tokens: Vec::new(),
             next_tid: 0,
+            live_by_events: 0,
         }
     }
 
@@ -289,8 +295,22 @@ impl World {
     }
 
     /// Allocation-wide invariants, after every step.
-    fn check_state(&self) {
+    fn check_state(&mut self) {
+        // Every allocation has one creation and one end event (the queue cannot overflow
+        // within one step of this harness).
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                TurnEvent::AllocationCreated(_) => self.live_by_events += 1,
+                TurnEvent::AllocationEnded { .. } => self.live_by_events -= 1,
+                TurnEvent::Lost { .. } => panic!("events lost: {event:?}"),
+                _ => {}
+            }
+        }
         let stats = self.server.stats();
+        assert_eq!(
+            self.live_by_events, stats.allocations,
+            "created − ended events"
+        );
         assert!(stats.allocations <= TOTAL_QUOTA, "over the total quota");
         assert_eq!(stats.allocations, self.server.shared_state().allocations());
         assert!(
@@ -554,7 +574,10 @@ pub fn check(data: &[u8]) -> Reached {
             _ => {
                 let source = input.below(world.sources.len());
                 let five_tuple = world.sources[source];
-                world.server.client_closed(&five_tuple, &mut world.sockets);
+                let now = world.now;
+                world
+                    .server
+                    .client_closed(now, &five_tuple, &mut world.sockets);
                 world.clients[source].channels.clear();
             }
         }

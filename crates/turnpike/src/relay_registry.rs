@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 use tracing::trace;
-use turn::relay::RelaySockets;
+use turn::relay::{RelayOpenError, RelaySockets};
 
 use crate::shared::Shared;
 
@@ -51,15 +51,16 @@ impl RelayRegistry {
 }
 
 impl RelaySockets for RelayRegistry {
-    fn open(&mut self, addr: SocketAddr) -> bool {
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
         // RFC 8656 §14: relayed datagrams leave with DF clear unless a Send indication asks.
         let bound = net::bind_udp(addr)
             .and_then(|s| net::set_dont_fragment(&s, addr.is_ipv6(), false).map(|()| s));
         let socket = match bound.and_then(UdpSocket::from_std) {
             Ok(socket) => Arc::new(socket),
             Err(e) => {
+                // The core reports the cause (once per interval, see `server_events`).
                 trace!(%addr, error = %e, "relay port unavailable");
-                return false;
+                return Err(open_error(&e));
             }
         };
         let task = tokio::spawn(crate::relay_loop::run(
@@ -75,7 +76,7 @@ impl RelaySockets for RelayRegistry {
                 task: task.abort_handle(),
             },
         );
-        true
+        Ok(())
     }
 
     fn close(&mut self, addr: SocketAddr) {
@@ -90,6 +91,19 @@ impl Drop for RelayRegistry {
         for relay in self.sockets.values() {
             relay.task.abort();
         }
+    }
+}
+
+/// The core's name for a bind error: the errno where it matters to the operator (EMFILE and
+/// ENFILE have no stable `io::ErrorKind`), the kind otherwise.
+fn open_error(e: &io::Error) -> RelayOpenError {
+    match (e.raw_os_error(), e.kind()) {
+        (Some(libc::EMFILE), _) => RelayOpenError::ProcessFileLimit,
+        (Some(libc::ENFILE), _) => RelayOpenError::SystemFileLimit,
+        (_, io::ErrorKind::AddrInUse) => RelayOpenError::AddrInUse,
+        (_, io::ErrorKind::AddrNotAvailable) => RelayOpenError::AddrNotAvailable,
+        (_, io::ErrorKind::PermissionDenied) => RelayOpenError::PermissionDenied,
+        (_, kind) => RelayOpenError::Other(kind),
     }
 }
 

@@ -215,7 +215,7 @@ impl Connection {
         state.streams.remove(&key);
         state
             .core
-            .client_closed(&self.five_tuple, &mut state.relays);
+            .client_closed(crate::shared::now().0, &self.five_tuple, &mut state.relays);
         result
     }
 

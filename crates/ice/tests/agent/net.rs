@@ -13,7 +13,8 @@ use stun::{attributes::ErrorCode, Class, Message};
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, TurnConfig, TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, TurnConfig,
+    TurnServer, PEER_HEADROOM,
 };
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
 
@@ -29,8 +30,11 @@ struct FakeSockets {
 }
 
 impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: SocketAddr) -> bool {
-        self.open.insert(addr)
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        match self.open.insert(addr) {
+            true => Ok(()),
+            false => Err(RelayOpenError::AddrInUse),
+        }
     }
     fn close(&mut self, addr: SocketAddr) {
         self.open.remove(&addr);

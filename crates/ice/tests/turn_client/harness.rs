@@ -12,7 +12,8 @@ use stun::Message;
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, TurnConfig, TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, TurnConfig,
+    TurnServer, PEER_HEADROOM,
 };
 use turn::SocketId;
 
@@ -41,8 +42,11 @@ pub struct FakeSockets {
 }
 
 impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: SocketAddr) -> bool {
-        self.open.insert(addr)
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        match self.open.insert(addr) {
+            true => Ok(()),
+            false => Err(RelayOpenError::AddrInUse),
+        }
     }
     fn close(&mut self, addr: SocketAddr) {
         assert!(self.open.remove(&addr), "closing {addr}, which is not open");

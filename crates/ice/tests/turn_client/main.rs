@@ -643,7 +643,9 @@ fn same_seed_same_requests() {
 fn lost_allocation_is_reported_expired() {
     let mut net = Net::alice();
     net.allocate();
-    net.server.client_closed(&five_tuple(), &mut net.sockets);
+    let now = net.now;
+    net.server
+        .client_closed(now, &five_tuple(), &mut net.sockets);
     net.advance(secs(500));
     assert_eq!(
         net.events.last(),

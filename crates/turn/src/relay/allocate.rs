@@ -16,10 +16,12 @@ use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
 
 use super::allocation::{Allocation, Relays};
 use super::bandwidth::TokenBucket;
+use super::events::{EndReason, ServerErrorCause};
 use super::five_tuple::FiveTuple;
-use super::ports::RelaySockets;
+use super::ports::{OpenFailure, RelaySockets};
 use super::respond::{respond, respond_error};
 use super::server::{AllocationId, TurnServer};
+use super::sessions::SessionRecord;
 use super::shared_state::QuotaExceeded;
 use crate::auth::Authenticated;
 
@@ -35,6 +37,8 @@ struct OpenedRelays {
     token: Option<[u8; 8]>,
     /// ADDRESS-ERROR-CODE (family, code) of a partly served dual allocation.
     address_error: Option<(u8, u16)>,
+    /// Why the family of `address_error` got no relay, when for a reason of ours.
+    partial_failure: Option<ServerErrorCause>,
 }
 
 /// What an Allocate asks for, once validated (RFC 8656 §7.2 steps 3–9).
@@ -145,24 +149,36 @@ impl TurnServer {
             self.config.user_quota,
             self.config.total_quota,
         );
-        match counted {
-            Ok(()) => {}
+        let refused = match counted {
+            Ok(()) => None,
             Err(QuotaExceeded::User) => {
-                return respond_error(message, ALLOCATION_QUOTA_REACHED, Some(auth), out)
+                Some((ALLOCATION_QUOTA_REACHED, ServerErrorCause::UserQuota))
             }
             Err(QuotaExceeded::Total) => {
-                return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out)
+                Some((INSUFFICIENT_CAPACITY, ServerErrorCause::TotalQuota))
             }
+        };
+        if let Some((code, cause)) = refused {
+            self.emit_server_error(code, cause, five_tuple, &auth.username);
+            return respond_error(message, code, Some(auth), out);
         }
-        let Some(OpenedRelays {
+        let OpenedRelays {
             relays,
             token,
             address_error,
-        }) = self.open_relays(now, &request, sockets)
-        else {
-            self.shared.remove_allocation(&auth.username);
-            return respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out);
+            partial_failure,
+        } = match self.open_relays(now, &request, sockets) {
+            Ok(opened) => opened,
+            Err(cause) => {
+                self.shared.remove_allocation(&auth.username);
+                let code = INSUFFICIENT_CAPACITY;
+                self.emit_server_error(code, cause, five_tuple, &auth.username);
+                return respond_error(message, code, Some(auth), out);
+            }
         };
+        if let Some(cause) = partial_failure {
+            self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
+        }
         let bandwidth = self
             .config
             .bandwidth
@@ -174,28 +190,35 @@ impl TurnServer {
             now + request.lifetime,
             message.header().transaction_id,
             bandwidth,
+            SessionRecord::new(now, self.auth.realm()),
         );
         allocation.reservation_token = token;
         allocation.address_error = address_error;
-        let id = self.insert(allocation);
+        let id = self.insert(now, allocation);
         self.allocate_success(now, id, message, auth, out)
     }
 
-    /// Opens the relay sockets the request asks for; `None` when nothing could be opened
-    /// (508).
+    /// Opens the relay sockets the request asks for; the cause of the 508 when nothing could
+    /// be opened.
     fn open_relays(
         &mut self,
         now: Instant,
         request: &AllocateRequest,
         sockets: &mut dyn RelaySockets,
-    ) -> Option<OpenedRelays> {
+    ) -> Result<OpenedRelays, ServerErrorCause> {
         if let Some(token) = request.token {
             // The reserved port is claimed but not bound (the reservation may come from
             // another worker's core): bind it here.
-            let addr = self.shared.redeem(now, token)?;
-            if !sockets.open(addr) {
+            let addr = self
+                .shared
+                .redeem(now, token)
+                .ok_or(ServerErrorCause::ReservationUnavailable)?;
+            if let Err(error) = sockets.open(addr) {
                 self.shared.release(addr);
-                return None;
+                return Err(ServerErrorCause::RelaySocket {
+                    ip: addr.ip(),
+                    error,
+                });
             }
             let relays = if addr.is_ipv4() {
                 Relays {
@@ -208,15 +231,19 @@ impl TurnServer {
                     v6: Some(addr),
                 }
             };
-            return Some(OpenedRelays {
+            return Ok(OpenedRelays {
                 relays,
                 token: None,
                 address_error: None,
+                partial_failure: None,
             });
         }
         let mut relays = Relays::default();
         let mut token = None;
         let mut address_error = None;
+        // The cause of the last family that got no relay; an OS error wins over an empty
+        // pool on another relay IP of the family (it is what the operator must fix).
+        let mut failure: Option<ServerErrorCause> = None;
         let wanted: &[AddressFamily] = if request.dual {
             &[AddressFamily::IPV4, AddressFamily::IPV6]
         } else {
@@ -232,23 +259,40 @@ impl TurnServer {
             // moves on while one has no free port.
             let first = self.next_relay_ip;
             self.next_relay_ip = self.next_relay_ip.wrapping_add(1);
+            let mut cause: Option<ServerErrorCause> = None;
             let opened = (0..ips.len()).find_map(|k| {
                 let ip = ips[(first + k) % ips.len()];
-                self.open_relay(now, ip, request, &mut token, sockets)
+                match self.open_relay(now, ip, request, &mut token, sockets) {
+                    Ok(addr) => Some(addr),
+                    Err(failure) => {
+                        let this = ServerErrorCause::of_open(ip, failure);
+                        if !matches!(cause, Some(ServerErrorCause::RelaySocket { .. })) {
+                            cause = Some(this);
+                        }
+                        None
+                    }
+                }
             });
             match (opened, family) {
                 (Some(addr), AddressFamily::IPV4) => relays.v4 = Some(addr),
                 (Some(addr), _) => relays.v6 = Some(addr),
-                (None, _) => address_error = Some((family.0, INSUFFICIENT_CAPACITY.code)),
+                (None, _) => {
+                    address_error = Some((family.0, INSUFFICIENT_CAPACITY.code));
+                    failure = cause;
+                }
             }
         }
         if relays.v4.is_none() && relays.v6.is_none() {
-            return None;
+            // Only a family without relay IPs leaves no cause: 440 was answered before.
+            return Err(failure.unwrap_or(ServerErrorCause::PortPoolEmpty {
+                ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            }));
         }
-        Some(OpenedRelays {
+        Ok(OpenedRelays {
             relays,
             token,
             address_error: address_error.filter(|_| request.dual),
+            partial_failure: failure.filter(|_| request.dual),
         })
     }
 
@@ -261,13 +305,13 @@ impl TurnServer {
         request: &AllocateRequest,
         token: &mut Option<[u8; 8]>,
         sockets: &mut dyn RelaySockets,
-    ) -> Option<std::net::SocketAddr> {
+    ) -> Result<std::net::SocketAddr, OpenFailure> {
         if request.even.is_some_and(|e| e.reserve_next) {
             let (addr, t) =
                 self.ports
                     .open_pair(now, ip, self.rng.as_mut(), sockets, &self.shared)?;
             *token = Some(t);
-            return Some(addr);
+            return Ok(addr);
         }
         let even = request.even.is_some();
         self.ports
@@ -362,7 +406,7 @@ impl TurnServer {
         }
         let lifetime = if requested == Some(Lifetime(0)) {
             // The "desired lifetime" is zero: the allocation is deleted.
-            self.remove(id, sockets);
+            self.end(now, id, EndReason::Deleted, sockets);
             0
         } else {
             let lifetime = self.desired_lifetime(requested);

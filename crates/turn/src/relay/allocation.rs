@@ -9,6 +9,7 @@ use stun::TransactionId;
 
 use super::bandwidth::TokenBucket;
 use super::five_tuple::FiveTuple;
+use super::sessions::SessionRecord;
 
 /// Permission lifetime: RFC 8656 §9 says it MUST be 300 seconds.
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -85,6 +86,8 @@ pub struct Allocation {
     channels: BTreeMap<u16, Channel>,
     channel_of_peer: HashMap<SocketAddr, u16>,
     bandwidth: Option<TokenBucket>,
+    /// Realm, creation time and traffic, for the operator (sessions API and logs).
+    pub session: SessionRecord,
 }
 
 impl Allocation {
@@ -96,6 +99,7 @@ impl Allocation {
         expires: Instant,
         created_by: TransactionId,
         bandwidth: Option<TokenBucket>,
+        session: SessionRecord,
     ) -> Self {
         Allocation {
             five_tuple,
@@ -109,6 +113,7 @@ impl Allocation {
             channels: BTreeMap::new(),
             channel_of_peer: HashMap::new(),
             bandwidth,
+            session,
         }
     }
 
@@ -178,6 +183,11 @@ impl Allocation {
             }
         }
         Ok(())
+    }
+
+    /// Live channel bindings (not those cooling down).
+    pub fn live_channel_count(&self, now: Instant) -> usize {
+        self.channels.values().filter(|c| c.expires > now).count()
     }
 
     /// Channels that are bound or cooling down.

@@ -113,6 +113,7 @@ impl TurnServer {
         if !allocation.spend(now, payload.len()) {
             return self.drop_packet();
         }
+        allocation.session.traffic.to_peer.count(payload.len());
         self.stats.to_peer += 1;
         ClientOutcome::Relay {
             relay,
@@ -151,6 +152,7 @@ impl TurnServer {
             self.stats.dropped += 1;
             return None;
         }
+        allocation.session.traffic.to_client.count(len);
         let channel = allocation.peer_channel(now, peer);
         let to = allocation.five_tuple;
         let data = match channel {

@@ -8,21 +8,27 @@ mod challenge;
 pub mod config;
 mod data_path;
 pub mod drain;
+pub mod events;
 pub mod five_tuple;
 mod permissions;
 pub mod ports;
 mod reconfigure;
 mod respond;
 pub mod server;
+pub mod sessions;
 pub mod shared_state;
 
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use config::TurnConfig;
+pub use events::{
+    AuthFailure, EndReason, ServerError, ServerErrorCause, TurnEvent, EVENT_QUEUE_CAPACITY,
+};
 pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
-pub use ports::{RelaySockets, RESERVATION_LIFETIME};
+pub use ports::{RelayOpenError, RelaySockets, RESERVATION_LIFETIME};
 pub use reconfigure::Reloadable;
 pub use server::{
     is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
 };
+pub use sessions::{RelayAddress, SessionInfo, SessionTraffic, Traffic};
 pub use shared_state::{QuotaExceeded, SharedState};

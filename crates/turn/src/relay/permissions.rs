@@ -9,6 +9,7 @@ use stun::error_code::{
 };
 use stun::Message;
 
+use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
 use super::respond::respond_result;
 use super::server::{AllocationId, TurnServer};
@@ -61,6 +62,8 @@ impl TurnServer {
                 ips().map(|p| p.ip()),
                 self.config.max_permissions,
             ) {
+                let cause = ServerErrorCause::PermissionLimit;
+                self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
                 return Err(INSUFFICIENT_CAPACITY);
             }
             if let Some(allocation) = self.allocations.get_mut(&id) {
@@ -115,6 +118,12 @@ impl TurnServer {
                 self.config.max_permissions,
             );
             if full_channels || full_permissions {
+                let cause = if full_channels {
+                    ServerErrorCause::ChannelLimit
+                } else {
+                    ServerErrorCause::PermissionLimit
+                };
+                self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
                 return Err(INSUFFICIENT_CAPACITY);
             }
             if let Some(allocation) = self.allocations.get_mut(&id) {

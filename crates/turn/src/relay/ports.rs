@@ -16,12 +16,57 @@ pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 /// Attempts at a random port before giving up on an allocation (508).
 const ATTEMPTS: usize = 64;
 
+/// Why the I/O layer could not bind a relay socket: the OS error, as exact as the core needs
+/// it to tell the operator why an Allocate got 508 (an `external-ip`/relay address that is
+/// not on the host, `ulimit -n` too low, …). The driver maps its OS error onto this; the core
+/// stays free of OS error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayOpenError {
+    /// EADDRINUSE: another program holds this port; another port may do.
+    #[error("address in use (EADDRINUSE)")]
+    AddrInUse,
+    /// EADDRNOTAVAIL: the relay IP is not an address of this host.
+    #[error("address not available on this host (EADDRNOTAVAIL)")]
+    AddrNotAvailable,
+    /// EMFILE: the process is at its open-file limit (`ulimit -n`, `LimitNOFILE`).
+    #[error("too many open files in the process (EMFILE)")]
+    ProcessFileLimit,
+    /// ENFILE: the system is at its open-file limit.
+    #[error("too many open files in the system (ENFILE)")]
+    SystemFileLimit,
+    /// EACCES/EPERM: a privileged port, or a security policy.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// Any other OS error.
+    #[error("OS error: {0}")]
+    Other(std::io::ErrorKind),
+}
+
+impl RelayOpenError {
+    /// True when the error concerns this port only, so that another port of the range may
+    /// still be bound; the other errors hold for every port of the IP (or of the process).
+    pub fn is_port_specific(&self) -> bool {
+        *self == RelayOpenError::AddrInUse
+    }
+}
+
+/// Why no relay socket could be opened on a relay IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// No free port found: the range is taken by allocations and reservations (or by other
+    /// programs).
+    Exhausted,
+    /// The OS refused the bind for a reason that holds for every port.
+    Os(RelayOpenError),
+}
+
 /// What the I/O layer provides to the core: binding and closing relay sockets. Kept behind a
 /// trait so that the core decides which address to use and learns at once whether it could
-/// be bound (another program may hold a port of the range).
+/// be bound (another program may hold a port of the range) and, when not, why.
 pub trait RelaySockets {
-    /// Binds a UDP relay socket on `addr`; false when the address is unavailable.
-    fn open(&mut self, addr: SocketAddr) -> bool;
+    /// Binds a UDP relay socket on `addr`.
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError>;
     /// Closes the relay socket on `addr`.
     fn close(&mut self, addr: SocketAddr);
 }
@@ -45,19 +90,26 @@ impl PortPool {
     }
 
     /// Claims `addr` in `shared` and opens its socket; releases it again when the bind fails.
+    /// `Ok(false)`: this port is taken, another may do; `Err`: no port of this IP will.
     fn claim_and_open(
         shared: &SharedState,
         sockets: &mut dyn RelaySockets,
         addr: SocketAddr,
-    ) -> bool {
+    ) -> Result<bool, OpenFailure> {
         if !shared.claim(addr) {
-            return false;
+            return Ok(false);
         }
-        if sockets.open(addr) {
-            return true;
+        match sockets.open(addr) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                shared.release(addr);
+                if e.is_port_specific() {
+                    Ok(false)
+                } else {
+                    Err(OpenFailure::Os(e))
+                }
+            }
         }
-        shared.release(addr);
-        false
     }
 
     /// Opens a relay socket on `ip` at a random free port (even when asked), trying several
@@ -70,7 +122,7 @@ impl PortPool {
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
         shared: &SharedState,
-    ) -> Option<SocketAddr> {
+    ) -> Result<SocketAddr, OpenFailure> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
             let mut port = rng.gen_range(low..=high);
@@ -81,11 +133,11 @@ impl PortPool {
                 }
             }
             let addr = SocketAddr::new(ip, port);
-            if Self::claim_and_open(shared, sockets, addr) {
-                return Some(addr);
+            if Self::claim_and_open(shared, sockets, addr)? {
+                return Ok(addr);
             }
         }
-        None
+        Err(OpenFailure::Exhausted)
     }
 
     /// Opens an even port N and reserves N+1 (EVEN-PORT with R=1), returning the address in
@@ -98,7 +150,7 @@ impl PortPool {
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
         shared: &SharedState,
-    ) -> Option<(SocketAddr, [u8; 8])> {
+    ) -> Result<(SocketAddr, [u8; 8]), OpenFailure> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
             let port = rng.gen_range(low..=high) & !1;
@@ -106,7 +158,7 @@ impl PortPool {
                 continue;
             }
             let (first, second) = (SocketAddr::new(ip, port), SocketAddr::new(ip, port + 1));
-            if !Self::claim_and_open(shared, sockets, first) {
+            if !Self::claim_and_open(shared, sockets, first)? {
                 continue;
             }
             if !shared.claim(second) {
@@ -117,8 +169,8 @@ impl PortPool {
             let mut token = [0u8; 8];
             rng.fill_bytes(&mut token);
             shared.reserve(token, second, now + RESERVATION_LIFETIME);
-            return Some((first, token));
+            return Ok((first, token));
         }
-        None
+        Err(OpenFailure::Exhausted)
     }
 }

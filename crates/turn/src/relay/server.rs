@@ -24,6 +24,7 @@ use stun::{Class, Message, MessageType, Method};
 
 use super::allocation::Allocation;
 use super::config::TurnConfig;
+use super::events::{EndReason, EventQueue};
 use super::five_tuple::FiveTuple;
 use super::ports::{PortPool, RelaySockets};
 use super::respond::respond;
@@ -104,6 +105,8 @@ pub struct TurnServer {
     pub(super) stats: TurnStats,
     /// Refusing new allocations (see [`super::drain`]).
     pub(super) drain: super::drain::Drain,
+    /// Events for the driver (see [`super::events`]).
+    pub(super) events: EventQueue,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -157,6 +160,7 @@ impl TurnServer {
             next_relay_ip: 0,
             stats: TurnStats::default(),
             drain: Default::default(),
+            events: EventQueue::default(),
         }
     }
 
@@ -250,7 +254,8 @@ impl TurnServer {
         let auth = match authenticated {
             Ok(auth) => auth,
             Err(rejection) => {
-                return reply(self.reject(now, unix_now, &five_tuple, &message, rejection, out))
+                self.emit_auth_failure(&five_tuple, &message, rejection);
+                return reply(self.reject(now, unix_now, &five_tuple, &message, rejection, out));
             }
         };
         if let Some(len) = unknown_attributes(&message, &auth, self.config.dont_fragment, out) {
@@ -273,8 +278,8 @@ impl TurnServer {
     }
 
     /// Registers a new allocation (already counted in the quotas, its relay addresses
-    /// claimed) and schedules its timer.
-    pub(super) fn insert(&mut self, allocation: Allocation) -> AllocationId {
+    /// claimed), schedules its timer and queues its creation event.
+    pub(super) fn insert(&mut self, now: Instant, allocation: Allocation) -> AllocationId {
         let id = self.next_id;
         self.next_id += 1;
         self.by_five_tuple.insert(allocation.five_tuple, id);
@@ -282,25 +287,20 @@ impl TurnServer {
             self.by_relay.insert(relay, id);
         }
         let deadline = allocation.next_deadline();
-        // Debug, not info: usernames and client addresses never go above debug. The username
-        // names who was given the credential (a REST username carries the join token's room),
-        // so abuse of the relay is traceable to a credential.
-        tracing::debug!(
-            user = %allocation.username,
-            client = %allocation.five_tuple.client,
-            relay = ?allocation.relays,
-            "allocation created"
-        );
         self.allocations.insert(id, allocation);
         self.schedule(id, deadline);
+        self.emit_created(now, id);
         id
     }
 
-    /// Deletes an allocation and closes its relay sockets.
-    pub(super) fn remove(&mut self, id: AllocationId, sockets: &mut dyn RelaySockets) {
-        let Some(allocation) = self.allocations.remove(&id) else {
-            return;
-        };
+    /// Deletes an allocation and closes its relay sockets; returns it, for its end event
+    /// (see [`TurnServer::end`], which every removal goes through).
+    pub(super) fn remove(
+        &mut self,
+        id: AllocationId,
+        sockets: &mut dyn RelaySockets,
+    ) -> Option<Allocation> {
+        let allocation = self.allocations.remove(&id)?;
         self.by_five_tuple.remove(&allocation.five_tuple);
         for relay in allocation.relays.iter() {
             self.by_relay.remove(&relay);
@@ -308,14 +308,10 @@ impl TurnServer {
             self.shared.release(relay);
         }
         self.shared.remove_allocation(&allocation.username);
-        tracing::debug!(
-            user = %allocation.username,
-            client = %allocation.five_tuple.client,
-            "allocation ended"
-        );
         if let Some(deadline) = self.deadlines.remove(&id) {
             self.timers.remove(&(deadline, id));
         }
+        Some(allocation)
     }
 
     /// (Re)schedules the timer of allocation `id`.
@@ -352,7 +348,7 @@ impl TurnServer {
             self.deadlines.remove(&id);
             let expired = self.allocations.get(&id).is_some_and(|a| a.expires <= now);
             if expired {
-                self.remove(id, sockets);
+                self.end(now, id, EndReason::Expired, sockets);
             } else if let Some(allocation) = self.allocations.get_mut(&id) {
                 allocation.purge(now);
                 let deadline = allocation.next_deadline();
@@ -450,10 +446,15 @@ pub fn is_binding_request(packet: &[u8]) -> bool {
 /// Removes the allocation of a client whose TCP/TLS connection closed: over a stream, the
 /// allocation lives and dies with its connection (RFC 8656 §2.2, §3.1).
 impl TurnServer {
-    /// The client on `five_tuple` is gone.
-    pub fn client_closed(&mut self, five_tuple: &FiveTuple, sockets: &mut dyn RelaySockets) {
+    /// The client on `five_tuple` is gone (at `now`, for the allocation's duration).
+    pub fn client_closed(
+        &mut self,
+        now: Instant,
+        five_tuple: &FiveTuple,
+        sockets: &mut dyn RelaySockets,
+    ) {
         if let Some(id) = self.allocation_id(five_tuple) {
-            self.remove(id, sockets);
+            self.end(now, id, EndReason::ConnectionClosed, sockets);
         }
     }
 

@@ -14,7 +14,8 @@ use stun::{
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelaySockets, SharedState, TurnConfig, TurnServer,
+    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, SharedState,
+    TurnConfig, TurnServer,
 };
 use turn::SocketId;
 
@@ -28,11 +29,19 @@ pub const RELAY_IP: &str = "203.0.113.10";
 pub struct FakeSockets {
     pub open: BTreeSet<SocketAddr>,
     pub taken: BTreeSet<SocketAddr>,
+    /// Every bind fails with this (EADDRNOTAVAIL, EMFILE, …).
+    pub fail_all: Option<RelayOpenError>,
 }
 
 impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: SocketAddr) -> bool {
-        !self.taken.contains(&addr) && self.open.insert(addr)
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        if let Some(error) = self.fail_all {
+            return Err(error);
+        }
+        match !self.taken.contains(&addr) && self.open.insert(addr) {
+            true => Ok(()),
+            false => Err(RelayOpenError::AddrInUse),
+        }
     }
     fn close(&mut self, addr: SocketAddr) {
         assert!(self.open.remove(&addr), "closing {addr}, which is not open");

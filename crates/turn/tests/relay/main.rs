@@ -7,6 +7,7 @@ mod drain;
 mod harness;
 mod own_address_forms;
 mod relay_addresses;
+mod sessions;
 mod sharded;
 mod unauthenticated;
 
