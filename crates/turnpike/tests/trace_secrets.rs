@@ -55,6 +55,7 @@ fn a_trace_level_log_holds_no_secret() {
         .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
         .args(["--relay-ip", "127.0.0.1", "--rest-secrets", REST_SECRET])
         .args(["--signaling-secret", SIGNALING_SECRET])
+        .args(["--drain-timeout", "0"])
         .env_remove("TURNPIKE_CONFIG")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /ws` | signaling WebSocket ([`ws`]); `Origin` checked against `allowed-origins` ([`origin`]) |
 //! | `GET /api/ice-servers` | `{"iceServers": [...], "iceTtl": N}`, with a TURN REST credential for an authorised caller ([`credentials`], [`mod@ice_servers`]) |
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok`; 503 `draining` once a drain has begun ([`crate::control`]) |
 //! | `GET /`, `/room/{name}`, `/diagnostics`, `/static/{file}` | the pages of `web/` ([`pages`]) |
 //!
 //! Listeners are bound by [`bind`] before the server says "ready" (a port in use fails the
@@ -65,6 +65,8 @@ struct App {
     origins: Arc<AllowedOrigins>,
     /// Largest WebSocket message accepted by the WebSocket layer.
     max_ws_message: usize,
+    /// Draining or not, for `/healthz`.
+    health: crate::control::Health,
 }
 
 /// The two ends of an HTTP connection.
@@ -160,6 +162,7 @@ pub fn spawn(
     listeners: Vec<TcpListener>,
     ports: TurnPorts,
     rest_secret: Option<String>,
+    health: crate::control::Health,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<Option<HttpServer>> {
     if listeners.is_empty() {
@@ -196,6 +199,7 @@ pub fn spawn(
         credentials: Arc::new(credentials),
         origins: Arc::new(AllowedOrigins::new(config.allowed_origins.clone())),
         max_ws_message: config.max_message_bytes + MESSAGE_SLACK_BYTES,
+        health,
     };
     let signaling_handle = signaling.clone();
     tasks.spawn(async move {
@@ -392,9 +396,14 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// `GET /healthz`.
-async fn healthz() -> &'static str {
-    "ok"
+/// `GET /healthz`: `ok`, or 503 `draining` once a drain has begun, so that a load balancer
+/// stops sending new clients at once.
+async fn healthz(State(app): State<App>) -> Response {
+    if app.health.draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        "ok".into_response()
+    }
 }
 
 /// Unknown paths.

@@ -89,6 +89,15 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         configure(&mut command);
+        // SIGTERM drains: a test stopping a server that still holds allocations wants it
+        // gone at once, unless the test is about draining.
+        let sets_drain = command.get_args().any(|a| a == "--drain-timeout")
+            || command
+                .get_envs()
+                .any(|(key, _)| key == "TURNPIKE_DRAIN_TIMEOUT");
+        if !sets_drain {
+            command.args(["--drain-timeout", "0"]);
+        }
         if !sets_relay_range(&command) {
             let (low, high) = free_relay_range();
             command.args([
