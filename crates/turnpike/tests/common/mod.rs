@@ -46,7 +46,8 @@ impl Server {
         Self::start(&[], "info", args, configure)
     }
 
-    /// As [`Server::spawn`], with the log filter `level` instead of `info`.
+    /// As [`Server::spawn`], with the log filter `level` instead of `info` (empty: none on the
+    /// command line).
     pub fn spawn_logging(
         level: &str,
         args: &[&str],
@@ -83,11 +84,15 @@ impl Server {
         };
         command
             .arg("serve")
-            .args(["--log-format", "json", "--log-level", level])
+            .args(["--log-format", "json"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // An empty level leaves `log-level` to the configuration file (reload tests).
+        if !level.is_empty() {
+            command.args(["--log-level", level]);
+        }
         configure(&mut command);
         // SIGTERM drains: a test stopping a server that still holds allocations wants it
         // gone at once, unless the test is about draining.

@@ -1,0 +1,144 @@
+//! Configuration reload on SIGHUP (docs/operations.md, "Reload"): users added to the file or
+//! to the user database are accepted while an existing allocation keeps relaying; an invalid
+//! file keeps the old configuration and logs every problem; keys that need a restart are
+//! named; the log level changes at once.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::process::Command;
+
+mod common;
+mod control_support;
+
+use control_support::{admin, peer, signal, wait_for_log, ConfigFile, Turn, PATIENCE, TOKEN};
+
+#[test]
+fn sighup_adds_a_user_while_an_allocation_keeps_relaying() {
+    let file = ConfigFile::new("users = [\"alice:alice-pw\"]");
+    let server = file.serve(&[]);
+    let udp = server.address("udp");
+    let peer = peer();
+    let (mut alice, relayed) = Turn::relayed(udp, "alice", "alice-pw");
+    assert!(alice.round_trip(&peer, relayed, b"before", PATIENCE));
+    let (code, _) = Turn::refused(udp, "bob", "bob-pw");
+    assert_eq!(code, 401, "bob is unknown before the reload");
+
+    file.write("users = [\"alice:alice-pw\", \"bob:bob-pw\"]");
+    signal(&server, "HUP");
+    let line = wait_for_log(&server, "configuration reloaded");
+    assert_eq!(line["fields"]["cause"], "SIGHUP");
+    assert_eq!(line["fields"]["users"], 2);
+
+    let (mut bob, bob_relayed) = Turn::relayed(udp, "bob", "bob-pw");
+    assert!(bob.round_trip(&peer, bob_relayed, b"bob", PATIENCE));
+    // The allocation made before the reload still relays, both ways.
+    assert!(alice.round_trip(&peer, relayed, b"after", PATIENCE));
+}
+
+#[test]
+fn sighup_sees_a_user_added_with_turnpike_user_add() {
+    let file = ConfigFile::new("");
+    let db = file.dir.path().join("users.db");
+    let add = |name: &str, password: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args(["user", "--db", db.to_str().unwrap(), "add", name])
+            .args(["--password", password])
+            .env("TURNPIKE_REALM", control_support::REALM)
+            .env_remove("TURNPIKE_CONFIG")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    };
+    add("alice", "alice-pw");
+    file.write(&format!("user-db = \"{}\"", db.display()));
+    let server = file.serve(&[]);
+    let udp = server.address("udp");
+    let peer = peer();
+    let (mut alice, relayed) = Turn::relayed(udp, "alice", "alice-pw");
+    assert!(alice.round_trip(&peer, relayed, b"before", PATIENCE));
+    assert_eq!(Turn::refused(udp, "carol", "carol-pw").0, 401);
+
+    add("carol", "carol-pw");
+    signal(&server, "HUP");
+    assert_eq!(
+        wait_for_log(&server, "configuration reloaded")["fields"]["users"],
+        2
+    );
+    let (mut carol, carol_relayed) = Turn::relayed(udp, "carol", "carol-pw");
+    assert!(carol.round_trip(&peer, carol_relayed, b"carol", PATIENCE));
+    assert!(alice.round_trip(&peer, relayed, b"after", PATIENCE));
+}
+
+#[test]
+fn an_invalid_file_keeps_the_old_configuration_and_names_every_problem() {
+    let file = ConfigFile::new("users = [\"alice:alice-pw\"]");
+    let server = file.serve(&[]);
+    let udp = server.address("udp");
+    let peer = peer();
+    let (mut alice, relayed) = Turn::relayed(udp, "alice", "alice-pw");
+
+    // Two problems, one of them a secret too short: named by key, the value never printed.
+    file.write(
+        "users = [\"bob:bob-pw\"]\n\
+         total-quota = 0\n\
+         rest-secrets = [\"Xq7shrt\"]",
+    );
+    signal(&server, "HUP");
+    let mut problems = Vec::new();
+    for _ in 0..2 {
+        let line = wait_for_log(&server, "configuration not reloaded");
+        assert_eq!(line["level"], "WARN");
+        problems.push(line["fields"]["problem"].as_str().unwrap().to_owned());
+    }
+    for key in ["rest-secrets", "total-quota"] {
+        let named = format!("key `{key}`");
+        assert!(problems.iter().any(|p| p.contains(&named)), "{problems:?}");
+    }
+    assert!(
+        problems.iter().all(|p| !p.contains("Xq7shrt")),
+        "{problems:?}"
+    );
+
+    // The old users still hold: alice relays and allocates again, bob is unknown.
+    assert!(alice.round_trip(&peer, relayed, b"after", PATIENCE));
+    let (mut again, again_relayed) = Turn::relayed(udp, "alice", "alice-pw");
+    assert!(again.round_trip(&peer, again_relayed, b"again", PATIENCE));
+    assert_eq!(Turn::refused(udp, "bob", "bob-pw").0, 401);
+}
+
+#[test]
+fn restart_keys_are_named_and_the_log_level_changes_at_once() {
+    let base = format!(
+        "users = [\"alice:alice-pw\"]\nadmin-token = \"{TOKEN}\"\n\
+         admin-listen = \"127.0.0.1:0\""
+    );
+    let file = ConfigFile::new(&format!("{base}\nlog-level = \"info\""));
+    // No --log-level flag: the file's level is the one in force, and a reload changes it.
+    let server = file.serve_logging("", &[]);
+    let wrong_token = || {
+        let admin = server.address("admin");
+        control_support::http(admin, "GET", "/v1/info", Some("wrong-token-wrong-token")).0
+    };
+    assert_eq!(wrong_token(), 401);
+
+    file.write(&format!(
+        "{base}\nlog-level = \"debug\"\nworkers = 3\nsoftware = \"other\""
+    ));
+    let output = admin(&server, &["reload"]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("need a restart: software, workers"),
+        "{stdout}"
+    );
+    let line = wait_for_log(
+        &server,
+        "configuration keys changed that need a restart; they keep their old values",
+    );
+    assert_eq!(line["fields"]["keys"], "software, workers");
+
+    // Debug lines appear from now on: a refused admin call is logged at debug.
+    assert_eq!(wrong_token(), 401);
+    let line = wait_for_log(&server, "admin API: missing or wrong token");
+    assert_eq!(line["level"], "DEBUG");
+}
