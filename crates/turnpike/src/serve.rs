@@ -101,12 +101,21 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     // One failure table and one budget for the whole server: limits hold per source, not
     // per worker. The key placing sources in them is random, so nobody can aim collisions.
     let limits = SharedLimits::new(&auth, rand::random());
+    // Certificates before sockets: bad files fail the start before any port is taken. Kept
+    // here so that a reload swaps the certificates the listeners hand to new handshakes.
+    let certificates = tls::Certificates::load(&config)?;
     let mut bound = bind_all(&config, workers, limits.budget.clone())?;
     let http_listeners = http::bind(&config)?;
     let admin_listener = crate::admin::bind(&config)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
     turn.service_ports.extend(bound.ports());
     turn.service_ports.extend(http::ports(&http_listeners));
+    turn.service_ports.extend(
+        admin_listener
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.port()),
+    );
     turn.own_ips.extend(http::own_ips(&http_listeners));
     let turn_ports = bound.turn_ports();
     for (_, sockets, _) in &bound.udp {
@@ -157,11 +166,12 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     }
     info!(workers, "workers started");
     let handles: Arc<[WorkerHandle]> = handles.into();
-    spawn_streams(&config, bound, handles.clone(), &mut tasks)?;
+    spawn_streams(&config, &certificates, bound, handles.clone(), &mut tasks)?;
     let health = Health::default();
     let http = http::spawn(
         &config,
         http_listeners,
+        &certificates,
         turn_ports,
         rest_secret,
         health.clone(),
@@ -174,6 +184,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         config.clone(),
         made_up_secret,
         health,
+        certificates,
     ));
     crate::admin::spawn(&config, admin_listener, control.clone(), &mut tasks)?;
     info!("ready");
@@ -290,8 +301,7 @@ fn bind_all(config: &Config, workers: usize, budget: Arc<ResponseBudget>) -> any
     for &listen in &config.listen {
         bind_listen(config, listen, &mut bound)?;
     }
-    if let Some(files) = &config.tls {
-        let _ = tls::acceptor(files)?; // fail early on bad files
+    if config.tls.is_some() {
         for &addr in &config.tls_listen {
             let listener = bind_tcp(addr)?;
             let bound_addr = listener.local_addr()?;
@@ -474,12 +484,19 @@ fn place(grids: &mut [StdGrid], id: SocketId, sockets: Vec<std::net::UdpSocket>)
 /// Starts one task per TCP and TLS listener; connections go to the workers.
 fn spawn_streams(
     config: &Config,
+    certificates: &tls::Certificates,
     bound: Bound,
     workers: Arc<[WorkerHandle]>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let settings = StreamSettings::new(config);
-    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    // No ALPN list: most TURN clients send none, and one offering RFC 7443's "stun.turn" is
+    // still served (rustls then negotiates no protocol rather than refusing).
+    let acceptor = certificates
+        .turn
+        .as_ref()
+        .map(|store| store.acceptor(&[]))
+        .transpose()?;
     for (listener, binding, id, is_tls) in bound.streams {
         let addr = listener.local_addr()?;
         let transport = if is_tls { "tls" } else { "tcp" };

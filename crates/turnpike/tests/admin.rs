@@ -115,7 +115,15 @@ fn sessions_list_each_allocation_with_its_traffic() {
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["USER", "CLIENT", "PROTO", "RELAY", "AGE", "TO-PEER", "TO-CLIENT"]
+        [
+            "USER",
+            "CLIENT",
+            "PROTO",
+            "RELAY",
+            "AGE",
+            "TO-PEER",
+            "TO-CLIENT"
+        ]
     );
     let row = lines.next().unwrap();
     assert!(

@@ -15,20 +15,32 @@ use std::time::{Duration, Instant};
 use common::Server;
 
 fn start_server() -> Server {
-    Server::spawn(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--rest-secrets",
-            "p2p-test-secret",
-            // Host candidates are loopback addresses here.
-            "--allowed-peers",
-            "127.0.0.0/8",
-        ],
-        |_| {},
-    )
+    start_server_with(&[])
+}
+
+/// [`start_server`] with `extra` arguments.
+fn start_server_with(extra: &[&str]) -> Server {
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--rest-secrets",
+        "p2p-test-secret",
+        // Host candidates are loopback addresses here.
+        "--allowed-peers",
+        "127.0.0.0/8",
+    ];
+    Server::spawn(&[&base[..], extra].concat(), |_| {})
+}
+
+/// The signaling URL peers use: wss:// by the name of the test certificate when `server`
+/// serves HTTPS, else ws://.
+fn signal_url(server: &Server) -> String {
+    match server.listening.iter().find(|(t, _)| t == "https") {
+        Some((_, addr)) => format!("wss://localhost:{}/ws", addr.port()),
+        None => format!("ws://{}/ws", server.address("http")),
+    }
 }
 
 /// A running `turnpike p2p`, its stdout and stderr lines arriving on one channel.
@@ -40,7 +52,7 @@ struct Peer {
 
 impl Peer {
     fn spawn(server: &Server, room: &str, args: &[&str]) -> Peer {
-        let signal = format!("ws://{}/ws", server.address("http"));
+        let signal = signal_url(server);
         let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
             .args([
                 "p2p",
@@ -209,6 +221,41 @@ fn relay_only_peers_connect_through_the_turn_relay() {
     assert!(
         summary["fields"]["to_client"].as_u64().unwrap() > 1000,
         "{summary}"
+    );
+}
+
+// `p2p` over wss:// (docs/http.md, "HTTPS"): the server's self-signed certificate is trusted
+// with --ca-file; without it the connection is refused, saying why.
+#[test]
+fn peers_meet_over_wss_trusting_the_certificate_of_ca_file() {
+    let tls = common::TlsFiles::new();
+    let (cert, key) = (tls.cert.to_str().unwrap(), tls.key.to_str().unwrap());
+    let server = start_server_with(&[
+        "--https-listen",
+        "127.0.0.1:0",
+        "--https-cert",
+        cert,
+        "--https-key",
+        key,
+    ]);
+    let (sender, receiver) = transfer(
+        &server,
+        &["--host-ip", "127.0.0.1", "--ca-file", cert],
+        "wss",
+    );
+    for line in [&sender, &receiver] {
+        assert!(line.starts_with("connected"), "{line}");
+    }
+    let mut untrusted = Peer::spawn(&server, "untrusted", &["--host-ip", "127.0.0.1"]);
+    untrusted.expect("cannot connect to the signaling server wss://localhost");
+    assert_eq!(untrusted.wait(), 1);
+    assert!(
+        untrusted
+            .seen
+            .iter()
+            .any(|line| line.contains("certificate")),
+        "{:#?}",
+        untrusted.seen
     );
 }
 

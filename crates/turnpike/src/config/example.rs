@@ -212,7 +212,7 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 
 ## HTTP: signaling, ICE server API, web pages (docs/http.md) #######################################
 # GET /ws (signaling WebSocket), /api/ice-servers, /healthz, and the pages /, /room/NAME,
-# /diagnostics. Plain HTTP: put a TLS reverse proxy in front of it for https:// and wss://.
+# /diagnostics. Over plain HTTP, and over HTTPS too (https:// and wss://) with https-listen.
 
 # Serve HTTP.
 # Default: true
@@ -221,6 +221,18 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # HTTP listen addresses (IP:PORT); none may be a STUN/TURN TCP or TLS address.
 # Default: ["0.0.0.0:8080"]
 # http-listen = ["0.0.0.0:8080"]
+
+# HTTPS listen addresses (IP:PORT): the same app over TLS (ALPN http/1.1), with the same limits.
+# Needs a certificate: https-cert and https-key, else tls-cert and tls-key. Port 443 without
+# root: see docs/operations.md, "HTTPS".
+# Default: [] (no HTTPS)
+# https-listen = []
+
+# PEM certificate chain and private key of the HTTPS listeners, both or neither; re-read on
+# reload. Relative paths are relative to this file.
+# Default: tls-cert and tls-key
+# https-cert = "/etc/turnpike/https-cert.pem"
+# https-key = "/etc/turnpike/https-key.pem"
 
 # Key of the signaling join tokens, at least 16 bytes (`openssl rand -base64 24`). When set,
 # `join` needs a token minted with it: `turnpike token --room ROOM --ttl 1h`. Empty: no tokens.

@@ -195,6 +195,8 @@ fn resolve_relative_paths(mut layer: ConfigLayer, dir: &Path) -> ConfigLayer {
     };
     layer.tls_cert = layer.tls_cert.map(resolve);
     layer.tls_key = layer.tls_key.map(resolve);
+    layer.https_cert = layer.https_cert.map(resolve);
+    layer.https_key = layer.https_key.map(resolve);
     layer.user_db = layer.user_db.map(resolve);
     layer
 }

@@ -100,13 +100,8 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
 
 /// An HTTP address equal to a TCP or TLS listener of STUN/TURN could never be bound.
 fn check_port_clash(p: &mut Problems, config: &Config) {
-    let tcp = if config.tcp { &config.listen[..] } else { &[] };
-    let tls = if config.tls.is_some() {
-        &config.tls_listen[..]
-    } else {
-        &[]
-    };
-    let taken = |address: &SocketAddr| tcp.contains(address) || tls.contains(address);
+    let streams = config.stream_addresses();
+    let taken = |address: &SocketAddr| streams.contains(address);
     for address in config
         .http_listen
         .iter()

@@ -181,6 +181,15 @@ config_layer! {
     /// HTTP listen addresses, IP:PORT [default: 0.0.0.0:8080].
     #[arg(long, env = "TURNPIKE_HTTP_LISTEN", value_name = "IP:PORT", value_delimiter = ',')]
     http_listen: Vec<SocketAddr>,
+    /// HTTPS listen addresses, IP:PORT: the HTTP app over TLS [default: none].
+    #[arg(long, env = "TURNPIKE_HTTPS_LISTEN", value_name = "IP:PORT", value_delimiter = ',')]
+    https_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for HTTPS; needs https-key [default: tls-cert].
+    #[arg(long, env = "TURNPIKE_HTTPS_CERT", value_name = "FILE")]
+    https_cert: PathBuf,
+    /// PEM private key for HTTPS; needs https-cert [default: tls-key].
+    #[arg(long, env = "TURNPIKE_HTTPS_KEY", value_name = "FILE")]
+    https_key: PathBuf,
     /// Secret of the signaling join tokens (at least 16 bytes); set: `join` needs a token.
     #[arg(long, env = "TURNPIKE_SIGNALING_SECRET", value_name = "SECRET")]
     #[arg(hide_env_values = true)]

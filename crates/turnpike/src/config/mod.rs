@@ -13,6 +13,7 @@ mod error;
 mod example;
 mod file;
 mod http_rules;
+mod https_rules;
 mod layer;
 mod locate;
 mod suggest;
@@ -130,6 +131,12 @@ pub struct Config {
     pub http: bool,
     /// HTTP listen addresses; used only when `http` is on.
     pub http_listen: Vec<SocketAddr>,
+    /// HTTPS listen addresses (the same app over TLS); used only when `http` is on. Empty:
+    /// no HTTPS.
+    pub https_listen: Vec<SocketAddr>,
+    /// Certificate and key of the HTTPS listeners: `https-cert`/`https-key`, else
+    /// `tls-cert`/`tls-key`; `Some` whenever `https_listen` is used.
+    pub https: Option<TlsFiles>,
     /// Key of the signaling join tokens, at least 16 bytes; `None`: `join` needs no token.
     pub signaling_secret: Option<Secret>,
     /// Without `signaling_secret`: hand TURN credentials over HTTP to any caller, not only to
@@ -174,6 +181,18 @@ impl Config {
     pub fn http_per_ip_cap(&self) -> usize {
         self.http_connections_per_ip
             .unwrap_or((self.max_tcp_connections / 10).max(1))
+    }
+
+    /// The addresses the STUN/TURN TCP and TLS listeners bind: no other TCP listener can use
+    /// them.
+    pub fn stream_addresses(&self) -> Vec<SocketAddr> {
+        let tcp = if self.tcp { &self.listen[..] } else { &[] };
+        let tls = if self.tls.is_some() {
+            &self.tls_listen[..]
+        } else {
+            &[]
+        };
+        tcp.iter().chain(tls).copied().collect()
     }
 }
 
@@ -221,6 +240,8 @@ impl Default for Config {
             amplification_budget: turn::budget::DEFAULT_BUDGET_RATE,
             http: true,
             http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+            https_listen: Vec::new(),
+            https: None,
             signaling_secret: None,
             open_credentials: false,
             credential_rate: 20,
@@ -241,7 +262,7 @@ impl Default for Config {
     }
 }
 
-/// The PEM files of the TLS listeners; both exist and were readable when the configuration was
+/// The PEM files of the TLS (or HTTPS) listeners; both exist and were readable when the configuration was
 /// checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {

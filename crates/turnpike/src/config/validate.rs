@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::{KeyProblem, Reason};
 use super::layer::ConfigLayer;
-use super::{control_rules, http_rules, turn_rules, Config, TlsFiles, PER_IP_SHARE};
+use super::{control_rules, http_rules, https_rules, turn_rules, Config, TlsFiles, PER_IP_SHARE};
 
 /// Allowed `tcp-idle-timeout`, seconds: at least one second, at most a day.
 const TCP_IDLE_TIMEOUT_RANGE: (u64, u64) = (1, 86_400);
@@ -127,6 +127,7 @@ impl Config {
         };
         turn_rules::check(p, layer, &mut config);
         http_rules::check(p, layer, &mut config);
+        https_rules::check(p, layer, &mut config);
         control_rules::check(p, layer, &mut config);
         if !problems.is_empty() {
             return Err(problems);
@@ -178,21 +179,35 @@ fn check_tls_port_clash(p: &mut Problems, listen: &[SocketAddr], tcp: bool, tls:
 
 /// The certificate and key, which only make sense together and must be readable files.
 fn tls_files(p: &mut Problems, layer: &ConfigLayer) -> Option<TlsFiles> {
-    match (&layer.tls_cert, &layer.tls_key) {
-        (Some(cert), Some(key)) => {
-            let cert_ok = check_readable(p, "tls-cert", cert);
-            let key_ok = check_readable(p, "tls-key", key);
+    file_pair(
+        p,
+        ("tls-cert", layer.tls_cert.as_ref()),
+        ("tls-key", layer.tls_key.as_ref()),
+    )
+}
+
+/// A certificate file and its key file, given by the keys `cert` and `key`: both or neither,
+/// each a readable file.
+pub(super) fn file_pair(
+    p: &mut Problems,
+    cert: (&'static str, Option<&PathBuf>),
+    key: (&'static str, Option<&PathBuf>),
+) -> Option<TlsFiles> {
+    match (cert.1, key.1) {
+        (Some(cert_path), Some(key_path)) => {
+            let cert_ok = check_readable(p, cert.0, cert_path);
+            let key_ok = check_readable(p, key.0, key_path);
             (cert_ok && key_ok).then(|| TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
+                cert: cert_path.clone(),
+                key: key_path.clone(),
             })
         }
         (Some(_), None) => {
-            push(p, "tls-cert", Reason::Requires("tls-key"));
+            push(p, cert.0, Reason::Requires(key.0));
             None
         }
         (None, Some(_)) => {
-            push(p, "tls-key", Reason::Requires("tls-cert"));
+            push(p, key.0, Reason::Requires(cert.0));
             None
         }
         (None, None) => None,

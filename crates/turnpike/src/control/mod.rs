@@ -23,6 +23,7 @@ pub use drain::DrainWatch;
 
 use crate::config::{CliLayer, Config};
 use crate::shared::lock;
+use crate::tls::Certificates;
 use crate::worker::WorkerHandle;
 
 /// Where the configuration comes from, to read it again on reload: the file and the flags and
@@ -64,6 +65,8 @@ pub struct Control {
     /// configuration still without credentials keeps it (see [`crate::turn_setup`]).
     made_up_secret: Option<String>,
     health: Health,
+    /// The TLS certificates of the `turns:` and HTTPS listeners, re-read on reload.
+    certificates: Certificates,
     /// Wakes the serve loop when a drain begins through the admin API.
     drain_requested: Notify,
     started: Instant,
@@ -77,6 +80,7 @@ impl Control {
         config: Config,
         made_up_secret: Option<String>,
         health: Health,
+        certificates: Certificates,
     ) -> Control {
         Control {
             workers,
@@ -84,6 +88,7 @@ impl Control {
             current: Mutex::new(config),
             made_up_secret,
             health,
+            certificates,
             drain_requested: Notify::new(),
             started: Instant::now(),
         }

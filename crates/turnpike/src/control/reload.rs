@@ -94,6 +94,12 @@ impl Control {
             // the HTTP API hands out.
             rest_secrets.extend(self.made_up_secret.clone());
         }
+        // The certificate files are re-read whether or not their paths changed (a renewal
+        // replaces the files in place); a pair that does not load keeps the old one, and
+        // fails the reload before anything else changed.
+        self.certificates
+            .reload()
+            .map_err(|error| ReloadError::one(format!("{error:#}")))?;
         if new.log_level != current.log_level {
             crate::logging::set_level(&new.log_level)
                 .map_err(|error| ReloadError::one(format!("key `log-level`: {error:#}")))?;

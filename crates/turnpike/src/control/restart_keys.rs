@@ -28,10 +28,13 @@ pub fn needing_restart(old: &Config, new: &Config) -> Vec<String> {
         relay_ip, external_ip, auth_failures, amplification_budget, http, http_listen,
         signaling_secret, open_credentials, credential_rate, http_connections_per_ip,
         allowed_origins, ice_host, ice_ttl, room_capacity, max_message_bytes, message_rate,
-        admin_token, admin_listen, log_format,
+        admin_token, admin_listen, log_format, https_listen,
     );
     if old.tls != new.tls {
         keys.push("tls-cert/tls-key".to_owned());
+    }
+    if old.https != new.https {
+        keys.push("https-cert/https-key".to_owned());
     }
     if old.relay_ports != new.relay_ports {
         keys.push("min-port/max-port".to_owned());
@@ -69,7 +72,15 @@ mod tests {
             let field = key.replace('-', "_");
             let known = reload.contains(&format!("{field}: new.{field},"))
                 || source.contains(&format!(" {field},"))
-                || ["tls-cert", "tls-key", "min-port", "max-port"].contains(&key.as_str());
+                || [
+                    "tls-cert",
+                    "tls-key",
+                    "https-cert",
+                    "https-key",
+                    "min-port",
+                    "max-port",
+                ]
+                .contains(&key.as_str());
             assert!(
                 known,
                 "`{key}`: applied by reload or named as needing a restart?"

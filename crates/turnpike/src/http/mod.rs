@@ -1,5 +1,6 @@
 //! The HTTP server of `turnpike serve` (docs/http.md): the signaling WebSocket, the ICE server
-//! API, a health check and the embedded web pages, on the `http-listen` addresses.
+//! API, a health check and the embedded web pages, on the `http-listen` addresses, and over TLS
+//! on the `https-listen` addresses.
 //!
 //! | route | what |
 //! |---|---|
@@ -33,9 +34,11 @@ use axum::{Json, Router};
 use signal::HubConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::tls::Certificates;
 use credentials::{Caller, Credentials, Decision, Issuing};
 use ice_servers::{host_of_header, IceSettings};
 use issue_rate::IssueRate;
@@ -87,37 +90,61 @@ pub struct TurnPorts {
     pub tls: Option<u16>,
 }
 
-/// Binds the `http-listen` addresses; none when `http` is off.
-pub fn bind(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
-    if !config.http {
-        return Ok(Vec::new());
+/// The bound HTTP and HTTPS listeners, not yet serving.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The `http-listen` addresses.
+    plain: Vec<TcpListener>,
+    /// The `https-listen` addresses.
+    tls: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// The local addresses of every listener, HTTP and HTTPS.
+    fn addresses(&self) -> Vec<SocketAddr> {
+        self.plain
+            .iter()
+            .chain(&self.tls)
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
-    config
-        .http_listen
-        .iter()
-        .map(|&addr| {
-            let listener = net::bind_tcp(addr).with_context(|| format!("binding HTTP {addr}"))?;
-            TcpListener::from_std(listener).with_context(|| format!("registering HTTP {addr}"))
-        })
-        .collect()
+}
+
+/// Binds the `http-listen` and `https-listen` addresses; none when `http` is off.
+pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    if !config.http {
+        return Ok(Listeners::default());
+    }
+    let bind_all = |addresses: &[SocketAddr], what: &str| {
+        addresses
+            .iter()
+            .map(|&addr| {
+                let listener =
+                    net::bind_tcp(addr).with_context(|| format!("binding {what} {addr}"))?;
+                TcpListener::from_std(listener)
+                    .with_context(|| format!("registering {what} {addr}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let https: &[SocketAddr] = match config.https {
+        Some(_) => &config.https_listen,
+        None => &[],
+    };
+    Ok(Listeners {
+        plain: bind_all(&config.http_listen, "HTTP")?,
+        tls: bind_all(https, "HTTPS")?,
+    })
 }
 
 /// The bound ports of `listeners`: service ports the relay must never reach.
-pub fn ports(listeners: &[TcpListener]) -> Vec<u16> {
-    listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.port())
-        .collect()
+pub fn ports(listeners: &Listeners) -> Vec<u16> {
+    listeners.addresses().iter().map(|a| a.port()).collect()
 }
 
 /// The addresses the HTTP listeners answer on, which peers may not reach through the relay:
 /// their specific IPs, and every interface address of a family with a wildcard listener.
-pub fn own_ips(listeners: &[TcpListener]) -> Vec<IpAddr> {
-    let addresses: Vec<SocketAddr> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
+pub fn own_ips(listeners: &Listeners) -> Vec<IpAddr> {
+    let addresses = listeners.addresses();
     let mut ips: Vec<IpAddr> = addresses
         .iter()
         .map(SocketAddr::ip)
@@ -155,17 +182,18 @@ impl HttpServer {
 }
 
 /// Starts the signaling timer and one server task per listener; logs `listening` for each.
-/// `rest_secret` mints the TURN credentials (`None`: TURN is off, or no REST credentials).
-/// `None` when there is no listener.
+/// `rest_secret` mints the TURN credentials (`None`: TURN is off, or no REST credentials);
+/// `certificates.https` is what HTTPS handshakes present. `None` when there is no listener.
 pub fn spawn(
     config: &Config,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
+    certificates: &Certificates,
     ports: TurnPorts,
     rest_secret: Option<String>,
     health: crate::control::Health,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<Option<HttpServer>> {
-    if listeners.is_empty() {
+    if listeners.plain.is_empty() && listeners.tls.is_empty() {
         return Ok(None);
     }
     let hub = HubConfig {
@@ -207,26 +235,39 @@ pub fn spawn(
         Ok(())
     });
     let router = router(app);
-    // One cap for all HTTP listeners: page loads, API calls and WebSockets together.
+    // One cap for all HTTP and HTTPS listeners: page loads, API calls and WebSockets together.
     let caps = ConnectionCaps::new(config.max_tcp_connections, config.http_per_ip_cap());
-    for listener in listeners {
+    let acceptor = match (&certificates.https, listeners.tls.is_empty()) {
+        (Some(store), false) => Some(store.acceptor(&[b"http/1.1"])?),
+        (None, false) => anyhow::bail!("https-listen without a certificate"),
+        (_, true) => None,
+    };
+    let plain = listeners.plain.into_iter().map(|l| (l, None));
+    let tls = listeners.tls.into_iter().map(|l| (l, acceptor.clone()));
+    for (listener, tls) in plain.chain(tls) {
         let addr = listener.local_addr()?;
-        info!(address = %addr, transport = "http", "listening");
+        let transport = if tls.is_some() { "https" } else { "http" };
+        info!(address = %addr, transport, "listening");
         let listener = LimitedListener::new(listener, caps.clone(), config.tcp_idle_timeout);
-        tasks.spawn(serve(listener, router.clone()));
+        tasks.spawn(serve(listener, tls, router.clone()));
     }
     Ok(Some(HttpServer {
         signaling: signaling_handle,
     }))
 }
 
-/// Serves HTTP/1.1 on `listener` for ever: one task per connection, each request given the
-/// connection's [`Endpoints`]. A client must send a request's whole head within
-/// [`HEADER_READ_TIMEOUT`] (measured from when the server starts waiting for it, so an idle
-/// keep-alive connection is closed after it too): trickling headers cannot hold a connection.
-/// (`axum::serve` sets no header deadline, hence this loop.)
-async fn serve(mut listener: LimitedListener, router: Router) -> anyhow::Result<()> {
-    use tower::ServiceExt as _;
+/// Serves HTTP/1.1 on `listener` for ever, over TLS when `tls` is given: one task per
+/// connection, each request given the connection's [`Endpoints`]. A client must send a
+/// request's whole head within [`HEADER_READ_TIMEOUT`] (measured from when the server starts
+/// waiting for it, so an idle keep-alive connection is closed after it too): trickling headers
+/// cannot hold a connection. Over TLS the handshake must finish within the same time first, so
+/// a client that stalls in the handshake is dropped as surely as one that stalls in its
+/// headers. (`axum::serve` sets no header deadline, hence this loop.)
+async fn serve(
+    mut listener: LimitedListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+) -> anyhow::Result<()> {
     loop {
         let (stream, remote) = listener.accept().await;
         let endpoints = Endpoints {
@@ -234,23 +275,42 @@ async fn serve(mut listener: LimitedListener, router: Router) -> anyhow::Result<
             remote,
         };
         let router = router.clone();
+        let Some(acceptor) = tls.clone() else {
+            tokio::spawn(serve_connection(stream, endpoints, router));
+            continue;
+        };
+        // The handshake runs in the connection's task: a slow client must not hold up accept.
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(endpoints));
-                    router.clone().oneshot(request)
-                },
-            );
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-            if let Err(error) = served {
-                tracing::debug!(%remote, %error, "HTTP connection ended");
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, endpoints, router).await,
+                // Debug only: the client decides how often these happen.
+                Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Serves the requests of one connection (plain or TLS) until it ends.
+async fn serve_connection<S>(stream: S, endpoints: Endpoints, router: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    use tower::ServiceExt as _;
+    let service = hyper::service::service_fn(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(endpoints));
+            router.clone().oneshot(request)
+        },
+    );
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(remote = %endpoints.remote, %error, "HTTP connection ended");
     }
 }
 

@@ -18,6 +18,7 @@ mod ice_servers;
 mod identity;
 mod path;
 mod signaling;
+mod signaling_tls;
 mod transfer;
 
 use std::net::{IpAddr, SocketAddr};
@@ -42,9 +43,14 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Arguments of `turnpike p2p`.
 #[derive(Debug, clap::Args)]
 pub struct P2pArgs {
-    /// The signaling server's WebSocket URL, e.g. ws://turn.example.org:8080/ws.
+    /// The signaling server's WebSocket URL, e.g. ws://turn.example.org:8080/ws, or
+    /// wss://turn.example.org/ws over TLS.
     #[arg(long, value_name = "URL")]
     pub signal: String,
+    /// With a wss:// URL: trust only the certificates of this PEM file (a private CA, or the
+    /// server's self-signed certificate) instead of the public CAs.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// The room to meet the other peer in (both peers give the same name).
     #[arg(long, value_name = "NAME")]
     pub room: String,
@@ -91,7 +97,19 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
         }
         (None, None) => Mode::Chat,
     };
-    let mut signaling = Signaling::join(&args.signal, &args.room, args.token.as_deref()).await?;
+    if args.ca_file.is_some() && !args.signal.starts_with("wss://") {
+        bail!(
+            "--ca-file is for a wss:// signaling URL; {} is not one",
+            args.signal
+        );
+    }
+    let mut signaling = Signaling::join(
+        &args.signal,
+        args.ca_file.as_deref(),
+        &args.room,
+        args.token.as_deref(),
+    )
+    .await?;
     println!(
         "joined room {} as {} ({} other peer(s) present)",
         args.room,

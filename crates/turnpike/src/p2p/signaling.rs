@@ -7,6 +7,8 @@
 //! sends an `offer` to the first, the first answers; candidates trickle as `candidate` frames
 //! holding the RFC 8839 string, the same `{"candidate": ...}` shape a browser sends.
 
+use std::path::Path;
+
 use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -74,12 +76,24 @@ pub struct Signaling {
 }
 
 impl Signaling {
-    /// Connects to `url` (`ws://HOST:PORT/ws`), joins `room` (with `token` when the server
-    /// requires one) and waits for `joined`.
-    pub async fn join(url: &str, room: &str, token: Option<&str>) -> anyhow::Result<Self> {
-        let (socket, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .with_context(|| format!("cannot connect to the signaling server {url}"))?;
+    /// Connects to `url` (`ws://HOST:PORT/ws`, or `wss://` verified against `ca_file`'s
+    /// certificates or the public CAs), joins `room` (with `token` when the server requires
+    /// one) and waits for `joined`.
+    pub async fn join(
+        url: &str,
+        ca_file: Option<&Path>,
+        room: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let connector = if url.starts_with("wss://") {
+            Some(super::signaling_tls::connector(ca_file)?)
+        } else {
+            None
+        };
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
+                .await
+                .with_context(|| format!("cannot connect to the signaling server {url}"))?;
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<String>();
         let (deliver, mut incoming) = mpsc::unbounded_channel();

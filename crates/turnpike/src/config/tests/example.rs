@@ -57,6 +57,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         http_connections_per_ip: None,
         alternate_server: None,
         admin_token: None,
+        https_cert: None,
+        https_key: None,
         ..file.layer
     };
     assert_eq!(
@@ -79,6 +81,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         "http-connections-per-ip",
         "alternate-server",
         "admin-token",
+        "https-cert",
+        "https-key",
     ];
     let kept: Vec<&str> = text
         .lines()

@@ -5,6 +5,7 @@ mod example;
 mod file;
 mod fuzz_corpus;
 mod http;
+mod https;
 mod layers;
 mod rules;
 mod secrets;
