@@ -142,3 +142,88 @@ fn restart_keys_are_named_and_the_log_level_changes_at_once() {
     let line = wait_for_log(&server, "admin API: missing or wrong token");
     assert_eq!(line["level"], "DEBUG");
 }
+
+/// A TLS connection to `to` trusting only `trusted`'s certificate, handshake done.
+fn tls_to(
+    trusted: &common::TlsFiles,
+    to: std::net::SocketAddr,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.certified.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(to).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
+}
+
+/// A Binding request over `stream` is answered.
+fn binding_over<S: std::io::Read + std::io::Write>(stream: &mut S, tid: u8) {
+    stream.write_all(&common::binding_request(tid)).unwrap();
+    let mut header = [0u8; 20];
+    stream.read_exact(&mut header).unwrap();
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    let answer = [&header[..], &body].concat();
+    let message = stun::Message::decode(&answer).unwrap();
+    assert_eq!(
+        message.header().transaction_id,
+        stun::TransactionId([tid; 12])
+    );
+}
+
+// A renewed certificate (the files replaced in place, then SIGHUP, as certbot hooks do) is
+// presented to new handshakes; a connection established before goes on.
+#[test]
+fn sighup_presents_a_renewed_certificate_to_new_handshakes_only() {
+    let old = common::TlsFiles::new();
+    let new = common::TlsFiles::new();
+    let file = ConfigFile::new("");
+    let (cert, key) = (
+        file.dir.path().join("cert.pem"),
+        file.dir.path().join("key.pem"),
+    );
+    std::fs::copy(&old.cert, &cert).unwrap();
+    std::fs::copy(&old.key, &key).unwrap();
+    file.write(&format!(
+        "users = [\"alice:alice-pw\"]\ntls-listen = [\"127.0.0.1:0\"]\n\
+         tls-cert = \"{}\"\ntls-key = \"{}\"",
+        cert.display(),
+        key.display()
+    ));
+    let server = file.serve(&[]);
+    let turns = server.address("tls");
+    let mut established = tls_to(&old, turns).unwrap();
+    binding_over(&mut established, 1);
+
+    std::fs::copy(&new.cert, &cert).unwrap();
+    std::fs::copy(&new.key, &key).unwrap();
+    signal(&server, "HUP");
+    wait_for_log(&server, "configuration reloaded");
+    assert!(
+        tls_to(&old, turns).is_err(),
+        "the old certificate is no longer presented"
+    );
+    binding_over(&mut tls_to(&new, turns).unwrap(), 2);
+    binding_over(&mut established, 3);
+
+    // A key file that does not load: the reload fails naming the key, and the certificate
+    // in force stays.
+    std::fs::write(&key, "not a key\n").unwrap();
+    signal(&server, "HUP");
+    let problem = wait_for_log(&server, "configuration not reloaded");
+    let problem = problem["fields"]["problem"].as_str().unwrap();
+    assert!(problem.contains("tls-key"), "{problem}");
+    binding_over(&mut tls_to(&new, turns).unwrap(), 4);
+}
