@@ -92,6 +92,8 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     let made_up_secret = rest_secret
         .clone()
         .filter(|secret| !config.rest_secrets.iter().any(|s| s.expose() == secret));
+    // What the HTTP API mints TURN credentials with; a reload replaces it.
+    let minting = http::MintingSecret::new(rest_secret);
     let TurnSettings {
         mut turn,
         auth,
@@ -173,7 +175,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         http_listeners,
         &certificates,
         turn_ports,
-        rest_secret,
+        minting.clone(),
         health.clone(),
         &mut tasks,
     )?;
@@ -183,6 +185,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         source,
         config.clone(),
         made_up_secret,
+        minting,
         health,
         certificates,
     ));

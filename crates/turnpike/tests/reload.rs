@@ -227,3 +227,45 @@ fn sighup_presents_a_renewed_certificate_to_new_handshakes_only() {
     assert!(problem.contains("tls-key"), "{problem}");
     binding_over(&mut tls_to(&new, turns).unwrap(), 4);
 }
+
+/// The TURN username and password `/api/ice-servers` hands a local caller.
+fn minted_credential(server: &common::Server) -> (String, String) {
+    let (status, body) =
+        control_support::http(server.address("http"), "GET", "/api/ice-servers", None);
+    assert_eq!(status, 200, "{body}");
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let turn = document["iceServers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["username"].is_string())
+        .unwrap_or_else(|| panic!("no TURN credential in {document}"));
+    (
+        turn["username"].as_str().unwrap().to_owned(),
+        turn["credential"].as_str().unwrap().to_owned(),
+    )
+}
+
+// A REST secret rotation reaches the relay and the HTTP API that mints credentials: after the
+// reload, minted credentials use the new secret, and those of the removed one are refused.
+#[test]
+fn sighup_rotates_the_rest_secret_of_the_relay_and_of_the_http_api() {
+    let file = ConfigFile::new("rest-secrets = [\"old-secret-0123456789\"]");
+    let server = file.serve(&[]);
+    let udp = server.address("udp");
+    let (old_user, old_password) = minted_credential(&server);
+    let (_old, _) = Turn::relayed(udp, &old_user, &old_password);
+
+    file.write("rest-secrets = [\"new-secret-0123456789\"]");
+    signal(&server, "HUP");
+    assert_eq!(
+        wait_for_log(&server, "configuration reloaded")["fields"]["rest_secrets"],
+        1
+    );
+    let (new_user, new_password) = minted_credential(&server);
+    assert_ne!(new_password, old_password);
+    let peer = peer();
+    let (mut fresh, relayed) = Turn::relayed(udp, &new_user, &new_password);
+    assert!(fresh.round_trip(&peer, relayed, b"rotated", PATIENCE));
+    assert_eq!(Turn::refused(udp, &old_user, &old_password).0, 401);
+}

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 pub use drain::DrainWatch;
 
 use crate::config::{CliLayer, Config};
+use crate::http::MintingSecret;
 use crate::shared::lock;
 use crate::tls::Certificates;
 use crate::worker::WorkerHandle;
@@ -64,6 +65,8 @@ pub struct Control {
     /// The REST secret made up at start when no credentials were configured: a reload to a
     /// configuration still without credentials keeps it (see [`crate::turn_setup`]).
     made_up_secret: Option<String>,
+    /// What the HTTP API mints TURN credentials with.
+    minting: MintingSecret,
     health: Health,
     /// The TLS certificates of the `turns:` and HTTPS listeners, re-read on reload.
     certificates: Certificates,
@@ -79,6 +82,7 @@ impl Control {
         source: ConfigSource,
         config: Config,
         made_up_secret: Option<String>,
+        minting: MintingSecret,
         health: Health,
         certificates: Certificates,
     ) -> Control {
@@ -87,6 +91,7 @@ impl Control {
             source,
             current: Mutex::new(config),
             made_up_secret,
+            minting,
             health,
             certificates,
             drain_requested: Notify::new(),

@@ -110,6 +110,7 @@ impl Control {
             rest_secrets,
             settings.policy,
         );
+        let update_secrets = update.rest_secrets.clone();
         let reloaded = Reloaded {
             users: update.users.len(),
             rest_secrets: update.rest_secrets.len(),
@@ -123,6 +124,9 @@ impl Control {
                 state.core.start_draining(&new.alternate_server);
             }
         }
+        // The HTTP API mints with the first secret, as at start (TURN on only).
+        self.minting
+            .set(new.turn.then(|| update_secrets.first().cloned()).flatten());
         *current = keep_restart_keys(&current, new);
         Ok(reloaded)
     }

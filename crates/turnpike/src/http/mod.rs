@@ -40,6 +40,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::tls::Certificates;
 use credentials::{Caller, Credentials, Decision, Issuing};
+pub use ice_servers::MintingSecret;
 use ice_servers::{host_of_header, IceSettings};
 use issue_rate::IssueRate;
 use limited_listener::{ConnectionCaps, LimitedListener};
@@ -182,14 +183,14 @@ impl HttpServer {
 }
 
 /// Starts the signaling timer and one server task per listener; logs `listening` for each.
-/// `rest_secret` mints the TURN credentials (`None`: TURN is off, or no REST credentials);
+/// `rest_secret` mints the TURN credentials (none: TURN is off, or no REST credentials);
 /// `certificates.https` is what HTTPS handshakes present. `None` when there is no listener.
 pub fn spawn(
     config: &Config,
     listeners: Listeners,
     certificates: &Certificates,
     ports: TurnPorts,
-    rest_secret: Option<String>,
+    rest_secret: MintingSecret,
     health: crate::control::Health,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<Option<HttpServer>> {
