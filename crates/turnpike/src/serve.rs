@@ -194,8 +194,8 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
 
     let result = serve_until_stopped(&control, &mut shutdown, &mut tasks, http.as_ref()).await;
     // WebSocket clients hear 1001 "going away" rather than a dropped connection (a drain
-    // closed them already).
-    if let (Some(http), false) = (&http, control.draining()) {
+    // closed those of its start; this reaches any opened since).
+    if let Some(http) = &http {
         http.going_away().await;
     }
     // Each worker closes its relay sockets as it stops.

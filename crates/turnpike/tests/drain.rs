@@ -1,7 +1,7 @@
 //! Drain on SIGTERM and through the admin API (docs/operations.md, "Drain"): new Allocates
 //! refused with 300 and ALTERNATE-SERVER (RFC 8489 §10, RFC 8656 §7.2) or 508, `/healthz` 503
-//! at once, existing allocations relayed until they end or `drain-timeout` passes, then exit
-//! 0; a second SIGTERM or a SIGINT exits at once.
+//! at once, signaling WebSockets closed with 1001, existing allocations relayed until they end
+//! or `drain-timeout` passes, then exit 0; a second SIGTERM or a SIGINT exits at once.
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use stun::attributes::{AlternateServer, PasswordAlgorithmId};
 use stun::{LongTermKey, Message};
+use tokio_tungstenite::tungstenite;
+use tungstenite::client::IntoClientRequest as _;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 mod common;
 mod control_support;
@@ -18,6 +21,30 @@ use control_support::{
     admin, http, peer, running, signal, wait_exit, wait_for_log, ConfigFile, Turn, PATIENCE, REALM,
     TOKEN,
 };
+
+type WebSocket = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// A signaling WebSocket to the HTTP listener at `addr`.
+fn open_websocket(addr: SocketAddr) -> WebSocket {
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    match tungstenite::client(request, tcp) {
+        Ok((socket, _)) => socket,
+        Err(error) => panic!("WebSocket handshake: {error}"),
+    }
+}
+
+/// The code of the close frame the server sends next.
+fn close_code(socket: &mut WebSocket) -> Option<CloseCode> {
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Close(frame)) => return frame.map(|f| f.code),
+            Ok(_) => {}
+            Err(error) => panic!("expected a close frame, got {error}"),
+        }
+    }
+}
 
 const USERS: &str = "users = [\"alice:alice-pw\", \"bob:bob-pw\"]";
 
@@ -80,12 +107,17 @@ fn admin_drain_without_alternate_answers_508_and_stops_at_drain_timeout() {
     let (mut alice, relayed) = Turn::relayed(udp, "alice", "alice-pw");
     assert!(alice.round_trip(&peer, relayed, b"before", PATIENCE));
 
+    let mut websocket = open_websocket(server.address("http"));
+
     let output = admin(&server, &["drain"]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "draining: 1 allocation(s) left\n"
     );
+    // Signaling clients hear 1001 "going away" when the drain begins, not at the exit.
+    assert_eq!(close_code(&mut websocket), Some(CloseCode::Away));
+    assert!(running(&mut server));
     assert_eq!(http(server.address("http"), "GET", "/healthz", None).0, 503);
     assert_eq!(Turn::refused(udp, "bob", "bob-pw").0, 508);
     // A second call says so.

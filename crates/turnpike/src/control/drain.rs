@@ -97,3 +97,46 @@ impl DrainWatch {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(start: Instant, timeout: Duration) -> DrainWatch {
+        DrainWatch {
+            deadline: start + timeout,
+            next_progress: start + PROGRESS_INTERVAL,
+        }
+    }
+
+    #[test]
+    fn a_drain_ends_with_the_last_allocation_or_at_its_deadline() {
+        let start = Instant::now();
+        let mut w = watch(start, Duration::from_secs(60));
+        assert_eq!(w.check(start, 3), None);
+        assert_eq!(w.check(start + Duration::from_secs(59), 1), None);
+        assert_eq!(
+            w.check(start + Duration::from_secs(59), 0),
+            Some(DrainEnd::Drained)
+        );
+        assert_eq!(
+            w.check(start + Duration::from_secs(60), 2),
+            Some(DrainEnd::TimedOut(2))
+        );
+        // drain-timeout 0: over at the first look, unless nothing is left anyway.
+        let mut now = watch(start, Duration::ZERO);
+        assert_eq!(now.check(start, 5), Some(DrainEnd::TimedOut(5)));
+        assert_eq!(now.check(start, 0), Some(DrainEnd::Drained));
+    }
+
+    #[test]
+    fn progress_is_logged_once_per_interval() {
+        let start = Instant::now();
+        let mut w = watch(start, Duration::from_secs(3600));
+        let later = start + PROGRESS_INTERVAL;
+        assert_eq!(w.check(later, 1), None);
+        assert_eq!(w.next_progress, later + PROGRESS_INTERVAL);
+        assert_eq!(w.check(later + Duration::from_secs(1), 1), None);
+        assert_eq!(w.next_progress, later + PROGRESS_INTERVAL);
+    }
+}
