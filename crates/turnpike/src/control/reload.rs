@@ -89,7 +89,7 @@ impl Control {
         let settings = turn_setup::configured_settings(&new)
             .map_err(|error| ReloadError::one(format!("{error:#}")))?;
         let mut rest_secrets = settings.auth.rest_secrets;
-        if new.turn && settings.auth.users.is_empty() && rest_secrets.is_empty() {
+        if current.turn && settings.auth.users.is_empty() && rest_secrets.is_empty() {
             // Still no credentials configured: keep the one made up at start (if any), which
             // the HTTP API hands out.
             rest_secrets.extend(self.made_up_secret.clone());
@@ -124,9 +124,14 @@ impl Control {
                 state.core.start_draining(&new.alternate_server);
             }
         }
-        // The HTTP API mints with the first secret, as at start (TURN on only).
-        self.minting
-            .set(new.turn.then(|| update_secrets.first().cloned()).flatten());
+        // The HTTP API mints with the first secret, as at start (TURN on only; `turn` is a
+        // restart key, so the value in force decides).
+        self.minting.set(
+            current
+                .turn
+                .then(|| update_secrets.first().cloned())
+                .flatten(),
+        );
         *current = keep_restart_keys(&current, new);
         Ok(reloaded)
     }
