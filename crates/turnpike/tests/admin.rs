@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 
@@ -81,6 +82,26 @@ fn every_route_needs_the_bearer_token() {
     assert_eq!(info["draining"], false);
     assert_eq!(info["allocations"], 0);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    // With the token: unknown routes and malformed kicks are errors, not actions.
+    assert_eq!(http(api, "GET", "/v1/nope", Some(TOKEN)).0, 404);
+    let kick = |body: &str| {
+        let mut stream = TcpStream::connect(api).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(
+            stream,
+            "POST /v1/kick HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.split(' ').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(kick(r#"{"user": "alice", "client": "127.0.0.1:1"}"#), "400");
+    assert_eq!(kick(r#"{}"#), "400");
+    assert_eq!(kick(r#"{"client": "not an address"}"#), "400");
+    assert_eq!(kick(r#"{"user": "nobody"}"#), "200");
     // The refused drain above did not start one.
     assert_eq!(http(server.address("http"), "GET", "/healthz", None).0, 200);
 }

@@ -269,3 +269,21 @@ fn sighup_rotates_the_rest_secret_of_the_relay_and_of_the_http_api() {
     assert!(fresh.round_trip(&peer, relayed, b"rotated", PATIENCE));
     assert_eq!(Turn::refused(udp, &old_user, &old_password).0, 401);
 }
+
+// Without configured credentials the server makes one up for the run (and the HTTP API hands
+// it out); a reload that still configures none keeps it.
+#[test]
+fn a_reload_keeps_the_credential_made_up_for_the_run() {
+    let file = ConfigFile::new("");
+    let server = file.serve(&[]);
+    let udp = server.address("udp");
+    let (user, password) = minted_credential(&server);
+    signal(&server, "HUP");
+    assert_eq!(
+        wait_for_log(&server, "configuration reloaded")["fields"]["rest_secrets"],
+        1
+    );
+    let (_before, _) = Turn::relayed(udp, &user, &password);
+    let (user, password) = minted_credential(&server);
+    let (_after, _) = Turn::relayed(udp, &user, &password);
+}
