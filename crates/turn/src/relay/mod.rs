@@ -26,7 +26,7 @@ pub use events::{
 pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelayOpenError, RelaySockets, RESERVATION_LIFETIME};
-pub use reconfigure::Reloadable;
+pub use reconfigure::{Reloadable, Replaced};
 pub use server::{
     is_binding_request, ClientOutcome, PeerOutcome, TurnServer, TurnStats, PEER_HEADROOM,
 };

@@ -100,8 +100,9 @@ fn reconfigure_replaces_users_and_quotas_in_place() {
         user_quota: 2,
         ..config()
     };
-    world.server.reconfigure(Reloadable::new(
+    let _replaced = world.server.reconfigure(Reloadable::new(
         &reloaded,
+        REALM,
         users,
         Vec::new(),
         PeerPolicy::default(),

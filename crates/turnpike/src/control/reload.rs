@@ -104,25 +104,33 @@ impl Control {
             crate::logging::set_level(&new.log_level)
                 .map_err(|error| ReloadError::one(format!("key `log-level`: {error:#}")))?;
         }
+        let users = settings.auth.users.len();
         let update = Reloadable::new(
             &settings.turn,
+            &current.realm,
             settings.auth.users,
             rest_secrets,
             settings.policy,
         );
         let update_secrets = update.rest_secrets.clone();
         let reloaded = Reloaded {
-            users: update.users.len(),
+            users,
             rest_secrets: update.rest_secrets.len(),
             restart_needed: needing_restart(&current, &new),
         };
         let draining = self.draining();
         for worker in self.workers.iter() {
-            let mut state = lock(&worker.shared);
-            state.core.reconfigure(update.clone());
-            if draining {
-                state.core.start_draining(&new.alternate_server);
-            }
+            // Cloned before the lock; the lock only swaps values, and what they replaced is
+            // freed after it is released.
+            let update = update.clone();
+            let replaced = {
+                let mut state = lock(&worker.shared);
+                if draining {
+                    state.core.start_draining(&new.alternate_server);
+                }
+                state.core.reconfigure(update)
+            };
+            drop(replaced);
         }
         // The HTTP API mints with the first secret, as at start (TURN on only; `turn` is a
         // restart key, so the value in force decides).
