@@ -394,6 +394,9 @@ def turnpike(request: pytest.FixtureRequest, tmp_path: Path):
             tls_port = ports.pop(0) if tls else None
             extra = [(PRIMARY_IP, p) for p in ports]
             cmd = [str(binary), "serve", "--listen", f"{PRIMARY_IP}:{port}", "--log-level", LOG_LEVEL]
+            # SIGTERM drains until the last allocation ends: the teardown's SIGTERM must stop
+            # the server at once even when a client left its allocations alive.
+            cmd += ["--drain-timeout", "0"]
             for ip, p in extra:
                 cmd += ["--listen", f"{ip}:{p}"]
             if not udp:

@@ -236,6 +236,8 @@ class Topology:
         argv = [
             "ip", "netns", "exec", self.pub, str(self.binary), "serve",
             *flags, *only, "--log-level", "debug", "--metrics-listen", "off",
+            # SIGTERM drains until the last allocation ends: stop at once at teardown.
+            "--drain-timeout", "0",
         ]
         with open(log, "w") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)

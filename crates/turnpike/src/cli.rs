@@ -1,5 +1,5 @@
 //! The command line (`turnpike serve | config check | config example | stun | nat | p2p |
-//! user | token | completions | man`)
+//! user | token | admin | completions | man`)
 //! and its dispatch.
 //!
 //! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
@@ -55,6 +55,8 @@ pub enum Command {
     /// Connect to another peer through a signaling room (ICE: direct or relayed, then QUIC),
     /// and chat or send a file.
     P2p(crate::p2p::P2pArgs),
+    /// Call the admin API of a running server: sessions, kick, drain, reload, info.
+    Admin(crate::admin::command::AdminArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(crate::completions::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command with --dir.
@@ -112,6 +114,7 @@ where
         }
         Command::User(args) => crate::users::command::run(args),
         Command::Token(args) => crate::token_command::run(args),
+        Command::Admin(args) => crate::admin::command::run(args),
         Command::Stun(args) => client_command(cli.log, &matches, rust_log, stun_command::run(args)),
         Command::Nat(args) => {
             client_command(cli.log, &matches, rust_log, crate::nat_command::run(args))
@@ -217,10 +220,14 @@ fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
         }
     };
     let startup = config.clone();
+    let source = crate::control::ConfigSource {
+        file: file.map(Path::to_path_buf),
+        cli: cli.clone(),
+    };
     with_logging(&config, Fatal::Logged, async move {
         log_startup(&startup);
         crate::fd_limit::raise_to_hard_limit();
-        serve::run(startup).await
+        serve::run(startup, source).await
     })
 }
 

@@ -11,6 +11,11 @@
 //! user's directive for any other target is dropped.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 use crate::config::{Config, LogFormat};
 
@@ -22,21 +27,46 @@ const OWN_CRATES: &[&str] = &["turnpike", "stun", "turn", "ice", "signal", "net"
 /// The most any other library logs: warnings and errors never carry frame or packet contents.
 const LIBRARY_CAP: &str = "warn";
 
+/// The handle that swaps the filter of the installed subscriber (a configuration reload).
+type FilterHandle = tracing_subscriber::reload::Handle<EnvFilter, Registry>;
+
+/// Set once by [`init`].
+static FILTER: OnceLock<FilterHandle> = OnceLock::new();
+
 /// Installs the global subscriber described by `config` (its `log_level` was validated already, and
-/// `RUST_LOG` was folded in by `config::load`, so this reads no environment variable).
+/// `RUST_LOG` was folded in by `config::load`, so this reads no environment variable). The filter
+/// sits behind a reload layer so that [`set_level`] can change it while the server runs.
 pub fn init(config: &Config) -> anyhow::Result<()> {
     let filter = crate::config::log_filter(&capped(&config.log_level))?;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     // Colours only for a person at a terminal, never into a file or a journal.
     let ansi = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let installed = match config.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let format = match config.log_format {
+        LogFormat::Json => format.json().boxed(),
+        LogFormat::Pretty => format.boxed(),
     };
-    installed.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
+        .try_init()
+        .map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))?;
+    let _ = FILTER.set(handle);
+    Ok(())
+}
+
+/// Replaces the filter of the running subscriber with `log_level` (validated), capped as at
+/// start. Callsites re-evaluate their interest at once.
+pub fn set_level(log_level: &str) -> anyhow::Result<()> {
+    let filter = crate::config::log_filter(&capped(log_level))?;
+    let handle = FILTER
+        .get()
+        .ok_or_else(|| anyhow::anyhow!("the logger is not installed"))?;
+    handle
+        .reload(filter)
+        .map_err(|error| anyhow::anyhow!("cannot change the log level: {error}"))
 }
 
 /// `filter` rewritten so that only Turnpike's crates go below [`LIBRARY_CAP`]: a bare level

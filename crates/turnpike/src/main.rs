@@ -2,10 +2,12 @@
 //!
 //! `main` only dispatches; see [`cli`] for the subcommands and [`config`] for the configuration.
 
+mod admin;
 mod cli;
 mod client_args;
 mod completions;
 mod config;
+mod control;
 mod fd_limit;
 mod host_checks;
 mod http;

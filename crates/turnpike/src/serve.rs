@@ -1,12 +1,14 @@
 //! `turnpike serve`: binds every listener the configuration asks for, runs their event loops
-//! and the TURN timers, and the HTTP server (signaling, API, pages: [`crate::http`]), and stops
-//! on SIGINT/SIGTERM.
+//! and the TURN timers, the HTTP server (signaling, API, pages: [`crate::http`]) and the admin
+//! API ([`crate::admin`]). SIGHUP reloads the configuration, SIGTERM drains (a second SIGTERM
+//! or a SIGINT stops at once): see [`crate::control`].
 //!
 //! Sockets are bound before anything runs, so that a port already in use is reported at
 //! once, with the address, and the process exits non-zero.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -21,6 +23,7 @@ use turn::relay::{SharedState, TurnStats};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::config::Config;
+use crate::control::{ConfigSource, Control, DrainWatch, Health};
 use crate::http;
 use crate::metrics::{self, Metrics};
 use crate::shared::lock;
@@ -80,13 +83,19 @@ impl Bound {
     }
 }
 
-/// Runs the server until SIGINT/SIGTERM, or until a listener fails.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGINT, until a drain ends, or until a listener fails.
+pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we have said "ready" must stop us cleanly,
     // not kill us with the default disposition.
     let mut shutdown = ShutdownSignals::install()?;
     let settings = turn_settings(&config)?;
     let rest_secret = settings.api_secret();
+    // A secret made up for this run (no credentials configured) survives reloads.
+    let made_up_secret = rest_secret
+        .clone()
+        .filter(|secret| !config.rest_secrets.iter().any(|s| s.expose() == secret));
+    // What the HTTP API mints TURN credentials with; a reload replaces it.
+    let minting = http::MintingSecret::new(rest_secret);
     let TurnSettings {
         mut turn,
         auth,
@@ -102,12 +111,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut bound = bind_all(&config, workers, limits.budget.clone())?;
     let http_listeners = http::bind(&config)?;
     let metrics_listener = metrics::bind(config.metrics_listen)?;
+    let admin_listener = crate::admin::bind(&config)?;
     // Ports the kernel picked (port 0 in `listen`) are service ports too: no relaying to them.
     turn.service_ports.extend(bound.ports());
     let metrics_listeners = Vec::from_iter(metrics_listener);
-    // The HTTP(S) and metrics listeners are TCP services of ours too.
+    // The HTTP(S), metrics and admin listeners are TCP services of ours too.
     let mut tcp_services = http_listeners.addresses();
-    tcp_services.extend(metrics_listeners.iter().filter_map(|l| l.local_addr().ok()));
+    tcp_services.extend(
+        metrics_listeners
+            .iter()
+            .chain(&admin_listener)
+            .filter_map(|l| l.local_addr().ok()),
+    );
     turn.service_ports.extend(http::ports(&tcp_services));
     turn.own_ips.extend(http::own_ips(&tcp_services));
     let metrics = Arc::new(Metrics::new());
@@ -169,36 +184,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &metrics,
         &mut tasks,
     )?;
-    let http = http::spawn(
-        &config,
-        http_listeners,
-        &certificates,
-        turn_ports,
-        rest_secret,
-        &metrics,
-        &mut tasks,
-    )?;
+    let health = Health::default();
+    let shared = http::Shared {
+        certificates: &certificates,
+        ports: turn_ports,
+        rest_secret: minting.clone(),
+        health: health.clone(),
+        metrics: &metrics,
+    };
+    let http = http::spawn(&config, http_listeners, shared, &mut tasks)?;
     for listener in metrics_listeners {
         metrics::spawn(listener, &metrics, &mut tasks)?;
     }
     crate::fd_limit::warn_if_short(&config, &core.turn);
+    let control = Arc::new(Control::new(
+        handles.clone(),
+        source,
+        config.clone(),
+        made_up_secret,
+        minting,
+        health,
+        certificates,
+    ));
+    crate::admin::spawn(&config, admin_listener, control.clone(), &mut tasks)?;
     info!("ready");
 
-    let result = tokio::select! {
-        signal = shutdown.recv() => {
-            info!(signal, "shutting down");
-            Ok(())
-        }
-        Some(finished) = tasks.join_next() => {
-            // Listeners and workers run forever; one that returns has failed.
-            match finished {
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(())) => Err(anyhow::anyhow!("a listener stopped unexpectedly")),
-                Err(e) => Err(anyhow::Error::from(e).context("a listener panicked")),
-            }
-        }
-    };
-    // WebSocket clients hear 1001 "going away" rather than a dropped connection.
+    let result = serve_until_stopped(&control, &mut shutdown, &mut tasks, http.as_ref()).await;
+    // WebSocket clients hear 1001 "going away" rather than a dropped connection (a drain
+    // closed those of its start; this reaches any opened since).
     if let Some(http) = &http {
         http.going_away().await;
     }
@@ -208,6 +221,63 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     join_workers(threads).await;
     log_totals(&handles);
     result
+}
+
+/// Serves until a SIGINT, a second SIGTERM, the end of a drain, or a failed listener; answers
+/// SIGHUP with a reload. A drain begins with the first SIGTERM or an admin call.
+async fn serve_until_stopped(
+    control: &Arc<Control>,
+    shutdown: &mut ShutdownSignals,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    http: Option<&http::HttpServer>,
+) -> anyhow::Result<()> {
+    /// How often a drain counts the allocations left.
+    const DRAIN_POLL: Duration = Duration::from_millis(200);
+    let mut drain: Option<DrainWatch> = None;
+    loop {
+        let poll = async {
+            match drain {
+                Some(_) => tokio::time::sleep(DRAIN_POLL).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = shutdown.recv() => match signal {
+                Received::Hangup => {
+                    let control = control.clone();
+                    let _ = tokio::task::spawn_blocking(move || control.reload("SIGHUP")).await;
+                }
+                Received::Terminate if drain.is_none() => {
+                    control.begin_drain("SIGTERM");
+                }
+                other => {
+                    info!(signal = other.name(), draining = drain.is_some(), "shutting down");
+                    return Ok(());
+                }
+            },
+            () = control.drain_begun(), if drain.is_none() => {
+                drain = Some(control.drain_watch());
+                // Signaling clients move now; relayed media keeps flowing.
+                if let Some(http) = http {
+                    http.going_away().await;
+                }
+            }
+            () = poll => {}
+            Some(finished) = tasks.join_next() => {
+                // Listeners and workers run forever; one that returns has failed.
+                return match finished {
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok(())) => Err(anyhow::anyhow!("a listener stopped unexpectedly")),
+                    Err(e) => Err(anyhow::Error::from(e).context("a listener panicked")),
+                };
+            }
+        }
+        if let Some(watch) = &mut drain {
+            if watch.check(Instant::now(), control.allocations()).is_some() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The counters summed over the workers, once at shutdown (each worker logs its own too).
@@ -501,13 +571,33 @@ fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::from_std(listener).with_context(|| format!("registering TCP {addr}"))
 }
 
-/// SIGINT and SIGTERM, registered with the runtime; and SIGHUP, whose default disposition
-/// would kill the server (`systemctl reload`, a closing terminal): it is only logged until
-/// configuration reload exists.
+/// SIGINT, SIGTERM and SIGHUP, registered with the runtime (SIGHUP's default disposition
+/// would kill the server: `systemctl reload`, a closing terminal).
 struct ShutdownSignals {
     interrupt: Signal,
     terminate: Signal,
     hangup: Signal,
+}
+
+/// A signal the server acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// SIGINT: stop at once.
+    Interrupt,
+    /// SIGTERM: drain, or stop at once when draining already.
+    Terminate,
+    /// SIGHUP: reload the configuration.
+    Hangup,
+}
+
+impl Received {
+    fn name(self) -> &'static str {
+        match self {
+            Received::Interrupt => "SIGINT",
+            Received::Terminate => "SIGTERM",
+            Received::Hangup => "SIGHUP",
+        }
+    }
 }
 
 impl ShutdownSignals {
@@ -519,17 +609,12 @@ impl ShutdownSignals {
         })
     }
 
-    /// Resolves on the first of SIGINT or SIGTERM, with its name; logs each SIGHUP meanwhile.
-    async fn recv(&mut self) -> &'static str {
-        loop {
-            tokio::select! {
-                _ = self.interrupt.recv() => return "SIGINT",
-                _ = self.terminate.recv() => return "SIGTERM",
-                _ = self.hangup.recv() => tracing::warn!(
-                    "SIGHUP received: configuration reload is not implemented yet; restart to \
-                     apply changes"
-                ),
-            }
+    /// The next signal.
+    async fn recv(&mut self) -> Received {
+        tokio::select! {
+            _ = self.interrupt.recv() => Received::Interrupt,
+            _ = self.terminate.recv() => Received::Terminate,
+            _ = self.hangup.recv() => Received::Hangup,
         }
     }
 }

@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 use turn::relay::{
-    AuthFailure, ClientTransport, EndReason, RelayAddress, ServerError, ServerErrorCause,
-    SessionInfo, TurnEvent,
+    AuthFailure, EndReason, RelayAddress, ServerError, ServerErrorCause, SessionInfo, TurnEvent,
 };
 
 use crate::shared::{lock, Shared, SharedCore};
@@ -249,14 +248,6 @@ fn repeated(cause: &ServerErrorCause, window: &ErrorWindow, now: Instant) {
     );
 }
 
-fn transport(t: ClientTransport) -> &'static str {
-    match t {
-        ClientTransport::Udp => "udp",
-        ClientTransport::Tcp => "tcp",
-        ClientTransport::Tls => "tls",
-    }
-}
-
 /// Relay addresses as a field: advertised (what clients and peers use) or bound.
 struct Relays<'a>(&'a [RelayAddress], bool);
 
@@ -288,7 +279,7 @@ fn session_line(s: &SessionInfo, end: Option<EndReason>) {
         realm = %s.realm,
         client = %s.five_tuple.client,
         server = %s.five_tuple.server,
-        transport = transport(s.five_tuple.transport),
+        transport = s.five_tuple.transport.name(),
         relay = %Relays(&s.relays, true),
         relay_bound = %Relays(&s.relays, false),
         lifetime_s = (!ended).then_some(s.remaining.as_secs()),
@@ -308,7 +299,7 @@ fn auth_failed(failure: &AuthFailure) {
         target: "turnpike::auth",
         reason = auth_reason(failure),
         source = %failure.source,
-        transport = transport(failure.transport),
+        transport = failure.transport.name(),
         user = failure.username.as_deref().unwrap_or(""),
         "authentication failed"
     );
@@ -327,6 +318,7 @@ fn auth_reason(failure: &AuthFailure) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use turn::relay::ClientTransport;
 
     fn port_pool_empty(username: &str) -> ServerError {
         let five_tuple = turn::relay::FiveTuple {

@@ -77,8 +77,6 @@ impl Certificates {
     /// Re-reads every certificate and key file ([`CertStore::reload`]): each pair that parses
     /// and matches replaces its predecessor for new handshakes, each one that does not keeps
     /// the old one. The error lists every pair that failed.
-    // Called by the configuration reload (SIGHUP, admin API), wired outside this module.
-    #[allow(dead_code)]
     pub fn reload(&self) -> anyhow::Result<()> {
         let errors: Vec<String> = self
             .stores()

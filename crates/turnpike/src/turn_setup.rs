@@ -45,18 +45,7 @@ pub struct TurnSettings {
 /// needed, loads the user database, draws a random nonce secret when none is configured, and
 /// logs a warning for each risky choice.
 pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
-    let interfaces = if_addrs::get_if_addrs().unwrap_or_else(|error| {
-        tracing::warn!(%error, "cannot list the network interfaces");
-        Vec::new()
-    });
-    let subnets = host_subnets(&interfaces);
-    let interfaces: Vec<IpAddr> = interfaces.iter().map(if_addrs::Interface::ip).collect();
-    let db_users = match &config.user_db {
-        Some(path) => users::load(path, &config.realm)?,
-        None => Vec::new(),
-    };
-    let mut settings = settings_from(config, &interfaces, db_users, rand::random())?;
-    settings.policy = std::mem::take(&mut settings.policy).with_host_subnets(subnets);
+    let mut settings = configured_settings(config)?;
     if config.turn && settings.auth.users.is_empty() && settings.auth.rest_secrets.is_empty() {
         add_ephemeral_credential(&mut settings.auth, &config.realm);
     } else if config.turn && config.http && settings.auth.rest_secrets.is_empty() {
@@ -69,6 +58,24 @@ pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
              TURN credentials over HTTP"
         );
     }
+    Ok(settings)
+}
+
+/// [`turn_settings`] with only what the configuration holds (no credential made up): what a
+/// configuration reload applies.
+pub fn configured_settings(config: &Config) -> anyhow::Result<TurnSettings> {
+    let interfaces = if_addrs::get_if_addrs().unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot list the network interfaces");
+        Vec::new()
+    });
+    let subnets = host_subnets(&interfaces);
+    let interfaces: Vec<IpAddr> = interfaces.iter().map(if_addrs::Interface::ip).collect();
+    let db_users = match &config.user_db {
+        Some(path) => users::load(path, &config.realm)?,
+        None => Vec::new(),
+    };
+    let mut settings = settings_from(config, &interfaces, db_users, rand::random())?;
+    settings.policy = std::mem::take(&mut settings.policy).with_host_subnets(subnets);
     Ok(settings)
 }
 

@@ -119,6 +119,8 @@ export async function startTurnpike(args = [], { host = '127.0.0.1', httpHost = 
       cmd.push('--http-listen', `${httpHost}:${httpPort}`);
     }
     cmd.push(...args);
+    // SIGTERM drains until the last allocation ends: the test's SIGTERM must stop it at once.
+    if (!args.includes('--drain-timeout')) cmd.push('--drain-timeout', '0');
     if (!args.some((a) => a === '--min-port' || a === '--max-port' || a === '--config')) {
       const range = await freeRelayRange(relayIps(args));
       cmd.push('--min-port', String(range.min), '--max-port', String(range.max));

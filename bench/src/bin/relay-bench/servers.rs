@@ -234,6 +234,9 @@ impl Drop for Server {
 fn turnpike_args(addr: SocketAddr) -> Vec<String> {
     [
         "serve",
+        // SIGTERM drains until the last allocation ends: stop at once between runs.
+        "--drain-timeout",
+        "0",
         "--listen",
         &addr.to_string(),
         "--tcp",

@@ -229,6 +229,22 @@ impl Authenticator {
         self.users = UserTable::new(users, &self.realm);
     }
 
+    /// Replaces the static users with `table` (built outside any lock: indexing hashes every
+    /// name) and returns the old table, for the caller to drop outside its lock too.
+    pub fn replace_users(&mut self, table: UserTable) -> UserTable {
+        std::mem::replace(&mut self.users, table)
+    }
+
+    /// Replaces the TURN REST secrets (a configuration reload). Nonces from now on announce
+    /// "Username anonymity" only when there is none (see [`Authenticator::new`]); a nonce
+    /// issued with the other feature set gets 438 and the client retries with a fresh one.
+    /// Returns the old secrets.
+    pub fn set_rest_secrets(&mut self, secrets: Vec<String>) -> Vec<String> {
+        let features = SecurityFeatures::new(true, secrets.is_empty());
+        self.nonces.set_features(features);
+        std::mem::replace(&mut self.rest_secrets, secrets)
+    }
+
     /// The realm.
     pub fn realm(&self) -> &str {
         &self.realm

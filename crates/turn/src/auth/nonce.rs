@@ -185,6 +185,12 @@ impl NonceKey {
         }
     }
 
+    /// Announces `features` in the nonces issued from now on; nonces issued before with other
+    /// features fail [`NonceKey::check`] (a client retries after 438).
+    pub fn set_features(&mut self, features: SecurityFeatures) {
+        self.cookie = features.cookie();
+    }
+
     /// The features every nonce of this key announces.
     pub fn features(&self) -> SecurityFeatures {
         SecurityFeatures::of_nonce(std::str::from_utf8(&self.cookie).unwrap_or_default())

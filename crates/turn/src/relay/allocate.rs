@@ -134,6 +134,10 @@ impl TurnServer {
             }
             return respond_error(message, ALLOCATION_MISMATCH, Some(auth), out);
         }
+        // Step 11: "at any point" the server may redirect; a draining one takes nothing new.
+        if let Some(refused) = self.refuse_while_draining(&five_tuple, message, auth, out) {
+            return refused;
+        }
         let request = match self.parse_allocate(message) {
             Ok(request) => request,
             Err(code) => return respond_error(message, code, Some(auth), out),

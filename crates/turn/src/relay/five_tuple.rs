@@ -22,6 +22,15 @@ impl ClientTransport {
     pub fn is_stream(self) -> bool {
         self != ClientTransport::Udp
     }
+
+    /// Its name in logs, metric labels and the admin API: `udp`, `tcp` or `tls`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientTransport::Udp => "udp",
+            ClientTransport::Tcp => "tcp",
+            ClientTransport::Tls => "tls",
+        }
+    }
 }
 
 /// Client address, server address and transport: one allocation per 5-tuple (RFC 8656 §2.2).

@@ -91,6 +91,8 @@ pub struct TurnServer {
     /// Turn of the relay address the next allocation tries first (several relay addresses).
     pub(super) next_relay_ip: usize,
     pub(super) stats: TurnStats,
+    /// Refusing new allocations (see [`super::drain`]).
+    pub(super) drain: super::drain::Drain,
     /// Events for the driver (see [`super::events`]).
     pub(super) events: EventQueue,
 }
@@ -145,6 +147,7 @@ impl TurnServer {
             next_id: 1,
             next_relay_ip: 0,
             stats: TurnStats::default(),
+            drain: Default::default(),
             events: EventQueue::default(),
         }
     }

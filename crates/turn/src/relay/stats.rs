@@ -127,15 +127,6 @@ pub const TRANSPORTS: [ClientTransport; 3] = [
     ClientTransport::Tls,
 ];
 
-/// The metric label of a client transport.
-pub fn transport_label(transport: ClientTransport) -> &'static str {
-    match transport {
-        ClientTransport::Udp => "udp",
-        ClientTransport::Tcp => "tcp",
-        ClientTransport::Tls => "tls",
-    }
-}
-
 fn transport_index(transport: ClientTransport) -> usize {
     match transport {
         ClientTransport::Udp => 0,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod counters;
+mod drain;
 mod harness;
 mod own_address_forms;
 mod relay_addresses;
@@ -23,7 +24,8 @@ use stun::attributes::{
 use stun::{AnyAttribute, Class, Message, MessageType, MessageWriter, Method, TransactionId};
 use turn::relay::{ClientOutcome, ClientTransport, TurnConfig, PEER_HEADROOM};
 
-const UDP: AnyAttribute<'static> = AnyAttribute::RequestedTransport(RequestedTransport(17));
+pub(crate) const UDP: AnyAttribute<'static> =
+    AnyAttribute::RequestedTransport(RequestedTransport(17));
 
 fn peer(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -301,6 +301,28 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: false
 # metrics-on-http = false
 
+## Operations: drain and admin API (docs/operations.md) ###########################################
+
+# Where a draining server (SIGTERM, `turnpike admin drain`) sends new clients: a new Allocate
+# gets 300 (Try Alternate) with ALTERNATE-SERVER. IP:PORT, at most one per family; a client
+# of a family without one gets 508.
+# Default: [] (508)
+# alternate-server = ["192.0.2.20:3478"]
+
+# Seconds a drain waits for the last allocation to end before the process exits (0..=86400).
+# The process exits as soon as no allocation remains.
+# Default: 3600
+# drain-timeout = 3600
+
+# Bearer token of the admin API (`turnpike admin`), at least 16 bytes
+# (`openssl rand -base64 24`). Unset or empty: no admin API, nothing listens.
+# Default: unset (no admin API)
+# admin-token = "REPLACE with the output of: openssl rand -base64 24"
+
+# Admin API listen address (IP:PORT). Keep it on loopback or a management network.
+# Default: "127.0.0.1:9642"
+# admin-listen = "127.0.0.1:9642"
+
 ## Logging #########################################################################################
 
 # Tracing filter: off, error, warn, info, debug, trace, or a directive such as

@@ -235,6 +235,21 @@ config_layer! {
     #[arg(long, env = "TURNPIKE_METRICS_ON_HTTP", value_name = "BOOL")]
     #[arg(num_args = 0..=1, default_missing_value = "true")]
     metrics_on_http: bool,
+    /// Where a draining server sends new clients (300 Try Alternate): IP:PORT, at most one
+    /// per family [default: none, 508].
+    #[arg(long, env = "TURNPIKE_ALTERNATE_SERVER", value_name = "IP:PORT")]
+    #[arg(value_delimiter = ',')]
+    alternate_server: Vec<SocketAddr>,
+    /// Seconds a drain (SIGTERM, `turnpike admin drain`) waits for the last allocation before
+    /// exiting, 0..=86400 [default: 3600].
+    #[arg(long, env = "TURNPIKE_DRAIN_TIMEOUT", value_name = "SECONDS")]
+    drain_timeout: u64,
+    /// Bearer token of the admin API, at least 16 bytes; unset or empty: no admin API.
+    #[arg(long, env = "TURNPIKE_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    admin_token: Secret,
+    /// Admin API listen address [default: 127.0.0.1:9642].
+    #[arg(long, env = "TURNPIKE_ADMIN_LISTEN", value_name = "IP:PORT")]
+    admin_listen: SocketAddr,
     // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads
     // them through `LogArgs` instead of here: a flag cannot be both global and part of `serve`
     // alone.

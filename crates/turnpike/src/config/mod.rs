@@ -8,6 +8,7 @@
 //! REASON`, `--KEY: REASON`).
 
 mod address_rules;
+mod control_rules;
 mod error;
 mod example;
 mod file;
@@ -165,6 +166,14 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve `GET /metrics` on the HTTP listeners too.
     pub metrics_on_http: bool,
+    /// Where a draining server sends new clients: at most one address per family.
+    pub alternate_server: Vec<SocketAddr>,
+    /// How long a drain waits for the last allocation to end (0 ..= 1 day).
+    pub drain_timeout: Duration,
+    /// Bearer token of the admin API, at least 16 bytes; `None`: no admin API.
+    pub admin_token: Option<Secret>,
+    /// Admin API listen address.
+    pub admin_listen: SocketAddr,
     /// A valid `tracing_subscriber::EnvFilter` directive.
     pub log_level: String,
     /// How log lines are written.
@@ -250,6 +259,10 @@ impl Default for Config {
             message_rate: 50,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9641))),
             metrics_on_http: false,
+            alternate_server: Vec::new(),
+            drain_timeout: Duration::from_secs(3600),
+            admin_token: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9642)),
             log_level: "info".to_owned(),
             log_format: LogFormat::Pretty,
         }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use super::error::{KeyProblem, Reason};
 use super::layer::ConfigLayer;
-use super::{http_rules, https_rules, metrics_rules, turn_rules, Config, TlsFiles, PER_IP_SHARE};
+use super::{
+    control_rules, http_rules, https_rules, metrics_rules, turn_rules, Config, TlsFiles,
+    PER_IP_SHARE,
+};
 
 /// Allowed `tcp-idle-timeout`, seconds: at least one second, at most a day.
 const TCP_IDLE_TIMEOUT_RANGE: (u64, u64) = (1, 86_400);
@@ -129,6 +132,7 @@ impl Config {
         http_rules::check(p, layer, &mut config);
         https_rules::check(p, layer, &mut config);
         metrics_rules::check(p, layer, &mut config);
+        control_rules::check(p, layer, &mut config);
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -26,7 +26,13 @@ macro_rules! deserialize_from_str {
 /// The keys whose values are secrets ([`Secret`]): a problem with one of them names the key,
 /// its line and what was expected, never the value (see `file::secret_type_problem`). A new
 /// secret key must be listed here.
-pub const SECRET_KEYS: [&str; 4] = ["users", "rest-secrets", "nonce-secret", "signaling-secret"];
+pub const SECRET_KEYS: [&str; 5] = [
+    "users",
+    "rest-secrets",
+    "nonce-secret",
+    "signaling-secret",
+    "admin-token",
+];
 
 /// The secret keys that hold a list of strings; the others hold one string.
 pub const SECRET_LIST_KEYS: [&str; 2] = ["users", "rest-secrets"];

@@ -18,7 +18,40 @@ pub struct Lease {
     pub id: String,
 }
 
-/// What the ICE server list is made of, fixed at start.
+/// The REST secret TURN credentials are minted with: the first of `rest-secrets` (or the one
+/// made up for a run without credentials), replaced by a configuration reload so that a
+/// rotation reaches the HTTP API too. Read once per request, never per packet.
+#[derive(Clone, Default)]
+pub struct MintingSecret(std::sync::Arc<arc_swap::ArcSwapOption<String>>);
+
+impl std::fmt::Debug for MintingSecret {
+    /// Says whether there is one, never what it is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.get().is_some() { "set" } else { "none" };
+        write!(f, "MintingSecret({state})")
+    }
+}
+
+impl MintingSecret {
+    /// A secret holding `secret` (`None`: no TURN credentials over HTTP).
+    pub fn new(secret: Option<String>) -> MintingSecret {
+        MintingSecret(std::sync::Arc::new(arc_swap::ArcSwapOption::new(
+            secret.map(std::sync::Arc::new),
+        )))
+    }
+
+    /// The secret now.
+    pub fn get(&self) -> Option<std::sync::Arc<String>> {
+        self.0.load_full()
+    }
+
+    /// Replaces the secret for the credentials minted from now on.
+    pub fn set(&self, secret: Option<String>) {
+        self.0.store(secret.map(std::sync::Arc::new));
+    }
+}
+
+/// What the ICE server list is made of: fixed at start, but for the secret.
 #[derive(Clone)]
 pub struct IceSettings {
     /// `ice-host`: the host in the URLs (IPv6 without brackets); `None`: the request's host.
@@ -31,8 +64,8 @@ pub struct IceSettings {
     pub tcp: bool,
     /// The port of the first TLS listener as bound, when TLS is on.
     pub tls_port: Option<u16>,
-    /// The REST secret for the TURN credentials; `None`: TURN is off, STUN URLs only.
-    pub secret: Option<String>,
+    /// The REST secret for the TURN credentials; none: TURN is off, STUN URLs only.
+    pub secret: MintingSecret,
     /// How long the credentials stay valid.
     pub ttl: Duration,
 }
@@ -46,7 +79,7 @@ impl std::fmt::Debug for IceSettings {
             .field("udp", &self.udp)
             .field("tcp", &self.tcp)
             .field("tls_port", &self.tls_port)
-            .field("turn", &self.secret.is_some())
+            .field("turn", &self.turn())
             .field("ttl", &self.ttl)
             .finish()
     }
@@ -70,7 +103,7 @@ impl IceSettings {
 
     /// TURN credentials can be minted (TURN is on, with a REST secret).
     pub fn turn(&self) -> bool {
-        self.secret.is_some()
+        self.secret.get().is_some()
     }
 
     /// The `RTCIceServer[]` for `url_host` (from [`Self::url_host`]): STUN URLs, and TURN URLs
@@ -80,7 +113,8 @@ impl IceSettings {
         if let (Some(port), true) = (self.port, self.udp) {
             servers.push(json!({ "urls": [format!("stun:{url_host}:{port}")] }));
         }
-        let (Some(secret), Some(lease)) = (&self.secret, lease) else {
+        let secret = self.secret.get();
+        let (Some(secret), Some(lease)) = (secret.as_deref(), lease) else {
             return Value::Array(servers);
         };
         let mut urls = Vec::new();
@@ -156,7 +190,7 @@ mod tests {
             udp: true,
             tcp: true,
             tls_port: None,
-            secret: Some("0123456789abcdef".to_owned()),
+            secret: MintingSecret::new(Some("0123456789abcdef".to_owned())),
             ttl: Duration::from_secs(86_400),
         }
     }
@@ -231,7 +265,7 @@ mod tests {
             ])
         );
         let stun_only = IceSettings {
-            secret: None,
+            secret: MintingSecret::default(),
             ..settings()
         };
         assert_eq!(

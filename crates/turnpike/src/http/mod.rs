@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /ws` | signaling WebSocket ([`ws`]); `Origin` checked against `allowed-origins` ([`origin`]) |
 //! | `GET /api/ice-servers` | `{"iceServers": [...], "iceTtl": N}`, with a TURN REST credential for an authorised caller ([`credentials`], [`mod@ice_servers`]) |
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok`; 503 `draining` once a drain has begun ([`crate::control`]) |
 //! | `GET /`, `/room/{name}`, `/diagnostics`, `/static/{file}` | the pages of `web/` ([`pages`]) |
 //!
 //! Listeners are bound by [`bind`] before the server says "ready" (a port in use fails the
@@ -41,6 +41,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::tls::Certificates;
 use credentials::{Caller, Credentials, Decision, Issuing};
+pub use ice_servers::MintingSecret;
 use ice_servers::{host_of_header, IceSettings};
 use issue_rate::IssueRate;
 use limited_listener::{ConnectionCaps, LimitedListener};
@@ -69,6 +70,8 @@ struct App {
     origins: Arc<AllowedOrigins>,
     /// Largest WebSocket message accepted by the WebSocket layer.
     max_ws_message: usize,
+    /// Draining or not, for `/healthz`.
+    health: crate::control::Health,
 }
 
 /// The two ends of an HTTP connection.
@@ -180,18 +183,36 @@ impl HttpServer {
     }
 }
 
+/// What the HTTP app shares with the rest of the server.
+pub struct Shared<'a> {
+    /// `https` is what HTTPS handshakes present.
+    pub certificates: &'a Certificates,
+    /// The STUN/TURN ports as bound, for the ICE server URLs.
+    pub ports: TurnPorts,
+    /// Mints the TURN credentials (none: TURN is off, or no REST credentials); a reload
+    /// replaces it.
+    pub rest_secret: MintingSecret,
+    /// Whether the server drains (`/healthz` 503).
+    pub health: crate::control::Health,
+    /// The registry `/metrics` serves and the HTTP request counters.
+    pub metrics: &'a Arc<Metrics>,
+}
+
 /// Starts the signaling timer and one server task per listener; logs `listening` for each.
-/// `rest_secret` mints the TURN credentials (`None`: TURN is off, or no REST credentials);
-/// `certificates.https` is what HTTPS handshakes present. `None` when there is no listener.
+/// `None` when there is no listener.
 pub fn spawn(
     config: &Config,
     listeners: Listeners,
-    certificates: &Certificates,
-    ports: TurnPorts,
-    rest_secret: Option<String>,
-    metrics: &Arc<Metrics>,
+    shared: Shared<'_>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<Option<HttpServer>> {
+    let Shared {
+        certificates,
+        ports,
+        rest_secret,
+        health,
+        metrics,
+    } = shared;
     if listeners.plain.is_empty() && listeners.tls.is_empty() {
         return Ok(None);
     }
@@ -226,6 +247,7 @@ pub fn spawn(
         credentials: Arc::new(credentials),
         origins: Arc::new(AllowedOrigins::new(config.allowed_origins.clone())),
         max_ws_message: config.max_message_bytes + MESSAGE_SLACK_BYTES,
+        health,
     };
     let signaling_handle = signaling.clone();
     metrics.set_signaling(signaling.clone());
@@ -468,9 +490,14 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// `GET /healthz`.
-async fn healthz() -> &'static str {
-    "ok"
+/// `GET /healthz`: `ok`, or 503 `draining` once a drain has begun, so that a load balancer
+/// stops sending new clients at once.
+async fn healthz(State(app): State<App>) -> Response {
+    if app.health.draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        "ok".into_response()
+    }
 }
 
 /// Unknown paths.

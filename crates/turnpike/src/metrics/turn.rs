@@ -11,7 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use turn::auth::AuthStats;
 use turn::relay::stats::{
-    transport_label, Direction, FAMILIES, LIFETIME_BUCKETS, METHODS, RESPONSE_CODES, TRANSPORTS,
+    Direction, FAMILIES, LIFETIME_BUCKETS, METHODS, RESPONSE_CODES, TRANSPORTS,
 };
 use turn::relay::{DropCause, SharedState, TurnStats};
 
@@ -103,10 +103,7 @@ impl Collector for TurnCollector {
             TRANSPORTS.iter().enumerate().flat_map(|(t, transport)| {
                 FAMILIES.iter().enumerate().map(move |(f, family)| {
                     (
-                        [
-                            ("transport", transport_label(*transport)),
-                            ("family", *family),
-                        ],
+                        [("transport", transport.name()), ("family", *family)],
                         turn.allocations[t][f],
                     )
                 })
@@ -131,7 +128,7 @@ impl Collector for TurnCollector {
                     (
                         [
                             ("direction", direction.as_str()),
-                            ("transport", transport_label(*transport)),
+                            ("transport", transport.name()),
                         ],
                         values[direction as usize][t],
                     )

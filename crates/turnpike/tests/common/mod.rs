@@ -46,7 +46,8 @@ impl Server {
         Self::start(&[], "info", args, configure)
     }
 
-    /// As [`Server::spawn`], with the log filter `level` instead of `info`.
+    /// As [`Server::spawn`], with the log filter `level` instead of `info` (empty: none on the
+    /// command line).
     pub fn spawn_logging(
         level: &str,
         args: &[&str],
@@ -83,11 +84,15 @@ impl Server {
         };
         command
             .arg("serve")
-            .args(["--log-format", "json", "--log-level", level])
+            .args(["--log-format", "json"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // An empty level leaves `log-level` to the configuration file (reload tests).
+        if !level.is_empty() {
+            command.args(["--log-level", level]);
+        }
         configure(&mut command);
         // The metrics listener defaults to 127.0.0.1:9641, which servers running side by side
         // would fight over: off unless the test asks for it, by the flag or by setting or
@@ -98,6 +103,15 @@ impl Server {
                 .any(|(k, _)| k == "TURNPIKE_METRICS_LISTEN");
         if !metrics_chosen {
             command.args(["--metrics-listen", "off"]);
+        }
+        // SIGTERM drains: a test stopping a server that still holds allocations wants it
+        // gone at once, unless the test is about draining.
+        let sets_drain = command.get_args().any(|a| a == "--drain-timeout")
+            || command
+                .get_envs()
+                .any(|(key, _)| key == "TURNPIKE_DRAIN_TIMEOUT");
+        if !sets_drain {
+            command.args(["--drain-timeout", "0"]);
         }
         if !sets_relay_range(&command) {
             let (low, high) = free_relay_range();

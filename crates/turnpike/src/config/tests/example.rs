@@ -55,6 +55,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         allowed_peers: None,
         denied_peers: None,
         http_connections_per_ip: None,
+        alternate_server: None,
+        admin_token: None,
         https_cert: None,
         https_key: None,
         ..file.layer
@@ -77,6 +79,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         "allowed-peers",
         "denied-peers",
         "http-connections-per-ip",
+        "alternate-server",
+        "admin-token",
         "https-cert",
         "https-key",
     ];
@@ -99,10 +103,13 @@ fn no_example_value_is_a_usable_credential() {
     for key in ["users", "rest-secrets"] {
         assert!(text.contains(&format!("\n{key} = []\n")), "{key}");
     }
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("nonce-secret = "))
-        .unwrap();
-    let found = super::problems(line);
-    assert_eq!(found[0].key.as_deref(), Some("nonce-secret"));
+    // The placeholders of the secrets without a default are refused.
+    for key in ["nonce-secret", "admin-token"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap();
+        let found = super::problems(line);
+        assert_eq!(found[0].key.as_deref(), Some(key));
+    }
 }

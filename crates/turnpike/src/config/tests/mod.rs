@@ -1,5 +1,6 @@
 //! Tests of the configuration as a whole: files, rules, layers, the example.
 
+mod control;
 mod example;
 mod file;
 mod fuzz_corpus;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 
 use super::*;
+use crate::http::MintingSecret;
 
 const SECRET: &[u8] = b"a signaling secret of 32 bytes!!";
 const NOW: u64 = 1_900_000_000;
@@ -33,7 +34,7 @@ fn credentials(issuing: Issuing, per_minute: u32) -> Credentials {
             udp: true,
             tcp: false,
             tls_port: None,
-            secret: Some("rest secret 0123456789".to_owned()),
+            secret: MintingSecret::new(Some("rest secret 0123456789".to_owned())),
             ttl: Duration::from_secs(86_400),
         },
         issuing,

@@ -1,0 +1,131 @@
+//! Control of a running server: configuration reload (SIGHUP, admin API), drain (SIGTERM,
+//! admin API), and the figures the admin API reports. [`crate::serve`] owns the signals and
+//! the shutdown; this module owns what they do to the workers' cores.
+//!
+//! Every change to a core happens under that worker's lock, with one small setter of the
+//! core ([`turn::relay::TurnServer::reconfigure`], [`turn::relay::TurnServer::start_draining`]):
+//! nothing on the relay path changes shape, and allocations, permissions, channels and
+//! connections are kept.
+
+mod drain;
+mod reload;
+mod restart_keys;
+mod sessions;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+pub use drain::DrainWatch;
+
+use crate::config::{CliLayer, Config};
+use crate::http::MintingSecret;
+use crate::shared::lock;
+use crate::tls::Certificates;
+use crate::worker::WorkerHandle;
+
+/// Where the configuration comes from, to read it again on reload: the file and the flags and
+/// `TURNPIKE_*` variables the server was started with (they still override the file).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The configuration file, if any.
+    pub file: Option<PathBuf>,
+    /// The command-line layer of `serve`.
+    pub cli: CliLayer,
+}
+
+/// Whether the server takes new clients: `/healthz` answers 503 once a drain has begun, so
+/// that a load balancer stops sending new clients at once.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    /// True once a drain has begun.
+    pub fn draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Marks the drain begun; true when it already was.
+    fn set_draining(&self) -> bool {
+        self.0.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// The control plane of one running server, shared by the signal loop and the admin API.
+#[derive(Debug)]
+pub struct Control {
+    workers: Arc<[WorkerHandle]>,
+    source: ConfigSource,
+    /// The configuration in force: the last one that loaded and was applied. Its lock also
+    /// serializes reloads.
+    current: Mutex<Config>,
+    /// The REST secret made up at start when no credentials were configured: a reload to a
+    /// configuration still without credentials keeps it (see [`crate::turn_setup`]).
+    made_up_secret: Option<String>,
+    /// What the HTTP API mints TURN credentials with.
+    minting: MintingSecret,
+    health: Health,
+    /// The TLS certificates of the `turns:` and HTTPS listeners, re-read on reload.
+    certificates: Certificates,
+    /// Wakes the serve loop when a drain begins through the admin API.
+    drain_requested: Notify,
+    started: Instant,
+}
+
+impl Control {
+    /// The control of a server running `config` (loaded from `source`) on `workers`.
+    pub fn new(
+        workers: Arc<[WorkerHandle]>,
+        source: ConfigSource,
+        config: Config,
+        made_up_secret: Option<String>,
+        minting: MintingSecret,
+        health: Health,
+        certificates: Certificates,
+    ) -> Control {
+        Control {
+            workers,
+            source,
+            current: Mutex::new(config),
+            made_up_secret,
+            minting,
+            health,
+            certificates,
+            drain_requested: Notify::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> MutexGuard<'_, Config> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The workers.
+    pub fn workers(&self) -> &[WorkerHandle] {
+        &self.workers
+    }
+
+    /// When the server started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// True once a drain has begun.
+    pub fn draining(&self) -> bool {
+        self.health.draining()
+    }
+
+    /// Allocations held now, over every worker (each lock taken in turn, briefly).
+    pub fn allocations(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|worker| lock(&worker.shared).core.stats().allocation_count() as usize)
+            .sum()
+    }
+}

@@ -1,0 +1,56 @@
+//! The allocations of every worker, for the admin API: listing and ending them by hand.
+
+use std::net::SocketAddr;
+
+use turn::relay::sessions::SessionInfo;
+
+use super::Control;
+use crate::shared::{lock, now};
+
+impl Control {
+    /// Every allocation of every worker, oldest first.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut all: Vec<SessionInfo> = self
+            .workers
+            .iter()
+            .flat_map(|worker| lock(&worker.shared).core.sessions(now().0))
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.age));
+        all
+    }
+
+    /// Ends every allocation of `user`; returns how many.
+    pub fn kick_user(&self, user: &str) -> usize {
+        self.each_core(|state| {
+            let state = &mut *state;
+            state.core.kick_user(now().0, user, &mut state.relays)
+        })
+    }
+
+    /// Ends every allocation of the client at `client` (one per transport at most); returns
+    /// how many.
+    pub fn kick_client(&self, client: SocketAddr) -> usize {
+        self.each_core(|state| {
+            let state = &mut *state;
+            let now = now().0;
+            let ours: Vec<_> = state
+                .core
+                .sessions(now)
+                .into_iter()
+                .map(|s| s.five_tuple)
+                .filter(|t| t.client == client)
+                .collect();
+            ours.iter()
+                .filter(|t| state.core.kick(now, t, &mut state.relays))
+                .count()
+        })
+    }
+
+    /// Runs `f` on each worker's state under its lock, one at a time; sums the results.
+    fn each_core(&self, mut f: impl FnMut(&mut crate::shared::Shared) -> usize) -> usize {
+        self.workers
+            .iter()
+            .map(|worker| f(&mut lock(&worker.shared)))
+            .sum()
+    }
+}
