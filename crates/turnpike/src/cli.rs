@@ -1,4 +1,5 @@
-//! The command line (`turnpike serve | config check | config example | stun | nat | p2p |
+//! The command line (`turnpike serve | config check | config example | config import-coturn |
+//! stun | nat | p2p |
 //! user | token | admin | completions | man`)
 //! and its dispatch.
 //!
@@ -84,6 +85,9 @@ pub enum ConfigCommand {
     },
     /// Print a commented configuration file documenting every key and its default.
     Example,
+    /// Translate coturn's turnserver.conf into a Turnpike file, with a comment for every
+    /// option dropped or meaning something different; exit 1 on a line coturn would refuse.
+    ImportCoturn(crate::coturn_command::ImportArgs),
 }
 
 /// Parses `args` (program name first) and runs the chosen subcommand.
@@ -112,6 +116,7 @@ where
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS
         }
+        Command::Config(ConfigCommand::ImportCoturn(args)) => crate::coturn_command::run(&args),
         Command::User(args) => crate::users::command::run(args),
         Command::Token(args) => crate::token_command::run(args),
         Command::Admin(args) => crate::admin::command::run(args),

@@ -8,6 +8,7 @@ mod client_args;
 mod completions;
 mod config;
 mod control;
+mod coturn_command;
 mod fd_limit;
 mod host_checks;
 mod http;

@@ -41,6 +41,23 @@ pub enum Reason {
         /// A known key close to the unknown one.
         suggestion: Option<String>,
     },
+    /// One of coturn's option names: the hint says what Turnpike uses instead.
+    #[error("unknown key: {0}")]
+    CoturnKey(String),
+    /// The whole file is coturn's `turnserver.conf`, not TOML.
+    #[error(
+        "this looks like coturn's turnserver.conf (`{key}` on line {line}), not a Turnpike TOML \
+         file: translate it with `turnpike config import-coturn {} > turnpike.toml`",
+        path.display()
+    )]
+    CoturnFile {
+        /// The file, as given.
+        path: PathBuf,
+        /// Line of the first coturn option that is not a Turnpike key.
+        line: usize,
+        /// That option.
+        key: &'static str,
+    },
     /// A table (`[name]`): the configuration is flat.
     #[error("tables are not used, the file is flat{}", table_hint(hint))]
     Table {

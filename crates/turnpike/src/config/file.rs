@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::error::{Origin, Problem, Reason};
 use super::layer::{keys, ConfigLayer};
 use super::locate::line_of;
-use super::suggest::closest_key;
+use super::suggest::{closest_key, coturn_hint};
 use super::values::{SECRET_KEYS, SECRET_LIST_KEYS};
 
 /// What a configuration file contributed: the keys it set correctly, the line of every key, and the
@@ -56,10 +56,21 @@ pub fn parse(path: &Path, text: &str) -> FileLayer {
         Ok(table) => table,
         Err(error) => {
             let line = error.span().map(|span| line_of(text, span.start));
-            let problem = Problem {
-                origin: at(line),
-                key: None,
-                reason: Reason::Syntax(one_line(error.message())),
+            let problem = match super::coturn::looks_like_turnserver_conf(text) {
+                Some((line, key)) => Problem {
+                    origin: at(None),
+                    key: None,
+                    reason: Reason::CoturnFile {
+                        path: path.to_owned(),
+                        line,
+                        key,
+                    },
+                },
+                None => Problem {
+                    origin: at(line),
+                    key: None,
+                    reason: Reason::Syntax(one_line(error.message())),
+                },
             };
             return FileLayer {
                 problems: vec![problem],
@@ -166,9 +177,12 @@ fn one_line(message: &str) -> String {
         .join("; ")
 }
 
-/// Explains an unknown key: a table gets a hint that the file is flat, anything else a spelling
-/// hint.
+/// Explains an unknown key: a table gets a hint that the file is flat, one of coturn's names the
+/// Turnpike key to use, anything else a spelling hint.
 fn unknown_key_reason(key: &str, value: &toml::Value, known: &[String]) -> Reason {
+    if let Some(hint) = coturn_hint(key) {
+        return Reason::CoturnKey(hint);
+    }
     if value.is_table() {
         let prefix = format!("{key}-");
         let hint = known

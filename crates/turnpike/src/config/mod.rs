@@ -9,6 +9,7 @@
 
 mod address_rules;
 mod control_rules;
+pub mod coturn;
 mod error;
 mod example;
 mod file;
@@ -318,6 +319,15 @@ pub fn load_with(
     cli: &CliLayer,
     host: impl FnOnce(&Config) -> Vec<KeyProblem>,
 ) -> Result<Config, ConfigError> {
+    load_parsed(file.map(|path| (path, file::read(path))), cli, host)
+}
+
+/// [`load_with`] for a file already read and parsed.
+fn load_parsed(
+    file: Option<(&Path, file::FileLayer)>,
+    cli: &CliLayer,
+    host: impl FnOnce(&Config) -> Vec<KeyProblem>,
+) -> Result<Config, ConfigError> {
     let mut sources = locate::Sources::default();
     let mut problems = Vec::new();
     let mut merged = ConfigLayer::default();
@@ -330,8 +340,7 @@ pub fn load_with(
             },
         );
     }
-    if let Some(path) = file {
-        let file = file::read(path);
+    if let Some((path, file)) = file {
         sources.set_file(path.to_owned(), file.lines);
         problems = file.problems;
         merged = merged.overlay(file.layer);
@@ -373,6 +382,16 @@ pub fn load_with(
 /// Checks a file on its own, as `turnpike config check` does: no flags, no env vars.
 pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
     load(Some(path), &CliLayer::default())
+}
+
+/// Checks `text` as `turnpike config check` would check a file of that contents at `path` (used
+/// in messages and for relative paths), without writing it anywhere.
+pub fn check_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    load_parsed(
+        Some((path, file::parse(path, text))),
+        &CliLayer::default(),
+        |_| Vec::new(),
+    )
 }
 
 /// Reads the file at `path` for the keys `wanted` only, as `turnpike user` does (it needs

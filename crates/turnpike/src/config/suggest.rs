@@ -1,4 +1,6 @@
-//! "Did you mean …?" for misspelt keys.
+//! "Did you mean …?" for misspelt keys, and "that is coturn's name" for coturn's options.
+
+use super::coturn;
 
 /// The known key closest to `unknown`, if it is close enough to be a likely typo.
 ///
@@ -14,6 +16,23 @@ pub fn closest_key<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) 
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, key)| key)
+}
+
+/// What to write instead of `unknown` when it is one of coturn's option names (people moving
+/// from coturn write `static-auth-secret` or `listening-port`): the Turnpike key, or why there is
+/// none. Underscores count as dashes, as in [`closest_key`].
+pub fn coturn_hint(unknown: &str) -> Option<String> {
+    let key = coturn::find_key(unknown).or_else(|| coturn::find_key(&unknown.replace('_', "-")))?;
+    Some(match key.turnpike {
+        Some(turnpike) => format!(
+            "`{}` is coturn's name: use `{turnpike}` ({})",
+            key.name, key.note
+        ),
+        None => format!(
+            "`{}` is a coturn option with no Turnpike key: {}",
+            key.name, key.note
+        ),
+    })
 }
 
 /// Levenshtein distance over characters (insertions, deletions, substitutions).
@@ -57,5 +76,23 @@ mod tests {
             Some("tcp-idle-timeout")
         );
         assert_eq!(closest_key("realm", KEYS), None);
+    }
+
+    #[test]
+    fn coturn_names_get_the_turnpike_key() {
+        let hint = coturn_hint("static-auth-secret").unwrap();
+        assert!(
+            hint.starts_with("`static-auth-secret` is coturn's name: use `rest-secrets`"),
+            "{hint}"
+        );
+        assert!(coturn_hint("listening_port")
+            .unwrap()
+            .contains("use `listen`"));
+        let hint = coturn_hint("fingerprint").unwrap();
+        assert!(
+            hint.contains("no Turnpike key: Turnpike adds FINGERPRINT"),
+            "{hint}"
+        );
+        assert_eq!(coturn_hint("lisen"), None);
     }
 }
