@@ -126,6 +126,7 @@ fn man_dir_writes_one_page_per_command() {
     let mut names = vec!["turnpike".to_owned()];
     names.extend(subcommands().iter().map(|name| format!("turnpike-{name}")));
     names.push("turnpike-config-check".to_owned());
+    names.push("turnpike-config-import-coturn".to_owned());
     for name in names {
         let page = std::fs::read_to_string(dir.path().join(format!("{name}.1")))
             .unwrap_or_else(|e| panic!("{name}.1: {e}"));

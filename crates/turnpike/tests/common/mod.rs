@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stun::{MessageType, MessageWriter, TransactionId};
+use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
 
 /// A Binding request (RFC 8489 §6.1) with transaction id `[tid; 12]`.
 pub fn binding_request(tid: u8) -> Vec<u8> {
@@ -26,6 +26,45 @@ pub fn binding_request(tid: u8) -> Vec<u8> {
     .finish();
     buf.truncate(len);
     buf
+}
+
+/// An authenticated Allocate over UDP (RFC 8656 §7.2 with the long-term credential mechanism
+/// of RFC 8489 §9.2): the class of the final answer.
+pub fn allocate(server: SocketAddr, username: &str, password: &str) -> Class {
+    use stun::attributes::Username;
+    use stun::attributes::{ErrorCode, Nonce, PasswordAlgorithmId, Realm, RequestedTransport};
+    use stun::{LongTermKey, Method};
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let allocate = MessageType::new(Method::ALLOCATE, Class::Request);
+    let exchange = |bytes: &[u8]| {
+        client.send_to(bytes, server).unwrap();
+        let mut buf = [0u8; 1500];
+        let len = client.recv(&mut buf).unwrap();
+        buf[..len].to_vec()
+    };
+    let mut buf = [0u8; 512];
+    let mut w = MessageWriter::new(&mut buf, allocate, TransactionId([1; 12])).unwrap();
+    w.add(&RequestedTransport(RequestedTransport::UDP)).unwrap();
+    let len = w.finish();
+    let challenge = exchange(&buf[..len]);
+    let challenge = Message::decode(&challenge).unwrap();
+    assert_eq!(challenge.get::<ErrorCode<'_>>().unwrap().unwrap().code, 401);
+    let nonce = challenge.get::<Nonce<'_>>().unwrap().unwrap().0.to_string();
+    let realm = challenge.get::<Realm<'_>>().unwrap().unwrap().0.to_string();
+    let key = LongTermKey::derive(PasswordAlgorithmId::MD5, username, &realm, password).unwrap();
+    let mut w = MessageWriter::new(&mut buf, allocate, TransactionId([2; 12])).unwrap();
+    w.add(&RequestedTransport(RequestedTransport::UDP)).unwrap();
+    w.add(&Username(username)).unwrap();
+    w.add(&Realm(&realm)).unwrap();
+    w.add(&Nonce(&nonce)).unwrap();
+    w.add_message_integrity(key.as_bytes()).unwrap();
+    let len = w.finish();
+    let reply = exchange(&buf[..len]);
+    let class = Message::decode(&reply).unwrap().header().message_type.class;
+    class
 }
 
 /// A running `turnpike serve`.
