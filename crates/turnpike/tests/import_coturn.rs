@@ -37,17 +37,22 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Imports `conf` into `dir/turnpike.toml` (exit 0 expected); returns the file's path, its
-/// parsed contents and the command's stderr.
-fn import(conf: &Path, dir: &Path) -> (PathBuf, toml::Table, String) {
-    let out = dir.join("turnpike.toml");
-    let output = turnpike(&[
+/// `turnpike config import-coturn CONF -o OUT`.
+fn import_to(conf: &Path, out: &Path) -> Output {
+    turnpike(&[
         "config",
         "import-coturn",
         conf.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// Imports `conf` into `dir/turnpike.toml` (exit 0 expected); returns the file's path, its
+/// parsed contents and the command's stderr.
+fn import(conf: &Path, dir: &Path) -> (PathBuf, toml::Table, String) {
+    let out = dir.join("turnpike.toml");
+    let output = import_to(conf, &out);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(output.stdout.is_empty());
@@ -256,13 +261,7 @@ fn a_broken_file_names_every_bad_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("turnpike.toml");
     let conf = fixture("broken.conf");
-    let output = turnpike(&[
-        "config",
-        "import-coturn",
-        conf.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = import_to(&conf, &out);
     assert_eq!(output.status.code(), Some(1));
     assert!(!out.exists());
     let stderr = text(&output.stderr);

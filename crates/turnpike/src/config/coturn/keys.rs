@@ -216,6 +216,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documentation_lists_every_option() {
+        let docs = include_str!("../../../../../docs/configuration.md");
+        for key in KEYS {
+            let turnpike = key.turnpike.map_or("—".to_owned(), |k| format!("`{k}`"));
+            let row = format!("| `{}` | {turnpike} | ", key.name);
+            assert!(docs.contains(&row), "{row} in docs/configuration.md");
+        }
+    }
+
+    #[test]
     fn turnpike_keys_named_in_the_table_exist() {
         let known: Vec<String> = crate::config::layer::keys().collect();
         for key in KEYS {
