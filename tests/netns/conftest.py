@@ -11,7 +11,7 @@ One topology per test session, built with `ip netns`, veth pairs, a bridge and n
         prc       snat + input drop of new (port-restricted cone)
         sym       masquerade random + input drop of new (symmetric)
         rc        snat + dnat only from IPs the client sent to (an nft set: restricted cone)
-        life      as prc, with 5 s conntrack UDP timeouts (binding lifetime)
+        life      as prc, with conntrack UDP timeouts of 5 s (new) and 12 s (stream): binding lifetimes
     clients directly on br0:
         open      203.0.113.21, no NAT, no firewall (open internet)
         fw        203.0.113.22, no NAT, a stateful firewall (symmetric UDP firewall)
@@ -346,13 +346,13 @@ table ip nat {{
 }}
 """)
         rc.reset = "flush set ip nat peers"
-        # Port-restricted cone whose bindings live 5 s (conntrack's UDP timeouts, per
-        # namespace: "unreplied" and "stream" alike).
+        # Port-restricted cone with short conntrack UDP timeouts (per namespace): 5 s for a
+        # flow answered within its first 2 s, 12 s ("stream") for one still active after that.
         self.router(
             "life", 5, port_restricted,
             sysctls=(
                 "net.netfilter.nf_conntrack_udp_timeout=5",
-                "net.netfilter.nf_conntrack_udp_timeout_stream=5",
+                "net.netfilter.nf_conntrack_udp_timeout_stream=12",
             ),
         )
         # (d) No NAT: directly on the public segment.

@@ -7,6 +7,7 @@ Run as root from the repository root: .venv/bin/pytest tests/netns -v
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -174,24 +175,37 @@ def test_no_answer_is_udp_blocked_and_exit_1(topology: Topology) -> None:
     assert "error: no server answered" in result.stderr
 
 
-# RFC 5780 §4.6 against a NAT whose bindings live 5 s (conntrack UDP timeouts).
+# RFC 5780 §4.6 against Linux conntrack with short UDP timeouts: 5 s for a new flow, 12 s for
+# one refreshed after its first 2 s. Each wait is tried on a fresh binding, so an expiry
+# cannot shorten later trials (issue 13: a search refreshing one binding reported neither).
 @pytest.mark.timeout(150)
 def test_binding_lifetime(topology: Topology) -> None:
+    started = time.monotonic()
     result = topology.nat(
-        topology.clients["life"], SERVER_URI, "--lifetime", "--lifetime-max", "20", "--json", timeout=140
+        topology.clients["life"], SERVER_URI, "--lifetime", "--lifetime-max", "20", "--timeout", "1",
+        "--json", timeout=140,
     )
+    took = time.monotonic() - started
     why = failure(topology, result)
     assert result.returncode == 0, why
     report = parse_json(result.stdout)
     assert report["nat_type"] == "port restricted cone", why
-    lifetime = report["lifetime"]
-    assert lifetime is not None, why
-    alive, expired = lifetime["alive_s"], lifetime["expired_s"]
-    assert expired is not None, why
-    assert 3 <= alive < expired <= 7, why
-    assert alive <= 5.5 and expired >= 4.5, why
+    new, refreshed = report["lifetime"], report["lifetime_refreshed"]
+    assert new is not None and refreshed is not None, why
+    assert report["lifetime_warm_up_s"] == 3, why
+    for (lifetime, truth) in ((new, 5), (refreshed, 12)):
+        alive, expired = lifetime["alive_s"], lifetime["expired_s"]
+        assert expired is not None, why
+        # The truth lies in the interval, give or take a second of timer granularity and
+        # of conntrack's lazy expiry; the interval is narrow.
+        assert alive - 1 <= truth <= expired + 1, (truth, why)
+        assert expired - alive <= 2, (truth, why)
     checks = [p for p in report["probes"] if p["test"].startswith("lifetime check")]
     assert checks and all(p["socket"] == "lifetime-probe" for p in checks), why
+    creations = [p for p in report["probes"] if p["test"].startswith("lifetime binding")]
+    assert creations and all(p["socket"] == "lifetime-binding" for p in creations), why
+    assert took < 90, took
+    print(f"binding lifetime test took {took:.1f} s: new {new}, refreshed {refreshed}")
 
 
 # A crashed run leaves namespaces behind; the next run removes those whose process is gone.

@@ -10,7 +10,7 @@ use stun::TransactionId;
 
 use super::behaviour::{Filtering, Mapping, NatType};
 use super::config::NatConfig;
-use super::lifetime::LifetimeSearch;
+use super::lifetime_run::LifetimeRun;
 use super::probe::Probe;
 use super::report::{
     NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord, ServerObservation, Test,
@@ -44,8 +44,8 @@ type IdSource = Box<dyn FnMut() -> TransactionId + Send>;
 /// 4. test I to every other server (more servers also reveal endpoint-dependent mapping
 ///    without RFC 5780 support), each one checked for OTHER-ADDRESS as in step 1;
 /// 5. hairpinning, if no behaviour server ran it;
-/// 6. when asked, the binding lifetime (RFC 5780 §4.6) against the behaviour server (or the
-///    first that answered).
+/// 6. when asked, the binding lifetimes (RFC 5780 §4.6) against the behaviour server (or the
+///    first that answered), each wait on a fresh binding ([`super::lifetime_run`]).
 ///
 /// Probes start at least [`NatConfig::pace`] apart (RFC 5780 §5).
 pub struct NatDiscovery {
@@ -61,7 +61,7 @@ pub struct NatDiscovery {
     active: Vec<Probe>,
     found: Findings,
     records: Vec<ProbeRecord>,
-    lifetime: Option<LifetimeState>,
+    lifetime: Option<LifetimeRun>,
     state: State,
 }
 
@@ -87,24 +87,12 @@ struct Findings {
     hairpin: Option<ProbeOutcome>,
 }
 
-/// The binding-lifetime test under way.
-#[derive(Debug)]
-struct LifetimeState {
-    search: LifetimeSearch,
-    server: SocketAddr,
-    /// The primary socket's mapped port and when the refresh that found it was answered;
-    /// `None` until the next refresh.
-    refreshed: Option<(u16, Instant)>,
-    /// The test failed; the note says why.
-    failed: Option<Note>,
-}
-
 /// What to do next.
 enum Step {
     /// Start these probes, paced.
     Probes(Vec<Test>),
-    /// Start this probe, not before the instant.
-    After(Instant, Test),
+    /// Let the binding-lifetime test run: it starts its own probes.
+    Lifetime,
     /// Discovery is over.
     Done,
 }
@@ -173,10 +161,16 @@ impl NatDiscovery {
             return None;
         }
         let next_start = (!self.queue.is_empty()).then_some(self.not_before);
+        let next_trial = self
+            .lifetime
+            .as_ref()
+            .and_then(LifetimeRun::poll_timeout)
+            .map(|at| at.max(self.not_before));
         self.active
             .iter()
             .filter_map(Probe::poll_timeout)
             .chain(next_start)
+            .chain(next_trial)
             .min()
     }
 
@@ -215,39 +209,59 @@ impl NatDiscovery {
         }
     }
 
-    /// Starts the next queued probe if its time has come.
+    /// Starts the next queued probe, or the next probe of the lifetime test, if its time
+    /// has come.
     fn start_due(&mut self, now: Instant) {
         if now < self.not_before {
             return;
         }
         let Some(test) = self.queue.pop_front() else {
+            self.start_lifetime_probe(now);
             return;
         };
         self.not_before = later(now, self.config.pace);
         let Some((socket, destination, options)) = self.probe_spec(test) else {
             // The step was planned only once what the probe needs was known.
-            self.absorb(
-                now,
-                test,
-                self.local,
-                now,
-                ProbeOutcome::NoAnswer { sends: 0 },
-            );
+            let outcome = ProbeOutcome::NoAnswer { sends: 0 };
+            self.absorb(now, test, NatSocket::Primary, self.local, now, outcome);
             self.plan(now);
             return;
         };
+        self.start_probe(now, test, socket, destination, &options);
+    }
+
+    /// Starts the lifetime test's next due probe, if any.
+    fn start_lifetime_probe(&mut self, now: Instant) {
+        let Some(run) = &mut self.lifetime else {
+            return;
+        };
+        let Some(start) = run.start_due(now) else {
+            return;
+        };
+        let destination = run.server;
+        self.not_before = later(now, self.config.pace);
+        let options = RequestOptions {
+            response_port: start.response_port,
+            ..RequestOptions::default()
+        };
+        self.start_probe(now, start.test, start.socket, destination, &options);
+    }
+
+    fn start_probe(
+        &mut self,
+        now: Instant,
+        test: Test,
+        socket: NatSocket,
+        destination: SocketAddr,
+        options: &RequestOptions,
+    ) {
         let id = (self.ids)();
-        match BindingTransaction::new(now, destination, id, &options, self.config.probe_timing) {
+        match BindingTransaction::new(now, destination, id, options, self.config.probe_timing) {
             Ok(tx) => self.active.push(Probe::new(test, socket, now, tx)),
             // Cannot happen: these requests carry no PADDING or SOFTWARE.
             Err(_) => {
-                self.absorb(
-                    now,
-                    test,
-                    destination,
-                    now,
-                    ProbeOutcome::NoAnswer { sends: 0 },
-                );
+                let outcome = ProbeOutcome::NoAnswer { sends: 0 };
+                self.absorb(now, test, socket, destination, now, outcome);
                 self.plan(now);
             }
         }
@@ -276,16 +290,10 @@ impl NatDiscovery {
             }
             Test::MappingIII => (NatSocket::Primary, behaviour?.1, plain),
             Test::Hairpin => (NatSocket::Primary, self.public()?, plain),
-            Test::LifetimeRefresh => (NatSocket::Primary, self.lifetime.as_ref()?.server, plain),
-            Test::LifetimeCheck { .. } => {
-                let lifetime = self.lifetime.as_ref()?;
-                let (port, _) = lifetime.refreshed?;
-                let options = RequestOptions {
-                    response_port: Some(port),
-                    ..RequestOptions::default()
-                };
-                (NatSocket::LifetimeProbe, lifetime.server, options)
-            }
+            // The lifetime test starts its own probes (`start_lifetime_probe`).
+            Test::LifetimeCreate { .. }
+            | Test::LifetimeRefresh { .. }
+            | Test::LifetimeCheck { .. } => return None,
         })
     }
 
@@ -297,7 +305,8 @@ impl NatDiscovery {
                 Some(outcome) => {
                     let probe = self.active.remove(index);
                     let destination = probe.transaction().server();
-                    self.absorb(now, probe.test, destination, probe.started, outcome);
+                    let (test, socket, started) = (probe.test, probe.socket, probe.started);
+                    self.absorb(now, test, socket, destination, started, outcome);
                 }
                 None => index += 1,
             }
@@ -310,14 +319,11 @@ impl NatDiscovery {
         &mut self,
         now: Instant,
         test: Test,
+        socket: NatSocket,
         destination: SocketAddr,
         started: Instant,
         outcome: ProbeOutcome,
     ) {
-        let socket = match test {
-            Test::LifetimeCheck { .. } => NatSocket::LifetimeProbe,
-            _ => NatSocket::Primary,
-        };
         self.records.push(ProbeRecord {
             test,
             socket,
@@ -349,28 +355,11 @@ impl NatDiscovery {
             Test::MappingII => found.mapping_ii = Some(outcome),
             Test::MappingIII => found.mapping_iii = Some(outcome),
             Test::Hairpin => found.hairpin = Some(outcome),
-            Test::LifetimeRefresh => {
-                if let Some(lifetime) = &mut self.lifetime {
-                    match outcome.response() {
-                        Some(response) => lifetime.refreshed = Some((response.mapped.port(), now)),
-                        None => lifetime.failed = Some(Note::TestFailed { test, outcome }),
-                    }
-                }
-            }
-            Test::LifetimeCheck { wait } => {
-                if let Some(lifetime) = &mut self.lifetime {
-                    lifetime.refreshed = None;
-                    // RFC 5780 §4.6: the answer on port X means the binding is alive; on
-                    // port Y, or none at all, that it has expired.
-                    match &outcome {
-                        ProbeOutcome::Answered { socket, .. } => {
-                            lifetime.search.record(wait, *socket == NatSocket::Primary);
-                        }
-                        ProbeOutcome::NoAnswer { .. } => lifetime.search.record(wait, false),
-                        ProbeOutcome::Hairpinned { .. } | ProbeOutcome::Failed(_) => {
-                            lifetime.failed = Some(Note::TestFailed { test, outcome });
-                        }
-                    }
+            Test::LifetimeCreate { .. }
+            | Test::LifetimeRefresh { .. }
+            | Test::LifetimeCheck { .. } => {
+                if let Some(run) = &mut self.lifetime {
+                    run.record(now, test, &outcome);
                 }
             }
         }
@@ -381,10 +370,7 @@ impl NatDiscovery {
         while self.active.is_empty() && self.queue.is_empty() && !self.is_finished() {
             match self.next_step(now) {
                 Step::Probes(tests) => self.queue.extend(tests),
-                Step::After(at, test) => {
-                    self.not_before = self.not_before.max(at);
-                    self.queue.push_back(test);
-                }
+                Step::Lifetime => return,
                 Step::Done => {
                     let report = self.report();
                     self.state = State::Finished(Some(Box::new(report)));
@@ -437,27 +423,11 @@ impl NatDiscovery {
             let Some(server) = server else {
                 return Step::Done;
             };
-            self.lifetime = Some(LifetimeState {
-                search: LifetimeSearch::new(config),
-                server,
-                refreshed: None,
-                failed: None,
-            });
+            self.lifetime = Some(LifetimeRun::new(now, config, server));
         }
-        let Some(lifetime) = &self.lifetime else {
-            return Step::Done;
-        };
-        if lifetime.failed.is_some() {
-            return Step::Done;
-        }
-        let Some(wait) = lifetime.search.next_wait() else {
-            return Step::Done;
-        };
-        match lifetime.refreshed {
-            // RFC 5780 §4.6: "the client must resend a binding request from the original
-            // source port before beginning a second test with a different value of T".
-            None => Step::Probes(vec![Test::LifetimeRefresh]),
-            Some((_, at)) => Step::After(later(at, wait).max(now), Test::LifetimeCheck { wait }),
+        match &self.lifetime {
+            Some(run) if !run.is_done() => Step::Lifetime,
+            _ => Step::Done,
         }
     }
 
@@ -550,13 +520,13 @@ impl NatDiscovery {
             filtering,
         );
         let lifetime = match self.lifetime.take() {
-            Some(LifetimeState {
-                failed: Some(note), ..
-            }) => {
-                notes.push(note);
-                None
-            }
-            Some(state) => Some(state.search.known()),
+            Some(run) => match run.failure() {
+                Some(note) => {
+                    notes.push(note.clone());
+                    None
+                }
+                None => Some(run.lifetimes()),
+            },
             None => None,
         };
         NatReport {

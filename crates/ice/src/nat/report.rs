@@ -12,30 +12,60 @@ use super::lifetime::Lifetime;
 use crate::error::TransactionError;
 use crate::response::BindingResponse;
 
-/// One of the client's two sockets. Exhaustive on purpose: a driver must own every socket
+/// One of the client's sockets. Exhaustive on purpose: a driver must own every socket
 /// discovery may send from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NatSocket {
-    /// The socket whose NAT behaviour is examined; every test but one is sent from it.
+    /// The socket whose NAT behaviour is examined; every test but the lifetime's is sent
+    /// from it.
     Primary,
-    /// The second socket of the binding-lifetime test (RFC 5780 §4.6, "source port Y"); it
-    /// is used only when the lifetime is measured.
+    /// The socket the lifetime checks are sent from (RFC 5780 §4.6, "source port Y"); used
+    /// only when the lifetime is measured.
     LifetimeProbe,
+    /// The binding under test of one lifetime trial (RFC 5780 §4.6, "source port X"): a
+    /// fresh socket per trial, on a new local port, which the driver binds the first time
+    /// it is asked to send from it. Each trial so measures a binding of its own, which an
+    /// earlier trial's expiry cannot have shortened.
+    LifetimeBinding(u32),
 }
 
 impl NatSocket {
-    /// A short name, as printed.
+    /// A short name, as printed (trial sockets share one).
     pub const fn as_str(self) -> &'static str {
         match self {
             NatSocket::Primary => "primary",
             NatSocket::LifetimeProbe => "lifetime-probe",
+            NatSocket::LifetimeBinding(_) => "lifetime-binding",
         }
     }
 }
 
 impl fmt::Display for NatSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            NatSocket::LifetimeBinding(n) => write!(f, "lifetime-binding-{n}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Which binding lifetime a lifetime trial measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindingAge {
+    /// A binding made by one request and its answer.
+    New,
+    /// A binding refreshed by a second request some time after the first
+    /// ([`LifetimeConfig::warm_up`](super::LifetimeConfig::warm_up)).
+    Refreshed,
+}
+
+impl BindingAge {
+    /// "new" or "refreshed".
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BindingAge::New => "new",
+            BindingAge::Refreshed => "refreshed",
+        }
     }
 }
 
@@ -60,13 +90,27 @@ pub enum Test {
     /// Hairpinning (RFC 4787 §6): a Binding request to our own mapped address, which comes
     /// back to the primary socket if the NAT hairpins.
     Hairpin,
-    /// RFC 5780 §4.6: a plain request from the primary socket ("port X") that refreshes its
-    /// binding before a wait.
-    LifetimeRefresh,
+    /// RFC 5780 §4.6: the first request from a trial's fresh socket ("port X"), which makes
+    /// the binding under test.
+    LifetimeCreate {
+        /// Which lifetime the trial measures.
+        age: BindingAge,
+        /// The wait the trial tries.
+        wait: Duration,
+    },
+    /// A second request from the trial's socket, `warm_up` after the first.
+    LifetimeRefresh {
+        /// Always [`BindingAge::Refreshed`].
+        age: BindingAge,
+        /// The wait the trial tries.
+        wait: Duration,
+    },
     /// RFC 5780 §4.6: after `wait`, a request from the lifetime probe socket ("port Y") with
-    /// RESPONSE-PORT set to the primary socket's mapped port.
+    /// RESPONSE-PORT set to the trial binding's mapped port.
     LifetimeCheck {
-        /// How long after the refresh's answer this check was sent.
+        /// Which lifetime the trial measures.
+        age: BindingAge,
+        /// How long after the binding's last answer this check was sent.
         wait: Duration,
     },
 }
@@ -100,10 +144,21 @@ impl fmt::Display for Test {
             Test::MappingII => f.write_str("mapping test II (other IP, primary port)"),
             Test::MappingIII => f.write_str("mapping test III (other IP and port)"),
             Test::Hairpin => f.write_str("hairpinning test"),
-            Test::LifetimeRefresh => f.write_str("lifetime refresh"),
-            Test::LifetimeCheck { wait } => {
-                write!(f, "lifetime check after {} ms", wait.as_millis())
+            Test::LifetimeCreate { age, wait } => write!(
+                f,
+                "lifetime binding ({} binding, wait {} ms)",
+                age.as_str(),
+                wait.as_millis()
+            ),
+            Test::LifetimeRefresh { wait, .. } => {
+                write!(f, "lifetime refresh (wait {} ms)", wait.as_millis())
             }
+            Test::LifetimeCheck { age, wait } => write!(
+                f,
+                "lifetime check after {} ms ({} binding)",
+                wait.as_millis(),
+                age.as_str()
+            ),
         }
     }
 }
@@ -285,6 +340,17 @@ impl fmt::Display for Note {
     }
 }
 
+/// The two binding lifetimes (RFC 5780 §4.6); see [`LifetimeConfig`](super::LifetimeConfig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A binding made by one request and its answer.
+    pub new: Lifetime,
+    /// A binding refreshed `warm_up` after it was made.
+    pub refreshed: Lifetime,
+    /// The time between the first request and the refresh.
+    pub warm_up: Duration,
+}
+
 /// The findings of NAT behaviour discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -311,8 +377,8 @@ pub struct NatReport {
     pub hairpinning: Option<bool>,
     /// The RFC 3489 name.
     pub nat_type: Option<NatType>,
-    /// The binding lifetime (RFC 5780 §4.6), when it was measured.
-    pub lifetime: Option<Lifetime>,
+    /// The binding lifetimes (RFC 5780 §4.6), when they were measured.
+    pub lifetime: Option<Lifetimes>,
     /// What limits these findings.
     pub notes: Vec<Note>,
     /// Every probe, in the order they ended.
