@@ -48,6 +48,9 @@ SERVER_IP = "203.0.113.1"
 ALTERNATE_IP = "203.0.113.2"
 PLAIN_SERVERS = ["203.0.113.3", "203.0.113.4"]
 SERVER_URI = f"stun:{SERVER_IP}"
+#: The server with `alternate-ip` and no `alternate-port`.
+SINGLE_PORT = 3480
+SINGLE_PORT_URI = f"stun:{SERVER_IP}:{SINGLE_PORT}"
 #: STUN + TURN + signaling for `turnpike p2p`.
 P2P_SERVER_IP = "203.0.113.5"
 P2P_SIGNAL = f"ws://{P2P_SERVER_IP}:8080/ws"
@@ -255,6 +258,8 @@ class Topology:
     def build(self) -> None:
         self.build_public()
         self.serve("--listen", f"{SERVER_IP}:3478", "--alternate-ip", ALTERNATE_IP, "--alternate-port", "3479")
+        # A second IP but no second port (issue 13): the RFC 5780 tests that need no port.
+        self.serve("--listen", f"{SERVER_IP}:{SINGLE_PORT}", "--alternate-ip", ALTERNATE_IP)
         for address in PLAIN_SERVERS:
             self.serve("--listen", f"{address}:3478")
         # The server `turnpike p2p` meets through: signaling on 8080 hands out STUN and TURN

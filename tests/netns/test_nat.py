@@ -15,6 +15,7 @@ from conftest import (
     PLAIN_SERVERS,
     PREFIX,
     SERVER_URI,
+    SINGLE_PORT_URI,
     Topology,
     clean_leftovers,
     list_namespaces,
@@ -150,6 +151,37 @@ def test_several_plain_servers_compare_mappings(
     assert report["filtering"] is None, why
     assert report["nat_type"] == nat_type, why
     assert report["notes"][-1].startswith("no server supports RFC 5780 (no OTHER-ADDRESS)"), why
+
+
+# A server with alternate-ip but no alternate-port: OTHER-ADDRESS has its own port, and
+# CHANGE-REQUEST "change port" would get 420. The client runs what needs no second port and
+# says in one note what stays undecided (it used to print "unknown" with two contradicting
+# notes: "gave OTHER-ADDRESS…" and "no OTHER-ADDRESS").
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "name, filtering, nat_type, undecided",
+    [
+        ("full", "endpoint-independent (RFC 5780 §4.4)", "full cone (RFC 3489)", None),
+        ("prc", "unknown", "unknown", "filtering is address-dependent or address-and-port-dependent"),
+    ],
+)
+def test_server_without_alternate_port(
+    topology: Topology, name: str, filtering: str, nat_type: str, undecided: str | None
+) -> None:
+    result = topology.nat(topology.clients[name], SINGLE_PORT_URI)
+    why = failure(topology, result)
+    assert result.returncode == 0, why
+    lines = parse_text(result.stdout)
+    assert lines["other address"] == ["203.0.113.2:3480 (RFC 5780 behaviour discovery)"], why
+    assert lines["mapping"] == ["endpoint-independent (RFC 5780 §4.3)"], why
+    assert lines["filtering"] == [filtering], why
+    assert lines["NAT type"] == [nat_type], why
+    if undecided is None:
+        assert "note" not in lines, why
+    else:
+        [note] = lines["note"]
+        assert "no alternate port" in note and undecided in note, why
+        assert "no OTHER-ADDRESS" not in note, why
 
 
 @pytest.mark.timeout(60)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ice::nat::{
     Filtering, LifetimeConfig, Mapping, NatConfig, NatDiscovery, NatReport, NatSocket, NatType,
-    Note, ProbeOutcome, Test,
+    Note, ProbeOutcome, Test, Undecided,
 };
 use stun::TransactionId;
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
@@ -43,6 +43,18 @@ fn discovery_server() -> BindingServer {
             primary: addr("192.0.2.1:3478"),
             alternate_ip: Some(ip("192.0.2.2")),
             alternate_port: Some(3479),
+        },
+        software: None,
+    })
+}
+
+/// An RFC 5780 server with a second IP but no second port: 192.0.2.1/192.0.2.2 × 3478.
+fn single_port_server() -> BindingServer {
+    BindingServer::new(BindingConfig {
+        sockets: ServerSockets {
+            primary: addr("192.0.2.1:3478"),
+            alternate_ip: Some(ip("192.0.2.2")),
+            alternate_port: None,
         },
         software: None,
     })
@@ -861,6 +873,75 @@ fn lifetime_is_skipped_unless_asked() {
     let (report, _) = run(&mut net, &[SERVER]);
     assert_eq!(report.lifetime, None);
     assert!(report.probes.iter().all(|p| p.socket == NatSocket::Primary));
+}
+
+// A server with `alternate-ip` but no `alternate-port` sends OTHER-ADDRESS with its own
+// port and answers 420 to CHANGE-REQUEST for the port (RFC 5780 §6.1). The tests that need
+// no second port still run: mapping test II, and test II with "change IP" only; what they
+// cannot tell apart is said once, without "no OTHER-ADDRESS".
+#[test]
+fn a_server_without_a_second_port_decides_what_it_can() {
+    let cases = [
+        // (mapping, filtering) → (mapping found, filtering found, NAT type, undecided)
+        (
+            Mapping::EndpointIndependent,
+            Filtering::EndpointIndependent,
+            Some(Mapping::EndpointIndependent),
+            Some(Filtering::EndpointIndependent),
+            Some(NatType::FullCone),
+            vec![],
+        ),
+        (
+            Mapping::EndpointIndependent,
+            Filtering::AddressAndPortDependent,
+            Some(Mapping::EndpointIndependent),
+            None,
+            None,
+            vec![Undecided::Filtering],
+        ),
+        (
+            Mapping::AddressAndPortDependent,
+            Filtering::AddressDependent,
+            None,
+            None,
+            None,
+            vec![Undecided::Mapping, Undecided::Filtering],
+        ),
+    ];
+    for (mapping, filtering, found_mapping, found_filtering, nat_type, undecided) in cases {
+        let mut net = Net::new(
+            Some(SimNat::new(mapping, filtering)),
+            vec![single_port_server()],
+        );
+        let (report, _) = run(&mut net, &[SERVER]);
+        let why = format!("{mapping:?}/{filtering:?}: {report:#?}");
+        assert_eq!(report.other_address, Some(addr("192.0.2.2:3478")), "{why}");
+        assert_eq!(report.mapping, found_mapping, "{why}");
+        assert!(!report.mapping_by_comparison, "{why}");
+        assert_eq!(report.filtering, found_filtering, "{why}");
+        assert_eq!(report.nat_type, nat_type, "{why}");
+        let notes: Vec<Undecided> = report
+            .notes
+            .iter()
+            .map(|n| match n {
+                Note::NoAlternatePort { undecided, .. } => *undecided,
+                other => panic!("unexpected note {other}: {why}"),
+            })
+            .collect();
+        assert_eq!(notes, undecided, "{why}");
+        for note in &report.notes {
+            let text = note.to_string();
+            assert!(
+                text.contains("no alternate port") && !text.contains("no OTHER-ADDRESS"),
+                "{text}"
+            );
+        }
+        // No CHANGE-REQUEST for the port was sent: it could only earn a 420.
+        assert!(report
+            .probes
+            .iter()
+            .all(|p| !p.test.change_request().change_port));
+    }
 }
 
 // Discovery with no servers at all ends at once, as UDP blocked.

@@ -13,7 +13,7 @@ use super::config::NatConfig;
 use super::lifetime_run::LifetimeRun;
 use super::probe::Probe;
 use super::report::{
-    NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord, ServerObservation, Test,
+    NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord, ServerObservation, Test, Undecided,
 };
 use crate::request::RequestOptions;
 use crate::transaction::BindingTransaction;
@@ -277,7 +277,7 @@ impl NatDiscovery {
         let behaviour = self.found.behaviour;
         Some(match test {
             Test::Basic { server } => (NatSocket::Primary, *self.servers.get(server)?, plain),
-            Test::FilteringII | Test::FilteringIII => {
+            Test::FilteringII | Test::FilteringIII | Test::FilteringIIChangeIp => {
                 (NatSocket::Primary, behaviour?.0, with_change)
             }
             Test::MappingII => {
@@ -338,8 +338,9 @@ impl NatDiscovery {
                     outcome.response().and_then(|r| r.other_address),
                     self.servers.get(server),
                 ) {
-                    // RFC 5780 §4.3, §4.4: the tests need another IP and another port.
-                    let usable = other.ip() != address.ip() && other.port() != address.port();
+                    // RFC 5780 §4.3, §4.4: the tests need another IP; without another port
+                    // (a server with a second IP only) they narrow down what they can.
+                    let usable = other.ip() != address.ip();
                     if !usable {
                         found.unusable_other.push((address, other));
                     } else if found.behaviour.is_none() {
@@ -350,7 +351,7 @@ impl NatDiscovery {
                     *slot = Some(outcome);
                 }
             }
-            Test::FilteringII => found.filtering_ii = Some(outcome),
+            Test::FilteringII | Test::FilteringIIChangeIp => found.filtering_ii = Some(outcome),
             Test::FilteringIII => found.filtering_iii = Some(outcome),
             Test::MappingII => found.mapping_ii = Some(outcome),
             Test::MappingIII => found.mapping_iii = Some(outcome),
@@ -384,7 +385,11 @@ impl NatDiscovery {
         let hairpin_due = self.found.hairpin.is_none() && behind_nat == Some(true);
         if self.found.behaviour.is_some() {
             if self.found.filtering_ii.is_none() {
-                let mut tests = vec![Test::FilteringII, Test::FilteringIII];
+                let mut tests = if self.single_port() {
+                    vec![Test::FilteringIIChangeIp]
+                } else {
+                    vec![Test::FilteringII, Test::FilteringIII]
+                };
                 if hairpin_due {
                     tests.push(Test::Hairpin);
                 }
@@ -397,7 +402,11 @@ impl NatDiscovery {
                 }
                 let first = self.behaviour_mapped();
                 let second = mapped_of(&self.found.mapping_ii);
-                if self.found.mapping_iii.is_none() && second.is_some() && second != first {
+                if self.found.mapping_iii.is_none()
+                    && second.is_some()
+                    && second != first
+                    && !self.single_port()
+                {
                     return Step::Probes(vec![Test::MappingIII]);
                 }
             }
@@ -429,6 +438,14 @@ impl NatDiscovery {
             Some(run) if !run.is_done() => Step::Lifetime,
             _ => Step::Done,
         }
+    }
+
+    /// True when the behaviour server has a second IP but no second port: its
+    /// OTHER-ADDRESS carries its own port.
+    fn single_port(&self) -> bool {
+        self.found
+            .behaviour
+            .is_some_and(|(server, other)| server.port() == other.port())
     }
 
     /// The first server that answered test I, and what it saw.
@@ -475,7 +492,10 @@ impl NatDiscovery {
                     other: *other,
                 });
             }
-            notes.push(Note::NoOtherAddress { answered });
+            // "No OTHER-ADDRESS" would contradict the notes just given.
+            if self.found.unusable_other.is_empty() {
+                notes.push(Note::NoOtherAddress { answered });
+            }
         }
 
         let rfc_mapping = match behind_nat {
@@ -561,6 +581,15 @@ impl NatDiscovery {
         if second == first {
             return Some(Mapping::EndpointIndependent);
         }
+        if let Some((server, other)) = self.found.behaviour.filter(|_| self.single_port()) {
+            // Test III would go to the other IP *and port*: there is no other port.
+            notes.push(Note::NoAlternatePort {
+                server,
+                other,
+                undecided: Undecided::Mapping,
+            });
+            return None;
+        }
         match &self.found.mapping_iii {
             Some(ProbeOutcome::Answered { response, .. }) if response.mapped == second => {
                 Some(Mapping::AddressDependent)
@@ -588,6 +617,27 @@ impl NatDiscovery {
             });
             false
         };
+        if self.single_port() {
+            let test = Test::FilteringIIChangeIp;
+            return match &self.found.filtering_ii {
+                Some(ProbeOutcome::Answered { response, .. }) => {
+                    honoured(notes, test, other, response.from)
+                        .then_some(Filtering::EndpointIndependent)
+                }
+                Some(ProbeOutcome::NoAnswer { .. }) => {
+                    notes.push(Note::NoAlternatePort {
+                        server,
+                        other,
+                        undecided: Undecided::Filtering,
+                    });
+                    None
+                }
+                other => {
+                    failed(notes, test, other);
+                    None
+                }
+            };
+        }
         match &self.found.filtering_ii {
             Some(ProbeOutcome::Answered { response, .. }) => {
                 honoured(notes, Test::FilteringII, other, response.from)

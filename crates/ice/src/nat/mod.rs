@@ -47,5 +47,5 @@ pub use discovery::{NatDiscovery, NatTransmit};
 pub use lifetime::Lifetime;
 pub use report::{
     BindingAge, Lifetimes, NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord,
-    ServerObservation, Test,
+    ServerObservation, Test, Undecided,
 };

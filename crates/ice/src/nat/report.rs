@@ -83,6 +83,11 @@ pub enum Test {
     FilteringII,
     /// RFC 5780 §4.4 test III: to the primary address, CHANGE-REQUEST change port.
     FilteringIII,
+    /// Test II for a server without a second port (its OTHER-ADDRESS has the primary port):
+    /// CHANGE-REQUEST change IP only. An answer proves endpoint-independent filtering as
+    /// test II's does; none leaves address-dependent and address-and-port-dependent apart
+    /// only by test III, which needs the port the server does not have.
+    FilteringIIChangeIp,
     /// RFC 5780 §4.3 test II: to OTHER-ADDRESS's IP and the primary port.
     MappingII,
     /// RFC 5780 §4.3 test III: to OTHER-ADDRESS (IP and port).
@@ -127,6 +132,10 @@ impl Test {
                 change_ip: false,
                 change_port: true,
             },
+            Test::FilteringIIChangeIp => ChangeRequest {
+                change_ip: true,
+                change_port: false,
+            },
             _ => ChangeRequest {
                 change_ip: false,
                 change_port: false,
@@ -141,6 +150,7 @@ impl fmt::Display for Test {
             Test::Basic { server } => write!(f, "test I (server {})", server + 1),
             Test::FilteringII => f.write_str("filtering test II (change IP and port)"),
             Test::FilteringIII => f.write_str("filtering test III (change port)"),
+            Test::FilteringIIChangeIp => f.write_str("filtering test II (change IP only)"),
             Test::MappingII => f.write_str("mapping test II (other IP, primary port)"),
             Test::MappingIII => f.write_str("mapping test III (other IP and port)"),
             Test::Hairpin => f.write_str("hairpinning test"),
@@ -288,8 +298,19 @@ pub enum Note {
     /// Servers on one IP but different ports saw the same mapping; without a server on
     /// another IP, address-dependent mapping cannot be ruled out.
     MappingUndecided,
-    /// A server sent an OTHER-ADDRESS that shares its IP or port, which the RFC 5780 tests
-    /// cannot use (they need both another IP and another port).
+    /// The behaviour server's OTHER-ADDRESS has its own port: it has a second IP but no
+    /// second port, so it cannot answer CHANGE-REQUEST for the port (RFC 5780 §6.1: 420)
+    /// and `undecided` could only be narrowed down.
+    NoAlternatePort {
+        /// The server.
+        server: SocketAddr,
+        /// Its OTHER-ADDRESS.
+        other: SocketAddr,
+        /// What stays undecided.
+        undecided: Undecided,
+    },
+    /// A server sent an OTHER-ADDRESS on its own IP, which the RFC 5780 tests cannot use
+    /// (they need another IP).
     OtherAddressUnusable {
         /// The server.
         server: SocketAddr,
@@ -327,10 +348,30 @@ impl fmt::Display for Note {
                  saw {}: reporting endpoint-dependent mapping",
                 first.0, first.1, second.0, second.1
             ),
+            Note::NoAlternatePort {
+                server,
+                other,
+                undecided,
+            } => {
+                let what = match undecided {
+                    Undecided::Filtering => {
+                        "filtering is address-dependent or address-and-port-dependent"
+                    }
+                    Undecided::Mapping => {
+                        "mapping is address-dependent or address-and-port-dependent"
+                    }
+                };
+                write!(
+                    f,
+                    "server {server} gave OTHER-ADDRESS {other}, on its own port: it has no \
+                     alternate port, so it cannot answer CHANGE-REQUEST for the port (the \
+                     server needs alternate-port too); {what}, which of the two is unknown"
+                )
+            }
             Note::OtherAddressUnusable { server, other } => write!(
                 f,
-                "server {server} gave OTHER-ADDRESS {other}, which needs another IP and \
-                 another port for the RFC 5780 tests"
+                "server {server} gave OTHER-ADDRESS {other}, on its own IP: the RFC 5780 \
+                 tests need another IP"
             ),
             Note::MappingUndecided => f.write_str(
                 "the servers that answered share one IP: address-dependent mapping cannot be \
@@ -349,6 +390,16 @@ pub struct Lifetimes {
     pub refreshed: Lifetime,
     /// The time between the first request and the refresh.
     pub warm_up: Duration,
+}
+
+/// What a server without a second port leaves undecided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Undecided {
+    /// Filtering is address-dependent or address-and-port-dependent.
+    Filtering,
+    /// Mapping is address-dependent or address-and-port-dependent.
+    Mapping,
 }
 
 /// The findings of NAT behaviour discovery.
