@@ -57,6 +57,13 @@ def p2p(
     )
 
 
+def kill(proc: subprocess.Popen) -> None:
+    """Ends `proc` if it is still running."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
 def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,14 +98,9 @@ def test_file_transfer_takes_the_expected_path(
             tx.wait(RUN_TIMEOUT)
             rx.wait(RUN_TIMEOUT)
         finally:
-            for proc in (tx, rx):
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait(5)
+            kill(tx)
     finally:
-        if rx.poll() is None:
-            rx.kill()
-            rx.wait(5)
+        kill(rx)
     outputs = (
         f"sender ({sender}) exit {tx.returncode}:\n{sender_log.read_text(errors='replace')}\n"
         f"receiver ({receiver}) exit {rx.returncode}:\n{receiver_log.read_text(errors='replace')}\n"
@@ -154,13 +156,9 @@ def test_no_relay_between_symmetric_nats_says_what_was_tried(topology: Topology,
             second.wait(90)
             first.wait(90)
         finally:
-            if second.poll() is None:
-                second.kill()
-                second.wait(5)
+            kill(second)
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait(5)
+        kill(first)
     texts = [first_log.read_text(errors="replace"), second_log.read_text(errors="replace")]
     outputs = "\n---\n".join(texts)
     print(outputs)

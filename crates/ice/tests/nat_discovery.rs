@@ -727,9 +727,14 @@ fn change_request_not_honoured() {
 }
 
 fn with_lifetime() -> NatConfig {
+    with_lifetime_max(120)
+}
+
+/// Discovery that measures the lifetimes with waits of up to `max_wait` seconds.
+fn with_lifetime_max(max_wait: u64) -> NatConfig {
     NatConfig {
         lifetime: Some(LifetimeConfig {
-            max_wait: Duration::from_secs(120),
+            max_wait: Duration::from_secs(max_wait),
             ..LifetimeConfig::default()
         }),
         ..NatConfig::default()
@@ -794,14 +799,7 @@ fn conntrack_new_and_refreshed_lifetimes_are_both_found() {
     nat.lifetime = Duration::from_secs(30);
     nat.stream_lifetime = Some(Duration::from_secs(120));
     let mut net = Net::new(Some(nat), vec![discovery_server()]);
-    let config = NatConfig {
-        lifetime: Some(LifetimeConfig {
-            max_wait: Duration::from_secs(300),
-            ..LifetimeConfig::default()
-        }),
-        ..NatConfig::default()
-    };
-    let (report, took) = run_with(&mut net, config, &[SERVER]);
+    let (report, took) = run_with(&mut net, with_lifetime_max(300), &[SERVER]);
     let lifetimes = report.lifetime.unwrap();
     let within = |lifetime: ice::nat::Lifetime, truth: u64| {
         let truth = Duration::from_secs(truth);
@@ -821,14 +819,7 @@ fn lifetime_longer_than_the_longest_wait() {
     let mut nat = SimNat::new(Mapping::EndpointIndependent, Filtering::EndpointIndependent);
     nat.lifetime = Duration::from_secs(3600);
     let mut net = Net::new(Some(nat), vec![discovery_server()]);
-    let config = NatConfig {
-        lifetime: Some(LifetimeConfig {
-            max_wait: Duration::from_secs(20),
-            ..LifetimeConfig::default()
-        }),
-        ..NatConfig::default()
-    };
-    let (report, took) = run_with(&mut net, config, &[SERVER]);
+    let (report, took) = run_with(&mut net, with_lifetime_max(20), &[SERVER]);
     let lifetimes = report.lifetime.unwrap();
     for lifetime in [lifetimes.new, lifetimes.refreshed] {
         assert_eq!(lifetime.alive, Duration::from_secs(20));
