@@ -76,7 +76,8 @@ pub struct P2pArgs {
     /// (hides our addresses from the peer, as WebRTC's `iceTransportPolicy: "relay"`).
     #[arg(long)]
     pub relay_only: bool,
-    /// Seconds to wait for the other peer to join and for a path to be found.
+    /// One deadline, in seconds, for everything before the connection: the signaling connect
+    /// (TCP, TLS, WebSocket upgrade, join), the other peer, ICE and the QUIC handshake.
     #[arg(long, default_value = "60", value_name = "SECS",
           value_parser = |s: &str| parse_seconds(s, MAX_TIMEOUT))]
     pub timeout: f64,
