@@ -11,7 +11,7 @@ One topology per test session, built with `ip netns`, veth pairs, a bridge and n
         prc       snat + input drop of new (port-restricted cone)
         sym       masquerade random + input drop of new (symmetric)
         rc        snat + dnat only from IPs the client sent to (an nft set: restricted cone)
-        life      as prc, with 5 s conntrack UDP timeouts (binding lifetime)
+        life      as prc, with conntrack UDP timeouts of 5 s (new) and 12 s (stream): binding lifetimes
     clients directly on br0:
         open      203.0.113.21, no NAT, no firewall (open internet)
         fw        203.0.113.22, no NAT, a stateful firewall (symmetric UDP firewall)
@@ -48,6 +48,9 @@ SERVER_IP = "203.0.113.1"
 ALTERNATE_IP = "203.0.113.2"
 PLAIN_SERVERS = ["203.0.113.3", "203.0.113.4"]
 SERVER_URI = f"stun:{SERVER_IP}"
+#: The server with `alternate-ip` and no `alternate-port`.
+SINGLE_PORT = 3480
+SINGLE_PORT_URI = f"stun:{SERVER_IP}:{SINGLE_PORT}"
 #: STUN + TURN + signaling for `turnpike p2p`.
 P2P_SERVER_IP = "203.0.113.5"
 P2P_SIGNAL = f"ws://{P2P_SERVER_IP}:8080/ws"
@@ -255,6 +258,8 @@ class Topology:
     def build(self) -> None:
         self.build_public()
         self.serve("--listen", f"{SERVER_IP}:3478", "--alternate-ip", ALTERNATE_IP, "--alternate-port", "3479")
+        # A second IP but no second port (issue 13): the RFC 5780 tests that need no port.
+        self.serve("--listen", f"{SERVER_IP}:{SINGLE_PORT}", "--alternate-ip", ALTERNATE_IP)
         for address in PLAIN_SERVERS:
             self.serve("--listen", f"{address}:3478")
         # The server `turnpike p2p` meets through: signaling on 8080 hands out STUN and TURN
@@ -346,13 +351,13 @@ table ip nat {{
 }}
 """)
         rc.reset = "flush set ip nat peers"
-        # Port-restricted cone whose bindings live 5 s (conntrack's UDP timeouts, per
-        # namespace: "unreplied" and "stream" alike).
+        # Port-restricted cone with short conntrack UDP timeouts (per namespace): 5 s for a
+        # flow answered within its first 2 s, 12 s ("stream") for one still active after that.
         self.router(
             "life", 5, port_restricted,
             sysctls=(
                 "net.netfilter.nf_conntrack_udp_timeout=5",
-                "net.netfilter.nf_conntrack_udp_timeout_stream=5",
+                "net.netfilter.nf_conntrack_udp_timeout_stream=12",
             ),
         )
         # (d) No NAT: directly on the public segment.

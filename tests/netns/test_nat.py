@@ -7,6 +7,7 @@ Run as root from the repository root: .venv/bin/pytest tests/netns -v
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from conftest import (
     PLAIN_SERVERS,
     PREFIX,
     SERVER_URI,
+    SINGLE_PORT_URI,
     Topology,
     clean_leftovers,
     list_namespaces,
@@ -151,6 +153,37 @@ def test_several_plain_servers_compare_mappings(
     assert report["notes"][-1].startswith("no server supports RFC 5780 (no OTHER-ADDRESS)"), why
 
 
+# A server with alternate-ip but no alternate-port: OTHER-ADDRESS has its own port, and
+# CHANGE-REQUEST "change port" would get 420. The client runs what needs no second port and
+# says in one note what stays undecided (it used to print "unknown" with two contradicting
+# notes: "gave OTHER-ADDRESS…" and "no OTHER-ADDRESS").
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "name, filtering, nat_type, undecided",
+    [
+        ("full", "endpoint-independent (RFC 5780 §4.4)", "full cone (RFC 3489)", None),
+        ("prc", "unknown", "unknown", "filtering is address-dependent or address-and-port-dependent"),
+    ],
+)
+def test_server_without_alternate_port(
+    topology: Topology, name: str, filtering: str, nat_type: str, undecided: str | None
+) -> None:
+    result = topology.nat(topology.clients[name], SINGLE_PORT_URI)
+    why = failure(topology, result)
+    assert result.returncode == 0, why
+    lines = parse_text(result.stdout)
+    assert lines["other address"] == ["203.0.113.2:3480 (RFC 5780 behaviour discovery)"], why
+    assert lines["mapping"] == ["endpoint-independent (RFC 5780 §4.3)"], why
+    assert lines["filtering"] == [filtering], why
+    assert lines["NAT type"] == [nat_type], why
+    if undecided is None:
+        assert "note" not in lines, why
+    else:
+        [note] = lines["note"]
+        assert "no alternate port" in note and undecided in note, why
+        assert "no OTHER-ADDRESS" not in note, why
+
+
 @pytest.mark.timeout(60)
 def test_plain_server_then_rfc_5780_server(topology: Topology) -> None:
     uris = [f"stun:{PLAIN_SERVERS[0]}", SERVER_URI]
@@ -174,24 +207,37 @@ def test_no_answer_is_udp_blocked_and_exit_1(topology: Topology) -> None:
     assert "error: no server answered" in result.stderr
 
 
-# RFC 5780 §4.6 against a NAT whose bindings live 5 s (conntrack UDP timeouts).
+# RFC 5780 §4.6 against Linux conntrack with short UDP timeouts: 5 s for a new flow, 12 s for
+# one refreshed after its first 2 s. Each wait is tried on a fresh binding, so an expiry
+# cannot shorten later trials (issue 13: a search refreshing one binding reported neither).
 @pytest.mark.timeout(150)
 def test_binding_lifetime(topology: Topology) -> None:
+    started = time.monotonic()
     result = topology.nat(
-        topology.clients["life"], SERVER_URI, "--lifetime", "--lifetime-max", "20", "--json", timeout=140
+        topology.clients["life"], SERVER_URI, "--lifetime", "--lifetime-max", "20", "--timeout", "1",
+        "--json", timeout=140,
     )
+    took = time.monotonic() - started
     why = failure(topology, result)
     assert result.returncode == 0, why
     report = parse_json(result.stdout)
     assert report["nat_type"] == "port restricted cone", why
-    lifetime = report["lifetime"]
-    assert lifetime is not None, why
-    alive, expired = lifetime["alive_s"], lifetime["expired_s"]
-    assert expired is not None, why
-    assert 3 <= alive < expired <= 7, why
-    assert alive <= 5.5 and expired >= 4.5, why
+    new, refreshed = report["lifetime"], report["lifetime_refreshed"]
+    assert new is not None and refreshed is not None, why
+    assert report["lifetime_warm_up_s"] == 3, why
+    for (lifetime, truth) in ((new, 5), (refreshed, 12)):
+        alive, expired = lifetime["alive_s"], lifetime["expired_s"]
+        assert expired is not None, why
+        # The truth lies in the interval, give or take a second of timer granularity and
+        # of conntrack's lazy expiry; the interval is narrow.
+        assert alive - 1 <= truth <= expired + 1, (truth, why)
+        assert expired - alive <= 2, (truth, why)
     checks = [p for p in report["probes"] if p["test"].startswith("lifetime check")]
     assert checks and all(p["socket"] == "lifetime-probe" for p in checks), why
+    creations = [p for p in report["probes"] if p["test"].startswith("lifetime binding")]
+    assert creations and all(p["socket"] == "lifetime-binding" for p in creations), why
+    assert took < 90, took
+    print(f"binding lifetime test took {took:.1f} s: new {new}, refreshed {refreshed}")
 
 
 # A crashed run leaves namespaces behind; the next run removes those whose process is gone.

@@ -57,6 +57,13 @@ def p2p(
     )
 
 
+def kill(proc: subprocess.Popen) -> None:
+    """Ends `proc` if it is still running."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
 def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,14 +98,9 @@ def test_file_transfer_takes_the_expected_path(
             tx.wait(RUN_TIMEOUT)
             rx.wait(RUN_TIMEOUT)
         finally:
-            for proc in (tx, rx):
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait(5)
+            kill(tx)
     finally:
-        if rx.poll() is None:
-            rx.kill()
-            rx.wait(5)
+        kill(rx)
     outputs = (
         f"sender ({sender}) exit {tx.returncode}:\n{sender_log.read_text(errors='replace')}\n"
         f"receiver ({receiver}) exit {rx.returncode}:\n{receiver_log.read_text(errors='replace')}\n"
@@ -137,3 +139,34 @@ def test_a_peer_that_never_comes_fails_with_a_clear_message(topology: Topology, 
     text = log.read_text()
     assert proc.returncode == 1, text
     assert "no connection within 3 s" in text, text
+
+
+# Two symmetric NATs and --no-relay: no path can work. The failure says what was tried (not
+# "is the relay reachable?", when no relay was asked for), and the peers print their
+# candidates and the checks while they try.
+@pytest.mark.timeout(120)
+def test_no_relay_between_symmetric_nats_says_what_was_tried(topology: Topology, tmp_path: Path) -> None:
+    room = f"norelay-{os.getpid()}"
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = p2p(topology, topology.clients["sym2"], room, "--no-relay", log=first_log, timeout="45")
+    try:
+        wait_for(first_log, "waiting for a peer", first)
+        second = p2p(topology, topology.clients["sym"], room, "--no-relay", log=second_log, timeout="45")
+        try:
+            second.wait(90)
+            first.wait(90)
+        finally:
+            kill(second)
+    finally:
+        kill(first)
+    texts = [first_log.read_text(errors="replace"), second_log.read_text(errors="replace")]
+    outputs = "\n---\n".join(texts)
+    print(outputs)
+    assert first.returncode == 1 and second.returncode == 1, outputs
+    assert any(
+        "--no-relay ruled out the TURN relay" in t or "joined, but no path to it was found" in t for t in texts
+    ), outputs
+    assert not any("is the relay reachable" in t for t in texts), outputs
+    for text in texts:
+        assert "gathered srflx " in text, outputs
+    assert any("checking " in t for t in texts), outputs

@@ -40,8 +40,8 @@ pub mod turn_client;
 pub mod uri;
 
 pub use agent::{
-    AgentConfig, AgentInput, AgentTransmit, Candidate, CandidateError, CandidateKind, IceAgent,
-    IceConnectionState, IceEvent, Transport, MAX_REMOTE_CANDIDATES,
+    AgentConfig, AgentInput, AgentTransmit, Candidate, CandidateError, CandidateKind, CheckCounts,
+    IceAgent, IceConnectionState, IceEvent, Transport, MAX_REMOTE_CANDIDATES,
 };
 pub use error::{MalformedResponse, TransactionError};
 pub use nat::{NatConfig, NatDiscovery, NatReport, NatSocket, NatTransmit};

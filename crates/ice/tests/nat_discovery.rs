@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ice::nat::{
     Filtering, LifetimeConfig, Mapping, NatConfig, NatDiscovery, NatReport, NatSocket, NatType,
-    Note, ProbeOutcome, Test,
+    Note, ProbeOutcome, Test, Undecided,
 };
 use stun::TransactionId;
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
@@ -25,6 +25,8 @@ fn ip(text: &str) -> IpAddr {
 
 const CLIENT_IP: &str = "10.0.0.2";
 const PRIMARY_PORT: u16 = 40212;
+/// Trial sockets' local ports: this, plus their number.
+const TRIAL_PORTS: u16 = 40000;
 const PROBE_PORT: u16 = 40999;
 const PUBLIC_IP: &str = "203.0.113.5";
 /// One-way delay between the client and a server (through the NAT).
@@ -46,6 +48,18 @@ fn discovery_server() -> BindingServer {
     })
 }
 
+/// An RFC 5780 server with a second IP but no second port: 192.0.2.1/192.0.2.2 × 3478.
+fn single_port_server() -> BindingServer {
+    BindingServer::new(BindingConfig {
+        sockets: ServerSockets {
+            primary: addr("192.0.2.1:3478"),
+            alternate_ip: Some(ip("192.0.2.2")),
+            alternate_port: None,
+        },
+        software: None,
+    })
+}
+
 /// A plain STUN server with one socket.
 fn plain_server(address: &str) -> BindingServer {
     BindingServer::new(BindingConfig {
@@ -62,7 +76,23 @@ struct Binding {
     key: Option<SocketAddr>,
     external: u16,
     sent_to: Vec<SocketAddr>,
+    created: Instant,
     last_used: Instant,
+    /// Used again more than [`STREAM_AFTER`] after it was made (conntrack's "stream").
+    stream: bool,
+}
+
+/// Linux conntrack: a UDP flow that sees a packet more than 2 s after it was created gets
+/// the longer "stream" timeout (nf_conntrack_proto_udp.c, `stream_ts`).
+const STREAM_AFTER: Duration = Duration::from_secs(2);
+
+impl Binding {
+    fn touch(&mut self, now: Instant) {
+        if now.duration_since(self.created) > STREAM_AFTER {
+            self.stream = true;
+        }
+        self.last_used = now;
+    }
 }
 
 /// A simulated NAT (or, with `translate: false`, a stateful firewall).
@@ -73,6 +103,8 @@ struct SimNat {
     filtering: Filtering,
     hairpin: bool,
     lifetime: Duration,
+    /// The lifetime of a binding used again after [`STREAM_AFTER`]; `None`: `lifetime`.
+    stream_lifetime: Option<Duration>,
     bindings: Vec<Binding>,
     next_port: u16,
 }
@@ -85,6 +117,7 @@ impl SimNat {
             filtering,
             hairpin: false,
             lifetime: Duration::from_secs(120),
+            stream_lifetime: None,
             bindings: Vec::new(),
             next_port: 50000,
         }
@@ -99,9 +132,11 @@ impl SimNat {
     }
 
     fn expire(&mut self, now: Instant) {
-        let lifetime = self.lifetime;
-        self.bindings
-            .retain(|b| now.duration_since(b.last_used) < lifetime);
+        let (new, stream) = (self.lifetime, self.stream_lifetime.unwrap_or(self.lifetime));
+        self.bindings.retain(|b| {
+            let lifetime = if b.stream { stream } else { new };
+            now.duration_since(b.last_used) < lifetime
+        });
     }
 
     /// The source address a packet from `internal` to `remote` leaves with.
@@ -133,7 +168,9 @@ impl SimNat {
                     key,
                     external,
                     sent_to: Vec::new(),
+                    created: now,
                     last_used: now,
+                    stream: false,
                 });
                 self.bindings.len() - 1
             }
@@ -141,7 +178,7 @@ impl SimNat {
         let public_ip = self.public_ip();
         let binding = &mut self.bindings[index];
         binding.sent_to.push(remote);
-        binding.last_used = now;
+        binding.touch(now);
         SocketAddr::new(public_ip, binding.external)
     }
 
@@ -162,7 +199,7 @@ impl SimNat {
                     _ => b.sent_to.contains(&remote),
                 }
         })?;
-        binding.last_used = now;
+        binding.touch(now);
         Some(binding.internal)
     }
 }
@@ -221,6 +258,7 @@ impl Net {
         let port = match socket {
             NatSocket::Primary => PRIMARY_PORT,
             NatSocket::LifetimeProbe => PROBE_PORT,
+            NatSocket::LifetimeBinding(n) => TRIAL_PORTS + u16::try_from(n).unwrap(),
         };
         let internal = SocketAddr::new(ip(CLIENT_IP), port);
         let source = match &mut self.nat {
@@ -288,6 +326,9 @@ impl Net {
             let socket = match internal.map(|a| a.port()) {
                 Some(PRIMARY_PORT) => NatSocket::Primary,
                 Some(PROBE_PORT) => NatSocket::LifetimeProbe,
+                Some(port) if port >= TRIAL_PORTS => {
+                    NatSocket::LifetimeBinding(u32::from(port - TRIAL_PORTS))
+                }
                 _ => continue,
             };
             delivered.push((socket, packet.from, packet.bytes));
@@ -686,17 +727,22 @@ fn change_request_not_honoured() {
 }
 
 fn with_lifetime() -> NatConfig {
+    with_lifetime_max(120)
+}
+
+/// Discovery that measures the lifetimes with waits of up to `max_wait` seconds.
+fn with_lifetime_max(max_wait: u64) -> NatConfig {
     NatConfig {
         lifetime: Some(LifetimeConfig {
-            max_wait: Duration::from_secs(120),
+            max_wait: Duration::from_secs(max_wait),
             ..LifetimeConfig::default()
         }),
         ..NatConfig::default()
     }
 }
 
-// RFC 5780 §4.6: refresh from port X, wait T, ask from port Y for an answer to X's mapped
-// port; a binary search over T finds the lifetime.
+// RFC 5780 §4.6: make a binding from port X, wait T, ask from port Y for an answer to X's
+// mapped port; a search over T finds the lifetime. Each T on a binding of its own.
 #[test]
 fn binding_lifetime_is_found() {
     for filtering in FILTERINGS {
@@ -704,14 +750,16 @@ fn binding_lifetime_is_found() {
         nat.lifetime = Duration::from_secs(30);
         let mut net = Net::new(Some(nat), vec![discovery_server()]);
         let (report, took) = run_with(&mut net, with_lifetime(), &[SERVER]);
-        let lifetime = report.lifetime.unwrap();
-        assert!(lifetime.alive < Duration::from_secs(30), "{lifetime:?}");
-        let expired = lifetime.expired.unwrap();
-        assert!(expired >= Duration::from_secs(30), "{lifetime:?}");
-        assert!(
-            expired - lifetime.alive <= Duration::from_secs(2),
-            "{lifetime:?}"
-        );
+        let lifetimes = report.lifetime.unwrap();
+        for lifetime in [lifetimes.new, lifetimes.refreshed] {
+            assert!(lifetime.alive < Duration::from_secs(30), "{lifetime:?}");
+            let expired = lifetime.expired.unwrap();
+            assert!(expired >= Duration::from_secs(30), "{lifetime:?}");
+            assert!(
+                expired - lifetime.alive <= Duration::from_secs(2),
+                "{lifetime:?}"
+            );
+        }
         assert!(took < Duration::from_secs(300), "took {took:?}");
         let checks: Vec<_> = report
             .probes
@@ -720,8 +768,50 @@ fn binding_lifetime_is_found() {
             .collect();
         assert!(checks.iter().all(|p| p.socket == NatSocket::LifetimeProbe));
         assert!(checks.len() >= 6, "{checks:#?}");
+        // Every trial made its binding from a socket of its own.
+        let mut sockets: Vec<_> = report
+            .probes
+            .iter()
+            .filter(|p| matches!(p.test, Test::LifetimeCreate { .. }))
+            .map(|p| p.socket)
+            .collect();
+        let trials = sockets.len();
+        sockets.sort();
+        sockets.dedup();
+        assert_eq!(sockets.len(), trials);
+        assert!(sockets
+            .iter()
+            .all(|s| matches!(s, NatSocket::LifetimeBinding(_))));
         assert_eq!(report.nat_type, Some(NatType::Symmetric));
     }
+}
+
+// The NAT of the issue: Linux conntrack keeps a flow answered within its first 2 s for 30 s
+// and one still active after that for 120 s. A search that refreshes one binding reported
+// 64–66 s here (after the first expiry every refresh made a new, 30 s binding); trials on
+// fresh bindings report both values.
+#[test]
+fn conntrack_new_and_refreshed_lifetimes_are_both_found() {
+    let mut nat = SimNat::new(
+        Mapping::EndpointIndependent,
+        Filtering::AddressAndPortDependent,
+    );
+    nat.lifetime = Duration::from_secs(30);
+    nat.stream_lifetime = Some(Duration::from_secs(120));
+    let mut net = Net::new(Some(nat), vec![discovery_server()]);
+    let (report, took) = run_with(&mut net, with_lifetime_max(300), &[SERVER]);
+    let lifetimes = report.lifetime.unwrap();
+    let within = |lifetime: ice::nat::Lifetime, truth: u64| {
+        let truth = Duration::from_secs(truth);
+        lifetime.alive < truth
+            && lifetime.expired.is_some_and(|e| e >= truth)
+            && lifetime.expired.unwrap() - lifetime.alive <= truth / 10
+    };
+    assert!(within(lifetimes.new, 30), "{lifetimes:?}");
+    assert!(within(lifetimes.refreshed, 120), "{lifetimes:?}");
+    assert_eq!(lifetimes.warm_up, Duration::from_secs(3));
+    // The two searches and the ladder of waits run at once: far less than the sum of waits.
+    assert!(took < Duration::from_secs(600), "took {took:?}");
 }
 
 #[test]
@@ -729,17 +819,14 @@ fn lifetime_longer_than_the_longest_wait() {
     let mut nat = SimNat::new(Mapping::EndpointIndependent, Filtering::EndpointIndependent);
     nat.lifetime = Duration::from_secs(3600);
     let mut net = Net::new(Some(nat), vec![discovery_server()]);
-    let config = NatConfig {
-        lifetime: Some(LifetimeConfig {
-            max_wait: Duration::from_secs(20),
-            ..LifetimeConfig::default()
-        }),
-        ..NatConfig::default()
-    };
-    let (report, _) = run_with(&mut net, config, &[SERVER]);
-    let lifetime = report.lifetime.unwrap();
-    assert_eq!(lifetime.alive, Duration::from_secs(20));
-    assert_eq!(lifetime.expired, None);
+    let (report, took) = run_with(&mut net, with_lifetime_max(20), &[SERVER]);
+    let lifetimes = report.lifetime.unwrap();
+    for lifetime in [lifetimes.new, lifetimes.refreshed] {
+        assert_eq!(lifetime.alive, Duration::from_secs(20));
+        assert_eq!(lifetime.expired, None);
+    }
+    // The waits 1, 2, ... 20 s ran at once: the longest trial (3 s warm-up, 20 s) bounds it.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }
 
 // RFC 5780 §5: "a client MUST be prepared to receive a 420 (Unknown Attribute) error to
@@ -777,6 +864,75 @@ fn lifetime_is_skipped_unless_asked() {
     let (report, _) = run(&mut net, &[SERVER]);
     assert_eq!(report.lifetime, None);
     assert!(report.probes.iter().all(|p| p.socket == NatSocket::Primary));
+}
+
+// A server with `alternate-ip` but no `alternate-port` sends OTHER-ADDRESS with its own
+// port and answers 420 to CHANGE-REQUEST for the port (RFC 5780 §6.1). The tests that need
+// no second port still run: mapping test II, and test II with "change IP" only; what they
+// cannot tell apart is said once, without "no OTHER-ADDRESS".
+#[test]
+fn a_server_without_a_second_port_decides_what_it_can() {
+    let cases = [
+        // (mapping, filtering) → (mapping found, filtering found, NAT type, undecided)
+        (
+            Mapping::EndpointIndependent,
+            Filtering::EndpointIndependent,
+            Some(Mapping::EndpointIndependent),
+            Some(Filtering::EndpointIndependent),
+            Some(NatType::FullCone),
+            vec![],
+        ),
+        (
+            Mapping::EndpointIndependent,
+            Filtering::AddressAndPortDependent,
+            Some(Mapping::EndpointIndependent),
+            None,
+            None,
+            vec![Undecided::Filtering],
+        ),
+        (
+            Mapping::AddressAndPortDependent,
+            Filtering::AddressDependent,
+            None,
+            None,
+            None,
+            vec![Undecided::Mapping, Undecided::Filtering],
+        ),
+    ];
+    for (mapping, filtering, found_mapping, found_filtering, nat_type, undecided) in cases {
+        let mut net = Net::new(
+            Some(SimNat::new(mapping, filtering)),
+            vec![single_port_server()],
+        );
+        let (report, _) = run(&mut net, &[SERVER]);
+        let why = format!("{mapping:?}/{filtering:?}: {report:#?}");
+        assert_eq!(report.other_address, Some(addr("192.0.2.2:3478")), "{why}");
+        assert_eq!(report.mapping, found_mapping, "{why}");
+        assert!(!report.mapping_by_comparison, "{why}");
+        assert_eq!(report.filtering, found_filtering, "{why}");
+        assert_eq!(report.nat_type, nat_type, "{why}");
+        let notes: Vec<Undecided> = report
+            .notes
+            .iter()
+            .map(|n| match n {
+                Note::NoAlternatePort { undecided, .. } => *undecided,
+                other => panic!("unexpected note {other}: {why}"),
+            })
+            .collect();
+        assert_eq!(notes, undecided, "{why}");
+        for note in &report.notes {
+            let text = note.to_string();
+            assert!(
+                text.contains("no alternate port") && !text.contains("no OTHER-ADDRESS"),
+                "{text}"
+            );
+        }
+        // No CHANGE-REQUEST for the port was sent: it could only earn a 420.
+        assert!(report
+            .probes
+            .iter()
+            .all(|p| !p.test.change_request().change_port));
+    }
 }
 
 // Discovery with no servers at all ends at once, as UDP blocked.

@@ -486,6 +486,15 @@ fn bind_group_once(
     if sockets.behaviour_discovery() {
         info!(primary = %primary, alternate_ip = ?sockets.alternate_ip, alternate_port = ?sockets.alternate_port,
               "RFC 5780 behaviour discovery on");
+        if sockets.alternate_ip.is_some() && sockets.alternate_port.is_none() {
+            // RFC 5780 §4.3, §4.4: test III needs a second port (CHANGE-REQUEST "change
+            // port" gets 420 without one).
+            tracing::warn!(
+                "alternate-ip without alternate-port: clients can tell endpoint-independent \
+                 mapping and filtering from the rest, but not address-dependent from \
+                 address-and-port-dependent; set alternate-port too"
+            );
+        }
     }
     Ok(())
 }

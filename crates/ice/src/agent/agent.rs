@@ -302,6 +302,11 @@ impl IceAgent {
         ))
     }
 
+    /// How many candidate pairs are in each state: progress while the checks run.
+    pub fn check_counts(&self) -> super::checklist::CheckCounts {
+        self.checklist.counts()
+    }
+
     /// The local candidates gathered so far, peer-reflexive ones included.
     pub fn local_candidates(&self) -> impl Iterator<Item = &Candidate> {
         self.locals.iter().map(|l| &l.candidate)

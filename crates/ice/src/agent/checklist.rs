@@ -18,6 +18,29 @@ pub struct CheckList {
     triggered: VecDeque<usize>,
 }
 
+/// How many pairs of the checklist are in each state (RFC 8445 §6.1.2.6), for progress
+/// reports while checks run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    /// Frozen: waiting for a pair of the same foundation to succeed.
+    pub frozen: usize,
+    /// Waiting for their turn.
+    pub waiting: usize,
+    /// A check sent, no answer yet.
+    pub in_progress: usize,
+    /// Checked and answered.
+    pub succeeded: usize,
+    /// Failed (timeout, error response, pruned at the end).
+    pub failed: usize,
+}
+
+impl CheckCounts {
+    /// Every pair counted.
+    pub fn total(&self) -> usize {
+        self.frozen + self.waiting + self.in_progress + self.succeeded + self.failed
+    }
+}
+
 /// What [`CheckList::add`] did with a new pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
@@ -192,6 +215,22 @@ impl CheckList {
             .max_by_key(|i| (self.pairs[*i].priority, std::cmp::Reverse(*i)))
     }
 
+    /// How many pairs are in each state.
+    pub fn counts(&self) -> CheckCounts {
+        let mut counts = CheckCounts::default();
+        for pair in &self.pairs {
+            let slot = match pair.state {
+                PairState::Frozen => &mut counts.frozen,
+                PairState::Waiting => &mut counts.waiting,
+                PairState::InProgress => &mut counts.in_progress,
+                PairState::Succeeded => &mut counts.succeeded,
+                PairState::Failed => &mut counts.failed,
+            };
+            *slot += 1;
+        }
+        counts
+    }
+
     /// Number of pairs.
     pub fn len(&self) -> usize {
         self.pairs.len()
@@ -265,5 +304,34 @@ mod tests {
         assert_eq!(list.next_check(), Some(3));
         // Pruning: same local candidate, same remote address.
         assert_eq!(list.add(pair(0, 5, "a", 99), |_| true), Added::Existing(0));
+    }
+
+    // RFC 8445 §6.1.2.6: every pair is in exactly one of five states; the counts say how
+    // far the checks have come.
+    #[test]
+    fn counts_pairs_by_state() {
+        let mut list = CheckList::default();
+        assert_eq!(list.counts(), CheckCounts::default());
+        let differ = |_| false;
+        list.add(pair(0, 0, "a", 10), differ);
+        list.add(pair(0, 1, "a", 30), differ);
+        list.add(pair(1, 0, "b", 20), differ);
+        list.add(pair(1, 1, "c", 5), differ);
+        list.get_mut(2).unwrap().state = PairState::InProgress;
+        list.get_mut(3).unwrap().state = PairState::Succeeded;
+        let counts = list.counts();
+        assert_eq!(
+            counts,
+            CheckCounts {
+                frozen: 1,
+                waiting: 1,
+                in_progress: 1,
+                succeeded: 1,
+                failed: 0
+            }
+        );
+        assert_eq!(counts.total(), 4);
+        list.conclude();
+        assert_eq!(list.counts().failed, 2);
     }
 }

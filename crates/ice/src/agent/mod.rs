@@ -69,5 +69,6 @@ mod pairing;
 
 pub use agent::{IceAgent, MAX_REMOTE_CANDIDATES};
 pub use candidate::{Candidate, CandidateError, CandidateKind, Transport};
+pub use checklist::CheckCounts;
 pub use config::AgentConfig;
 pub use event::{AgentInput, AgentTransmit, IceConnectionState, IceEvent};

@@ -50,6 +50,12 @@ impl Default for NatConfig {
 /// The binding-lifetime search (RFC 5780 §4.6): waits double from `first_wait` until the
 /// binding is found expired or `max_wait` is reached, then a binary search narrows the
 /// interval down to `resolution` (or 5 % of the upper bound, whichever is larger).
+///
+/// Two lifetimes are searched at once, each wait on a fresh binding (a new local port): a
+/// *new* binding's (one request and its answer, then silence), and a *refreshed* one's
+/// (a second request `warm_up` after the first, then silence). NATs often keep the second
+/// longer: Linux conntrack gives 30 s to a flow answered within its first 2 s and 120 s to
+/// one still active after that (`nf_conntrack_udp_timeout`, `..._timeout_stream`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LifetimeConfig {
     /// The first wait between the refresh from the primary socket and the check from the
@@ -59,15 +65,21 @@ pub struct LifetimeConfig {
     pub max_wait: Duration,
     /// Stop once the lifetime is known to within this.
     pub resolution: Duration,
+    /// For the refreshed lifetime: the time between a binding's first request and the one
+    /// that refreshes it. It must stay below the new-binding lifetime, or the refresh finds
+    /// the binding gone and makes a new one.
+    pub warm_up: Duration,
 }
 
 impl Default for LifetimeConfig {
-    /// 1 s, doubling up to 600 s, to within 1 s.
+    /// 1 s, doubling up to 600 s, to within 1 s; refreshed 3 s after creation (past
+    /// conntrack's 2 s, well within the 30 s and more NATs keep a new binding).
     fn default() -> Self {
         LifetimeConfig {
             first_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(600),
             resolution: Duration::from_secs(1),
+            warm_up: Duration::from_secs(3),
         }
     }
 }

@@ -10,10 +10,10 @@ use stun::TransactionId;
 
 use super::behaviour::{Filtering, Mapping, NatType};
 use super::config::NatConfig;
-use super::lifetime::LifetimeSearch;
+use super::lifetime_run::LifetimeRun;
 use super::probe::Probe;
 use super::report::{
-    NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord, ServerObservation, Test,
+    NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord, ServerObservation, Test, Undecided,
 };
 use crate::request::RequestOptions;
 use crate::transaction::BindingTransaction;
@@ -44,8 +44,8 @@ type IdSource = Box<dyn FnMut() -> TransactionId + Send>;
 /// 4. test I to every other server (more servers also reveal endpoint-dependent mapping
 ///    without RFC 5780 support), each one checked for OTHER-ADDRESS as in step 1;
 /// 5. hairpinning, if no behaviour server ran it;
-/// 6. when asked, the binding lifetime (RFC 5780 §4.6) against the behaviour server (or the
-///    first that answered).
+/// 6. when asked, the binding lifetimes (RFC 5780 §4.6) against the behaviour server (or the
+///    first that answered), each wait on a fresh binding ([`super::lifetime_run`]).
 ///
 /// Probes start at least [`NatConfig::pace`] apart (RFC 5780 §5).
 pub struct NatDiscovery {
@@ -61,7 +61,7 @@ pub struct NatDiscovery {
     active: Vec<Probe>,
     found: Findings,
     records: Vec<ProbeRecord>,
-    lifetime: Option<LifetimeState>,
+    lifetime: Option<LifetimeRun>,
     state: State,
 }
 
@@ -87,24 +87,12 @@ struct Findings {
     hairpin: Option<ProbeOutcome>,
 }
 
-/// The binding-lifetime test under way.
-#[derive(Debug)]
-struct LifetimeState {
-    search: LifetimeSearch,
-    server: SocketAddr,
-    /// The primary socket's mapped port and when the refresh that found it was answered;
-    /// `None` until the next refresh.
-    refreshed: Option<(u16, Instant)>,
-    /// The test failed; the note says why.
-    failed: Option<Note>,
-}
-
 /// What to do next.
 enum Step {
     /// Start these probes, paced.
     Probes(Vec<Test>),
-    /// Start this probe, not before the instant.
-    After(Instant, Test),
+    /// Let the binding-lifetime test run: it starts its own probes.
+    Lifetime,
     /// Discovery is over.
     Done,
 }
@@ -173,10 +161,16 @@ impl NatDiscovery {
             return None;
         }
         let next_start = (!self.queue.is_empty()).then_some(self.not_before);
+        let next_trial = self
+            .lifetime
+            .as_ref()
+            .and_then(LifetimeRun::poll_timeout)
+            .map(|at| at.max(self.not_before));
         self.active
             .iter()
             .filter_map(Probe::poll_timeout)
             .chain(next_start)
+            .chain(next_trial)
             .min()
     }
 
@@ -215,39 +209,59 @@ impl NatDiscovery {
         }
     }
 
-    /// Starts the next queued probe if its time has come.
+    /// Starts the next queued probe, or the next probe of the lifetime test, if its time
+    /// has come.
     fn start_due(&mut self, now: Instant) {
         if now < self.not_before {
             return;
         }
         let Some(test) = self.queue.pop_front() else {
+            self.start_lifetime_probe(now);
             return;
         };
         self.not_before = later(now, self.config.pace);
         let Some((socket, destination, options)) = self.probe_spec(test) else {
             // The step was planned only once what the probe needs was known.
-            self.absorb(
-                now,
-                test,
-                self.local,
-                now,
-                ProbeOutcome::NoAnswer { sends: 0 },
-            );
+            let outcome = ProbeOutcome::NoAnswer { sends: 0 };
+            self.absorb(now, test, NatSocket::Primary, self.local, now, outcome);
             self.plan(now);
             return;
         };
+        self.start_probe(now, test, socket, destination, &options);
+    }
+
+    /// Starts the lifetime test's next due probe, if any.
+    fn start_lifetime_probe(&mut self, now: Instant) {
+        let Some(run) = &mut self.lifetime else {
+            return;
+        };
+        let Some(start) = run.start_due(now) else {
+            return;
+        };
+        let destination = run.server;
+        self.not_before = later(now, self.config.pace);
+        let options = RequestOptions {
+            response_port: start.response_port,
+            ..RequestOptions::default()
+        };
+        self.start_probe(now, start.test, start.socket, destination, &options);
+    }
+
+    fn start_probe(
+        &mut self,
+        now: Instant,
+        test: Test,
+        socket: NatSocket,
+        destination: SocketAddr,
+        options: &RequestOptions,
+    ) {
         let id = (self.ids)();
-        match BindingTransaction::new(now, destination, id, &options, self.config.probe_timing) {
+        match BindingTransaction::new(now, destination, id, options, self.config.probe_timing) {
             Ok(tx) => self.active.push(Probe::new(test, socket, now, tx)),
             // Cannot happen: these requests carry no PADDING or SOFTWARE.
             Err(_) => {
-                self.absorb(
-                    now,
-                    test,
-                    destination,
-                    now,
-                    ProbeOutcome::NoAnswer { sends: 0 },
-                );
+                let outcome = ProbeOutcome::NoAnswer { sends: 0 };
+                self.absorb(now, test, socket, destination, now, outcome);
                 self.plan(now);
             }
         }
@@ -263,7 +277,7 @@ impl NatDiscovery {
         let behaviour = self.found.behaviour;
         Some(match test {
             Test::Basic { server } => (NatSocket::Primary, *self.servers.get(server)?, plain),
-            Test::FilteringII | Test::FilteringIII => {
+            Test::FilteringII | Test::FilteringIII | Test::FilteringIIChangeIp => {
                 (NatSocket::Primary, behaviour?.0, with_change)
             }
             Test::MappingII => {
@@ -276,16 +290,10 @@ impl NatDiscovery {
             }
             Test::MappingIII => (NatSocket::Primary, behaviour?.1, plain),
             Test::Hairpin => (NatSocket::Primary, self.public()?, plain),
-            Test::LifetimeRefresh => (NatSocket::Primary, self.lifetime.as_ref()?.server, plain),
-            Test::LifetimeCheck { .. } => {
-                let lifetime = self.lifetime.as_ref()?;
-                let (port, _) = lifetime.refreshed?;
-                let options = RequestOptions {
-                    response_port: Some(port),
-                    ..RequestOptions::default()
-                };
-                (NatSocket::LifetimeProbe, lifetime.server, options)
-            }
+            // The lifetime test starts its own probes (`start_lifetime_probe`).
+            Test::LifetimeCreate { .. }
+            | Test::LifetimeRefresh { .. }
+            | Test::LifetimeCheck { .. } => return None,
         })
     }
 
@@ -297,7 +305,8 @@ impl NatDiscovery {
                 Some(outcome) => {
                     let probe = self.active.remove(index);
                     let destination = probe.transaction().server();
-                    self.absorb(now, probe.test, destination, probe.started, outcome);
+                    let (test, socket, started) = (probe.test, probe.socket, probe.started);
+                    self.absorb(now, test, socket, destination, started, outcome);
                 }
                 None => index += 1,
             }
@@ -310,14 +319,11 @@ impl NatDiscovery {
         &mut self,
         now: Instant,
         test: Test,
+        socket: NatSocket,
         destination: SocketAddr,
         started: Instant,
         outcome: ProbeOutcome,
     ) {
-        let socket = match test {
-            Test::LifetimeCheck { .. } => NatSocket::LifetimeProbe,
-            _ => NatSocket::Primary,
-        };
         self.records.push(ProbeRecord {
             test,
             socket,
@@ -332,8 +338,9 @@ impl NatDiscovery {
                     outcome.response().and_then(|r| r.other_address),
                     self.servers.get(server),
                 ) {
-                    // RFC 5780 §4.3, §4.4: the tests need another IP and another port.
-                    let usable = other.ip() != address.ip() && other.port() != address.port();
+                    // RFC 5780 §4.3, §4.4: the tests need another IP; without another port
+                    // (a server with a second IP only) they narrow down what they can.
+                    let usable = other.ip() != address.ip();
                     if !usable {
                         found.unusable_other.push((address, other));
                     } else if found.behaviour.is_none() {
@@ -344,33 +351,16 @@ impl NatDiscovery {
                     *slot = Some(outcome);
                 }
             }
-            Test::FilteringII => found.filtering_ii = Some(outcome),
+            Test::FilteringII | Test::FilteringIIChangeIp => found.filtering_ii = Some(outcome),
             Test::FilteringIII => found.filtering_iii = Some(outcome),
             Test::MappingII => found.mapping_ii = Some(outcome),
             Test::MappingIII => found.mapping_iii = Some(outcome),
             Test::Hairpin => found.hairpin = Some(outcome),
-            Test::LifetimeRefresh => {
-                if let Some(lifetime) = &mut self.lifetime {
-                    match outcome.response() {
-                        Some(response) => lifetime.refreshed = Some((response.mapped.port(), now)),
-                        None => lifetime.failed = Some(Note::TestFailed { test, outcome }),
-                    }
-                }
-            }
-            Test::LifetimeCheck { wait } => {
-                if let Some(lifetime) = &mut self.lifetime {
-                    lifetime.refreshed = None;
-                    // RFC 5780 §4.6: the answer on port X means the binding is alive; on
-                    // port Y, or none at all, that it has expired.
-                    match &outcome {
-                        ProbeOutcome::Answered { socket, .. } => {
-                            lifetime.search.record(wait, *socket == NatSocket::Primary);
-                        }
-                        ProbeOutcome::NoAnswer { .. } => lifetime.search.record(wait, false),
-                        ProbeOutcome::Hairpinned { .. } | ProbeOutcome::Failed(_) => {
-                            lifetime.failed = Some(Note::TestFailed { test, outcome });
-                        }
-                    }
+            Test::LifetimeCreate { .. }
+            | Test::LifetimeRefresh { .. }
+            | Test::LifetimeCheck { .. } => {
+                if let Some(run) = &mut self.lifetime {
+                    run.record(now, test, &outcome);
                 }
             }
         }
@@ -381,10 +371,7 @@ impl NatDiscovery {
         while self.active.is_empty() && self.queue.is_empty() && !self.is_finished() {
             match self.next_step(now) {
                 Step::Probes(tests) => self.queue.extend(tests),
-                Step::After(at, test) => {
-                    self.not_before = self.not_before.max(at);
-                    self.queue.push_back(test);
-                }
+                Step::Lifetime => return,
                 Step::Done => {
                     let report = self.report();
                     self.state = State::Finished(Some(Box::new(report)));
@@ -398,7 +385,11 @@ impl NatDiscovery {
         let hairpin_due = self.found.hairpin.is_none() && behind_nat == Some(true);
         if self.found.behaviour.is_some() {
             if self.found.filtering_ii.is_none() {
-                let mut tests = vec![Test::FilteringII, Test::FilteringIII];
+                let mut tests = if self.single_port() {
+                    vec![Test::FilteringIIChangeIp]
+                } else {
+                    vec![Test::FilteringII, Test::FilteringIII]
+                };
                 if hairpin_due {
                     tests.push(Test::Hairpin);
                 }
@@ -411,7 +402,11 @@ impl NatDiscovery {
                 }
                 let first = self.behaviour_mapped();
                 let second = mapped_of(&self.found.mapping_ii);
-                if self.found.mapping_iii.is_none() && second.is_some() && second != first {
+                if self.found.mapping_iii.is_none()
+                    && second.is_some()
+                    && second != first
+                    && !self.single_port()
+                {
                     return Step::Probes(vec![Test::MappingIII]);
                 }
             }
@@ -437,28 +432,20 @@ impl NatDiscovery {
             let Some(server) = server else {
                 return Step::Done;
             };
-            self.lifetime = Some(LifetimeState {
-                search: LifetimeSearch::new(config),
-                server,
-                refreshed: None,
-                failed: None,
-            });
+            self.lifetime = Some(LifetimeRun::new(now, config, server));
         }
-        let Some(lifetime) = &self.lifetime else {
-            return Step::Done;
-        };
-        if lifetime.failed.is_some() {
-            return Step::Done;
+        match &self.lifetime {
+            Some(run) if !run.is_done() => Step::Lifetime,
+            _ => Step::Done,
         }
-        let Some(wait) = lifetime.search.next_wait() else {
-            return Step::Done;
-        };
-        match lifetime.refreshed {
-            // RFC 5780 §4.6: "the client must resend a binding request from the original
-            // source port before beginning a second test with a different value of T".
-            None => Step::Probes(vec![Test::LifetimeRefresh]),
-            Some((_, at)) => Step::After(later(at, wait).max(now), Test::LifetimeCheck { wait }),
-        }
+    }
+
+    /// True when the behaviour server has a second IP but no second port: its
+    /// OTHER-ADDRESS carries its own port.
+    fn single_port(&self) -> bool {
+        self.found
+            .behaviour
+            .is_some_and(|(server, other)| server.port() == other.port())
     }
 
     /// The first server that answered test I, and what it saw.
@@ -505,7 +492,10 @@ impl NatDiscovery {
                     other: *other,
                 });
             }
-            notes.push(Note::NoOtherAddress { answered });
+            // "No OTHER-ADDRESS" would contradict the notes just given.
+            if self.found.unusable_other.is_empty() {
+                notes.push(Note::NoOtherAddress { answered });
+            }
         }
 
         let rfc_mapping = match behind_nat {
@@ -550,13 +540,13 @@ impl NatDiscovery {
             filtering,
         );
         let lifetime = match self.lifetime.take() {
-            Some(LifetimeState {
-                failed: Some(note), ..
-            }) => {
-                notes.push(note);
-                None
-            }
-            Some(state) => Some(state.search.known()),
+            Some(run) => match run.failure() {
+                Some(note) => {
+                    notes.push(note.clone());
+                    None
+                }
+                None => Some(run.lifetimes()),
+            },
             None => None,
         };
         NatReport {
@@ -591,6 +581,15 @@ impl NatDiscovery {
         if second == first {
             return Some(Mapping::EndpointIndependent);
         }
+        if let Some((server, other)) = self.found.behaviour.filter(|_| self.single_port()) {
+            // Test III would go to the other IP *and port*: there is no other port.
+            notes.push(Note::NoAlternatePort {
+                server,
+                other,
+                undecided: Undecided::Mapping,
+            });
+            return None;
+        }
         match &self.found.mapping_iii {
             Some(ProbeOutcome::Answered { response, .. }) if response.mapped == second => {
                 Some(Mapping::AddressDependent)
@@ -618,6 +617,27 @@ impl NatDiscovery {
             });
             false
         };
+        if self.single_port() {
+            let test = Test::FilteringIIChangeIp;
+            return match &self.found.filtering_ii {
+                Some(ProbeOutcome::Answered { response, .. }) => {
+                    honoured(notes, test, other, response.from)
+                        .then_some(Filtering::EndpointIndependent)
+                }
+                Some(ProbeOutcome::NoAnswer { .. }) => {
+                    notes.push(Note::NoAlternatePort {
+                        server,
+                        other,
+                        undecided: Undecided::Filtering,
+                    });
+                    None
+                }
+                other => {
+                    failed(notes, test, other);
+                    None
+                }
+            };
+        }
         match &self.found.filtering_ii {
             Some(ProbeOutcome::Answered { response, .. }) => {
                 honoured(notes, Test::FilteringII, other, response.from)

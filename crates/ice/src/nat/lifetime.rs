@@ -1,5 +1,9 @@
-//! The search for a NAT binding's lifetime (RFC 5780 §4.6): which wait to try next, given
-//! the waits after which the binding was found alive or expired.
+//! The search for a NAT binding's lifetime (RFC 5780 §4.6): which waits to try, given the
+//! waits after which a binding was found alive or expired.
+//!
+//! Every wait is tried on a binding of its own (see [`super::lifetime_run`]), so the waits
+//! of the growing phase (first wait, doubled up to the longest) can all run at once; the
+//! narrowing phase then bisects one wait at a time.
 
 use std::time::Duration;
 
@@ -39,12 +43,36 @@ impl LifetimeSearch {
         self.known
     }
 
+    /// The waits worth trying now: while no binding has been seen to expire, every wait of
+    /// the doubling ladder (first wait, doubled, up to the longest) that is still above the
+    /// longest wait known alive; after that, the one bisecting wait. Empty when the search is
+    /// over.
+    pub(crate) fn wanted(&self) -> Vec<Duration> {
+        if self.known.expired.is_some() {
+            return self.next_wait().into_iter().collect();
+        }
+        let mut waits = Vec::new();
+        let mut wait = self.next_wait();
+        while let Some(w) = wait {
+            waits.push(w);
+            let next = w.saturating_mul(2).min(self.config.max_wait);
+            wait = (next > w).then_some(next);
+        }
+        waits
+    }
+
+    /// True while a result for `wait` would still narrow the bounds.
+    pub(crate) fn informative(&self, wait: Duration) -> bool {
+        wait > self.known.alive && self.known.expired.is_none_or(|e| wait < e)
+    }
+
     /// The next wait to try, or `None` when the search is over.
     pub(crate) fn next_wait(&self) -> Option<Duration> {
         let LifetimeConfig {
             first_wait,
             max_wait,
             resolution,
+            ..
         } = self.config;
         let first_wait = first_wait.max(Duration::from_millis(1)).min(max_wait);
         match self.known.expired {
@@ -142,6 +170,27 @@ mod tests {
                 expired: Some(secs(1))
             }
         );
+    }
+
+    // The growing phase runs its waits at once, each on a binding of its own; a result
+    // drops the waits it makes pointless.
+    #[test]
+    fn the_ladder_is_wanted_at_once_then_one_bisecting_wait() {
+        let config = LifetimeConfig {
+            max_wait: secs(20),
+            ..LifetimeConfig::default()
+        };
+        let mut search = LifetimeSearch::new(config);
+        assert_eq!(search.wanted(), [1, 2, 4, 8, 16, 20].map(secs).to_vec());
+        search.record(secs(4), true);
+        assert_eq!(search.wanted(), [8, 16, 20].map(secs).to_vec());
+        assert!(!search.informative(secs(2)) && search.informative(secs(8)));
+        search.record(secs(8), false);
+        assert!(!search.informative(secs(16)));
+        assert_eq!(search.wanted(), [secs(6)]);
+        search.record(secs(6), true);
+        search.record(secs(7), true);
+        assert_eq!(search.wanted(), Vec::<Duration>::new());
     }
 
     #[test]

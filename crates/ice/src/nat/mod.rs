@@ -24,7 +24,9 @@
 //!     }
 //! }
 //! ```
-//! The lifetime probe socket is used only when [`NatConfig::lifetime`] is set.
+//! The lifetime sockets are used only when [`NatConfig::lifetime`] is set: the probe socket,
+//! and one fresh socket per trial ([`NatSocket::LifetimeBinding`]), bound on first use;
+//! their answers come in through `handle_input` like the others.
 //!
 //! ## Limits
 //! RFC 5780 §4: the results are the NAT's behaviour at the moment of the test, for the port
@@ -35,6 +37,7 @@ mod behaviour;
 mod config;
 mod discovery;
 mod lifetime;
+mod lifetime_run;
 mod probe;
 mod report;
 
@@ -42,4 +45,7 @@ pub use behaviour::{Filtering, Mapping, NatType};
 pub use config::{LifetimeConfig, NatConfig};
 pub use discovery::{NatDiscovery, NatTransmit};
 pub use lifetime::Lifetime;
-pub use report::{NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord, ServerObservation, Test};
+pub use report::{
+    BindingAge, Lifetimes, NatReport, NatSocket, Note, ProbeOutcome, ProbeRecord,
+    ServerObservation, Test, Undecided,
+};

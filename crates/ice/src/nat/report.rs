@@ -12,30 +12,60 @@ use super::lifetime::Lifetime;
 use crate::error::TransactionError;
 use crate::response::BindingResponse;
 
-/// One of the client's two sockets. Exhaustive on purpose: a driver must own every socket
+/// One of the client's sockets. Exhaustive on purpose: a driver must own every socket
 /// discovery may send from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NatSocket {
-    /// The socket whose NAT behaviour is examined; every test but one is sent from it.
+    /// The socket whose NAT behaviour is examined; every test but the lifetime's is sent
+    /// from it.
     Primary,
-    /// The second socket of the binding-lifetime test (RFC 5780 §4.6, "source port Y"); it
-    /// is used only when the lifetime is measured.
+    /// The socket the lifetime checks are sent from (RFC 5780 §4.6, "source port Y"); used
+    /// only when the lifetime is measured.
     LifetimeProbe,
+    /// The binding under test of one lifetime trial (RFC 5780 §4.6, "source port X"): a
+    /// fresh socket per trial, on a new local port, which the driver binds the first time
+    /// it is asked to send from it. Each trial so measures a binding of its own, which an
+    /// earlier trial's expiry cannot have shortened.
+    LifetimeBinding(u32),
 }
 
 impl NatSocket {
-    /// A short name, as printed.
+    /// A short name, as printed (trial sockets share one).
     pub const fn as_str(self) -> &'static str {
         match self {
             NatSocket::Primary => "primary",
             NatSocket::LifetimeProbe => "lifetime-probe",
+            NatSocket::LifetimeBinding(_) => "lifetime-binding",
         }
     }
 }
 
 impl fmt::Display for NatSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            NatSocket::LifetimeBinding(n) => write!(f, "lifetime-binding-{n}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Which binding lifetime a lifetime trial measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindingAge {
+    /// A binding made by one request and its answer.
+    New,
+    /// A binding refreshed by a second request some time after the first
+    /// ([`LifetimeConfig::warm_up`](super::LifetimeConfig::warm_up)).
+    Refreshed,
+}
+
+impl BindingAge {
+    /// "new" or "refreshed".
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BindingAge::New => "new",
+            BindingAge::Refreshed => "refreshed",
+        }
     }
 }
 
@@ -53,6 +83,11 @@ pub enum Test {
     FilteringII,
     /// RFC 5780 §4.4 test III: to the primary address, CHANGE-REQUEST change port.
     FilteringIII,
+    /// Test II for a server without a second port (its OTHER-ADDRESS has the primary port):
+    /// CHANGE-REQUEST change IP only. An answer proves endpoint-independent filtering as
+    /// test II's does; none leaves address-dependent and address-and-port-dependent apart
+    /// only by test III, which needs the port the server does not have.
+    FilteringIIChangeIp,
     /// RFC 5780 §4.3 test II: to OTHER-ADDRESS's IP and the primary port.
     MappingII,
     /// RFC 5780 §4.3 test III: to OTHER-ADDRESS (IP and port).
@@ -60,13 +95,27 @@ pub enum Test {
     /// Hairpinning (RFC 4787 §6): a Binding request to our own mapped address, which comes
     /// back to the primary socket if the NAT hairpins.
     Hairpin,
-    /// RFC 5780 §4.6: a plain request from the primary socket ("port X") that refreshes its
-    /// binding before a wait.
-    LifetimeRefresh,
+    /// RFC 5780 §4.6: the first request from a trial's fresh socket ("port X"), which makes
+    /// the binding under test.
+    LifetimeCreate {
+        /// Which lifetime the trial measures.
+        age: BindingAge,
+        /// The wait the trial tries.
+        wait: Duration,
+    },
+    /// A second request from the trial's socket, `warm_up` after the first.
+    LifetimeRefresh {
+        /// Always [`BindingAge::Refreshed`].
+        age: BindingAge,
+        /// The wait the trial tries.
+        wait: Duration,
+    },
     /// RFC 5780 §4.6: after `wait`, a request from the lifetime probe socket ("port Y") with
-    /// RESPONSE-PORT set to the primary socket's mapped port.
+    /// RESPONSE-PORT set to the trial binding's mapped port.
     LifetimeCheck {
-        /// How long after the refresh's answer this check was sent.
+        /// Which lifetime the trial measures.
+        age: BindingAge,
+        /// How long after the binding's last answer this check was sent.
         wait: Duration,
     },
 }
@@ -83,6 +132,10 @@ impl Test {
                 change_ip: false,
                 change_port: true,
             },
+            Test::FilteringIIChangeIp => ChangeRequest {
+                change_ip: true,
+                change_port: false,
+            },
             _ => ChangeRequest {
                 change_ip: false,
                 change_port: false,
@@ -97,13 +150,25 @@ impl fmt::Display for Test {
             Test::Basic { server } => write!(f, "test I (server {})", server + 1),
             Test::FilteringII => f.write_str("filtering test II (change IP and port)"),
             Test::FilteringIII => f.write_str("filtering test III (change port)"),
+            Test::FilteringIIChangeIp => f.write_str("filtering test II (change IP only)"),
             Test::MappingII => f.write_str("mapping test II (other IP, primary port)"),
             Test::MappingIII => f.write_str("mapping test III (other IP and port)"),
             Test::Hairpin => f.write_str("hairpinning test"),
-            Test::LifetimeRefresh => f.write_str("lifetime refresh"),
-            Test::LifetimeCheck { wait } => {
-                write!(f, "lifetime check after {} ms", wait.as_millis())
+            Test::LifetimeCreate { age, wait } => write!(
+                f,
+                "lifetime binding ({} binding, wait {} ms)",
+                age.as_str(),
+                wait.as_millis()
+            ),
+            Test::LifetimeRefresh { wait, .. } => {
+                write!(f, "lifetime refresh (wait {} ms)", wait.as_millis())
             }
+            Test::LifetimeCheck { age, wait } => write!(
+                f,
+                "lifetime check after {} ms ({} binding)",
+                wait.as_millis(),
+                age.as_str()
+            ),
         }
     }
 }
@@ -233,8 +298,19 @@ pub enum Note {
     /// Servers on one IP but different ports saw the same mapping; without a server on
     /// another IP, address-dependent mapping cannot be ruled out.
     MappingUndecided,
-    /// A server sent an OTHER-ADDRESS that shares its IP or port, which the RFC 5780 tests
-    /// cannot use (they need both another IP and another port).
+    /// The behaviour server's OTHER-ADDRESS has its own port: it has a second IP but no
+    /// second port, so it cannot answer CHANGE-REQUEST for the port (RFC 5780 §6.1: 420)
+    /// and `undecided` could only be narrowed down.
+    NoAlternatePort {
+        /// The server.
+        server: SocketAddr,
+        /// Its OTHER-ADDRESS.
+        other: SocketAddr,
+        /// What stays undecided.
+        undecided: Undecided,
+    },
+    /// A server sent an OTHER-ADDRESS on its own IP, which the RFC 5780 tests cannot use
+    /// (they need another IP).
     OtherAddressUnusable {
         /// The server.
         server: SocketAddr,
@@ -272,10 +348,30 @@ impl fmt::Display for Note {
                  saw {}: reporting endpoint-dependent mapping",
                 first.0, first.1, second.0, second.1
             ),
+            Note::NoAlternatePort {
+                server,
+                other,
+                undecided,
+            } => {
+                let what = match undecided {
+                    Undecided::Filtering => {
+                        "filtering is address-dependent or address-and-port-dependent"
+                    }
+                    Undecided::Mapping => {
+                        "mapping is address-dependent or address-and-port-dependent"
+                    }
+                };
+                write!(
+                    f,
+                    "server {server} gave OTHER-ADDRESS {other}, on its own port: it has no \
+                     alternate port, so it cannot answer CHANGE-REQUEST for the port (the \
+                     server needs alternate-port too); {what}, which of the two is unknown"
+                )
+            }
             Note::OtherAddressUnusable { server, other } => write!(
                 f,
-                "server {server} gave OTHER-ADDRESS {other}, which needs another IP and \
-                 another port for the RFC 5780 tests"
+                "server {server} gave OTHER-ADDRESS {other}, on its own IP: the RFC 5780 \
+                 tests need another IP"
             ),
             Note::MappingUndecided => f.write_str(
                 "the servers that answered share one IP: address-dependent mapping cannot be \
@@ -283,6 +379,27 @@ impl fmt::Display for Note {
             ),
         }
     }
+}
+
+/// The two binding lifetimes (RFC 5780 §4.6); see [`LifetimeConfig`](super::LifetimeConfig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A binding made by one request and its answer.
+    pub new: Lifetime,
+    /// A binding refreshed `warm_up` after it was made.
+    pub refreshed: Lifetime,
+    /// The time between the first request and the refresh.
+    pub warm_up: Duration,
+}
+
+/// What a server without a second port leaves undecided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Undecided {
+    /// Filtering is address-dependent or address-and-port-dependent.
+    Filtering,
+    /// Mapping is address-dependent or address-and-port-dependent.
+    Mapping,
 }
 
 /// The findings of NAT behaviour discovery.
@@ -311,8 +428,8 @@ pub struct NatReport {
     pub hairpinning: Option<bool>,
     /// The RFC 3489 name.
     pub nat_type: Option<NatType>,
-    /// The binding lifetime (RFC 5780 §4.6), when it was measured.
-    pub lifetime: Option<Lifetime>,
+    /// The binding lifetimes (RFC 5780 §4.6), when they were measured.
+    pub lifetime: Option<Lifetimes>,
     /// What limits these findings.
     pub notes: Vec<Note>,
     /// Every probe, in the order they ended.

@@ -50,7 +50,9 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: unset (RFC 5780 off)
 # alternate-ip = "192.0.2.2"
 
-# A second port, different from the primary port. Without it only the IP changes.
+# A second port, different from the primary port. Without it only the IP changes: clients
+# (turnpike nat) still tell endpoint-independent mapping and filtering from the rest, but not
+# address-dependent from address-and-port-dependent (RFC 5780 test III needs the port).
 # Default: unset (no second port)
 # alternate-port = 3479
 

@@ -27,15 +27,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use ice::{AgentConfig, Candidate, CandidateKind, IceAgent, IceConnectionState, IceEvent};
+use ice::{
+    AgentConfig, Candidate, CandidateKind, CheckCounts, IceAgent, IceConnectionState, IceEvent,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::client_args::{parse_seconds, route_to, seconds_duration};
 use identity::Identity;
 use path::IcePath;
-use signaling::{Description, PeerEvent, Signaling, PROTOCOL};
-use transfer::Mode;
+use signaling::{role_conflict, Description, PeerEvent, Role, Signaling, PROTOCOL};
+use transfer::{Mode, Verdict};
 
 /// Longest `--timeout`.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -74,15 +76,23 @@ pub struct P2pArgs {
     /// (hides our addresses from the peer, as WebRTC's `iceTransportPolicy: "relay"`).
     #[arg(long)]
     pub relay_only: bool,
-    /// Seconds to wait for the other peer to join and for a path to be found.
+    /// One deadline, in seconds, for everything before the connection: the signaling connect
+    /// (TCP, TLS, WebSocket upgrade, join), the other peer, ICE and the QUIC handshake.
     #[arg(long, default_value = "60", value_name = "SECS",
           value_parser = |s: &str| parse_seconds(s, MAX_TIMEOUT))]
     pub timeout: f64,
 }
 
+/// How long a transfer may still finish after the signaling server said the peer left: the
+/// peer's verdict (a QUIC close) normally arrives before its `leave`, but may be lost once.
+const LEFT_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs `turnpike p2p`.
 pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
     let timeout = seconds_duration(args.timeout, MAX_TIMEOUT)?;
+    // One deadline for everything before the connection: the signaling connect (TCP, TLS,
+    // WebSocket upgrade, `join`), the wait for the peer, ICE and the QUIC handshake.
+    let deadline = tokio::time::Instant::now() + timeout;
     let mode = match (&args.send, &args.receive) {
         (Some(file), _) => {
             // Fail before meeting anyone if the file cannot be read.
@@ -108,6 +118,7 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
         args.ca_file.as_deref(),
         &args.room,
         args.token.as_deref(),
+        deadline,
     )
     .await?;
     println!(
@@ -116,20 +127,30 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
         signaling.joined.id,
         signaling.joined.peers.len()
     );
-    let mut servers =
-        ice_servers::resolve(&ice_servers::usable(&signaling.joined.ice_servers)).await?;
-    if args.no_relay {
-        servers.turn.clear();
-    }
-    if args.relay_only && servers.turn.is_empty() {
-        bail!("--relay-only: the signaling server offered no TURN server over UDP");
-    }
-    let identity = Identity::generate()?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let connected =
-        tokio::time::timeout_at(deadline, connect(&args, &mut signaling, servers, &identity))
-            .await
-            .map_err(|_| anyhow!("no connection within {} s", timeout.as_secs_f64()))??;
+    let mut stage = Stage::Waiting;
+    let attempt = tokio::select! {
+        attempt = tokio::time::timeout_at(
+            deadline,
+            connect(&args, role_of(&mode), &mut signaling, &mut stage),
+        ) => attempt,
+        () = interrupted() => Ok(Err(anyhow!("interrupted"))),
+    };
+    let connected = match attempt {
+        Ok(Ok(connected)) => connected,
+        failed => {
+            // Leave properly, so that what we last sent (an answer that tells the peer why
+            // we give up) reaches it before the connection closes.
+            signaling.leave().await;
+            return match failed {
+                Ok(Err(error)) => Err(error),
+                _ => Err(anyhow!(
+                    "no connection within {} s: {}",
+                    timeout.as_secs_f64(),
+                    stage.why_not(&args.room)
+                )),
+            };
+        }
+    };
     let Connected {
         endpoint,
         connection,
@@ -144,12 +165,27 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
     );
     // Keep trickling and watching the room while the application runs.
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch(signaling, path.clone(), peer, selected, stopped));
-    let result = match mode {
-        Mode::Send(file) => transfer::send_file(&connection, &file).await,
-        Mode::Receive(dir) => transfer::receive(&connection, Some(&dir)).await,
-        Mode::Chat => transfer::chat(&connection).await,
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
+    let watcher = tokio::spawn(watch(
+        signaling,
+        path.clone(),
+        peer,
+        selected,
+        stopped,
+        ended_tx,
+    ));
+    let application = async {
+        match mode {
+            Mode::Send(file) => transfer::send_file(&connection, &file).await,
+            Mode::Receive(dir) => transfer::receive(&connection, Some(&dir)).await,
+            Mode::Chat => transfer::chat(&connection).await,
+        }
     };
+    let result = until_peer_leaves(application, ended).await;
+    if let Err(error) = &result {
+        // Tell the peer now (a dropped connection would close with code 0, "verified").
+        Verdict::Aborted.close(&connection, &format!("{error:#}"));
+    }
     // Let the close frame reach the peer before the path goes away.
     let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
     // Free the relay at once rather than leave the allocation to expire on the server.
@@ -157,6 +193,136 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = watcher.await;
     result
+}
+
+/// Runs `application` to its end, or until a short grace after the signaling server says
+/// the peer left (its `peer-left` comes at once when its process ends, where QUIC and
+/// consent freshness would take 30 s to notice).
+async fn until_peer_leaves(
+    application: impl std::future::Future<Output = anyhow::Result<()>>,
+    ended: tokio::sync::oneshot::Receiver<Ended>,
+) -> anyhow::Result<()> {
+    tokio::pin!(application);
+    tokio::select! {
+        result = &mut application => result,
+        Ok(ended) = ended => match ended {
+            Ended::PeerLeft(peer) => match tokio::time::timeout(LEFT_GRACE, &mut application).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow!("peer {peer} left the room")),
+            },
+            Ended::Interrupted => Err(anyhow!("interrupted")),
+        }
+    }
+}
+
+/// Why the session ends before the application is done.
+#[derive(Debug)]
+enum Ended {
+    /// The signaling server said the peer left (`peer-left`, or the peer's `bye`).
+    PeerLeft(String),
+    /// SIGINT or SIGTERM here; the peer has been sent `bye`.
+    Interrupted,
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// What this peer will do once connected, as its description announces it.
+fn role_of(mode: &Mode) -> Role {
+    match mode {
+        Mode::Send(_) => Role::Send,
+        Mode::Receive(_) => Role::Receive,
+        Mode::Chat => Role::Chat,
+    }
+}
+
+/// How far [`connect`] got: what "no connection within N s" means.
+enum Stage {
+    /// Nobody to call yet.
+    Waiting,
+    /// We offered to this peer and wait for its answer.
+    Calling(String),
+    /// Offer and answer exchanged; ICE checks under way.
+    Checking(String, Arc<IcePath>),
+    /// ICE connected; the QUIC handshake did not finish.
+    Handshake(String),
+}
+
+impl Stage {
+    fn why_not(&self, room: &str) -> String {
+        match self {
+            Stage::Waiting => format!("no peer joined room {room}"),
+            Stage::Calling(peer) => format!("peer {peer} did not answer our offer"),
+            Stage::Checking(peer, path) => format!(
+                "peer {peer} joined, but no path to it was found ({})",
+                path.with_agent(|agent, _| summary(agent))
+            ),
+            Stage::Handshake(peer) => {
+                format!("ICE connected to peer {peer}, but the QUIC handshake did not finish")
+            }
+        }
+    }
+}
+
+/// "our candidates: 1 host, 1 srflx; theirs: 2 host; checks: 2 failed, 1 in progress".
+fn summary(agent: &IceAgent) -> String {
+    let ours = kinds(agent.local_candidates());
+    let theirs = kinds(agent.remote_candidates().iter());
+    format!(
+        "our candidates: {ours}; theirs: {theirs}; checks: {}",
+        checks_text(agent.check_counts())
+    )
+}
+
+/// Candidates counted by kind, "2 host, 1 relay", or "none".
+fn kinds<'a>(candidates: impl Iterator<Item = &'a Candidate>) -> String {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for candidate in candidates {
+        let token = candidate.kind.token();
+        match counts.iter_mut().find(|(kind, _)| *kind == token) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((token, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "none".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "4 pairs: 1 in progress, 2 failed, 1 waiting", or "no pairs yet".
+fn checks_text(counts: CheckCounts) -> String {
+    if counts.total() == 0 {
+        return "no pairs yet".to_owned();
+    }
+    let parts: Vec<String> = [
+        (counts.succeeded, "succeeded"),
+        (counts.in_progress, "in progress"),
+        (counts.failed, "failed"),
+        (counts.waiting + counts.frozen, "waiting"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, state)| format!("{n} {state}"))
+    .collect();
+    format!("{} pairs: {}", counts.total(), parts.join(", "))
 }
 
 /// A QUIC connection over the ICE path.
@@ -177,12 +343,37 @@ struct PeerLink {
     relay_only: bool,
 }
 
+/// Whether and why the TURN relay is part of the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    /// `--no-relay`.
+    Refused,
+    /// The signaling server offered no TURN server over UDP.
+    NotOffered,
+    /// A TURN server is used.
+    Used,
+}
+
 async fn connect(
     args: &P2pArgs,
+    role: Role,
     signaling: &mut Signaling,
-    servers: ice_servers::Resolved,
-    identity: &Identity,
+    stage: &mut Stage,
 ) -> anyhow::Result<Connected> {
+    let mut servers =
+        ice_servers::resolve(&ice_servers::usable(&signaling.joined.ice_servers)).await?;
+    let relay = if args.no_relay {
+        servers.turn.clear();
+        Relay::Refused
+    } else if servers.turn.is_empty() {
+        Relay::NotOffered
+    } else {
+        Relay::Used
+    };
+    if args.relay_only && relay != Relay::Used {
+        bail!("--relay-only: the signaling server offered no TURN server over UDP");
+    }
+    let identity = Identity::generate()?;
     let sockets = bind_host_sockets(args, &servers).await?;
     let controlling = !signaling.joined.peers.is_empty();
     let mut config = AgentConfig::new(controlling);
@@ -199,6 +390,7 @@ async fn connect(
         ufrag: ufrag.to_owned(),
         pwd: pwd.to_owned(),
         fingerprint: identity.fingerprint(),
+        role: Some(role),
     };
     // The later peer offers; the earlier one answers whoever offers first.
     let (peer, theirs) = if controlling {
@@ -209,6 +401,7 @@ async fn connect(
             .cloned()
             .ok_or_else(|| anyhow!("no peer to call"))?;
         println!("calling peer {peer}");
+        *stage = Stage::Calling(peer.clone());
         signaling.send_description("offer", &peer, &ours)?;
         loop {
             match signaling.recv().await? {
@@ -224,20 +417,26 @@ async fn connect(
         loop {
             if let PeerEvent::Offer(from, theirs) = signaling.recv().await? {
                 println!("peer {from} is calling");
+                // Answer even when the roles conflict: the answer tells the caller so.
                 signaling.send_description("answer", &from, &ours)?;
                 break (from, theirs);
             }
         }
     };
+    if let Some(why) = role_conflict(role, theirs.role) {
+        bail!("peer {peer}: {why}");
+    }
     agent.set_remote_credentials(&theirs.ufrag, &theirs.pwd);
     let (path, events) = IcePath::start(agent, sockets)?;
+    *stage = Stage::Checking(peer.clone(), path.clone());
     let mut link = PeerLink {
-        id: peer,
+        id: peer.clone(),
         events,
         relay_only: args.relay_only,
     };
-    let selected = establish_ice(signaling, &path, &mut link).await?;
-    let connection_result = quic(&path, controlling, identity, &theirs.fingerprint).await?;
+    let selected = establish_ice(signaling, &path, &mut link, relay).await?;
+    *stage = Stage::Handshake(peer);
+    let connection_result = quic(&path, controlling, &identity, &theirs.fingerprint).await?;
     Ok(Connected {
         endpoint: connection_result.0,
         connection: connection_result.1,
@@ -247,23 +446,51 @@ async fn connect(
     })
 }
 
-/// Trickles candidates both ways until ICE is connected on a selected pair.
+/// How often the state of the checks is printed while they run (when it changed).
+const CHECKS_REPORT: Duration = Duration::from_secs(2);
+
+/// Trickles candidates both ways until ICE is connected on a selected pair, printing what
+/// is gathered and received and how the checks go.
 async fn establish_ice(
     signaling: &mut Signaling,
     path: &IcePath,
     link: &mut PeerLink,
+    relay: Relay,
 ) -> anyhow::Result<(Candidate, Candidate)> {
+    let mut report = tokio::time::interval(CHECKS_REPORT);
+    let mut reported = CheckCounts::default();
     loop {
         tokio::select! {
+            // The agent's events first: our candidates are printed before "connected".
+            biased;
             event = link.events.recv() => {
                 let event = event.ok_or_else(|| anyhow!("the ICE agent stopped"))?;
-                if let IceEvent::StateChanged(IceConnectionState::Failed) =
-                    forward_event(signaling, link, event)?
-                {
-                    bail!("ICE failed: no candidate pair works (is the relay reachable?)")
+                match forward_event(signaling, link, event)? {
+                    IceEvent::LocalCandidate(candidate) => {
+                        println!("gathered {} {}", candidate.kind.token(), candidate.address);
+                    }
+                    IceEvent::StateChanged(IceConnectionState::Failed) => {
+                        bail!("{}", path.with_agent(|agent, _| ice_failed(agent, relay)))
+                    }
+                    _ => {}
                 }
             }
-            event = signaling.recv() => apply_peer_event(path, &link.id, event?)?,
+            event = signaling.recv() => {
+                let event = event?;
+                if let PeerEvent::Candidate(from, Some(text)) = &event {
+                    if *from == link.id {
+                        println!("peer candidate {}", short_candidate(text));
+                    }
+                }
+                apply_peer_event(path, &link.id, event)?;
+            }
+            _ = report.tick() => {
+                let counts = path.with_agent(|agent, _| agent.check_counts());
+                if counts != reported && counts.total() > 0 {
+                    println!("checking {}", checks_text(counts));
+                    reported = counts;
+                }
+            }
         }
         let selected = path.with_agent(|agent, _| {
             (agent.state() == IceConnectionState::Connected)
@@ -274,6 +501,32 @@ async fn establish_ice(
             return Ok(pair);
         }
     }
+}
+
+/// "host 10.0.0.7:51000" from an RFC 8839 candidate string (the string itself if unparsable).
+fn short_candidate(text: &str) -> String {
+    match text.parse::<Candidate>() {
+        Ok(candidate) => format!("{} {}", candidate.kind.token(), candidate.address),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// Why ICE failed, in the terms of what was tried.
+fn ice_failed(agent: &IceAgent, relay: Relay) -> String {
+    let tried = summary(agent);
+    let gathered_relay = agent
+        .local_candidates()
+        .any(|c| c.kind == CandidateKind::Relayed);
+    let why = match relay {
+        Relay::Refused => "no direct path works, and --no-relay ruled out the TURN relay",
+        Relay::NotOffered => "no direct path works, and the signaling server offered no TURN relay",
+        Relay::Used if !gathered_relay => {
+            "no direct path works, and no relay candidate was gathered (the TURN server did \
+             not answer or refused the allocation)"
+        }
+        Relay::Used => "no candidate pair works, not even through the TURN relay",
+    };
+    format!("ICE failed: {why} ({tried})")
 }
 
 /// Sends our candidates to the peer; returns the event for the caller to look at.
@@ -318,16 +571,28 @@ fn apply_peer_event(path: &IcePath, peer: &str, event: PeerEvent) -> anyhow::Res
     Ok(())
 }
 
-/// After the connection: keep forwarding candidates (trickle goes on) and report ICE failure.
+/// After the connection: keep forwarding candidates (trickle goes on), report ICE failure,
+/// and say on `ended` when the peer leaves the room or we are interrupted (then the peer is
+/// sent `bye` first, so that it stops at once too).
 async fn watch(
     mut signaling: Signaling,
     path: Arc<IcePath>,
     mut link: PeerLink,
     mut current: (Candidate, Candidate),
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    ended: tokio::sync::oneshot::Sender<Ended>,
 ) {
+    let interrupt = interrupted();
+    tokio::pin!(interrupt);
+    let mut ended = Some(ended);
     loop {
         tokio::select! {
+            () = &mut interrupt, if ended.is_some() => {
+                let _ = signaling.send("bye", &link.id, serde_json::Value::Null);
+                if let Some(ended) = ended.take() {
+                    let _ = ended.send(Ended::Interrupted);
+                }
+            }
             _ = &mut stop => {
                 signaling.leave().await;
                 return;
@@ -350,7 +615,17 @@ async fn watch(
                 None => return,
             },
             event = signaling.recv() => match event {
+                Ok(PeerEvent::Left(id) | PeerEvent::Bye(id)) if id == link.id => {
+                    if let Some(ended) = ended.take() {
+                        let _ = ended.send(Ended::PeerLeft(id));
+                    }
+                    // Stay in the room until the application is done.
+                    let _ = (&mut stop).await;
+                    signaling.leave().await;
+                    return;
+                }
                 Ok(event) => if apply_peer_event(&path, &link.id, event).is_err() { return },
+                // Without signaling the direct path may still work: carry on.
                 Err(_) => return,
             },
         }

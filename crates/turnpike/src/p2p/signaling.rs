@@ -8,13 +8,15 @@
 //! holding the RFC 8839 string, the same `{"candidate": ...}` shape a browser sends.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::ice_servers::IceServer;
 
@@ -46,6 +48,36 @@ pub struct Description {
     pub pwd: String,
     /// `sha-256 AB:CD:...` of the sender's QUIC certificate (the SDP `a=fingerprint` form).
     pub fingerprint: String,
+    /// What the sender will do once connected, so that two senders (or two receivers) find
+    /// out before connecting; absent from the descriptions of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// What a peer does once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `--send FILE`.
+    Send,
+    /// `--receive DIR`.
+    Receive,
+    /// Neither: chat.
+    Chat,
+}
+
+/// Why two peers with these roles cannot work together, if they cannot: two senders would
+/// each wait for the other to accept a file, two receivers for a file that never comes.
+pub fn role_conflict(ours: Role, theirs: Option<Role>) -> Option<&'static str> {
+    match (ours, theirs?) {
+        (Role::Send, Role::Send) => {
+            Some("both peers are sending (--send): give the other peer --receive DIR instead")
+        }
+        (Role::Receive, Role::Receive) => {
+            Some("both peers are receiving (--receive): give the other peer --send FILE instead")
+        }
+        _ => None,
+    }
 }
 
 /// A frame from another peer, or news about the room.
@@ -78,22 +110,34 @@ pub struct Signaling {
 impl Signaling {
     /// Connects to `url` (`ws://HOST:PORT/ws`, or `wss://` verified against `ca_file`'s
     /// certificates or the public CAs), joins `room` (with `token` when the server requires
-    /// one) and waits for `joined`.
+    /// one) and waits for `joined`, all before `deadline`: a server that accepts TCP but
+    /// never answers, or an address that drops the SYN, fails at the deadline rather than
+    /// at the kernel's or the server's own timeouts (minutes).
     pub async fn join(
         url: &str,
         ca_file: Option<&Path>,
         room: &str,
         token: Option<&str>,
+        deadline: Instant,
     ) -> anyhow::Result<Self> {
         let connector = if url.starts_with("wss://") {
             Some(super::signaling_tls::connector(ca_file)?)
         } else {
             None
         };
-        let (socket, _) =
-            tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
-                .await
-                .with_context(|| format!("cannot connect to the signaling server {url}"))?;
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
+        let (socket, _) = tokio::time::timeout_at(deadline, connecting)
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "no answer within {} (TCP connect, TLS and WebSocket handshake)",
+                    seconds(budget)
+                )
+            })
+            .and_then(|connected| connected.map_err(connect_error))
+            .with_context(|| format!("cannot connect to the signaling server {url}"))?;
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<String>();
         let (deliver, mut incoming) = mpsc::unbounded_channel();
@@ -135,9 +179,14 @@ impl Signaling {
         outgoing
             .send(join.to_string())
             .map_err(|_| anyhow!("the signaling connection closed"))?;
-        let frame = incoming
-            .recv()
+        let frame = tokio::time::timeout_at(deadline, incoming.recv())
             .await
+            .map_err(|_| {
+                anyhow!(
+                    "the signaling server {url} did not answer `join` within {}",
+                    seconds(budget)
+                )
+            })?
             .ok_or_else(|| anyhow!("the signaling connection closed before `joined`"))??;
         match frame["type"].as_str() {
             Some("joined") => {}
@@ -210,6 +259,24 @@ impl Signaling {
     }
 }
 
+/// A WebSocket connect error as one message: tungstenite's I/O and TLS errors print their
+/// cause and also return it as their source, so `{:#}` would say it twice ("Connection
+/// refused (os error 111): Connection refused (os error 111)"); the cause alone says it all.
+fn connect_error(error: tungstenite::Error) -> anyhow::Error {
+    match error {
+        tungstenite::Error::Io(error) => anyhow::Error::new(error),
+        tungstenite::Error::Tls(tungstenite::error::TlsError::Rustls(error)) => {
+            anyhow::Error::new(*error)
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// "5 s", "0.5 s".
+fn seconds(duration: Duration) -> String {
+    format!("{} s", (duration.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
 /// Reads one server frame; `Ok(None)` for frames p2p does not use.
 pub fn parse_event(frame: &Value) -> anyhow::Result<Option<PeerEvent>> {
     let from = || frame["from"].as_str().unwrap_or_default().to_owned();
@@ -263,7 +330,34 @@ mod tests {
             ufrag: "abcd".into(),
             pwd: "0123456789abcdefghijkl".into(),
             fingerprint: "sha-256 AB:CD".into(),
+            role: Some(Role::Send),
         }
+    }
+
+    #[test]
+    fn two_senders_or_two_receivers_are_a_conflict_with_the_fix_named() {
+        let both_send = role_conflict(Role::Send, Some(Role::Send)).unwrap();
+        assert!(both_send.contains("--receive DIR"), "{both_send}");
+        let both_receive = role_conflict(Role::Receive, Some(Role::Receive)).unwrap();
+        assert!(both_receive.contains("--send FILE"), "{both_receive}");
+        for (ours, theirs) in [
+            (Role::Send, Some(Role::Receive)),
+            (Role::Receive, Some(Role::Send)),
+            (Role::Chat, Some(Role::Chat)),
+            // An older peer does not say: nothing to compare.
+            (Role::Send, None),
+        ] {
+            assert_eq!(role_conflict(ours, theirs), None, "{ours:?} {theirs:?}");
+        }
+    }
+
+    #[test]
+    fn the_role_is_optional_on_the_wire() {
+        let old = json!({"protocol": PROTOCOL, "ufrag": "abcd", "pwd": "p", "fingerprint": "f"});
+        let description: Description = serde_json::from_value(old).unwrap();
+        assert_eq!(description.role, None);
+        let text = serde_json::to_value(super::tests::description()).unwrap();
+        assert_eq!(text["role"], "send");
     }
 
     #[test]

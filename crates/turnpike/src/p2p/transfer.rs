@@ -22,6 +22,9 @@ pub const MAX_HEADER: usize = 4096;
 /// Bytes per read and write while copying a file.
 const CHUNK: usize = 64 * 1024;
 
+/// How often the receiver reports its progress to the sender.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The first line of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -34,6 +37,10 @@ pub enum Header {
     },
     /// Chat lines follow, UTF-8, one message per line.
     Chat,
+    /// From the receiver of a file: how many of its bytes it has received and written, as
+    /// big-endian u64s, so that the sender's progress counts delivered bytes rather than
+    /// bytes handed to QUIC (which buffers up to a flow-control window ahead).
+    Progress,
 }
 
 /// The receiver's verdict, carried as the QUIC application close code.
@@ -47,6 +54,9 @@ pub enum Verdict {
     Refused = 2,
     /// The receiver could not write the file.
     ReceiverFailed = 3,
+    /// The peer stopped before the end: interrupted (SIGINT, SIGTERM), or it gave up. Never 0,
+    /// which a dropped connection would send and a sender would read as "verified".
+    Aborted = 4,
 }
 
 impl Verdict {
@@ -56,6 +66,7 @@ impl Verdict {
             Verdict::Mismatch,
             Verdict::Refused,
             Verdict::ReceiverFailed,
+            Verdict::Aborted,
         ]
         .into_iter()
         .find(|v| *v as u64 == code)
@@ -113,6 +124,7 @@ pub async fn send_file(connection: &quinn::Connection, path: &Path) -> anyhow::R
     };
     let started = Instant::now();
     let progress = progress_bar(size);
+    let reports = tokio::spawn(follow_progress(connection.clone(), progress.clone()));
     let streamed = async {
         let mut stream = connection.open_uni().await?;
         let mut line = serde_json::to_vec(&header)?;
@@ -126,21 +138,23 @@ pub async fn send_file(connection: &quinn::Connection, path: &Path) -> anyhow::R
                 break;
             }
             stream.write_all(&buffer[..n]).await?;
-            progress.inc(n as u64);
         }
         stream.finish()?;
         anyhow::Ok(())
     }
     .await;
-    progress.finish_and_clear();
-    streamed.with_context(|| {
-        format!(
-            "sending {name} failed after {} of {size} bytes",
+    if let Err(error) = streamed {
+        reports.abort();
+        progress.abandon();
+        return Err(error.context(format!(
+            "sending {name} failed after {} of {size} bytes reached the receiver",
             progress.position()
-        )
-    })?;
+        )));
+    }
     // The receiver closes the connection once it has checked the digest.
     let reason = connection.closed().await;
+    reports.abort();
+    progress.finish_and_clear();
     match reason {
         quinn::ConnectionError::ApplicationClosed(close) => {
             let message = String::from_utf8_lossy(&close.reason).into_owned();
@@ -151,6 +165,9 @@ pub async fn send_file(connection: &quinn::Connection, path: &Path) -> anyhow::R
                         rate(size, started)
                     );
                     Ok(())
+                }
+                Some(Verdict::Aborted) => {
+                    bail!("the receiver stopped before the end of {name}: {message}")
                 }
                 _ => bail!("the receiver rejected {name}: {message}"),
             }
@@ -174,6 +191,8 @@ pub async fn receive(connection: &quinn::Connection, dir: Option<&Path>) -> anyh
             Header::Chat => {
                 tokio::spawn(print_chat(stream, rest));
             }
+            // Only a sender asks for these.
+            Header::Progress => {}
             Header::File { name, size, sha256 } => {
                 let Some(dir) = dir else {
                     Verdict::Refused.close(connection, "not receiving files (no --receive DIR)");
@@ -207,6 +226,7 @@ async fn receive_file(
             .with_context(|| format!("cannot create {}", partial.display()))?;
         let mut hasher = Sha256::new();
         let progress = progress_bar(size);
+        let mut reporter = ProgressReporter::open(connection).await;
         let started = Instant::now();
         let mut received = first.len() as u64;
         hasher.update(&first);
@@ -220,6 +240,7 @@ async fn receive_file(
             hasher.update(&buffer[..n]);
             file.write_all(&buffer[..n]).await?;
             progress.inc(n as u64);
+            reporter.report(received).await;
         }
         file.flush().await?;
         progress.finish_and_clear();
@@ -249,6 +270,65 @@ async fn receive_file(
         final_path.display()
     );
     Ok(())
+}
+
+/// The receiver's end of the [`Header::Progress`] stream.
+struct ProgressReporter {
+    stream: Option<quinn::SendStream>,
+    last: Instant,
+}
+
+impl ProgressReporter {
+    /// Opens the stream; without it (an old peer, a closing connection) reports are skipped.
+    async fn open(connection: &quinn::Connection) -> ProgressReporter {
+        let stream = async {
+            let mut stream = connection.open_uni().await?;
+            let mut line = serde_json::to_vec(&Header::Progress)?;
+            line.push(b'\n');
+            stream.write_all(&line).await?;
+            anyhow::Ok(stream)
+        }
+        .await
+        .ok();
+        ProgressReporter {
+            stream,
+            last: Instant::now(),
+        }
+    }
+
+    /// Tells the sender `received`, at most every [`PROGRESS_EVERY`].
+    async fn report(&mut self, received: u64) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        if let Some(stream) = &mut self.stream {
+            if stream.write_all(&received.to_be_bytes()).await.is_err() {
+                self.stream = None;
+            }
+        }
+    }
+}
+
+/// The sender's end: moves `progress` to what the receiver reports having received.
+async fn follow_progress(connection: quinn::Connection, progress: ProgressBar) {
+    let Ok(mut stream) = connection.accept_uni().await else {
+        return;
+    };
+    let Ok((Header::Progress, mut pending)) = read_header(&mut stream).await else {
+        return;
+    };
+    let mut buffer = [0u8; 256];
+    loop {
+        while let Some((count, _)) = pending.split_first_chunk::<8>() {
+            progress.set_position(u64::from_be_bytes(*count));
+            pending.drain(..8);
+        }
+        match stream.read(&mut buffer).await {
+            Ok(Some(n)) => pending.extend_from_slice(&buffer[..n]),
+            _ => return,
+        }
+    }
 }
 
 /// Chat: our stdin lines to the peer until EOF, while printing the peer's lines.
@@ -336,7 +416,8 @@ fn progress_bar(size: u64) -> ProgressBar {
     // and tests see just the summary lines.
     let bar = ProgressBar::new(size);
     if let Ok(style) = ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        // Decimal units (MB/s), as the summary line.
+        "{bar:40} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} eta {eta}",
     ) {
         bar.set_style(style);
     }
@@ -392,6 +473,7 @@ mod tests {
             Verdict::Mismatch,
             Verdict::Refused,
             Verdict::ReceiverFailed,
+            Verdict::Aborted,
         ] {
             assert_eq!(Verdict::from_code(v as u64), Some(v));
         }
