@@ -63,4 +63,5 @@ pub use credentials::TurnCredentials;
 pub use error::TurnError;
 pub use event::TurnEvent;
 pub use permissions::PERMISSION_LIFETIME;
+pub use request::RequestKind as TurnRequest;
 pub use transmit::{TurnInput, TurnTransmit};
