@@ -215,10 +215,10 @@ fn rejected(e: &Evidence) -> String {
     let expiry = e.username.as_deref().and_then(turn::auth::rest::expiry);
     match expiry {
         Some(expiry) if expiry < e.unix_now => format!(
-            "The REST username expired {} s ago by this machine's clock: mint a fresh one \
+            "The REST username expired {} ago by this machine's clock: mint a fresh one \
              (the credential's lifetime is too short, or the minting service's clock is \
              behind).",
-            e.unix_now - expiry
+            span(e.unix_now - expiry)
         ),
         Some(expiry) => {
             let left = expiry - e.unix_now;
@@ -227,9 +227,10 @@ fn rejected(e: &Evidence) -> String {
             } else {
                 "the password was not made with one of the server's rest-secrets"
             };
+            let left = span(left);
             format!(
-                "The server refused a REST credential that is valid for {left} s more by this \
-                 machine's clock: {whose}, or the server's clock is more than {left} s ahead \
+                "The server refused a REST credential that is valid for {left} more by this \
+                 machine's clock: {whose}, or the server's clock is more than {left} ahead \
                  (check NTP on both)."
             )
         }
@@ -290,6 +291,16 @@ fn is_global(ip: IpAddr) -> bool {
             let link_local = first & 0xffc0 == 0xfe80;
             !(v6.is_loopback() || v6.is_unspecified() || unique_local || link_local)
         }
+    }
+}
+
+/// A number of seconds as a person reads it: "90 s", "5 min", "3 h", "12 days".
+fn span(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
     }
 }
 

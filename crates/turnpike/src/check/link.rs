@@ -18,7 +18,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> StreamIo for T {}
 
 /// One leg to the server.
 pub enum Link {
-    /// A UDP socket; datagrams from elsewhere are offered too (the TURN client ignores them).
+    /// A UDP socket connected to the server.
     Udp {
         /// The socket.
         socket: UdpSocket,
@@ -48,14 +48,18 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// A UDP socket on the wildcard address of `server`'s family.
+    /// A UDP socket on the wildcard address of `server`'s family, connected to it: Linux
+    /// reports ICMP errors (port unreachable) only on connected sockets, and the server is
+    /// the only source a TURN client listens to anyway.
     pub async fn udp(server: SocketAddr) -> io::Result<Link> {
         let bind: SocketAddr = match server {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
+        let socket = UdpSocket::bind(bind).await?;
+        socket.connect(server).await?;
         Ok(Link::Udp {
-            socket: UdpSocket::bind(bind).await?,
+            socket,
             server,
             refused: 0,
         })
@@ -87,10 +91,8 @@ impl Link {
     pub async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
         match self {
             Link::Udp {
-                socket,
-                server,
-                refused,
-            } => match socket.send_to(payload, *server).await {
+                socket, refused, ..
+            } => match socket.send(payload).await {
                 Ok(_) => Ok(()),
                 Err(error) if is_transient(&error) => {
                     *refused += 1;
@@ -110,14 +112,16 @@ impl Link {
     pub async fn recv(&mut self) -> io::Result<(SocketAddr, Vec<u8>)> {
         match self {
             Link::Udp {
-                socket, refused, ..
+                socket,
+                server,
+                refused,
             } => {
                 let mut buf = vec![0u8; 65_536];
                 loop {
-                    match socket.recv_from(&mut buf).await {
-                        Ok((len, from)) => {
+                    match socket.recv(&mut buf).await {
+                        Ok(len) => {
                             buf.truncate(len);
-                            return Ok((from, buf));
+                            return Ok((*server, buf));
                         }
                         // Linux reports an ICMP port unreachable on the next receive.
                         Err(error) if is_transient(&error) => *refused += 1,
