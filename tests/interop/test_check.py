@@ -1,0 +1,223 @@
+"""`turnpike check` against a TURN server nobody here wrote: coturn's `turnserver` (Debian package
+coturn), working and deliberately misconfigured, and against `turnpike serve` through its
+`GET /api/ice-servers` (--ice-servers).
+
+coturn runs on loopback with `--lt-cred-mech --user u:p --realm r`, no config file (`-n`), its own
+pid file, a free listening port and a free relay range; it is stopped with SIGTERM after each test.
+The firewalled-relay case runs coturn and the check inside a network namespace of their own, where
+an nftables rule drops UDP to the relay range: nothing outside the namespace is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import stunraw
+from conftest import free_ports, free_relay_range, turnpike_bin
+from test_turn_turnutils import EchoPeer, tool
+
+USER, PASSWORD, REALM = "u", "p", "r"
+CHECK_TIMEOUT = 60
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def coturn_command(tmp: Path, ip: str, port: int, relay: tuple[int, int], extra: list[str]) -> list[str]:
+    return [
+        tool("turnserver"), "-n", "--no-cli", "--lt-cred-mech", "--user", f"{USER}:{PASSWORD}",
+        "--realm", REALM, "--listening-ip", ip, "--relay-ip", ip, "--listening-port", str(port),
+        "--min-port", str(relay[0]), "--max-port", str(relay[1]), "--no-tls", "--no-dtls",
+        "--pidfile", str(tmp / "turnserver.pid"), "--userdb", str(tmp / "turndb"),
+        "--log-file", "stdout", "--simple-log", *extra,
+    ]
+
+
+class Coturn:
+    """coturn's turnserver on 127.0.0.1 (UDP and TCP), long-term credentials u:p in realm r."""
+
+    def __init__(self, tmp: Path, extra: list[str]) -> None:
+        self.ip = "127.0.0.1"
+        self.port = free_ports(1, [self.ip])[0]
+        self.log = tmp / "turnserver.log"
+        relay = free_relay_range([self.ip])
+        self.proc = subprocess.Popen(
+            coturn_command(tmp, self.ip, self.port, relay, extra),
+            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            assert self.proc.poll() is None, f"turnserver exited:\n{self.log.read_text(errors='replace')}"
+            try:
+                stunraw.udp_transact((self.ip, self.port), stunraw.binding_request(), timeout=0.2, retries=0)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"turnserver did not start:\n{self.log.read_text(errors='replace')}")
+
+    def uri(self, query: str = "") -> str:
+        return f"turn:{self.ip}:{self.port}{query}"
+
+    stop = EchoPeer.stop
+
+
+@pytest.fixture
+def coturn(tmp_path):
+    started: list[Coturn] = []
+
+    def start(*extra: str) -> Coturn:
+        server = Coturn(tmp_path, list(extra))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def check(*args: str, prefix: list[str] | None = None):
+    """(exit status, JSON report, raw output) of `turnpike check --json ARGS`."""
+    timeout = [] if "--timeout" in args else ["--timeout", "3"]
+    cmd = [*(prefix or []), str(turnpike_bin()), "check", "--json", *timeout, *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+    out = f"$ {' '.join(cmd)}\n{done.stdout}{done.stderr}"
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON report:\n{out}")
+    return done.returncode, report, out
+
+
+def steps(result) -> dict[str, str]:
+    return {s["name"]: s["verdict"] for s in result["steps"]}
+
+
+def test_every_step_passes_against_coturn_over_udp_and_tcp(coturn):
+    """RFC 8656 against coturn: Allocate through its 401 (MD5, MESSAGE-INTEGRITY), a second
+    allocation, CreatePermission both ways, Send/Data and ChannelData (padded on TCP, RFC 8656
+    §12.5) both ways, Refresh, Refresh with LIFETIME 0."""
+    server = coturn("--allow-loopback-peers")
+    rc, report, out = check(
+        server.uri(), server.uri("?transport=tcp"), "-u", USER, "-p", PASSWORD, "--realm", REALM,
+        "--count", "5", "--interval", "5",
+    )
+    assert rc == 0, out
+    for result in report["results"]:
+        assert set(steps(result).values()) == {"ok"}, out
+        assert list(steps(result))[-1] == "deallocate", out
+        assert result["facts"]["realm"] == REALM
+        for framing in ("send_data", "channel_data"):
+            stats = result["facts"][framing]
+            assert (stats["sent"], stats["delivered"], stats["returned"]) == (5, 5, 5), out
+    assert [r["transport"] for r in report["results"]] == ["udp", "tcp"]
+
+
+def test_coturn_refusing_loopback_peers_is_a_relay_failure(coturn):
+    """coturn without --allow-loopback-peers answers CreatePermission for 127.0.0.1 with 403
+    (RFC 8656 §9.1): exit 7, and the diagnosis names the peer policy."""
+    server = coturn()
+    rc, report, out = check(server.uri(), "-u", USER, "-p", PASSWORD)
+    assert rc == 7, out
+    [result] = report["results"]
+    assert result["outcome"] == "relay"
+    assert steps(result)["permissions"] == "fail", out
+    assert "peer policy" in " ".join(result["diagnoses"]), out
+    assert "--allow-loopback-peers" in " ".join(result["diagnoses"]), out
+
+
+def test_wrong_password_and_realm_against_coturn(coturn):
+    """RFC 8489 §9.2.5: coturn's 401 to the signed retry is a wrong password (exit 5); a realm other
+    than the one expected is reported with both names (exit 5)."""
+    server = coturn("--allow-loopback-peers")
+    rc, report, out = check(server.uri(), "-u", USER, "-p", "wrong")
+    assert rc == 5, out
+    assert report["results"][0]["diagnoses"][0].startswith('Wrong username or password for realm "r"'), out
+    rc, report, out = check(server.uri(), "-u", USER, "-p", PASSWORD, "--realm", "example.org")
+    assert rc == 5, out
+    assert 'realm is "r", not "example.org"' in " ".join(report["results"][0]["diagnoses"]), out
+
+
+def test_ice_servers_list_of_turnpike(turnpike):
+    """--ice-servers: the list `GET /api/ice-servers` hands a local caller (a stun: URI and TURN
+    URIs over UDP and TCP with a REST credential), every URI checked with its credential."""
+    server = turnpike(rest_secrets=["check-secret-0123"], relay_ip=["127.0.0.1"])
+    if server.http_port is None:
+        pytest.skip("this turnpike serves no HTTP")
+    url = f"http://127.0.0.1:{server.http_port}/api/ice-servers"
+    rc, report, out = check("--ice-servers", url, "--count", "3")
+    assert rc == 0, out
+    uris = [r["uri"] for r in report["results"]]
+    assert any(u.startswith("stun:") for u in uris), out
+    assert any(u.startswith("turn:") and u.endswith("transport=udp") for u in uris), out
+    assert any(u.startswith("turn:") and u.endswith("transport=tcp") for u in uris), out
+    for result in report["results"]:
+        assert result["outcome"] == "ok", out
+        if result["uri"].startswith("turn:"):
+            assert result["facts"]["channel_data"]["returned"] == 3, out
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of our own with its loopback up, deleted afterwards."""
+    if shutil.which("ip") is None or shutil.which("nft") is None:
+        pytest.skip("needs ip and nft (iproute2, nftables)")
+    name = f"tpcheck-{uuid.uuid4().hex[:8]}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+def test_firewalled_relay_range_against_coturn(tmp_path, netns):
+    """Allocations and permissions work but the relay ports are firewalled (an nftables drop on the
+    relay range, inside a namespace of our own): exit 7 and the diagnosis names the port range."""
+    inside = ["ip", "netns", "exec", netns]
+    port, relay = 3478, (40000, 40099)
+    rules = tmp_path / "drop-relay.nft"
+    rules.write_text(
+        "table inet tpcheck {\n"
+        "  chain input {\n"
+        "    type filter hook input priority 0; policy accept;\n"
+        f"    udp dport {relay[0]}-{relay[1]} drop\n"
+        "  }\n"
+        "}\n"
+    )
+    subprocess.run([*inside, "nft", "-f", str(rules)], check=True)
+    log = tmp_path / "turnserver.log"
+    cmd = coturn_command(tmp_path, "127.0.0.1", port, relay, ["--allow-loopback-peers"])
+    proc = subprocess.Popen([*inside, *cmd], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            probe = subprocess.run([*inside, str(turnpike_bin()), "stun", f"stun:127.0.0.1:{port}", "--timeout", "0.5"],
+                                   capture_output=True, text=True, timeout=10)
+            if probe.returncode == 0:
+                break
+            assert time.monotonic() < deadline, f"turnserver did not start:\n{log.read_text(errors='replace')}"
+            time.sleep(0.2)
+        rc, report, out = check(f"turn:127.0.0.1:{port}", "-u", USER, "-p", PASSWORD, "--count", "3",
+                                "--timeout", "1", prefix=inside)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert rc == 7, out
+    [result] = report["results"]
+    assert steps(result)["permissions"] == "ok", out
+    assert steps(result)["send/data"] == "fail", out
+    assert "relay port range" in " ".join(result["diagnoses"]), out
