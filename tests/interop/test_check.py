@@ -2,8 +2,8 @@
 coturn), working and deliberately misconfigured, and against `turnpike serve` through its
 `GET /api/ice-servers` (--ice-servers).
 
-coturn runs on loopback with `--lt-cred-mech --user u:p --realm r`, no config file (`-n`), its own
-pid file, a free listening port and a free relay range; it is stopped with SIGTERM after each test.
+coturn runs as in test_turn_client_coturn.py (loopback, `--lt-cred-mech --user u:p --realm r`, a
+free port and relay range), with or without `--allow-loopback-peers`; stopped after each test.
 The firewalled-relay case runs coturn and the check inside a network namespace of their own, where
 an nftables rule drops UDP to the relay range: nothing outside the namespace is touched.
 """
@@ -19,52 +19,29 @@ from pathlib import Path
 
 import pytest
 
-import stunraw
-from conftest import free_ports, free_relay_range, turnpike_bin
-from test_turn_turnutils import EchoPeer, tool
+from conftest import turnpike_bin
+from test_turn_client_coturn import PASSWORD, REALM, USER, Coturn
+from test_turn_turnutils import tool
 
-USER, PASSWORD, REALM = "u", "p", "r"
 CHECK_TIMEOUT = 60
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def coturn_command(tmp: Path, ip: str, port: int, relay: tuple[int, int], extra: list[str]) -> list[str]:
+def coturn_command(tmp: Path, port: int, relay: tuple[int, int]) -> list[str]:
+    """coturn as in the namespace test: on 127.0.0.1 of the namespace, loopback peers allowed."""
     return [
         tool("turnserver"), "-n", "--no-cli", "--lt-cred-mech", "--user", f"{USER}:{PASSWORD}",
-        "--realm", REALM, "--listening-ip", ip, "--relay-ip", ip, "--listening-port", str(port),
-        "--min-port", str(relay[0]), "--max-port", str(relay[1]), "--no-tls", "--no-dtls",
+        "--realm", REALM, "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
+        "--listening-port", str(port), "--min-port", str(relay[0]), "--max-port", str(relay[1]),
+        "--no-tls", "--no-dtls", "--allow-loopback-peers",
         "--pidfile", str(tmp / "turnserver.pid"), "--userdb", str(tmp / "turndb"),
-        "--log-file", "stdout", "--simple-log", *extra,
+        "--log-file", "stdout", "--simple-log",
     ]
 
 
-class Coturn:
-    """coturn's turnserver on 127.0.0.1 (UDP and TCP), long-term credentials u:p in realm r."""
-
-    def __init__(self, tmp: Path, extra: list[str]) -> None:
-        self.ip = "127.0.0.1"
-        self.port = free_ports(1, [self.ip])[0]
-        self.log = tmp / "turnserver.log"
-        relay = free_relay_range([self.ip])
-        self.proc = subprocess.Popen(
-            coturn_command(tmp, self.ip, self.port, relay, extra),
-            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            assert self.proc.poll() is None, f"turnserver exited:\n{self.log.read_text(errors='replace')}"
-            try:
-                stunraw.udp_transact((self.ip, self.port), stunraw.binding_request(), timeout=0.2, retries=0)
-                return
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"turnserver did not start:\n{self.log.read_text(errors='replace')}")
-
-    def uri(self, query: str = "") -> str:
-        return f"turn:{self.ip}:{self.port}{query}"
-
-    stop = EchoPeer.stop
+def turn_uri(server: Coturn, query: str = "") -> str:
+    return f"turn:{server.ip}:{server.port}{query}"
 
 
 @pytest.fixture
@@ -104,7 +81,7 @@ def test_every_step_passes_against_coturn_over_udp_and_tcp(coturn):
     §12.5) both ways, Refresh, Refresh with LIFETIME 0."""
     server = coturn("--allow-loopback-peers")
     rc, report, out = check(
-        server.uri(), server.uri("?transport=tcp"), "-u", USER, "-p", PASSWORD, "--realm", REALM,
+        turn_uri(server), turn_uri(server, "?transport=tcp"), "-u", USER, "-p", PASSWORD, "--realm", REALM,
         "--count", "5", "--interval", "5",
     )
     assert rc == 0, out
@@ -122,7 +99,7 @@ def test_coturn_refusing_loopback_peers_is_a_relay_failure(coturn):
     """coturn without --allow-loopback-peers answers CreatePermission for 127.0.0.1 with 403
     (RFC 8656 §9.1): exit 7, and the diagnosis names the peer policy."""
     server = coturn()
-    rc, report, out = check(server.uri(), "-u", USER, "-p", PASSWORD)
+    rc, report, out = check(turn_uri(server), "-u", USER, "-p", PASSWORD)
     assert rc == 7, out
     [result] = report["results"]
     assert result["outcome"] == "relay"
@@ -135,10 +112,10 @@ def test_wrong_password_and_realm_against_coturn(coturn):
     """RFC 8489 §9.2.5: coturn's 401 to the signed retry is a wrong password (exit 5); a realm other
     than the one expected is reported with both names (exit 5)."""
     server = coturn("--allow-loopback-peers")
-    rc, report, out = check(server.uri(), "-u", USER, "-p", "wrong")
+    rc, report, out = check(turn_uri(server), "-u", USER, "-p", "wrong")
     assert rc == 5, out
     assert report["results"][0]["diagnoses"][0].startswith('Wrong username or password for realm "r"'), out
-    rc, report, out = check(server.uri(), "-u", USER, "-p", PASSWORD, "--realm", "example.org")
+    rc, report, out = check(turn_uri(server), "-u", USER, "-p", PASSWORD, "--realm", "example.org")
     assert rc == 5, out
     assert 'realm is "r", not "example.org"' in " ".join(report["results"][0]["diagnoses"]), out
 
@@ -194,7 +171,7 @@ def test_firewalled_relay_range_against_coturn(tmp_path, netns):
     )
     subprocess.run([*inside, "nft", "-f", str(rules)], check=True)
     log = tmp_path / "turnserver.log"
-    cmd = coturn_command(tmp_path, "127.0.0.1", port, relay, ["--allow-loopback-peers"])
+    cmd = coturn_command(tmp_path, port, relay)
     proc = subprocess.Popen([*inside, *cmd], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=tmp_path)
     try:

@@ -164,9 +164,9 @@ async fn relay_steps(
         run.settings.timeout,
     ));
     let second = allocate(run, sessions, 1, "allocate (second)").await?;
-    permissions(run, sessions, first, second).await?;
+    grant(run, sessions, first, second, Grant::Permission).await?;
     data(run, sessions, second, false).await?;
-    channels(run, sessions, first, second).await?;
+    grant(run, sessions, first, second, Grant::Channel).await?;
     data(run, sessions, second, true).await?;
     refresh(run, sessions).await?;
     deallocate(run, sessions).await
@@ -445,111 +445,123 @@ async fn allocate(
     Err(run.fail(name, started, "no answer".into(), Outcome::Unreachable))
 }
 
-/// CreatePermission both ways (RFC 8656 §9): each allocation lets the other one's relayed
-/// address in.
-async fn permissions(
-    run: &mut Run<'_>,
-    sessions: &mut [Session],
-    first: SocketAddr,
-    second: SocketAddr,
-) -> Result<(), Stop> {
-    let started = Instant::now();
-    let now = Instant::now();
-    sessions[0].turn.create_permission(now, second);
-    sessions[1].turn.create_permission(now, first);
-    let peers = [second, first];
-    let until = run.deadline();
-    let done = drive(sessions, until, |s| {
-        let installed = s
-            .iter()
-            .zip(peers)
-            .all(|(s, peer)| s.turn.has_permission(Instant::now(), peer));
-        let failed = s.iter().any(|s| {
-            s.events
-                .iter()
-                .any(|e| matches!(e, TurnEvent::PermissionFailed { .. }))
-        });
-        installed || failed
-    })
-    .await
-    .unwrap_or(false);
-    let refusal = sessions.iter_mut().find_map(|s| {
-        std::mem::take(&mut s.events)
-            .into_iter()
-            .find_map(|e| match e {
+/// What [`grant`] asks for both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// CreatePermission (RFC 8656 §9.1).
+    Permission,
+    /// ChannelBind (RFC 8656 §12.1).
+    Channel,
+}
+
+impl Grant {
+    fn step(self) -> &'static str {
+        match self {
+            Grant::Permission => "permissions",
+            Grant::Channel => "channels",
+        }
+    }
+
+    fn ask(self, session: &mut Session, peer: SocketAddr) {
+        match self {
+            Grant::Permission => session.turn.create_permission(Instant::now(), peer),
+            Grant::Channel => session.turn.bind_channel(Instant::now(), peer),
+        }
+    }
+
+    /// The channel number, or 0 for a permission, once granted.
+    fn granted(self, session: &Session, peer: SocketAddr) -> Option<u16> {
+        match self {
+            Grant::Permission => session
+                .turn
+                .has_permission(Instant::now(), peer)
+                .then_some(0),
+            Grant::Channel => session.turn.channel(Instant::now(), peer),
+        }
+    }
+
+    fn failed(self, event: &TurnEvent) -> bool {
+        match self {
+            Grant::Permission => matches!(event, TurnEvent::PermissionFailed { .. }),
+            Grant::Channel => matches!(event, TurnEvent::ChannelFailed { .. }),
+        }
+    }
+
+    /// The peer and cause of a refused request of this kind.
+    fn refusal(self, event: TurnEvent) -> Option<(SocketAddr, TurnError)> {
+        match (self, event) {
+            (
+                Grant::Permission,
                 TurnEvent::RequestFailed {
                     request: TurnRequest::CreatePermission { peer },
                     error,
-                } => Some((peer, error)),
-                _ => None,
-            })
-    });
-    if let Some((peer, error)) = refusal {
-        if let Some(code) = error.code() {
-            run.evidence.permission_error = Some((code, peer.ip()));
+                },
+            )
+            | (
+                Grant::Channel,
+                TurnEvent::RequestFailed {
+                    request: TurnRequest::ChannelBind { peer, .. },
+                    error,
+                },
+            ) => Some((peer, error)),
+            _ => None,
         }
-        let detail = format!("for {}: {error}", peer.ip());
-        return Err(run.fail("permissions", started, detail, Outcome::Relay));
     }
-    if !done {
-        return Err(run.fail("permissions", started, "no answer".into(), Outcome::Relay));
-    }
-    let detail = format!("{} ↔ {}", first.ip(), second.ip());
-    run.ok("permissions", started, detail);
-    Ok(())
 }
 
-/// ChannelBind both ways (RFC 8656 §12.1).
-async fn channels(
+/// CreatePermission or ChannelBind both ways: each allocation lets the other one's relayed
+/// address in (RFC 8656 §9), or binds a channel to it (§12).
+async fn grant(
     run: &mut Run<'_>,
     sessions: &mut [Session],
     first: SocketAddr,
     second: SocketAddr,
+    kind: Grant,
 ) -> Result<(), Stop> {
     let started = Instant::now();
-    let now = Instant::now();
-    sessions[0].turn.bind_channel(now, second);
-    sessions[1].turn.bind_channel(now, first);
     let peers = [second, first];
+    for (session, peer) in sessions.iter_mut().zip(peers) {
+        kind.ask(session, peer);
+    }
     let until = run.deadline();
     let done = drive(sessions, until, |s| {
-        s.iter()
+        let all = s
+            .iter()
             .zip(peers)
-            .all(|(s, peer)| s.turn.channel(Instant::now(), peer).is_some())
-            || s.iter().any(|s| {
-                s.events
-                    .iter()
-                    .any(|e| matches!(e, TurnEvent::ChannelFailed { .. }))
-            })
+            .all(|(s, p)| kind.granted(s, p).is_some());
+        all || s.iter().any(|s| s.events.iter().any(|e| kind.failed(e)))
     })
     .await
     .unwrap_or(false);
-    let numbers: Vec<Option<u16>> = sessions
+    let granted: Vec<Option<u16>> = sessions
         .iter()
         .zip(peers)
-        .map(|(s, peer)| s.turn.channel(Instant::now(), peer))
+        .map(|(s, peer)| kind.granted(s, peer))
         .collect();
     let refusal = sessions.iter_mut().find_map(|s| {
         std::mem::take(&mut s.events)
             .into_iter()
-            .find_map(|e| match e {
-                TurnEvent::RequestFailed {
-                    request: TurnRequest::ChannelBind { .. },
-                    error,
-                } => Some(error),
-                _ => None,
-            })
+            .find_map(|e| kind.refusal(e))
     });
-    match (done, numbers.as_slice(), refusal) {
-        (true, [Some(a), Some(b)], _) => {
-            run.ok("channels", started, format!("0x{a:04X} and 0x{b:04X}"));
-            Ok(())
+    if let Some((peer, error)) = refusal {
+        if let (Grant::Permission, Some(code)) = (kind, error.code()) {
+            run.evidence.permission_error = Some((code, peer.ip()));
         }
-        (_, _, Some(error)) => {
-            Err(run.fail("channels", started, error.to_string(), Outcome::Relay))
-        }
-        _ => Err(run.fail("channels", started, "no answer".into(), Outcome::Relay)),
+        let detail = format!("for {}: {error}", peer.ip());
+        return Err(run.fail(kind.step(), started, detail, Outcome::Relay));
     }
+    let detail = match (done, granted.as_slice(), kind) {
+        (true, [Some(_), Some(_)], Grant::Permission) => {
+            format!("{} ↔ {}", first.ip(), second.ip())
+        }
+        (true, [Some(a), Some(b)], Grant::Channel) => format!("0x{a:04X} and 0x{b:04X}"),
+        _ => {
+            let detail = "no answer".to_owned();
+            return Err(run.fail(kind.step(), started, detail, Outcome::Relay));
+        }
+    };
+    run.ok(kind.step(), started, detail);
+    Ok(())
 }
 
 /// The first bytes of every test datagram.
