@@ -10,6 +10,7 @@ an nftables rule drops UDP to the relay range: nothing outside the namespace is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -48,14 +49,34 @@ def turn_uri(server: Coturn, query: str = "") -> str:
 def coturn(tmp_path):
     started: list[Coturn] = []
 
-    def start(*extra: str) -> Coturn:
-        server = Coturn(tmp_path, list(extra))
+    def start(*extra: str, tls: tuple[Path, Path] | None = None) -> Coturn:
+        server = Coturn(tmp_path, list(extra), tls=tls)
         started.append(server)
         return server
 
     yield start
     for server in started:
         server.stop()
+
+
+def certificate(tmp: Path, start: str, end: str) -> tuple[Path, Path]:
+    """A self-signed leaf certificate for 127.0.0.1 valid from `start` to `end` (YYYYMMDDHHMMSSZ):
+    `openssl ca` sets both dates, which `openssl req -x509` (OpenSSL 3.0) cannot put in the past."""
+    d = tmp / f"cert-{start}-{end}"
+    d.mkdir()
+    (d / "index.txt").write_text("")
+    (d / "serial").write_text("01\n")
+    (d / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nserial = serial\nnew_certs_dir = .\n"
+        "default_md = sha256\npolicy = p\ncopy_extensions = copy\n[p]\ncommonName = supplied\n"
+    )
+    run = lambda *cmd: subprocess.run(cmd, cwd=d, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE")
+    run("openssl", "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem", "-in", "req.csr",
+        "-out", "cert.pem", "-startdate", start, "-enddate", end)
+    return d / "cert.pem", d / "key.pem"
 
 
 def check(*args: str, prefix: list[str] | None = None):
@@ -120,6 +141,42 @@ def test_wrong_password_and_realm_against_coturn(coturn):
     assert 'realm is "r", not "example.org"' in " ".join(report["results"][0]["diagnoses"]), out
 
 
+def test_tls_against_coturn_valid_and_expired(coturn, tmp_path):
+    """turns: to coturn: the handshake, the certificate's names and days left, then every TURN step
+    over TLS; an expired certificate fails the tls step (exit 4) with the days since it expired,
+    and --insecure goes on with a warning."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed (scripts/install-test-deps installs it)")
+    now = time.gmtime()
+    start = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() - 86400))
+    end = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + 30 * 86400 + 3600))
+    cert, key = certificate(tmp_path, start, end)
+    server = coturn("--allow-loopback-peers", tls=(cert, key))
+    target = f"turns:{server.ip}:{server.tls_port}"
+    rc, report, out = check(target, "-u", USER, "-p", PASSWORD, "--ca-file", str(cert), "--count", "3")
+    assert rc == 0, out
+    [result] = report["results"]
+    assert result["transport"] == "tls"
+    assert set(steps(result).values()) == {"ok"}, out
+    assert result["facts"]["certificate"]["names"] == ["127.0.0.1"], out
+    assert result["facts"]["certificate"]["expires_in_days"] == 30, out
+    assert result["facts"]["channel_data"]["returned"] == 3, out
+    server.stop()
+
+    expired = certificate(tmp_path, "20200101000000Z", f"{now.tm_year - 2}0101000000Z")
+    server = coturn("--allow-loopback-peers", tls=expired)
+    target = f"turns:{server.ip}:{server.tls_port}"
+    rc, report, out = check(target, "-u", USER, "-p", PASSWORD, "--ca-file", str(expired[0]))
+    assert rc == 4, out
+    [result] = report["results"]
+    assert steps(result)["tls"] == "fail", out
+    assert result["facts"]["certificate"]["expires_in_days"] < -365, out
+    assert "The certificate expired" in " ".join(result["diagnoses"]), out
+    rc, report, out = check(target, "-u", USER, "-p", PASSWORD, "--insecure", "--count", "2")
+    assert rc == 0, out
+    assert steps(report["results"][0])["tls"] == "warn", out
+
+
 def test_ice_servers_list_of_turnpike(turnpike):
     """--ice-servers: the list `GET /api/ice-servers` hands a local caller (a stun: URI and TURN
     URIs over UDP and TCP with a REST credential), every URI checked with its credential."""
@@ -155,37 +212,41 @@ def netns():
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
-def test_firewalled_relay_range_against_coturn(tmp_path, netns):
-    """Allocations and permissions work but the relay ports are firewalled (an nftables drop on the
-    relay range, inside a namespace of our own): exit 7 and the diagnosis names the port range."""
+NS_PORT, NS_RELAY = 3478, (40000, 40099)
+
+
+@contextlib.contextmanager
+def coturn_behind_firewall(netns: str, tmp: Path, drop: str):
+    """coturn in `netns` on 127.0.0.1:NS_PORT, relaying on NS_RELAY, with an nftables input rule
+    `drop` (e.g. `udp dport 3478`) in force; yields the command prefix that runs inside."""
     inside = ["ip", "netns", "exec", netns]
-    port, relay = 3478, (40000, 40099)
-    rules = tmp_path / "drop-relay.nft"
+    rules = tmp / "firewall.nft"
     rules.write_text(
         "table inet tpcheck {\n"
         "  chain input {\n"
         "    type filter hook input priority 0; policy accept;\n"
-        f"    udp dport {relay[0]}-{relay[1]} drop\n"
+        f"    {drop} drop\n"
         "  }\n"
         "}\n"
     )
     subprocess.run([*inside, "nft", "-f", str(rules)], check=True)
-    log = tmp_path / "turnserver.log"
-    cmd = coturn_command(tmp_path, port, relay)
-    proc = subprocess.Popen([*inside, *cmd], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=tmp_path)
+    log = tmp / "turnserver.log"
+    proc = subprocess.Popen([*inside, *coturn_command(tmp, NS_PORT, NS_RELAY)], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp)
     try:
+        # Ready once it accepts TCP (UDP may be the thing dropped).
         deadline = time.monotonic() + 10
         while True:
             assert proc.poll() is None, log.read_text(errors="replace")
-            probe = subprocess.run([*inside, str(turnpike_bin()), "stun", f"stun:127.0.0.1:{port}", "--timeout", "0.5"],
-                                   capture_output=True, text=True, timeout=10)
-            if probe.returncode == 0:
+            probe = subprocess.run([*inside, str(turnpike_bin()), "stun", f"stun:127.0.0.1:{NS_PORT}",
+                                    "--timeout", "0.5"], capture_output=True, text=True, timeout=10)
+            listening = subprocess.run([*inside, "ss", "-ltn", f"sport = :{NS_PORT}"],
+                                       capture_output=True, text=True).stdout
+            if probe.returncode == 0 or f":{NS_PORT}" in listening:
                 break
             assert time.monotonic() < deadline, f"turnserver did not start:\n{log.read_text(errors='replace')}"
             time.sleep(0.2)
-        rc, report, out = check(f"turn:127.0.0.1:{port}", "-u", USER, "-p", PASSWORD, "--count", "3",
-                                "--timeout", "1", prefix=inside)
+        yield inside
     finally:
         proc.terminate()
         try:
@@ -193,8 +254,30 @@ def test_firewalled_relay_range_against_coturn(tmp_path, netns):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_firewalled_relay_range_against_coturn(tmp_path, netns):
+    """Allocations and permissions work but the relay ports are firewalled (an nftables drop on the
+    relay range, inside a namespace of our own): exit 7 and the diagnosis names the port range."""
+    drop = f"udp dport {NS_RELAY[0]}-{NS_RELAY[1]}"
+    with coturn_behind_firewall(netns, tmp_path, drop) as inside:
+        rc, report, out = check(f"turn:127.0.0.1:{NS_PORT}", "-u", USER, "-p", PASSWORD, "--count", "3",
+                                "--timeout", "1", prefix=inside)
     assert rc == 7, out
     [result] = report["results"]
     assert steps(result)["permissions"] == "ok", out
     assert steps(result)["send/data"] == "fail", out
     assert "relay port range" in " ".join(result["diagnoses"]), out
+
+
+def test_udp_blocked_but_tcp_works_against_coturn(tmp_path, netns):
+    """UDP to the listening port dropped, TCP open: the UDP URI is unreachable (exit 3) and its
+    diagnosis says TCP to the same host works; the TCP URI passes every step."""
+    with coturn_behind_firewall(netns, tmp_path, f"udp dport {NS_PORT}") as inside:
+        rc, report, out = check(f"turn:127.0.0.1:{NS_PORT}", f"turn:127.0.0.1:{NS_PORT}?transport=tcp",
+                                "-u", USER, "-p", PASSWORD, "--count", "3", "--timeout", "1", prefix=inside)
+    assert rc == 3, out
+    udp, tcp = report["results"]
+    assert (udp["outcome"], tcp["outcome"]) == ("unreachable", "ok"), out
+    said = " ".join(udp["diagnoses"])
+    assert "No answer over UDP" in said and "UDP is blocked but TCP to the same host works" in said, out

@@ -52,18 +52,21 @@ def probe_bin() -> Path:
 class Coturn:
     """coturn's turnserver on 127.0.0.1, UDP only (and TCP, which it listens on too), long-term
     credentials u:p in realm r, relaying in a free port range. `extra` flags replace the default
-    `--allow-loopback-peers` (test_check.py runs it without, to draw 403s)."""
+    `--allow-loopback-peers` (test_check.py runs it without, to draw 403s); `tls` (certificate and
+    key files) adds a TLS listener on `tls_port`."""
 
-    def __init__(self, tmp: Path, extra: list[str] | None = None) -> None:
+    def __init__(self, tmp: Path, extra: list[str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
         self.ip = "127.0.0.1"
-        self.port = free_ports(1, [self.ip])[0]
+        self.port, self.tls_port = free_ports(2, [self.ip])
         self.log = tmp / "turnserver.log"
         low, high = free_relay_range([self.ip])
         cmd = [
             tool("turnserver"), "-n", "--no-cli", "--lt-cred-mech", "--user", f"{USER}:{PASSWORD}",
             "--realm", REALM, "--listening-ip", self.ip, "--relay-ip", self.ip,
             "--listening-port", str(self.port), "--min-port", str(low), "--max-port", str(high),
-            "--no-tls", "--no-dtls", "--no-tcp-relay",
+            *(["--cert", str(tls[0]), "--pkey", str(tls[1]), "--tls-listening-port", str(self.tls_port)]
+              if tls else ["--no-tls"]),
+            "--no-dtls", "--no-tcp-relay",
             "--pidfile", str(tmp / "turnserver.pid"), "--userdb", str(tmp / "turndb"),
             "--log-file", "stdout", "--simple-log",
             *(["--allow-loopback-peers"] if extra is None else extra),
