@@ -361,6 +361,31 @@ fn unreachable_servers_exit_3() {
     assert!(diagnoses(&report["results"][0]).contains("Nothing accepts TCP connections"));
 }
 
+// A TCP port that accepts connections but never speaks STUN: no answer to the Binding
+// (RFC 8489 §6.2.2: one request, no retransmission over TCP), exit 3.
+#[test]
+fn a_silent_tcp_server_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    // Accepts and holds connections until the test process ends.
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let target = uri("turn", address, "?transport=tcp");
+    let (code, report) = check_json(&[&target, "-u", USER, "-p", PASSWORD, "--timeout", "1"]);
+    assert_eq!(code, 3, "{report:#}");
+    let result = &report["results"][0];
+    assert_eq!(
+        verdicts(result).last().unwrap(),
+        &("binding".into(), "fail".into())
+    );
+    assert!(
+        diagnoses(result).contains("does not answer STUN"),
+        "{result:#}"
+    );
+}
+
 // Usage errors exit 2: a TURN URI without credentials, a bad URI, nothing to check.
 #[test]
 fn usage_errors_exit_2() {

@@ -371,15 +371,14 @@ async fn allocate(
     })
     .await;
     let events = std::mem::take(&mut sessions[index].events);
-    let mut course = Vec::new();
-    for event in &events {
-        if let TurnEvent::Challenged { code, realm, .. } = event {
-            course.push(format!("{code} realm \"{realm}\""));
-            run.facts.realm = Some(realm.clone());
-            run.evidence.realm = Some(realm.clone());
-        }
+    if let Some(realm) = events.iter().find_map(|e| match e {
+        TurnEvent::Challenged { realm, .. } => Some(realm.clone()),
+        _ => None,
+    }) {
+        run.facts.realm = Some(realm.clone());
+        run.evidence.realm = Some(realm);
     }
-    let course = course.join(" → ");
+    let course = challenges(&events);
     let io_error = |e: std::io::Error| e.to_string();
     match ended.map_err(io_error) {
         Err(error) => return Err(run.fail(name, started, error, Outcome::Unreachable)),
@@ -507,6 +506,19 @@ impl Grant {
             _ => None,
         }
     }
+}
+
+/// The challenges answered, as the allocate and refresh steps print them: `401 realm "r"`,
+/// `438 realm "r"` (a stale nonce, RFC 8489 §9.2.5, retried with the new one).
+fn challenges(events: &[TurnEvent]) -> String {
+    let course: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::Challenged { code, realm, .. } => Some(format!("{code} realm \"{realm}\"")),
+            _ => None,
+        })
+        .collect();
+    course.join(" → ")
 }
 
 /// CreatePermission or ChannelBind both ways: each allocation lets the other one's relayed
@@ -708,14 +720,19 @@ async fn refresh(run: &mut Run<'_>, sessions: &mut [Session]) -> Result<(), Stop
         })
     })
     .await;
-    for event in std::mem::take(&mut sessions[0].events) {
+    let events = std::mem::take(&mut sessions[0].events);
+    // A 438 here is a nonce that went stale since the Allocate: answered and retried.
+    let course = challenges(&events);
+    let course = if course.is_empty() {
+        course
+    } else {
+        format!("{course} → ")
+    };
+    for event in events {
         match event {
             TurnEvent::Refreshed { lifetime } => {
-                run.ok(
-                    "refresh",
-                    started,
-                    format!("lifetime {} s", lifetime.as_secs()),
-                );
+                let detail = format!("{course}lifetime {} s", lifetime.as_secs());
+                run.ok("refresh", started, detail);
                 return Ok(());
             }
             TurnEvent::RequestFailed {
