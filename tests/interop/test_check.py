@@ -205,31 +205,40 @@ def netns():
     made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+    # `ip netns exec` mounts /etc/netns/NAME/hosts over /etc/hosts: a name with an A and an AAAA
+    # record, both on the namespace's loopback, without touching the machine's resolver.
+    etc = Path("/etc/netns") / name
     try:
+        etc.mkdir(parents=True)
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n127.0.0.1 {DUAL}\n::1 {DUAL}\n")
         subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
         yield name
     finally:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        shutil.rmtree(etc, ignore_errors=True)
 
 
 NS_PORT, NS_RELAY = 3478, (40000, 40099)
+DUAL = "dual.turnpike.test"
 
 
 @contextlib.contextmanager
-def coturn_behind_firewall(netns: str, tmp: Path, drop: str):
-    """coturn in `netns` on 127.0.0.1:NS_PORT, relaying on NS_RELAY, with an nftables input rule
-    `drop` (e.g. `udp dport 3478`) in force; yields the command prefix that runs inside."""
+def coturn_behind_firewall(netns: str, tmp: Path, drop: str | None):
+    """coturn in `netns` on 127.0.0.1:NS_PORT (IPv4 only), relaying on NS_RELAY, with an nftables
+    input rule `drop` (e.g. `udp dport 3478`) in force; yields the command prefix that runs
+    inside."""
     inside = ["ip", "netns", "exec", netns]
-    rules = tmp / "firewall.nft"
-    rules.write_text(
-        "table inet tpcheck {\n"
-        "  chain input {\n"
-        "    type filter hook input priority 0; policy accept;\n"
-        f"    {drop} drop\n"
-        "  }\n"
-        "}\n"
-    )
-    subprocess.run([*inside, "nft", "-f", str(rules)], check=True)
+    if drop is not None:
+        rules = tmp / "firewall.nft"
+        rules.write_text(
+            "table inet tpcheck {\n"
+            "  chain input {\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            f"    {drop} drop\n"
+            "  }\n"
+            "}\n"
+        )
+        subprocess.run([*inside, "nft", "-f", str(rules)], check=True)
     log = tmp / "turnserver.log"
     proc = subprocess.Popen([*inside, *coturn_command(tmp, NS_PORT, NS_RELAY)], stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp)
@@ -281,3 +290,19 @@ def test_udp_blocked_but_tcp_works_against_coturn(tmp_path, netns):
     assert (udp["outcome"], tcp["outcome"]) == ("unreachable", "ok"), out
     said = " ".join(udp["diagnoses"])
     assert "No answer over UDP" in said and "UDP is blocked but TCP to the same host works" in said, out
+
+
+def test_a_silent_aaaa_record_against_coturn(tmp_path, netns):
+    """A name with an AAAA record (::1) where nothing answers and an A record (127.0.0.1) where coturn
+    does: the IPv6 Binding is a warning, the check goes on over IPv4 and passes (exit 0), and the
+    diagnosis says to listen on ::1 or remove the AAAA record."""
+    with coturn_behind_firewall(netns, tmp_path, None) as inside:
+        rc, report, out = check(f"turn:{DUAL}:{NS_PORT}", "-u", USER, "-p", PASSWORD, "--count", "2",
+                                "--timeout", "1", prefix=inside)
+    assert rc == 0, out
+    [result] = report["results"]
+    assert result["server"] == f"127.0.0.1:{NS_PORT}", out
+    assert steps(result)["binding"] == "warn" and steps(result)["other family"] == "ok", out
+    assert steps(result)["deallocate"] == "ok", out
+    said = " ".join(result["diagnoses"])
+    assert f"{DUAL} resolves to ::1 too" in said and "AAAA record" in said, out

@@ -28,6 +28,8 @@ pub struct Evidence {
     pub no_answer: bool,
     /// ICMP port unreachable seen on UDP.
     pub icmp_refused: bool,
+    /// An address of the host that does not answer, and one of the other family that does.
+    pub silent_family: Option<(SocketAddr, SocketAddr)>,
     /// The certificate did not verify.
     pub cert_problem: Option<CertProblem>,
     /// The names the certificate holds.
@@ -83,6 +85,22 @@ pub fn diagnose(e: &Evidence) -> Vec<String> {
     }
     if e.no_answer {
         out.push(no_answer(e, &server));
+    }
+    if let Some((silent, answering)) = e.silent_family {
+        let (family, record) = if silent.is_ipv4() {
+            ("IPv4", "A")
+        } else {
+            ("IPv6", "AAAA")
+        };
+        out.push(format!(
+            "{} resolves to {} too, which does not answer, while {} does: clients that try \
+             {family} first wait or fail; make the server listen on {} (and open it in the \
+             firewall), or remove the {record} record.",
+            e.host,
+            silent.ip(),
+            answering.ip(),
+            silent.ip()
+        ));
     }
     if let Some(problem) = e.cert_problem {
         out.push(certificate(e, problem));
@@ -433,6 +451,26 @@ mod tests {
         assert!(one(&e).contains("?transport=tcp"));
         e.icmp_refused = true;
         assert!(one(&e).contains("ICMP port unreachable"));
+    }
+
+    // A name with an A and an AAAA record, one of which leads nowhere.
+    #[test]
+    fn one_family_silent() {
+        let mut e = evidence();
+        e.silent_family = Some((
+            "[2001:db8::1]:3478".parse().unwrap(),
+            "203.0.113.10:3478".parse().unwrap(),
+        ));
+        let text = one(&e);
+        assert!(
+            text.contains("resolves to 2001:db8::1 too") && text.contains("AAAA record"),
+            "{text}"
+        );
+        e.silent_family = Some((
+            "203.0.113.10:3478".parse().unwrap(),
+            "[2001:db8::1]:3478".parse().unwrap(),
+        ));
+        assert!(one(&e).contains("try IPv4 first"));
     }
 
     #[test]

@@ -124,11 +124,43 @@ fn unix_now() -> u64 {
 
 /// The steps, up to the first failure.
 async fn steps(run: &mut Run<'_>, credentials: Option<&Credentials>) -> Result<(), Stop> {
-    let server = resolve(run).await?;
-    run.server = Some(server);
-    run.evidence.server = Some(server);
-    let mut link = connect(run, server, true).await?;
-    binding_step(run, &mut link, server).await?;
+    let (first, other) = resolve(run).await?;
+    run.server = Some(first);
+    run.evidence.server = Some(first);
+    let reached = match connect(run, first, true).await {
+        Ok(mut link) => binding_step(run, &mut link, first).await.map(|()| link),
+        Err(stop) => Err(stop),
+    };
+    let (link, server) = match (reached, other) {
+        (Ok(link), None) => (link, first),
+        (Ok(link), Some(other)) => {
+            other_family(run, other, first).await;
+            (link, first)
+        }
+        (Err(stop), None) => return Err(stop),
+        // The first address is silent: if the other family answers, the check goes on there.
+        (Err(stop), Some(other)) => match reach_quietly(run, other).await {
+            Some(link) => {
+                if let Some(step) = run.steps.last_mut() {
+                    step.verdict = Verdict::Warn;
+                }
+                run.ok(
+                    "other family",
+                    Instant::now(),
+                    format!("{other} answers: going on there"),
+                );
+                run.evidence.silent_family = Some((first, other));
+                run.evidence.no_answer = false;
+                run.evidence.icmp_refused = false;
+                run.evidence.connect_refused = false;
+                run.evidence.connect_timeout = false;
+                run.server = Some(other);
+                run.evidence.server = Some(other);
+                (link, other)
+            }
+            None => return Err(stop),
+        },
+    };
     let Some(credentials) = credentials else {
         return Ok(());
     };
@@ -173,7 +205,7 @@ async fn relay_steps(
 }
 
 /// DNS: the first address of the wanted family.
-async fn resolve(run: &mut Run<'_>) -> Result<SocketAddr, Stop> {
+async fn resolve(run: &mut Run<'_>) -> Result<(SocketAddr, Option<SocketAddr>), Stop> {
     let started = Instant::now();
     let (host, port) = (run.target.host.clone(), run.target.port);
     let wanted = |a: &SocketAddr| match run.settings.ipv4_only {
@@ -191,7 +223,7 @@ async fn resolve(run: &mut Run<'_>) -> Result<SocketAddr, Stop> {
             ));
         }
         run.ok("dns", started, format!("{ip} (literal)"));
-        return Ok(address);
+        return Ok((address, None));
     }
     let lookup = tokio::time::timeout(
         run.settings.timeout,
@@ -221,7 +253,59 @@ async fn resolve(run: &mut Run<'_>) -> Result<SocketAddr, Stop> {
         return Err(run.fail("dns", started, detail, Outcome::Unreachable));
     };
     run.ok("dns", started, listed.join(", "));
-    Ok(chosen)
+    // Without -4 or -6, the other family is tried too: a name whose A or AAAA record leads
+    // nowhere makes the clients that try it first wait.
+    let other = match run.settings.ipv4_only {
+        None => addresses
+            .into_iter()
+            .find(|a| a.is_ipv4() != chosen.is_ipv4()),
+        Some(_) => None,
+    };
+    Ok((chosen, other))
+}
+
+/// The address of the other family, once the first one answered: a warning when it does not.
+async fn other_family(run: &mut Run<'_>, other: SocketAddr, first: SocketAddr) {
+    let started = Instant::now();
+    if reach_quietly(run, other).await.is_some() {
+        run.ok("other family", started, format!("{other} answers too"));
+    } else {
+        run.record(
+            "other family",
+            Verdict::Warn,
+            started,
+            format!("no answer from {other}"),
+        );
+        run.evidence.silent_family = Some((other, first));
+    }
+}
+
+/// Connects to `server` and has a Binding answered, recording nothing; at most two seconds.
+async fn reach_quietly(run: &Run<'_>, server: SocketAddr) -> Option<Link> {
+    let timeout = run.settings.timeout.min(Duration::from_secs(2));
+    let mut link = match run.target.transport {
+        Transport::Udp => Link::udp(server).await.ok()?,
+        transport => {
+            let connect = TcpStream::connect(server);
+            let tcp = tokio::time::timeout(timeout, connect).await.ok()?.ok()?;
+            if transport == Transport::Tcp {
+                Link::stream(Box::new(tcp), server)
+            } else {
+                let unix_now = run.evidence.unix_now as i64;
+                let handshake = run.settings.tls.handshake(tcp, &run.target.host, unix_now);
+                let stream = tokio::time::timeout(timeout, handshake)
+                    .await
+                    .ok()?
+                    .ok()?
+                    .stream?;
+                Link::stream(Box::new(stream), server)
+            }
+        }
+    };
+    match binding(&mut link, server, timeout).await {
+        Ok(Ok(_)) => Some(link),
+        _ => None,
+    }
 }
 
 /// A link to the server: a UDP socket, a TCP connection, or a TLS session. Only the first
