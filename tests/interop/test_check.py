@@ -29,11 +29,12 @@ CHECK_TIMEOUT = 60
 pytestmark = pytest.mark.timeout(120)
 
 
-def coturn_command(tmp: Path, port: int, relay: tuple[int, int]) -> list[str]:
-    """coturn as in the namespace test: on 127.0.0.1 of the namespace, loopback peers allowed."""
+def coturn_command(tmp: Path, port: int, relay: tuple[int, int], ip: str, relay_ip: str) -> list[str]:
+    """coturn as in the namespace tests: listening on `ip`, relaying on `relay_ip`, loopback peers
+    allowed."""
     return [
         tool("turnserver"), "-n", "--no-cli", "--lt-cred-mech", "--user", f"{USER}:{PASSWORD}",
-        "--realm", REALM, "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
+        "--realm", REALM, "--listening-ip", ip, "--relay-ip", relay_ip,
         "--listening-port", str(port), "--min-port", str(relay[0]), "--max-port", str(relay[1]),
         "--no-tls", "--no-dtls", "--allow-loopback-peers",
         "--pidfile", str(tmp / "turnserver.pid"), "--userdb", str(tmp / "turndb"),
@@ -223,8 +224,9 @@ DUAL = "dual.turnpike.test"
 
 
 @contextlib.contextmanager
-def coturn_behind_firewall(netns: str, tmp: Path, drop: str | None):
-    """coturn in `netns` on 127.0.0.1:NS_PORT (IPv4 only), relaying on NS_RELAY, with an nftables
+def coturn_behind_firewall(netns: str, tmp: Path, drop: str | None, ip: str = "127.0.0.1",
+                           relay_ip: str = "127.0.0.1"):
+    """coturn in `netns` on IP:NS_PORT (IPv4 only), relaying on RELAY_IP:NS_RELAY, with an nftables
     input rule `drop` (e.g. `udp dport 3478`) in force; yields the command prefix that runs
     inside."""
     inside = ["ip", "netns", "exec", netns]
@@ -240,14 +242,14 @@ def coturn_behind_firewall(netns: str, tmp: Path, drop: str | None):
         )
         subprocess.run([*inside, "nft", "-f", str(rules)], check=True)
     log = tmp / "turnserver.log"
-    proc = subprocess.Popen([*inside, *coturn_command(tmp, NS_PORT, NS_RELAY)], stdout=open(log, "wb"),
+    proc = subprocess.Popen([*inside, *coturn_command(tmp, NS_PORT, NS_RELAY, ip, relay_ip)], stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp)
     try:
         # Ready once it accepts TCP (UDP may be the thing dropped).
         deadline = time.monotonic() + 10
         while True:
             assert proc.poll() is None, log.read_text(errors="replace")
-            probe = subprocess.run([*inside, str(turnpike_bin()), "stun", f"stun:127.0.0.1:{NS_PORT}",
+            probe = subprocess.run([*inside, str(turnpike_bin()), "stun", f"stun:{ip}:{NS_PORT}",
                                     "--timeout", "0.5"], capture_output=True, text=True, timeout=10)
             listening = subprocess.run([*inside, "ss", "-ltn", f"sport = :{NS_PORT}"],
                                        capture_output=True, text=True).stdout
@@ -306,3 +308,23 @@ def test_a_silent_aaaa_record_against_coturn(tmp_path, netns):
     assert steps(result)["deallocate"] == "ok", out
     said = " ".join(result["diagnoses"])
     assert f"{DUAL} resolves to ::1 too" in said and "AAAA record" in said, out
+
+
+def test_missing_external_ip_against_coturn(tmp_path, netns):
+    """coturn behind a 1:1 NAT without --external-ip: it listens on a public address
+    (203.0.113.10, documentation range) and relays on its private one (10.0.0.10), and hands out
+    the private one as the relayed address. Relaying between its own allocations still works
+    (exit 0), but the allocate step warns and the diagnosis says to set external-ip."""
+    inside = ["ip", "netns", "exec", netns]
+    # Both addresses on the namespace's loopback: one host, a public and a private address.
+    for address in ("203.0.113.10/32", "10.0.0.10/32"):
+        subprocess.run([*inside, "ip", "addr", "add", address, "dev", "lo"], check=True)
+    with coturn_behind_firewall(netns, tmp_path, None, ip="203.0.113.10", relay_ip="10.0.0.10") as inside:
+        rc, report, out = check(f"turn:203.0.113.10:{NS_PORT}", "-u", USER, "-p", PASSWORD, "--count", "2",
+                                prefix=inside)
+    assert rc == 0, out
+    [result] = report["results"]
+    assert steps(result)["allocate"] == "warn", out
+    assert result["facts"]["relayed"][0].startswith("10.0.0.10:"), out
+    said = " ".join(result["diagnoses"])
+    assert "The relayed address 10.0.0.10 is not a public address" in said and "external-ip" in said, out
