@@ -197,6 +197,26 @@ def test_ice_servers_list_of_turnpike(turnpike):
             assert result["facts"]["channel_data"]["returned"] == 3, out
 
 
+def test_ice_servers_with_a_join_token(turnpike):
+    """With a `signaling-secret`, `GET /api/ice-servers` wants a join token: without --token the
+    check stops with the server's 401 and a hint (exit 1); with a token from `turnpike token` it
+    checks the list (exit 0)."""
+    secret = "check-signaling-secret-0123"
+    server = turnpike(rest_secrets=["check-secret-0123"], relay_ip=["127.0.0.1"], args=["--signaling-secret", secret])
+    if server.http_port is None:
+        pytest.skip("this turnpike serves no HTTP")
+    url = f"http://127.0.0.1:{server.http_port}/api/ice-servers"
+    done = subprocess.run([str(turnpike_bin()), "check", "--ice-servers", url], capture_output=True, text=True,
+                          timeout=CHECK_TIMEOUT)
+    assert done.returncode == 1, done
+    assert "401" in done.stderr and "--token" in done.stderr, done.stderr
+    token = subprocess.run([str(turnpike_bin()), "token", "--room", "checks", "--secret", secret],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    rc, report, out = check("--ice-servers", url, "--token", token, "--count", "2")
+    assert rc == 0, out
+    assert any(r["uri"].startswith("turn:") for r in report["results"]), out
+
+
 @pytest.fixture
 def netns():
     """A network namespace of our own with its loopback up, deleted afterwards."""
