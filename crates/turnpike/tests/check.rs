@@ -393,6 +393,7 @@ fn usage_errors_exit_2() {
         &["turn:127.0.0.1:3478"][..],
         &["turn://127.0.0.1"][..],
         &["turns:127.0.0.1?transport=udp", "-u", "a", "-p", "b"][..],
+        &["turn:127.0.0.1:3478", "-p", "b"][..],
         &[][..],
     ] {
         let output = check(args);

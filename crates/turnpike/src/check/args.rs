@@ -9,8 +9,9 @@ use ice::{StunUri, TurnUri, UriError};
 
 use crate::client_args::parse_seconds;
 
-/// Arguments of `turnpike check`.
-#[derive(Debug, clap::Args)]
+/// Arguments of `turnpike check`. Its `Debug` leaves out the password, the REST secret and
+/// the token.
+#[derive(clap::Args)]
 #[command(group(ArgGroup::new("source").args(["password", "rest_secret"])))]
 pub struct CheckArgs {
     /// Servers to check: `stun:`, `stuns:`, `turn:` or `turns:` URIs (RFC 7064, RFC 7065), with
@@ -22,12 +23,24 @@ pub struct CheckArgs {
     /// --rest-secret).
     #[arg(long, short = 'u', value_name = "NAME")]
     pub user: Option<String>,
-    /// TURN password.
-    #[arg(long, short = 'p', value_name = "PASSWORD", requires = "user")]
+    /// TURN password, with --user (visible in `ps`: prefer the environment variable).
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "PASSWORD",
+        requires = "user",
+        env = "TURNPIKE_CHECK_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// A TURN REST secret (`rest-secrets` of the server): mint a username `EXPIRY:USER` and its
-    /// password, valid for --rest-ttl.
-    #[arg(long, value_name = "SECRET")]
+    /// password, valid for --rest-ttl (visible in `ps`: prefer the environment variable).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TURNPIKE_CHECK_REST_SECRET",
+        hide_env_values = true
+    )]
     pub rest_secret: Option<String>,
     /// Lifetime of a minted REST credential, in seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
@@ -37,8 +50,14 @@ pub struct CheckArgs {
     #[arg(long, value_name = "URL", conflicts_with = "source")]
     pub ice_servers: Option<String>,
     /// Join token for --ice-servers, when the server has a `signaling-secret` (sent as
-    /// `?token=`).
-    #[arg(long, value_name = "TOKEN", requires = "ice_servers")]
+    /// `Authorization: Bearer`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "ice_servers",
+        env = "TURNPIKE_CHECK_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// The realm the server should announce: a different one is reported (the keys of stored
     /// users are bound to the realm).
@@ -70,6 +89,20 @@ pub struct CheckArgs {
     /// Print one JSON object (for monitoring) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl std::fmt::Debug for CheckArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |set: bool| if set { "<hidden>" } else { "<none>" };
+        f.debug_struct("CheckArgs")
+            .field("uris", &self.uris)
+            .field("user", &self.user)
+            .field("password", &hidden(self.password.is_some()))
+            .field("rest_secret", &hidden(self.rest_secret.is_some()))
+            .field("ice_servers", &self.ice_servers)
+            .field("token", &hidden(self.token.is_some()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl CheckArgs {

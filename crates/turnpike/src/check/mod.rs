@@ -63,6 +63,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// Every target with its credentials, checked in order.
 async fn checks(args: &CheckArgs) -> anyhow::Result<Report> {
     let mut targets: Vec<(Target, Option<Credentials>)> = Vec::new();
+    if args.password.is_some() && args.user.is_none() {
+        return Err(UsageError("--password needs --user".into()).into());
+    }
     let given = given_credentials(args);
     for target in &args.uris {
         if target.turn && given.is_none() && args.ice_servers.is_none() {
