@@ -274,6 +274,15 @@ fn allocate_error(code: u16, reason: &str) -> String {
                 source port."
             .to_owned(),
         442 => "The server does not relay UDP for this client (442).".to_owned(),
+        300 => "The server redirects to another one (300 Try Alternate, RFC 8489 §10): this \
+                check does not follow it; check the ALTERNATE-SERVER directly."
+            .to_owned(),
+        // RFC 8489 §9.2.5 allows the retry; a server that keeps refusing fresh nonces has a
+        // nonce problem, not a credential one.
+        438 => "The server answered 438 Stale Nonce even to its own fresh nonces: its nonces \
+                expire at once; check its clock and nonce-lifetime, and in a cluster that every \
+                node shares the same nonce-secret."
+            .to_owned(),
         403 => "The server forbids this user to allocate (403).".to_owned(),
         _ => format!("The server refused the Allocate: {code} {reason}."),
     }
@@ -498,6 +507,8 @@ mod tests {
         let mut e = evidence();
         e.allocate_error = Some((508, "Insufficient Capacity".into()));
         assert!(one(&e).contains("no relay port free"));
+        e.allocate_error = Some((438, "Stale Nonce".into()));
+        assert!(one(&e).contains("nonce-secret"));
     }
 
     #[test]
