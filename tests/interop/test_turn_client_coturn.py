@@ -9,7 +9,8 @@ was answered. Its binary is TURN_PROBE_BIN, or `examples/turn_probe` beside TURN
 target/debug): scripts/test builds it with `cargo build -p turnpike-ice --example turn_probe`.
 
 coturn runs on loopback with `--lt-cred-mech --user u:p --realm r --allow-loopback-peers`, its own
-pid file and no config file (`-n`), on a free port; it is stopped with SIGTERM after each test.
+pid file and no config file (`-n`), on a free port with a free relay range; it is stopped with
+SIGTERM after each test.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import stunraw
-from conftest import DEFAULT_BIN, free_ports
+from conftest import DEFAULT_BIN, free_ports, free_relay_range
 from test_turn_turnutils import EchoPeer, tool
 
 USER, PASSWORD, REALM = "u", "p", "r"
@@ -49,18 +50,26 @@ def probe_bin() -> Path:
 
 
 class Coturn:
-    """coturn's turnserver on 127.0.0.1, UDP only, long-term credentials u:p in realm r."""
+    """coturn's turnserver on 127.0.0.1, UDP only (and TCP, which it listens on too), long-term
+    credentials u:p in realm r, relaying in a free port range. `extra` flags replace the default
+    `--allow-loopback-peers` (test_check.py runs it without, to draw 403s); `tls` (certificate and
+    key files) adds a TLS listener on `tls_port`."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, extra: list[str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
         self.ip = "127.0.0.1"
-        self.port = free_ports(1, [self.ip])[0]
+        self.port, self.tls_port = free_ports(2, [self.ip])
         self.log = tmp / "turnserver.log"
+        low, high = free_relay_range([self.ip])
         cmd = [
             tool("turnserver"), "-n", "--no-cli", "--lt-cred-mech", "--user", f"{USER}:{PASSWORD}",
-            "--realm", REALM, "--allow-loopback-peers", "--listening-ip", self.ip, "--relay-ip", self.ip,
-            "--listening-port", str(self.port), "--no-tls", "--no-dtls", "--no-tcp-relay",
+            "--realm", REALM, "--listening-ip", self.ip, "--relay-ip", self.ip,
+            "--listening-port", str(self.port), "--min-port", str(low), "--max-port", str(high),
+            *(["--cert", str(tls[0]), "--pkey", str(tls[1]), "--tls-listening-port", str(self.tls_port)]
+              if tls else ["--no-tls"]),
+            "--no-dtls", "--no-tcp-relay",
             "--pidfile", str(tmp / "turnserver.pid"), "--userdb", str(tmp / "turndb"),
             "--log-file", "stdout", "--simple-log",
+            *(["--allow-loopback-peers"] if extra is None else extra),
         ]
         self.proc = subprocess.Popen(
             cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp

@@ -51,6 +51,7 @@ pub use timing::RetransmitTiming;
 pub use transaction::BindingTransaction;
 pub use transmit::Transmit;
 pub use turn_client::{
-    TurnClient, TurnClientConfig, TurnCredentials, TurnError, TurnEvent, TurnInput, TurnTransmit,
+    TurnClient, TurnClientConfig, TurnCredentials, TurnError, TurnEvent, TurnInput, TurnRequest,
+    TurnTransmit,
 };
 pub use uri::{StunUri, TurnUri, UriError, STUNS_PORT, STUN_PORT};

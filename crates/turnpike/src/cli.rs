@@ -1,9 +1,10 @@
 //! The command line (`turnpike serve | config check | config example | config import-coturn |
-//! stun | nat | p2p |
+//! stun | nat | check | p2p |
 //! user | token | admin | completions | man`)
 //! and its dispatch.
 //!
-//! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error.
+//! Exit codes: 0 success, 2 configuration or usage error (nothing was bound), 1 runtime error;
+//! `check` has one per outcome (3 to 7, docs/client.md).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -49,6 +50,9 @@ pub enum Command {
     Stun(StunArgs),
     /// Discover the NAT's behaviour (RFC 5780): mapping, filtering, hairpinning, NAT type.
     Nat(crate::nat_command::NatArgs),
+    /// Check a STUN/TURN deployment end to end (DNS, TLS, Binding, Allocate, permissions,
+    /// relayed data, Refresh, deallocation) and say what to fix; exit code per outcome.
+    Check(crate::check::CheckArgs),
     /// Manage TURN users in a SQLite user database (the `user-db` of `serve`).
     User(crate::users::command::UserArgs),
     /// Print a signaling join token for a room, minted with `signaling-secret`.
@@ -125,6 +129,9 @@ where
             client_command(cli.log, &matches, rust_log, crate::nat_command::run(args))
         }
         Command::P2p(args) => client_command(cli.log, &matches, rust_log, crate::p2p::run(args)),
+        Command::Check(args) => {
+            client_command_with_code(cli.log, &matches, rust_log, crate::check::run(args))
+        }
         Command::Completions(args) => plain_result(crate::completions::completions(&args)),
         Command::Man(args) => plain_result(crate::completions::man(&args)),
     }
@@ -137,6 +144,18 @@ fn client_command(
     matches: &ArgMatches,
     rust_log: Option<String>,
     task: impl Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    client_command_with_code(log, matches, rust_log, async {
+        task.await.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+/// [`client_command`] for a command whose exit code tells its outcome (`check`).
+fn client_command_with_code(
+    log: LogArgs,
+    matches: &ArgMatches,
+    rust_log: Option<String>,
+    task: impl Future<Output = anyhow::Result<ExitCode>>,
 ) -> ExitCode {
     let layer = log.into_layer();
     let origins = cli_origins(&layer, &[matches]);
@@ -232,7 +251,9 @@ fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
     with_logging(&config, Fatal::Logged, async move {
         log_startup(&startup);
         crate::fd_limit::raise_to_hard_limit();
-        serve::run(startup, source).await
+        serve::run(startup, source)
+            .await
+            .map(|()| ExitCode::SUCCESS)
     })
 }
 
@@ -270,7 +291,7 @@ enum Fatal {
 fn with_logging(
     config: &Config,
     fatal: Fatal,
-    task: impl Future<Output = anyhow::Result<()>>,
+    task: impl Future<Output = anyhow::Result<ExitCode>>,
 ) -> ExitCode {
     if let Err(error) = logging::init(config) {
         eprintln!("error: {error:#}");
@@ -282,7 +303,7 @@ fn with_logging(
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(task));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // A server's fatal error belongs in the log stream (JSON collectors see it), unless
             // the filter would hide it: then stderr, so that no failure is silent. A client

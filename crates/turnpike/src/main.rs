@@ -3,6 +3,7 @@
 //! `main` only dispatches; see [`cli`] for the subcommands and [`config`] for the configuration.
 
 mod admin;
+mod check;
 mod cli;
 mod client_args;
 mod completions;

@@ -193,6 +193,25 @@ pub fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'
     Ok(certs)
 }
 
+/// The certificates a TLS client trusts (`turnpike p2p`'s `wss://`, `turnpike check`'s
+/// `turns:`): the public web CAs (webpki-roots), or with `--ca-file` only the certificates of
+/// that file. Like curl's `--cacert`, the file replaces the public CAs rather than adding to
+/// them, so a private deployment trusts nothing else.
+pub fn client_roots(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            for cert in read_certs(path, "--ca-file")? {
+                roots.add(cert).with_context(|| {
+                    format!("--ca-file {}: unusable certificate", path.display())
+                })?;
+            }
+        }
+    }
+    Ok(roots)
+}
+
 /// The first private key of a PEM file.
 fn read_key(path: &Path, key: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     let file = File::open(path).with_context(|| format!("opening {key} {}", path.display()))?;

@@ -294,7 +294,7 @@ impl TurnClient {
     /// (over 65 487 bytes) gives an empty payload.
     pub fn send_to(&mut self, now: Instant, peer: SocketAddr, data: &[u8]) -> TurnTransmit {
         let payload = match self.channel(now, peer) {
-            Some(number) => channel_data(number, data).unwrap_or_default(),
+            Some(number) => channel_data(number, data, self.config.stream).unwrap_or_default(),
             None => {
                 if self.permissions.get(peer.ip()).is_none() && self.channels.get(peer).is_none() {
                     self.create_permission(now, peer);
@@ -306,6 +306,17 @@ impl TurnClient {
         TurnTransmit {
             destination: self.server,
             payload,
+        }
+    }
+
+    /// Refreshes the allocation now rather than at 80 % of its lifetime (RFC 8656 §8), unless
+    /// a refresh is in flight already. [`TurnEvent::Refreshed`] tells the lifetime granted.
+    pub fn refresh(&mut self, now: Instant) {
+        if let State::Allocated(allocation) = &mut self.state {
+            if allocation.lease.renew_at().is_some() {
+                allocation.lease.due_at(now);
+                self.send_due(now);
+            }
         }
     }
 
@@ -442,6 +453,11 @@ impl TurnClient {
         if code == 401 && tx.authenticated && same_realm {
             return self.failed(now, tx.kind, refused);
         }
+        self.diagnostic(TurnEvent::Challenged {
+            request: tx.kind,
+            code,
+            realm: auth.realm().to_owned(),
+        });
         self.auth = Some(auth);
         self.start(now, tx.kind, tx.challenges + 1);
     }
@@ -468,6 +484,7 @@ impl TurnClient {
                     let lifetime = read_lifetime(response).unwrap_or(allocation.lifetime);
                     allocation.lifetime = lifetime;
                     allocation.lease.confirmed(now, lifetime);
+                    self.diagnostic(TurnEvent::Refreshed { lifetime });
                 }
             }
             RequestKind::Deallocate => {
@@ -511,6 +528,10 @@ impl TurnClient {
 
     /// A request failed for good.
     fn failed(&mut self, now: Instant, kind: RequestKind, error: TurnError) {
+        self.diagnostic(TurnEvent::RequestFailed {
+            request: kind,
+            error: error.clone(),
+        });
         match kind {
             RequestKind::Allocate => {
                 self.close();
@@ -541,6 +562,13 @@ impl TurnClient {
                 self.channels.remove(peer);
                 self.events.push_back(TurnEvent::ChannelFailed { peer });
             }
+        }
+    }
+
+    /// Queues a diagnostic event, when the caller asked for them.
+    fn diagnostic(&mut self, event: TurnEvent) {
+        if self.config.diagnostics {
+            self.events.push_back(event);
         }
     }
 

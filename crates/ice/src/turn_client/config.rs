@@ -7,7 +7,7 @@ use crate::timing::RetransmitTiming;
 pub const DEFAULT_TABLE_LIMIT: usize = 64;
 
 /// Timing and bounds of a [`super::TurnClient`]. The default is RFC 8489 §6.2.1 timing
-/// (RTO 500 ms, Rc 7, Rm 16) and 64 permissions and 64 channels.
+/// (RTO 500 ms, Rc 7, Rm 16), 64 permissions and 64 channels, over UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TurnClientConfig {
     /// Retransmission schedule of every request.
@@ -17,6 +17,15 @@ pub struct TurnClientConfig {
     pub max_permissions: usize,
     /// Channel bindings at most; more are refused with [`super::TurnEvent::ChannelFailed`].
     pub max_channels: usize,
+    /// The client ↔ server leg is a stream (TCP or TLS, RFC 8656 §3.1) rather than UDP:
+    /// ChannelData is padded to a multiple of four bytes (§12.5). The caller cuts the bytes
+    /// it receives into messages with `stun::framing::next_frame`, and gives a reliable
+    /// transport a timing of one send (RFC 8489 §6.2.2: no retransmissions over TCP).
+    pub stream: bool,
+    /// Also report each request's course: [`super::TurnEvent::Challenged`],
+    /// [`super::TurnEvent::Refreshed`] and [`super::TurnEvent::RequestFailed`]. Off by
+    /// default: a session needs only the outcomes, a deployment checker wants the steps.
+    pub diagnostics: bool,
 }
 
 impl Default for TurnClientConfig {
@@ -25,6 +34,8 @@ impl Default for TurnClientConfig {
             timing: RetransmitTiming::RFC_8489,
             max_permissions: DEFAULT_TABLE_LIMIT,
             max_channels: DEFAULT_TABLE_LIMIT,
+            stream: false,
+            diagnostics: false,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::error::TurnError;
+use super::request::RequestKind;
 
 /// Something that happened to the allocation, a permission or a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,4 +44,30 @@ pub enum TurnEvent {
     /// The Refresh with LIFETIME 0 was answered (or given up on): the client is closed.
     /// (Added to the agreed API.)
     Deallocated,
+    /// With [`super::TurnClientConfig::diagnostics`]: a 401 or 438 challenge was answered with a new request (RFC 8489 §9.2.5): a
+    /// diagnostic (the first 401 of an Allocate is the normal start of every session).
+    Challenged {
+        /// The request challenged.
+        request: RequestKind,
+        /// 401 (Unauthenticated) or 438 (Stale Nonce).
+        code: u16,
+        /// The REALM of the challenge: the realm the key is derived in.
+        realm: String,
+    },
+    /// With [`super::TurnClientConfig::diagnostics`]: a Refresh of the allocation (not a
+    /// deallocation) succeeded, granting `lifetime`
+    /// (RFC 8656 §8).
+    Refreshed {
+        /// LIFETIME as granted.
+        lifetime: Duration,
+    },
+    /// With [`super::TurnClientConfig::diagnostics`]: a request failed for good, and the cause, next to the event that says what it means for
+    /// the allocation ([`TurnEvent::AllocationFailed`], [`TurnEvent::PermissionFailed`], ...),
+    /// which follows it. A diagnostic: a 403 to a CreatePermission is the server's peer policy.
+    RequestFailed {
+        /// The request.
+        request: RequestKind,
+        /// Why.
+        error: TurnError,
+    },
 }

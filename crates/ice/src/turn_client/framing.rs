@@ -1,5 +1,5 @@
 //! Application data on the client ↔ server leg: Send and Data indications (RFC 8656 §11)
-//! and ChannelData (§12.4). UDP only, so ChannelData carries no padding.
+//! and ChannelData (§12.4), padded on streams (§12.5).
 
 use std::net::SocketAddr;
 
@@ -31,14 +31,22 @@ pub(super) fn send_indication(
     Ok(buf)
 }
 
-/// A ChannelData message (RFC 8656 §12.4): channel number, length, data. `None` when `data`
-/// is too long for the 16-bit length field.
-pub(super) fn channel_data(channel: u16, data: &[u8]) -> Option<Vec<u8>> {
+/// A ChannelData message (RFC 8656 §12.4): channel number, length, data, and with `pad`
+/// zeros up to a multiple of four bytes (§12.5: "over TCP and TLS-over-TCP, the ChannelData
+/// message MUST be padded"; the length field does not count them). `None` when `data` is too
+/// long for the 16-bit length field.
+pub(super) fn channel_data(channel: u16, data: &[u8], pad: bool) -> Option<Vec<u8>> {
     let len = u16::try_from(data.len()).ok()?;
-    let mut out = Vec::with_capacity(4 + data.len());
+    let total = if pad {
+        padded_len(data.len())
+    } else {
+        data.len()
+    };
+    let mut out = Vec::with_capacity(4 + total);
     out.extend_from_slice(&channel.to_be_bytes());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(data);
+    out.resize(4 + total, 0);
     Some(out)
 }
 
@@ -70,7 +78,7 @@ mod tests {
     // RFC 8656 §12.4: 2 bytes channel, 2 bytes length, then the data; no padding on UDP.
     #[test]
     fn channel_data_round_trip() {
-        let framed = channel_data(0x4001, b"hello").unwrap();
+        let framed = channel_data(0x4001, b"hello", false).unwrap();
         assert_eq!(
             framed,
             [0x40, 0x01, 0x00, 0x05, b'h', b'e', b'l', b'l', b'o']
@@ -85,7 +93,24 @@ mod tests {
             None,
             "reserved number"
         );
-        assert_eq!(channel_data(0x4000, &vec![0; 70_000]), None);
+        assert_eq!(channel_data(0x4000, &vec![0; 70_000], false), None);
+    }
+
+    // RFC 8656 §12.5: on TCP and TLS the message is padded to a multiple of 4 bytes, and
+    // the length field still counts the data only.
+    #[test]
+    fn channel_data_is_padded_on_streams() {
+        let framed = channel_data(0x4001, b"hello", true).unwrap();
+        assert_eq!(
+            framed,
+            [0x40, 0x01, 0x00, 0x05, b'h', b'e', b'l', b'l', b'o', 0, 0, 0]
+        );
+        assert_eq!(
+            stun::framing::next_frame(&framed),
+            stun::framing::Frame::ChannelData(12)
+        );
+        assert_eq!(parse_channel_data(&framed), Some((0x4001, &b"hello"[..])));
+        assert_eq!(channel_data(0x4001, b"abcd", true).unwrap().len(), 8);
     }
 
     // RFC 8656 §11.1: a Send indication holds XOR-PEER-ADDRESS and DATA.

@@ -1,4 +1,5 @@
-//! A sans-IO TURN client (RFC 8656) over UDP with long-term credentials (RFC 8489 §9.2).
+//! A sans-IO TURN client (RFC 8656) over UDP, TCP or TLS with long-term credentials (RFC 8489
+//! §9.2).
 //!
 //! [`TurnClient`] holds one allocation on one server: it sends the Allocate at once, answers
 //! the 401 challenge (REALM, NONCE, PASSWORD-ALGORITHMS, USERHASH when the nonce cookie asks
@@ -7,7 +8,10 @@
 //! response to a signed request and discards forged ones, refreshes the allocation (at 80 %
 //! of its lifetime), permissions (300 s) and channels (600 s), frames data as Send
 //! indications or ChannelData, reads Data indications and ChannelData, and deallocates.
-//! Permissions and channels are bounded ([`TurnClientConfig`], 64 each by default).
+//! Permissions and channels are bounded ([`TurnClientConfig`], 64 each by default). Over a
+//! stream (`TurnClientConfig::stream`) ChannelData is padded (RFC 8656 §12.5) and the caller
+//! frames what it reads with `stun::framing`; with `TurnClientConfig::diagnostics` each
+//! challenge, refresh and failed request is reported too (what `turnpike check` prints).
 //!
 //! Like the rest of the crate it owns no socket, never calls `Instant::now()` and draws its
 //! randomness (transaction ids) from a `StdRng` seeded by the caller.
@@ -63,4 +67,5 @@ pub use credentials::TurnCredentials;
 pub use error::TurnError;
 pub use event::TurnEvent;
 pub use permissions::PERMISSION_LIFETIME;
+pub use request::RequestKind as TurnRequest;
 pub use transmit::{TurnInput, TurnTransmit};

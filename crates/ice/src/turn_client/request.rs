@@ -9,9 +9,10 @@ use stun::{Class, EncodeError, MessageType, MessageWriter, Method, TransactionId
 use super::credentials::Auth;
 use crate::request::MAX_REQUEST_LEN;
 
-/// What a request asks for.
+/// What a request asks for; events name the request they concern with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RequestKind {
+#[non_exhaustive]
+pub enum RequestKind {
     /// Allocate a UDP relayed address (RFC 8656 §7.1).
     Allocate,
     /// Refresh the allocation with the server's default lifetime (§8).

@@ -9,10 +9,10 @@ mod harness;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use harness::{addr, alice, five_tuple, Net, ServerSetup, CLIENT, PEER, RELAY_IP, SERVER};
+use harness::{addr, alice, five_tuple, Net, ServerSetup, CLIENT, PEER, REALM, RELAY_IP, SERVER};
 use ice::{
     RetransmitTiming, TurnClient, TurnClientConfig, TurnCredentials, TurnError, TurnEvent,
-    TurnInput,
+    TurnInput, TurnRequest,
 };
 use proptest::prelude::*;
 use stun::attributes::{
@@ -728,4 +728,64 @@ fn unusable_server_packets_are_dropped() {
     );
     net.pump();
     assert_eq!(net.events.len(), 1, "{:?}", net.events);
+}
+
+// With `diagnostics`, the course of each request is reported too (what `turnpike check`
+// prints): RFC 8489 §9.2.5's 401 challenge with its realm, a Refresh's granted lifetime (RFC
+// 8656 §8), and the cause of a refused CreatePermission (§9.1: 403 from the peer policy).
+#[test]
+fn diagnostics_report_challenges_refreshes_and_failures() {
+    let config = TurnClientConfig {
+        diagnostics: true,
+        ..TurnClientConfig::default()
+    };
+    let mut net = Net::new(ServerSetup::default(), alice(), config);
+    net.pump();
+    assert!(
+        matches!(
+            net.events.as_slice(),
+            [
+                TurnEvent::Challenged { request: TurnRequest::Allocate, code: 401, realm },
+                TurnEvent::Allocated { .. },
+            ] if realm == REALM
+        ),
+        "{:?}",
+        net.events
+    );
+    net.events.clear();
+    net.client.refresh(net.now);
+    net.pump();
+    assert!(
+        matches!(net.events.as_slice(), [TurnEvent::Refreshed { lifetime }] if !lifetime.is_zero()),
+        "{:?}",
+        net.events
+    );
+    net.events.clear();
+    let forbidden = addr("127.0.0.1:4000");
+    net.client.create_permission(net.now, forbidden);
+    net.pump();
+    match net.events.as_slice() {
+        [TurnEvent::RequestFailed { request, error }, TurnEvent::PermissionFailed { peer }] => {
+            assert_eq!(*request, TurnRequest::CreatePermission { peer: forbidden });
+            assert_eq!(error.code(), Some(403));
+            assert_eq!(*peer, forbidden.ip());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// RFC 8656 §12.5: over TCP and TLS, ChannelData is padded to a multiple of four bytes.
+#[test]
+fn channel_data_is_padded_on_a_stream() {
+    let config = TurnClientConfig {
+        stream: true,
+        ..TurnClientConfig::default()
+    };
+    let mut net = Net::new(ServerSetup::default(), alice(), config);
+    net.allocate();
+    net.client.bind_channel(net.now, addr(PEER));
+    net.pump();
+    let framed = net.client.send_to(net.now, addr(PEER), b"hello");
+    assert_eq!(&framed.payload[..4], &[0x40, 0x00, 0x00, 0x05]);
+    assert_eq!(framed.payload.len(), 12, "5 bytes of data padded to 8");
 }

@@ -34,7 +34,7 @@ pub enum Urls {
 }
 
 impl Urls {
-    fn iter(&self) -> impl Iterator<Item = &str> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
         let urls: &[String] = match self {
             Urls::One(url) => std::slice::from_ref(url),
             Urls::Many(urls) => urls,

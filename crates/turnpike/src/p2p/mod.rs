@@ -14,7 +14,7 @@
 //!    whose fingerprint the other announced ([`identity`]); the offerer is the QUIC client;
 //! 5. a file transfer with an end-to-end SHA-256 check, or a chat ([`transfer`]).
 
-mod ice_servers;
+pub(crate) mod ice_servers;
 mod identity;
 mod path;
 mod signaling;

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rustls::RootCertStore;
 use tokio_tungstenite::Connector;
 
 /// The WebSocket handshake is an HTTP/1.1 request (RFC 6455 §4.1).
@@ -16,17 +15,7 @@ const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 
 /// A connector for `wss://` URLs trusting `ca_file`'s certificates, or the public CAs.
 pub fn connector(ca_file: Option<&Path>) -> anyhow::Result<Connector> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        Some(path) => {
-            for cert in crate::tls::read_certs(path, "--ca-file")? {
-                roots.add(cert).with_context(|| {
-                    format!("--ca-file {}: unusable certificate", path.display())
-                })?;
-            }
-        }
-    }
+    let roots = crate::tls::client_roots(ca_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

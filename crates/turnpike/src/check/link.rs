@@ -1,0 +1,160 @@
+//! One client ↔ server leg of `turnpike check`: a UDP socket, a TCP connection or a TLS
+//! session, sending and receiving whole STUN / ChannelData messages. Streams are cut into
+//! messages with `stun::framing` (RFC 8489 §6.2.2, RFC 8656 §12.5).
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use stun::framing::{next_frame, Frame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+use crate::client_args::is_transient;
+
+/// A byte stream to the server: TCP, or TLS over TCP.
+pub trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> StreamIo for T {}
+
+/// One leg to the server.
+pub enum Link {
+    /// A UDP socket connected to the server.
+    Udp {
+        /// The socket.
+        socket: UdpSocket,
+        /// The server.
+        server: SocketAddr,
+        /// ICMP errors seen (port unreachable: nothing listens there).
+        refused: u32,
+    },
+    /// A TCP or TLS stream.
+    Stream {
+        /// The stream.
+        io: Box<dyn StreamIo>,
+        /// The server.
+        server: SocketAddr,
+        /// Bytes read and not yet cut into a message.
+        buf: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Link::Udp { server, .. } => write!(f, "Link::Udp({server})"),
+            Link::Stream { server, .. } => write!(f, "Link::Stream({server})"),
+        }
+    }
+}
+
+impl Link {
+    /// A UDP socket on the wildcard address of `server`'s family, connected to it: Linux
+    /// reports ICMP errors (port unreachable) only on connected sockets, and the server is
+    /// the only source a TURN client listens to anyway.
+    pub async fn udp(server: SocketAddr) -> io::Result<Link> {
+        let bind: SocketAddr = match server {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = UdpSocket::bind(bind).await?;
+        socket.connect(server).await?;
+        Ok(Link::Udp {
+            socket,
+            server,
+            refused: 0,
+        })
+    }
+
+    /// A connected stream.
+    pub fn stream(io: Box<dyn StreamIo>, server: SocketAddr) -> Link {
+        Link::Stream {
+            io,
+            server,
+            buf: Vec::new(),
+        }
+    }
+
+    /// True for TCP and TLS.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Link::Stream { .. })
+    }
+
+    /// ICMP "port unreachable" errors seen on a UDP socket.
+    pub fn refused(&self) -> u32 {
+        match self {
+            Link::Udp { refused, .. } => *refused,
+            Link::Stream { .. } => 0,
+        }
+    }
+
+    /// Sends one message to the server.
+    pub async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Udp {
+                socket, refused, ..
+            } => match socket.send(payload).await {
+                Ok(_) => Ok(()),
+                Err(error) if is_transient(&error) => {
+                    *refused += 1;
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
+            Link::Stream { io, .. } => {
+                io.write_all(payload).await?;
+                io.flush().await
+            }
+        }
+    }
+
+    /// Receives the next message and where it came from. Cancel-safe: bytes of a stream
+    /// are kept until a whole message is there.
+    pub async fn recv(&mut self) -> io::Result<(SocketAddr, Vec<u8>)> {
+        match self {
+            Link::Udp {
+                socket,
+                server,
+                refused,
+            } => {
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    match socket.recv(&mut buf).await {
+                        Ok(len) => {
+                            buf.truncate(len);
+                            return Ok((*server, buf));
+                        }
+                        // Linux reports an ICMP port unreachable on the next receive.
+                        Err(error) if is_transient(&error) => *refused += 1,
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            Link::Stream { io, server, buf } => loop {
+                match next_frame(buf) {
+                    Frame::Stun(len) | Frame::ChannelData(len) => {
+                        let rest = buf.split_off(len);
+                        let frame = std::mem::replace(buf, rest);
+                        return Ok((*server, frame));
+                    }
+                    Frame::Invalid => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the server sent bytes that are neither STUN nor ChannelData",
+                        ))
+                    }
+                    Frame::Incomplete => {}
+                }
+                let mut chunk = [0u8; 4096];
+                // `read` is cancel-safe: nothing is consumed unless it returns.
+                let read = io.read(&mut chunk).await?;
+                if read == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection",
+                    ));
+                }
+                buf.extend_from_slice(&chunk[..read]);
+            },
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Reaching the server: DNS, the connection (TCP, TLS with its certificate), a Binding, and
+//! the other address family of the name.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use super::super::args::Transport;
+use super::super::diagnosis::CERT_WARN_DAYS;
+use super::super::link::Link;
+use super::super::report::{Outcome, Verdict};
+use super::super::session::binding;
+use super::{Run, Stop};
+
+/// DNS: the first address of the wanted family.
+pub(super) async fn resolve(run: &mut Run<'_>) -> Result<(SocketAddr, Option<SocketAddr>), Stop> {
+    let started = Instant::now();
+    let (host, port) = (run.target.host.clone(), run.target.port);
+    let wanted = |a: &SocketAddr| match run.settings.ipv4_only {
+        Some(v4) => a.is_ipv4() == v4,
+        None => true,
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let address = SocketAddr::new(ip, port);
+        if !wanted(&address) {
+            return Err(run.fail(
+                "dns",
+                started,
+                format!("{ip} is not of the family asked for"),
+                Outcome::Unreachable,
+            ));
+        }
+        run.ok("dns", started, format!("{ip} (literal)"));
+        return Ok((address, None));
+    }
+    let lookup = tokio::time::timeout(
+        run.settings.timeout,
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await;
+    let addresses: Vec<SocketAddr> = match lookup {
+        Ok(Ok(found)) => found.collect(),
+        Ok(Err(error)) => {
+            run.evidence.dns_error = Some(error.to_string());
+            return Err(run.fail("dns", started, error.to_string(), Outcome::Unreachable));
+        }
+        Err(_) => {
+            run.evidence.dns_error = Some("no answer".into());
+            return Err(run.fail("dns", started, "no answer".into(), Outcome::Unreachable));
+        }
+    };
+    let listed: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+    let Some(chosen) = addresses.iter().copied().find(wanted) else {
+        let family = if run.settings.ipv4_only == Some(true) {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        let detail = format!("no {family} address (has {})", listed.join(", "));
+        run.evidence.dns_error = Some(detail.clone());
+        return Err(run.fail("dns", started, detail, Outcome::Unreachable));
+    };
+    run.ok("dns", started, listed.join(", "));
+    // Without -4 or -6, the other family is tried too: a name whose A or AAAA record leads
+    // nowhere makes the clients that try it first wait.
+    let other = match run.settings.ipv4_only {
+        None => addresses
+            .into_iter()
+            .find(|a| a.is_ipv4() != chosen.is_ipv4()),
+        Some(_) => None,
+    };
+    Ok((chosen, other))
+}
+
+/// The address of the other family, once the first one answered: a warning when it does not.
+pub(super) async fn other_family(run: &mut Run<'_>, other: SocketAddr, first: SocketAddr) {
+    let started = Instant::now();
+    if reach_quietly(run, other).await.is_some() {
+        run.ok("other family", started, format!("{other} answers too"));
+    } else {
+        run.record(
+            "other family",
+            Verdict::Warn,
+            started,
+            format!("no answer from {other}"),
+        );
+        run.evidence.silent_family = Some((other, first));
+    }
+}
+
+/// Connects to `server` and has a Binding answered, recording nothing; at most two seconds.
+pub(super) async fn reach_quietly(run: &Run<'_>, server: SocketAddr) -> Option<Link> {
+    let timeout = run.settings.timeout.min(Duration::from_secs(2));
+    let mut link = match run.target.transport {
+        Transport::Udp => Link::udp(server).await.ok()?,
+        transport => {
+            let connect = TcpStream::connect(server);
+            let tcp = tokio::time::timeout(timeout, connect).await.ok()?.ok()?;
+            if transport == Transport::Tcp {
+                Link::stream(Box::new(tcp), server)
+            } else {
+                let unix_now = run.evidence.unix_now as i64;
+                let handshake = run.settings.tls.handshake(tcp, &run.target.host, unix_now);
+                let stream = tokio::time::timeout(timeout, handshake)
+                    .await
+                    .ok()?
+                    .ok()?
+                    .stream?;
+                Link::stream(Box::new(stream), server)
+            }
+        }
+    };
+    match binding(&mut link, server, timeout).await {
+        Ok(Ok(_)) => Some(link),
+        _ => None,
+    }
+}
+
+/// A link to the server: a UDP socket, a TCP connection, or a TLS session. Only the first
+/// one is recorded as steps (connect, tls).
+pub(super) async fn connect(
+    run: &mut Run<'_>,
+    server: SocketAddr,
+    record: bool,
+) -> Result<Link, Stop> {
+    let timeout = run.settings.timeout;
+    if run.target.transport == Transport::Udp {
+        return Link::udp(server).await.map_err(|error| {
+            run.fail(
+                "connect",
+                Instant::now(),
+                format!("cannot bind a UDP socket: {error}"),
+                Outcome::Unreachable,
+            )
+        });
+    }
+    let started = Instant::now();
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(error)) => {
+            run.evidence.connect_refused = error.kind() == std::io::ErrorKind::ConnectionRefused;
+            return Err(run.fail("connect", started, error.to_string(), Outcome::Unreachable));
+        }
+        Err(_) => {
+            run.evidence.connect_timeout = true;
+            return Err(run.fail("connect", started, "no answer".into(), Outcome::Unreachable));
+        }
+    };
+    // Small STUN messages go out at once.
+    let _ = tcp.set_nodelay(true);
+    if record {
+        run.ok("connect", started, format!("TCP to {server}"));
+    }
+    if run.target.transport == Transport::Tcp {
+        return Ok(Link::stream(Box::new(tcp), server));
+    }
+    tls(run, tcp, server, record).await
+}
+
+/// The TLS handshake over `tcp`; recorded (certificate, verdict) with `record`.
+async fn tls(
+    run: &mut Run<'_>,
+    tcp: TcpStream,
+    server: SocketAddr,
+    record: bool,
+) -> Result<Link, Stop> {
+    let started = Instant::now();
+    let unix_now = run.evidence.unix_now as i64;
+    let handshake = run.settings.tls.handshake(tcp, &run.target.host, unix_now);
+    let handshake = match tokio::time::timeout(run.settings.timeout, handshake).await {
+        Ok(Ok(handshake)) => handshake,
+        Ok(Err(error)) => return Err(run.fail("tls", started, format!("{error:#}"), Outcome::Tls)),
+        Err(_) => return Err(run.fail("tls", started, "no handshake".into(), Outcome::Tls)),
+    };
+    let mut detail = String::new();
+    if let Some(cert) = handshake.certificate.as_ref().filter(|_| record) {
+        run.evidence.cert_names = cert.names.clone();
+        run.evidence.cert_days = Some(cert.expires_in_days);
+        detail = format!(
+            "certificate for {}, expires in {} days, chain of {}",
+            cert.names.join(", "),
+            cert.expires_in_days,
+            cert.chain_len
+        );
+        run.facts.certificate = Some(cert.clone());
+        run.evidence.cert_problem = handshake.problem;
+    }
+    let Some(stream) = handshake.stream else {
+        let mut error = handshake.error.unwrap_or_default();
+        if !detail.is_empty() {
+            error = format!("{error}; {detail}");
+        }
+        return Err(run.fail("tls", started, error, Outcome::Tls));
+    };
+    if record {
+        let expiring = run.evidence.cert_days.is_some_and(|d| d < CERT_WARN_DAYS);
+        let verdict = if handshake.problem.is_some() || expiring {
+            Verdict::Warn
+        } else {
+            Verdict::Ok
+        };
+        if let Some(error) = handshake.certificate.and_then(|c| c.error) {
+            detail = format!("{error} (--insecure: going on); {detail}");
+        }
+        run.record("tls", verdict, started, detail);
+    }
+    Ok(Link::stream(Box::new(stream), server))
+}
+
+/// Binding (RFC 8489 §6): the server answers and tells our mapped address.
+pub(super) async fn binding_step(
+    run: &mut Run<'_>,
+    link: &mut Link,
+    server: SocketAddr,
+) -> Result<(), Stop> {
+    let started = Instant::now();
+    let result = binding(link, server, run.settings.timeout).await;
+    run.evidence.icmp_refused = link.refused() > 0;
+    match result {
+        Ok(Ok(response)) => {
+            run.facts.mapped = Some(response.mapped);
+            let software = response
+                .software
+                .as_deref()
+                .map_or_else(String::new, |s| format!(", software \"{s}\""));
+            run.ok(
+                "binding",
+                started,
+                format!("mapped {}{software}", response.mapped),
+            );
+            Ok(())
+        }
+        Ok(Err(error)) if matches!(error, ice::TransactionError::Timeout { .. }) => {
+            run.evidence.no_answer = true;
+            Err(run.fail("binding", started, error.to_string(), Outcome::Unreachable))
+        }
+        // An error response still proves a STUN server is there; TURN may work.
+        Ok(Err(error)) => {
+            run.record("binding", Verdict::Warn, started, error.to_string());
+            Ok(())
+        }
+        Err(error) => Err(run.fail(
+            "binding",
+            started,
+            format!("{error:#}"),
+            Outcome::Unreachable,
+        )),
+    }
+}
