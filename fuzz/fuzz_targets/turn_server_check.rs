@@ -232,7 +232,10 @@ impl World {
         );
         match outcome {
             ClientOutcome::Nothing => {}
-            ClientOutcome::Reply(transmit) => {
+            ClientOutcome::Reply(transmit)
+            | ClientOutcome::ConnectionBound {
+                reply: transmit, ..
+            } => {
                 assert_eq!(transmit.to, five_tuple.client, "a reply to someone else");
                 assert!(transmit.len <= out.len());
                 self.check_reply(source, packet, &out[..transmit.len]);

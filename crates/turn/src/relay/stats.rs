@@ -246,6 +246,9 @@ pub struct TurnStats {
     pub permissions: u64,
     /// Channel bindings now, counting those in their cool-down (filled in likewise).
     pub channels: u64,
+    /// Peer TCP connections of TCP allocations (RFC 6062), connecting, waiting for their
+    /// ConnectionBind or spliced (filled in likewise).
+    pub peer_connections: u64,
     /// Packets relayed, by [`Direction`] and client transport.
     pub packets: [[u64; TRANSPORTS.len()]; 2],
     /// Payload bytes relayed (application data, without TURN framing), likewise.
@@ -336,6 +339,7 @@ impl TurnStats {
         sum(&mut self.drops, &other.drops);
         self.permissions += other.permissions;
         self.channels += other.channels;
+        self.peer_connections += other.peer_connections;
         self.lifetimes.add(&other.lifetimes);
     }
 }
