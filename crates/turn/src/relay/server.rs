@@ -266,10 +266,11 @@ impl TurnServer {
             return self.drop_client_packet(cause);
         }
         // RFC 8489 §6.3 / §9.2.4: authentication first, then unknown attributes.
-        let authenticated = self.auth.authenticate(
+        let authenticated = self.auth.authenticate_also_for(
             now,
             unix_now,
             five_tuple.client,
+            self.control_connection_of(&message),
             five_tuple.transport,
             &message,
         );

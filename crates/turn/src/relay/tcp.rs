@@ -265,6 +265,21 @@ impl TurnServer {
         }
     }
 
+    /// For a ConnectionBind over TCP/TLS, the client address of the control connection of
+    /// the allocation its CONNECTION-ID names: the nonce issued there is accepted too (see
+    /// [`crate::auth::Authenticator::authenticate_also_for`]).
+    pub(super) fn control_connection_of(&self, message: &Message<'_>) -> Option<SocketAddr> {
+        if message.header().message_type.method != Method::CONNECTION_BIND {
+            return None;
+        }
+        let Some(Ok(ConnectionIdAttribute(raw))) = message.get::<ConnectionIdAttribute>() else {
+            return None;
+        };
+        let allocation = self.tcp_owner.get(&ConnectionId(raw))?;
+        let control = self.allocations.get(allocation)?.five_tuple;
+        control.transport.is_stream().then_some(control.client)
+    }
+
     /// Peer data connections of this core, in any state (a gauge for metrics).
     pub fn peer_connections(&self) -> usize {
         self.tcp_owner.len()

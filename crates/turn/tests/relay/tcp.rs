@@ -389,3 +389,43 @@ fn no_datagrams_on_a_tcp_allocation() {
     assert_eq!(bind, 400);
     let _ = UDP;
 }
+
+// RFC 6062 §4.3: the data connection authenticates "with the same method and credentials as
+// for the control connection". coturn's client sends the control connection's nonce on it
+// and does not retry after a 438, so that nonce is accepted for a ConnectionBind naming a
+// connection of that allocation — and for nothing else from another port.
+#[test]
+fn connection_bind_accepts_the_control_connections_nonce() {
+    let mut world = World::new(config());
+    let (mut client, _) = tcp_allocation(&mut world);
+    let id = connected(&mut world, &mut client, PEER);
+    let borrowed = |port| Client {
+        nonce: client.nonce.clone(),
+        ..Client::new(tcp_client(port), "alice", "alice-pass")
+    };
+    // Another request from another port with that nonce: stale.
+    let stranger = borrowed(7100);
+    let tid = world.tid();
+    let (_, reply) = world.feed(
+        stranger.five_tuple,
+        &stranger.encode(Method::REFRESH, tid, &[]),
+    );
+    assert_eq!(code(&reply), 438);
+    // A ConnectionBind for an unknown id: stale too (no control connection to match).
+    let unknown = [AnyAttribute::ConnectionId(ConnectionIdAttribute(id.0 ^ 1))];
+    let tid = world.tid();
+    let (_, reply) = world.feed(
+        stranger.five_tuple,
+        &stranger.encode(Method::CONNECTION_BIND, tid, &unknown),
+    );
+    assert_eq!(code(&reply), 438);
+    let data = borrowed(7101);
+    let attrs = [AnyAttribute::ConnectionId(ConnectionIdAttribute(id.0))];
+    let tid = world.tid();
+    let (outcome, reply) = world.feed(
+        data.five_tuple,
+        &data.encode(Method::CONNECTION_BIND, tid, &attrs),
+    );
+    assert_eq!(code(&reply), 0);
+    assert!(matches!(outcome, ClientOutcome::ConnectionBound { .. }));
+}
