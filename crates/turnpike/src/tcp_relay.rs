@@ -274,16 +274,22 @@ impl Splice {
                 peer.write_all(early).await?;
             }
             tokio::select! {
-                copied = tokio::io::copy_bidirectional(&mut client, &mut peer) => copied.map(|_| ()),
-                () = self.stop.notified() => Ok(()),
+                copied = tokio::io::copy_bidirectional(&mut client, &mut peer) => copied.map(Some),
+                // The core closed the pair: its allocation is gone, and its traffic with it.
+                () = self.stop.notified() => Ok(None),
             }
         }
         .await;
-        if let Err(e) = result {
-            debug!(connection = %id, error = %e, "TCP relay connection ended");
-        }
         let mut state = lock(&self.owner);
         let state = &mut *state;
+        match result {
+            Ok(Some((to_peer, to_client))) => {
+                let early = early.len() as u64;
+                state.core.tcp_relayed(id, to_peer + early, to_client);
+            }
+            Ok(None) => {}
+            Err(e) => debug!(connection = %id, error = %e, "TCP relay connection ended"),
+        }
         state.relays.tcp.close(id);
         state.core.tcp_connection_closed(id);
     }

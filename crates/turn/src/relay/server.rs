@@ -316,7 +316,14 @@ impl TurnServer {
         }
         let len = match message_type.method {
             Method::ALLOCATE => self.allocate(now, five_tuple, &message, &auth, out, sockets),
-            Method::CONNECT => self.connect(now, five_tuple, &message, &auth, out, sockets),
+            Method::CONNECT => {
+                let len = self.connect(now, five_tuple, &message, &auth, out, sockets);
+                if len.is_none() {
+                    // Answered (and counted) when the driver reports, or at the timeout.
+                    return ClientOutcome::Nothing;
+                }
+                len
+            }
             Method::REFRESH => self.refresh(now, five_tuple, &message, &auth, out, sockets),
             Method::CREATE_PERMISSION => {
                 self.create_permission(now, five_tuple, &message, &auth, out)

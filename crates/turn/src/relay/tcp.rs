@@ -231,6 +231,18 @@ impl TurnServer {
         self.drop_connection(id);
     }
 
+    /// Adds what a spliced pair relayed (bytes each way, as the driver counted them) to its
+    /// allocation's session traffic. Packets are not counted: a byte stream has none.
+    pub fn tcp_relayed(&mut self, id: ConnectionId, to_peer: u64, to_client: u64) {
+        let Some(allocation) = self.tcp_owner.get(&id) else {
+            return;
+        };
+        if let Some(a) = self.allocations.get_mut(allocation) {
+            a.session.traffic.to_peer.bytes += to_peer;
+            a.session.traffic.to_client.bytes += to_client;
+        }
+    }
+
     /// Closes the connections of allocation `id` whose deadline passed: a Connect not
     /// answered by the driver in time gets 447, a connection not bound is closed.
     pub(super) fn expire_connections(
@@ -368,6 +380,7 @@ impl TurnServer {
         };
         if let Some(len) = len {
             out.truncate(len);
+            self.stats.answered(Method::CONNECT, Some(&out));
             self.control.push_back(ControlMessage { to, bytes: out });
         }
     }

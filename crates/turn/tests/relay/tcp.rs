@@ -429,3 +429,72 @@ fn connection_bind_accepts_the_control_connections_nonce() {
     assert_eq!(code(&reply), 0);
     assert!(matches!(outcome, ClientOutcome::ConnectionBound { .. }));
 }
+
+// As for UDP (RFC 8656 §21.2.1, "the server's own addresses"): a Connect never reaches one of
+// the server's service ports, here its TURN port on the relay IP, even with a permission.
+#[test]
+fn connect_to_a_service_port_of_the_server_is_403() {
+    let mut world = World::new(TurnConfig {
+        service_ports: vec![3478],
+        ..config()
+    });
+    let (mut client, _) = tcp_allocation(&mut world);
+    let own = "203.0.113.10:3478";
+    assert_eq!(
+        permit(&mut world, &mut client, &[own]),
+        0,
+        "the relay IP is a peer"
+    );
+    assert_eq!(code(&connect(&mut world, &client, own).unwrap()), 403);
+    assert!(world.sockets.connecting.is_empty());
+}
+
+// Connect answers are counted when they are sent, deferred ones included.
+#[test]
+fn connect_answers_are_counted() {
+    use turn::relay::stats::{METHODS, RESPONSE_CODES};
+    let mut world = World::new(config());
+    let (mut client, _) = tcp_allocation(&mut world);
+    connected(&mut world, &mut client, PEER);
+    assert_eq!(permit(&mut world, &mut client, &["203.0.113.51:1"]), 0);
+    assert!(connect(&mut world, &client, "203.0.113.51:1").is_none());
+    let (id, _, _) = *world.sockets.connecting.last().unwrap();
+    world.server.tcp_connect_result(world.now, id, false);
+    assert_eq!(code(&connect(&mut world, &client, PEER).unwrap()), 446);
+    let stats = world.server.stats();
+    let method = METHODS
+        .iter()
+        .position(|(_, name)| *name == "connect")
+        .unwrap();
+    let count = |label: &str| {
+        let i = RESPONSE_CODES.iter().position(|c| *c == label).unwrap();
+        stats.requests[method][i]
+    };
+    assert_eq!((count("success"), count("447"), count("446")), (1, 1, 1));
+    assert_eq!(
+        count("none"),
+        0,
+        "a deferred answer is not a dropped request"
+    );
+    assert_eq!(stats.peer_connections, 1);
+}
+
+// What a spliced pair relayed shows in its allocation's session traffic (bytes only).
+#[test]
+fn relayed_bytes_count_in_the_session() {
+    let mut world = World::new(config());
+    let (mut client, _) = tcp_allocation(&mut world);
+    let id = connected(&mut world, &mut client, PEER);
+    let (outcome, _) = bind_data(&mut world, 7001, ("alice", "alice-pass"), id);
+    assert!(matches!(outcome, ClientOutcome::ConnectionBound { .. }));
+    world.server.tcp_relayed(id, 1000, 2500);
+    world.server.tcp_connection_closed(id);
+    world.server.tcp_relayed(id, 7, 7); // after the close: nobody to charge
+    let sessions = world.server.sessions(world.now);
+    let traffic = sessions[0].traffic;
+    assert_eq!(
+        (traffic.to_peer.bytes, traffic.to_client.bytes),
+        (1000, 2500)
+    );
+    assert_eq!(world.server.peer_connections(), 0);
+}
