@@ -12,16 +12,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use stun::attributes::{
-    ConnectionId, ErrorCode, Nonce, PasswordAlgorithmId, Realm, RequestedTransport, Username,
-    XorPeerAddress, XorRelayedAddress,
+    ConnectionId, ErrorCode, Nonce, PasswordAlgorithmId, RequestedTransport, XorPeerAddress,
+    XorRelayedAddress,
 };
-use stun::{
-    AnyAttribute, Class, LongTermKey, Message, MessageType, MessageWriter, Method, TransactionId,
-};
+use stun::{AnyAttribute, Class, LongTermKey, Message, MessageType, Method, TransactionId};
 
 mod common;
 
-use common::Server;
+use common::{request_bytes, Server, Signer};
 
 const REALM: &str = "tcp-relay.test";
 /// Generous for a loaded 2-core machine: nothing here waits on a timer of the server's.
@@ -95,21 +93,13 @@ impl StunTcp {
         let mut id = [7u8; 12];
         id[..4].copy_from_slice(&self.next_tid.to_be_bytes());
         let tid = TransactionId(id);
-        let mut buf = vec![0u8; 1024];
-        let mut w =
-            MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid).unwrap();
-        for a in attributes {
-            w.add_any(a).unwrap();
-        }
-        if let Some(nonce) = &self.nonce {
-            w.add(&Username("alice")).unwrap();
-            w.add(&Realm(REALM)).unwrap();
-            w.add(&Nonce(nonce)).unwrap();
-            w.add_message_integrity(self.key.as_bytes()).unwrap();
-        }
-        let len = w.finish();
-        buf.truncate(len);
-        (tid, buf)
+        let signer = self.nonce.as_deref().map(|nonce| Signer {
+            username: "alice",
+            realm: REALM,
+            nonce,
+            key: &self.key,
+        });
+        (tid, request_bytes(method, tid, attributes, signer))
     }
 
     /// The response to `tid`, keeping the indications that come before it.
