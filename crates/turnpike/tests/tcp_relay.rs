@@ -333,9 +333,15 @@ fn peer_connects_in() {
     let mut pong = [0u8; 4];
     peer.read_exact(&mut pong).unwrap();
     assert_eq!(&pong, b"pong");
-    // RFC 6062 §5.5: the peer closing closes the client data connection.
+    // RFC 6062 §5.5: the peer closing closes the client data connection...
     drop(peer);
     assert!(closed_within(&mut data, IO_TIMEOUT));
+    // ... and the client data connection closing closes the peer's.
+    let mut peer = TcpStream::connect(relay).unwrap();
+    let attempt = control.indication();
+    let data = bind_data(&server, connection_id(&attempt)).unwrap();
+    drop(data);
+    assert!(closed_within(&mut peer, IO_TIMEOUT));
 }
 
 // RFC 6062 §5.3: a peer with no permission is closed at once, and the client hears nothing.

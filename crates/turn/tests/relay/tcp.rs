@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stun::attributes::{ConnectionId as ConnectionIdAttribute, EvenPort, XorPeerAddress};
+use stun::attributes::{
+    ConnectionId as ConnectionIdAttribute, DontFragment, EvenPort, ReservationToken,
+    XorPeerAddress, XorRelayedAddress,
+};
 use stun::{AnyAttribute, Class, Message, Method};
 use turn::relay::{
     ClientOutcome, ConnectionId, ControlMessage, TurnConfig, BIND_TIMEOUT, CONNECT_TIMEOUT,
@@ -93,7 +96,12 @@ fn connected(world: &mut World, client: &mut Client, to: &str) -> ConnectionId {
 #[test]
 fn tcp_allocate_listens_on_the_relayed_address() {
     let mut world = World::new(config());
-    let (_, relay) = tcp_allocation(&mut world);
+    let mut client = Client::new(tcp_client(5000), "alice", "alice-pass");
+    let reply = client.request(&mut world, Method::ALLOCATE, &[TCP]);
+    assert_eq!(code(&reply), 0);
+    let m = Message::decode(&reply).unwrap();
+    let relay = m.get::<XorRelayedAddress>().unwrap().unwrap().0;
+    assert!(m.get::<ReservationToken>().is_none());
     assert!(world.sockets.listening.contains(&relay));
     assert!(world.sockets.open.is_empty(), "no UDP relay socket");
 }
@@ -116,6 +124,23 @@ fn tcp_allocate_refusals() {
         code(&tcp.request(&mut world, Method::ALLOCATE, &[TCP, even])),
         400
     );
+    // With a server that can honour DONT-FRAGMENT (else it is a 420 before anything else).
+    let mut df_world = World::new(TurnConfig {
+        dont_fragment: true,
+        ..config()
+    });
+    let mut df = Client::new(tcp_client(5002), "alice", "alice-pass");
+    let dont_fragment = AnyAttribute::DontFragment(DontFragment);
+    assert_eq!(
+        code(&df.request(&mut df_world, Method::ALLOCATE, &[TCP, dont_fragment])),
+        400
+    );
+    let token = AnyAttribute::ReservationToken(ReservationToken([1; 8]));
+    assert_eq!(
+        code(&df.request(&mut df_world, Method::ALLOCATE, &[TCP, token])),
+        400
+    );
+    assert!(df_world.sockets.listening.is_empty());
     let sctp = AnyAttribute::RequestedTransport(RequestedTransport(132));
     assert_eq!(
         code(&tcp.request(&mut world, Method::ALLOCATE, &[sctp])),
@@ -296,6 +321,17 @@ fn connection_bind() {
     ));
     let (_, again) = bind_data(&mut world, 7005, ("alice", "alice-pass"), id);
     assert_eq!(again, 400, "bound already");
+    // §5.2: 446 also while the connection is active.
+    assert_eq!(code(&connect(&mut world, &client, PEER).unwrap()), 446);
+    // §5.4: no CONNECTION-ID at all.
+    let mut bare = Client::new(tcp_client(7006), "alice", "alice-pass");
+    bare.learn_nonce(&mut world);
+    let tid = world.tid();
+    let (_, reply) = world.feed(
+        bare.five_tuple,
+        &bare.encode(Method::CONNECTION_BIND, tid, &[]),
+    );
+    assert_eq!(code(&reply), 400);
     // Bound connections have no deadline: nothing closes them but the allocation's end.
     world.advance(BIND_TIMEOUT * 2);
     assert!(world.sockets.closed_tcp.is_empty());
@@ -497,4 +533,28 @@ fn relayed_bytes_count_in_the_session() {
         (1000, 2500)
     );
     assert_eq!(world.server.peer_connections(), 0);
+}
+
+// RFC 6062 §5.5: "If the allocation associated with a data connection expires, the data
+// connection MUST be closed" — bound or not.
+#[test]
+fn allocation_expiry_closes_its_connections() {
+    let mut world = World::new(config());
+    let (mut client, relay) = tcp_allocation(&mut world);
+    let bound = connected(&mut world, &mut client, PEER);
+    let (outcome, _) = bind_data(&mut world, 7001, ("alice", "alice-pass"), bound);
+    assert!(matches!(outcome, ClientOutcome::ConnectionBound { .. }));
+    // Keep the allocation's permission alive, and a second connection pending, until the end.
+    world.advance(Duration::from_secs(290));
+    assert_eq!(permit(&mut world, &mut client, &[PEER]), 0);
+    world.advance(Duration::from_secs(290));
+    let pending = connected(&mut world, &mut client, "203.0.113.50:8001");
+    assert!(world.sockets.closed_tcp.is_empty());
+    world.advance(Duration::from_secs(21)); // 601 s: the default 600 s lifetime is over
+    let mut closed = world.sockets.closed_tcp.clone();
+    closed.sort();
+    let mut expected = vec![bound, pending];
+    expected.sort();
+    assert_eq!(closed, expected);
+    assert!(!world.sockets.listening.contains(&relay));
 }
