@@ -59,6 +59,7 @@ impl Relays {
 /// What an allocation relays to its peers: UDP datagrams (RFC 8656) or TCP connections
 /// (RFC 6062, REQUESTED-TRANSPORT 6).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RelayTransport {
     /// A UDP relay socket per relayed address.
     #[default]

@@ -8,6 +8,10 @@
 //!   [`TurnServer::handle_peer`]; it writes the ChannelData header or the Data indication
 //!   around the payload in place and says which client to send `buf[range]` to.
 //! - Timers: call [`TurnServer::handle_timeout`] at [`TurnServer::poll_timeout`].
+//! - TCP allocations (RFC 6062): the driver reports connections with
+//!   [`TurnServer::tcp_connect_result`], [`TurnServer::tcp_peer_accepted`] and
+//!   [`TurnServer::tcp_connection_closed`], and sends what
+//!   [`TurnServer::poll_control_message`] gives to control connections (see `tcp.rs`).
 //!
 //! Relay sockets are opened and closed through the [`RelaySockets`] the I/O layer passes
 //! in. Time (`Instant` for lifetimes, Unix seconds for credentials) and randomness (ports,

@@ -30,6 +30,7 @@ impl std::fmt::Display for ConnectionId {
 
 /// Where a peer data connection stands.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ConnectionState {
     /// The driver is connecting to the peer for a Connect request, answered when it reports
     /// (success or 447) or at `deadline` (447).
