@@ -274,13 +274,17 @@ impl Connection {
                     }
                     Frame::Incomplete => break,
                 };
-                let (reply, splice) = self.handle(&buffer[..len], &mut outgoing).await;
+                let (reply, next) = self.handle(&buffer[..len], &mut outgoing).await;
                 if let Some(reply) = reply {
                     self.write(&mut writer, &outgoing[..reply]).await?;
                 }
                 buffer.drain(..len);
-                if let Some(splice) = splice {
-                    return Ok(Some((splice, reader.unsplit(writer), buffer)));
+                match next {
+                    Next::Stun => {}
+                    Next::Splice(splice) => {
+                        return Ok(Some((splice, reader.unsplit(writer), buffer)))
+                    }
+                    Next::Close => return Ok(None),
                 }
                 answered = true;
             }
@@ -326,9 +330,8 @@ impl Connection {
     }
 
     /// Handles one message; returns the length of a reply written into `out`, if any, and
-    /// the splice to run after it when the message bound this connection to a peer
-    /// connection (RFC 6062 §5.4).
-    async fn handle(&self, frame: &[u8], out: &mut [u8]) -> (Option<usize>, Option<Splice>) {
+    /// what the connection does next.
+    async fn handle(&self, frame: &[u8], out: &mut [u8]) -> (Option<usize>, Next) {
         if is_binding_request(frame) {
             let client = self.five_tuple.client;
             let answer = self
@@ -336,7 +339,7 @@ impl Connection {
                 .handle(Transport::Stream, self.id, client, frame, out)
                 .map(|t| t.len);
             self.io.binding_answered(answer.map(|len| &out[..len]));
-            return (answer, None);
+            return (answer, Next::Stun);
         }
         // A ConnectionBind goes to the core that owns its connection, which may be another
         // worker's (the data connection was hashed to a worker by its own address).
@@ -349,12 +352,14 @@ impl Connection {
                     .relays
                     .tcp
                     .take_for_splice(connection, core.clone());
-                if splice.is_none() {
-                    // The peer connection went meanwhile: nothing to splice with.
-                    lock(core).core.tcp_connection_closed(connection);
-                    return (None, None);
-                }
-                return (Some(reply.len), splice);
+                return match splice {
+                    Some(splice) => (Some(reply.len), Next::Splice(splice)),
+                    None => {
+                        // The peer connection went meanwhile: close this one (RFC 6062 §5.5).
+                        lock(core).core.tcp_connection_closed(connection);
+                        (None, Next::Close)
+                    }
+                };
             }
             ClientOutcome::Reply(t) => Some(t.len),
             ClientOutcome::Relay {
@@ -374,8 +379,18 @@ impl Connection {
             }
             ClientOutcome::Nothing => None,
         };
-        (reply, None)
+        (reply, Next::Stun)
     }
+}
+
+/// What a connection does after a message.
+enum Next {
+    /// Reads the next message.
+    Stun,
+    /// Becomes a client data connection (RFC 6062 §5.4): its bytes go to the peer as they are.
+    Splice(Splice),
+    /// Closes.
+    Close,
 }
 
 /// The CONNECTION-ID of a ConnectionBind request (RFC 6062 §5.4), read from the header and
