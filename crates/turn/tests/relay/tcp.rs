@@ -36,14 +36,21 @@ fn tcp_allocation(world: &mut World) -> (Client, SocketAddr) {
     (client, relay)
 }
 
+/// Sends a request `client` signs with the nonce it holds; the outcome and the reply.
+fn signed(
+    world: &mut World,
+    client: &Client,
+    method: Method,
+    attributes: &[AnyAttribute<'_>],
+) -> (ClientOutcome, Vec<u8>) {
+    let tid = world.tid();
+    world.feed(client.five_tuple, &client.encode(method, tid, attributes))
+}
+
 /// Sends a Connect to `to` (the client knows its nonce); the immediate reply, if any.
 fn connect(world: &mut World, client: &Client, to: &str) -> Option<Vec<u8>> {
-    let tid = world.tid();
     let attrs = [AnyAttribute::XorPeerAddress(XorPeerAddress(peer(to)))];
-    let (outcome, reply) = world.feed(
-        client.five_tuple,
-        &client.encode(Method::CONNECT, tid, &attrs),
-    );
+    let (outcome, reply) = signed(world, client, Method::CONNECT, &attrs);
     match outcome {
         ClientOutcome::Nothing => None,
         _ => Some(reply),
@@ -70,11 +77,7 @@ fn bind_data(
     let mut data = Client::new(tcp_client(port), user.0, user.1);
     data.learn_nonce(world);
     let attrs = [AnyAttribute::ConnectionId(ConnectionIdAttribute(id.0))];
-    let tid = world.tid();
-    let (outcome, reply) = world.feed(
-        data.five_tuple,
-        &data.encode(Method::CONNECTION_BIND, tid, &attrs),
-    );
+    let (outcome, reply) = signed(world, &data, Method::CONNECTION_BIND, &attrs);
     (outcome, code(&reply))
 }
 
@@ -176,8 +179,7 @@ fn connect_refusals() {
         403
     );
     // No XOR-PEER-ADDRESS: 400.
-    let tid = world.tid();
-    let (_, reply) = world.feed(client.five_tuple, &client.encode(Method::CONNECT, tid, &[]));
+    let (_, reply) = signed(&mut world, &client, Method::CONNECT, &[]);
     assert_eq!(code(&reply), 400);
     assert!(world.sockets.connecting.is_empty());
 }
@@ -290,26 +292,14 @@ fn connection_bind() {
     let mut udp = Client::new(udp_client(7003), "alice", "alice-pass");
     udp.learn_nonce(&mut world);
     let attrs = [AnyAttribute::ConnectionId(ConnectionIdAttribute(id.0))];
-    let tid = world.tid();
-    let (_, reply) = world.feed(
-        udp.five_tuple,
-        &udp.encode(Method::CONNECTION_BIND, tid, &attrs),
-    );
+    let (_, reply) = signed(&mut world, &udp, Method::CONNECTION_BIND, &attrs);
     assert_eq!(code(&reply), 400);
     // The control connection cannot become a data connection.
-    let tid = world.tid();
-    let (_, reply) = world.feed(
-        client.five_tuple,
-        &client.encode(Method::CONNECTION_BIND, tid, &attrs),
-    );
+    let (_, reply) = signed(&mut world, &client, Method::CONNECTION_BIND, &attrs);
     assert_eq!(code(&reply), 400);
     let mut data = Client::new(tcp_client(7004), "alice", "alice-pass");
     data.learn_nonce(&mut world);
-    let tid = world.tid();
-    let (outcome, reply) = world.feed(
-        data.five_tuple,
-        &data.encode(Method::CONNECTION_BIND, tid, &attrs),
-    );
+    let (outcome, reply) = signed(&mut world, &data, Method::CONNECTION_BIND, &attrs);
     assert_eq!(code(&reply), 0);
     Message::decode(&reply)
         .unwrap()
@@ -326,11 +316,7 @@ fn connection_bind() {
     // §5.4: no CONNECTION-ID at all.
     let mut bare = Client::new(tcp_client(7006), "alice", "alice-pass");
     bare.learn_nonce(&mut world);
-    let tid = world.tid();
-    let (_, reply) = world.feed(
-        bare.five_tuple,
-        &bare.encode(Method::CONNECTION_BIND, tid, &[]),
-    );
+    let (_, reply) = signed(&mut world, &bare, Method::CONNECTION_BIND, &[]);
     assert_eq!(code(&reply), 400);
     // Bound connections have no deadline: nothing closes them but the allocation's end.
     world.advance(BIND_TIMEOUT * 2);
@@ -441,27 +427,15 @@ fn connection_bind_accepts_the_control_connections_nonce() {
     };
     // Another request from another port with that nonce: stale.
     let stranger = borrowed(7100);
-    let tid = world.tid();
-    let (_, reply) = world.feed(
-        stranger.five_tuple,
-        &stranger.encode(Method::REFRESH, tid, &[]),
-    );
+    let (_, reply) = signed(&mut world, &stranger, Method::REFRESH, &[]);
     assert_eq!(code(&reply), 438);
     // A ConnectionBind for an unknown id: stale too (no control connection to match).
     let unknown = [AnyAttribute::ConnectionId(ConnectionIdAttribute(id.0 ^ 1))];
-    let tid = world.tid();
-    let (_, reply) = world.feed(
-        stranger.five_tuple,
-        &stranger.encode(Method::CONNECTION_BIND, tid, &unknown),
-    );
+    let (_, reply) = signed(&mut world, &stranger, Method::CONNECTION_BIND, &unknown);
     assert_eq!(code(&reply), 438);
     let data = borrowed(7101);
     let attrs = [AnyAttribute::ConnectionId(ConnectionIdAttribute(id.0))];
-    let tid = world.tid();
-    let (outcome, reply) = world.feed(
-        data.five_tuple,
-        &data.encode(Method::CONNECTION_BIND, tid, &attrs),
-    );
+    let (outcome, reply) = signed(&mut world, &data, Method::CONNECTION_BIND, &attrs);
     assert_eq!(code(&reply), 0);
     assert!(matches!(outcome, ClientOutcome::ConnectionBound { .. }));
 }
