@@ -124,6 +124,10 @@ impl RelaySockets for Sockets {
     fn close(&mut self, addr: SocketAddr) {
         assert!(self.open.remove(&addr), "closed {addr}, which is not open");
     }
+    // A TCP allocation's listening socket (RFC 6062) takes its address like a UDP one.
+    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        self.open(addr)
+    }
 }
 
 /// What the harness remembers per client, as a client library would.
@@ -232,7 +236,10 @@ impl World {
         );
         match outcome {
             ClientOutcome::Nothing => {}
-            ClientOutcome::Reply(transmit) => {
+            ClientOutcome::Reply(transmit)
+            | ClientOutcome::ConnectionBound {
+                reply: transmit, ..
+            } => {
                 assert_eq!(transmit.to, five_tuple.client, "a reply to someone else");
                 assert!(transmit.len <= out.len());
                 self.check_reply(source, packet, &out[..transmit.len]);

@@ -145,14 +145,17 @@ def test_second_allocate_on_same_five_tuple_is_437(turnpike):
         assert_error(again, 437, c.key)
 
 
-def test_allocate_tcp_transport_is_442(turnpike):
-    """RFC 8656 §7.2 rule 5: REQUESTED-TRANSPORT other than UDP (here TCP, 6: RFC 6062 is not
-    supported) gets 442 Unsupported Transport Protocol (coturn wrongly says 400); without
-    REQUESTED-TRANSPORT the request is malformed: 400."""
+def test_allocate_other_transports(turnpike):
+    """RFC 8656 §7.2 rule 5: REQUESTED-TRANSPORT other than UDP and TCP (here DCCP, 33) gets
+    442 Unsupported Transport Protocol (coturn wrongly says 400); TCP over UDP gets 400 (RFC
+    6062 §5.1 step 2: TCP allocations only over TCP or TLS); without REQUESTED-TRANSPORT the
+    request is malformed: 400."""
     server = start(turnpike)
     with client(server) as c:
-        r = c.allocate(transport=turnraw.TCP_PROTO)
+        r = c.allocate(transport=33)
         assert_error(r, 442, c.key)
+        r = c.allocate(transport=turnraw.TCP_PROTO)
+        assert_error(r, 400, c.key)
         r = c.request(turnraw.ALLOCATE, b"")
         assert_error(r, 400)
         # The 5-tuple has no allocation: a correct Allocate still succeeds.

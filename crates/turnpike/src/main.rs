@@ -29,6 +29,7 @@ mod source;
 mod stream_listener;
 mod stream_queue;
 mod stun_command;
+mod tcp_relay;
 mod tls;
 mod token_command;
 mod turn_setup;

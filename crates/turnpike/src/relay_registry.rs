@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 use tracing::trace;
-use turn::relay::{RelayOpenError, RelaySockets};
+use turn::relay::{ConnectionId, RelayOpenError, RelaySockets};
+
+use crate::tcp_relay::{TcpOwners, TcpRelays};
 
 use crate::metrics::io::IoCounters;
 use crate::shared::Shared;
@@ -35,15 +37,19 @@ pub struct RelayRegistry {
     sockets: HashMap<SocketAddr, RelaySocket>,
     shared: Weak<Mutex<Shared>>,
     egress: Arc<Egress>,
+    /// TCP allocations' listening sockets and peer connections (RFC 6062).
+    pub tcp: TcpRelays,
 }
 
 impl RelayRegistry {
-    /// An empty registry; `shared` is where its tasks find the core.
-    pub fn new(shared: Weak<Mutex<Shared>>, egress: Arc<Egress>) -> Self {
+    /// An empty registry; `shared` is where its tasks find the core, `owners` the server's
+    /// table of TCP peer connections.
+    pub fn new(shared: Weak<Mutex<Shared>>, egress: Arc<Egress>, owners: TcpOwners) -> Self {
         RelayRegistry {
             sockets: HashMap::new(),
             shared,
             egress,
+            tcp: TcpRelays::new(owners),
         }
     }
 
@@ -85,7 +91,24 @@ impl RelaySockets for RelayRegistry {
     fn close(&mut self, addr: SocketAddr) {
         if let Some(relay) = self.sockets.remove(&addr) {
             relay.task.abort();
+        } else {
+            self.tcp.close_listener(addr);
         }
+    }
+
+    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        self.tcp.listen(addr, self.shared.clone()).map_err(|e| {
+            trace!(%addr, error = %e, "relay port unavailable for TCP");
+            open_error(&e)
+        })
+    }
+
+    fn connect_tcp(&mut self, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+        self.tcp.connect(id, relay, peer, self.shared.clone());
+    }
+
+    fn close_tcp(&mut self, id: ConnectionId) {
+        self.tcp.close(id);
     }
 }
 

@@ -140,6 +140,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         auth,
         limits,
         policy,
+        tcp_owners: Default::default(),
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();

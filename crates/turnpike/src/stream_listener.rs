@@ -46,6 +46,7 @@ use crate::per_ip::PerIpLimit;
 use crate::relay_registry::send_to_peer;
 use crate::shared::{handle_client, lock, SharedCore};
 use crate::stream_queue::{stream_queue, StreamReceiver};
+use crate::tcp_relay::{owner_of, Splice};
 use crate::worker::WorkerHandle;
 
 /// Bytes asked of each read; a connection's buffer starts this small and grows only to hold
@@ -228,24 +229,33 @@ impl Connection {
                 "peer datagrams dropped: the client's queue was full (it does not read fast enough)"
             );
         }
-        let mut state = lock(&self.shared);
-        let state = &mut *state;
-        state.streams.remove(&key);
-        let (now, _) = crate::shared::now();
-        state
-            .core
-            .client_closed(now, &self.five_tuple, &mut state.relays);
-        result
+        {
+            let mut state = lock(&self.shared);
+            let state = &mut *state;
+            state.streams.remove(&key);
+            let (now, _) = crate::shared::now();
+            state
+                .core
+                .client_closed(now, &self.five_tuple, &mut state.relays);
+        }
+        // The connection may be a client data connection now (RFC 6062 §5.4).
+        if let Some((splice, stream, early)) = result? {
+            splice.run(stream, &early).await;
+        }
+        Ok(())
     }
 
     /// Reads and answers messages, and writes queued peer data, until the client closes the
     /// connection, goes idle, misses a deadline, or sends bytes that are neither STUN nor
     /// ChannelData (a stream cannot be resynchronised after that).
+    ///
+    /// After a successful ConnectionBind (RFC 6062 §5.4) the connection stops being read as
+    /// STUN: it is returned, with the splice to run and the bytes read past the request.
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
         peer_data: &mut StreamReceiver,
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<(Splice, S, Vec<u8>)>> {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut outgoing = vec![0u8; 1_500];
@@ -260,14 +270,22 @@ impl Connection {
                     Frame::Stun(len) | Frame::ChannelData(len) => len,
                     Frame::Invalid => {
                         trace!(client = %self.five_tuple.client, "not STUN; closing");
-                        return Ok(());
+                        return Ok(None);
                     }
                     Frame::Incomplete => break,
                 };
-                if let Some(reply) = self.handle(&buffer[..len], &mut outgoing).await {
+                let (reply, next) = self.handle(&buffer[..len], &mut outgoing).await;
+                if let Some(reply) = reply {
                     self.write(&mut writer, &outgoing[..reply]).await?;
                 }
                 buffer.drain(..len);
+                match next {
+                    Next::Stun => {}
+                    Next::Splice(splice) => {
+                        return Ok(Some((splice, reader.unsplit(writer), buffer)))
+                    }
+                    Next::Close => return Ok(None),
+                }
                 answered = true;
             }
             // The clock of a message starts with its first byte (the bytes left after the
@@ -282,7 +300,7 @@ impl Connection {
             let read_until = frame_deadline.map_or(idle_at, |frame| frame.min(idle_at));
             tokio::select! {
                 read = timeout_at(read_until, reader.read_buf(&mut buffer)) => match read {
-                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Ok(0)) => return Ok(None),
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(e),
                     Err(_) if frame_deadline.is_some_and(|frame| frame <= Instant::now()) => {
@@ -292,7 +310,7 @@ impl Connection {
                     Err(_) if lock(&self.shared).core.has_allocation(&self.five_tuple) => {}
                     Err(_) => {
                         trace!(client = %self.five_tuple.client, "idle; closing");
-                        return Ok(());
+                        return Ok(None);
                     }
                 },
                 Some(data) = peer_data.recv() => self.write(&mut writer, &data).await?,
@@ -311,8 +329,9 @@ impl Connection {
         }
     }
 
-    /// Handles one message; returns the length of a reply written into `out`, if any.
-    async fn handle(&self, frame: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// Handles one message; returns the length of a reply written into `out`, if any, and
+    /// what the connection does next.
+    async fn handle(&self, frame: &[u8], out: &mut [u8]) -> (Option<usize>, Next) {
         if is_binding_request(frame) {
             let client = self.five_tuple.client;
             let answer = self
@@ -320,11 +339,28 @@ impl Connection {
                 .handle(Transport::Stream, self.id, client, frame, out)
                 .map(|t| t.len);
             self.io.binding_answered(answer.map(|len| &out[..len]));
-            return answer;
+            return (answer, Next::Stun);
         }
-        let (outcome, relay_socket) =
-            handle_client(&self.shared, self.five_tuple, self.id, frame, out);
-        match outcome {
+        // A ConnectionBind goes to the core that owns its connection, which may be another
+        // worker's (the data connection was hashed to a worker by its own address).
+        let owner = connection_bind_id(frame).and_then(|id| owner_of(&self.shared, id));
+        let core = owner.as_ref().unwrap_or(&self.shared);
+        let (outcome, relay_socket) = handle_client(core, self.five_tuple, self.id, frame, out);
+        let reply = match outcome {
+            ClientOutcome::ConnectionBound { reply, connection } => {
+                let splice = lock(core)
+                    .relays
+                    .tcp
+                    .take_for_splice(connection, core.clone());
+                return match splice {
+                    Some(splice) => (Some(reply.len), Next::Splice(splice)),
+                    None => {
+                        // The peer connection went meanwhile: close this one (RFC 6062 §5.5).
+                        lock(core).core.tcp_connection_closed(connection);
+                        (None, Next::Close)
+                    }
+                };
+            }
             ClientOutcome::Reply(t) => Some(t.len),
             ClientOutcome::Relay {
                 peer,
@@ -342,6 +378,30 @@ impl Connection {
                 None
             }
             ClientOutcome::Nothing => None,
-        }
+        };
+        (reply, Next::Stun)
     }
+}
+
+/// What a connection does after a message.
+enum Next {
+    /// Reads the next message.
+    Stun,
+    /// Becomes a client data connection (RFC 6062 §5.4): its bytes go to the peer as they are.
+    Splice(Splice),
+    /// Closes.
+    Close,
+}
+
+/// The CONNECTION-ID of a ConnectionBind request (RFC 6062 §5.4), read from the header and
+/// the attribute alone; `None` for any other message.
+fn connection_bind_id(frame: &[u8]) -> Option<turn::relay::ConnectionId> {
+    let kind = stun::MessageType::new(stun::Method::CONNECTION_BIND, stun::Class::Request);
+    let head = frame.get(..2)?;
+    if stun::MessageType::from_u16(u16::from_be_bytes([head[0], head[1]])) != Some(kind) {
+        return None;
+    }
+    let message = stun::Message::decode(frame).ok()?;
+    let id = message.get::<stun::attributes::ConnectionId>()?.ok()?;
+    Some(turn::relay::ConnectionId(id.0))
 }

@@ -157,6 +157,8 @@ pub fn settings_from(
         // The relay sockets set DF per datagram (crates/net `set_dont_fragment`).
         dont_fragment: true,
         rfc5766_channel_numbers: config.rfc5766_channel_numbers,
+        max_peer_connections: config.max_peer_connections,
+        tcp_relay: config.tcp_relay,
         own_ips: own_ips(
             config,
             interfaces,

@@ -176,7 +176,8 @@ impl Listener {
                         Action::Nothing
                     }
                 },
-                ClientOutcome::Nothing => {
+                // Never over UDP: ConnectionBind needs a TCP/TLS connection (RFC 6062 §5.4).
+                ClientOutcome::Nothing | ClientOutcome::ConnectionBound { .. } => {
                     trace!(%source, len = packet.len(), "dropped");
                     Action::Nothing
                 }

@@ -40,6 +40,7 @@ use turn::{BindingServer, ServerSockets};
 use crate::metrics::io::IoCounters;
 use crate::relay_registry::{Egress, RelayRegistry};
 use crate::shared::{lock, now, Shared, SharedCore};
+use crate::tcp_relay::TcpOwners;
 use crate::udp_listener::{self, UdpGrid};
 
 /// The longest the TURN timer task sleeps: lifetimes are whole seconds, so a deadline that
@@ -67,6 +68,8 @@ pub struct CoreSettings {
     pub policy: PeerPolicy,
     /// What the workers' cores share.
     pub shared: Arc<SharedState>,
+    /// Which worker holds each TCP peer connection (RFC 6062).
+    pub tcp_owners: TcpOwners,
 }
 
 /// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
@@ -174,7 +177,7 @@ async fn run(
     // Close every relay socket (aborting its task) before the runtime goes.
     let relays = std::mem::replace(
         &mut lock(&shared).relays,
-        RelayRegistry::new(Default::default(), Default::default()),
+        RelayRegistry::new(Default::default(), Default::default(), Default::default()),
     );
     drop(relays);
     let _ = done.send(result);
@@ -222,6 +225,7 @@ fn set_up(
     }
     let io = egress.io.clone();
     let egress = Arc::new(egress);
+    let tcp_owners = settings.tcp_owners;
     let core = TurnServer::with_shared_state(
         settings.turn,
         Authenticator::with_limits(settings.auth, settings.limits),
@@ -232,7 +236,7 @@ fn set_up(
     let shared: SharedCore = Arc::new_cyclic(|weak| {
         Mutex::new(Shared {
             core,
-            relays: RelayRegistry::new(weak.clone(), egress),
+            relays: RelayRegistry::new(weak.clone(), egress, tcp_owners),
             streams: HashMap::new(),
         })
     });
@@ -272,6 +276,8 @@ async fn run_timers(shared: SharedCore) {
         let state = &mut *state;
         let (now, _) = crate::shared::now();
         state.core.handle_timeout(now, &mut state.relays);
+        // Connect answers (447) of attempts that timed out.
+        crate::tcp_relay::flush_control(state);
     }
 }
 

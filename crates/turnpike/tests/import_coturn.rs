@@ -191,6 +191,7 @@ fn a_production_file_keeps_its_peer_rules_exactly() {
     assert_eq!(table["log-level"].as_str(), Some("debug"));
     assert_eq!(table["metrics-listen"].as_str(), Some("127.0.0.1:9641"));
     assert!(!table.contains_key("tls-listen"), "no cert: no TLS");
+    assert_eq!(table["tcp-relay"].as_bool(), Some(false), "no-tcp-relay");
     // Ranges become exact CIDR covers; the allowed 10.0.0.50 is cut out of 10/8, because in
     // coturn an allowed address wins and in Turnpike the longest prefix does.
     let mut ten: Vec<String> = vec![

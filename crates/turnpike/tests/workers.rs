@@ -7,15 +7,15 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use stun::attributes::{
-    ChannelNumber, ErrorCode, Nonce, PasswordAlgorithmId, Realm, RequestedTransport, Username,
-    XorPeerAddress, XorRelayedAddress,
+    ChannelNumber, ErrorCode, Nonce, PasswordAlgorithmId, RequestedTransport, XorPeerAddress,
+    XorRelayedAddress,
 };
 use stun::TransactionId;
-use stun::{AnyAttribute, Class, LongTermKey, Message, MessageType, MessageWriter, Method};
+use stun::{AnyAttribute, Class, LongTermKey, Message, Method};
 
 mod common;
 
-use common::Server;
+use common::{request_bytes, Server, Signer};
 
 const REALM: &str = "workers.test";
 
@@ -48,20 +48,14 @@ impl Client {
     fn send(&mut self, method: Method, attributes: &[AnyAttribute<'_>]) -> TransactionId {
         self.next_tid += 1;
         let tid = TransactionId([self.next_tid; 12]);
-        let mut buf = [0u8; 512];
-        let mut w =
-            MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid).unwrap();
-        for a in attributes {
-            w.add_any(a).unwrap();
-        }
-        if let Some(nonce) = &self.nonce {
-            w.add(&Username("alice")).unwrap();
-            w.add(&Realm(REALM)).unwrap();
-            w.add(&Nonce(nonce)).unwrap();
-            w.add_message_integrity(self.key.as_bytes()).unwrap();
-        }
-        let len = w.finish();
-        self.socket.send_to(&buf[..len], self.server).unwrap();
+        let signer = self.nonce.as_deref().map(|nonce| Signer {
+            username: "alice",
+            realm: REALM,
+            nonce,
+            key: &self.key,
+        });
+        let bytes = request_bytes(method, tid, attributes, signer);
+        self.socket.send_to(&bytes, self.server).unwrap();
         tid
     }
 

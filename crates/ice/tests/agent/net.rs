@@ -576,7 +576,8 @@ impl World {
             &mut relay.sockets,
         );
         let (from, to, payload) = match outcome {
-            ClientOutcome::Nothing => return,
+            // Over UDP a ConnectionBind (RFC 6062) is refused: never bound.
+            ClientOutcome::Nothing | ClientOutcome::ConnectionBound { .. } => return,
             ClientOutcome::Reply(t) => (relay.addr, t.to, out[..t.len].to_vec()),
             ClientOutcome::Relay {
                 relay: source,

@@ -170,7 +170,8 @@ impl Net {
             &mut self.sockets,
         );
         match outcome {
-            ClientOutcome::Nothing => {}
+            // Over UDP a ConnectionBind (RFC 6062) is refused: never bound.
+            ClientOutcome::Nothing | ClientOutcome::ConnectionBound { .. } => {}
             ClientOutcome::Reply(t) => {
                 let input = self
                     .client

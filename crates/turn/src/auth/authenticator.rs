@@ -174,7 +174,25 @@ impl Authenticator {
         transport: ClientTransport,
         request: &Message<'m>,
     ) -> Result<Authenticated, AuthRejection> {
-        let decision = self.decide(now, unix_now, source, transport, request);
+        self.authenticate_also_for(now, unix_now, source, None, transport, request)
+    }
+
+    /// [`Authenticator::authenticate`], also accepting a nonce issued to `control`: a
+    /// ConnectionBind on a new TCP connection (RFC 6062 §4.3: "the same method and
+    /// credentials as for the control connection") may carry the nonce its control
+    /// connection got, as coturn's clients send it — they do not retry after a 438. The nonce
+    /// still proves freshness and the integrity the user's key; only its binding to the
+    /// source port is relaxed, to the control connection of the allocation it names.
+    pub fn authenticate_also_for<'m>(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        source: SocketAddr,
+        control: Option<SocketAddr>,
+        transport: ClientTransport,
+        request: &Message<'m>,
+    ) -> Result<Authenticated, AuthRejection> {
+        let decision = self.decide(now, unix_now, source, control, transport, request);
         let counter = match &decision {
             Ok(_) => &mut self.stats.accepted,
             Err(AuthRejection::Unauthenticated) => &mut self.stats.unauthenticated,
@@ -273,6 +291,7 @@ impl Authenticator {
         now: Instant,
         unix_now: u64,
         source: SocketAddr,
+        control: Option<SocketAddr>,
         transport: ClientTransport,
         request: &Message<'_>,
     ) -> Result<Authenticated, AuthRejection> {
@@ -287,11 +306,12 @@ impl Authenticator {
             // Not our cookie: the nonce check below refuses it anyway.
             _ => PasswordAlgorithmId::MD5,
         };
-        if self
-            .nonces
-            .check(claims.nonce, unix_now, source, transport)
-            .is_err()
-        {
+        let fresh = |client| {
+            self.nonces
+                .check(claims.nonce, unix_now, client, transport)
+                .is_ok()
+        };
+        if !fresh(source) && !control.is_some_and(fresh) {
             return Err(AuthRejection::StaleNonce);
         }
         // Verified requests are served whatever the source's failure count: the limiter

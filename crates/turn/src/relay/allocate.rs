@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use stun::attributes::{
-    AdditionalAddressFamily, AddressErrorCode, AddressFamily, EvenPort, Lifetime,
+    AdditionalAddressFamily, AddressErrorCode, AddressFamily, DontFragment, EvenPort, Lifetime,
     RequestedAddressFamily, RequestedTransport, ReservationToken, Software, XorMappedAddress,
     XorRelayedAddress,
 };
@@ -14,11 +14,12 @@ use stun::error_code::{
 };
 use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
 
-use super::allocation::{Allocation, Relays};
+use super::allocation::{Allocation, RelayTransport, Relays};
 use super::bandwidth::TokenBucket;
 use super::events::{EndReason, ServerErrorCause};
+use super::five_tuple::ClientTransport;
 use super::five_tuple::FiveTuple;
-use super::ports::{OpenFailure, RelaySockets};
+use super::ports::{OpenFailure, RelaySockets, TcpListeners};
 use super::respond::{respond, respond_error};
 use super::server::{AllocationId, TurnServer};
 use super::sessions::SessionRecord;
@@ -48,6 +49,7 @@ struct AllocateRequest {
     family: AddressFamily,
     dual: bool,
     lifetime: Duration,
+    transport: RelayTransport,
 }
 
 impl TurnServer {
@@ -65,19 +67,31 @@ impl TurnServer {
     /// Validates an Allocate request in the order of RFC 8656 §7.2.
     fn parse_allocate(
         &self,
+        client: ClientTransport,
         message: &Message<'_>,
     ) -> Result<AllocateRequest, stun::attributes::ErrorCode<'static>> {
-        // Step 3: REQUESTED-TRANSPORT present and UDP.
-        match optional::<RequestedTransport>(message) {
-            Ok(Some(RequestedTransport(RequestedTransport::UDP))) => {}
+        // Step 3: REQUESTED-TRANSPORT present and UDP — or TCP (RFC 6062 §5.1 step 1).
+        let transport = match optional::<RequestedTransport>(message) {
+            Ok(Some(RequestedTransport(RequestedTransport::UDP))) => RelayTransport::Udp,
+            Ok(Some(RequestedTransport(RequestedTransport::TCP))) if self.config.tcp_relay => {
+                RelayTransport::Tcp
+            }
             Ok(Some(_)) => return Err(UNSUPPORTED_TRANSPORT_PROTOCOL),
             Ok(None) | Err(()) => return Err(BAD_REQUEST),
-        }
+        };
         let bad = |_| BAD_REQUEST;
         let token = optional::<ReservationToken>(message)
             .map_err(bad)?
             .map(|t| t.0);
         let even = optional::<EvenPort>(message).map_err(bad)?;
+        if transport == RelayTransport::Tcp {
+            // RFC 6062 §5.1 step 2: TCP allocations only over TCP or TLS; step 3: the
+            // UDP-only features are a 400.
+            let udp_only = token.is_some() || even.is_some() || message.contains::<DontFragment>();
+            if !client.is_stream() || udp_only {
+                return Err(BAD_REQUEST);
+            }
+        }
         let requested = optional::<RequestedAddressFamily>(message).map_err(bad)?;
         let additional = optional::<AdditionalAddressFamily>(message).map_err(bad)?;
         let lifetime = self.desired_lifetime(optional::<Lifetime>(message).map_err(bad)?);
@@ -113,6 +127,7 @@ impl TurnServer {
             family,
             dual: additional.is_some(),
             lifetime,
+            transport,
         })
     }
 
@@ -138,7 +153,7 @@ impl TurnServer {
         if let Some(refused) = self.refuse_while_draining(&five_tuple, message, auth, out) {
             return refused;
         }
-        let request = match self.parse_allocate(message) {
+        let request = match self.parse_allocate(five_tuple.transport, message) {
             Ok(request) => request,
             Err(code) => return respond_error(message, code, Some(auth), out),
         };
@@ -167,7 +182,7 @@ impl TurnServer {
             token,
             address_error,
             partial_failure,
-        } = match self.open_relays(now, &request, sockets) {
+        } = match self.open_relays_for(now, &request, sockets) {
             Ok(opened) => opened,
             Err(cause) => {
                 self.shared.remove_allocation(&auth.username);
@@ -193,9 +208,24 @@ impl TurnServer {
             SessionRecord::new(now, self.auth.realm()),
         );
         allocation.reservation_token = token;
+        allocation.transport = request.transport;
         allocation.address_error = address_error;
         let id = self.insert(now, allocation);
         self.allocate_success(now, id, message, auth, out)
+    }
+
+    /// Opens the relay sockets of the request's transport: UDP sockets, or TCP listening
+    /// sockets (RFC 6062 §5.1 step 4: "A TCP relayed transport address MUST be allocated").
+    fn open_relays_for(
+        &mut self,
+        now: Instant,
+        request: &AllocateRequest,
+        sockets: &mut dyn RelaySockets,
+    ) -> Result<OpenedRelays, ServerErrorCause> {
+        match request.transport {
+            RelayTransport::Udp => self.open_relays(now, request, sockets),
+            RelayTransport::Tcp => self.open_relays(now, request, &mut TcpListeners(sockets)),
+        }
     }
 
     /// Opens the relay sockets the request asks for; the cause of the 508 when nothing could

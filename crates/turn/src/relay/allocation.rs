@@ -10,6 +10,7 @@ use stun::TransactionId;
 use super::bandwidth::TokenBucket;
 use super::five_tuple::FiveTuple;
 use super::sessions::SessionRecord;
+use super::tcp_connections::TcpConnections;
 
 /// Permission lifetime: RFC 8656 §9 says it MUST be 300 seconds.
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -55,6 +56,18 @@ impl Relays {
     }
 }
 
+/// What an allocation relays to its peers: UDP datagrams (RFC 8656) or TCP connections
+/// (RFC 6062, REQUESTED-TRANSPORT 6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RelayTransport {
+    /// A UDP relay socket per relayed address.
+    #[default]
+    Udp,
+    /// A TCP listening socket per relayed address, and peer data connections.
+    Tcp,
+}
+
 /// Why a channel cannot be bound (RFC 8656 §12.2: each is a 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelConflict {
@@ -86,6 +99,10 @@ pub struct Allocation {
     channels: BTreeMap<u16, Channel>,
     channel_of_peer: HashMap<SocketAddr, u16>,
     bandwidth: Option<TokenBucket>,
+    /// UDP or TCP relaying.
+    pub transport: RelayTransport,
+    /// The peer data connections of a TCP allocation (RFC 6062).
+    pub tcp: TcpConnections,
     /// Realm, creation time and traffic, for the operator (sessions API and logs).
     pub session: SessionRecord,
 }
@@ -113,6 +130,8 @@ impl Allocation {
             channels: BTreeMap::new(),
             channel_of_peer: HashMap::new(),
             bandwidth,
+            transport: RelayTransport::Udp,
+            tcp: TcpConnections::default(),
             session,
         }
     }
@@ -246,6 +265,9 @@ impl Allocation {
     pub fn next_deadline(&self) -> Instant {
         let permissions = self.permissions.values().copied();
         let channels = self.channels.values().map(|c| c.expires + CHANNEL_COOLDOWN);
-        permissions.chain(channels).fold(self.expires, Instant::min)
+        permissions
+            .chain(channels)
+            .chain(self.tcp.next_deadline())
+            .fold(self.expires, Instant::min)
     }
 }

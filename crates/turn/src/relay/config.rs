@@ -40,6 +40,13 @@ pub struct TurnConfig {
     pub max_permissions: usize,
     /// Channel bindings per allocation, counting those cooling down (508 when over).
     pub max_channels: usize,
+    /// Peer data connections one TCP allocation holds at once, connecting, waiting for their
+    /// ConnectionBind or bound (RFC 6062; a Connect over it gets 508, a peer's connection is
+    /// closed).
+    pub max_peer_connections: usize,
+    /// Whether TCP allocations (RFC 6062, REQUESTED-TRANSPORT 6) are granted; when off, they
+    /// get 442 as any transport other than UDP.
+    pub tcp_relay: bool,
     /// Bytes per second per allocation, both directions together; `None` for no cap.
     pub bandwidth: Option<u64>,
     /// SOFTWARE in Allocate and Refresh responses (RFC 8656 §5 says SHOULD); `None` keeps
@@ -99,6 +106,8 @@ impl Default for TurnConfig {
             total_quota: 10_000,
             max_permissions: 128,
             max_channels: 128,
+            max_peer_connections: 32,
+            tcp_relay: true,
             bandwidth: None,
             software: None,
             dont_fragment: false,

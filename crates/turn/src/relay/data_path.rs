@@ -11,6 +11,7 @@ use stun::{
     padded_len, AttributeType, Class, Message, MessageType, MessageWriter, Method, TransactionId,
 };
 
+use super::allocation::RelayTransport;
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::server::{ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM};
 use super::stats::{Direction, DropCause};
@@ -115,6 +116,10 @@ impl TurnServer {
         let Some(allocation) = self.allocations.get_mut(&id) else {
             return self.drop_client_packet(DropCause::NoAllocation);
         };
+        if allocation.transport != RelayTransport::Udp {
+            // A TCP allocation (RFC 6062) has no UDP socket to send from.
+            return self.drop_client_packet(DropCause::Unsupported);
+        }
         let Some(relay) = allocation.relays.for_peer(peer.ip()) else {
             return self.drop_client_packet(DropCause::AddressFamily);
         };

@@ -116,6 +116,13 @@ pub enum ServerErrorCause {
     /// The allocation holds `max-channels` channels already (508).
     #[error("channel limit of the allocation reached")]
     ChannelLimit,
+    /// The TCP allocation holds `max-peer-connections` peer data connections already (508 to
+    /// a Connect, RFC 6062 §5.2).
+    #[error("peer connection limit of the allocation reached")]
+    PeerConnectionLimit,
+    /// No free CONNECTION-ID could be drawn (508 to a Connect).
+    #[error("no free connection id")]
+    ConnectionIds,
 }
 
 impl ServerErrorCause {

@@ -18,7 +18,10 @@ pub mod server;
 pub mod sessions;
 pub mod shared_state;
 pub mod stats;
+mod tcp;
+pub mod tcp_connections;
 
+pub use allocation::RelayTransport;
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use config::TurnConfig;
 pub use events::{
@@ -32,3 +35,5 @@ pub use server::{is_binding_request, ClientOutcome, PeerOutcome, TurnServer, PEE
 pub use sessions::{RelayAddress, SessionInfo, SessionTraffic, Traffic};
 pub use shared_state::{QuotaExceeded, SharedState};
 pub use stats::{DropCause, TurnStats};
+pub use tcp::ControlMessage;
+pub use tcp_connections::{ConnectionId, BIND_TIMEOUT, CONNECT_TIMEOUT};

@@ -9,6 +9,7 @@ use stun::error_code::{
 };
 use stun::Message;
 
+use super::allocation::RelayTransport;
 use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
 use super::respond::respond_result;
@@ -102,6 +103,10 @@ impl TurnServer {
                 return Err(BAD_REQUEST);
             }
             let allocation = &self.allocations[&id];
+            // A TCP allocation relays connections, not datagrams: no channels (RFC 6062).
+            if allocation.transport != RelayTransport::Udp {
+                return Err(BAD_REQUEST);
+            }
             allocation
                 .check_channel(now, number, peer)
                 .map_err(|_| BAD_REQUEST)?;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, RngCore};
 
 use super::shared_state::SharedState;
+use super::tcp_connections::ConnectionId;
 
 /// How long a port reserved by EVEN-PORT (R=1) stays reserved: RFC 8656 §7.2 says at least
 /// 30 seconds.
@@ -67,8 +68,41 @@ pub enum OpenFailure {
 pub trait RelaySockets {
     /// Binds a UDP relay socket on `addr`.
     fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError>;
-    /// Closes the relay socket on `addr`.
+    /// Closes the relay socket (or TCP listening socket) on `addr`.
     fn close(&mut self, addr: SocketAddr);
+    /// Binds a TCP listening socket on `addr`, the relayed address of a TCP allocation (RFC
+    /// 6062 §5.1), and reports each connection a peer makes to it with
+    /// [`super::TurnServer::tcp_peer_accepted`]. A driver without TCP relaying refuses.
+    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        let _ = addr;
+        Err(RelayOpenError::Other(std::io::ErrorKind::Unsupported))
+    }
+    /// Opens a TCP connection from the relayed address `relay` to `peer` (RFC 6062 §5.2) as
+    /// peer data connection `id`, and reports how it went with
+    /// [`super::TurnServer::tcp_connect_result`]. No timeout is needed: the core gives up at
+    /// its own deadline and calls [`RelaySockets::close_tcp`].
+    fn connect_tcp(&mut self, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+        let _ = (id, relay, peer);
+    }
+    /// Closes peer data connection `id` (connecting, waiting for its bind, or spliced to a
+    /// client data connection, which is closed with it: RFC 6062 §5.5).
+    fn close_tcp(&mut self, id: ConnectionId) {
+        let _ = id;
+    }
+}
+
+/// [`RelaySockets`] for a TCP allocation: "open" binds a TCP listening socket, so that the
+/// port selection serves both transports unchanged.
+pub(super) struct TcpListeners<'a>(pub &'a mut dyn RelaySockets);
+
+impl RelaySockets for TcpListeners<'_> {
+    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        self.0.listen_tcp(addr)
+    }
+
+    fn close(&mut self, addr: SocketAddr) {
+        self.0.close(addr);
+    }
 }
 
 /// Picks relay addresses. Which addresses are taken (by allocations and reservations, of

@@ -8,12 +8,16 @@
 //!   [`TurnServer::handle_peer`]; it writes the ChannelData header or the Data indication
 //!   around the payload in place and says which client to send `buf[range]` to.
 //! - Timers: call [`TurnServer::handle_timeout`] at [`TurnServer::poll_timeout`].
+//! - TCP allocations (RFC 6062): the driver reports connections with
+//!   [`TurnServer::tcp_connect_result`], [`TurnServer::tcp_peer_accepted`] and
+//!   [`TurnServer::tcp_connection_closed`], and sends what
+//!   [`TurnServer::poll_control_message`] gives to control connections (see `tcp.rs`).
 //!
 //! Relay sockets are opened and closed through the [`RelaySockets`] the I/O layer passes
 //! in. Time (`Instant` for lifetimes, Unix seconds for credentials) and randomness (ports,
 //! tokens, transaction ids) are injected.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use super::config::TurnConfig;
 use super::events::{EndReason, EventQueue};
 use super::five_tuple::FiveTuple;
 use super::ports::{PortPool, RelaySockets};
-use super::respond::respond;
+use super::respond::{respond, respond_error};
 use super::shared_state::SharedState;
 use super::stats::{DropCause, TurnStats};
 use crate::auth::{AuthStats, Authenticated, Authenticator};
@@ -60,6 +64,15 @@ pub enum ClientOutcome {
         payload: Range<usize>,
         /// Send with the DF bit set (a Send indication's DONT-FRAGMENT, RFC 8656 §14).
         dont_fragment: bool,
+    },
+    /// Send the reply (a ConnectionBind success, RFC 6062 §5.4), then make this TCP/TLS
+    /// connection the client data connection of peer data connection `connection`: from
+    /// then on its bytes are relayed as they are, both ways, and no longer read as STUN.
+    ConnectionBound {
+        /// The success response.
+        reply: Transmit,
+        /// The peer data connection to splice with.
+        connection: super::tcp_connections::ConnectionId,
     },
 }
 
@@ -95,6 +108,10 @@ pub struct TurnServer {
     pub(super) drain: super::drain::Drain,
     /// Events for the driver (see [`super::events`]).
     pub(super) events: EventQueue,
+    /// The allocation of each peer data connection (RFC 6062).
+    pub(super) tcp_owner: HashMap<super::tcp_connections::ConnectionId, AllocationId>,
+    /// Messages for control connections (see [`super::tcp`]).
+    pub(super) control: VecDeque<super::tcp::ControlMessage>,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -149,6 +166,8 @@ impl TurnServer {
             stats: TurnStats::default(),
             drain: Default::default(),
             events: EventQueue::default(),
+            tcp_owner: HashMap::new(),
+            control: VecDeque::new(),
         }
     }
 
@@ -180,6 +199,7 @@ impl TurnServer {
         TurnStats {
             permissions: live.clone().map(|a| a.permissions_held() as u64).sum(),
             channels: live.map(|a| a.channel_count() as u64).sum(),
+            peer_connections: self.tcp_owner.len() as u64,
             ..self.stats
         }
     }
@@ -226,6 +246,8 @@ impl TurnServer {
             Method::REFRESH,
             Method::CREATE_PERMISSION,
             Method::CHANNEL_BIND,
+            Method::CONNECT,
+            Method::CONNECTION_BIND,
         ];
         if !known.contains(&message_type.method) {
             return self.drop_client_packet(DropCause::Unsupported);
@@ -248,10 +270,11 @@ impl TurnServer {
             return self.drop_client_packet(cause);
         }
         // RFC 8489 §6.3 / §9.2.4: authentication first, then unknown attributes.
-        let authenticated = self.auth.authenticate(
+        let authenticated = self.auth.authenticate_also_for(
             now,
             unix_now,
             five_tuple.client,
+            self.control_connection_of(&message),
             five_tuple.transport,
             &message,
         );
@@ -269,8 +292,42 @@ impl TurnServer {
             self.stats.answered(message_type.method, Some(&out[..len]));
             return reply(Some(len));
         }
+        if message_type.method == Method::CONNECTION_BIND {
+            let result = self.connection_bind(five_tuple, &message, &auth);
+            let len = match result {
+                Ok(_) => respond(&message, Class::Success, Some(&auth), out, |_| Ok(())),
+                Err(code) => respond_error(&message, code, Some(&auth), out),
+            };
+            self.stats
+                .answered(message_type.method, len.map(|len| &out[..len]));
+            return match (result, len) {
+                (Ok(connection), Some(len)) => ClientOutcome::ConnectionBound {
+                    reply: Transmit {
+                        from: local,
+                        to: five_tuple.client,
+                        len,
+                    },
+                    connection,
+                },
+                (Ok(connection), None) => {
+                    // No room for the answer: the binding cannot be announced, so undo it.
+                    self.tcp_connection_closed(connection);
+                    sockets.close_tcp(connection);
+                    ClientOutcome::Nothing
+                }
+                (Err(_), len) => reply(len),
+            };
+        }
         let len = match message_type.method {
             Method::ALLOCATE => self.allocate(now, five_tuple, &message, &auth, out, sockets),
+            Method::CONNECT => {
+                let len = self.connect(now, five_tuple, &message, &auth, out, sockets);
+                if len.is_none() {
+                    // Answered (and counted) when the driver reports, or at the timeout.
+                    return ClientOutcome::Nothing;
+                }
+                len
+            }
             Method::REFRESH => self.refresh(now, five_tuple, &message, &auth, out, sockets),
             Method::CREATE_PERMISSION => {
                 self.create_permission(now, five_tuple, &message, &auth, out)
@@ -319,6 +376,7 @@ impl TurnServer {
             self.shared.release(relay);
         }
         self.shared.remove_allocation(&allocation.username);
+        self.close_connections(allocation.tcp.ids(), sockets);
         if let Some(deadline) = self.deadlines.remove(&id) {
             self.timers.remove(&(deadline, id));
         }
@@ -362,8 +420,8 @@ impl TurnServer {
                 self.end(now, id, EndReason::Expired, sockets);
             } else if let Some(allocation) = self.allocations.get_mut(&id) {
                 allocation.purge(now);
-                let deadline = allocation.next_deadline();
-                self.schedule(id, deadline);
+                self.expire_connections(now, id, sockets);
+                self.reschedule(id);
             }
         }
         self.shared.expire_reservations(now);

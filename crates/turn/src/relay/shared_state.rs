@@ -14,9 +14,14 @@
 //! - Quotas (RFC 8656 §7.2 step 10): the total count is an atomic; the per-username counts sit
 //!   behind a mutex taken only on Allocate and when an allocation goes, never per packet.
 //!
+//! - CONNECTION-IDs (RFC 6062 §6.2.1): a ConnectionBind arrives on a new connection, which
+//!   may land on another worker, so an id must name one peer data connection in the whole
+//!   server; the set of ids in use sits behind a mutex taken on Connect, on a peer's
+//!   connection and when one ends.
+//!
 //! A single core gets its own instance ([`SharedState::new`] in [`super::TurnServer::new`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -62,6 +67,7 @@ pub struct SharedState {
     total: AtomicUsize,
     per_user: Mutex<HashMap<String, usize>>,
     reservations: Mutex<BTreeMap<[u8; 8], Reservation>>,
+    connection_ids: Mutex<HashSet<u32>>,
 }
 
 impl SharedState {
@@ -84,6 +90,7 @@ impl SharedState {
             total: AtomicUsize::new(0),
             per_user: Mutex::new(HashMap::new()),
             reservations: Mutex::new(BTreeMap::new()),
+            connection_ids: Mutex::new(HashSet::new()),
         }
     }
 
@@ -105,6 +112,21 @@ impl SharedState {
             Some((word, bit)) => word.fetch_or(bit, Ordering::AcqRel) & bit == 0,
             None => true,
         }
+    }
+
+    /// Claims CONNECTION-ID `id`; false when it is in use (by any core).
+    pub fn claim_connection_id(&self, id: u32) -> bool {
+        take(&self.connection_ids).insert(id)
+    }
+
+    /// Gives CONNECTION-ID `id` back.
+    pub fn release_connection_id(&self, id: u32) {
+        take(&self.connection_ids).remove(&id);
+    }
+
+    /// Peer data connections of every core (RFC 6062), in any state.
+    pub fn peer_connections(&self) -> usize {
+        take(&self.connection_ids).len()
     }
 
     /// Gives `addr` back.

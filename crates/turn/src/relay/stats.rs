@@ -147,23 +147,25 @@ fn family_index(relays: &Relays) -> usize {
 }
 
 /// The TURN request methods counted, in label order.
-pub const METHODS: [(Method, &str); 4] = [
+pub const METHODS: [(Method, &str); 6] = [
     (Method::ALLOCATE, "allocate"),
     (Method::REFRESH, "refresh"),
     (Method::CREATE_PERMISSION, "create_permission"),
     (Method::CHANNEL_BIND, "channel_bind"),
+    (Method::CONNECT, "connect"),
+    (Method::CONNECTION_BIND, "connection_bind"),
 ];
 
 /// The answers counted per method, in label order: success, each error code the core
 /// sends, any other error code, and no answer at all (dropped).
-pub const RESPONSE_CODES: [&str; 17] = [
-    "success", "300", "400", "401", "403", "420", "437", "438", "440", "441", "442", "443", "486",
-    "500", "508", "other", "none",
+pub const RESPONSE_CODES: [&str; 19] = [
+    "success", "300", "400", "401", "403", "420", "437", "438", "440", "441", "442", "443", "446",
+    "447", "486", "500", "508", "other", "none",
 ];
 
 /// The error codes of [`RESPONSE_CODES`] (from its second entry on), as numbers.
-const ERROR_CODES: [u16; 14] = [
-    300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 486, 500, 508,
+const ERROR_CODES: [u16; 16] = [
+    300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 446, 447, 486, 500, 508,
 ];
 
 /// The index in [`RESPONSE_CODES`] of the answer `response` (a STUN response as written),
@@ -246,6 +248,9 @@ pub struct TurnStats {
     pub permissions: u64,
     /// Channel bindings now, counting those in their cool-down (filled in likewise).
     pub channels: u64,
+    /// Peer TCP connections of TCP allocations (RFC 6062), connecting, waiting for their
+    /// ConnectionBind or spliced (filled in likewise).
+    pub peer_connections: u64,
     /// Packets relayed, by [`Direction`] and client transport.
     pub packets: [[u64; TRANSPORTS.len()]; 2],
     /// Payload bytes relayed (application data, without TURN framing), likewise.
@@ -336,6 +341,7 @@ impl TurnStats {
         sum(&mut self.drops, &other.drops);
         self.permissions += other.permissions;
         self.channels += other.channels;
+        self.peer_connections += other.peer_connections;
         self.lifetimes.add(&other.lifetimes);
     }
 }

@@ -14,8 +14,8 @@ use stun::{
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, SharedState,
-    TurnConfig, TurnServer,
+    ClientOutcome, ClientTransport, ConnectionId, FiveTuple, RelayOpenError, RelaySockets,
+    SharedState, TurnConfig, TurnServer,
 };
 use turn::SocketId;
 
@@ -31,6 +31,12 @@ pub struct FakeSockets {
     pub taken: BTreeSet<SocketAddr>,
     /// Every bind fails with this (EADDRNOTAVAIL, EMFILE, …).
     pub fail_all: Option<RelayOpenError>,
+    /// TCP listening sockets (RFC 6062 relayed addresses).
+    pub listening: BTreeSet<SocketAddr>,
+    /// Outgoing TCP connections asked for: (id, relay, peer).
+    pub connecting: Vec<(ConnectionId, SocketAddr, SocketAddr)>,
+    /// Peer data connections the core closed.
+    pub closed_tcp: Vec<ConnectionId>,
 }
 
 impl RelaySockets for FakeSockets {
@@ -44,7 +50,25 @@ impl RelaySockets for FakeSockets {
         }
     }
     fn close(&mut self, addr: SocketAddr) {
-        assert!(self.open.remove(&addr), "closing {addr}, which is not open");
+        let closed = self.open.remove(&addr) || self.listening.remove(&addr);
+        assert!(closed, "closing {addr}, which is not open");
+    }
+    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+        if self.taken.contains(&addr) || self.open.contains(&addr) {
+            return Err(RelayOpenError::AddrInUse);
+        }
+        assert!(self.listening.insert(addr), "listening twice on {addr}");
+        Ok(())
+    }
+    fn connect_tcp(&mut self, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+        assert!(
+            self.listening.contains(&relay),
+            "connect from {relay}, not a TCP relay"
+        );
+        self.connecting.push((id, relay, peer));
+    }
+    fn close_tcp(&mut self, id: ConnectionId) {
+        self.closed_tcp.push(id);
     }
 }
 
@@ -130,7 +154,7 @@ impl World {
             &mut self.sockets,
         );
         let reply = match &outcome {
-            ClientOutcome::Reply(t) => {
+            ClientOutcome::Reply(t) | ClientOutcome::ConnectionBound { reply: t, .. } => {
                 assert_eq!(t.to, from.client);
                 out[..t.len].to_vec()
             }
@@ -145,6 +169,13 @@ pub fn udp_client(port: u16) -> FiveTuple {
         client: SocketAddr::new("198.51.100.7".parse().unwrap(), port),
         server: SERVER.parse().unwrap(),
         transport: ClientTransport::Udp,
+    }
+}
+
+pub fn tcp_client(port: u16) -> FiveTuple {
+    FiveTuple {
+        transport: ClientTransport::Tcp,
+        ..udp_client(port)
     }
 }
 

@@ -10,6 +10,7 @@ mod own_address_forms;
 mod relay_addresses;
 mod sessions;
 mod sharded;
+mod tcp;
 mod unauthenticated;
 
 use std::net::SocketAddr;
@@ -175,9 +176,15 @@ fn requested_transport_rules() {
         code(&client.request(&mut world, Method::ALLOCATE, &[])),
         400
     );
+    // RFC 6062 §5.1 step 2: TCP over a UDP 5-tuple is a 400; another protocol is a 442.
     let tcp = AnyAttribute::RequestedTransport(RequestedTransport(6));
     assert_eq!(
         code(&client.request(&mut world, Method::ALLOCATE, &[tcp])),
+        400
+    );
+    let dccp = AnyAttribute::RequestedTransport(RequestedTransport(33));
+    assert_eq!(
+        code(&client.request(&mut world, Method::ALLOCATE, &[dccp])),
         442
     );
 }

@@ -199,6 +199,18 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: true
 # rfc5766-channel-numbers = true
 
+# Grant TCP allocations (RFC 6062): an Allocate with REQUESTED-TRANSPORT TCP over a TCP or TLS
+# connection gets a relayed address that accepts and makes TCP connections to peers
+# (Connect, ConnectionBind, ConnectionAttempt). false: such requests get 442.
+# Default: true
+# tcp-relay = true
+
+# Peer TCP connections one TCP allocation holds at once, connecting, waiting for their
+# ConnectionBind or relaying (1..=4096). A Connect over the limit gets 508; a peer's
+# connection over it is closed.
+# Default: 32
+# max-peer-connections = 32
+
 ## TURN: peer policy ###############################################################################
 # Peers on loopback, private (RFC 1918), link-local, CGNAT, multicast and other special-purpose
 # ranges are denied by default. Entries are CIDR networks or single IPs; the longest matching

@@ -161,6 +161,13 @@ config_layer! {
     #[arg(long, env = "TURNPIKE_RFC5766_CHANNEL_NUMBERS", value_name = "BOOL")]
     #[arg(num_args = 0..=1, default_missing_value = "true")]
     rfc5766_channel_numbers: bool,
+    /// Grant TCP allocations (RFC 6062: REQUESTED-TRANSPORT TCP over TCP/TLS) [default: true].
+    #[arg(long, env = "TURNPIKE_TCP_RELAY", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    tcp_relay: bool,
+    /// Peer TCP connections per TCP allocation (RFC 6062), 1..=4096 [default: 32].
+    #[arg(long, env = "TURNPIKE_MAX_PEER_CONNECTIONS", value_name = "N")]
+    max_peer_connections: u64,
     /// Peer networks (CIDR or IP) allowed even if the built-in deny list covers them.
     #[arg(long, env = "TURNPIKE_ALLOWED_PEERS", value_name = "CIDR", value_delimiter = ',')]
     allowed_peers: Vec<PeerNet>,

@@ -89,6 +89,10 @@ pub struct Config {
     /// Accept RFC 5766's channel numbers 0x5000–0x7FFF too (RFC 8656 §12 narrowed the range
     /// to 0x4000–0x4FFF; RFC 5766 clients still use the old one).
     pub rfc5766_channel_numbers: bool,
+    /// Grant TCP allocations (RFC 6062).
+    pub tcp_relay: bool,
+    /// Peer TCP connections per TCP allocation, 1..=4096 (RFC 6062).
+    pub max_peer_connections: usize,
     /// Long-term credential realm (RFC 8489 §9.2): non-empty, fewer than 128 characters.
     pub realm: String,
     /// The static `users`, as keys for `realm` (their passwords are not kept).
@@ -225,6 +229,8 @@ impl Default for Config {
             workers: 0,
             turn: true,
             rfc5766_channel_numbers: true,
+            tcp_relay: true,
+            max_peer_connections: 32,
             realm: "turnpike".to_owned(),
             users: Vec::new(),
             user_db: None,

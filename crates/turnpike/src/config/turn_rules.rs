@@ -34,8 +34,8 @@ const MAX_ALLOCATION_LIFETIME_RANGE: (u64, u64) = (600, 86_400);
 const USER_QUOTA_RANGE: (u64, u64) = (0, 10_000_000);
 /// Allowed `total-quota`.
 const TOTAL_QUOTA_RANGE: (u64, u64) = (1, 10_000_000);
-/// Allowed `max-permissions` and `max-channels` (there are 4096 channel numbers, RFC 8656
-/// §12).
+/// Allowed `max-permissions`, `max-channels` (there are 4096 channel numbers, RFC 8656
+/// §12) and `max-peer-connections`.
 const PER_ALLOCATION_RANGE: (u64, u64) = (1, 4096);
 /// Allowed `auth-failures`.
 const AUTH_FAILURES_RANGE: (u64, u64) = (1, 1_000_000);
@@ -51,6 +51,7 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
     config.rfc5766_channel_numbers = layer
         .rfc5766_channel_numbers
         .unwrap_or(config.rfc5766_channel_numbers);
+    config.tcp_relay = layer.tcp_relay.unwrap_or(config.tcp_relay);
     if let Some(realm) = &layer.realm {
         check_realm(p, realm);
         config.realm = realm.clone();
@@ -114,6 +115,13 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
     config.max_permissions = permissions.map_or(config.max_permissions, as_usize);
     let channels = in_range(p, "max-channels", layer.max_channels, PER_ALLOCATION_RANGE);
     config.max_channels = channels.map_or(config.max_channels, as_usize);
+    let peer_connections = in_range(
+        p,
+        "max-peer-connections",
+        layer.max_peer_connections,
+        PER_ALLOCATION_RANGE,
+    );
+    config.max_peer_connections = peer_connections.map_or(config.max_peer_connections, as_usize);
     if let Some(nets) = &layer.allowed_peers {
         config.allowed_peers = peer_nets(p, "allowed-peers", nets);
     }

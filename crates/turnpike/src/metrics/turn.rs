@@ -121,6 +121,13 @@ impl Collector for TurnCollector {
             "Channel bindings, all allocations (including those in their 5-minute cool-down).",
             turn.channels,
         )?;
+        gauge(
+            e,
+            "turnpike_tcp_peer_connections",
+            "Peer TCP connections of TCP allocations (RFC 6062): connecting, waiting for their \
+             ConnectionBind, or relaying.",
+            turn.peer_connections,
+        )?;
         lifetimes(e, &turn)?;
         let relayed = |values: [[u64; TRANSPORTS.len()]; 2]| {
             Direction::ALL.into_iter().flat_map(move |direction| {

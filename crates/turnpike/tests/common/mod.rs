@@ -28,6 +28,40 @@ pub fn binding_request(tid: u8) -> Vec<u8> {
     buf
 }
 
+/// Long-term credentials as a client holds them once challenged (RFC 8489 §9.2).
+pub struct Signer<'a> {
+    pub username: &'a str,
+    pub realm: &'a str,
+    pub nonce: &'a str,
+    pub key: &'a stun::LongTermKey,
+}
+
+/// A TURN request of `method` with `attributes`, signed with MESSAGE-INTEGRITY when `signer`
+/// is given.
+pub fn request_bytes(
+    method: stun::Method,
+    tid: TransactionId,
+    attributes: &[stun::AnyAttribute<'_>],
+    signer: Option<Signer<'_>>,
+) -> Vec<u8> {
+    use stun::attributes::{Nonce, Realm, Username};
+    let mut buf = vec![0u8; 1024];
+    let mut w =
+        MessageWriter::new(&mut buf, MessageType::new(method, Class::Request), tid).unwrap();
+    for a in attributes {
+        w.add_any(a).unwrap();
+    }
+    if let Some(s) = signer {
+        w.add(&Username(s.username)).unwrap();
+        w.add(&Realm(s.realm)).unwrap();
+        w.add(&Nonce(s.nonce)).unwrap();
+        w.add_message_integrity(s.key.as_bytes()).unwrap();
+    }
+    let len = w.finish();
+    buf.truncate(len);
+    buf
+}
+
 /// An authenticated Allocate over UDP (RFC 8656 §7.2 with the long-term credential mechanism
 /// of RFC 8489 §9.2): the class of the final answer.
 pub fn allocate(server: SocketAddr, username: &str, password: &str) -> Class {

@@ -124,7 +124,7 @@ pub const KEYS: &[CoturnKey] = &[
     key("no-tls", Flag, Some("tls-cert"), "TLS is off unless `tls-cert` and `tls-key` are set"),
     key("no-dtls", Flag, None, NO_DTLS),
     key("no-udp-relay", Flag, None, "UDP relaying is what TURN is for (RFC 8656); it cannot be turned off"),
-    key("no-tcp-relay", Flag, None, "Turnpike relays over UDP only (no RFC 6062 TCP relay): already so"),
+    key("no-tcp-relay", Flag, Some("tcp-relay"), "`tcp-relay = false`"),
     key("stale-nonce", Optional, Some("nonce-lifetime"), "`nonce-lifetime` in seconds, 30..=86400"),
     key("max-allocate-lifetime", Value, Some("max-allocation-lifetime"), "`max-allocation-lifetime` in seconds, 600..=86400"),
     key("channel-lifetime", Value, None, "channel bindings last 10 minutes, as RFC 8656 §12 fixes"),

@@ -635,7 +635,12 @@ fn service(seen: &Seen<'_>, out: &mut Out) {
     }
     // Turned off explicitly, they leave the default level: nothing to write or drop.
     out.used.extend(["verbose", "Verbose"]);
-    for (coturn, turnpike) in [("no-udp", "udp"), ("no-tcp", "tcp")] {
+    let flags = [
+        ("no-udp", "udp"),
+        ("no-tcp", "tcp"),
+        ("no-tcp-relay", "tcp-relay"),
+    ];
+    for (coturn, turnpike) in flags {
         if let Some((_, off)) = seen.flag(coturn) {
             out.set(turnpike, !off, seen, &[coturn]);
         }
