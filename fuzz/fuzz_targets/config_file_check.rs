@@ -76,10 +76,15 @@ pub fn check(data: &[u8], path: &Path) -> Outcome {
             // The fields that hold secrets; the rest of the configuration may well contain the
             // same text legitimately (`rest-secrets = ["0.0.0.0:3478"]` and the default
             // `listen`: corpus file crash-debug-shares-a-non-secret-value).
+            // Without the redaction markers themselves: a "secret" may be made of them and the
+            // list punctuation around them (`rest-secrets = ["[] [Secret(."]` and `users = []`
+            // print `[] [Secret(..)]`: corpus file crash-secret-spells-the-redaction-marker).
             let debug = format!(
                 "{:?} {:?} {:?} {:?}",
                 config.users, config.rest_secrets, config.nonce_secret, config.signaling_secret
-            );
+            )
+            .replace("NonceSecret(..)", "")
+            .replace("Secret(..)", "");
             for secret in &secrets {
                 assert!(!debug.contains(secret.as_str()), "Debug shows a secret");
             }
