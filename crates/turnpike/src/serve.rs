@@ -220,6 +220,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     let _ = stop.send(true);
     tasks.shutdown().await;
     join_workers(threads).await;
+    crate::server_events::flush();
     log_totals(&handles);
     result
 }
