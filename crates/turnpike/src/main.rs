@@ -6,6 +6,7 @@ mod admin;
 mod check;
 mod cli;
 mod client_args;
+mod cluster;
 mod completions;
 mod config;
 mod control;

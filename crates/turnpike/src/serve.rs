@@ -22,6 +22,7 @@ use turn::relay::stats::Direction;
 use turn::relay::{SharedState, TurnStats};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::{ConfigSource, Control, DrainWatch, Health};
 use crate::http;
@@ -186,12 +187,21 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         &mut tasks,
     )?;
     let health = Health::default();
+    let cluster = match &config.redis_url {
+        Some(url) => {
+            let cluster = Cluster::new(url, config.node_id.as_deref(), &config.cluster_prefix)?;
+            info!(node = %cluster.me(), prefix = %config.cluster_prefix, "cluster: on Redis");
+            Some(cluster)
+        }
+        None => None,
+    };
     let shared = http::Shared {
         certificates: &certificates,
         ports: turn_ports,
         rest_secret: minting.clone(),
         health: health.clone(),
         metrics: &metrics,
+        cluster,
     };
     let http = http::spawn(&config, http_listeners, shared, &mut tasks)?;
     for listener in metrics_listeners {

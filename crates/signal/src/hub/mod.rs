@@ -85,6 +85,22 @@ impl Hub {
         &self.config
     }
 
+    /// Whether room `name` has peers (online or away): an I/O layer that shares rooms with
+    /// other servers keeps its claim on the room while it does.
+    pub fn has_room(&self, name: &str) -> bool {
+        self.rooms.contains_key(name)
+    }
+
+    /// The names of the rooms that have peers (online or away), in order.
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// Whether `conn` is open and has joined a room.
+    pub fn is_joined(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.peer.is_some())
+    }
+
     /// A WebSocket opened; `ice` is where its `joined` gets its ICE servers (the I/O layer
     /// decides per connection, and may mint the TURN credentials from the join token's
     /// identity: [`IceSource::Minted`]). Reusing the id of an open connection first disconnects

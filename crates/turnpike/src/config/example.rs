@@ -337,6 +337,30 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: "127.0.0.1:9642"
 # admin-listen = "127.0.0.1:9642"
 
+## Cluster: several nodes as one service, on Redis (docs/cluster.md) #############################
+# Without redis-url a node is on its own and needs no Redis. With it, a signaling room spans every
+# node on that Redis (peers meet whichever node their WebSocket reached).
+
+# Redis URL: redis://[:PASSWORD@]HOST:PORT[/DB], or unix:///PATH. A secret (it may carry the
+# password): never logged.
+# Default: unset (no cluster)
+# redis-url = "redis://127.0.0.1:6379/0"
+
+# This node's name in the cluster, 1 to 64 of A-Z a-z 0-9 . _ - ; unique per node. Unset: a
+# random name at each start (fine: a restarted node is a new node).
+# Default: unset (random)
+# node-id = "turn-eu-1"
+
+# Prefix of every Redis key and channel, so that several clusters may share one Redis.
+# Default: "turnpike"
+# cluster-prefix = "turnpike"
+
+# Seconds a signaling peer whose connection dropped stays in its room, waiting to resume (on any
+# node) before the others see it leave (0..=600). A node that dies takes this long plus at most
+# 8 s for its peers to leave the rooms of the other nodes.
+# Default: 30
+# resume-grace = 30
+
 ## Logging #########################################################################################
 
 # Tracing filter: off, error, warn, info, debug, trace, or a directive such as

@@ -257,6 +257,22 @@ config_layer! {
     /// Admin API listen address [default: 127.0.0.1:9642].
     #[arg(long, env = "TURNPIKE_ADMIN_LISTEN", value_name = "IP:PORT")]
     admin_listen: SocketAddr,
+    /// Redis URL of the cluster (redis://[:PASSWORD@]HOST:PORT[/DB]); set: signaling rooms
+    /// span every node on this Redis [default: none, one node on its own].
+    #[arg(long, env = "TURNPIKE_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    redis_url: Secret,
+    /// This node's name in the cluster, 1..=64 of [A-Za-z0-9._-], unique per node
+    /// [default: random at each start].
+    #[arg(long, env = "TURNPIKE_NODE_ID", value_name = "NAME")]
+    node_id: String,
+    /// Prefix of every Redis key and channel of the cluster, so that several clusters may share
+    /// one Redis [default: turnpike].
+    #[arg(long, env = "TURNPIKE_CLUSTER_PREFIX", value_name = "PREFIX")]
+    cluster_prefix: String,
+    /// Seconds a signaling peer whose connection dropped stays in its room, waiting to resume,
+    /// 0..=600 [default: 30].
+    #[arg(long, env = "TURNPIKE_RESUME_GRACE", value_name = "SECONDS")]
+    resume_grace: u64,
     // The two logging keys are global flags (they also apply to `turnpike stun`), so clap reads
     // them through `LogArgs` instead of here: a flag cannot be both global and part of `serve`
     // alone.

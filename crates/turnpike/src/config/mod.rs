@@ -8,6 +8,7 @@
 //! REASON`, `--KEY: REASON`).
 
 mod address_rules;
+mod cluster_rules;
 mod control_rules;
 pub mod coturn;
 mod error;
@@ -179,6 +180,14 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Admin API listen address.
     pub admin_listen: SocketAddr,
+    /// Redis of the cluster; `None`: one node on its own, no Redis.
+    pub redis_url: Option<Secret>,
+    /// This node's name in the cluster; `None`: drawn at random at start.
+    pub node_id: Option<String>,
+    /// Prefix of the cluster's Redis keys and channels.
+    pub cluster_prefix: String,
+    /// How long a signaling peer whose connection dropped may resume (0 ..= 10 min).
+    pub resume_grace: Duration,
     /// A valid `tracing_subscriber::EnvFilter` directive.
     pub log_level: String,
     /// How log lines are written.
@@ -270,6 +279,10 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(3600),
             admin_token: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9642)),
+            redis_url: None,
+            node_id: None,
+            cluster_prefix: "turnpike".to_owned(),
+            resume_grace: Duration::from_secs(30),
             log_level: "info".to_owned(),
             log_format: LogFormat::Pretty,
         }

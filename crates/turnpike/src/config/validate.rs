@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::error::{KeyProblem, Reason};
 use super::layer::ConfigLayer;
 use super::{
-    control_rules, http_rules, https_rules, metrics_rules, turn_rules, Config, TlsFiles,
-    PER_IP_SHARE,
+    cluster_rules, control_rules, http_rules, https_rules, metrics_rules, turn_rules, Config,
+    TlsFiles, PER_IP_SHARE,
 };
 
 /// Allowed `tcp-idle-timeout`, seconds: at least one second, at most a day.
@@ -133,6 +133,7 @@ impl Config {
         https_rules::check(p, layer, &mut config);
         metrics_rules::check(p, layer, &mut config);
         control_rules::check(p, layer, &mut config);
+        cluster_rules::check(p, layer, &mut config);
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -29,6 +29,7 @@ pub fn needing_restart(old: &Config, new: &Config) -> Vec<String> {
         relay_ip, external_ip, auth_failures, amplification_budget, http, http_listen,
         signaling_secret, open_credentials, credential_rate, http_connections_per_ip,
         allowed_origins, ice_host, ice_ttl, room_capacity, max_message_bytes, message_rate,
+        redis_url, node_id, cluster_prefix, resume_grace,
         admin_token, admin_listen, log_format, https_listen, metrics_listen, metrics_on_http,
     );
     if old.tls != new.tls {

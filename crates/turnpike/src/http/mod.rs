@@ -19,6 +19,7 @@ mod limited_listener;
 pub mod origin;
 mod pages;
 mod ws;
+mod ws_cluster;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -32,6 +33,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use signal::HubConfig;
+
+use self::ws_cluster::{ClusterSide, RemoteIce};
+use crate::cluster::Cluster;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -72,6 +76,8 @@ struct App {
     max_ws_message: usize,
     /// Draining or not, for `/healthz`.
     health: crate::control::Health,
+    /// Connected to the cluster's Redis or not, for `/healthz`.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The two ends of an HTTP connection.
@@ -196,6 +202,8 @@ pub struct Shared<'a> {
     pub health: crate::control::Health,
     /// The registry `/metrics` serves and the HTTP request counters.
     pub metrics: &'a Arc<Metrics>,
+    /// The cluster whose rooms span nodes; `None`: this node alone.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Starts the signaling timer and one server task per listener; logs `listening` for each.
@@ -212,6 +220,7 @@ pub fn spawn(
         rest_secret,
         health,
         metrics,
+        cluster,
     } = shared;
     if listeners.plain.is_empty() && listeners.tls.is_empty() {
         return Ok(None);
@@ -225,9 +234,9 @@ pub fn spawn(
             .signaling_secret
             .as_ref()
             .map(|secret| secret.expose().as_bytes().to_vec()),
+        resume_grace: config.resume_grace,
         ..HubConfig::default()
     };
-    let signaling = Arc::new(Signaling::new(hub));
     let ice = IceSettings {
         host: config.ice_host.clone(),
         port: ports.listen,
@@ -237,20 +246,35 @@ pub fn spawn(
         secret: rest_secret,
         ttl: config.ice_ttl,
     };
-    let credentials = Credentials {
+    let credentials = Arc::new(Credentials {
         issuing: issuing(config, ice.turn()),
         settings: ice,
         rate: IssueRate::new(config.credential_rate, issue_rate::MAX_SOURCES),
-    };
+    });
+    let side = cluster.clone().map(|cluster| {
+        let credentials = credentials.clone();
+        let ice: RemoteIce = Arc::new(move |caller, host| credentials.ice_source(caller, host));
+        ClusterSide { cluster, ice }
+    });
+    let signaling = Arc::new(Signaling::new(hub, side));
     let app = App {
         signaling: signaling.clone(),
-        credentials: Arc::new(credentials),
+        cluster,
+        credentials,
         origins: Arc::new(AllowedOrigins::new(config.allowed_origins.clone())),
         max_ws_message: config.max_message_bytes + MESSAGE_SLACK_BYTES,
         health,
     };
     let signaling_handle = signaling.clone();
     metrics.set_signaling(signaling.clone());
+    if app.cluster.is_some() {
+        // Runs for ever: the server's tasks end only when the server stops.
+        let clustered = signaling.clone();
+        tasks.spawn(async move {
+            clustered.run_cluster().await;
+            Ok(())
+        });
+    }
     tasks.spawn(async move {
         signaling.run_timers().await;
         Ok(())
@@ -404,9 +428,8 @@ async fn websocket(
         .credentials
         .settings
         .url_host(&request_host(&headers, endpoints.local));
-    let ice = app
-        .credentials
-        .ice_source(Caller::of(endpoints.remote, &headers), host);
+    let caller = Caller::of(endpoints.remote, &headers);
+    let ice = app.credentials.ice_source(caller, host.clone());
     let signaling = app.signaling.clone();
     upgrade
         // Signaling frames are small; the WebSocket library's default 128 KiB read buffer
@@ -415,7 +438,7 @@ async fn websocket(
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(app.max_ws_message)
         .max_frame_size(app.max_ws_message)
-        .on_upgrade(move |socket| signaling.serve(socket, endpoints.remote, ice))
+        .on_upgrade(move |socket| signaling.serve(socket, endpoints.remote, ice, (caller, host)))
 }
 
 /// The `?token=` of `GET /api/ice-servers`.
@@ -495,6 +518,10 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 async fn healthz(State(app): State<App>) -> Response {
     if app.health.draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else if app.cluster.as_ref().is_some_and(|cluster| !cluster.is_up()) {
+        // Still serving (rooms are local until Redis is back), so not a 503: a load
+        // balancer that took every such node out would take the whole fleet out with Redis.
+        "degraded: cluster Redis unreachable".into_response()
     } else {
         "ok".into_response()
     }

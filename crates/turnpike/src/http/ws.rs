@@ -9,6 +9,9 @@
 //! which first sends the frames queued before it.
 //!
 //! Frame contents are never logged; connects and disconnects are, at debug.
+//!
+//! With a cluster (`redis-url`), a connection whose room lives on another node is forwarded
+//! there ([`super::ws_cluster`]): its socket stays here, its hub connection is the other node's.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +26,9 @@ use signal::{ConnId, Hub, HubConfig, IceSource, Output};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use super::credentials::Caller;
+use super::ws_cluster::{ClusterSide, Route, Routes};
+use crate::cluster::wire::Wire;
 use crate::shared::now;
 
 /// The longest the timer task sleeps between two `handle_timeout`s.
@@ -36,7 +42,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the reply to a client's close frame may take to leave.
 const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// RFC 6455 §7.4.1 / IANA: 1013 "Try Again Later", sent to a slow consumer.
-const SLOW_CONSUMER_CODE: u16 = 1013;
+pub(super) const SLOW_CONSUMER_CODE: u16 = 1013;
 /// RFC 6455 §7.4.1: 1009, "a message that is too big for it to process".
 const TOO_BIG_CODE: u16 = 1009;
 /// RFC 6455 §7.4.1: 1001, "an endpoint is going away, such as a server going down".
@@ -56,6 +62,8 @@ pub struct Signaling {
     queue_length: usize,
     /// Connection tasks running (shutdown waits for them to send their close frames).
     running: AtomicUsize,
+    /// The cluster this node's rooms are shared with; `None`: rooms are this node's alone.
+    pub(super) cluster: Option<ClusterSide>,
 }
 
 impl std::fmt::Debug for Signaling {
@@ -67,25 +75,27 @@ impl std::fmt::Debug for Signaling {
 }
 
 /// What the lock guards.
-struct HubState {
+pub(super) struct HubState {
     /// The sans-IO hub.
-    hub: Hub,
-    /// Open connections the hub knows. A connection leaves this map when the hub closes it,
-    /// when it is dropped as a slow consumer, or when its socket ends.
-    conns: HashMap<ConnId, Conn>,
+    pub(super) hub: Hub,
+    /// Open sockets of this node. A connection leaves this map when the hub closes it, when
+    /// it is dropped as a slow consumer, or when its socket ends.
+    pub(super) conns: HashMap<ConnId, Conn>,
+    /// Which connections live across nodes (empty without a cluster).
+    pub(super) routes: Routes,
 }
 
 /// The I/O side of one connection, as the hub's outputs reach it.
-struct Conn {
+pub(super) struct Conn {
     /// Frames to send, bounded.
-    frames: mpsc::Sender<String>,
+    pub(super) frames: mpsc::Sender<String>,
     /// Set once, to end the connection.
     close: watch::Sender<Option<CloseCommand>>,
 }
 
 /// How to end a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CloseCommand {
+pub(super) struct CloseCommand {
     /// WebSocket close code.
     code: u16,
     /// Close reason text.
@@ -96,24 +106,32 @@ struct CloseCommand {
 }
 
 impl Signaling {
-    /// A hub with `config`; its RNG is seeded from the OS.
-    pub fn new(config: HubConfig) -> Signaling {
+    /// A hub with `config`, sharing its rooms with `cluster` when given; its RNG is seeded
+    /// from the OS.
+    pub fn new(config: HubConfig, cluster: Option<ClusterSide>) -> Signaling {
         let queue_length = config.queue_length.max(1);
         let hub = Hub::new(config, Box::new(StdRng::from_entropy()));
         Signaling {
             state: Mutex::new(HubState {
                 hub,
                 conns: HashMap::new(),
+                routes: Routes::default(),
             }),
             next_conn: AtomicU64::new(1),
             queue_length,
             running: AtomicUsize::new(0),
+            cluster,
         }
+    }
+
+    /// A fresh connection number.
+    pub(super) fn next_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Locks the state. A panic while holding the lock leaves at worst one frame unrouted, so
     /// a poisoned lock is taken over.
-    fn lock(&self) -> MutexGuard<'_, HubState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HubState> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -135,7 +153,7 @@ impl Signaling {
             let mut state = self.lock();
             let (now, _) = crate::shared::now();
             state.hub.handle_timeout(now);
-            state.route(now);
+            state.route(now, self.cluster.as_ref());
         }
     }
 
@@ -147,7 +165,9 @@ impl Signaling {
             let conns: Vec<ConnId> = state.conns.keys().copied().collect();
             for conn in conns {
                 state.end(conn, GOING_AWAY_CODE, "going-away", false);
+                state.left_remote_room(conn, self.cluster.as_ref());
             }
+            state.close_remote_sockets(GOING_AWAY_CODE, "going-away", self.cluster.as_ref());
         }
         let deadline = tokio::time::Instant::now() + GOING_AWAY_TIMEOUT;
         while self.running.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
@@ -156,9 +176,21 @@ impl Signaling {
     }
 
     /// Serves one upgraded WebSocket until it closes. `ice` is where its `joined` gets its
-    /// `RTCIceServer[]`.
-    pub async fn serve(self: Arc<Self>, mut socket: WebSocket, remote: SocketAddr, ice: IceSource) {
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+    /// `RTCIceServer[]`; `caller` and `host` are what `ice` was made from, for the node that
+    /// makes it when the room lives elsewhere.
+    pub async fn serve(
+        self: Arc<Self>,
+        mut socket: WebSocket,
+        remote: SocketAddr,
+        ice: IceSource,
+        (caller, host): (Caller, String),
+    ) {
+        let id = self.next_id();
+        let mut route = if self.cluster.is_some() {
+            Route::Undecided
+        } else {
+            Route::Local
+        };
         let _running = Running::start(&self.running);
         let (frames, mut queue) = mpsc::channel(self.queue_length);
         let (close, mut closing) = watch::channel(None);
@@ -167,7 +199,7 @@ impl Signaling {
             state.conns.insert(id, Conn { frames, close });
             let (now, _) = now();
             state.hub.connect(now, id, ice);
-            state.route(now);
+            state.route(now, self.cluster.as_ref());
         }
         debug!(conn = id, %remote, "signaling connection opened");
         let end = loop {
@@ -185,8 +217,12 @@ impl Signaling {
                     None => break End::Broken,
                 },
                 message = socket.recv() => match message {
-                    Some(Ok(Message::Text(text))) => self.handle_text(id, text.as_str()),
-                    Some(Ok(Message::Binary(_))) => self.handle_text(id, BINARY_FRAME),
+                    Some(Ok(Message::Text(text))) => {
+                        route = self.route_text(route, id, text.as_str(), (caller, &host)).await;
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        route = self.route_text(route, id, BINARY_FRAME, (caller, &host)).await;
+                    }
                     // Pings are answered by the WebSocket layer; they are not signaling frames.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) => {
@@ -245,34 +281,48 @@ impl Signaling {
     }
 
     /// Feeds one text frame of `conn` to the hub.
-    fn handle_text(&self, conn: ConnId, text: &str) {
+    pub(super) fn handle_text(&self, conn: ConnId, text: &str) {
         let mut state = self.lock();
         let (now, unix_now) = now();
         state.hub.handle_text(now, unix_now, conn, text);
-        state.route(now);
+        state.route(now, self.cluster.as_ref());
     }
 
-    /// The socket of `conn` ended: the hub hears of it unless it closed the connection itself
-    /// or it was dropped as a slow consumer (the hub heard of that then).
+    /// The socket of `conn` ended: the hub (here or at the room's home) hears of it unless it
+    /// closed the connection itself or it was dropped as a slow consumer (the hub heard of
+    /// that then).
     fn socket_ended(&self, conn: ConnId) {
         let mut state = self.lock();
         if state.conns.remove(&conn).is_some() {
+            if state.left_remote_room(conn, self.cluster.as_ref()) {
+                return;
+            }
             let (now, _) = now();
             state.hub.disconnect(now, conn);
-            state.route(now);
+            state.route(now, self.cluster.as_ref());
         }
     }
 }
 
 impl HubState {
     /// Carries out every output of the hub: frames into the connections' queues, closes to
-    /// their tasks. A connection whose queue is full is dropped as a slow consumer, which the
-    /// hub hears of at once (and may answer with more outputs).
-    fn route(&mut self, now: Instant) {
+    /// their tasks (or to the nodes their sockets are on). A connection whose queue is full is
+    /// dropped as a slow consumer, which the hub hears of at once (and may answer with more
+    /// outputs).
+    pub(super) fn route(&mut self, now: Instant, cluster: Option<&ClusterSide>) {
         while let Some(output) = self.hub.poll_output() {
             match output {
                 Output::Send { conn, text } => {
                     let Some(target) = self.conns.get(&conn) else {
+                        if let (Some((edge, their)), Some(cluster)) =
+                            (self.routes.remote.get(&conn), cluster)
+                        {
+                            let wire = Wire::Send {
+                                conn: *their,
+                                text: &text,
+                            };
+                            cluster.cluster.publish(edge, &wire);
+                        }
                         continue;
                     };
                     match target.frames.try_send(text) {
@@ -287,6 +337,17 @@ impl HubState {
                     }
                 }
                 Output::Close { conn, reason } => {
+                    if let Some((edge, their)) = self.routes.forget_remote(conn) {
+                        if let Some(cluster) = cluster {
+                            let wire = Wire::Close {
+                                conn: their,
+                                code: reason.code(),
+                                reason: reason.as_str(),
+                            };
+                            cluster.cluster.publish(&edge, &wire);
+                        }
+                        continue;
+                    }
                     self.end(conn, reason.code(), reason.as_str(), true);
                 }
                 // Outputs this I/O layer does not know yet: nothing to carry out.
@@ -296,7 +357,7 @@ impl HubState {
     }
 
     /// Forgets `conn` and tells its task to close the socket.
-    fn end(&mut self, conn: ConnId, code: u16, reason: &'static str, flush: bool) {
+    pub(super) fn end(&mut self, conn: ConnId, code: u16, reason: &'static str, flush: bool) {
         if let Some(target) = self.conns.remove(&conn) {
             let _ = target.close.send(Some(CloseCommand {
                 code,

@@ -46,6 +46,20 @@ impl Collector for SignalingCollector {
             "Signaling frames received.",
             totals.messages,
         )?;
+        if let Some((up, dropped)) = signaling.cluster_link() {
+            gauge(
+                e,
+                "turnpike_cluster_up",
+                "1 while this node is connected to the cluster's Redis.",
+                u64::from(up),
+            )?;
+            counter(
+                e,
+                "turnpike_cluster_messages_dropped",
+                "Messages to other nodes dropped: Redis away or far behind.",
+                dropped,
+            )?;
+        }
         counters(
             e,
             "turnpike_signaling_errors",

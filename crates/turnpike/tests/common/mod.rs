@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+pub mod redis_server;
+pub mod signaling_client;
+
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};

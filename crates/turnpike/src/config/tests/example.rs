@@ -59,6 +59,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         admin_token: None,
         https_cert: None,
         https_key: None,
+        redis_url: None,
+        node_id: None,
         ..file.layer
     };
     assert_eq!(
@@ -83,6 +85,8 @@ fn example_values_are_well_typed_and_defaults_are_the_real_ones() {
         "admin-token",
         "https-cert",
         "https-key",
+        "redis-url",
+        "node-id",
     ];
     let kept: Vec<&str> = text
         .lines()

@@ -1,0 +1,302 @@
+//! Several `turnpike serve` nodes on one real `redis-server` (docs/cluster.md): signaling rooms
+//! span nodes, frames keep their order and their `from`, limits hold fleet-wide, a peer resumes
+//! through another node, a killed node's peers leave within the stated bound and leave nothing
+//! in Redis, and Redis going away leaves each node serving its own rooms until it is back.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+mod common;
+
+use common::redis_server::RedisServer;
+use common::signaling_client::Client;
+use common::Server;
+
+/// The resume window the nodes run with, seconds (short, so that a killed node's peers leave
+/// soon; the resume test sets its own).
+const GRACE: &str = "2";
+/// What a killed node's peers take to leave, at most: its presence key's lifetime (6 s), one
+/// heartbeat to notice (2 s) and the resume window (GRACE), as docs/cluster.md states; with a
+/// wide margin for a loaded machine.
+const NODE_LOSS_BOUND: Duration = Duration::from_secs(6 + 2 + 2 + 12);
+
+/// A node named `id` on `redis`, with `args` added (and the resume window [`GRACE`] unless
+/// `args` sets one).
+fn node(redis: &RedisServer, id: &str, args: &[&str]) -> Server {
+    let url = redis.url();
+    let mut all = vec!["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];
+    all.extend([
+        "--relay-ip",
+        "127.0.0.1",
+        "--redis-url",
+        &url,
+        "--node-id",
+        id,
+    ]);
+    if !args.contains(&"--resume-grace") {
+        all.extend(["--resume-grace", GRACE]);
+    }
+    all.extend(args);
+    let server = Server::spawn(&all, |command| {
+        command.env_remove("TURNPIKE_SIGNALING_SECRET");
+    });
+    wait_health(&server, "ok");
+    server
+}
+
+/// `GET /healthz`: the body.
+fn healthz(server: &Server) -> String {
+    let mut tcp = TcpStream::connect(server.address("http")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    body.to_owned()
+}
+
+/// Waits (up to 20 s) until `/healthz` of `server` starts with `want`.
+fn wait_health(server: &Server, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = healthz(server);
+        if body.starts_with(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "healthz stayed `{body}`, want `{want}`"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client of `server`'s signaling WebSocket whose reads wait up to `timeout`.
+fn client(server: &Server, timeout: Duration) -> Client {
+    let client = Client::open(server.address("http"));
+    client.0.get_ref().set_read_timeout(Some(timeout)).unwrap();
+    client
+}
+
+/// The next frame of `client` that is not a `ping`.
+fn next(client: &mut Client) -> Value {
+    client.recv()
+}
+
+/// Joins `room` and returns (peer id, the `joined` frame).
+fn join(client: &mut Client, room: &str) -> (String, Value) {
+    let joined = client.join(room, None);
+    assert_eq!(joined["type"], "joined", "{joined}");
+    (joined["id"].as_str().unwrap().to_owned(), joined)
+}
+
+#[test]
+fn peers_on_two_nodes_meet_in_one_room_with_frames_in_order_and_limits_fleet_wide() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &["--room-capacity", "2"]);
+    let b = node(&redis, "b", &["--room-capacity", "2"]);
+    let wait = Duration::from_secs(10);
+    let mut one = client(&a, wait);
+    let (one_id, joined) = join(&mut one, "lobby");
+    assert_eq!(joined["peers"], json!([]));
+    let mut two = client(&b, wait);
+    let (two_id, joined) = join(&mut two, "lobby");
+    assert_eq!(
+        joined["peers"],
+        json!([one_id]),
+        "the peer on node a is in the room"
+    );
+    let seen = next(&mut one);
+    assert_eq!(
+        (seen["type"].as_str(), seen["id"].as_str()),
+        (Some("peer-joined"), Some(two_id.as_str()))
+    );
+
+    // Directed frames across nodes, in order, with the server-stamped `from` and `data` as sent
+    // (80: within the rate limit's burst of 100).
+    for i in 0..80 {
+        let data = json!({ "n": i, "text": "line\nbreak \u{e9}" });
+        two.send_json(json!({ "type": "message", "to": one_id, "data": data }));
+    }
+    for i in 0..80 {
+        let frame = next(&mut one);
+        assert_eq!(frame["type"], "message", "{frame}");
+        assert_eq!(frame["from"], json!(two_id));
+        assert_eq!(
+            frame["data"],
+            json!({ "n": i, "text": "line\nbreak \u{e9}" })
+        );
+    }
+    one.send_json(json!({ "type": "offer", "to": two_id, "data": { "sdp": "v=0" } }));
+    let offer = next(&mut two);
+    assert_eq!(
+        (offer["type"].as_str(), offer["from"].as_str()),
+        (Some("offer"), Some(one_id.as_str()))
+    );
+    assert_eq!(offer["data"], json!({ "sdp": "v=0" }));
+
+    // The capacity of 2 holds across nodes: a third peer, on either node, is refused.
+    for server in [&a, &b] {
+        let mut three = client(server, wait);
+        three.send_json(json!({ "type": "join", "room": "lobby" }));
+        let refused = next(&mut three);
+        assert_eq!(
+            (refused["type"].as_str(), refused["code"].as_str()),
+            (Some("error"), Some("room-full")),
+            "{refused}"
+        );
+    }
+
+    // Leaving on node b is seen on node a.
+    two.send_json(json!({ "type": "leave" }));
+    let left = next(&mut one);
+    assert_eq!(
+        (left["type"].as_str(), left["id"].as_str()),
+        (Some("peer-left"), Some(two_id.as_str()))
+    );
+}
+
+#[test]
+fn a_killed_node_s_peers_leave_the_room_in_time_and_nothing_stays_in_redis() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &[]);
+    let mut b = node(&redis, "b", &[]);
+    let mut one = client(&a, NODE_LOSS_BOUND);
+    let (_, _) = join(&mut one, "lobby");
+    let mut two = client(&b, NODE_LOSS_BOUND);
+    let (two_id, _) = join(&mut two, "lobby");
+    assert_eq!(next(&mut one)["type"], "peer-joined");
+    assert_eq!(redis.keys("turnpike:room:*"), ["turnpike:room:lobby"]);
+
+    let killed = Instant::now();
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let left = next(&mut one);
+    let took = killed.elapsed();
+    assert_eq!(
+        (left["type"].as_str(), left["id"].as_str()),
+        (Some("peer-left"), Some(two_id.as_str())),
+        "{left}"
+    );
+    println!("peer of the killed node left after {took:?}");
+    assert!(took < NODE_LOSS_BOUND, "{took:?}");
+    assert_eq!(redis.keys("turnpike:node:*"), ["turnpike:node:a"]);
+
+    // The last peer leaves: its home drops the room's claim at its next heartbeat.
+    one.send_json(json!({ "type": "leave" }));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !redis.keys("turnpike:room:*").is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", redis.keys("*"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn when_a_room_s_home_dies_its_peers_elsewhere_are_told_to_reconnect_and_the_room_moves() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis, "a", &[]);
+    let b = node(&redis, "b", &[]);
+    let mut one = client(&a, NODE_LOSS_BOUND);
+    join(&mut one, "lobby");
+    let mut two = client(&b, NODE_LOSS_BOUND);
+    join(&mut two, "lobby");
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let (code, _) = two.recv_close();
+    assert_eq!(
+        code.map(u16::from),
+        Some(1012),
+        "service restart: reconnect"
+    );
+    // Reconnecting through node b: the room's new home is b.
+    let mut again = client(&b, Duration::from_secs(10));
+    let (_, joined) = join(&mut again, "lobby");
+    assert_eq!(joined["peers"], json!([]));
+    assert_eq!(redis.keys("turnpike:room:*"), ["turnpike:room:lobby"]);
+}
+
+#[test]
+fn a_peer_resumes_through_another_node_and_gets_what_was_queued_once() {
+    let redis = RedisServer::start();
+    let grace = ["--resume-grace", "30"];
+    let a = node(&redis, "a", &grace);
+    let b = node(&redis, "b", &grace);
+    let c = node(&redis, "c", &grace);
+    let wait = Duration::from_secs(10);
+    let mut one = client(&a, wait);
+    let (one_id, _) = join(&mut one, "lobby");
+    let mut two = client(&b, wait);
+    let (two_id, joined) = join(&mut two, "lobby");
+    let resume = joined["resume"].as_str().unwrap().to_owned();
+    assert_eq!(next(&mut one)["type"], "peer-joined");
+    // The socket on node b drops without a close frame.
+    drop(two);
+    // Frames to the away peer wait for it. (The home may not have heard of the drop yet; a
+    // frame sent before that is delivered on the old socket or queued, either way once.)
+    std::thread::sleep(Duration::from_millis(500));
+    one.send_json(json!({ "type": "message", "to": two_id, "data": "while away" }));
+    let mut back = client(&c, wait);
+    back.send_json(json!({ "type": "join", "room": "lobby", "resume": resume }));
+    let joined = next(&mut back);
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(
+        (joined["id"].as_str(), joined["resumed"].as_bool()),
+        (Some(two_id.as_str()), Some(true))
+    );
+    let queued = next(&mut back);
+    assert_eq!(
+        (queued["from"].as_str(), queued["data"].as_str()),
+        (Some(one_id.as_str()), Some("while away")),
+        "{queued}"
+    );
+    // Exactly once: the next frame is the one sent after the resume.
+    one.send_json(json!({ "type": "message", "to": two_id, "data": "after" }));
+    assert_eq!(next(&mut back)["data"], "after");
+    // The other peer saw no leave.
+    back.send_json(json!({ "type": "message", "to": one_id, "data": "hello" }));
+    let frame = next(&mut one);
+    assert_eq!(
+        (frame["type"].as_str(), frame["data"].as_str()),
+        (Some("message"), Some("hello")),
+        "{frame}"
+    );
+}
+
+#[test]
+fn without_redis_each_node_serves_its_own_rooms_and_the_cluster_comes_back() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, "a", &[]);
+    let b = node(&redis, "b", &[]);
+    redis.stop();
+    wait_health(&a, "degraded");
+    wait_health(&b, "degraded");
+    let wait = Duration::from_secs(10);
+    let mut one = client(&a, wait);
+    let (one_id, _) = join(&mut one, "local");
+    let mut two = client(&a, wait);
+    join(&mut two, "local");
+    assert_eq!(next(&mut one)["type"], "peer-joined");
+    two.send_json(json!({ "type": "message", "to": one_id, "data": "still here" }));
+    assert_eq!(next(&mut one)["data"], "still here");
+
+    redis.restart();
+    wait_health(&a, "ok");
+    wait_health(&b, "ok");
+    // Both nodes announce themselves again within a heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis.keys("turnpike:node:*").len() < 2 {
+        assert!(Instant::now() < deadline, "{:?}", redis.keys("*"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut three = client(&a, wait);
+    let (three_id, _) = join(&mut three, "again");
+    let mut four = client(&b, wait);
+    let (_, joined) = join(&mut four, "again");
+    assert_eq!(joined["peers"], json!([three_id]));
+}
