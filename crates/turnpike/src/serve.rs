@@ -142,6 +142,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         limits,
         policy,
         tcp_owners: Default::default(),
+        alternates: config.alternate_server.clone(),
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();

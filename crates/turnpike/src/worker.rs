@@ -70,6 +70,8 @@ pub struct CoreSettings {
     pub shared: Arc<SharedState>,
     /// Which worker holds each TCP peer connection (RFC 6062).
     pub tcp_owners: TcpOwners,
+    /// Where a full or draining core sends new clients (`alternate-server`).
+    pub alternates: Vec<SocketAddr>,
 }
 
 /// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
@@ -226,13 +228,14 @@ fn set_up(
     let io = egress.io.clone();
     let egress = Arc::new(egress);
     let tcp_owners = settings.tcp_owners;
-    let core = TurnServer::with_shared_state(
+    let mut core = TurnServer::with_shared_state(
         settings.turn,
         Authenticator::with_limits(settings.auth, settings.limits),
         settings.policy,
         Box::new(StdRng::from_entropy()),
         settings.shared,
     );
+    core.set_alternates(&settings.alternates);
     let shared: SharedCore = Arc::new_cyclic(|weak| {
         Mutex::new(Shared {
             core,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use stun::attributes::ErrorCode;
+use stun::attributes::{AlternateServer, ErrorCode};
 use stun::{Class, Message, MessageType, Method, TransactionId};
 
 use super::allocation::{read_allocate_success, read_lifetime, Allocation};
@@ -61,6 +61,8 @@ enum State {
 #[derive(Debug)]
 pub struct TurnClient {
     server: SocketAddr,
+    /// The server that redirected us to `server` with a 300 (at most one redirect).
+    redirected_from: Option<SocketAddr>,
     credentials: TurnCredentials,
     config: TurnClientConfig,
     rng: StdRng,
@@ -97,6 +99,7 @@ impl TurnClient {
     ) -> Self {
         let mut client = TurnClient {
             server,
+            redirected_from: None,
             credentials,
             config,
             rng: StdRng::from_seed(seed),
@@ -114,9 +117,15 @@ impl TurnClient {
         client
     }
 
-    /// The TURN server.
+    /// The TURN server: the one given, or the alternate it redirected us to
+    /// ([`TurnEvent::Redirected`]).
     pub fn server(&self) -> SocketAddr {
         self.server
+    }
+
+    /// The server that redirected us to [`Self::server`], if one did.
+    pub fn redirected_from(&self) -> Option<SocketAddr> {
+        self.redirected_from
     }
 
     /// The relayed transport address, while allocated.
@@ -422,6 +431,10 @@ impl TurnClient {
             }
             Verdict::Failed(error) => {
                 let tx = self.transactions.remove(index);
+                if tx.kind == RequestKind::Allocate && error.code() == Some(300) {
+                    // Authentic here when the Allocate was signed (`classify` checked it).
+                    return self.try_alternate(now, tx.authenticated, response, error);
+                }
                 self.failed(now, tx.kind, error);
             }
             Verdict::Challenge { code } => {
@@ -460,6 +473,47 @@ impl TurnClient {
         });
         self.auth = Some(auth);
         self.start(now, tx.kind, tx.challenges + 1);
+    }
+
+    /// A 300 (Try Alternate) to the Allocate: start again at the ALTERNATE-SERVER of our
+    /// family (RFC 8656 §7.2: the client "SHOULD try the Allocate request with the alternate
+    /// server"), or fail with `error`. Followed only when
+    /// - the 300 answered a signed request (so it verified with our key: nobody else can send
+    ///   us elsewhere; our server only redirects authenticated clients anyway);
+    /// - no redirect was followed yet: at most one per allocation, so two servers naming each
+    ///   other cannot keep us going (RFC 8489 §10 forbids returning to a server tried in the
+    ///   last five minutes; with one redirect the only other one is the first server);
+    /// - the alternate is not the server that answered.
+    ///
+    /// The new Allocate goes unauthenticated first: the alternate's realm and nonce are its
+    /// own, learned from its 401; the credentials are the same (RFC 8489 §10).
+    fn try_alternate(
+        &mut self,
+        now: Instant,
+        authentic: bool,
+        response: &Message<'_>,
+        error: TurnError,
+    ) {
+        let from = self.server;
+        let alternate = response
+            .get_all::<AlternateServer>()
+            .filter_map(Result::ok)
+            .map(|a| a.0)
+            // Our socket is of the server's family (RFC 8489 §10: the first alternate is of
+            // the request's family).
+            .find(|a| a.is_ipv4() == from.is_ipv4());
+        let to = match alternate {
+            Some(to) if authentic && self.config.follow_alternate => to,
+            _ => return self.failed(now, RequestKind::Allocate, error),
+        };
+        if self.redirected_from.is_some() || to == from {
+            return self.failed(now, RequestKind::Allocate, error);
+        }
+        self.redirected_from = Some(from);
+        self.server = to;
+        self.auth = None;
+        self.events.push_back(TurnEvent::Redirected { from, to });
+        self.start(now, RequestKind::Allocate, 0);
     }
 
     /// A request succeeded.

@@ -26,6 +26,13 @@ pub struct TurnClientConfig {
     /// [`super::TurnEvent::Refreshed`] and [`super::TurnEvent::RequestFailed`]. Off by
     /// default: a session needs only the outcomes, a deployment checker wants the steps.
     pub diagnostics: bool,
+    /// On a 300 (Try Alternate) to the Allocate, try the server its ALTERNATE-SERVER names,
+    /// once (RFC 8656 §7.2 step 11, RFC 8489 §10). Over UDP the driver has nothing to do
+    /// (requests go to [`super::TurnClient::server`]); over a stream it must open a new
+    /// connection to that server when [`super::TurnEvent::Redirected`] comes, before it sends
+    /// the next request, and should leave this off when it cannot (TLS to a server whose
+    /// certificate names another host). On by default.
+    pub follow_alternate: bool,
 }
 
 impl Default for TurnClientConfig {
@@ -36,6 +43,7 @@ impl Default for TurnClientConfig {
             max_channels: DEFAULT_TABLE_LIMIT,
             stream: false,
             diagnostics: false,
+            follow_alternate: true,
         }
     }
 }

@@ -19,6 +19,16 @@ pub enum TurnEvent {
         /// LIFETIME as granted.
         lifetime: Duration,
     },
+    /// The server answered the Allocate with 300 (Try Alternate): the Allocate starts again,
+    /// from its unauthenticated first request, at `to` (RFC 8489 §10), which is now
+    /// [`super::TurnClient::server`]. Over a stream the driver connects to `to` now (see
+    /// [`super::TurnClientConfig::follow_alternate`]).
+    Redirected {
+        /// The server that redirected.
+        from: SocketAddr,
+        /// The alternate server.
+        to: SocketAddr,
+    },
     /// The Allocate failed: the STUN error, a timeout, or an unusable answer.
     AllocationFailed(TurnError),
     /// A CreatePermission for this peer IP failed or timed out; the permission is dropped.

@@ -6,7 +6,9 @@
 //! for it) and 438 Stale Nonce, retransmits on the RFC 8489 §6.2.1 schedule
 //! ([`RetransmitTiming`](crate::RetransmitTiming)), checks MESSAGE-INTEGRITY(-SHA256) on every
 //! response to a signed request and discards forged ones, refreshes the allocation (at 80 %
-//! of its lifetime), permissions (300 s) and channels (600 s), frames data as Send
+//! of its lifetime), permissions (300 s) and channels (600 s), follows one signed 300 (Try
+//! Alternate) to the server its ALTERNATE-SERVER names (RFC 8656 §7.2, RFC 8489 §10;
+//! [`TurnEvent::Redirected`]), frames data as Send
 //! indications or ChannelData, reads Data indications and ChannelData, and deallocates.
 //! Permissions and channels are bounded ([`TurnClientConfig`], 64 each by default). Over a
 //! stream (`TurnClientConfig::stream`) ChannelData is padded (RFC 8656 §12.5) and the caller

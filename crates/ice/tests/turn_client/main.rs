@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod harness;
+mod redirect;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -9,8 +9,8 @@ use stun::attributes::{
 };
 use stun::error_code::{
     ADDRESS_FAMILY_NOT_SUPPORTED, ALLOCATION_MISMATCH, ALLOCATION_QUOTA_REACHED, BAD_REQUEST,
-    INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH, UNSUPPORTED_TRANSPORT_PROTOCOL,
-    WRONG_CREDENTIALS,
+    INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH, TRY_ALTERNATE,
+    UNSUPPORTED_TRANSPORT_PROTOCOL, WRONG_CREDENTIALS,
 };
 use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
 
@@ -164,18 +164,19 @@ impl TurnServer {
             self.config.user_quota,
             self.config.total_quota,
         );
-        let refused = match counted {
-            Ok(()) => None,
+        match counted {
+            Ok(()) => {}
+            // Never redirected: the operator capped what one username may hold here, and
+            // another node would lift the cap rather than enforce it (see `alternate`).
             Err(QuotaExceeded::User) => {
-                Some((ALLOCATION_QUOTA_REACHED, ServerErrorCause::UserQuota))
+                let (code, cause) = (ALLOCATION_QUOTA_REACHED, ServerErrorCause::UserQuota);
+                self.emit_server_error(code, cause, five_tuple, &auth.username);
+                return respond_error(message, code, Some(auth), out);
             }
             Err(QuotaExceeded::Total) => {
-                Some((INSUFFICIENT_CAPACITY, ServerErrorCause::TotalQuota))
+                let cause = ServerErrorCause::TotalQuota;
+                return self.refuse_when_full(cause, five_tuple, message, auth, out);
             }
-        };
-        if let Some((code, cause)) = refused {
-            self.emit_server_error(code, cause, five_tuple, &auth.username);
-            return respond_error(message, code, Some(auth), out);
         }
         let OpenedRelays {
             relays,
@@ -186,9 +187,7 @@ impl TurnServer {
             Ok(opened) => opened,
             Err(cause) => {
                 self.shared.remove_allocation(&auth.username);
-                let code = INSUFFICIENT_CAPACITY;
-                self.emit_server_error(code, cause, five_tuple, &auth.username);
-                return respond_error(message, code, Some(auth), out);
+                return self.refuse_when_full(cause, five_tuple, message, auth, out);
             }
         };
         if let Some(cause) = partial_failure {
@@ -212,6 +211,34 @@ impl TurnServer {
         allocation.address_error = address_error;
         let id = self.insert(now, allocation);
         self.allocate_success(now, id, message, auth, out)
+    }
+
+    /// The answer to an Allocate this server cannot take for `cause`: 300 (Try Alternate) when
+    /// the server is full (total quota, no relay socket) and an alternate of the client's family
+    /// is known (RFC 8656 §7.2 step 11), else 508 (Insufficient Capacity). Either way the cause
+    /// is reported, with the code sent: a redirect still tells the operator the node is full.
+    fn refuse_when_full(
+        &mut self,
+        cause: ServerErrorCause,
+        five_tuple: FiveTuple,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let full = matches!(
+            cause,
+            ServerErrorCause::TotalQuota
+                | ServerErrorCause::PortPoolEmpty { .. }
+                | ServerErrorCause::RelaySocket { .. }
+        );
+        if full {
+            if let Some(redirect) = self.try_alternate(&five_tuple, message, auth, out) {
+                self.emit_server_error(TRY_ALTERNATE, cause, five_tuple, &auth.username);
+                return redirect;
+            }
+        }
+        self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
+        respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out)
     }
 
     /// Opens the relay sockets of the request's transport: UDP sockets, or TCP listening

@@ -1,5 +1,6 @@
 //! What the core tells its driver: allocations created and ended, authentication failures,
-//! and the server-side reasons behind 508/486 answers. The core never logs (it has no clock
+//! and the server-side reasons behind 508/486 answers (and 300, when a full server sent the
+//! client to an alternate). The core never logs (it has no clock
 //! to rate-limit by, and a log call per request is I/O); it queues events, and the driver
 //! drains them with [`TurnServer::poll_event`] and decides what to write.
 //!
@@ -85,16 +86,17 @@ pub enum ServerErrorCause {
     /// The username holds `user-quota` allocations already (486).
     #[error("user quota reached")]
     UserQuota,
-    /// The server holds `total-quota` allocations already (508).
+    /// The server holds `total-quota` allocations already (508, or 300 with an alternate).
     #[error("total quota reached")]
     TotalQuota,
-    /// No free port in the relay port range on this relay IP (508).
+    /// No free port in the relay port range on this relay IP (508, or 300 with an alternate).
     #[error("relay port pool empty on {ip}")]
     PortPoolEmpty {
         /// The relay IP.
         ip: IpAddr,
     },
-    /// Binding a relay socket on this relay IP failed for every port (508).
+    /// Binding a relay socket on this relay IP failed for every port (508, or 300 with an
+    /// alternate).
     #[error("relay socket on {ip}: {error}")]
     RelaySocket {
         /// The relay IP.
@@ -139,7 +141,7 @@ impl ServerErrorCause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerError {
-    /// The ERROR-CODE sent (508, 486), or carried in ADDRESS-ERROR-CODE for the family a
+    /// The ERROR-CODE sent (508, 486, 300 for a redirect), or carried in ADDRESS-ERROR-CODE for the family a
     /// dual allocation could not get.
     pub code: u16,
     /// Why.

@@ -3,6 +3,7 @@
 
 mod allocate;
 pub mod allocation;
+pub mod alternate;
 pub mod bandwidth;
 mod challenge;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod tcp_connections;
 
 pub use allocation::RelayTransport;
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
+pub use alternate::Alternates;
 pub use config::TurnConfig;
 pub use events::{
     AuthFailure, EndReason, ServerError, ServerErrorCause, TurnEvent, EVENT_QUEUE_CAPACITY,

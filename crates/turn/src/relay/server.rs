@@ -105,7 +105,10 @@ pub struct TurnServer {
     pub(super) next_relay_ip: usize,
     pub(super) stats: TurnStats,
     /// Refusing new allocations (see [`super::drain`]).
-    pub(super) drain: super::drain::Drain,
+    pub(super) draining: bool,
+    /// Where a client goes when this server will not take its Allocate (see
+    /// [`super::alternate`]).
+    pub(super) alternates: super::alternate::Alternates,
     /// Events for the driver (see [`super::events`]).
     pub(super) events: EventQueue,
     /// The allocation of each peer data connection (RFC 6062).
@@ -164,7 +167,8 @@ impl TurnServer {
             next_id: 1,
             next_relay_ip: 0,
             stats: TurnStats::default(),
-            drain: Default::default(),
+            draining: false,
+            alternates: Default::default(),
             events: EventQueue::default(),
             tcp_owner: HashMap::new(),
             control: VecDeque::new(),

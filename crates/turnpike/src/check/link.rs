@@ -4,10 +4,11 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use stun::framing::{next_frame, Frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpStream, UdpSocket};
 
 use crate::client_args::is_transient;
 
@@ -35,6 +36,8 @@ pub enum Link {
         server: SocketAddr,
         /// Bytes read and not yet cut into a message.
         buf: Vec<u8>,
+        /// TLS rather than plain TCP.
+        tls: bool,
     },
 }
 
@@ -65,13 +68,51 @@ impl Link {
         })
     }
 
-    /// A connected stream.
+    /// A connected TCP stream.
     pub fn stream(io: Box<dyn StreamIo>, server: SocketAddr) -> Link {
         Link::Stream {
             io,
             server,
             buf: Vec::new(),
+            tls: false,
         }
+    }
+
+    /// A TLS session.
+    pub fn tls(io: Box<dyn StreamIo>, server: SocketAddr) -> Link {
+        Link::Stream {
+            io,
+            server,
+            buf: Vec::new(),
+            tls: true,
+        }
+    }
+
+    /// True when [`Link::reconnect`] can open a link of the same transport to another
+    /// server: UDP and TCP. A TLS session would need the name the other server's certificate
+    /// carries (ALTERNATE-DOMAIN, RFC 8489 §10), which a redirect of ours does not give.
+    pub fn can_reconnect(&self) -> bool {
+        !matches!(self, Link::Stream { tls: true, .. })
+    }
+
+    /// A new link of the same transport to `server` (a TURN server's ALTERNATE-SERVER: RFC
+    /// 8489 §10, "using the same transport protocol").
+    pub async fn reconnect(&self, server: SocketAddr, timeout: Duration) -> io::Result<Link> {
+        if !self.can_reconnect() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a TLS link is not moved to another server",
+            ));
+        }
+        if !self.is_stream() {
+            return Link::udp(server).await;
+        }
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(server))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer"))??;
+        // Small STUN messages go out at once.
+        let _ = tcp.set_nodelay(true);
+        Ok(Link::stream(Box::new(tcp), server))
     }
 
     /// True for TCP and TLS.
@@ -129,7 +170,9 @@ impl Link {
                     }
                 }
             }
-            Link::Stream { io, server, buf } => loop {
+            Link::Stream {
+                io, server, buf, ..
+            } => loop {
                 match next_frame(buf) {
                     Frame::Stun(len) | Frame::ChannelData(len) => {
                         let rest = buf.split_off(len);

@@ -102,6 +102,9 @@ pub struct Facts {
     pub realm: Option<String>,
     /// The relayed addresses of the two allocations.
     pub relayed: Vec<SocketAddr>,
+    /// The alternate servers an Allocate was sent to by a 300 (Try Alternate), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirected_to: Vec<SocketAddr>,
     /// The allocation lifetime granted, seconds.
     pub lifetime_s: Option<u64>,
     /// The server's certificate.

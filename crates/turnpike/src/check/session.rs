@@ -61,6 +61,8 @@ pub struct Session {
     pub echo: bool,
     /// Echoes waiting to be sent.
     outbox: VecDeque<Vec<u8>>,
+    /// How long a new connection may take (to an alternate server).
+    timeout: Duration,
 }
 
 impl Session {
@@ -76,6 +78,8 @@ impl Session {
             timing: timing(stream, timeout),
             stream,
             diagnostics: true,
+            // A 300 (Try Alternate) moves the link to the alternate (see `drive`).
+            follow_alternate: link.can_reconnect(),
             ..TurnClientConfig::default()
         };
         // The seed draws transaction ids, which RFC 8489 §5 wants random.
@@ -88,6 +92,7 @@ impl Session {
             arrivals: Vec::new(),
             echo: false,
             outbox: VecDeque::new(),
+            timeout,
         }
     }
 
@@ -167,6 +172,11 @@ pub async fn drive(
             session.turn.handle_timeout(now);
             while let Some(event) = session.turn.poll_event() {
                 tracing::debug!(?event, "TURN event");
+                if let TurnEvent::Redirected { to, .. } = event {
+                    // The client's next Allocate is for the alternate: over a new link of the
+                    // same transport (RFC 8489 §10), before the next flush sends it.
+                    session.link = session.link.reconnect(to, session.timeout).await?;
+                }
                 session.events.push(event);
             }
         }

@@ -317,9 +317,10 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 
 ## Operations: drain and admin API (docs/operations.md) ###########################################
 
-# Where a draining server (SIGTERM, `turnpike admin drain`) sends new clients: a new Allocate
-# gets 300 (Try Alternate) with ALTERNATE-SERVER. IP:PORT, at most one per family; a client
-# of a family without one gets 508.
+# Where a draining (SIGTERM, `turnpike admin drain`) or full (total-quota, relay ports) server
+# sends new clients: the Allocate gets 300 (Try Alternate) with ALTERNATE-SERVER instead of
+# 508 (a user-quota refusal stays 486). IP:PORT, at most one per family; a client of a family
+# without one gets 508.
 # Default: [] (508)
 # alternate-server = ["192.0.2.20:3478"]
 

@@ -118,16 +118,14 @@ impl Control {
             rest_secrets: update.rest_secrets.len(),
             restart_needed: needing_restart(&current, &new),
         };
-        let draining = self.draining();
         for worker in self.workers.iter() {
             // Cloned before the lock; the lock only swaps values, and what they replaced is
             // freed after it is released.
             let update = update.clone();
             let replaced = {
                 let mut state = lock(&worker.shared);
-                if draining {
-                    state.core.start_draining(&new.alternate_server);
-                }
+                // Full and draining cores alike send new clients there.
+                state.core.set_alternates(&new.alternate_server);
                 state.core.reconfigure(update)
             };
             drop(replaced);

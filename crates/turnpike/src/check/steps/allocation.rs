@@ -38,6 +38,15 @@ pub(super) async fn allocate(
         run.evidence.realm = Some(realm);
     }
     let course = challenges(&events);
+    if let Some((from, to)) = events.iter().find_map(|e| match e {
+        TurnEvent::Redirected { from, to } => Some((*from, *to)),
+        _ => None,
+    }) {
+        // RFC 8656 §7.2: a full or draining server sends the client to another one.
+        let detail = format!("{from} answered 300 (Try Alternate): allocating at {to}");
+        run.ok("redirect", started, detail);
+        run.facts.redirected_to.push(to);
+    }
     let io_error = |e: std::io::Error| e.to_string();
     match ended.map_err(io_error) {
         Err(error) => return Err(run.fail(name, started, error, Outcome::Unreachable)),
@@ -129,12 +138,14 @@ fn allocation_failed(
 }
 
 /// The challenges answered, as the allocate and refresh steps print them: `401 realm "r"`,
-/// `438 realm "r"` (a stale nonce, RFC 8489 §9.2.5, retried with the new one).
+/// `438 realm "r"` (a stale nonce, RFC 8489 §9.2.5, retried with the new one), and a redirect
+/// followed: `300 → IP:PORT`.
 fn challenges(events: &[TurnEvent]) -> String {
     let course: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
             TurnEvent::Challenged { code, realm, .. } => Some(format!("{code} realm \"{realm}\"")),
+            TurnEvent::Redirected { to, .. } => Some(format!("300 → {to}")),
             _ => None,
         })
         .collect();

@@ -107,7 +107,7 @@ pub(super) async fn reach_quietly(run: &Run<'_>, server: SocketAddr) -> Option<L
                     .ok()?
                     .ok()?
                     .stream?;
-                Link::stream(Box::new(stream), server)
+                Link::tls(Box::new(stream), server)
             }
         }
     };
@@ -205,7 +205,7 @@ async fn tls(
         }
         run.record("tls", verdict, started, detail);
     }
-    Ok(Link::stream(Box::new(stream), server))
+    Ok(Link::tls(Box::new(stream), server))
 }
 
 /// Binding (RFC 8489 §6): the server answers and tells our mapped address.

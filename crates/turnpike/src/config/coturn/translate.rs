@@ -701,7 +701,7 @@ fn service(seen: &Seen<'_>, out: &mut Out) {
             &["alternate-server"],
         );
         let why = "coturn sent every Allocate to these servers (load balancing); Turnpike sends \
-                   new clients there only while it drains (docs/operations.md)";
+                   new clients there only when it is full (quota, ports) or drains (docs/turn.md)";
         out.differs("alternate-server", "alternate-server", None, why.to_owned());
     }
 }

@@ -1,0 +1,133 @@
+//! Alternate servers: where this server sends a client whose Allocate it will not take
+//! (RFC 8656 §7.2 step 11: "at any point, the server MAY choose to reject the request with a
+//! 300 (Try Alternate) error"; the answer follows RFC 8489 §10).
+//!
+//! The alternates are a setting of their own, independent of draining: the driver sets them
+//! from `alternate-server` at start and on reload, and a cluster adapter may replace them
+//! whenever the fleet's least-loaded nodes change ([`TurnServer::set_alternates`] only copies
+//! two addresses). They are used when
+//! - the server is draining (see [`super::drain`]): every new Allocate is redirected;
+//! - the server is full: the total allocation quota is reached or no relay socket can be
+//!   opened, where the answer would otherwise be 508 (Insufficient Capacity).
+//!
+//! A per-user quota (486) is never redirected: the operator capped what one username may
+//! hold on this server, and sending the user to another node would lift the cap rather than
+//! enforce it. Neither is an Allocate that fails for a reason another node shares (a bad
+//! request, a RESERVATION-TOKEN, which names a port of this server).
+//!
+//! The 300 is only ever an answer to an authenticated Allocate, signed like every other
+//! answer to one (RFC 8489 §10: "The error response message MAY be authenticated"; here it
+//! always is): an unauthenticated client gets its 401 first, so nobody learns the fleet's
+//! addresses without credentials, and a client can check the redirect is ours.
+
+use std::net::SocketAddr;
+
+use stun::attributes::AlternateServer;
+use stun::error_code::TRY_ALTERNATE;
+use stun::{Class, Message};
+
+use super::five_tuple::FiveTuple;
+use super::respond::respond;
+use super::server::TurnServer;
+use crate::auth::Authenticated;
+
+/// The alternate servers of one core: the first of each address family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Alternates {
+    v4: Option<SocketAddr>,
+    v6: Option<SocketAddr>,
+}
+
+impl Alternates {
+    /// The first IPv4 and the first IPv6 address of `servers` (a 300 carries one of each,
+    /// RFC 8489 §10).
+    pub fn new(servers: &[SocketAddr]) -> Self {
+        let first = |v4: bool| servers.iter().copied().find(|a| a.is_ipv4() == v4);
+        Alternates {
+            v4: first(true),
+            v6: first(false),
+        }
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+
+    /// The alternates for a client at `client`: one of its own family first (RFC 8489 §10:
+    /// the first ALTERNATE-SERVER "MUST contain an IP address of the same address family as
+    /// the source IP address of the request"), then one of the other family (SHOULD).
+    /// `None` when there is none of the client's family: the client could not use it.
+    pub fn for_client(&self, client: SocketAddr) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        let (same, other) = if client.is_ipv4() {
+            (self.v4, self.v6)
+        } else {
+            (self.v6, self.v4)
+        };
+        same.map(|same| (same, other))
+    }
+}
+
+impl TurnServer {
+    /// Sets the servers a client is sent to when this one will not take its Allocate
+    /// (draining, or full): the first of each address family of `servers` is kept, an empty
+    /// list removes them (the answer is then 508). Cheap: no allocation, nothing else changes.
+    pub fn set_alternates(&mut self, servers: &[SocketAddr]) {
+        self.alternates = Alternates::new(servers);
+    }
+
+    /// The alternate servers in force.
+    pub fn alternates(&self) -> Alternates {
+        self.alternates
+    }
+
+    /// The 300 (Try Alternate) answer to the Allocate `message` of `five_tuple`, written into
+    /// `out` (`Some(None)`: it did not fit); `None` when no alternate of the client's family
+    /// is known, for the caller to answer as it would without one.
+    pub(super) fn try_alternate(
+        &self,
+        five_tuple: &FiveTuple,
+        message: &Message<'_>,
+        auth: &Authenticated,
+        out: &mut [u8],
+    ) -> Option<Option<usize>> {
+        let (same, other) = self.alternates.for_client(five_tuple.client)?;
+        Some(respond(message, Class::Error, Some(auth), out, |w| {
+            w.add(&TRY_ALTERNATE)?;
+            w.add(&AlternateServer(same))?;
+            match other {
+                Some(other) => w.add(&AlternateServer(other)),
+                None => Ok(()),
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|_| unreachable!("a test address"))
+    }
+
+    // RFC 8489 §10: the first ALTERNATE-SERVER is of the request's family, then the other.
+    #[test]
+    fn the_clients_family_comes_first_and_is_required() {
+        let v4 = addr("192.0.2.9:3478");
+        let v6 = addr("[2001:db8::9]:3478");
+        let both = Alternates::new(&[v6, addr("[2001:db8::10]:3478"), v4]);
+        assert_eq!(
+            both.for_client(addr("198.51.100.1:5000")),
+            Some((v4, Some(v6)))
+        );
+        assert_eq!(
+            both.for_client(addr("[2001:db8::1]:5000")),
+            Some((v6, Some(v4)))
+        );
+        let only_v6 = Alternates::new(&[v6]);
+        assert_eq!(only_v6.for_client(addr("198.51.100.1:5000")), None);
+        assert!(Alternates::new(&[]).is_empty());
+        assert!(!only_v6.is_empty());
+    }
+}

@@ -1,0 +1,214 @@
+//! ALTERNATE-SERVER when the server is full (RFC 8656 §7.2 step 11, RFC 8489 §10): an
+//! Allocate refused for the total quota or for want of a relay port gets 300 (Try Alternate)
+//! naming a server with room, when one of the client's family is known; never for a per-user
+//! quota, never to an unauthenticated request.
+
+use std::net::SocketAddr;
+
+use stun::attributes::{AlternateServer, ReservationToken};
+use stun::{AnyAttribute, Message, Method};
+use turn::relay::stats::RESPONSE_CODES;
+use turn::relay::{RelayOpenError, ServerErrorCause, TurnConfig, TurnEvent};
+
+use super::harness::{code, config, udp_client, Client, World, RELAY_IP};
+use super::UDP;
+
+const ALICE: (&str, &str) = ("alice", "alice-pass");
+const BOB: (&str, &str) = ("bob", "bob-pass");
+
+fn v4() -> SocketAddr {
+    "192.0.2.9:3478".parse().unwrap()
+}
+
+fn v6() -> SocketAddr {
+    "[2001:db8::9]:3478".parse().unwrap()
+}
+
+fn client(port: u16, (user, pass): (&str, &str)) -> Client {
+    Client::new(udp_client(port), user, pass)
+}
+
+fn alternates(reply: &[u8]) -> Vec<SocketAddr> {
+    let m = Message::decode(reply).unwrap();
+    m.get_all::<AlternateServer>()
+        .map(|a| a.unwrap().0)
+        .collect()
+}
+
+fn server_errors(world: &mut World) -> Vec<(u16, ServerErrorCause)> {
+    std::iter::from_fn(|| world.server.poll_event())
+        .filter_map(|e| match e {
+            TurnEvent::ServerError(e) => Some((e.code, e.cause)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Allocate answers counted with `code` (the metrics' requests by method × answer).
+fn allocate_answers(world: &World, code: &str) -> u64 {
+    let c = RESPONSE_CODES.iter().position(|c| *c == code).unwrap();
+    world.server.stats().requests[0][c]
+}
+
+/// A server whose one allocation is taken (`total-quota = 1`), with `alternates`.
+fn full_by_quota(alternates: &[SocketAddr]) -> World {
+    let mut world = World::new(TurnConfig {
+        total_quota: 1,
+        ..config()
+    });
+    world.server.set_alternates(alternates);
+    let mut first = client(5000, ALICE);
+    assert_eq!(
+        code(&first.request(&mut world, Method::ALLOCATE, &[UDP])),
+        0
+    );
+    server_errors(&mut world);
+    world
+}
+
+// RFC 8656 §7.2 step 11 with RFC 8489 §10: 300, the client's family first, the other family
+// after it, signed with the request's key; the refusal is still reported with its cause.
+#[test]
+fn full_by_total_quota_redirects_with_300() {
+    let mut world = full_by_quota(&[v6(), v4()]);
+    let mut second = client(5001, BOB);
+    let reply = second.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(code(&reply), 300);
+    assert_eq!(alternates(&reply), [v4(), v6()]);
+    Message::decode(&reply)
+        .unwrap()
+        .verify_integrity(second.key.as_bytes())
+        .expect("the 300 is signed with the request's key");
+    assert_eq!(
+        server_errors(&mut world),
+        [(300, ServerErrorCause::TotalQuota)]
+    );
+    assert_eq!(allocate_answers(&world, "300"), 1);
+    assert_eq!(allocate_answers(&world, "508"), 0);
+    assert_eq!(world.server.stats().allocation_count(), 1);
+}
+
+// Without alternates, or with none of the client's family (RFC 8489 §10: the first MUST be of
+// its family), the answer stays 508 (RFC 8656 §7.2).
+#[test]
+fn full_without_an_alternate_of_the_family_answers_508() {
+    for alternates in [&[][..], &[v6()][..]] {
+        let mut world = full_by_quota(alternates);
+        let mut second = client(5001, BOB);
+        let reply = second.request(&mut world, Method::ALLOCATE, &[UDP]);
+        assert_eq!(code(&reply), 508, "alternates {alternates:?}");
+        assert_eq!(
+            server_errors(&mut world),
+            [(508, ServerErrorCause::TotalQuota)]
+        );
+    }
+    // Alternates removed again: 508.
+    let mut world = full_by_quota(&[v4()]);
+    world.server.set_alternates(&[]);
+    assert!(world.server.alternates().is_empty());
+    let mut second = client(5001, BOB);
+    assert_eq!(
+        code(&second.request(&mut world, Method::ALLOCATE, &[UDP])),
+        508
+    );
+}
+
+// RFC 8656 §7.2 step 10: a user over its own quota gets 486 even when alternates are known:
+// another node would lift the operator's per-user cap, not enforce it.
+#[test]
+fn a_user_over_its_quota_gets_486_not_a_redirect() {
+    let mut world = World::new(TurnConfig {
+        user_quota: 1,
+        ..config()
+    });
+    world.server.set_alternates(&[v4()]);
+    let mut a1 = client(5000, ALICE);
+    assert_eq!(code(&a1.request(&mut world, Method::ALLOCATE, &[UDP])), 0);
+    let mut a2 = client(5001, ALICE);
+    let reply = a2.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(code(&reply), 486);
+    assert!(alternates(&reply).is_empty());
+}
+
+// No relay port left (the pool empty, or every bind failing): 300 with alternates, else 508.
+#[test]
+fn no_relay_port_left_redirects_with_300() {
+    let relay = |port| SocketAddr::new(RELAY_IP.parse().unwrap(), port);
+    let mut world = World::new(TurnConfig {
+        port_range: 50000..=50000,
+        ..config()
+    });
+    let mut a = client(5000, ALICE);
+    assert_eq!(code(&a.request(&mut world, Method::ALLOCATE, &[UDP])), 0);
+    assert!(world.sockets.open.contains(&relay(50000)));
+    let mut b = client(5001, BOB);
+    assert_eq!(code(&b.request(&mut world, Method::ALLOCATE, &[UDP])), 508);
+    world.server.set_alternates(&[v4()]);
+    let reply = b.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(code(&reply), 300);
+    assert_eq!(alternates(&reply), [v4()]);
+    let errors = server_errors(&mut world);
+    let empty = ServerErrorCause::PortPoolEmpty {
+        ip: RELAY_IP.parse().unwrap(),
+    };
+    assert_eq!(errors, [(508, empty), (300, empty)]);
+    // Nothing was counted for the refused allocation: freeing the one port makes room.
+    assert_eq!(world.server.shared_state().allocations(), 1);
+
+    // Every bind failing (EMFILE: out of file descriptors) is as full.
+    let mut world = World::new(config());
+    world.server.set_alternates(&[v4()]);
+    world.sockets.fail_all = Some(RelayOpenError::ProcessFileLimit);
+    let reply = a.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(code(&reply), 300);
+    assert_eq!(world.server.shared_state().allocations(), 0);
+}
+
+// A RESERVATION-TOKEN names a port of this server: another node cannot redeem it, so an
+// unknown token stays a 508 (RFC 8656 §7.2) even with alternates.
+#[test]
+fn an_unknown_reservation_token_is_not_redirected() {
+    let mut world = World::new(config());
+    world.server.set_alternates(&[v4()]);
+    let mut a = client(5000, ALICE);
+    let token = AnyAttribute::ReservationToken(ReservationToken([1; 8]));
+    assert_eq!(
+        code(&a.request(&mut world, Method::ALLOCATE, &[UDP, token])),
+        508
+    );
+}
+
+// RFC 8489 §10 / §9.2.4: authentication comes first; a full server answers an unsigned or
+// wrongly signed Allocate with 401, never with the fleet's addresses.
+#[test]
+fn an_unauthenticated_allocate_never_gets_300() {
+    let mut world = full_by_quota(&[v4(), v6()]);
+    let mut stranger = client(5001, ("bob", "wrong-pass"));
+    let reply = stranger.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(code(&reply), 401);
+    assert!(alternates(&reply).is_empty());
+    // The unsigned first request too.
+    let mut fresh = client(5002, BOB);
+    fresh.nonce = None;
+    let tid = world.tid();
+    let (_, reply) = world.feed(
+        fresh.five_tuple,
+        &fresh.encode(Method::ALLOCATE, tid, &[UDP]),
+    );
+    assert_eq!(code(&reply), 401);
+    assert!(alternates(&reply).is_empty());
+    assert_eq!(allocate_answers(&world, "300"), 0);
+}
+
+// Draining uses the same alternates; set_alternates while draining updates them.
+#[test]
+fn draining_and_set_alternates_share_the_alternates() {
+    let mut world = World::new(config());
+    world.server.start_draining(&[]);
+    let mut a = client(5000, ALICE);
+    assert_eq!(code(&a.request(&mut world, Method::ALLOCATE, &[UDP])), 508);
+    world.server.set_alternates(&[v4()]);
+    let reply = a.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(code(&reply), 300);
+    assert_eq!(alternates(&reply), [v4()]);
+}

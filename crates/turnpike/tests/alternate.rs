@@ -1,0 +1,149 @@
+//! ALTERNATE-SERVER between two real `turnpike serve` processes (RFC 8656 §7.2 step 11, RFC
+//! 8489 §10): node A holds one allocation at most (`total-quota = 1`) and names node B in
+//! `alternate-server`; `turnpike check` against A makes its first allocation on A, is sent to
+//! B by a 300 for the second, and relays data between the two. A logs the refusal with its
+//! cause and the 300 it sent.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use common::Server;
+use serde_json::Value;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "alice-pass";
+const REALM: &str = "fleet.example";
+
+/// A node relaying on loopback, where the other node's relay addresses are peers too.
+fn node(extra: &[&str]) -> Server {
+    let user = format!("{USER}:{PASSWORD}");
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "false",
+        "--relay-ip",
+        "127.0.0.1",
+        "--realm",
+        REALM,
+        "--users",
+        &user,
+        // The other node's relay addresses are loopback addresses, denied by default.
+        "--allowed-peers",
+        "127.0.0.1/32",
+    ];
+    args.extend(extra);
+    Server::spawn(&args, |command| {
+        command.env_remove("TURNPIKE_USERS");
+    })
+}
+
+/// `turnpike check --json URI` with alice's credentials: exit code and the one result.
+fn check(uri: &str) -> (i32, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args([
+            "check",
+            "--json",
+            uri,
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+        ])
+        .args(["--count", "5", "--interval", "5"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap(), report["results"][0].clone())
+}
+
+fn step<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {result:#}"))
+}
+
+/// A's `server_error` log lines: (code, cause).
+fn server_errors(log: &[Value]) -> Vec<(u64, String)> {
+    log.iter()
+        .filter(|l| l["target"] == "turnpike::server_error")
+        .map(|l| {
+            let fields = &l["fields"];
+            (
+                fields["code"].as_u64().unwrap(),
+                fields["cause"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_node_sends_the_second_allocation_to_its_alternate_over_udp_and_tcp() {
+    let b = node(&[]);
+    let (b_udp, b_tcp) = (b.address("udp"), b.address("tcp"));
+    // One address serves both transports (`alternate-server` has one per family): the test
+    // relies on B's UDP and TCP listeners sharing the port, as `listen` binds them.
+    assert_eq!(b_udp, b_tcp, "B listens on one port for UDP and TCP");
+    let alternate = b_udp.to_string();
+    let a = node(&["--total-quota", "1", "--alternate-server", &alternate]);
+    for (transport, query) in [("udp", ""), ("tcp", "?transport=tcp")] {
+        let a_addr: SocketAddr = a.address(transport);
+        let (code, result) = check(&format!("turn:{a_addr}{query}"));
+        assert_eq!(code, 0, "{transport}: {result:#}");
+        assert!(
+            result["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["verdict"] == "ok"),
+            "{transport}: {result:#}"
+        );
+        let redirect = step(&result, "redirect")["detail"].as_str().unwrap();
+        assert_eq!(
+            redirect,
+            format!("{a_addr} answered 300 (Try Alternate): allocating at {b_udp}")
+        );
+        assert_eq!(
+            result["facts"]["redirected_to"],
+            serde_json::json!([alternate])
+        );
+        let second = step(&result, "allocate (second)")["detail"]
+            .as_str()
+            .unwrap();
+        assert!(
+            second.contains(&format!("→ 300 → {b_udp} → 401 realm \"{REALM}\" → 200")),
+            "{second}"
+        );
+        // Data went both ways between an allocation on A and one on B.
+        for framing in ["send_data", "channel_data"] {
+            let stats = &result["facts"][framing];
+            assert_eq!(stats["returned"].as_u64(), Some(5), "{framing}: {stats}");
+        }
+    }
+    let (a_status, a_log) = a.stop_with_log();
+    assert_eq!(a_status, Some(0));
+    let errors = server_errors(&a_log);
+    assert!(
+        errors
+            .iter()
+            .any(|(code, cause)| *code == 300 && cause == "total quota reached"),
+        "A logs the redirect with its cause: {errors:?}"
+    );
+    let (b_status, b_log) = b.stop_with_log();
+    assert_eq!(b_status, Some(0));
+    assert!(server_errors(&b_log).is_empty(), "{b_log:?}");
+}
