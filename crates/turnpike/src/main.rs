@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod client_args;
 mod cluster;
+mod cluster_setup;
 mod completions;
 mod config;
 mod control;

@@ -82,6 +82,21 @@ impl Bound {
             tls: stream(true),
         }
     }
+
+    /// The bound address of each `listen` address (UDP, else TCP): the STUN/TURN service as
+    /// this host sees it, for the cluster's ALTERNATE-SERVER addresses.
+    fn listen_addresses(&self) -> Vec<SocketAddr> {
+        let udp: Vec<SocketAddr> = (self.udp.iter())
+            .filter_map(|(_, sockets, _)| sockets.address(SocketId::PRIMARY))
+            .collect();
+        if !udp.is_empty() {
+            return udp;
+        }
+        (self.streams.iter())
+            .filter(|(_, _, id, tls)| !*tls && *id == SocketId::PRIMARY)
+            .filter_map(|(listener, ..)| listener.local_addr().ok())
+            .collect()
+    }
 }
 
 /// Runs the server until SIGINT, until a drain ends, or until a listener fails.
@@ -128,6 +143,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     turn.own_ips.extend(http::own_ips(&tcp_services));
     let metrics = Arc::new(Metrics::new());
     let turn_ports = bound.turn_ports();
+    let listen_addresses = bound.listen_addresses();
     for (_, sockets, _) in &bound.udp {
         for id in sockets.ids() {
             if let Some(addr) = sockets.address(id) {
@@ -188,6 +204,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         &mut tasks,
     )?;
     let health = Health::default();
+    let fleet = crate::cluster::fleet::FleetView::default();
     let cluster = match &config.redis_url {
         Some(url) => {
             let cluster = Cluster::new(url, config.node_id.as_deref(), &config.cluster_prefix)?;
@@ -202,9 +219,22 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         rest_secret: minting.clone(),
         health: health.clone(),
         metrics: &metrics,
-        cluster,
+        cluster: cluster.clone(),
+        fleet: fleet.clone(),
     };
     let http = http::spawn(&config, http_listeners, shared, &mut tasks)?;
+    if let Some(cluster) = cluster {
+        let node = crate::cluster_setup::Node {
+            config: &config,
+            ports: turn_ports,
+            listen: &listen_addresses,
+            workers: handles.clone(),
+            health: health.clone(),
+            signaling: http.as_ref().map(http::HttpServer::signaling),
+            fleet,
+        };
+        crate::cluster_setup::spawn(cluster, node, &mut tasks);
+    }
     for listener in metrics_listeners {
         metrics::spawn(listener, &metrics, &mut tasks)?;
     }

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use stun::Class;
 
 mod common;
 
@@ -25,6 +26,10 @@ const GRACE: &str = "2";
 /// wide margin for a loaded machine.
 const NODE_LOSS_BOUND: Duration = Duration::from_secs(6 + 2 + 2 + 12);
 
+/// The fleet's shared REST secret (docs/cluster.md: nodes share it, so that a credential
+/// handed out by one works on all).
+const REST_SECRET: &str = "fleet-rest-secret-0123456789";
+
 /// A node named `id` on `redis`, with `args` added (and the resume window [`GRACE`] unless
 /// `args` sets one).
 fn node(redis: &RedisServer, id: &str, args: &[&str]) -> Server {
@@ -38,6 +43,14 @@ fn node(redis: &RedisServer, id: &str, args: &[&str]) -> Server {
         "--node-id",
         id,
     ]);
+    all.extend([
+        "--rest-secrets",
+        REST_SECRET,
+        "--allowed-peers",
+        "127.0.0.1/32",
+    ]);
+    // The tests poll the ICE server list.
+    all.extend(["--credential-rate", "10000"]);
     if !args.contains(&"--resume-grace") {
         all.extend(["--resume-grace", GRACE]);
     }
@@ -49,16 +62,21 @@ fn node(redis: &RedisServer, id: &str, args: &[&str]) -> Server {
     server
 }
 
-/// `GET /healthz`: the body.
-fn healthz(server: &Server) -> String {
+/// `GET path` from `server`'s HTTP listener: the body.
+fn get(server: &Server, path: &str) -> String {
     let mut tcp = TcpStream::connect(server.address("http")).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     tcp.read_to_string(&mut response).unwrap();
     let body = response.split_once("\r\n\r\n").unwrap().1;
     body.to_owned()
+}
+
+/// `GET /healthz`: the body.
+fn healthz(server: &Server) -> String {
+    get(server, "/healthz")
 }
 
 /// Waits (up to 20 s) until `/healthz` of `server` starts with `want`.
@@ -299,4 +317,98 @@ fn without_redis_each_node_serves_its_own_rooms_and_the_cluster_comes_back() {
     let mut four = client(&b, wait);
     let (_, joined) = join(&mut four, "again");
     assert_eq!(joined["peers"], json!([three_id]));
+}
+
+/// The `turn:` entry of `GET /api/ice-servers` from `server`: (urls, username, credential).
+fn turn_entry(server: &Server) -> (Vec<String>, String, String) {
+    let body: Value = serde_json::from_str(&get(server, "/api/ice-servers")).unwrap();
+    let turn = body["iceServers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .find(|s| s["username"].is_string())
+        .unwrap_or_else(|| panic!("no TURN entry: {body}"))
+        .clone();
+    let urls = turn["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_owned())
+        .collect();
+    let text = |key: &str| turn[key].as_str().unwrap().to_owned();
+    (urls, text("username"), text("credential"))
+}
+
+#[test]
+fn the_ice_servers_name_the_least_loaded_nodes_and_one_credential_works_on_all() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a", &[]);
+    let b = node(&redis, "b", &[]);
+    let (a_udp, b_udp) = (a.address("udp"), b.address("udp"));
+    let first_url = |server: &Server| turn_entry(server).0[0].clone();
+    let url_of = |addr: std::net::SocketAddr| format!("turn:{addr}?transport=udp");
+    // Equal loads: ties go by node id, the same on every node.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first_url(&b) != url_of(a_udp) {
+        assert!(Instant::now() < deadline, "{:?}", turn_entry(&b));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two allocations on node a make node b the least loaded, as seen from node a too.
+    let (_, username, credential) = turn_entry(&a);
+    for _ in 0..2 {
+        assert_eq!(
+            common::allocate(a_udp, &username, &credential),
+            Class::Success
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first_url(&a) != url_of(b_udp) {
+        assert!(Instant::now() < deadline, "{:?}", turn_entry(&a));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (urls, username, credential) = turn_entry(&a);
+    assert!(
+        urls.contains(&url_of(a_udp)),
+        "the second node to fall back to: {urls:?}"
+    );
+    // The credential node a handed out works on node b: the fleet shares its REST secret.
+    assert_eq!(
+        common::allocate(b_udp, &username, &credential),
+        Class::Success
+    );
+}
+
+#[test]
+fn a_full_node_sends_new_clients_to_a_node_with_room_that_it_learnt_from_redis() {
+    let redis = RedisServer::start();
+    let b = node(&redis, "b", &[]);
+    let a = node(&redis, "a", &["--total-quota", "1"]);
+    let (a_udp, b_udp) = (a.address("udp"), b.address("udp"));
+    let (_, username, credential) = turn_entry(&a);
+    assert_eq!(
+        common::allocate(a_udp, &username, &credential),
+        Class::Success
+    );
+    // Node a is full; within a heartbeat it knows node b has room, and sends new clients there:
+    // 300 Try Alternate with ALTERNATE-SERVER b (RFC 8656 §7.2, RFC 8489 §14.15), which
+    // `turnpike check` follows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args(["check", "--json", &format!("turn:{a_udp}")])
+            .args(["--user", &username, "--password", &credential])
+            .args(["--count", "3", "--interval", "5"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let result = &report["results"][0];
+        // Both of check's allocations find node a full.
+        if result["facts"]["redirected_to"] == json!([b_udp.to_string(), b_udp.to_string()]) {
+            assert_eq!(output.status.code(), Some(0), "{result:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never redirected: {result:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -7,6 +7,8 @@
 //! Redis goes away the node says so once, keeps serving what is local, reports itself
 //! degraded on `/healthz`, and reconnects every second; see `docs/cluster.md`.
 
+pub mod fleet;
+pub mod heartbeat;
 pub mod keys;
 pub mod wire;
 
@@ -230,6 +232,49 @@ impl Cluster {
         matches!(tokio::time::timeout(COMMAND_TIMEOUT, set).await, Ok(Ok(())))
     }
 
+    /// Every node with a presence key, as it describes itself (records that do not read are
+    /// left out). Empty when Redis cannot say.
+    pub async fn nodes(&self) -> Vec<fleet::NodeRecord> {
+        let Some(mut conn) = self.connection() else {
+            return Vec::new();
+        };
+        let list = async {
+            let pattern = format!("{}*", self.keys.node_prefix());
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            redis::cmd("MGET")
+                .arg(&keys)
+                .query_async::<Vec<Option<String>>>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(COMMAND_TIMEOUT, list).await {
+            Ok(Ok(values)) => values
+                .into_iter()
+                .flatten()
+                .filter_map(|json| serde_json::from_str(&json).ok())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Of `nodes`, those without a presence key: dead (or cut off from Redis). Empty when
     /// Redis cannot say.
     pub async fn dead_among(&self, nodes: &[NodeId]) -> Vec<NodeId> {
@@ -273,7 +318,12 @@ impl Cluster {
                         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(commands);
                     // Present before anything else: a room is taken over from a node without
                     // a presence key, so a node must never claim one before it has its key.
-                    if !self.announce("{}").await {
+                    let record = fleet::NodeRecord {
+                        id: self.me.to_string(),
+                        ..fleet::NodeRecord::default()
+                    };
+                    let record = serde_json::to_string(&record).unwrap_or_default();
+                    if !self.announce(&record).await {
                         tokio::time::sleep(RECONNECT_PAUSE).await;
                         continue;
                     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::cluster::fleet::{FleetView, TurnRecord};
+
 /// One TURN REST credential to hand out: username `EXPIRY:ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -68,6 +70,9 @@ pub struct IceSettings {
     pub secret: MintingSecret,
     /// How long the credentials stay valid.
     pub ttl: Duration,
+    /// With a cluster: the fleet's least-loaded nodes, whose TURN URLs are handed out instead
+    /// of this node's own (empty: this node's own).
+    pub fleet: FleetView,
 }
 
 impl std::fmt::Debug for IceSettings {
@@ -117,18 +122,22 @@ impl IceSettings {
         let (Some(secret), Some(lease)) = (secret.as_deref(), lease) else {
             return Value::Array(servers);
         };
-        let mut urls = Vec::new();
-        if let Some(port) = self.port {
-            if self.udp {
-                urls.push(format!("turn:{url_host}:{port}?transport=udp"));
-            }
-            if self.tcp {
-                urls.push(format!("turn:{url_host}:{port}?transport=tcp"));
-            }
-        }
-        if let Some(port) = self.tls_port {
-            urls.push(format!("turns:{url_host}:{port}?transport=tcp"));
-        }
+        let fleet = self.fleet.handed_out();
+        let own = TurnRecord {
+            host: Some(url_host.to_owned()),
+            port: self.port,
+            tls_port: self.tls_port,
+            udp: self.udp,
+            tcp: self.tcp,
+            addresses: Vec::new(),
+        };
+        let nodes = if fleet.is_empty() {
+            std::slice::from_ref(&own)
+        } else {
+            &fleet[..]
+        };
+        // One credential for every node: the fleet shares its REST secret (docs/cluster.md).
+        let urls: Vec<String> = nodes.iter().flat_map(turn_urls).collect();
         if !urls.is_empty() {
             let username = turn::auth::rest::username(lease.expiry_unix, Some(&lease.id));
             let credential = turn::auth::rest::password(secret, &username);
@@ -143,6 +152,26 @@ impl IceSettings {
         let ttl = lease.map_or(self.ttl_secs(), |l| l.expiry_unix.saturating_sub(unix_now));
         json!({ "iceServers": self.servers(url_host, lease), "iceTtl": ttl })
     }
+}
+
+/// The `turn:` and `turns:` URLs of one node.
+fn turn_urls(node: &TurnRecord) -> Vec<String> {
+    let mut urls = Vec::new();
+    let Some(host) = &node.host else {
+        return urls;
+    };
+    if let Some(port) = node.port {
+        if node.udp {
+            urls.push(format!("turn:{host}:{port}?transport=udp"));
+        }
+        if node.tcp {
+            urls.push(format!("turn:{host}:{port}?transport=tcp"));
+        }
+    }
+    if let Some(port) = node.tls_port {
+        urls.push(format!("turns:{host}:{port}?transport=tcp"));
+    }
+    urls
 }
 
 /// The host part of a `Host` header (`localhost:8080` → `localhost`, `[::1]:8080` → `::1`),
@@ -192,7 +221,48 @@ mod tests {
             tls_port: None,
             secret: MintingSecret::new(Some("0123456789abcdef".to_owned())),
             ttl: Duration::from_secs(86_400),
+            fleet: FleetView::default(),
         }
+    }
+
+    #[test]
+    fn with_a_fleet_the_least_loaded_nodes_urls_share_one_credential() {
+        use crate::cluster::fleet::NodeRecord;
+        let node = |id: &str, allocations: u64, host: &str| NodeRecord {
+            id: id.to_owned(),
+            allocations,
+            turn: Some(TurnRecord {
+                host: Some(host.to_owned()),
+                port: Some(3478),
+                udp: true,
+                tls_port: Some(5349),
+                ..TurnRecord::default()
+            }),
+            ..NodeRecord::default()
+        };
+        let settings = settings();
+        settings.fleet.update(&[
+            node("a", 9, "a.example"),
+            node("b", 1, "b.example"),
+            node("c", 5, "c.example"),
+        ]);
+        let lease = Lease {
+            expiry_unix: 10,
+            id: "room".to_owned(),
+        };
+        let servers = settings.servers("self.example", Some(&lease));
+        assert_eq!(servers[0]["urls"], json!(["stun:self.example:3478"]));
+        assert_eq!(
+            servers[1]["urls"],
+            json!([
+                "turn:b.example:3478?transport=udp",
+                "turns:b.example:5349?transport=tcp",
+                "turn:c.example:3478?transport=udp",
+                "turns:c.example:5349?transport=tcp",
+            ]),
+            "the two least-loaded nodes, best first"
+        );
+        assert_eq!(servers[1]["username"], "10:room");
     }
 
     #[test]

@@ -35,6 +35,7 @@ use axum::{Json, Router};
 use signal::HubConfig;
 
 use self::ws_cluster::{ClusterSide, RemoteIce};
+use crate::cluster::fleet::FleetView;
 use crate::cluster::Cluster;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -182,6 +183,11 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
+    /// The signaling service (the cluster delivers other nodes' messages to it).
+    pub fn signaling(&self) -> Arc<Signaling> {
+        self.signaling.clone()
+    }
+
     /// Closes every signaling WebSocket with 1001 "going away" and waits (briefly) for the
     /// close frames to leave: call before stopping the tasks.
     pub async fn going_away(&self) {
@@ -204,6 +210,8 @@ pub struct Shared<'a> {
     pub metrics: &'a Arc<Metrics>,
     /// The cluster whose rooms span nodes; `None`: this node alone.
     pub cluster: Option<Arc<Cluster>>,
+    /// The fleet's nodes whose TURN URLs are handed out (empty: this node's own).
+    pub fleet: FleetView,
 }
 
 /// Starts the signaling timer and one server task per listener; logs `listening` for each.
@@ -221,6 +229,7 @@ pub fn spawn(
         health,
         metrics,
         cluster,
+        fleet,
     } = shared;
     if listeners.plain.is_empty() && listeners.tls.is_empty() {
         return Ok(None);
@@ -245,6 +254,7 @@ pub fn spawn(
         tls_port: ports.tls,
         secret: rest_secret,
         ttl: config.ice_ttl,
+        fleet,
     };
     let credentials = Arc::new(Credentials {
         issuing: issuing(config, ice.turn()),

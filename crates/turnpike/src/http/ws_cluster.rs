@@ -235,35 +235,28 @@ impl Signaling {
         }
     }
 
-    /// Keeps this node in the cluster: the link to Redis, and every [`HEARTBEAT`] the
-    /// presence key, the claims of this node's rooms, and the search for dead nodes.
+    /// Keeps this node's rooms in the cluster: every [`HEARTBEAT`] (the node's presence key
+    /// is renewed by `cluster::heartbeat`), the claims of the rooms whose home it is, and the
+    /// search for dead nodes among those its connections depend on.
     pub async fn run_cluster(self: Arc<Self>) {
         let Some(side) = self.cluster.clone() else {
             return;
         };
-        tokio::spawn(side.cluster.clone().run(self.clone() as Arc<dyn Inbox>));
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let (load, rooms, released, nodes) = {
+            if !side.cluster.is_up() {
+                continue;
+            }
+            let (rooms, released, nodes) = {
                 let mut state = self.lock();
-                let stats = state.hub.stats();
-                let load = serde_json::json!({
-                    "rooms": stats.rooms,
-                    "peers": stats.peers,
-                    "connections": state.conns.len(),
-                })
-                .to_string();
                 let rooms: BTreeSet<String> = state.hub.rooms().map(str::to_owned).collect();
                 let released: Vec<String> =
                     state.routes.claimed.difference(&rooms).cloned().collect();
                 state.routes.claimed.clone_from(&rooms);
-                (load, rooms, released, state.routes.peers())
+                (rooms, released, state.routes.peers())
             };
-            if !side.cluster.announce(&load).await {
-                continue;
-            }
             let rooms: Vec<String> = rooms.into_iter().collect();
             for (room, home) in side.cluster.renew(&rooms).await {
                 // Two homes for one room: possible after Redis was away. The peers here stay;

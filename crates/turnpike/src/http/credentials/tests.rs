@@ -36,6 +36,7 @@ fn credentials(issuing: Issuing, per_minute: u32) -> Credentials {
             tls_port: None,
             secret: MintingSecret::new(Some("rest secret 0123456789".to_owned())),
             ttl: Duration::from_secs(86_400),
+            fleet: crate::cluster::fleet::FleetView::default(),
         },
         issuing,
         rate: IssueRate::new(per_minute, 100),

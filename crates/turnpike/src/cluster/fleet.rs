@@ -1,0 +1,187 @@
+//! The TURN fleet: what each node tells the others about itself in its presence key, and the
+//! choices made from it: which nodes' URLs to hand out (least-loaded first), and where a full
+//! or draining node sends a new client (ALTERNATE-SERVER, RFC 8489 §14.15, RFC 8656 §7.2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+/// TURN URLs handed out, in nodes: the least-loaded, and one more to fall back to. Each URL
+/// costs the browser an allocation per peer, so not the whole fleet.
+pub const HANDED_OUT: usize = 2;
+
+/// One node, as its presence key says (JSON). Fields a node of another version does not
+/// write read as their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeRecord {
+    /// The node's id.
+    pub id: String,
+    /// Its TURN service, when it serves TURN and knows its public address.
+    pub turn: Option<TurnRecord>,
+    /// Allocations held now.
+    pub allocations: u64,
+    /// At its allocation quota: takes no new allocation.
+    pub full: bool,
+    /// Draining: takes no new allocation.
+    pub draining: bool,
+    /// Signaling rooms whose home it is.
+    pub rooms: u64,
+    /// Signaling peers in those rooms.
+    pub peers: u64,
+}
+
+/// Where a node's TURN service is reached from the internet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TurnRecord {
+    /// The host in its URLs (`ice-host`, else its public IP); IPv6 in brackets.
+    pub host: Option<String>,
+    /// The port of STUN/TURN over UDP and TCP.
+    pub port: Option<u16>,
+    /// The port of TURN over TLS.
+    pub tls_port: Option<u16>,
+    /// UDP is served.
+    pub udp: bool,
+    /// TCP is served.
+    pub tcp: bool,
+    /// Its public STUN/TURN addresses, for ALTERNATE-SERVER.
+    pub addresses: Vec<SocketAddr>,
+}
+
+impl NodeRecord {
+    /// Takes new allocations and can be reached.
+    fn open(&self) -> bool {
+        self.turn.is_some() && !self.full && !self.draining
+    }
+}
+
+/// The nodes that take new allocations, least-loaded first (ties by id, so that every node
+/// ranks alike).
+pub fn ranked(nodes: &[NodeRecord]) -> Vec<&NodeRecord> {
+    let mut open: Vec<&NodeRecord> = nodes.iter().filter(|n| n.open()).collect();
+    open.sort_by(|a, b| (a.allocations, &a.id).cmp(&(b.allocations, &b.id)));
+    open
+}
+
+/// Where node `me` sends new clients when it is full or draining: the least-loaded other node
+/// with an address of each family (IPv4 first); empty when no other node has room.
+pub fn alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
+    let others: Vec<&NodeRecord> = ranked(nodes).into_iter().filter(|n| n.id != me).collect();
+    let first = |v4: bool| {
+        others
+            .iter()
+            .filter_map(|n| n.turn.as_ref())
+            .flat_map(|t| t.addresses.iter())
+            .find(|a| a.is_ipv4() == v4)
+            .copied()
+    };
+    [first(true), first(false)].into_iter().flatten().collect()
+}
+
+/// The fleet as last read from Redis: the nodes whose TURN URLs may be handed out, least-loaded
+/// first. Written once per heartbeat, read per request without a lock.
+#[derive(Debug, Clone, Default)]
+pub struct FleetView(Arc<ArcSwap<Vec<TurnRecord>>>);
+
+impl FleetView {
+    /// Replaces the view with the open nodes of `nodes` that have a host, best first.
+    pub fn update(&self, nodes: &[NodeRecord]) {
+        let open = ranked(nodes)
+            .into_iter()
+            .filter_map(|n| n.turn.clone())
+            .filter(|t| t.host.is_some())
+            .take(HANDED_OUT)
+            .collect();
+        self.0.store(Arc::new(open));
+    }
+
+    /// The nodes to hand out, best first; empty before the first heartbeat (or when no node
+    /// knows its public host): the serving node then hands out itself.
+    pub fn handed_out(&self) -> Arc<Vec<TurnRecord>> {
+        self.0.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, allocations: u64, address: &str) -> NodeRecord {
+        let address: SocketAddr = address.parse().unwrap();
+        NodeRecord {
+            id: id.to_owned(),
+            turn: Some(TurnRecord {
+                host: Some(address.ip().to_string()),
+                port: Some(address.port()),
+                udp: true,
+                addresses: vec![address],
+                ..TurnRecord::default()
+            }),
+            allocations,
+            ..NodeRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_least_loaded_open_node_comes_first() {
+        let mut full = node("d", 0, "192.0.2.4:3478");
+        full.full = true;
+        let mut draining = node("e", 0, "192.0.2.5:3478");
+        draining.draining = true;
+        let nodes = [
+            node("a", 30, "192.0.2.1:3478"),
+            node("b", 10, "192.0.2.2:3478"),
+            node("c", 10, "192.0.2.3:3478"),
+            full,
+            draining,
+            NodeRecord {
+                id: "signaling-only".to_owned(),
+                ..NodeRecord::default()
+            },
+        ];
+        let order: Vec<&str> = ranked(&nodes).iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(order, ["b", "c", "a"]);
+        let view = FleetView::default();
+        view.update(&nodes);
+        let hosts: Vec<_> = view.handed_out().iter().map(|t| t.host.clone()).collect();
+        assert_eq!(
+            hosts,
+            [Some("192.0.2.2".to_owned()), Some("192.0.2.3".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_node_sends_clients_to_the_least_loaded_other_node_of_each_family() {
+        let nodes = [
+            node("a", 0, "192.0.2.1:3478"),
+            node("b", 5, "192.0.2.2:3478"),
+            node("c", 9, "[2001:db8::3]:3478"),
+        ];
+        assert_eq!(
+            alternates("a", &nodes),
+            [
+                "192.0.2.2:3478".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::3]:3478".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            alternates("b", &nodes)[0],
+            "192.0.2.1:3478".parse().unwrap()
+        );
+        assert!(
+            alternates("a", &nodes[..1]).is_empty(),
+            "alone: nowhere to send"
+        );
+    }
+
+    #[test]
+    fn a_record_of_another_version_still_reads() {
+        let record: NodeRecord =
+            serde_json::from_str(r#"{"id":"x","allocations":3,"future":true}"#).unwrap();
+        assert_eq!((record.id.as_str(), record.allocations), ("x", 3));
+        assert_eq!(record.turn, None);
+    }
+}
