@@ -204,7 +204,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         &mut tasks,
     )?;
     let health = Health::default();
-    let fleet = crate::cluster::fleet::FleetView::default();
+    let fleet = metrics.fleet();
     let cluster = match &config.redis_url {
         Some(url) => {
             let cluster = Cluster::new(url, config.node_id.as_deref(), &config.cluster_prefix)?;

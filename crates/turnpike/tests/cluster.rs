@@ -49,8 +49,8 @@ fn node(redis: &RedisServer, id: &str, args: &[&str]) -> Server {
         "--allowed-peers",
         "127.0.0.1/32",
     ]);
-    // The tests poll the ICE server list.
-    all.extend(["--credential-rate", "10000"]);
+    // The tests poll the ICE server list, and read the fleet's metrics on the HTTP port.
+    all.extend(["--credential-rate", "10000", "--metrics-on-http", "true"]);
     if !args.contains(&"--resume-grace") {
         all.extend(["--resume-grace", GRACE]);
     }
@@ -376,6 +376,32 @@ fn the_ice_servers_name_the_least_loaded_nodes_and_one_credential_works_on_all()
         common::allocate(b_udp, &username, &credential),
         Class::Success
     );
+    // Any node's metrics show the whole fleet: node b sees node a's two allocations (and,
+    // within a heartbeat, its own one).
+    let want = [
+        "turnpike_cluster_up 1",
+        "turnpike_cluster_nodes 2",
+        "turnpike_cluster_node_allocations{node=\"a\"} 2",
+        "turnpike_cluster_node_allocations{node=\"b\"} 1",
+        "turnpike_cluster_node_open{node=\"a\"} 1",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = get(&b, "/metrics");
+        let missing: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|line| !metrics.lines().any(|l| l == *line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {missing:?} in:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -84,7 +84,12 @@ pub fn alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
 /// The fleet as last read from Redis: the nodes whose TURN URLs may be handed out, least-loaded
 /// first. Written once per heartbeat, read per request without a lock.
 #[derive(Debug, Clone, Default)]
-pub struct FleetView(Arc<ArcSwap<Vec<TurnRecord>>>);
+pub struct FleetView {
+    /// The nodes to hand out.
+    handed_out: Arc<ArcSwap<Vec<TurnRecord>>>,
+    /// Every node, as read.
+    nodes: Arc<ArcSwap<Vec<NodeRecord>>>,
+}
 
 impl FleetView {
     /// Replaces the view with the open nodes of `nodes` that have a host, best first.
@@ -95,13 +100,19 @@ impl FleetView {
             .filter(|t| t.host.is_some())
             .take(HANDED_OUT)
             .collect();
-        self.0.store(Arc::new(open));
+        self.handed_out.store(Arc::new(open));
+        self.nodes.store(Arc::new(nodes.to_vec()));
+    }
+
+    /// Every node as last read (for metrics); empty before the first heartbeat.
+    pub fn nodes(&self) -> Arc<Vec<NodeRecord>> {
+        self.nodes.load_full()
     }
 
     /// The nodes to hand out, best first; empty before the first heartbeat (or when no node
     /// knows its public host): the serving node then hands out itself.
     pub fn handed_out(&self) -> Arc<Vec<TurnRecord>> {
-        self.0.load_full()
+        self.handed_out.load_full()
     }
 }
 

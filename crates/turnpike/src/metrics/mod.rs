@@ -8,6 +8,7 @@
 //! sums them ([`turn`]). The other sources — TCP/TLS connections, the signaling hub, HTTP
 //! requests, `/proc/self` — are read or counted off the data path.
 
+mod cluster;
 pub mod connections;
 mod encode;
 pub mod http_requests;
@@ -18,6 +19,8 @@ mod turn;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+
+use crate::cluster::fleet::FleetView;
 
 use anyhow::Context;
 use axum::http::{header, HeaderValue};
@@ -46,6 +49,8 @@ pub struct Metrics {
     registry: Registry,
     turn: Arc<turn::TurnSources>,
     signaling: Arc<OnceLock<Arc<Signaling>>>,
+    /// The cluster's nodes as last read (empty without a cluster).
+    fleet: FleetView,
     /// TCP/TLS connection counts of the stream listeners.
     pub connections: Arc<ConnectionCounters>,
     /// HTTP requests, counted by the HTTP router's middleware.
@@ -69,6 +74,8 @@ impl Metrics {
         registry.register_collector(Box::new(turn::TurnCollector(turn.clone())));
         registry.register_collector(Box::new(StreamCollector(connections.clone())));
         registry.register_collector(Box::new(signaling::SignalingCollector(signaling.clone())));
+        let fleet = FleetView::default();
+        registry.register_collector(Box::new(cluster::ClusterCollector(fleet.clone())));
         registry.register(
             "turnpike_http_requests",
             // The registry adds the final period.
@@ -80,6 +87,7 @@ impl Metrics {
             registry,
             turn,
             signaling,
+            fleet,
             connections,
             http_requests,
         }
@@ -93,6 +101,11 @@ impl Metrics {
     ) {
         let _ = self.turn.workers.set(workers);
         let _ = self.turn.shared.set(shared);
+    }
+
+    /// The fleet view the cluster's heartbeat updates (and the ICE server list reads).
+    pub fn fleet(&self) -> FleetView {
+        self.fleet.clone()
     }
 
     /// The signaling hub is running.
