@@ -332,6 +332,14 @@ fn log_startup(config: &Config) {
         software = ?config.software,
         tcp_idle_timeout = ?config.tcp_idle_timeout,
         max_tcp_connections = config.max_tcp_connections,
+        turn = config.turn,
+        http_listen = ?config.http.then_some(&config.http_listen),
+        https_listen = ?(config.http && !config.https_listen.is_empty())
+            .then_some(&config.https_listen),
+        metrics_listen = ?config.metrics_listen,
+        admin_listen = ?config.admin_token.as_ref().map(|_| config.admin_listen),
+        cluster = config.redis_url.is_some(),
+        node_id = ?config.node_id,
         log_format = ?config.log_format,
         "starting turnpike"
     );

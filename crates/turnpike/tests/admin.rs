@@ -268,3 +268,23 @@ fn reload_through_the_cli_prints_the_problems_of_an_invalid_file() {
     assert_eq!(answer["reloaded"], false);
     assert_eq!(answer["problems"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_cut_at_the_header_deadline() {
+    // The admin listener has the HTTP server's 10 s request-head deadline: a local process that
+    // opens connections and sends half a request cannot hold them.
+    let (_file, server) = with_admin();
+    let mut tcp = TcpStream::connect(server.address("admin")).unwrap();
+    tcp.write_all(b"GET /v1/info HTTP/1.1\r\nHost: h\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(9) && took < std::time::Duration::from_secs(25),
+        "closed after {took:?}"
+    );
+}

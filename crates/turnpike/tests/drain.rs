@@ -71,6 +71,16 @@ fn sigterm_drains_relays_on_refuses_with_300_and_exits_when_the_last_allocation_
     );
     assert_eq!(line["fields"]["allocations"], 1);
     assert_eq!(http(health, "GET", "/healthz", None).0, 503);
+    // New WebSockets are refused too: the signaling clients go to another server.
+    let tcp = std::net::TcpStream::connect(health).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let request = format!("ws://{health}/ws").into_client_request().unwrap();
+    match tungstenite::client(request, tcp) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
 
     // A new client is sent elsewhere: 300, the IPv4 alternate first (the client is IPv4),
     // then the IPv6 one; the answer is signed with the client's key.

@@ -53,10 +53,8 @@ pub fn spawn(
     let addr = listener.local_addr()?;
     info!(address = %addr, transport = "admin", "listening");
     let router = api::router(control, bearer::Token::new(token.expose()));
-    tasks.spawn(async move {
-        axum::serve(listener, router)
-            .await
-            .with_context(|| format!("admin listener {addr}"))
-    });
+    // The request-head deadline of the other listeners: a local client trickling its headers
+    // cannot hold admin connections either.
+    tasks.spawn(crate::http::plain::serve(listener, router, "admin"));
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /ws` | signaling WebSocket ([`ws`]); `Origin` checked against `allowed-origins` ([`origin`]) |
 //! | `GET /api/ice-servers` | `{"iceServers": [...], "iceTtl": N}`, with a TURN REST credential for an authorised caller ([`credentials`], [`mod@ice_servers`]) |
-//! | `GET /healthz` | `ok`; 503 `draining` once a drain has begun ([`crate::control`]) |
+//! | `GET /healthz` | `ok`; 503 `draining` once a drain has begun ([`crate::control`]); with a cluster whose Redis is away, `degraded: …` |
 //! | `GET /`, `/room/{name}`, `/diagnostics`, `/static/{file}` | the pages of `web/` ([`pages`]) |
 //!
 //! Listeners are bound by [`bind`] before the server says "ready" (a port in use fails the
@@ -18,6 +18,7 @@ mod issue_rate;
 mod limited_listener;
 pub mod origin;
 mod pages;
+pub mod plain;
 mod ws;
 mod ws_cluster;
 
@@ -429,6 +430,11 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if app.health.draining() {
+        // The drain closed every WebSocket with 1001 at its start: a client reconnecting is
+        // sent to another server (a load balancer retries on 503, as `/healthz` told it).
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
     let origin = headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
     if !app.origins.allows(origin) {
         tracing::debug!(remote = %endpoints.remote, "WebSocket origin not allowed");

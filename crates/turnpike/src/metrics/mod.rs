@@ -159,40 +159,12 @@ pub fn spawn(
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     info!(address = %address, transport = "metrics", "listening");
-    tasks.spawn(serve(listener, metrics.router()));
+    tasks.spawn(crate::http::plain::serve(
+        listener,
+        metrics.router(),
+        "metrics",
+    ));
     Ok(())
-}
-
-/// Serves `router` on `listener` for ever (HTTP/1.1, the same header deadline as the HTTP
-/// server).
-async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
-    use tower::ServiceExt as _;
-    loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let router = router.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |request: axum::http::Request<hyper::body::Incoming>| {
-                    router.clone().oneshot(request)
-                },
-            );
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(crate::http::HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            if let Err(error) = served {
-                tracing::debug!(%remote, %error, "metrics connection ended");
-            }
-        });
-    }
 }
 
 /// TCP/TLS connections of the STUN/TURN stream listeners.

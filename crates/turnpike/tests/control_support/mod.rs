@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ice::turn_client::{TurnClient, TurnCredentials, TurnEvent, TurnInput};
+use ice::turn_client::{TurnClient, TurnClientConfig, TurnCredentials, TurnEvent, TurnInput};
 use serde_json::Value;
 use stun::{Class, Message};
 
@@ -183,7 +183,13 @@ impl Turn {
             username: user.to_owned(),
             password: password.to_owned(),
         };
-        let client = TurnClient::new(Instant::now(), server, credentials, rand::random());
+        // The tests look at the server's own answer: a 300 is reported, not followed.
+        let config = TurnClientConfig {
+            follow_alternate: false,
+            ..TurnClientConfig::default()
+        };
+        let client =
+            TurnClient::with_config(Instant::now(), server, credentials, rand::random(), config);
         let mut turn = Turn {
             client,
             socket,
