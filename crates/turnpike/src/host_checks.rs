@@ -7,17 +7,47 @@
 use std::net::IpAddr;
 
 use crate::config::{Config, KeyProblem, Reason};
+use crate::tls::{CertStore, KeyNames};
 
 /// The problems of `config` on this host, whose interface addresses are listed now; none when
 /// they cannot be listed (then nothing can be told, and the relay reports its bind errors).
 pub fn problems(config: &Config) -> Vec<KeyProblem> {
-    match if_addrs::get_if_addrs() {
+    let mut problems = match if_addrs::get_if_addrs() {
         Ok(interfaces) => {
             let ips: Vec<IpAddr> = interfaces.iter().map(if_addrs::Interface::ip).collect();
             problems_with(config, &ips)
         }
         Err(_) => Vec::new(),
+    };
+    problems.extend(certificate_problems(config));
+    problems
+}
+
+/// The certificate and key files that do not parse or do not form a pair. `config check`
+/// only checks that they are readable (the files of a package build may be placeholders);
+/// `serve` would fail on them at once, so it says so as a configuration problem (exit 2), by
+/// key and path. The messages name what is wrong, never the key material.
+fn certificate_problems(config: &Config) -> Vec<KeyProblem> {
+    let pairs = [
+        ("tls-cert", config.tls.as_ref(), KeyNames::TLS),
+        ("https-cert", config.https.as_ref(), KeyNames::HTTPS),
+    ];
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for (key, files, names) in pairs {
+        let Some(files) = files else { continue };
+        if checked.contains(&files) {
+            continue;
+        }
+        checked.push(files);
+        if let Err(error) = CertStore::load(files, names) {
+            problems.push(KeyProblem {
+                key,
+                reason: Reason::Rule(format!("{error:#}")),
+            });
+        }
     }
+    problems
 }
 
 /// [`problems`] given the host's interface addresses.

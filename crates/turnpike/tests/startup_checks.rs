@@ -199,3 +199,24 @@ fn a_hard_limit_below_total_quota_is_a_warning_with_both_numbers() {
     // A warning, not a refusal: the server runs and stops cleanly.
     assert_eq!(server.stop(), Some(0));
 }
+
+#[test]
+fn a_certificate_that_does_not_parse_is_a_configuration_error_naming_its_key() {
+    // `config check` accepts any readable file (a package build may ship placeholders); the
+    // server reads them before binding anything and refuses them like a bad key: exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    std::fs::write(&key, "not a key either\n").unwrap();
+    let stderr = refused(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--tls-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(stderr.contains("tls-cert"), "{stderr}");
+    assert!(stderr.contains("cert.pem"), "{stderr}");
+}
