@@ -438,3 +438,35 @@ fn a_full_node_sends_new_clients_to_a_node_with_room_that_it_learnt_from_redis()
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn join_tokens_are_checked_by_the_room_s_home_whichever_node_the_peer_reached() {
+    const SECRET: &str = "fleet-signaling-secret-0123";
+    let redis = RedisServer::start();
+    let tokens = ["--signaling-secret", SECRET];
+    let a = node(&redis, "a", &tokens);
+    let b = node(&redis, "b", &tokens);
+    let token = |room: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args(["token", "--room", room, "--secret", SECRET])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let wait = Duration::from_secs(10);
+    let mut one = client(&a, wait);
+    let joined = one.join("lobby", Some(&token("lobby")));
+    assert_eq!(joined["type"], "joined", "{joined}");
+    // Through node b, whose room's home is node a: a token for another room is refused by
+    // the home, and the refusal (error, then close 1008) travels back through node b.
+    let mut two = client(&b, wait);
+    two.send_json(json!({ "type": "join", "room": "lobby", "token": token("elsewhere") }));
+    let (code, texts) = two.recv_close();
+    assert_eq!(code.map(u16::from), Some(1008), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("bad-token")), "{texts:?}");
+    let mut three = client(&b, wait);
+    let joined = three.join("lobby", Some(&token("lobby")));
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(joined["peers"].as_array().map(Vec::len), Some(1));
+}
