@@ -247,6 +247,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         minting,
         health,
         certificates,
+        metrics.fleet(),
     ));
     crate::admin::spawn(&config, admin_listener, control.clone(), &mut tasks)?;
     info!("ready");

@@ -470,3 +470,49 @@ fn join_tokens_are_checked_by_the_room_s_home_whichever_node_the_peer_reached() 
     assert_eq!(joined["type"], "joined", "{joined}");
     assert_eq!(joined["peers"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn the_admin_api_of_any_node_lists_every_node_of_the_cluster() {
+    const TOKEN: &str = "cluster-admin-token-0123456789";
+    let redis = RedisServer::start();
+    let admin = ["--admin-token", TOKEN, "--admin-listen", "127.0.0.1:0"];
+    let a = node(&redis, "a", &admin);
+    let _b = node(&redis, "b", &[]);
+    let list = |json: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_turnpike"));
+        command
+            .args(["admin", "--url", &format!("http://{}", a.address("admin"))])
+            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
+            .env_remove("TURNPIKE_CONFIG")
+            .env_remove("TURNPIKE_ADMIN_URL");
+        if json {
+            command.arg("--json");
+        }
+        let output = command.arg("cluster").output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // Both nodes appear within a heartbeat or two, as their presence keys describe them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let nodes = loop {
+        let nodes: Value = serde_json::from_str(&list(true)).unwrap();
+        let described = |n: &Value| n["turn"].is_object();
+        if nodes
+            .as_array()
+            .is_some_and(|n| n.len() == 2 && n.iter().all(described))
+        {
+            break nodes;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (nodes[0]["id"].as_str(), nodes[1]["id"].as_str()),
+        (Some("a"), Some("b"))
+    );
+    assert_eq!(nodes[0]["turn"]["host"], "127.0.0.1", "{nodes}");
+    assert_eq!(nodes[0]["turn"]["port"], a.address("udp").port(), "{nodes}");
+    let text = list(false);
+    assert!(text.starts_with("node\tallocations\topen"), "{text}");
+    assert!(text.contains("\nb\t0\tyes\t"), "{text}");
+}

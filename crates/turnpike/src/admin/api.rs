@@ -13,12 +13,14 @@ use turn::relay::sessions::SessionInfo;
 
 use super::bearer::{self, Token};
 use super::wire::{Draining, Failure, Info, Kick, Kicked, Reload, Session};
+use crate::cluster::fleet::NodeRecord;
 use crate::control::Control;
 
 /// The routes, every one behind the bearer token.
 pub fn router(control: Arc<Control>, token: Token) -> Router {
     Router::new()
         .route("/v1/info", get(info))
+        .route("/v1/cluster", get(cluster))
         .route("/v1/sessions", get(sessions))
         .route("/v1/kick", post(kick))
         .route("/v1/drain", post(drain))
@@ -48,6 +50,14 @@ async fn info(State(control): State<Arc<Control>>) -> Json<Info> {
         allocations: control.allocations(),
         draining: control.draining(),
     })
+}
+
+/// `GET /v1/cluster`: every node of the cluster as this node last read it from Redis (its
+/// presence key's record), ordered by id; `[]` without a cluster.
+async fn cluster(State(control): State<Arc<Control>>) -> Json<Vec<NodeRecord>> {
+    let mut nodes = control.cluster_nodes();
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(nodes)
 }
 
 /// `GET /v1/sessions`.

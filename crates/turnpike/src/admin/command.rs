@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
 use super::wire::{Draining, Failure, Info, Kick, Kicked, Reload, Session};
+use crate::cluster::fleet::NodeRecord;
 use crate::config::{self, Config};
 
 /// The environment variable holding the token (the same as `serve` reads `admin-token` from).
@@ -69,6 +70,9 @@ pub enum Action {
     Reload,
     /// Version, uptime, workers, allocations, draining.
     Info,
+    /// The cluster's nodes as this one last read them: allocations, whether each takes new
+    /// ones, signaling rooms and peers, TURN host (docs/cluster.md).
+    Cluster,
 }
 
 /// Runs `turnpike admin`.
@@ -168,6 +172,7 @@ async fn act(target: &Target, args: &AdminArgs) -> anyhow::Result<ExitCode> {
     let (method, path, body) = match &args.action {
         Action::Sessions => (Method::GET, "/v1/sessions", None),
         Action::Info => (Method::GET, "/v1/info", None),
+        Action::Cluster => (Method::GET, "/v1/cluster", None),
         Action::Drain => (Method::POST, "/v1/drain", Some(String::from("{}"))),
         Action::Reload => (Method::POST, "/v1/reload", Some(String::from("{}"))),
         Action::Kick { user, client } => {
@@ -268,6 +273,7 @@ fn print_answer(action: &Action, answer: &[u8]) -> anyhow::Result<()> {
             println!("draining     {}", if info.draining { "yes" } else { "no" });
         }
         Action::Sessions => print_sessions(&parse::<Vec<Session>>(answer)?),
+        Action::Cluster => print_cluster(&parse::<Vec<NodeRecord>>(answer)?),
         Action::Kick { .. } => {
             let kicked: Kicked = parse(answer)?;
             println!("kicked {} allocation(s)", kicked.kicked);
@@ -343,4 +349,30 @@ fn print_sessions(sessions: &[Session]) {
         println!("{}", cells.join("  ").trim_end());
     }
     println!("{} allocation(s)", sessions.len());
+}
+
+/// One line per node: id, allocations, open for new ones, signaling rooms and peers, TURN host.
+fn print_cluster(nodes: &[NodeRecord]) {
+    if nodes.is_empty() {
+        println!("no cluster (redis-url unset), or no heartbeat read yet");
+        return;
+    }
+    println!("node\tallocations\topen\trooms\tpeers\tturn");
+    for node in nodes {
+        let open = match (&node.turn, node.draining, node.full) {
+            (None, ..) => "no TURN",
+            (_, true, _) => "draining",
+            (_, _, true) => "full",
+            _ => "yes",
+        };
+        let turn = node
+            .turn
+            .as_ref()
+            .and_then(|t| t.host.as_deref())
+            .unwrap_or("-");
+        println!(
+            "{}\t{}\t{open}\t{}\t{}\t{turn}",
+            node.id, node.allocations, node.rooms, node.peers
+        );
+    }
 }

@@ -29,7 +29,12 @@ pub async fn run(cluster: Arc<Cluster>, inbox: Arc<dyn Inbox>, beat: Beat) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        // Every heartbeat, and at once when the link (re)connects: until then the presence
+        // key holds only the node's id.
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = cluster.came_up() => {}
+        }
         if !cluster.is_up() {
             continue;
         }

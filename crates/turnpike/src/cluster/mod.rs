@@ -89,6 +89,8 @@ pub struct Cluster {
     outbox_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     /// Messages dropped: outbox full, or Redis away.
     dropped: AtomicU64,
+    /// Told each time the link comes up, so that the heartbeat describes the node at once.
+    came_up: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -121,6 +123,7 @@ impl Cluster {
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
             dropped: AtomicU64::new(0),
+            came_up: tokio::sync::Notify::new(),
         }))
     }
 
@@ -132,6 +135,11 @@ impl Cluster {
     /// Connected to Redis (else the node serves what is local only).
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the link to Redis (re)connects.
+    pub async fn came_up(&self) {
+        self.came_up.notified().await;
     }
 
     /// Messages to other nodes dropped so far.
@@ -328,6 +336,7 @@ impl Cluster {
                         continue;
                     }
                     self.up.store(true, Ordering::Relaxed);
+                    self.came_up.notify_one();
                     info!(node = %self.me, "cluster: connected to Redis");
                     was_up = Some(true);
                     let mut messages = pubsub.into_on_message();

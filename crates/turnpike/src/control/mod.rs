@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 pub use drain::DrainWatch;
 
+use crate::cluster::fleet::{FleetView, NodeRecord};
 use crate::config::{CliLayer, Config};
 use crate::http::MintingSecret;
 use crate::shared::lock;
@@ -70,6 +71,8 @@ pub struct Control {
     health: Health,
     /// The TLS certificates of the `turns:` and HTTPS listeners, re-read on reload.
     certificates: Certificates,
+    /// The cluster's nodes as last read (empty without a cluster).
+    fleet: FleetView,
     /// Wakes the serve loop when a drain begins through the admin API.
     drain_requested: Notify,
     started: Instant,
@@ -85,6 +88,7 @@ impl Control {
         minting: MintingSecret,
         health: Health,
         certificates: Certificates,
+        fleet: FleetView,
     ) -> Control {
         Control {
             workers,
@@ -94,6 +98,7 @@ impl Control {
             minting,
             health,
             certificates,
+            fleet,
             drain_requested: Notify::new(),
             started: Instant::now(),
         }
@@ -119,6 +124,12 @@ impl Control {
     /// True once a drain has begun.
     pub fn draining(&self) -> bool {
         self.health.draining()
+    }
+
+    /// Every node of the cluster as this node last read it (at its last heartbeat); empty
+    /// without a cluster.
+    pub fn cluster_nodes(&self) -> Vec<NodeRecord> {
+        self.fleet.nodes().to_vec()
     }
 
     /// Allocations held now, over every worker (each lock taken in turn, briefly).
