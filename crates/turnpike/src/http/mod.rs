@@ -278,14 +278,6 @@ pub fn spawn(
     };
     let signaling_handle = signaling.clone();
     metrics.set_signaling(signaling.clone());
-    if app.cluster.is_some() {
-        // Runs for ever: the server's tasks end only when the server stops.
-        let clustered = signaling.clone();
-        tasks.spawn(async move {
-            clustered.run_cluster().await;
-            Ok(())
-        });
-    }
     tasks.spawn(async move {
         signaling.run_timers().await;
         Ok(())
