@@ -209,6 +209,10 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
     let processes = fleet.processes();
     report.server_command = fleet.command().to_owned();
     report.redis_command = fleet.redis_command().map(str::to_owned);
+    eprintln!("signal-load: {}", report.server_command);
+    if let Some(redis) = &report.redis_command {
+        eprintln!("signal-load: {redis}");
+    }
     for p in &processes {
         eprintln!("signal-load: {} is pid {}", p.name, p.pid);
     }
