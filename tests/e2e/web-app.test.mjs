@@ -17,17 +17,13 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { Pages, sleep, slug, until } from './lib/browser.mjs';
+import { card, chat, connectedTo, joined, listedPeers, randomRoom } from './lib/room.mjs';
+import { startTurnpike } from './lib/turnpike.mjs';
 
-import { REPO, startTurnpike } from './lib/turnpike.mjs';
-
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const OUTPUT = path.join(REPO, 'test-output');
 const TEST_TIMEOUT_MS = 90_000;
 // The hard-kill case waits for the signaling grace window (30 s) on top of the rest.
 const GRACE_TEST_TIMEOUT_MS = 150_000;
@@ -35,24 +31,6 @@ const GRACE_WINDOW_MS = 30_000;
 // Chrome gives up on a STUN/TURN server that does not answer after about 40 s: gathering may
 // take that long before the verdict says why.
 const GATHER_TIMEOUT_MS = 55_000;
-
-// Flags known to work headless as root here (shared/TESTING-NOTES.md); playwright adds
-// --headless and a fresh temporary --user-data-dir per launched browser. Fake camera and
-// microphone, permission prompts accepted, and host candidates with real addresses instead of
-// mDNS names (merged into playwright's own --disable-features below: Chrome only honours the
-// last --disable-features switch).
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-];
-const DISABLED_FEATURES = ['WebRtcHideLocalIpsWithMdns'];
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function slug(text) {
-  return text.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 80);
-}
 
 /** A relay port range of 1000 ports at a random place in 40000..59999, to recognise our relays. */
 function relayRange() {
@@ -72,64 +50,6 @@ function lanIPv4() {
 
 const LAN_IP = lanIPv4();
 
-let playwrightDisableFeatures; // playwright's own `--disable-features=…` switch, or null
-
-/**
- * A fresh headless Chromium: its own process and temporary user-data-dir. Launched as a browser
- * server and connected to, so that its process is known (`browser.process()`, for the hard-kill
- * test); `browser.close()` also stops the process.
- */
-async function launchBrowser() {
-  if (playwrightDisableFeatures === undefined) {
-    const probe = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-    try {
-      playwrightDisableFeatures = probe.process().spawnargs.find((a) => a.startsWith('--disable-features=')) ?? null;
-    } finally {
-      await probe.close();
-    }
-  }
-  const features = [
-    ...(playwrightDisableFeatures ? playwrightDisableFeatures.slice('--disable-features='.length).split(',') : []),
-    ...DISABLED_FEATURES,
-  ].filter(Boolean);
-  const server = await chromium.launchServer({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [...CHROMIUM_ARGS, `--disable-features=${features.join(',')}`],
-    ignoreDefaultArgs: playwrightDisableFeatures ? [playwrightDisableFeatures] : [],
-  });
-  let browser;
-  try {
-    browser = await chromium.connect(server.wsEndpoint());
-  } catch (e) {
-    await server.close();
-    throw e;
-  }
-  const close = browser.close.bind(browser);
-  browser.close = async () => {
-    await close().catch(() => {});
-    await server.close();
-  };
-  browser.process = () => server.process();
-  return browser;
-}
-
-/**
- * Polls `probe()` (async, returns a state object) until `done(state)`; returns the last state.
- * Throws after `timeout` ms with `what` and the last state in the message.
- */
-async function until(what, probe, done, { timeout = 20_000, interval = 200 } = {}) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const state = await probe();
-    if (done(state)) return state;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last state: ${JSON.stringify(state, null, 1)}`);
-    }
-    await sleep(interval);
-  }
-}
-
 /**
  * Runs `body(env)` with a fresh `turnpike serve` (`host`: its STUN/TURN and HTTP listen IP;
  * `pageHost`: the host pages load from, default `host`; `shots`: the screenshots' file name
@@ -139,65 +59,36 @@ async function until(what, probe, done, { timeout = 20_000, interval = 200 } = {
  * browsers are closed, and the server must exit 0 on SIGTERM.
  */
 async function withTurnpike(t, { shots, host = '127.0.0.1', pageHost = host, args = [] }, body) {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} missing: run scripts/install-test-deps (Debian package chromium)`);
   const range = relayRange();
   const server = await startTurnpike(
     ['--relay-ip', '127.0.0.1', '--min-port', String(range.min), '--max-port', String(range.max), ...args],
     { host, httpHost: host },
   );
   const base = `http://${pageHost}:${server.httpPort}`;
-  const browsers = [];
-  const pages = []; // {page, name, console: [], errors: [], shot: bool}
   // test-output/web-<shots>-<page>.png
-  const shotName = (name) => path.join(OUTPUT, `web-${shots ?? slug(t.name)}-${slug(name)}.png`);
+  const pages = new Pages(`web-${shots ?? slug(t.name)}`);
   const env = {
     server,
     range,
     base,
     host,
-    async browser() {
-      const b = await launchBrowser();
-      browsers.push(b);
-      return b;
-    },
+    browser: () => pages.browser(),
     /** A page in a new browser context (its own cookies and storage) of `browser`, at `urlPath`. */
-    async open(browser, urlPath, name) {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const entry = { page, name, console: [], errors: [], shot: false };
-      pages.push(entry);
-      page.on('console', (msg) => entry.console.push(`${msg.type()}: ${msg.text()}`));
-      page.on('pageerror', (err) => entry.errors.push(String(err && err.stack ? err.stack : err)));
-      await page.goto(base + urlPath);
-      return page;
-    },
-    /** Saves a screenshot now, named after the page (then none is taken at the end) or `label`. */
-    async screenshot(page, label) {
-      const entry = pages.find((p) => p.page === page);
-      fs.mkdirSync(OUTPUT, { recursive: true });
-      await page.screenshot({ path: shotName(label ?? entry.name), fullPage: true });
-      if (label === undefined || label === entry.name) entry.shot = true;
-    },
+    open: (browser, urlPath, name) => pages.open(browser, base + urlPath, name),
+    screenshot: (page, label) => pages.screenshot(page, label),
   };
   let failure = null;
   try {
     await body(env);
-    for (const p of pages) assert.deepEqual(p.errors, [], `uncaught errors in page ${p.name}`);
+    pages.assertNoErrors();
   } catch (e) {
     failure = e;
   } finally {
-    fs.mkdirSync(OUTPUT, { recursive: true });
-    for (const p of pages) {
-      if (!p.shot && !p.page.isClosed()) await p.page.screenshot({ path: shotName(p.name), fullPage: true }).catch(() => {});
-    }
-    for (const b of browsers) await b.close().catch(() => {});
+    await pages.close();
   }
   const { code, signal } = await server.stop();
   if (failure) {
-    for (const p of pages) {
-      failure.message += `\n--- page ${p.name} console (last 40) ---\n${p.console.slice(-40).join('\n')}`;
-      if (p.errors.length) failure.message += `\n--- page ${p.name} uncaught errors ---\n${p.errors.join('\n')}`;
-    }
+    failure.message += pages.report();
     failure.message += `\n--- turnpike output (exit code ${code}, signal ${signal}) ---\n${server.output()}`;
     throw failure;
   }
@@ -213,86 +104,6 @@ async function iceServers(base) {
 
 function flatUris(body) {
   return body.iceServers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
-}
-
-function randomRoom() {
-  return `e2e-${crypto.randomBytes(4).toString('hex')}`;
-}
-
-// ---------------------------------------------------------------------------- room helpers
-
-/** Waits for the room page to have joined; returns its peer id. */
-async function joined(page, name) {
-  const s = await until(
-    `${name} to join the room`,
-    () => page.evaluate(() => ({ id: window.turnpike?.id ?? null, signaling: window.turnpike?.signaling() })),
-    (s) => s.id && s.signaling === 'joined',
-  );
-  return s.id;
-}
-
-/**
- * Waits until `page` lists exactly `ids` as peers, each `connected` with a known path and RTT;
- * returns its peers().
- */
-async function connectedTo(page, name, ids, timeout = 30_000) {
-  return until(
-    `${name} connected to ${ids.join(', ')}`,
-    () => page.evaluate(() => window.turnpike.peers()),
-    (peers) => peers.length === ids.length
-      && ids.every((id) => peers.some((p) => p.id === id && p.state === 'connected' && p.localType && p.remoteType
-        && p.rtt !== null && p.channel === 'open')),
-    { timeout },
-  );
-}
-
-/** The card of peer `id` in `page`, as the user sees it. */
-async function card(page, id) {
-  return page.evaluate((peerId) => {
-    const el = document.querySelector(`[data-testid="peer-${peerId}"]`);
-    if (!el) return null;
-    const q = (t) => el.querySelector(`[data-testid="${t}"]`);
-    const path = q('path');
-    return {
-      state: q('state').textContent,
-      path: path.textContent,
-      localType: path.dataset.localType,
-      remoteType: path.dataset.remoteType,
-      pathTitle: path.title,
-      rtt: q('rtt').textContent,
-      channel: q('channel').textContent,
-      hasVideo: el.classList.contains('has-video'),
-    };
-  }, id);
-}
-
-async function listedPeers(page) {
-  return page.evaluate(() => ({
-    peers: window.turnpike.peers().map((p) => p.id),
-    cards: [...document.querySelectorAll('[data-testid^="peer-"]')].map((e) => e.dataset.testid.slice('peer-'.length)),
-  }));
-}
-
-/** Types `text` into the chat of `from` and waits for it in `to`'s log, attributed to `fromId`. */
-async function chat(from, to, fromId, text) {
-  await from.fill('[data-testid="chat-input"]', text);
-  await from.click('[data-testid="chat-send"]');
-  const got = await until(
-    `chat message "${text}" from ${fromId}`,
-    () => to.evaluate((t) => ({
-      hook: window.turnpike.messages().filter((m) => m.text === t),
-      log: [...document.querySelectorAll('[data-testid="chat-log"] li')].map((li) => ({
-        from: li.querySelector('.from')?.textContent, text: li.querySelector('.text')?.textContent,
-      })).filter((m) => m.text === t),
-    }), text),
-    (s) => s.hook.length > 0 && s.log.length > 0,
-    { timeout: 10_000 },
-  );
-  assert.deepEqual(got.hook.map(({ from: f, self }) => ({ from: f, self })), [{ from: fromId, self: false }]);
-  assert.deepEqual(got.log, [{ from: fromId, text }]);
-  // The sender's own log has it too, marked as its own.
-  const own = await from.evaluate((t) => window.turnpike.messages().filter((m) => m.text === t), text);
-  assert.deepEqual(own.map(({ from: f, self }) => ({ from: f, self })), [{ from: fromId, self: true }]);
 }
 
 // ---------------------------------------------------------------------------- 1. relay-only call

@@ -3,8 +3,10 @@
 //! It starts `turnpike serve` on loopback, opens N WebSocket peers in rooms of two, measures the
 //! server's resident memory per idle connection, then drives a fixed total rate of directed
 //! `message` frames (each peer to its partner) and records the relay latency in an HDR
-//! histogram. See `bench/README.md`.
+//! histogram. With `--nodes N` it starts a redis-server and N nodes on it instead, and puts the
+//! two peers of every room on different nodes. See `bench/README.md`.
 
+mod fleet;
 mod peers;
 mod report;
 mod server;
@@ -20,9 +22,10 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use tokio::sync::{mpsc, Semaphore};
 
+use fleet::Fleet;
 use peers::{lock, now_ns, PeerSpec, Stats};
 use report::Report;
-use server::{Server, ServerSettings};
+use server::ServerSettings;
 
 /// Descriptors kept free besides one per peer (runtime, stdio, the server's listeners, …).
 const SPARE_FDS: u64 = 256;
@@ -30,6 +33,8 @@ const SPARE_FDS: u64 = 256;
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// The server's default `message-rate`, kept when it is enough.
 const DEFAULT_MESSAGE_RATE: u64 = 50;
+/// Most nodes `--nodes` starts (each is a process on the same machine).
+const MAX_NODES: usize = 16;
 
 /// Load generator for the signaling WebSocket of `turnpike serve` (a benchmark, not a test).
 #[derive(Debug, Parser)]
@@ -62,6 +67,10 @@ struct Args {
     /// Extra bytes of padding in each message's `data` (models larger frames such as SDP)
     #[arg(long, default_value_t = 0)]
     pad: usize,
+    /// Turnpike nodes: above 1, a redis-server and this many `turnpike serve --redis-url`
+    /// nodes, the two peers of room k on nodes k mod N and (k + 1) mod N
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 /// The run's settings once defaults and limits are applied.
@@ -73,6 +82,7 @@ struct Settings {
     drain: Duration,
     concurrency: usize,
     pad: usize,
+    nodes: usize,
     smoke: bool,
     /// A note when the descriptor limit capped `peers`.
     capped: Option<String>,
@@ -137,6 +147,9 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
     if rate == 0 || duration == 0 {
         bail!("--rate and --duration must be positive");
     }
+    if args.nodes == 0 || args.nodes > MAX_NODES {
+        bail!("--nodes must be 1 to {MAX_NODES}");
+    }
     // Raise the soft limit to the hard one before the server starts, so that it inherits it:
     // the client and the server each hold one descriptor per peer.
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
@@ -162,6 +175,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         drain: Duration::from_secs(args.drain),
         concurrency: args.connect_concurrency.max(1),
         pad: args.pad,
+        nodes: args.nodes,
         smoke: args.smoke,
         capped,
     })
@@ -191,10 +205,17 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
     report.note_limit(settings.capped.clone());
 
     let binary = server::resolve_binary(args.server_bin.as_deref())?;
-    let mut server = Server::start(&binary, server_settings)?;
-    let pid = server.pid();
-    report.server_command = server.command.clone();
-    eprintln!("signal-load: {} (pid {pid})", server.command);
+    let mut fleet = Fleet::start(&binary, server_settings, settings.nodes)?;
+    let processes = fleet.processes();
+    report.server_command = fleet.command().to_owned();
+    report.redis_command = fleet.redis_command().map(str::to_owned);
+    eprintln!("signal-load: {}", report.server_command);
+    if let Some(redis) = &report.redis_command {
+        eprintln!("signal-load: {redis}");
+    }
+    for p in &processes {
+        eprintln!("signal-load: {} is pid {}", p.name, p.pid);
+    }
 
     // Quiet periods: shorter for the smoke run, which checks delivery, not figures.
     let settle = if settings.smoke {
@@ -208,11 +229,11 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
     } else {
         PING_INTERVAL
     };
-    let log_lines_at_start = server.log_lines.load(Ordering::Relaxed);
+    let log_lines_at_start = fleet.log_lines();
 
     // Memory before any WebSocket.
     tokio::time::sleep(settle / 2).await;
-    let rss_before = server::memory(pid, "VmRSS")?;
+    let rss_before = fleet.memory("VmRSS")?;
 
     // Open the peers, pairs in consecutive order so that partners join close together.
     let stats = Arc::new(Stats::new(total + 1));
@@ -232,15 +253,20 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
     let connect_started = Instant::now();
     {
         let stats = stats.clone();
-        let url = server.ws_url.clone();
+        // Peer j (0 or 1) of room k on node (k + j) mod N: with more than one node, the two
+        // peers of every room are on different nodes, and every node holds as many peers.
+        let urls: Vec<String> = (0..settings.nodes)
+            .map(|i| fleet.ws_url(i).to_owned())
+            .collect();
         tokio::spawn(async move {
             for (i, rx) in receivers.into_iter().enumerate() {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return;
                 };
+                let (room, position) = (i / 2, i % 2);
                 let spec = PeerSpec {
-                    url: url.clone(),
-                    room: format!("bench-{}", i / 2),
+                    url: urls[(room + position) % urls.len()].clone(),
+                    room: format!("bench-{room}"),
                     pad: pad.clone(),
                 };
                 tokio::spawn(peers::run(spec, stats.clone(), rx, permit));
@@ -266,11 +292,11 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
             last_paired = paired;
             last_change = Instant::now();
         }
-        if last_change.elapsed() > Duration::from_secs(30) || !server.running() {
+        if last_change.elapsed() > Duration::from_secs(30) || !fleet.running() {
             progress.done();
             bail!(
                 "only {paired} of {n} peers paired (no progress for 30 s, server running: {}); failures: {:?}; closes: {:?}; errors: {:?}",
-                server.running(),
+                fleet.running(),
                 lock(&stats.failures),
                 lock(&stats.closes),
                 lock(&stats.errors)
@@ -284,16 +310,19 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
     // Idle: every peer joined and paired, no traffic but the server's pings. Settle, then
     // take the memory and a CPU baseline (the 10 s pings and their pongs).
     tokio::time::sleep(settle).await;
-    let idle_cpu0 = server::cpu_time(pid, clock_ticks)?;
+    let idle_cpu0 = fleet.cpu_times(clock_ticks)?;
     let idle_t0 = Instant::now();
     tokio::time::sleep(idle_window).await;
-    let idle_cpu = server::cpu_time(pid, clock_ticks)?.saturating_sub(idle_cpu0);
+    let idle_cpu = cpu_since(&idle_cpu0, &fleet.cpu_times(clock_ticks)?)
+        .iter()
+        .map(|(user, system)| *user + *system)
+        .sum();
     let idle_wall = idle_t0.elapsed();
-    let rss_idle = server::memory(pid, "VmRSS")?;
-    let fds_idle = server::open_fds(pid);
+    let rss_idle = fleet.memory("VmRSS")?;
+    let fds_idle = fleet.open_fds();
 
     // Traffic: `rate` messages per second, round-robin over the peers.
-    let (user0, system0) = server::cpu_times(pid, clock_ticks)?;
+    let cpu0 = fleet.cpu_times(clock_ticks)?;
     let self_cpu0 = server::cpu_time(std::process::id(), clock_ticks)?;
     let busy0 = server::machine_busy(clock_ticks)?;
     let t0 = Instant::now();
@@ -348,19 +377,17 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let wall = t0.elapsed();
-    let (user1, system1) = server::cpu_times(pid, clock_ticks)?;
-    let cpu = (user1.saturating_sub(user0), system1.saturating_sub(system0));
+    let cpu: Vec<(String, Duration, Duration)> = processes
+        .iter()
+        .zip(cpu_since(&cpu0, &fleet.cpu_times(clock_ticks)?))
+        .map(|(p, (user, system))| (p.name.clone(), user, system))
+        .collect();
     let self_cpu = server::cpu_time(std::process::id(), clock_ticks)?.saturating_sub(self_cpu0);
     let busy = server::machine_busy(clock_ticks)?.saturating_sub(busy0);
     progress.done();
 
     report.connect_time = connect_time;
-    report.memory(
-        rss_before,
-        rss_idle,
-        server::memory(pid, "VmHWM").ok(),
-        fds_idle,
-    );
+    report.memory(rss_before, rss_idle, fleet.memory("VmHWM").ok(), fds_idle);
     report.idle_cpu(idle_cpu, idle_wall);
     report.traffic(
         &stats,
@@ -368,20 +395,29 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
         undeliverable,
         send_window,
         wall,
-        cpu,
+        &cpu,
         self_cpu,
     );
     report.others_cpu(busy, wall);
-    report.server_log_lines = server
-        .log_lines
-        .load(Ordering::Relaxed)
-        .saturating_sub(log_lines_at_start);
-    report.server_alive = server.running();
+    report.server_log_lines = fleet.log_lines().saturating_sub(log_lines_at_start);
+    report.server_alive = fleet.running();
     report.client_rss_bytes = server::memory(std::process::id(), "VmRSS").ok();
     report.finish();
     drop(senders);
-    drop(server);
+    drop(fleet);
     Ok(report)
+}
+
+/// CPU time (user, system) each process used between two readings of the same processes.
+fn cpu_since(
+    before: &[(Duration, Duration)],
+    after: &[(Duration, Duration)],
+) -> Vec<(Duration, Duration)> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| (a.0.saturating_sub(b.0), a.1.saturating_sub(b.1)))
+        .collect()
 }
 
 /// The command that ran this, as one would type it.

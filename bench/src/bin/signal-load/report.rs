@@ -38,15 +38,33 @@ impl Latency {
     }
 }
 
+/// One server-side process's CPU time during the traffic.
+#[derive(Debug, Default, Serialize)]
+pub struct ProcessCpu {
+    /// `turnpike`, `turnpike nI` or `redis-server`.
+    pub name: String,
+    pub user_s: f64,
+    pub system_s: f64,
+    /// Of one core, over the traffic window.
+    pub percent: f64,
+    /// (user + system) / messages received.
+    pub us_per_message: f64,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub command: String,
+    /// The (first) node's command line.
     pub server_command: String,
+    /// redis-server's, with more than one node.
+    pub redis_command: Option<String>,
     pub date: String,
     pub machine: Machine,
     pub peers: usize,
     pub rooms: usize,
+    /// Turnpike nodes (above 1: on one redis-server, the two peers of each room on two nodes).
+    pub nodes: usize,
     pub rate: u64,
     pub duration_s: u64,
     pub pad_bytes: usize,
@@ -87,6 +105,8 @@ pub struct Report {
     pub server_cpu_system_s: f64,
     pub server_cpu_percent: f64,
     pub server_cpu_us_per_message: f64,
+    /// Each process of the server side (the figures above are their sums).
+    pub server_cpu_by_process: Vec<ProcessCpu>,
     pub client_cpu_s: f64,
     pub client_cpu_percent: f64,
     pub client_rss_bytes: Option<u64>,
@@ -122,6 +142,7 @@ impl Report {
             machine: Machine::here(),
             peers: settings.peers,
             rooms: settings.peers / 2,
+            nodes: settings.nodes,
             rate: settings.rate,
             duration_s: settings.duration.as_secs(),
             pad_bytes: settings.pad,
@@ -157,7 +178,7 @@ impl Report {
         undeliverable: u64,
         send_window: Duration,
         wall: Duration,
-        server_cpu: (Duration, Duration),
+        server_cpu: &[(String, Duration, Duration)],
         client_cpu: Duration,
     ) {
         self.issued = issued;
@@ -183,11 +204,26 @@ impl Report {
         self.peer_left = stats.peer_left.load(Ordering::Relaxed);
         self.unexpected_frames = stats.unexpected.load(Ordering::Relaxed);
         self.wall_s = wall.as_secs_f64();
-        self.server_cpu_user_s = server_cpu.0.as_secs_f64();
-        self.server_cpu_system_s = server_cpu.1.as_secs_f64();
+        let percent = |s: f64| 100.0 * s / self.wall_s.max(1e-9);
+        let per_message = |s: f64| 1e6 * s / (self.received.max(1) as f64);
+        self.server_cpu_by_process = server_cpu
+            .iter()
+            .map(|(name, user, system)| {
+                let total = user.as_secs_f64() + system.as_secs_f64();
+                ProcessCpu {
+                    name: name.clone(),
+                    user_s: user.as_secs_f64(),
+                    system_s: system.as_secs_f64(),
+                    percent: percent(total),
+                    us_per_message: per_message(total),
+                }
+            })
+            .collect();
+        self.server_cpu_user_s = self.server_cpu_by_process.iter().map(|p| p.user_s).sum();
+        self.server_cpu_system_s = self.server_cpu_by_process.iter().map(|p| p.system_s).sum();
         self.server_cpu_s = self.server_cpu_user_s + self.server_cpu_system_s;
-        self.server_cpu_percent = 100.0 * self.server_cpu_s / self.wall_s.max(1e-9);
-        self.server_cpu_us_per_message = 1e6 * self.server_cpu_s / (self.received.max(1) as f64);
+        self.server_cpu_percent = percent(self.server_cpu_s);
+        self.server_cpu_us_per_message = per_message(self.server_cpu_s);
         self.client_cpu_s = client_cpu.as_secs_f64();
         self.client_cpu_percent = 100.0 * self.client_cpu_s / self.wall_s.max(1e-9);
     }
@@ -243,7 +279,18 @@ impl Report {
         let mut out = String::new();
         let m = &self.machine;
         let _ = writeln!(out, "- Command: `{}`", self.command);
-        let _ = writeln!(out, "- Server: `{}`", self.server_command);
+        match &self.redis_command {
+            None => {
+                let _ = writeln!(out, "- Server: `{}`", self.server_command);
+            }
+            Some(redis) => {
+                let _ = writeln!(
+                    out,
+                    "- Servers: {} nodes, the first `{}` (the others: other free ports, `--node-id n1` …); Redis: `{redis}`",
+                    self.nodes, self.server_command
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "- Machine: `nproc` = {}, {}, {} RAM, Linux {}; load generator and server share these cores (shared, noisy machine)",
@@ -263,10 +310,24 @@ impl Report {
         let mut row = |k: &str, v: String| {
             let _ = writeln!(out, "| {k} | {v} |");
         };
+        let cluster = self.nodes > 1;
         row(
             "peers / rooms",
-            format!("{} / {} (rooms of two)", self.peers, self.rooms),
+            if cluster {
+                format!(
+                    "{} / {} (rooms of two, the two peers on different nodes of {} on one redis-server)",
+                    self.peers, self.rooms, self.nodes
+                )
+            } else {
+                format!("{} / {} (rooms of two, one node)", self.peers, self.rooms)
+            },
         );
+        // With a cluster, the server-side figures are sums over every node and redis-server.
+        let side = if cluster {
+            " (all nodes + redis-server)"
+        } else {
+            ""
+        };
         row(
             "connect + join + pair all peers",
             format!(
@@ -277,7 +338,7 @@ impl Report {
             ),
         );
         row(
-            "server RSS before → all idle",
+            &format!("server RSS before → all idle{side}"),
             format!(
                 "{:.1} MiB → {:.1} MiB (peak {}), {} fds",
                 mib(self.server_rss_before_bytes),
@@ -295,7 +356,7 @@ impl Report {
             ),
         );
         row(
-            "server CPU while idle (10 s: one `ping` + `pong` per connection)",
+            &format!("server CPU while idle (10 s: one `ping` + `pong` per connection){side}"),
             format!("{:.1} % of one core", self.server_idle_cpu_percent),
         );
         row(
@@ -327,7 +388,11 @@ impl Report {
         );
         let l = &self.latency;
         row(
-            "**relay latency p50 / p90 / p99 / p99.9 / max**",
+            if cluster {
+                "**cross-node delivery latency p50 / p90 / p99 / p99.9 / max**"
+            } else {
+                "**relay latency p50 / p90 / p99 / p99.9 / max**"
+            },
             format!(
                 "**{:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms**",
                 l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
@@ -357,7 +422,7 @@ impl Report {
             ),
         );
         row(
-            "server CPU during traffic",
+            &format!("server CPU during traffic{side}"),
             format!(
                 "{:.2} s ({:.2} user + {:.2} system) in {:.1} s = {:.0} % of one core, {:.1} µs per relayed message (pings included)",
                 self.server_cpu_s,
@@ -368,6 +433,24 @@ impl Report {
                 self.server_cpu_us_per_message
             ),
         );
+        if cluster {
+            let parts: Vec<String> = self
+                .server_cpu_by_process
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {:.2} s ({:.2} user + {:.2} system) = {:.0} %, {:.1} µs/msg",
+                        p.name,
+                        p.user_s + p.system_s,
+                        p.user_s,
+                        p.system_s,
+                        p.percent,
+                        p.us_per_message
+                    )
+                })
+                .collect();
+            row("server CPU by process", parts.join("; "));
+        }
         row(
             "load generator CPU during traffic",
             format!(

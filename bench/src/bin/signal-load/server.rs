@@ -78,11 +78,18 @@ pub struct ServerSettings {
 }
 
 impl Server {
-    /// Starts `binary serve` on free loopback ports and waits until `/healthz` answers.
-    pub fn start(binary: &Path, settings: ServerSettings) -> anyhow::Result<Server> {
+    /// Starts `binary serve` on free loopback ports, with `extra` flags (the cluster's), and
+    /// waits until `/healthz` answers `ok` (with a cluster: connected to Redis). Its output is
+    /// copied to stderr prefixed with `[label]`.
+    pub fn start(
+        binary: &Path,
+        settings: ServerSettings,
+        extra: &[String],
+        label: &str,
+    ) -> anyhow::Result<Server> {
         let listen = free_udp_tcp_port()?;
         let http = free_tcp_port()?;
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
             listen.to_string(),
@@ -102,6 +109,7 @@ impl Server {
             "--http-connections-per-ip".into(),
             settings.max_connections.to_string(),
         ];
+        args.extend(extra.iter().cloned());
         let mut command = Command::new(binary);
         command
             .args(&args)
@@ -119,10 +127,10 @@ impl Server {
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let log_lines = Arc::new(AtomicU64::new(0));
         if let Some(out) = child.stdout.take() {
-            forward(out, log_lines.clone());
+            forward(out, label, log_lines.clone());
         }
         if let Some(err) = child.stderr.take() {
-            forward(err, log_lines.clone());
+            forward(err, label, log_lines.clone());
         }
         let mut server = Server {
             child,
@@ -139,7 +147,8 @@ impl Server {
         self.child.id()
     }
 
-    /// Polls `GET /healthz` until it answers 200.
+    /// Polls `GET /healthz` until it answers 200 `ok` (a cluster node says `degraded` until
+    /// it has reached Redis).
     fn wait_ready(&mut self, http: SocketAddr) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -169,29 +178,30 @@ impl Drop for Server {
     }
 }
 
-/// Copies the server's output to ours, prefixed, counting the lines.
-fn forward(stream: impl Read + Send + 'static, lines: Arc<AtomicU64>) {
+/// Copies the server's output to ours, prefixed with `[label]`, counting the lines.
+fn forward(stream: impl Read + Send + 'static, label: &str, lines: Arc<AtomicU64>) {
+    let label = label.to_owned();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             lines.fetch_add(1, Ordering::Relaxed);
-            eprintln!("[turnpike] {line}");
+            eprintln!("[{label}] {line}");
         }
     });
 }
 
-/// One `GET /healthz` over a fresh connection: true on `200`.
+/// One `GET /healthz` over a fresh connection: true on `200` with the body `ok`.
 fn healthz(addr: SocketAddr) -> std::io::Result<bool> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
-    Ok(answer.starts_with(b"HTTP/1.1 200"))
+    Ok(answer.starts_with(b"HTTP/1.1 200") && answer.ends_with(b"\r\n\r\nok"))
 }
 
 /// A loopback port free for TCP now (the server binds it a moment later).
-fn free_tcp_port() -> anyhow::Result<SocketAddr> {
+pub fn free_tcp_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?)
 }
