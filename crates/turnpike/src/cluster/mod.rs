@@ -4,9 +4,8 @@
 //!
 //! Redis is reached through one command connection (claims, presence, the fleet), one
 //! connection that publishes the messages to other nodes in order, and one subscription to this
-//! node's channel. When
-//! Redis goes away the node says so once, keeps serving what is local, reports itself
-//! degraded on `/healthz`, and reconnects every second; see `docs/cluster.md`.
+//! node's channel. When Redis goes away the node says so once, keeps serving what is local,
+//! reports itself degraded on `/healthz`, and reconnects every second; see `docs/cluster.md`.
 
 pub mod fleet;
 pub mod heartbeat;

@@ -181,11 +181,7 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
             Mode::Chat => transfer::chat(&connection).await,
         }
     };
-    let result = until_peer_leaves(application, ended).await;
-    if let Err(error) = &result {
-        // Tell the peer now (a dropped connection would close with code 0, "verified").
-        Verdict::Aborted.close(&connection, &format!("{error:#}"));
-    }
+    let result = until_peer_leaves(application, ended, &connection).await;
     // Let the close frame reach the peer before the path goes away.
     let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
     // Free the relay at once rather than leave the allocation to expire on the server.
@@ -198,12 +194,17 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
 /// Runs `application` to its end, or until a short grace after the signaling server says
 /// the peer left (its `peer-left` comes at once when its process ends, where QUIC and
 /// consent freshness would take 30 s to notice).
+///
+/// On an error the peer is told at once (QUIC close with [`Verdict::Aborted`] and the reason),
+/// *before* `application` is dropped: dropping its streams first would send STOP_SENDING
+/// (code 0), and a sender could report that ("stopped by peer: error 0") instead of the reason.
 async fn until_peer_leaves(
     application: impl std::future::Future<Output = anyhow::Result<()>>,
     ended: tokio::sync::oneshot::Receiver<Ended>,
+    connection: &quinn::Connection,
 ) -> anyhow::Result<()> {
     tokio::pin!(application);
-    tokio::select! {
+    let result = tokio::select! {
         result = &mut application => result,
         Ok(ended) = ended => match ended {
             Ended::PeerLeft(peer) => match tokio::time::timeout(LEFT_GRACE, &mut application).await {
@@ -212,7 +213,12 @@ async fn until_peer_leaves(
             },
             Ended::Interrupted => Err(anyhow!("interrupted")),
         }
+    };
+    if let Err(error) = &result {
+        // A dropped connection would close with code 0, "verified".
+        Verdict::Aborted.close(connection, &format!("{error:#}"));
     }
+    result
 }
 
 /// Why the session ends before the application is done.

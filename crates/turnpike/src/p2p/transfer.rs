@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 use tokio::fs::File;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+/// How long a sender whose write failed waits for the receiver's close and its reason.
+const CLOSE_REASON_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Longest header line accepted.
 pub const MAX_HEADER: usize = 4096;
 /// Bytes per read and write while copying a file.
@@ -146,10 +149,18 @@ pub async fn send_file(connection: &quinn::Connection, path: &Path) -> anyhow::R
     if let Err(error) = streamed {
         reports.abort();
         progress.abandon();
-        return Err(error.context(format!(
+        let context = format!(
             "sending {name} failed after {} of {size} bytes reached the receiver",
             progress.position()
-        )));
+        );
+        // A write fails on the receiver's STOP_SENDING as well as on its close; the close,
+        // which carries the reason ("interrupted"), may arrive just after: prefer it.
+        let closed = tokio::time::timeout(CLOSE_REASON_GRACE, connection.closed()).await;
+        if let Ok(quinn::ConnectionError::ApplicationClosed(close)) = closed {
+            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            bail!("{context}: the receiver stopped: {reason}");
+        }
+        return Err(error.context(context));
     }
     // The receiver closes the connection once it has checked the digest.
     let reason = connection.closed().await;
