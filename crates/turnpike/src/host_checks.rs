@@ -29,21 +29,29 @@ pub fn problems(config: &Config) -> Vec<KeyProblem> {
 /// key and path. The messages name what is wrong, never the key material.
 fn certificate_problems(config: &Config) -> Vec<KeyProblem> {
     let pairs = [
-        ("tls-cert", config.tls.as_ref(), KeyNames::TLS),
-        ("https-cert", config.https.as_ref(), KeyNames::HTTPS),
+        (config.tls.as_ref(), KeyNames::TLS),
+        (config.https.as_ref(), KeyNames::HTTPS),
     ];
     let mut checked = Vec::new();
     let mut problems = Vec::new();
-    for (key, files, names) in pairs {
+    for (files, names) in pairs {
         let Some(files) = files else { continue };
         if checked.contains(&files) {
             continue;
         }
         checked.push(files);
         if let Err(error) = CertStore::load(files, names) {
+            let message = format!("{error:#}");
+            // The message starts with the key at fault (the key file, else the certificate
+            // file or the pair): the problem is filed under it.
+            let key = if message.starts_with(names.key) {
+                names.key
+            } else {
+                names.cert
+            };
             problems.push(KeyProblem {
                 key,
-                reason: Reason::Rule(format!("{error:#}")),
+                reason: Reason::Rule(message),
             });
         }
     }

@@ -325,13 +325,15 @@ fn certificate_name_mismatch_and_expiry() {
 #[test]
 fn unreachable_servers_exit_3() {
     let server = start(None);
-    // A port that was free a moment ago, for both UDP and TCP.
-    let closed = {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap();
-        drop(TcpListener::bind(port).unwrap());
-        port
-    };
+    // A port that was free a moment ago, for both UDP and TCP (a free UDP port may be a TCP
+    // port in use: try another).
+    let closed = (0..100)
+        .find_map(|_| {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap();
+            TcpListener::bind(port).ok().map(|_| port)
+        })
+        .unwrap();
     let tcp = uri("turn", server.address("tcp"), "?transport=tcp");
     let dead_udp = uri("turn", closed, "");
     let (code, report) = check_json(&[

@@ -369,7 +369,8 @@ fn an_unusable_https_certificate_fails_the_start_by_name() {
     ] {
         let output = run(cert, key);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        // A configuration problem found before anything is bound: exit 2, like a bad key.
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(&expected), "{expected}: {stderr}");
         assert!(
             !stderr.contains(key_pem.lines().nth(1).unwrap()),
