@@ -102,11 +102,6 @@ fn client(server: &Server, timeout: Duration) -> Client {
     client
 }
 
-/// The next frame of `client` that is not a `ping`.
-fn next(client: &mut Client) -> Value {
-    client.recv()
-}
-
 /// Joins `room` and returns (peer id, the `joined` frame).
 fn join(client: &mut Client, room: &str) -> (String, Value) {
     let joined = client.join(room, None);
@@ -130,7 +125,7 @@ fn peers_on_two_nodes_meet_in_one_room_with_frames_in_order_and_limits_fleet_wid
         json!([one_id]),
         "the peer on node a is in the room"
     );
-    let seen = next(&mut one);
+    let seen = one.recv();
     assert_eq!(
         (seen["type"].as_str(), seen["id"].as_str()),
         (Some("peer-joined"), Some(two_id.as_str()))
@@ -143,7 +138,7 @@ fn peers_on_two_nodes_meet_in_one_room_with_frames_in_order_and_limits_fleet_wid
         two.send_json(json!({ "type": "message", "to": one_id, "data": data }));
     }
     for i in 0..80 {
-        let frame = next(&mut one);
+        let frame = one.recv();
         assert_eq!(frame["type"], "message", "{frame}");
         assert_eq!(frame["from"], json!(two_id));
         assert_eq!(
@@ -152,7 +147,7 @@ fn peers_on_two_nodes_meet_in_one_room_with_frames_in_order_and_limits_fleet_wid
         );
     }
     one.send_json(json!({ "type": "offer", "to": two_id, "data": { "sdp": "v=0" } }));
-    let offer = next(&mut two);
+    let offer = two.recv();
     assert_eq!(
         (offer["type"].as_str(), offer["from"].as_str()),
         (Some("offer"), Some(one_id.as_str()))
@@ -163,7 +158,7 @@ fn peers_on_two_nodes_meet_in_one_room_with_frames_in_order_and_limits_fleet_wid
     for server in [&a, &b] {
         let mut three = client(server, wait);
         three.send_json(json!({ "type": "join", "room": "lobby" }));
-        let refused = next(&mut three);
+        let refused = three.recv();
         assert_eq!(
             (refused["type"].as_str(), refused["code"].as_str()),
             (Some("error"), Some("room-full")),
@@ -173,7 +168,7 @@ fn peers_on_two_nodes_meet_in_one_room_with_frames_in_order_and_limits_fleet_wid
 
     // Leaving on node b is seen on node a.
     two.send_json(json!({ "type": "leave" }));
-    let left = next(&mut one);
+    let left = one.recv();
     assert_eq!(
         (left["type"].as_str(), left["id"].as_str()),
         (Some("peer-left"), Some(two_id.as_str()))
@@ -189,13 +184,13 @@ fn a_killed_node_s_peers_leave_the_room_in_time_and_nothing_stays_in_redis() {
     let (_, _) = join(&mut one, "lobby");
     let mut two = client(&b, NODE_LOSS_BOUND);
     let (two_id, _) = join(&mut two, "lobby");
-    assert_eq!(next(&mut one)["type"], "peer-joined");
+    assert_eq!(one.recv()["type"], "peer-joined");
     assert_eq!(redis.keys("turnpike:room:*"), ["turnpike:room:lobby"]);
 
     let killed = Instant::now();
     b.child.kill().unwrap();
     b.child.wait().unwrap();
-    let left = next(&mut one);
+    let left = one.recv();
     let took = killed.elapsed();
     assert_eq!(
         (left["type"].as_str(), left["id"].as_str()),
@@ -252,7 +247,7 @@ fn a_peer_resumes_through_another_node_and_gets_what_was_queued_once() {
     let mut two = client(&b, wait);
     let (two_id, joined) = join(&mut two, "lobby");
     let resume = joined["resume"].as_str().unwrap().to_owned();
-    assert_eq!(next(&mut one)["type"], "peer-joined");
+    assert_eq!(one.recv()["type"], "peer-joined");
     // The socket on node b drops without a close frame.
     drop(two);
     // Frames to the away peer wait for it. (The home may not have heard of the drop yet; a
@@ -261,13 +256,13 @@ fn a_peer_resumes_through_another_node_and_gets_what_was_queued_once() {
     one.send_json(json!({ "type": "message", "to": two_id, "data": "while away" }));
     let mut back = client(&c, wait);
     back.send_json(json!({ "type": "join", "room": "lobby", "resume": resume }));
-    let joined = next(&mut back);
+    let joined = back.recv();
     assert_eq!(joined["type"], "joined", "{joined}");
     assert_eq!(
         (joined["id"].as_str(), joined["resumed"].as_bool()),
         (Some(two_id.as_str()), Some(true))
     );
-    let queued = next(&mut back);
+    let queued = back.recv();
     assert_eq!(
         (queued["from"].as_str(), queued["data"].as_str()),
         (Some(one_id.as_str()), Some("while away")),
@@ -275,10 +270,10 @@ fn a_peer_resumes_through_another_node_and_gets_what_was_queued_once() {
     );
     // Exactly once: the next frame is the one sent after the resume.
     one.send_json(json!({ "type": "message", "to": two_id, "data": "after" }));
-    assert_eq!(next(&mut back)["data"], "after");
+    assert_eq!(back.recv()["data"], "after");
     // The other peer saw no leave.
     back.send_json(json!({ "type": "message", "to": one_id, "data": "hello" }));
-    let frame = next(&mut one);
+    let frame = one.recv();
     assert_eq!(
         (frame["type"].as_str(), frame["data"].as_str()),
         (Some("message"), Some("hello")),
@@ -299,9 +294,9 @@ fn without_redis_each_node_serves_its_own_rooms_and_the_cluster_comes_back() {
     let (one_id, _) = join(&mut one, "local");
     let mut two = client(&a, wait);
     join(&mut two, "local");
-    assert_eq!(next(&mut one)["type"], "peer-joined");
+    assert_eq!(one.recv()["type"], "peer-joined");
     two.send_json(json!({ "type": "message", "to": one_id, "data": "still here" }));
-    assert_eq!(next(&mut one)["data"], "still here");
+    assert_eq!(one.recv()["data"], "still here");
 
     redis.restart();
     wait_health(&a, "ok");
