@@ -150,9 +150,20 @@ test('room: two relay-only pages connect through our TURN relay, show relay ↔ 
         addresses[name] = { local: `${m[1]}:${m[2]}`, remote: `${m[3]}:${m[4]}` };
         t.diagnostic(`${name}: ${c.path}, ${c.pathTitle}, RTT ${c.rtt} (hook ${peer.rtt} ms)`);
       }
-      // Each side's remote relay is the other side's local relay.
-      assert.equal(addresses.a.remote, addresses.b.local);
-      assert.equal(addresses.b.remote, addresses.a.local);
+      // Each side's remote relay is the other side's local relay. Not necessarily at the same
+      // instant: each page reports the pair it sends on, and until the controlling side's
+      // nomination reaches the controlled side (or while Chrome moves from its TURN/TCP to its
+      // TURN/UDP allocation) the two may name different allocations of the same page (ci23: b
+      // on its TCP relay, a still sending to b's UDP relay). So poll both cards until they agree.
+      const relayPair = async (page, otherId) => {
+        const c = await card(page, otherId);
+        const m = c && /^(\S+) ↔ (\S+) over udp/.exec(c.pathTitle);
+        return m ? { local: m[1], remote: m[2] } : null;
+      };
+      const agreed = await until('both pages to name the same pair of relays', async () => ({
+        a: await relayPair(a, idB) ?? addresses.a, b: await relayPair(b, idA) ?? addresses.b,
+      }), (x) => x.a.remote === x.b.local && x.b.remote === x.a.local);
+      t.diagnostic(`agreed pair: a ${agreed.a.local} ↔ b ${agreed.b.local}`);
 
       // Media went through the relay too: each page shows the other's (fake) camera.
       for (const [page, name, otherId] of [[a, 'a', idB], [b, 'b', idA]]) {
