@@ -26,7 +26,8 @@
 
 const MIN_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 5000;
-// The server pings every 10 s; 35 s of silence means the connection is dead.
+// The server sends a frame at least every 20 s (a ping every 10 s unless traffic both ways made
+// it unnecessary); 35 s of silence means the connection is dead.
 const SILENCE_MS = 35000;
 const WATCHDOG_MS = 5000;
 const MAX_QUEUE = 256;

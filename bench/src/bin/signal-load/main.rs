@@ -308,8 +308,15 @@ async fn run(args: &Args, settings: Settings) -> anyhow::Result<Report> {
     progress.done();
 
     // Idle: every peer joined and paired, no traffic but the server's pings. Settle, then
-    // take the memory and a CPU baseline (the 10 s pings and their pongs).
-    tokio::time::sleep(settle).await;
+    // take the memory and a CPU baseline (the 10 s pings and their pongs). Each connection's
+    // first ping slot after its join is skipped (the join's frames went both ways:
+    // docs/signaling.md, "Liveness"), so the window starts once those slots are past.
+    let first_slots = if settings.smoke {
+        Duration::ZERO
+    } else {
+        PING_INTERVAL
+    };
+    tokio::time::sleep(settle + first_slots).await;
     let idle_cpu0 = fleet.cpu_times(clock_ticks)?;
     let idle_t0 = Instant::now();
     tokio::time::sleep(idle_window).await;

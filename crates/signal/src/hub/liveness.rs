@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::state::{later, Presence, Timer};
 use super::Hub;
 use crate::outbound;
-use crate::output::{CloseReason, ConnId};
+use crate::output::{CloseReason, ConnId, Output};
 
 impl Hub {
     /// When [`Hub::handle_timeout`] should next be called.
@@ -44,8 +44,20 @@ impl Hub {
             self.close(now, conn, CloseReason::Silent);
             return;
         }
-        let ping = connection.next_ping.is_some_and(|at| at <= now);
+        let mut ping = false;
         if let Some(at) = connection.next_ping.filter(|&at| at <= now) {
+            // A ping exists to make a quiet connection carry a frame each way (the client
+            // answers it, and counts the server silent after 35 s without a frame). When, since
+            // the last slot, a frame came from the client and one went to it, the traffic has
+            // done that already: skip this slot's ping. That is most of a busy server's pings,
+            // each a frame written and one read. An idle connection still gets one every
+            // interval; the longest gap between two frames to a client stays under two
+            // intervals.
+            let heard = at
+                .checked_sub(interval)
+                .is_none_or(|slot| connection.last_seen > slot);
+            ping = !(heard && connection.sent_since_slot);
+            connection.sent_since_slot = false;
             // Keep the cadence; after a late call, start it again from now.
             let next = later(at, interval).filter(|&next| next > now);
             connection.next_ping = next.or_else(|| later(now, interval));
@@ -54,7 +66,11 @@ impl Hub {
             self.timers.schedule(Timer::Conn(conn), at);
         }
         if ping {
-            self.send(conn, outbound::PING.to_owned());
+            // Not through `send`: a ping is not traffic that proves anything.
+            self.outputs.push_back(Output::Send {
+                conn,
+                text: outbound::PING.to_owned(),
+            });
         }
     }
 }

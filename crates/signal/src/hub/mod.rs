@@ -7,7 +7,7 @@ mod membership;
 mod routing;
 mod state;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use rand::RngCore;
@@ -42,10 +42,12 @@ pub struct Hub {
     config: HubConfig,
     /// Draws peer ids and resume secrets.
     rng: Box<dyn RngCore + Send>,
-    /// Open connections.
-    conns: BTreeMap<ConnId, Connection>,
+    /// Open connections. Hash maps for connections and peers: every routed frame looks up
+    /// two peers and a connection, and with thousands of them a B-tree walk's cache misses
+    /// showed in profiles; nothing iterates them in order.
+    conns: HashMap<ConnId, Connection>,
     /// Every peer, online or away.
-    peers: BTreeMap<PeerId, Peer>,
+    peers: HashMap<PeerId, Peer>,
     /// Rooms by name, each with at least one peer.
     rooms: BTreeMap<String, Room>,
     /// Connection timers and grace windows.
@@ -71,8 +73,8 @@ impl Hub {
         Hub {
             config,
             rng,
-            conns: BTreeMap::new(),
-            peers: BTreeMap::new(),
+            conns: HashMap::new(),
+            peers: HashMap::new(),
             rooms: BTreeMap::new(),
             timers: Deadlines::new(),
             outputs: VecDeque::new(),
@@ -205,6 +207,9 @@ impl Hub {
 
     /// Queues a frame for `conn`.
     fn send(&mut self, conn: ConnId, text: String) {
+        if let Some(connection) = self.conns.get_mut(&conn) {
+            connection.sent_since_slot = true;
+        }
         self.outputs.push_back(Output::Send { conn, text });
     }
 

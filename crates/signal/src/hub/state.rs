@@ -26,6 +26,10 @@ pub(super) struct Connection {
     pub(super) last_seen: Instant,
     /// When the next `ping` is due; `None` when pings are off.
     pub(super) next_ping: Option<Instant>,
+    /// Whether a frame other than a `ping` went to this connection since its last ping slot:
+    /// with a frame from it in the same interval, traffic already proves the connection alive
+    /// both ways and the ping is skipped ([`super::Hub::connection_due`]).
+    pub(super) sent_since_slot: bool,
     /// Frames per second.
     pub(super) limiter: RateLimiter,
     /// When the last `rate-limited` error went out.
@@ -41,6 +45,7 @@ impl Connection {
             ice,
             last_seen: now,
             next_ping: later(now, config.ping_interval),
+            sent_since_slot: false,
             limiter: RateLimiter::new(now, config.message_rate, config.message_burst),
             last_rate_error: None,
             peer: None,

@@ -1,4 +1,5 @@
-//! Liveness: pings every 10 s, silent connections closed after 30 s.
+//! Liveness: pings every 10 s (unless traffic both ways made one unnecessary), silent
+//! connections closed after 30 s.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -23,6 +24,80 @@ fn ping_every_ten_seconds() {
     w.advance(secs(10));
     assert_eq!(w.frames(), [(a.conn, json!({"type": "ping"}))]);
     assert_eq!(w.hub.poll_timeout(), Some(start + secs(30)));
+}
+
+/// Each of `a` and `b` sends the other a `message`, then time moves on by `step`.
+fn exchange(w: &mut World, a: &crate::harness::Joined, b: &crate::harness::Joined, step: Duration) {
+    w.send_json(a.conn, json!({"type": "message", "to": b.id, "data": "x"}));
+    w.send_json(b.conn, json!({"type": "message", "to": a.id, "data": "y"}));
+    w.advance(step);
+}
+
+fn pings(frames: &[(signal::ConnId, serde_json::Value)]) -> Vec<signal::ConnId> {
+    frames
+        .iter()
+        .filter(|(_, f)| f["type"] == "ping")
+        .map(|(conn, _)| *conn)
+        .collect()
+}
+
+#[test]
+fn traffic_both_ways_replaces_pings() {
+    // docs/signaling.md: a slot's ping is skipped when, since the last slot, a frame came from
+    // the client and one went to it.
+    let mut w = World::new();
+    let a = w.join("lobby");
+    let b = w.join("lobby");
+    w.frames();
+    let mut frames = Vec::new();
+    for _ in 0..30 {
+        exchange(&mut w, &a, &b, secs(2));
+        frames.extend(w.frames());
+    }
+    // 60 s: without traffic that would have been six pings each.
+    assert_eq!(pings(&frames), [] as [signal::ConnId; 0]);
+    assert_eq!(frames.len(), 60, "the messages, nothing else: {frames:?}");
+    assert_eq!(w.hub.stats().connections, 2, "nobody counted silent");
+    // Traffic stops: pings resume on the next slots.
+    w.advance(secs(10));
+    let mut quiet = pings(&w.frames());
+    quiet.sort_unstable();
+    assert_eq!(quiet, [a.conn, b.conn]);
+}
+
+#[test]
+fn traffic_one_way_still_gets_pings() {
+    // a only sends, b only receives: each still carries a frame each way at least every
+    // other slot.
+    let mut w = World::new();
+    let a = w.join("lobby");
+    let b = w.join("lobby");
+    // The first slot (10 s) pings both; they answer; then 1 s later the traffic starts, off
+    // the slots' instants.
+    w.advance(secs(10));
+    assert_eq!(pings(&w.frames()).len(), 2);
+    w.send_json(a.conn, json!({"type": "pong"}));
+    w.send_json(b.conn, json!({"type": "pong"}));
+    w.advance(secs(1));
+    let (mut to_a, mut to_b) = (0, 0);
+    for _ in 0..30 {
+        w.send_json(a.conn, json!({"type": "message", "to": b.id, "data": "x"}));
+        w.advance(secs(2));
+        for conn in pings(&w.frames()) {
+            if conn == a.conn {
+                to_a += 1;
+            } else {
+                to_b += 1;
+                w.send_json(b.conn, json!({"type": "pong"}));
+            }
+        }
+    }
+    // Slots at 20, 30, …, 70 s. a hears nothing but pings: one every slot.
+    assert_eq!(to_a, 6);
+    // b is sent a frame every 2 s but speaks only when pinged: at 20, 40 and 60 s (its pong
+    // makes the next slot's ping unnecessary).
+    assert_eq!(to_b, 3);
+    assert_eq!(w.hub.stats().connections, 2, "nobody counted silent");
 }
 
 #[test]

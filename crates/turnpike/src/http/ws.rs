@@ -15,11 +15,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::Sink;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use signal::{ConnId, Hub, HubConfig, IceSource, Output};
@@ -421,13 +424,87 @@ async fn wait_close(closing: &mut watch::Receiver<Option<CloseCommand>>) -> Clos
 
 /// Sends one text frame, giving up when the client does not take it within the write timeout
 /// or when the connection is to be closed meanwhile.
+///
+/// Usually the socket takes the frame at once: that is tried first, without arming the write
+/// timer or watching for a close (per frame, those cost more than the hub's routing did in a
+/// profile of `signal-load`). Only a frame the socket cannot take now waits, bounded.
 async fn send(
     socket: &mut WebSocket,
     closing: &mut watch::Receiver<Option<CloseCommand>>,
     text: String,
 ) -> Result<(), End> {
+    let message = Message::Text(text.into());
+    match try_send_now(socket, message).await {
+        Ok(Sent::Done) => return Ok(()),
+        Ok(Sent::Buffered) => {}
+        Ok(Sent::NotReady(message)) => {
+            return wait_for(closing, socket.send(message)).await;
+        }
+        Err(_) => return Err(End::Broken),
+    }
+    // The frame is in the WebSocket layer's buffer; the socket takes it when the client reads.
+    wait_for(
+        closing,
+        std::future::poll_fn(|cx| Pin::new(&mut *socket).poll_flush(cx)),
+    )
+    .await
+}
+
+/// How far [`try_send_now`] got.
+enum Sent {
+    /// Written to the socket.
+    Done,
+    /// Accepted, but not all of it fits in the socket yet: flush it.
+    Buffered,
+    /// The WebSocket layer cannot take it yet: here it is back.
+    NotReady(Message),
+}
+
+/// Hands `message` to the socket if that needs no waiting: one poll of each step.
+async fn try_send_now(socket: &mut WebSocket, message: Message) -> Result<Sent, axum::Error> {
+    match poll_once(socket, Step::Ready).await {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(error)) => return Err(error),
+        Poll::Pending => return Ok(Sent::NotReady(message)),
+    }
+    Pin::new(&mut *socket).start_send(message)?;
+    match poll_once(socket, Step::Flush).await {
+        Poll::Ready(Ok(())) => Ok(Sent::Done),
+        Poll::Ready(Err(error)) => Err(error),
+        Poll::Pending => Ok(Sent::Buffered),
+    }
+}
+
+/// A step of handing a frame to the socket.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Room for a frame in the WebSocket layer.
+    Ready,
+    /// Buffered frames written to the socket.
+    Flush,
+}
+
+/// Polls `step` once and resolves to the outcome, pending or not.
+fn poll_once(
+    socket: &mut WebSocket,
+    step: Step,
+) -> impl std::future::Future<Output = Poll<Result<(), axum::Error>>> + '_ {
+    std::future::poll_fn(move |cx| {
+        let socket = Pin::new(&mut *socket);
+        Poll::Ready(match step {
+            Step::Ready => socket.poll_ready(cx),
+            Step::Flush => socket.poll_flush(cx),
+        })
+    })
+}
+
+/// Waits for `sending` up to the write timeout, unless the connection is to be closed first.
+async fn wait_for(
+    closing: &mut watch::Receiver<Option<CloseCommand>>,
+    sending: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), End> {
     tokio::select! {
-        sent = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text.into()))) => {
+        sent = tokio::time::timeout(WRITE_TIMEOUT, sending) => {
             match sent {
                 Ok(Ok(())) => Ok(()),
                 _ => Err(End::Broken),
