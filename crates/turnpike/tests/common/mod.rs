@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+pub mod dnsmasq;
 pub mod redis_server;
 pub mod signaling_client;
 
