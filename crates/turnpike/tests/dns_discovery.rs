@@ -133,3 +133,160 @@ fn an_explicit_port_skips_srv() {
     let expected = SocketAddr::from(([127, 0, 0, 1], port)).to_string();
     assert_eq!(json(&output)["server"], expected.as_str());
 }
+
+fn naptr_record(order: u16, preference: u16, protocol: &str, srv: &str) -> String {
+    format!("--naptr-record={ZONE},{order},{preference},S,RELAY:{protocol},,{srv}.{ZONE}")
+}
+
+/// `turnpike check --json ARGS…`: the exit code and the report of the first URI.
+fn check_json(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["check", "--json"];
+    all.extend(args);
+    let output = turnpike(&all);
+    let report = json(&output);
+    (output.status.code().unwrap(), report["results"][0].clone())
+}
+
+fn step_details(report: &Value, name: &str) -> Vec<String> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == name)
+        .map(|s| s["detail"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// RFC 5928 §3: `turn:HOST` without port or transport → NAPTR RELAY:turn.* (order, then
+// preference) → SRV → A; the allocation and relayed data go through the server found, over
+// the transport the first record names. `check` shows each query and what was picked.
+#[test]
+fn check_allocates_through_naptr_and_srv() {
+    let server = serve();
+    let port = server.address("udp").port();
+    let tcp_port = server.address("tcp").port();
+    let dns = Dnsmasq::start(&[
+        naptr_record(10, 20, "turn.udp", "_turn._udp"),
+        naptr_record(10, 10, "turn.tcp", "_turn._tcp"),
+        srv_record("_turn._udp", "relay", port, 0, 0),
+        srv_record("_turn._tcp", "relay", tcp_port, 0, 0),
+        host_record("relay"),
+    ]);
+    let uri = format!("turn:{ZONE}");
+    let dns_server = dns.server();
+    let args = [
+        "-u",
+        "alice",
+        "-p",
+        "alice-pass",
+        "--dns-server",
+        &dns_server,
+    ];
+    let (code, report) = check_json(&[&[uri.as_str()], &args[..]].concat());
+    assert_eq!(code, 0, "{report}");
+    // Preference 10 (TCP) before 20 (UDP) within order 10.
+    assert_eq!(report["transport"], "tcp", "{report}");
+    let expected = SocketAddr::from(([127, 0, 0, 1], tcp_port)).to_string();
+    assert_eq!(report["server"], expected.as_str(), "{report}");
+    let dns_steps = step_details(&report, "dns");
+    assert!(
+        dns_steps[0].starts_with(&format!("NAPTR {ZONE}: ")),
+        "{dns_steps:?}"
+    );
+    assert!(
+        dns_steps[0].contains(&format!("using _turn._tcp.{ZONE}, _turn._udp.{ZONE}")),
+        "{dns_steps:?}"
+    );
+    assert!(
+        dns_steps[1].starts_with(&format!("SRV _turn._tcp.{ZONE}: relay.{ZONE}:{tcp_port}")),
+        "{dns_steps:?}"
+    );
+    assert!(
+        dns_steps
+            .last()
+            .unwrap()
+            .starts_with(&format!("using {expected} (tcp, relay.{ZONE})")),
+        "{dns_steps:?}"
+    );
+    for step in ["allocate", "refresh"] {
+        assert!(!step_details(&report, step).is_empty(), "{step}: {report}");
+    }
+
+    // ?transport=udp: SRV _turn._udp only, no NAPTR (RFC 5928 §3).
+    let uri = format!("turn:{ZONE}?transport=udp");
+    let (code, report) = check_json(&[&[uri.as_str()], &args[..]].concat());
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["transport"], "udp");
+    let dns_steps = step_details(&report, "dns");
+    assert!(
+        dns_steps[0].starts_with(&format!("SRV _turn._udp.{ZONE}: ")),
+        "{dns_steps:?}"
+    );
+}
+
+// RFC 2782: when the first target does not answer, check goes on at the next one and says so.
+#[test]
+fn check_goes_on_at_the_next_srv_target() {
+    let server = serve();
+    let live = server.address("udp").port();
+    let dead = free_udp_and_tcp_port();
+    let dns = Dnsmasq::start(&[
+        srv_record("_stun._udp", "dead", dead, 1, 0),
+        srv_record("_stun._udp", "live", live, 2, 0),
+        host_record("dead"),
+        host_record("live"),
+    ]);
+    let uri = format!("stun:{ZONE}");
+    let dns_server = dns.server();
+    let (code, report) = check_json(&[&uri, "--timeout", "2", "--dns-server", &dns_server]);
+    assert_eq!(code, 0, "{report}");
+    let expected = SocketAddr::from(([127, 0, 0, 1], live)).to_string();
+    assert_eq!(report["server"], expected.as_str(), "{report}");
+    let next = step_details(&report, "next target");
+    assert_eq!(
+        next,
+        [format!("{expected} answers: going on there")],
+        "{report}"
+    );
+}
+
+// Text output: each query on its own line, for an operator debugging their records; and a
+// name with neither SRV nor address records fails at the dns step.
+#[test]
+fn check_prints_the_dns_steps() {
+    let server = serve();
+    let port = server.address("udp").port();
+    let dns = Dnsmasq::start(&[
+        srv_record("_stun._udp", "relay", port, 5, 7),
+        host_record("relay"),
+    ]);
+    let uri = format!("stun:{ZONE}");
+    let output = turnpike(&["check", &uri, "--dns-server", &dns.server()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "SRV _stun._udp.{ZONE}: relay.{ZONE}:{port} (priority 5, weight 7)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "A/AAAA relay.{ZONE}: 127.0.0.1 (port {port}, udp)"
+        )),
+        "{text}"
+    );
+
+    let uri = format!("stun:nothing.{ZONE}");
+    let output = turnpike(&["check", &uri, "--dns-server", &dns.server()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&format!("SRV _stun._udp.nothing.{ZONE}: no records")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("A/AAAA nothing.{ZONE}: no address")),
+        "{text}"
+    );
+}
