@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::client_args::{is_transient, parse_seconds, parse_uri, seconds_duration};
-use crate::discovery::{self, Dns, DnsArgs, ServerName, Transport};
+use crate::client_args::{is_transient, parse_seconds, parse_uri, resolve_stun, seconds_duration};
+use crate::discovery::DnsArgs;
 use ice::{
     BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
     TransactionError,
@@ -61,7 +61,12 @@ pub async fn run(args: StunArgs) -> anyhow::Result<()> {
     }
     let timeout = timeout_duration(args.timeout)?;
     let deadline = started + timeout;
-    let servers = resolve(&uri, &args, deadline, timeout).await?;
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let servers = resolve_stun(&uri, &args.dns, family, timeout).await?;
     let rto = RetransmitTiming::with_rto(Duration::from_millis(args.rto));
     let (server, result, timing) = first_answer(&servers, rto, deadline).await?;
     match result {
@@ -110,48 +115,6 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 fn timeout_duration(secs: f64) -> anyhow::Result<Duration> {
     seconds_duration(secs, MAX_TIMEOUT)
-}
-
-/// The server's addresses of the wanted family, in the order to try them: the first address
-/// of each SRV target in SRV order (one address when there is no SRV record, as before
-/// discovery), found before `deadline`.
-async fn resolve(
-    uri: &StunUri,
-    args: &StunArgs,
-    deadline: Instant,
-    timeout: Duration,
-) -> anyhow::Result<Vec<SocketAddr>> {
-    let dns = Dns::new(args.dns.dns_server, timeout);
-    let name = ServerName::stun(uri);
-    let lookup = discovery::resolve(&dns, &name, &[Transport::Udp]);
-    let resolution = tokio::time::timeout_at(deadline.into(), lookup)
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "cannot resolve {}: no answer within {} s",
-                uri.host,
-                seconds(timeout)
-            )
-        })?;
-    if resolution.candidates.is_empty() {
-        bail!("cannot resolve {}: {}", uri.host, resolution.error());
-    }
-    let mut addresses: Vec<SocketAddr> = Vec::new();
-    let mut targets: Vec<(&str, u16)> = Vec::new();
-    for candidate in &resolution.candidates {
-        let address = candidate.address;
-        let target = (candidate.host.as_str(), address.port());
-        let wanted = (!args.ipv4 || address.is_ipv4()) && (!args.ipv6 || address.is_ipv6());
-        if wanted && !targets.contains(&target) {
-            targets.push(target);
-            addresses.push(address);
-        }
-    }
-    if addresses.is_empty() {
-        let family = if args.ipv4 { "IPv4" } else { "IPv6" };
-        bail!("{} has no {family} address", uri.host);
-    }
-    Ok(addresses)
 }
 
 /// Tries `servers` in order until one answers (RFC 2782: a client moves to the next target

@@ -290,3 +290,46 @@ fn check_prints_the_dns_steps() {
         "{text}"
     );
 }
+
+// `turnpike nat` finds its server the same way (RFC 8489 §8: SRV `_stun._udp`).
+#[test]
+fn nat_finds_the_server_by_srv() {
+    let server = serve();
+    let port = server.address("udp").port();
+    let dns = Dnsmasq::start(&[
+        srv_record("_stun._udp", "relay", port, 10, 0),
+        host_record("relay"),
+    ]);
+    let uri = format!("stun:{ZONE}");
+    let output = turnpike(&[
+        "nat",
+        &uri,
+        "--json",
+        "--timeout",
+        "2",
+        "--dns-server",
+        &dns.server(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let expected = SocketAddr::from(([127, 0, 0, 1], port)).to_string();
+    assert_eq!(json(&output)["servers"][0]["address"], expected.as_str());
+}
+
+// A DNS server that does not answer: the resolution gives up within the timeout with a
+// clear message (never the real internet: --dns-server is a silent loopback port).
+#[test]
+fn a_silent_dns_server_is_reported() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dns_server = silent.local_addr().unwrap().to_string();
+    let uri = format!("stun:{ZONE}");
+    let started = std::time::Instant::now();
+    let output = turnpike(&["stun", &uri, "--timeout", "1", "--dns-server", &dns_server]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot resolve {ZONE}")),
+        "{stderr}"
+    );
+    // Generous: a loaded 2-core machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

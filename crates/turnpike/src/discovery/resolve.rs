@@ -63,6 +63,22 @@ impl Resolution {
         });
     }
 
+    /// The first address that `wanted` accepts of each target (an SRV target and port), in
+    /// order: a client that moves on when a server is silent tries the next target rather
+    /// than another address of the same host.
+    pub fn first_per_target(&self, wanted: impl Fn(&SocketAddr) -> bool) -> Vec<SocketAddr> {
+        let mut targets: Vec<(&str, u16)> = Vec::new();
+        let mut addresses = Vec::new();
+        for candidate in &self.candidates {
+            let target = (candidate.host.as_str(), candidate.address.port());
+            if wanted(&candidate.address) && !targets.contains(&target) {
+                targets.push(target);
+                addresses.push(candidate.address);
+            }
+        }
+        addresses
+    }
+
     /// Why there is no candidate: the last failed or empty step.
     pub fn error(&self) -> String {
         self.steps
@@ -380,6 +396,17 @@ mod tests {
                 "udp 192.0.2.20:4000",
                 "udp [2001:db8::20]:4000"
             ]
+        );
+        assert_eq!(
+            resolution.first_per_target(|_| true),
+            [
+                "192.0.2.10:3000".parse().unwrap(),
+                "192.0.2.20:4000".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            resolution.first_per_target(SocketAddr::is_ipv6),
+            ["[2001:db8::20]:4000".parse().unwrap()]
         );
         assert_eq!(
             resolution.steps[0].to_string(),
