@@ -9,24 +9,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::dnsmasq::{free_udp_and_tcp_port, Dnsmasq, ZONE};
-use common::Server;
+use common::{run_turnpike as turnpike, Server};
 use serde_json::Value;
-
-/// `turnpike ARGS…` with no `TURNPIKE_*` or `RUST_LOG` from the environment.
-fn turnpike(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-    command.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TURNPIKE_") {
-            command.env_remove(&name);
-        }
-    }
-    command.env_remove("RUST_LOG");
-    command.output().expect("the turnpike binary runs")
-}
 
 fn json(output: &Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);
@@ -67,16 +54,21 @@ fn srv_record(service: &str, target: &str, port: u16, priority: u16, weight: u16
     format!("--srv-host={service}.{ZONE},{target}.{ZONE},{port},{priority},{weight}")
 }
 
+/// A zone whose only STUN server is `relay.test.example` (127.0.0.1) on `port`, by SRV.
+fn stun_zone(port: u16, priority: u16, weight: u16) -> Dnsmasq {
+    Dnsmasq::start(&[
+        srv_record("_stun._udp", "relay", port, priority, weight),
+        host_record("relay"),
+    ])
+}
+
 // RFC 8489 §8: `stun:HOST` without a port → SRV `_stun._udp.HOST`, whose target and port lead
 // to the server (announced nowhere else).
 #[test]
 fn stun_finds_the_server_by_srv() {
     let server = serve();
     let port = server.address("udp").port();
-    let dns = Dnsmasq::start(&[
-        srv_record("_stun._udp", "relay", port, 10, 0),
-        host_record("relay"),
-    ]);
+    let dns = stun_zone(port, 10, 0);
     let uri = format!("stun:{ZONE}");
     let output = turnpike(&["stun", &uri, "--json", "--dns-server", &dns.server()]);
     assert!(output.status.success(), "{output:?}");
@@ -256,10 +248,7 @@ fn check_goes_on_at_the_next_srv_target() {
 fn check_prints_the_dns_steps() {
     let server = serve();
     let port = server.address("udp").port();
-    let dns = Dnsmasq::start(&[
-        srv_record("_stun._udp", "relay", port, 5, 7),
-        host_record("relay"),
-    ]);
+    let dns = stun_zone(port, 5, 7);
     let uri = format!("stun:{ZONE}");
     let output = turnpike(&["check", &uri, "--dns-server", &dns.server()]);
     let text = String::from_utf8_lossy(&output.stdout);
@@ -296,10 +285,7 @@ fn check_prints_the_dns_steps() {
 fn nat_finds_the_server_by_srv() {
     let server = serve();
     let port = server.address("udp").port();
-    let dns = Dnsmasq::start(&[
-        srv_record("_stun._udp", "relay", port, 10, 0),
-        host_record("relay"),
-    ]);
+    let dns = stun_zone(port, 10, 0);
     let uri = format!("stun:{ZONE}");
     let output = turnpike(&[
         "nat",

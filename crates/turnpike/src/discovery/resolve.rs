@@ -79,11 +79,14 @@ impl Resolution {
         addresses
     }
 
-    /// Why there is no candidate: the last failed or empty step.
+    /// Why there is no candidate: the last step, named when there were several (a single
+    /// A/AAAA lookup says only its error, as before discovery).
     pub fn error(&self) -> String {
-        self.steps
-            .last()
-            .map_or_else(|| "no address".to_owned(), ToString::to_string)
+        match self.steps.as_slice() {
+            [] => "no address".to_owned(),
+            [only] => only.answer.clone(),
+            [.., last] => last.to_string(),
+        }
     }
 }
 
