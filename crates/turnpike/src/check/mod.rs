@@ -126,7 +126,8 @@ async fn checks(args: &CheckArgs) -> anyhow::Result<Report> {
             let unanswered = r.outcome == report::Outcome::Unreachable;
             (
                 t.host.clone(),
-                t.transport,
+                // The transport checked: NAPTR records may have chosen it (RFC 5928 §3).
+                r.transport,
                 unanswered,
                 r.outcome == report::Outcome::Ok,
             )

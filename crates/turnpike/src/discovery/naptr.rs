@@ -1,5 +1,5 @@
-//! The NAPTR step of RFC 5928 §3 (S-NAPTR, RFC 3958): which SRV names the records of a
-//! TURN server's domain point to, in the order to try them.
+//! The NAPTR step of RFC 5928 §3 (S-NAPTR, RFC 3958): which SRV names (or hosts) the records
+//! of a TURN server's domain point to, in the order to try them.
 //!
 //! Pure: the records come in, the SRV queries go out.
 
@@ -12,7 +12,7 @@ pub struct NaptrRecord {
     pub order: u16,
     /// Within one order, lower first.
     pub preference: u16,
-    /// `S`: the replacement is an SRV name (the only flag RFC 5928 uses).
+    /// `S`: the replacement is an SRV name; `A`: a host name (RFC 3958 §2.2.1).
     pub flags: String,
     /// `RELAY:turn.udp`, `RELAY:turn.tcp` or `RELAY:turn.tls` (RFC 5928 §3, §6).
     pub services: String,
@@ -47,24 +47,35 @@ fn transport_of(services: &str) -> Option<Transport> {
     }
 }
 
-/// The SRV names to query, in order, for the transports the client supports: records with
-/// the `S` flag and a `RELAY:turn.*` service, sorted by order then preference (RFC 3403
+/// What a NAPTR record leads to (RFC 3958 §2.2.1: the two terminal flags of S-NAPTR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// `S`: SRV records of the replacement.
+    Srv,
+    /// `A`: the A/AAAA records of the replacement, on the transport's default port.
+    Address,
+}
+
+/// The next queries, in order, for the transports the client supports: records with the
+/// `S` or `A` flag and a `RELAY:turn.*` service, sorted by order then preference (RFC 3403
 /// §4.1, RFC 3958 §2.2.1). Records of other services, other flags or unsupported transports
 /// are skipped; an empty list means the client falls back to SRV of its own choice.
-pub fn srv_queries(
+pub fn next_queries(
     mut records: Vec<NaptrRecord>,
     supported: &[Transport],
-) -> Vec<(Transport, String)> {
+) -> Vec<(Transport, String, Lookup)> {
     records.sort_by_key(|r| (r.order, r.preference));
-    let mut queries: Vec<(Transport, String)> = Vec::new();
+    let mut queries: Vec<(Transport, String, Lookup)> = Vec::new();
     for record in records {
-        if !record.flags.eq_ignore_ascii_case("s") {
-            continue;
-        }
+        let lookup = match record.flags.to_ascii_lowercase().as_str() {
+            "s" => Lookup::Srv,
+            "a" => Lookup::Address,
+            _ => continue,
+        };
         let Some(transport) = transport_of(&record.services) else {
             continue;
         };
-        let query = (transport, record.replacement);
+        let query = (transport, record.replacement, lookup);
         if supported.contains(&transport) && !queries.contains(&query) {
             queries.push(query);
         }
@@ -98,11 +109,23 @@ mod tests {
             naptr(50, 30, "s", "relay:TURN.UDP", "_turn._udp.example.net"),
         ];
         assert_eq!(
-            srv_queries(records, &ALL),
+            next_queries(records, &ALL),
             vec![
-                (Transport::Udp, "_turn._udp.example.net".to_owned()),
-                (Transport::Tls, "_turns._tcp.example.net".to_owned()),
-                (Transport::Tcp, "_turn._tcp.example.net".to_owned()),
+                (
+                    Transport::Udp,
+                    "_turn._udp.example.net".to_owned(),
+                    Lookup::Srv
+                ),
+                (
+                    Transport::Tls,
+                    "_turns._tcp.example.net".to_owned(),
+                    Lookup::Srv
+                ),
+                (
+                    Transport::Tcp,
+                    "_turn._tcp.example.net".to_owned(),
+                    Lookup::Srv
+                ),
             ]
         );
     }
@@ -113,14 +136,32 @@ mod tests {
     fn unsupported_transports_services_and_flags_are_skipped() {
         let records = vec![
             naptr(10, 10, "S", "RELAY:turn.tcp", "_turn._tcp.example.net"),
-            naptr(10, 20, "A", "RELAY:turn.udp", "relay.example.net"),
+            naptr(10, 20, "U", "RELAY:turn.udp", "!.*!turn:relay.example.net!"),
             naptr(10, 30, "S", "SIP+D2U", "_sip._udp.example.net"),
             naptr(10, 40, "S", "RELAY:turn.dtls", "_turns._udp.example.net"),
             naptr(10, 50, "S", "RELAY:turn.udp", "_turn._udp.example.net"),
         ];
         assert_eq!(
-            srv_queries(records, &[Transport::Udp]),
-            vec![(Transport::Udp, "_turn._udp.example.net".to_owned())]
+            next_queries(records, &[Transport::Udp]),
+            vec![(
+                Transport::Udp,
+                "_turn._udp.example.net".to_owned(),
+                Lookup::Srv
+            )]
+        );
+    }
+
+    // RFC 3958 §2.2.1: "A" leads to the replacement's addresses, without SRV.
+    #[test]
+    fn the_a_flag_names_a_host() {
+        let records = vec![naptr(10, 10, "A", "RELAY:turn.tcp", "relay.example.net")];
+        assert_eq!(
+            next_queries(records, &ALL),
+            vec![(
+                Transport::Tcp,
+                "relay.example.net".to_owned(),
+                Lookup::Address
+            )]
         );
     }
 }

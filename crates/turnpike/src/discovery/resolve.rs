@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::dns::{Answer, Lookups};
-use super::naptr::srv_queries;
+use super::naptr::{next_queries, Lookup};
 use super::plan::{default_port, fallback_transport, plan, srv_names, Plan, ServerName};
 use super::srv::{order, SrvRecord};
 use super::Transport;
@@ -126,11 +126,19 @@ pub async fn resolve_with(
             return resolution;
         }
         Plan::Naptr => naptr(dns, &mut resolution, name, supported).await,
-        Plan::Srv(queries) => queries,
+        Plan::Srv(queries) => srv_only(queries),
     };
     let mut srv_found = false;
-    for (transport, query) in queries {
-        srv_found |= srv(dns, &mut resolution, transport, &query, draw).await;
+    for (transport, query, lookup) in queries {
+        srv_found |= match lookup {
+            Lookup::Srv => srv(dns, &mut resolution, transport, &query, draw).await,
+            Lookup::Address => {
+                // RFC 3958 §2.2.1: an "A" record names the host; the port is the default.
+                let port = default_port(transport);
+                addresses(dns, &mut resolution, transport, &query, port).await;
+                true
+            }
+        };
     }
     if !srv_found {
         // RFC 5928 §3, RFC 8489 §8: no SRV record: the host's A/AAAA and the default port.
@@ -147,24 +155,31 @@ pub async fn resolve_with(
     resolution
 }
 
-/// The NAPTR step (RFC 5928 §3): the SRV names its records point to, or those of the
-/// supported transports when it has none for us.
+fn srv_only(queries: Vec<(Transport, String)>) -> Vec<(Transport, String, Lookup)> {
+    queries
+        .into_iter()
+        .map(|(transport, name)| (transport, name, Lookup::Srv))
+        .collect()
+}
+
+/// The NAPTR step (RFC 5928 §3): the SRV names (or hosts) its records point to, or the SRV
+/// names of the supported transports when it has none for us.
 async fn naptr(
     dns: &impl Lookups,
     resolution: &mut Resolution,
     name: &ServerName,
     supported: &[Transport],
-) -> Vec<(Transport, String)> {
+) -> Vec<(Transport, String, Lookup)> {
     let started = Instant::now();
     let query = format!("NAPTR {}", name.host);
     let (answer, failed, queries) = match dns.naptr(&name.host).await {
         Answer::Records(records) => {
             let listed: Vec<String> = records.iter().map(ToString::to_string).collect();
-            let queries = srv_queries(records, supported);
+            let queries = next_queries(records, supported);
             let used = if queries.is_empty() {
                 "none for RELAY:turn.* with a supported transport".to_owned()
             } else {
-                let names: Vec<&str> = queries.iter().map(|(_, n)| n.as_str()).collect();
+                let names: Vec<&str> = queries.iter().map(|(_, n, _)| n.as_str()).collect();
                 format!("using {}", names.join(", "))
             };
             (format!("{}; {used}", listed.join("; ")), false, queries)
@@ -174,7 +189,7 @@ async fn naptr(
     };
     resolution.step(started, query, answer, failed);
     if queries.is_empty() {
-        srv_names(name, supported)
+        srv_only(srv_names(name, supported))
     } else {
         queries
     }
@@ -461,6 +476,25 @@ mod tests {
         // A client that speaks UDP only skips the TCP record.
         let resolution = run(&zone, &name(Service::Turn, None), &[Transport::Udp]);
         assert_eq!(addresses(&resolution), ["udp 192.0.2.10:3478"]);
+    }
+
+    // RFC 3958 §2.2.1: an "A" NAPTR record names a host, used on the default port.
+    #[test]
+    fn naptr_a_records_name_a_host_on_the_default_port() {
+        let mut zone = zone();
+        zone.naptr.insert(
+            "example.net".into(),
+            vec![NaptrRecord {
+                order: 10,
+                preference: 10,
+                flags: "A".into(),
+                services: "RELAY:turn.tls".into(),
+                replacement: "a.example.net".into(),
+            }],
+        );
+        let all = [Transport::Udp, Transport::Tcp, Transport::Tls];
+        let resolution = run(&zone, &name(Service::Turn, None), &all);
+        assert_eq!(addresses(&resolution), ["tls 192.0.2.10:5349"]);
     }
 
     // RFC 2782: "." declines the service: no fallback to the host's address.
