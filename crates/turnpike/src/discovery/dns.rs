@@ -36,23 +36,34 @@ pub trait Lookups {
     async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String>;
 }
 
+/// The shortest wait for one answer: a loopback or LAN server answers well within it.
+const MIN_QUERY_TIMEOUT: Duration = Duration::from_millis(500);
+/// The longest: past it, a resolver is not going to answer.
+const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The DNS client of the client commands.
 #[derive(Debug)]
 pub struct Dns {
     /// `--dns-server`: every query goes there, A/AAAA too.
     server: Option<SocketAddr>,
-    /// How long one query may take.
+    /// How long one query to a DNS server may take.
     timeout: Duration,
+    /// How long the system's address lookup may take, as before discovery: all of it.
+    budget: Duration,
     /// Built on first use: a URI with an IP or a port never reads the system configuration.
     resolver: OnceLock<Result<TokioResolver, String>>,
 }
 
 impl Dns {
-    /// A client for `server` (`--dns-server`), or the system's resolvers with `None`.
-    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Dns {
+    /// A client for `server` (`--dns-server`), or the system's resolvers with `None`, whose
+    /// whole resolution should fit in `budget`.
+    pub fn new(server: Option<SocketAddr>, budget: Duration) -> Dns {
         Dns {
             server,
-            timeout,
+            // A third of the budget per query: a NAPTR or SRV query that times out still
+            // leaves time for the fallback to the host's addresses (RFC 5928 §3).
+            timeout: (budget / 3).clamp(MIN_QUERY_TIMEOUT, MAX_QUERY_TIMEOUT),
+            budget,
             resolver: OnceLock::new(),
         }
     }
@@ -144,7 +155,7 @@ impl Lookups for Dns {
         // Without --dns-server, the system's getaddrinfo as before discovery existed:
         // /etc/hosts, nsswitch and the address order of RFC 6724 apply.
         if self.server.is_none() {
-            let found = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, port)))
+            let found = tokio::time::timeout(self.budget, tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|_| "no answer".to_owned())?
                 .map_err(|e| e.to_string())?;
