@@ -282,20 +282,27 @@ mod tests {
         naptr: HashMap<String, Vec<NaptrRecord>>,
         srv: HashMap<String, Vec<SrvRecord>>,
         hosts: HashMap<String, Vec<std::net::IpAddr>>,
+        /// Names whose queries time out.
+        broken: Vec<String>,
     }
 
-    fn answer<T: Clone>(table: &HashMap<String, Vec<T>>, name: &str) -> Answer<T> {
-        table
-            .get(name)
-            .map_or(Answer::None, |r| Answer::Records(r.clone()))
+    impl Zone {
+        fn answer<T: Clone>(&self, table: &HashMap<String, Vec<T>>, name: &str) -> Answer<T> {
+            if self.broken.iter().any(|b| b == name) {
+                return Answer::Failed("request timed out".into());
+            }
+            table
+                .get(name)
+                .map_or(Answer::None, |r| Answer::Records(r.clone()))
+        }
     }
 
     impl Lookups for Zone {
         async fn naptr(&self, name: &str) -> Answer<NaptrRecord> {
-            answer(&self.naptr, name)
+            self.answer(&self.naptr, name)
         }
         async fn srv(&self, name: &str) -> Answer<SrvRecord> {
-            answer(&self.srv, name)
+            self.answer(&self.srv, name)
         }
         async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
             let ips = self.hosts.get(host).cloned().unwrap_or_default();
@@ -389,6 +396,19 @@ mod tests {
             ]
         );
         assert_eq!(addresses(&turn), ["udp 192.0.2.1:3478"]);
+    }
+
+    // A NAPTR or SRV query that fails is shown as failed, and the client goes on as if there
+    // were no records: down to the host's addresses (RFC 5928 §3).
+    #[test]
+    fn failed_queries_fall_back_to_the_host() {
+        let mut zone = zone();
+        zone.broken = vec!["example.net".into(), "_turn._udp.example.net".into()];
+        let resolution = run(&zone, &name(Service::Turn, None), &[Transport::Udp]);
+        let failed: Vec<bool> = resolution.steps.iter().map(|s| s.failed).collect();
+        assert_eq!(failed, [true, true, false]);
+        assert_eq!(resolution.steps[0].answer, "request timed out");
+        assert_eq!(addresses(&resolution), ["udp 192.0.2.1:3478"]);
     }
 
     // RFC 2782: targets by priority, each target's addresses in turn, with the SRV's port.
