@@ -20,8 +20,18 @@ pub struct Dnsmasq {
 impl Dnsmasq {
     /// Starts dnsmasq with `records`, each a dnsmasq option such as
     /// `--srv-host=_stun._udp.test.example,relay.test.example,3478,10,0`, and waits until it
-    /// accepts TCP connections.
+    /// accepts TCP connections. A port taken between its probe and dnsmasq's bind (dnsmasq
+    /// then exits) is retried on another one.
     pub fn start(records: &[String]) -> Dnsmasq {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(records) {
+                return server;
+            }
+        }
+        panic!("dnsmasq did not start on any of 5 free ports (options {records:?})");
+    }
+
+    fn try_start(records: &[String]) -> Option<Dnsmasq> {
         let port = free_udp_and_tcp_port();
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("dnsmasq.pid");
@@ -46,13 +56,13 @@ impl Dnsmasq {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(address).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("dnsmasq exited with {status} (options {records:?})");
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return None;
             }
             assert!(Instant::now() < deadline, "dnsmasq did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        Some(server)
     }
 
     /// `127.0.0.1:PORT`, for `--dns-server`.
