@@ -33,6 +33,9 @@ pub struct StunUri {
     pub host: String,
     /// The port, the scheme's default when the URI has none.
     pub port: u16,
+    /// The URI names its port: the host's A/AAAA records are used with it, and no SRV
+    /// record is looked up (RFC 8489 §8, RFC 5928 §3).
+    pub explicit_port: bool,
 }
 
 /// Why a string is not a STUN URI.
@@ -116,8 +119,13 @@ impl StunUri {
                 })
             }
         };
-        let (host, port) = parse_host_port(scheme, rest, secure)?;
-        Ok(StunUri { secure, host, port })
+        let (host, port, explicit_port) = parse_host_port(scheme, rest, secure)?;
+        Ok(StunUri {
+            secure,
+            host,
+            port,
+            explicit_port,
+        })
     }
 
     /// The scheme: `"stun"` or `"stuns"`.
@@ -169,6 +177,8 @@ pub struct TurnUri {
     pub host: String,
     /// The port, the scheme's default (3478 or 5349) when the URI has none.
     pub port: u16,
+    /// The URI names its port (no NAPTR or SRV lookup, RFC 5928 §3).
+    pub explicit_port: bool,
     /// The `?transport=` value, lower-cased; `None` when absent (the client chooses: UDP
     /// for `turn:`, RFC 7065 §3.2).
     pub transport: Option<String>,
@@ -198,19 +208,25 @@ impl TurnUri {
                 (authority, Some(transport.to_ascii_lowercase()))
             }
         };
-        let (host, port) = parse_host_port(scheme, authority, secure)?;
+        let (host, port, explicit_port) = parse_host_port(scheme, authority, secure)?;
         Ok(TurnUri {
             secure,
             host,
             port,
+            explicit_port,
             transport,
         })
     }
 }
 
 /// `host [ ":" port ]` after the scheme, the grammar RFC 7064 and RFC 7065 share; the port
-/// defaults to 3478, or 5349 for the secure schemes.
-fn parse_host_port(scheme: String, rest: &str, secure: bool) -> Result<(String, u16), UriError> {
+/// defaults to 3478, or 5349 for the secure schemes. The flag tells whether the port was
+/// written (an empty one, `host:`, was not).
+fn parse_host_port(
+    scheme: String,
+    rest: &str,
+    secure: bool,
+) -> Result<(String, u16, bool), UriError> {
     if let Some(after) = rest.strip_prefix("//") {
         return Err(UriError::AuthorityMarker {
             scheme,
@@ -223,11 +239,11 @@ fn parse_host_port(scheme: String, rest: &str, secure: bool) -> Result<(String, 
     }
     let (host, port) = split_host_port(&scheme, rest)?;
     let default = if secure { STUNS_PORT } else { STUN_PORT };
-    let port = match port {
-        None | Some("") => default,
-        Some(digits) => parse_port(digits)?,
+    let (port, explicit) = match port {
+        None | Some("") => (default, false),
+        Some(digits) => (parse_port(digits)?, true),
     };
-    Ok((host, port))
+    Ok((host, port, explicit))
 }
 
 /// Splits `scheme:rest`, telling a missing scheme from an unknown one.
@@ -374,6 +390,7 @@ mod tests {
                 secure: false,
                 host: "turn.example.org".into(),
                 port: STUN_PORT,
+                explicit_port: false,
                 transport: Some("udp".into())
             }
         );
@@ -413,7 +430,37 @@ mod tests {
             secure,
             host: host.to_owned(),
             port,
+            explicit_port: false,
         }
+    }
+
+    fn uri_with_port(secure: bool, host: &str, port: u16) -> StunUri {
+        StunUri {
+            explicit_port: true,
+            ..uri(secure, host, port)
+        }
+    }
+
+    // RFC 8489 §8 and RFC 5928 §3: a written port means no SRV lookup; the flag tells.
+    #[test]
+    fn explicit_ports_are_told_apart_from_defaults() {
+        assert!(
+            StunUri::parse("stun:example.org:3478")
+                .unwrap()
+                .explicit_port
+        );
+        assert!(!StunUri::parse("stun:example.org").unwrap().explicit_port);
+        assert!(!StunUri::parse("stun:example.org:").unwrap().explicit_port);
+        assert!(
+            TurnUri::parse("turn:example.org:3478?transport=udp")
+                .unwrap()
+                .explicit_port
+        );
+        assert!(
+            !TurnUri::parse("turns:example.org?transport=tcp")
+                .unwrap()
+                .explicit_port
+        );
     }
 
     // RFC 7064 §3.2 gives these examples (§5 adds the default ports 3478 and 5349).
@@ -429,7 +476,7 @@ mod tests {
         );
         assert_eq!(
             StunUri::parse("stun:example.org:8000"),
-            Ok(uri(false, "example.org", 8000))
+            Ok(uri_with_port(false, "example.org", 8000))
         );
     }
 
@@ -441,7 +488,7 @@ mod tests {
         );
         assert_eq!(
             StunUri::parse("stun:[2001:db8::1]:3478"),
-            Ok(uri(false, "2001:db8::1", 3478))
+            Ok(uri_with_port(false, "2001:db8::1", 3478))
         );
         assert_eq!(
             StunUri::parse("stuns:[2001:DB8::1]"),
@@ -458,7 +505,7 @@ mod tests {
     fn case_and_empty_port() {
         assert_eq!(
             StunUri::parse("STUN:Stun.Example.ORG:3479"),
-            Ok(uri(false, "stun.example.org", 3479))
+            Ok(uri_with_port(false, "stun.example.org", 3479))
         );
         assert_eq!(
             StunUri::parse("stun:example.org:"),

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use ice::StunUri;
 use tokio::net::UdpSocket;
+
+use crate::discovery::{self, Dns, DnsArgs, ServerName, Transport};
 
 /// Checks a STUN URI at parse time, so that a bad one is a usage error.
 pub fn parse_uri(text: &str) -> Result<String, ice::UriError> {
@@ -33,6 +35,40 @@ pub fn seconds_duration(secs: f64, max: Duration) -> anyhow::Result<Duration> {
             max.as_secs()
         )),
     }
+}
+
+/// The addresses of a `stun:` server over UDP, in the order to try them: SRV `_stun._udp`
+/// then A/AAAA (RFC 8489 §8), the first address of each target, of the family asked for
+/// (`Some(true)`: IPv4 only, `Some(false)`: IPv6 only). `timeout` bounds the whole resolution.
+pub async fn resolve_stun(
+    uri: &StunUri,
+    dns: &DnsArgs,
+    ipv4_only: Option<bool>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let client = Dns::new(dns.dns_server, timeout);
+    let name = ServerName::stun(uri);
+    let lookup = discovery::resolve(&client, &name, &[Transport::Udp]);
+    let resolution = tokio::time::timeout(timeout, lookup).await.map_err(|_| {
+        anyhow!(
+            "cannot resolve {}: no answer within {} s",
+            uri.host,
+            timeout.as_secs_f64()
+        )
+    })?;
+    if resolution.candidates.is_empty() {
+        bail!("cannot resolve {}: {}", uri.host, resolution.error());
+    }
+    let addresses = resolution.first_per_target(|a| ipv4_only.is_none_or(|v4| a.is_ipv4() == v4));
+    if addresses.is_empty() {
+        let family = if ipv4_only == Some(false) {
+            "IPv6"
+        } else {
+            "IPv4"
+        };
+        bail!("{} has no {family} address", uri.host);
+    }
+    Ok(addresses)
 }
 
 /// Errors a client socket reports for one earlier datagram (an ICMP error surfacing on

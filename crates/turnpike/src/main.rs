@@ -12,6 +12,7 @@ mod completions;
 mod config;
 mod control;
 mod coturn_command;
+mod discovery;
 mod fd_limit;
 mod host_checks;
 mod http;

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::client_args::{is_transient, parse_seconds, parse_uri, route_to, seconds_duration};
+use crate::client_args::{
+    is_transient, parse_seconds, parse_uri, resolve_stun, route_to, seconds_duration,
+};
+use crate::discovery::DnsArgs;
 use ice::nat::{
     Lifetime, LifetimeConfig, Lifetimes, Mapping, NatConfig, NatDiscovery, NatReport, NatSocket,
     ProbeOutcome, ProbeRecord,
@@ -54,6 +57,9 @@ pub struct NatArgs {
     /// Use only IPv6 addresses of the servers.
     #[arg(long, short = '6')]
     pub ipv6: bool,
+    /// DNS for the servers' SRV and address records.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 /// A server as given and as resolved.
@@ -263,27 +269,19 @@ async fn resolve_all(args: &NatArgs, timeout: Duration) -> anyhow::Result<Vec<Se
         if uri.secure {
             bail!("{text}: NAT behaviour discovery runs over UDP; stuns: (TLS) cannot be used");
         }
-        let lookup = tokio::net::lookup_host((uri.host.as_str(), uri.port));
-        let found: Vec<SocketAddr> = tokio::time::timeout(timeout, lookup)
+        // The first server SRV names (RFC 8489 §8): the tests compare what each server saw,
+        // so each URI is one server.
+        let found = resolve_stun(&uri, &args.dns, family_v4, timeout)
             .await
-            .map_err(|_| anyhow!("cannot resolve {}: no answer within {timeout:?}", uri.host))?
-            .with_context(|| format!("cannot resolve {}", uri.host))?
-            .collect();
-        let address = found
-            .iter()
-            .find(|a| family_v4.is_none_or(|v4| a.is_ipv4() == v4))
-            .copied()
-            .ok_or_else(|| {
-                let family = if family_v4 == Some(false) {
-                    "IPv6"
-                } else {
-                    "IPv4"
-                };
-                anyhow!(
-                    "{} has no {family} address (all servers must share the family of the first)",
-                    uri.host
-                )
+            .map_err(|error| match family_v4 {
+                Some(_) if !servers.is_empty() => {
+                    error.context("all servers must share the family of the first")
+                }
+                _ => error,
             })?;
+        let Some(&address) = found.first() else {
+            bail!("{} has no address", uri.host);
+        };
         family_v4 = Some(address.is_ipv4());
         servers.push(Server {
             uri: text.clone(),

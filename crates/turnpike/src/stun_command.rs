@@ -1,7 +1,9 @@
 //! `turnpike stun stun:HOST[:PORT]`: one Binding transaction over UDP, printed as text or JSON.
 //!
-//! The thin tokio driver around [`ice::BindingTransaction`]: resolve, bind, then the run loop
-//! of the `ice` crate docs (send what is due, sleep until the next timeout or a datagram).
+//! The thin tokio driver around [`ice::BindingTransaction`]: resolve (SRV `_stun._udp`, then
+//! A/AAAA: RFC 8489 §8), bind, then the run loop of the `ice` crate docs (send what is due,
+//! sleep until the next timeout or a datagram). When SRV names several servers, they are
+//! tried in order until one answers.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -9,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::client_args::{is_transient, parse_seconds, parse_uri, seconds_duration};
+use crate::client_args::{is_transient, parse_seconds, parse_uri, resolve_stun, seconds_duration};
+use crate::discovery::DnsArgs;
 use ice::{
     BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
     TransactionError,
@@ -39,6 +42,9 @@ pub struct StunArgs {
     /// 7 requests are sent (RFC 8489 §6.2.1).
     #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub rto: u64,
+    /// DNS for the server's SRV and address records.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 /// Runs one Binding transaction and prints the result.
@@ -55,20 +61,15 @@ pub async fn run(args: StunArgs) -> anyhow::Result<()> {
     }
     let timeout = timeout_duration(args.timeout)?;
     let deadline = started + timeout;
-    let server = resolve(&uri, &args, deadline, timeout).await?;
-    let bind: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
     };
-    let socket = UdpSocket::bind(bind)
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {bind}"))?;
-    let timing = RetransmitTiming {
-        give_up_after: Some(deadline.saturating_duration_since(Instant::now())),
-        ..RetransmitTiming::with_rto(Duration::from_millis(args.rto))
-    };
-    tracing::debug!(%server, uri = %args.uri, "sending STUN Binding request");
-    match transact(&socket, server, timing).await? {
+    let servers = resolve_stun(&uri, &args.dns, family, timeout).await?;
+    let rto = RetransmitTiming::with_rto(Duration::from_millis(args.rto));
+    let (server, result, timing) = first_answer(&servers, rto, deadline).await?;
+    match result {
         Ok(response) => print_response(&args, server, &response),
         Err(TransactionError::Timeout { sends }) => {
             let schedule = RetransmitTiming {
@@ -79,7 +80,11 @@ pub async fn run(args: StunArgs) -> anyhow::Result<()> {
             bail!(
                 "no answer from {server} ({}) after {} s ({sends} request{} sent)",
                 args.uri,
-                seconds(schedule.min(timeout)),
+                seconds(schedule.min(if servers.len() == 1 {
+                    timeout
+                } else {
+                    timing.give_up_after.unwrap_or(timeout)
+                })),
                 if sends == 1 { "" } else { "s" }
             )
         }
@@ -112,39 +117,51 @@ fn timeout_duration(secs: f64) -> anyhow::Result<Duration> {
     seconds_duration(secs, MAX_TIMEOUT)
 }
 
-/// The server's address: the first one of the wanted family, found before `deadline`.
-async fn resolve(
-    uri: &StunUri,
-    args: &StunArgs,
+/// Tries `servers` in order until one answers (RFC 2782: a client moves to the next target
+/// when one does not respond). Each gets an equal share of the time left; the last one's
+/// outcome is returned when none answers.
+async fn first_answer(
+    servers: &[SocketAddr],
+    rto: RetransmitTiming,
     deadline: Instant,
-    timeout: Duration,
-) -> anyhow::Result<SocketAddr> {
-    let lookup = tokio::net::lookup_host((uri.host.as_str(), uri.port));
-    let addresses = tokio::time::timeout_at(deadline.into(), lookup)
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "cannot resolve {}: no answer within {} s",
-                uri.host,
-                seconds(timeout)
-            )
-        })?
-        .with_context(|| format!("cannot resolve {}", uri.host))?;
-    let mut addresses =
-        addresses.filter(|a| (!args.ipv4 || a.is_ipv4()) && (!args.ipv6 || a.is_ipv6()));
-    addresses.next().ok_or_else(|| {
-        let family = if args.ipv4 { "IPv4" } else { "IPv6" };
-        anyhow!("{} has no {family} address", uri.host)
-    })
+) -> anyhow::Result<(
+    SocketAddr,
+    Result<BindingResponse, TransactionError>,
+    RetransmitTiming,
+)> {
+    let mut last = None;
+    for (index, &server) in servers.iter().enumerate() {
+        let left = u32::try_from(servers.len() - index).unwrap_or(u32::MAX);
+        let timing = RetransmitTiming {
+            give_up_after: Some(deadline.saturating_duration_since(Instant::now()) / left),
+            ..rto
+        };
+        tracing::debug!(%server, "sending STUN Binding request");
+        let result = transact(server, timing).await?;
+        match result {
+            Err(TransactionError::Timeout { .. }) if left > 1 => {
+                tracing::info!(%server, "no answer: trying the next server");
+                last = Some((server, result, timing));
+            }
+            result => return Ok((server, result, timing)),
+        }
+    }
+    last.ok_or_else(|| anyhow!("no server address to try"))
 }
 
-/// Drives the transaction over `socket` until it ends. The outer error is a socket failure;
-/// the inner result is the transaction's outcome.
+/// Drives the transaction over a new socket until it ends. The outer error is a socket
+/// failure; the inner result is the transaction's outcome.
 async fn transact(
-    socket: &UdpSocket,
     server: SocketAddr,
     timing: RetransmitTiming,
 ) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
+    let bind: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {bind}"))?;
     // RFC 8489 §5: the transaction id is uniformly and cryptographically random.
     let id = TransactionId(rand::random());
     let mut tx = BindingTransaction::new(

@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{Server, TlsFiles};
 use serde_json::Value;
@@ -20,14 +20,8 @@ const SECRET: &str = "a-rest-secret-for-tests";
 
 /// `turnpike check ARGS…` with no `TURNPIKE_*` or `RUST_LOG` from the environment.
 fn check(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-    command.arg("check").args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TURNPIKE_") {
-            command.env_remove(&name);
-        }
-    }
-    command.env_remove("RUST_LOG");
+    let mut command = common::turnpike_command(&["check"]);
+    command.args(args);
     command.output().expect("the turnpike binary runs")
 }
 

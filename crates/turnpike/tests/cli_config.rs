@@ -1,21 +1,12 @@
 //! The `turnpike` binary's configuration commands, run as a user would: exit codes and messages.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-/// `turnpike ARGS…` with no `TURNPIKE_*` or `RUST_LOG` from the test environment leaking in.
-fn turnpike(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-    command.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TURNPIKE_") {
-            command.env_remove(&name);
-        }
-    }
-    command.env_remove("RUST_LOG");
-    command
-}
+use common::turnpike_command as turnpike;
 
 /// Runs `turnpike ARGS…` to completion.
 fn run(args: &[&str]) -> Output {

@@ -234,6 +234,31 @@ fn relay_only_peers_connect_through_the_turn_relay() {
     );
 }
 
+// The servers the signaling server hands out are named in DNS (`ice-host`), and the peers
+// resolve them through `--dns-server` (docs/dns.md): a name only the test's dnsmasq knows.
+#[test]
+fn peers_resolve_the_relay_through_the_dns_server_given() {
+    use common::dnsmasq::{Dnsmasq, ZONE};
+    let relay = format!("relay.{ZONE}");
+    let dns = Dnsmasq::start(&[format!("--host-record={relay},127.0.0.1")]);
+    let server = start_server_with(&["--ice-host", &relay]);
+    let dns_server = dns.server();
+    let (sender, receiver) = transfer(
+        &server,
+        &[
+            "--host-ip",
+            "127.0.0.1",
+            "--relay-only",
+            "--dns-server",
+            &dns_server,
+        ],
+        "dns",
+    );
+    for line in [&sender, &receiver] {
+        assert!(line.starts_with("connected via relay: "), "{line}");
+    }
+}
+
 // `p2p` over wss:// (docs/http.md, "HTTPS"): the server's self-signed certificate is trusted
 // with --ca-file; without it the connection is refused, saying why.
 #[test]

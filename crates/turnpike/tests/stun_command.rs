@@ -3,26 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::run_turnpike as run;
 use std::time::{Duration, Instant};
 
 use stun::attributes::{ErrorCode, UnknownAttributes};
 use stun::{AttributeType, Class, Message, MessageWriter};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
-
-/// `turnpike ARGS…` with no `TURNPIKE_*` or `RUST_LOG` from the test environment leaking in.
-fn run(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-    command.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TURNPIKE_") {
-            command.env_remove(&name);
-        }
-    }
-    command.env_remove("RUST_LOG");
-    command.output().expect("the turnpike binary runs")
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -8,6 +8,7 @@ use clap::ArgGroup;
 use ice::{StunUri, TurnUri, UriError};
 
 use crate::client_args::parse_seconds;
+use crate::discovery::{DnsArgs, ServerName};
 
 /// Arguments of `turnpike check`. Its `Debug` leaves out the password, the REST secret and
 /// the token.
@@ -89,6 +90,9 @@ pub struct CheckArgs {
     /// Print one JSON object (for monitoring) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// DNS for the servers' NAPTR, SRV and address records.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 impl std::fmt::Debug for CheckArgs {
@@ -120,28 +124,9 @@ fn parse_step_timeout(text: &str) -> Result<f64, String> {
     parse_seconds(text, MAX_STEP_TIMEOUT)
 }
 
-/// How the check talks to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// UDP (RFC 8489 §6.2.1).
-    Udp,
-    /// TCP (§6.2.2).
-    Tcp,
-    /// TLS over TCP (§6.2.3).
-    Tls,
-}
-
-impl Transport {
-    /// "udp", "tcp", "tls".
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-}
+/// How the check talks to the server: UDP (RFC 8489 §6.2.1), TCP (§6.2.2) or TLS over TCP
+/// (§6.2.3), the transports of server discovery.
+pub use crate::discovery::Transport;
 
 /// One server to check, from its URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +139,11 @@ pub struct Target {
     pub host: String,
     /// The port.
     pub port: u16,
-    /// The transport.
+    /// The transport: the URI's, or UDP for `turn:` without `?transport=` until NAPTR
+    /// records say otherwise (RFC 5928 §3).
     pub transport: Transport,
+    /// What server discovery looks up (RFC 5928 §3, RFC 8489 §8).
+    pub name: ServerName,
 }
 
 /// A STUN or TURN URI, with the transport it implies: `stun:` and `turn:` are UDP unless
@@ -166,12 +154,13 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         .split_once(':')
         .map(|(s, _)| s.to_ascii_lowercase())
         .unwrap_or_default();
-    let target = |turn, host, port, transport| Target {
+    let target = |turn, host, port, transport, name| Target {
         uri: text.to_owned(),
         turn,
         host,
         port,
         transport,
+        name,
     };
     if scheme == "turn" || scheme == "turns" {
         let uri = TurnUri::parse(text).map_err(|e| e.to_string())?;
@@ -190,7 +179,10 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
                 ))
             }
         };
-        return Ok(target(true, uri.host, uri.port, transport));
+        // Without ?transport=, `turn:` leaves the choice to NAPTR records (RFC 5928 §3).
+        let asked = (uri.secure || uri.transport.is_some()).then_some(transport);
+        let name = ServerName::turn(&uri, asked);
+        return Ok(target(true, uri.host, uri.port, transport, name));
     }
     let uri = StunUri::parse(text).map_err(|e: UriError| match e {
         UriError::UnexpectedComponent {
@@ -203,7 +195,8 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     } else {
         Transport::Udp
     };
-    Ok(target(false, uri.host, uri.port, transport))
+    let name = ServerName::stun(&uri);
+    Ok(target(false, uri.host, uri.port, transport, name))
 }
 
 #[cfg(test)]

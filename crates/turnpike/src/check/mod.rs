@@ -113,6 +113,7 @@ async fn checks(args: &CheckArgs) -> anyhow::Result<Report> {
         },
         realm: args.realm.clone(),
         tls: tls::TlsSettings::new(args.ca_file.as_deref(), args.insecure)?,
+        dns: crate::discovery::Dns::new(args.dns.dns_server, args.step_timeout()),
     };
     let mut results = Vec::new();
     for (target, credentials) in &targets {
@@ -125,7 +126,8 @@ async fn checks(args: &CheckArgs) -> anyhow::Result<Report> {
             let unanswered = r.outcome == report::Outcome::Unreachable;
             (
                 t.host.clone(),
-                t.transport,
+                // The transport checked: NAPTR records may have chosen it (RFC 5928 §3).
+                r.transport,
                 unanswered,
                 r.outcome == report::Outcome::Ok,
             )

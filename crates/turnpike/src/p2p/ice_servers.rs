@@ -6,9 +6,11 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
+use anyhow::bail;
 use ice::{StunUri, TurnCredentials, TurnUri};
 use serde::Deserialize;
+
+use crate::discovery::{self, Dns, ServerName, Transport};
 
 /// One `RTCIceServer`.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,11 +49,10 @@ impl Urls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsableServer {
     /// A STUN server.
-    Stun { host: String, port: u16 },
+    Stun { name: ServerName },
     /// A TURN server over UDP, with its credentials.
     Turn {
-        host: String,
-        port: u16,
+        name: ServerName,
         username: String,
         password: String,
     },
@@ -76,8 +77,7 @@ fn usable_url(url: &str, server: &IceServer) -> Option<UsableServer> {
     if url.starts_with("stun:") {
         let uri = StunUri::parse(url).ok()?;
         return Some(UsableServer::Stun {
-            host: uri.host,
-            port: uri.port,
+            name: ServerName::stun(&uri),
         });
     }
     let uri = TurnUri::parse(url).ok()?;
@@ -86,8 +86,8 @@ fn usable_url(url: &str, server: &IceServer) -> Option<UsableServer> {
         return None;
     }
     Some(UsableServer::Turn {
-        host: uri.host,
-        port: uri.port,
+        // SRV `_turn._udp` (RFC 5928 §3: the transport is known, no NAPTR).
+        name: ServerName::turn(&uri, Some(Transport::Udp)),
         username: server.username.clone()?,
         password: server.credential.clone()?,
     })
@@ -102,19 +102,22 @@ pub struct Resolved {
     pub turn: Vec<(SocketAddr, TurnCredentials)>,
 }
 
-/// Resolves host names (IPv4 only: the p2p client gathers IPv4 candidates).
-pub async fn resolve(servers: &[UsableServer]) -> anyhow::Result<Resolved> {
+/// Resolves the servers (RFC 8489 §8 and RFC 5928 §3: SRV, then A/AAAA), keeping the first
+/// IPv4 address of each (the p2p client gathers IPv4 candidates).
+pub async fn resolve(servers: &[UsableServer], dns: &Dns) -> anyhow::Result<Resolved> {
     let mut resolved = Resolved::default();
     for server in servers {
-        let (host, port) = match server {
-            UsableServer::Stun { host, port } | UsableServer::Turn { host, port, .. } => {
-                (host, *port)
-            }
+        let name = match server {
+            UsableServer::Stun { name } | UsableServer::Turn { name, .. } => name,
         };
-        let address = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .with_context(|| format!("cannot resolve {host}"))?
-            .find(SocketAddr::is_ipv4);
+        let resolution = discovery::resolve(dns, name, &[Transport::Udp]).await;
+        if resolution.candidates.is_empty() {
+            bail!("cannot resolve {}: {}", name.host, resolution.error());
+        }
+        let address = resolution
+            .first_per_target(SocketAddr::is_ipv4)
+            .first()
+            .copied();
         let Some(address) = address else { continue };
         match server {
             UsableServer::Stun { .. } => resolved.stun.push(address),
@@ -137,6 +140,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn stun(uri: &str) -> ServerName {
+        ServerName::stun(&StunUri::parse(uri).unwrap())
+    }
+
     #[test]
     fn keeps_stun_and_udp_turn_and_skips_what_the_agent_cannot_use() {
         // The shape our own server's `joined` frame carries (docs/signaling.md).
@@ -152,18 +159,18 @@ mod tests {
             usable(&list),
             vec![
                 UsableServer::Stun {
-                    host: "turn.example.org".into(),
-                    port: 3478
+                    name: stun("stun:turn.example.org:3478")
                 },
                 UsableServer::Turn {
-                    host: "turn.example.org".into(),
-                    port: 3478,
+                    name: ServerName::turn(
+                        &TurnUri::parse("turn:turn.example.org:3478").unwrap(),
+                        Some(Transport::Udp)
+                    ),
                     username: "1900086400:turnpike".into(),
                     password: "secret".into()
                 },
                 UsableServer::Stun {
-                    host: "2001:db8::1".into(),
-                    port: 3478
+                    name: stun("stun:[2001:db8::1]")
                 },
             ]
         );

@@ -81,7 +81,14 @@ pub struct P2pArgs {
     #[arg(long, default_value = "60", value_name = "SECS",
           value_parser = |s: &str| parse_seconds(s, MAX_TIMEOUT))]
     pub timeout: f64,
+    /// DNS for the STUN and TURN servers' SRV and address records.
+    #[command(flatten)]
+    pub dns: crate::discovery::DnsArgs,
 }
+
+/// How long one DNS query for a STUN or TURN server may take (the --timeout deadline bounds
+/// them all).
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a transfer may still finish after the signaling server said the peer left: the
 /// peer's verdict (a QUIC close) normally arrives before its `leave`, but may be lost once.
@@ -366,8 +373,9 @@ async fn connect(
     signaling: &mut Signaling,
     stage: &mut Stage,
 ) -> anyhow::Result<Connected> {
-    let mut servers =
-        ice_servers::resolve(&ice_servers::usable(&signaling.joined.ice_servers)).await?;
+    let dns = crate::discovery::Dns::new(args.dns.dns_server, DNS_TIMEOUT);
+    let usable = ice_servers::usable(&signaling.joined.ice_servers);
+    let mut servers = ice_servers::resolve(&usable, &dns).await?;
     let relay = if args.no_relay {
         servers.turn.clear();
         Relay::Refused

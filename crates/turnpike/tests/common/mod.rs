@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+pub mod dnsmasq;
 pub mod redis_server;
 pub mod signaling_client;
 
@@ -16,6 +17,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
+
+/// `turnpike ARGS…` as a user runs it: no `TURNPIKE_*` or `RUST_LOG` from the test
+/// environment leaking in.
+pub fn turnpike_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+    command.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TURNPIKE_") {
+            command.env_remove(&name);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// Runs [`turnpike_command`] to completion.
+pub fn run_turnpike(args: &[&str]) -> std::process::Output {
+    turnpike_command(args)
+        .output()
+        .expect("the turnpike binary runs")
+}
 
 /// A Binding request (RFC 8489 §6.1) with transaction id `[tid; 12]`.
 pub fn binding_request(tid: u8) -> Vec<u8> {

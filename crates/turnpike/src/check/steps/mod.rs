@@ -15,13 +15,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ice::TurnCredentials;
 
-use super::args::Target;
+use crate::discovery::{Candidate, Dns};
+
+use super::args::{Target, Transport};
 use super::diagnosis::{self, Evidence};
+use super::link::Link;
 use super::report::{Facts, Outcome, Step, UriReport, Verdict};
 use super::session::Session;
 use super::tls::TlsSettings;
 use allocation::{allocate, cleanup, deallocate, refresh};
-use reach::{binding_step, connect, other_family, reach_quietly, resolve};
+use reach::{binding_step, connect, next_target, other_family, reach_quietly, resolve};
 use relay::{data, grant, Grant};
 
 /// What every check of a run shares.
@@ -39,6 +42,8 @@ pub struct Settings {
     pub realm: Option<String>,
     /// TLS trust.
     pub tls: TlsSettings,
+    /// DNS for server discovery (`--dns-server` or the system's).
+    pub dns: Dns,
 }
 
 /// The credentials of a TURN check.
@@ -56,6 +61,8 @@ struct Stop(Outcome);
 /// One check in progress.
 struct Run<'a> {
     target: &'a Target,
+    /// The transport in use: the target's, or the one NAPTR records chose.
+    transport: Transport,
     settings: &'a Settings,
     steps: Vec<Step>,
     facts: Facts,
@@ -97,6 +104,7 @@ pub async fn check(
 ) -> UriReport {
     let mut run = Run {
         target,
+        transport: target.transport,
         settings,
         steps: Vec::new(),
         facts: Facts::default(),
@@ -115,7 +123,7 @@ pub async fn check(
     };
     UriReport {
         uri: target.uri.clone(),
-        transport: target.transport,
+        transport: run.transport,
         server: run.server,
         diagnoses: diagnosis::diagnose(&run.evidence),
         steps: run.steps,
@@ -132,40 +140,21 @@ fn unix_now() -> u64 {
 
 /// The steps, up to the first failure.
 async fn steps(run: &mut Run<'_>, credentials: Option<&Credentials>) -> Result<(), Stop> {
-    let (first, other) = resolve(run).await?;
+    let (first, fallbacks) = resolve(run).await?;
     run.server = Some(first);
     run.evidence.server = Some(first);
     let reached = match connect(run, first, true).await {
         Ok(mut link) => binding_step(run, &mut link, first).await.map(|()| link),
         Err(stop) => Err(stop),
     };
-    let (link, server) = match (reached, other) {
+    let (link, server) = match (reached, fallbacks.other) {
         (Ok(link), None) => (link, first),
         (Ok(link), Some(other)) => {
             other_family(run, other, first).await;
             (link, first)
         }
-        (Err(stop), None) => return Err(stop),
-        // The first address is silent: if the other family answers, the check goes on there.
-        (Err(stop), Some(other)) => match reach_quietly(run, other).await {
-            Some(link) => {
-                if let Some(step) = run.steps.last_mut() {
-                    step.verdict = Verdict::Warn;
-                }
-                run.ok(
-                    "other family",
-                    Instant::now(),
-                    format!("{other} answers: going on there"),
-                );
-                run.evidence.silent_family = Some((first, other));
-                run.evidence.no_answer = false;
-                run.evidence.icmp_refused = false;
-                run.evidence.connect_refused = false;
-                run.evidence.connect_timeout = false;
-                run.server = Some(other);
-                run.evidence.server = Some(other);
-                (link, other)
-            }
+        (Err(stop), other) => match recover(run, first, other, &fallbacks.next).await {
+            Some(reached) => reached,
             None => return Err(stop),
         },
     };
@@ -186,6 +175,45 @@ async fn steps(run: &mut Run<'_>, credentials: Option<&Credentials>) -> Result<(
         cleanup(&mut sessions, run.settings.timeout).await;
     }
     result
+}
+
+/// The first address is silent: if the other family answers, the check goes on there; if
+/// not, at a later SRV target that answers (RFC 2782: the next target when one fails).
+async fn recover(
+    run: &mut Run<'_>,
+    first: SocketAddr,
+    other: Option<SocketAddr>,
+    next: &[Candidate],
+) -> Option<(Link, SocketAddr)> {
+    if let Some(other) = other {
+        if let Some(link) = reach_quietly(run, other).await {
+            going_on(run, "other family", other);
+            run.evidence.silent_family = Some((first, other));
+            return Some((link, other));
+        }
+    }
+    let (link, server) = next_target(run, next).await?;
+    going_on(run, "next target", server);
+    Some((link, server))
+}
+
+/// The check goes on at `server` after the first address failed: that failure becomes a
+/// warning, and the evidence of an unreachable server is dropped.
+fn going_on(run: &mut Run<'_>, name: &'static str, server: SocketAddr) {
+    if let Some(step) = run.steps.last_mut() {
+        step.verdict = Verdict::Warn;
+    }
+    run.ok(
+        name,
+        Instant::now(),
+        format!("{server} answers: going on there"),
+    );
+    run.evidence.no_answer = false;
+    run.evidence.icmp_refused = false;
+    run.evidence.connect_refused = false;
+    run.evidence.connect_timeout = false;
+    run.server = Some(server);
+    run.evidence.server = Some(server);
 }
 
 /// The TURN steps over the first allocation's link and a second one.

@@ -6,24 +6,74 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use crate::discovery::{self, Candidate};
+
 use super::super::args::Transport;
 use super::super::diagnosis::CERT_WARN_DAYS;
 use super::super::link::Link;
-use super::super::report::{Outcome, Verdict};
+use super::super::report::{Outcome, Step, Verdict};
 use super::super::session::binding;
 use super::{Run, Stop};
 
-/// DNS: the first address of the wanted family.
-pub(super) async fn resolve(run: &mut Run<'_>) -> Result<(SocketAddr, Option<SocketAddr>), Stop> {
+/// The addresses after the first: another family of the first target, and the first address
+/// of each later SRV target.
+pub(super) struct Fallbacks {
+    /// The first target's address of the other family (without -4 or -6).
+    pub other: Option<SocketAddr>,
+    /// Later targets, in the order to try them (RFC 2782).
+    pub next: Vec<Candidate>,
+}
+
+/// DNS: server discovery (RFC 5928 §3 for turn:, RFC 8489 §8 for stun:), every query shown
+/// as a step, then the first address of the wanted family.
+pub(super) async fn resolve(run: &mut Run<'_>) -> Result<(SocketAddr, Fallbacks), Stop> {
     let started = Instant::now();
-    let (host, port) = (run.target.host.clone(), run.target.port);
-    let wanted = |a: &SocketAddr| match run.settings.ipv4_only {
+    let settings = run.settings;
+    let target = run.target;
+    let wanted = |a: &SocketAddr| match settings.ipv4_only {
         Some(v4) => a.is_ipv4() == v4,
         None => true,
     };
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        let address = SocketAddr::new(ip, port);
-        if !wanted(&address) {
+    // `turn:` without ?transport=: NAPTR records choose among all three (RFC 5928 §3).
+    let supported = match target.name.transport {
+        Some(transport) => vec![transport],
+        None => vec![Transport::Udp, Transport::Tcp, Transport::Tls],
+    };
+    let lookup = discovery::resolve(&settings.dns, &target.name, &supported);
+    let Ok(resolution) = tokio::time::timeout(settings.timeout, lookup).await else {
+        run.evidence.dns_error = Some("no answer".into());
+        return Err(run.fail("dns", started, "no answer".into(), Outcome::Unreachable));
+    };
+    // A literal or an explicit port is one step, shown as before discovery; NAPTR and SRV
+    // show every query, what it returned, and what was picked.
+    let single = resolution.steps.len() == 1;
+    if !single {
+        for step in &resolution.steps {
+            let verdict = if step.failed {
+                Verdict::Warn
+            } else {
+                Verdict::Ok
+            };
+            run.steps
+                .push(Step::new("dns", verdict, step.took, step.to_string()));
+        }
+    }
+    let candidates = resolution.candidates;
+    if candidates.is_empty() {
+        let error = resolution
+            .steps
+            .last()
+            .map_or_else(|| "no address".to_owned(), |s| s.answer.clone());
+        run.evidence.dns_error = Some(error.clone());
+        let detail = if single {
+            error
+        } else {
+            "no server address found".into()
+        };
+        return Err(run.fail("dns", started, detail, Outcome::Unreachable));
+    }
+    let Some(chosen) = candidates.iter().find(|c| wanted(&c.address)).cloned() else {
+        if let (true, Ok(ip)) = (single, target.host.parse::<IpAddr>()) {
             return Err(run.fail(
                 "dns",
                 started,
@@ -31,46 +81,84 @@ pub(super) async fn resolve(run: &mut Run<'_>) -> Result<(SocketAddr, Option<Soc
                 Outcome::Unreachable,
             ));
         }
-        run.ok("dns", started, format!("{ip} (literal)"));
-        return Ok((address, None));
-    }
-    let lookup = tokio::time::timeout(
-        run.settings.timeout,
-        tokio::net::lookup_host((host.as_str(), port)),
-    )
-    .await;
-    let addresses: Vec<SocketAddr> = match lookup {
-        Ok(Ok(found)) => found.collect(),
-        Ok(Err(error)) => {
-            run.evidence.dns_error = Some(error.to_string());
-            return Err(run.fail("dns", started, error.to_string(), Outcome::Unreachable));
-        }
-        Err(_) => {
-            run.evidence.dns_error = Some("no answer".into());
-            return Err(run.fail("dns", started, "no answer".into(), Outcome::Unreachable));
-        }
-    };
-    let listed: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
-    let Some(chosen) = addresses.iter().copied().find(wanted) else {
-        let family = if run.settings.ipv4_only == Some(true) {
+        let family = if settings.ipv4_only == Some(true) {
             "IPv4"
         } else {
             "IPv6"
         };
+        let listed: Vec<String> = candidates
+            .iter()
+            .map(|c| c.address.ip().to_string())
+            .collect();
         let detail = format!("no {family} address (has {})", listed.join(", "));
         run.evidence.dns_error = Some(detail.clone());
         return Err(run.fail("dns", started, detail, Outcome::Unreachable));
     };
-    run.ok("dns", started, listed.join(", "));
+    run.transport = chosen.transport;
+    run.evidence.transport = Some(chosen.transport);
+    let same_target =
+        |c: &Candidate| c.host == chosen.host && c.address.port() == chosen.address.port();
+    if single {
+        let detail = match target.host.parse::<IpAddr>() {
+            Ok(ip) => format!("{ip} (literal)"),
+            Err(_) => {
+                let listed: Vec<String> = candidates
+                    .iter()
+                    .map(|c| c.address.ip().to_string())
+                    .collect();
+                listed.join(", ")
+            }
+        };
+        run.ok("dns", started, detail);
+    } else {
+        run.ok(
+            "dns",
+            started,
+            format!(
+                "using {} ({}, {})",
+                chosen.address,
+                chosen.transport.name(),
+                chosen.host
+            ),
+        );
+    }
     // Without -4 or -6, the other family is tried too: a name whose A or AAAA record leads
     // nowhere makes the clients that try it first wait.
-    let other = match run.settings.ipv4_only {
-        None => addresses
-            .into_iter()
-            .find(|a| a.is_ipv4() != chosen.is_ipv4()),
+    let other = match settings.ipv4_only {
+        None => candidates
+            .iter()
+            .find(|c| same_target(c) && c.address.is_ipv4() != chosen.address.is_ipv4())
+            .map(|c| c.address),
         Some(_) => None,
     };
-    Ok((chosen, other))
+    let mut next: Vec<Candidate> = Vec::new();
+    for candidate in candidates {
+        let seen = |c: &Candidate| {
+            c.host == candidate.host && c.address.port() == candidate.address.port()
+        };
+        if wanted(&candidate.address) && !same_target(&candidate) && !next.iter().any(seen) {
+            next.push(candidate);
+        }
+    }
+    Ok((chosen.address, Fallbacks { other, next }))
+}
+
+/// The first later SRV target that answers, when the first one did not (RFC 2782: a client
+/// tries the targets in order); the check goes on there.
+pub(super) async fn next_target(
+    run: &mut Run<'_>,
+    next: &[Candidate],
+) -> Option<(Link, SocketAddr)> {
+    let first = run.transport;
+    for candidate in next {
+        run.transport = candidate.transport;
+        if let Some(link) = reach_quietly(run, candidate.address).await {
+            run.evidence.transport = Some(candidate.transport);
+            return Some((link, candidate.address));
+        }
+    }
+    run.transport = first;
+    None
 }
 
 /// The address of the other family, once the first one answered: a warning when it does not.
@@ -92,7 +180,7 @@ pub(super) async fn other_family(run: &mut Run<'_>, other: SocketAddr, first: So
 /// Connects to `server` and has a Binding answered, recording nothing; at most two seconds.
 pub(super) async fn reach_quietly(run: &Run<'_>, server: SocketAddr) -> Option<Link> {
     let timeout = run.settings.timeout.min(Duration::from_secs(2));
-    let mut link = match run.target.transport {
+    let mut link = match run.transport {
         Transport::Udp => Link::udp(server).await.ok()?,
         transport => {
             let connect = TcpStream::connect(server);
@@ -125,7 +213,7 @@ pub(super) async fn connect(
     record: bool,
 ) -> Result<Link, Stop> {
     let timeout = run.settings.timeout;
-    if run.target.transport == Transport::Udp {
+    if run.transport == Transport::Udp {
         return Link::udp(server).await.map_err(|error| {
             run.fail(
                 "connect",
@@ -152,7 +240,7 @@ pub(super) async fn connect(
     if record {
         run.ok("connect", started, format!("TCP to {server}"));
     }
-    if run.target.transport == Transport::Tcp {
+    if run.transport == Transport::Tcp {
         return Ok(Link::stream(Box::new(tcp), server));
     }
     tls(run, tcp, server, record).await
