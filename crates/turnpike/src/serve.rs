@@ -24,7 +24,7 @@ use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::control::{ConfigSource, Control, DrainWatch, Health};
+use crate::control::{ConfigSource, Control, ControlParts, DrainWatch, Health};
 use crate::http;
 use crate::metrics::{self, Metrics};
 use crate::shared::lock;
@@ -239,16 +239,16 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         metrics::spawn(listener, &metrics, &mut tasks)?;
     }
     crate::fd_limit::warn_if_short(&config, &core.turn);
-    let control = Arc::new(Control::new(
-        handles.clone(),
+    let control = Arc::new(Control::new(ControlParts {
+        workers: handles.clone(),
         source,
-        config.clone(),
+        config: config.clone(),
         made_up_secret,
         minting,
         health,
         certificates,
-        metrics.fleet(),
-    ));
+        fleet: metrics.fleet(),
+    }));
     crate::admin::spawn(&config, admin_listener, control.clone(), &mut tasks)?;
     info!("ready");
 

@@ -432,6 +432,7 @@ impl Cluster {
                 continue;
             };
             let mut pipe = redis::pipe();
+            let messages = batch.len() as u64;
             for (to, payload) in batch.drain(..) {
                 pipe.publish(self.keys.channel(to.as_str()), payload)
                     .ignore();
@@ -440,7 +441,9 @@ impl Cluster {
                 tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn)).await,
                 Ok(Ok(()))
             ) {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                // The whole pipeline failed or timed out: each of its messages is lost (a
+                // timed-out one may still have gone out; counted as lost all the same).
+                self.dropped.fetch_add(messages, Ordering::Relaxed);
             }
         }
     }

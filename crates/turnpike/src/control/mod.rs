@@ -78,20 +78,40 @@ pub struct Control {
     started: Instant,
 }
 
+/// What a [`Control`] is made of: each a distinct part of the running server, named so that
+/// the one call site (serve.rs) cannot swap two of them.
+pub struct ControlParts {
+    /// The workers.
+    pub workers: Arc<[WorkerHandle]>,
+    /// Where the configuration was loaded from (reload reads it again).
+    pub source: ConfigSource,
+    /// The configuration in force at start.
+    pub config: Config,
+    /// The REST secret made up at start when no credentials were configured.
+    pub made_up_secret: Option<String>,
+    /// What the HTTP API mints TURN credentials with.
+    pub minting: MintingSecret,
+    /// Readiness and drain state.
+    pub health: Health,
+    /// The TLS certificates, re-read on reload.
+    pub certificates: Certificates,
+    /// The cluster's nodes as last read (empty without a cluster).
+    pub fleet: FleetView,
+}
+
 impl Control {
-    /// The control of a server running `config` (loaded from `source`) on `workers`.
-    // One call site (serve.rs); each argument is a distinct part of the running server.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        workers: Arc<[WorkerHandle]>,
-        source: ConfigSource,
-        config: Config,
-        made_up_secret: Option<String>,
-        minting: MintingSecret,
-        health: Health,
-        certificates: Certificates,
-        fleet: FleetView,
-    ) -> Control {
+    /// The control of the running server made of `parts`.
+    pub fn new(parts: ControlParts) -> Control {
+        let ControlParts {
+            workers,
+            source,
+            config,
+            made_up_secret,
+            minting,
+            health,
+            certificates,
+            fleet,
+        } = parts;
         Control {
             workers,
             source,
