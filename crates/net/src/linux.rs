@@ -8,7 +8,7 @@
 use std::io::{self, IoSlice};
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use crate::batch::{Batching, RecvMeta, Transmit, MAX_BATCH, MAX_GSO_SEGMENTS, UNSPECIFIED};
 
@@ -22,23 +22,35 @@ pub(crate) fn detect() -> Batching {
 }
 
 fn gso_probe() -> bool {
-    let Ok(socket) = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
-        return false;
-    };
+    std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).is_ok_and(|socket| {
+        getsockopt_int(socket.as_fd(), libc::SOL_UDP, libc::UDP_SEGMENT).is_ok()
+    })
+}
+
+/// Reads an `int` socket option.
+fn getsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid socket, and `value`/`len` are live and sized for the option.
+    // SAFETY: `fd` is a valid open socket for the duration of the call (borrowed), and
+    // `value`/`len` are live and sized for the option.
     #[allow(unsafe_code)]
     let rc = unsafe {
         libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            std::ptr::from_mut(&mut value).cast(),
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_mut(&mut value).cast::<libc::c_void>(),
             &mut len,
         )
     };
-    rc == 0
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
 }
 
 /// True when a `recvmmsg` error says the call itself is unusable: ENOSYS, or EINVAL (our
@@ -62,6 +74,44 @@ pub(crate) fn gso_unusable(e: &io::Error) -> bool {
     )
 }
 
+/// Message headers, addresses and I/O vectors for one `recvmmsg`/`sendmmsg`, on the stack.
+/// The headers point into the other two arrays: it must stay where it is between
+/// [`Mmsg::point`] and the call.
+struct Mmsg {
+    iovs: [libc::iovec; MAX_BATCH],
+    names: [libc::sockaddr_storage; MAX_BATCH],
+    headers: [libc::mmsghdr; MAX_BATCH],
+}
+
+impl Mmsg {
+    fn new() -> Self {
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        #[allow(unsafe_code)]
+        let (iovs, names, headers) = unsafe { (zeroed(), zeroed(), zeroed()) };
+        Mmsg {
+            iovs,
+            names,
+            headers,
+        }
+    }
+
+    /// Points message `i` at `len` bytes from `data` and at its address (`name_len` bytes
+    /// meaningful, or available for the kernel to fill).
+    fn point(&mut self, i: usize, data: *mut u8, len: usize, name_len: libc::socklen_t) {
+        self.iovs[i] = libc::iovec {
+            iov_base: data.cast(),
+            iov_len: len,
+        };
+        point_header(
+            &mut self.headers[i].msg_hdr,
+            &mut self.names[i],
+            name_len,
+            &mut self.iovs[i],
+            1,
+        );
+    }
+}
+
 /// Receives up to `bufs.len()` datagrams with one `recvmmsg`, each into its buffer; fills
 /// `meta` for each received.
 pub(crate) fn recv_mmsg(
@@ -70,26 +120,10 @@ pub(crate) fn recv_mmsg(
     meta: &mut [RecvMeta],
 ) -> io::Result<usize> {
     let count = bufs.len().min(MAX_BATCH).min(meta.len());
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    #[allow(unsafe_code)]
-    let (mut iovs, mut names, mut headers): (
-        [libc::iovec; MAX_BATCH],
-        [libc::sockaddr_storage; MAX_BATCH],
-        [libc::mmsghdr; MAX_BATCH],
-    ) = unsafe { (zeroed(), zeroed(), zeroed()) };
+    let mut m = Mmsg::new();
+    let capacity = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     for (i, buf) in bufs[..count].iter_mut().enumerate() {
-        iovs[i] = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let capacity = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        point_header(
-            &mut headers[i].msg_hdr,
-            &mut names[i],
-            capacity,
-            &mut iovs[i],
-            1,
-        );
+        m.point(i, buf.as_mut_ptr(), buf.len(), capacity);
     }
     // SAFETY: `headers[..count]` point at live buffers, addresses and I/O vectors that
     // outlive the call; the kernel writes at most the lengths given.
@@ -97,7 +131,7 @@ pub(crate) fn recv_mmsg(
     let rc = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
-            headers.as_mut_ptr(),
+            m.headers.as_mut_ptr(),
             count as libc::c_uint,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
@@ -109,8 +143,8 @@ pub(crate) fn recv_mmsg(
     let received = usize::try_from(rc).unwrap_or(0);
     for i in 0..received {
         meta[i] = RecvMeta {
-            len: (headers[i].msg_len as usize).min(bufs[i].len()),
-            source: from_storage(&names[i]).unwrap_or(UNSPECIFIED),
+            len: (m.headers[i].msg_len as usize).min(bufs[i].len()),
+            source: from_storage(&m.names[i]).unwrap_or(UNSPECIFIED),
         };
     }
     Ok(received)
@@ -146,26 +180,12 @@ pub(crate) fn recv_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<RecvMet
 /// Sends up to [`MAX_BATCH`] of `messages` with one `sendmmsg`; returns how many went.
 pub(crate) fn send_mmsg(fd: BorrowedFd<'_>, messages: &[Transmit<'_>]) -> io::Result<usize> {
     let count = messages.len().min(MAX_BATCH);
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    #[allow(unsafe_code)]
-    let (mut iovs, mut names, mut headers): (
-        [libc::iovec; MAX_BATCH],
-        [libc::sockaddr_storage; MAX_BATCH],
-        [libc::mmsghdr; MAX_BATCH],
-    ) = unsafe { (zeroed(), zeroed(), zeroed()) };
+    let mut m = Mmsg::new();
     for (i, message) in messages[..count].iter().enumerate() {
-        iovs[i] = libc::iovec {
-            iov_base: message.data.as_ptr().cast_mut().cast(),
-            iov_len: message.data.len(),
-        };
-        let name_len = to_storage(message.to, &mut names[i]);
-        point_header(
-            &mut headers[i].msg_hdr,
-            &mut names[i],
-            name_len,
-            &mut iovs[i],
-            1,
-        );
+        let name_len = to_storage(message.to, &mut m.names[i]);
+        // The kernel only reads through this pointer (sendmmsg).
+        let data = message.data.as_ptr().cast_mut();
+        m.point(i, data, message.data.len(), name_len);
     }
     // SAFETY: `headers[..count]` point at live data, addresses and I/O vectors that outlive
     // the call; the kernel only reads the data.
@@ -173,7 +193,7 @@ pub(crate) fn send_mmsg(fd: BorrowedFd<'_>, messages: &[Transmit<'_>]) -> io::Re
     let rc = unsafe {
         libc::sendmmsg(
             fd.as_raw_fd(),
-            headers.as_mut_ptr(),
+            m.headers.as_mut_ptr(),
             count as libc::c_uint,
             libc::MSG_DONTWAIT as _,
         )
@@ -403,22 +423,7 @@ pub(crate) fn dont_fragment(fd: BorrowedFd<'_>, ipv6: bool) -> io::Result<bool> 
     } else {
         (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
     };
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: as above; `value` and `len` are live and sized for the option.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            std::ptr::from_mut(&mut value).cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let value = getsockopt_int(fd, level, name)?;
     Ok(if ipv6 {
         value != 0
     } else {
@@ -429,7 +434,6 @@ pub(crate) fn dont_fragment(fd: BorrowedFd<'_>, ipv6: bool) -> io::Result<bool> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn a_gso_send_is_one_syscall_of_several_datagrams_read_in_place() {
