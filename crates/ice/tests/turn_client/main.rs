@@ -619,7 +619,7 @@ proptest! {
         let mut packet = prefix;
         packet.extend(bytes);
         let _ = net.client.handle_input(now, addr(SERVER), &packet);
-        net.advance(secs(1));
+        net.pump();
         prop_assert!(
             matches!(net.events.first(), Some(TurnEvent::Allocated { .. })),
             "{:?}", net.events
