@@ -2,7 +2,8 @@
 //! worker's TURN core under one lock per batch, which frames each in place (ChannelData header
 //! or Data indication, RFC 8656 §11.3, §12.7); then out to the client from the listener socket
 //! of the allocation's 5-tuple (`sendmmsg`, or one GSO send when the batch is all for one
-//! client in equal sizes), or onto its TCP/TLS connection's queue.
+//! client in equal sizes: the kernel reads each datagram from its slot), or onto its TCP/TLS
+//! connection's queue.
 //!
 //! The receive buffers are the worker thread's, not the socket's: a worker runs one task at a
 //! time, and a batch is received, framed and sent without an `await` in between, so all relay
