@@ -78,6 +78,7 @@ async def _run(ours_controlling: bool) -> None:
     try:
         offer = await _read_json(proc, 10)
         assert len(offer["ufrag"]) >= 4 and len(offer["pwd"]) >= 22  # RFC 8445 §5.3
+        assert offer["candidates"], offer
         assert all(c.startswith("candidate:") and " typ host" in c for c in offer["candidates"])
 
         await conn.gather_candidates()

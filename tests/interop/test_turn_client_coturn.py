@@ -146,7 +146,8 @@ def test_send_indication_round_trip_through_coturn(coturn, echo_peer):
     rc, events, out = run_probe((coturn.ip, coturn.port), (echo_peer.ip, echo_peer.port), "--count", "3")
     assert rc == 0, out
     assert not of(events, "channel_bound")
-    assert all(not s["channel_data"] for s in of(events, "sent")), out
+    sent = of(events, "sent")
+    assert len(sent) == 3 and all(not s["channel_data"] for s in sent), out
     received = of(events, "received")
     assert len(received) == 3 and all(not r["channel_data"] for r in received), out
 

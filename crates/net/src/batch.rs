@@ -2,22 +2,25 @@
 //! (`UDP_SEGMENT`: one syscall, one trip down the stack, for equal-size datagrams to one
 //! destination), each with a portable fallback (one `recvfrom`/`sendto` per datagram).
 //!
-//! Which path runs is decided by [`Batching`]: [`Batching::detect`] asks the kernel once; a
-//! syscall that later answers `ENOSYS` (mmsg; `EINVAL` too for `recvmmsg`, whose arguments
-//! are ours) or `EIO`/`EINVAL` (GSO, e.g. a device
-//! without checksum offload) switches that path off for the whole process and the datagrams
-//! go out by the fallback. Tests force the fallbacks with [`Batching::FALLBACK`].
+//! This file is the portable logic; the system calls are `linux.rs`'s on Linux and
+//! `fallback.rs`'s elsewhere (chosen at build time, as quinn-udp does). Which path runs is
+//! decided by [`Batching`]: [`Batching::detect`] asks the kernel once; a batched call that
+//! later says it is unusable (`ENOSYS`; `EINVAL` too for `recvmmsg`, whose arguments are
+//! ours; `EIO`/`EINVAL` for GSO, e.g. a device without checksum offload; `Unsupported` from
+//! the fallback) switches that path off for the whole process and the datagrams go out one
+//! by one. Tests force the one-by-one path with [`Batching::FALLBACK`].
 //!
 //! Nothing here allocates per call: message headers, I/O vectors and addresses live in
 //! arrays on the stack, sized [`MAX_BATCH`]; receive buffers are owned by a [`RecvBatch`]
-//! made once per task.
+//! made once per task; GSO reads the segments where they are.
 
-use std::io;
-use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::{self, IoSlice};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+
+use crate::sys;
 
 /// Most datagrams moved by one `recvmmsg`/`sendmmsg` call.
 pub const MAX_BATCH: usize = 32;
@@ -50,13 +53,11 @@ impl Batching {
         gso: false,
     };
 
-    /// What this kernel supports, probed once per process.
+    /// What this system supports, probed once per process ([`Batching::FALLBACK`] off
+    /// Linux).
     pub fn detect() -> Batching {
         static DETECTED: OnceLock<Batching> = OnceLock::new();
-        *DETECTED.get_or_init(|| Batching {
-            mmsg: cfg!(target_os = "linux"),
-            gso: gso_probe(),
-        })
+        *DETECTED.get_or_init(sys::detect)
     }
 
     fn mmsg_on(self) -> bool {
@@ -66,27 +67,6 @@ impl Batching {
     fn gso_on(self) -> bool {
         self.gso && !GSO_OFF.load(Ordering::Relaxed)
     }
-}
-
-/// True when the kernel knows the `UDP_SEGMENT` socket option (Linux 4.18+).
-fn gso_probe() -> bool {
-    let Ok(socket) = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
-        return false;
-    };
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid socket, and `value`/`len` are live and sized for the option.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            std::ptr::from_mut(&mut value).cast(),
-            &mut len,
-        )
-    };
-    rc == 0
 }
 
 /// One datagram to send.
@@ -107,7 +87,9 @@ pub struct RecvMeta {
     pub source: SocketAddr,
 }
 
-const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+/// The sender of a datagram whose address could not be read.
+pub(crate) const UNSPECIFIED: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// Receive buffers for up to [`MAX_BATCH`] datagrams, allocated once. Each slot keeps
 /// `headroom` bytes before its datagram and `tail` bytes after the largest one, so that a
@@ -182,110 +164,58 @@ impl RecvBatch {
     /// when none is. A datagram longer than `max_datagram` is cut to it.
     pub fn recv(&mut self, socket: &impl AsFd, batching: Batching) -> io::Result<usize> {
         self.count = 0;
-        let fd = socket.as_fd().as_raw_fd();
         if batching.mmsg_on() {
-            match self.recv_mmsg(fd) {
-                // Our arguments are valid: EINVAL means the call itself is not usable.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {
-                    MMSG_OFF.store(true, Ordering::Relaxed)
-                }
+            match self.recv_mmsg(socket) {
+                Err(e) if sys::recv_mmsg_unusable(&e) => MMSG_OFF.store(true, Ordering::Relaxed),
                 result => return result,
             }
         }
-        self.recv_each(fd)
+        self.recv_each(socket)
     }
 
-    fn recv_mmsg(&mut self, fd: libc::c_int) -> io::Result<usize> {
+    /// The datagram part of each slot, for the kernel to fill.
+    fn datagram_buffers(&mut self) -> [&mut [u8]; MAX_BATCH] {
+        let mut bufs: [&mut [u8]; MAX_BATCH] = Default::default();
+        let (headroom, max) = (self.headroom, self.max_datagram);
+        for (buf, slot) in bufs
+            .iter_mut()
+            .zip(self.storage.chunks_exact_mut(self.slot))
+        {
+            *buf = &mut slot[headroom..headroom + max];
+        }
+        bufs
+    }
+
+    fn recv_mmsg(&mut self, socket: &impl AsFd) -> io::Result<usize> {
         let slots = self.capacity();
-        // SAFETY: all-zero is a valid value of these plain C structs.
-        #[allow(unsafe_code)]
-        let (mut iovs, mut names, mut headers): (
-            [libc::iovec; MAX_BATCH],
-            [libc::sockaddr_storage; MAX_BATCH],
-            [libc::mmsghdr; MAX_BATCH],
-        ) = unsafe { (zeroed(), zeroed(), zeroed()) };
-        let base = self.storage.as_mut_ptr();
-        for i in 0..slots {
-            // SAFETY: slot `i` lies inside `storage` (i < capacity), with `max_datagram`
-            // bytes after the headroom.
-            #[allow(unsafe_code)]
-            let start = unsafe { base.add(i * self.slot + self.headroom) };
-            iovs[i] = libc::iovec {
-                iov_base: start.cast(),
-                iov_len: self.max_datagram,
-            };
-            let capacity = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            point_header(
-                &mut headers[i].msg_hdr,
-                &mut names[i],
-                capacity,
-                &mut iovs[i],
-            );
-        }
-        // SAFETY: `headers[..slots]` point at live buffers, addresses and I/O vectors that
-        // outlive the call; the kernel writes at most the lengths given.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::recvmmsg(
-                fd,
-                headers.as_mut_ptr(),
-                slots as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let received = usize::try_from(rc).unwrap_or(0);
-        for i in 0..received {
-            self.meta[i] = RecvMeta {
-                len: (headers[i].msg_len as usize).min(self.max_datagram),
-                source: from_storage(&names[i]).unwrap_or(UNSPECIFIED),
-            };
-        }
+        let mut meta = self.meta;
+        let mut bufs = self.datagram_buffers();
+        let received = sys::recv_mmsg(socket.as_fd(), &mut bufs[..slots], &mut meta)?;
+        self.meta = meta;
         self.count = received;
         Ok(received)
     }
 
-    fn recv_each(&mut self, fd: libc::c_int) -> io::Result<usize> {
-        for i in 0..self.capacity() {
-            let start = i * self.slot + self.headroom;
-            let buf = &mut self.storage[start..start + self.max_datagram];
-            // SAFETY: zero is a valid `sockaddr_storage`.
-            #[allow(unsafe_code)]
-            let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-            let mut name_len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            // SAFETY: `buf`, `name` and `name_len` are live and sized as passed.
-            #[allow(unsafe_code)]
-            let rc = unsafe {
-                libc::recvfrom(
-                    fd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    std::ptr::from_mut(&mut name).cast(),
-                    &mut name_len,
-                )
-            };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if i > 0 && e.kind() == io::ErrorKind::WouldBlock {
-                    break;
+    fn recv_each(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        let slots = self.capacity();
+        let mut meta = self.meta;
+        let mut received = 0;
+        for (i, buf) in self.datagram_buffers()[..slots].iter_mut().enumerate() {
+            match sys::recv_one(socket.as_fd(), buf) {
+                Ok(m) => {
+                    meta[i] = m;
+                    received = i + 1;
                 }
-                if i > 0 {
-                    // The error concerns the next datagram; deliver what we have first.
-                    break;
-                }
-                return Err(e);
+                // Nothing at all: the caller's to hear.
+                Err(e) if i == 0 => return Err(e),
+                // `WouldBlock`, or an error that concerns the next datagram: deliver what
+                // we have first.
+                Err(_) => break,
             }
-            self.meta[i] = RecvMeta {
-                len: usize::try_from(rc).unwrap_or(0),
-                source: from_storage(&name).unwrap_or(UNSPECIFIED),
-            };
-            self.count = i + 1;
         }
-        Ok(self.count)
+        self.meta = meta;
+        self.count = received;
+        Ok(received)
     }
 }
 
@@ -299,21 +229,20 @@ pub fn send_batch(
     messages: &[Transmit<'_>],
     batching: Batching,
 ) -> io::Result<usize> {
-    let fd = socket.as_fd().as_raw_fd();
+    let fd = socket.as_fd();
     let mut sent = 0;
     while sent < messages.len() {
         let rest = &messages[sent..];
         let result = if batching.mmsg_on() {
-            match send_mmsg(fd, rest) {
-                // Not EINVAL here: a bad destination in the batch gives that too.
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            match sys::send_mmsg(fd, rest) {
+                Err(e) if sys::send_mmsg_unusable(&e) => {
                     MMSG_OFF.store(true, Ordering::Relaxed);
                     continue;
                 }
                 result => result,
             }
         } else {
-            send_one(fd, rest[0].data, rest[0].to).map(|()| 1)
+            sys::send_one(fd, rest[0].data, rest[0].to).map(|()| 1)
         };
         match result {
             Ok(n) => sent += n,
@@ -328,23 +257,34 @@ pub fn send_batch(
     Ok(sent)
 }
 
-/// Sends `data`, cut into datagrams of `segment` bytes (the last may be shorter), to `to`:
-/// with one GSO send when the kernel can, else as a batch. Returns the number of datagrams
+/// Sends `segments` to `to` as one datagram each: with one GSO send when the kernel can
+/// (it reads the segments where they lie, with no copy into one buffer), else as a batch.
+/// Every segment but the last must have the first one's length, and the last no more
+/// (`InvalidInput` otherwise: GSO cuts at that length). Returns the number of datagrams
 /// sent.
 pub fn send_segments(
     socket: &impl AsFd,
-    data: &[u8],
-    segment: usize,
+    segments: &[&[u8]],
     to: SocketAddr,
     batching: Batching,
 ) -> io::Result<usize> {
-    let segments = data.len().div_ceil(segment.max(1));
-    let fits = segments <= MAX_GSO_SEGMENTS && data.len() <= MAX_GSO_BYTES;
-    if batching.gso_on() && fits && segments > 1 {
-        let fd = socket.as_fd().as_raw_fd();
-        match send_gso(fd, data, segment, to) {
-            Ok(()) => return Ok(segments),
-            Err(e) if gso_unsupported(&e) => GSO_OFF.store(true, Ordering::Relaxed),
+    let Some((last, most)) = segments.split_last() else {
+        return Ok(0);
+    };
+    let segment = most.first().unwrap_or(last).len();
+    if most.iter().any(|s| s.len() != segment) || last.len() > segment {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let total = segment * most.len() + last.len();
+    let fits = segments.len() <= MAX_GSO_SEGMENTS && total <= MAX_GSO_BYTES;
+    if batching.gso_on() && fits && segments.len() > 1 && segment > 0 {
+        let mut slices = [IoSlice::new(&[]); MAX_GSO_SEGMENTS];
+        for (slice, data) in slices.iter_mut().zip(segments) {
+            *slice = IoSlice::new(data);
+        }
+        match sys::send_gso(socket.as_fd(), &slices[..segments.len()], segment, to) {
+            Ok(()) => return Ok(segments.len()),
+            Err(e) if sys::gso_unusable(&e) => GSO_OFF.store(true, Ordering::Relaxed),
             Err(e) => return Err(e),
         }
     }
@@ -352,216 +292,14 @@ pub fn send_segments(
         data: &[],
         to: UNSPECIFIED,
     }; MAX_BATCH];
-    let mut queued = 0;
     let mut sent = 0;
-    for chunk in data.chunks(segment.max(1)) {
-        messages[queued] = Transmit { data: chunk, to };
-        queued += 1;
-        if queued == MAX_BATCH {
-            sent += send_batch(socket, &messages, batching)?;
-            queued = 0;
+    for chunk in segments.chunks(MAX_BATCH) {
+        for (message, data) in messages.iter_mut().zip(chunk) {
+            *message = Transmit { data, to };
         }
-    }
-    if queued > 0 {
-        sent += send_batch(socket, &messages[..queued], batching)?;
+        sent += send_batch(socket, &messages[..chunk.len()], batching)?;
     }
     Ok(sent)
-}
-
-fn send_mmsg(fd: libc::c_int, messages: &[Transmit<'_>]) -> io::Result<usize> {
-    let count = messages.len().min(MAX_BATCH);
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    #[allow(unsafe_code)]
-    let (mut iovs, mut names, mut headers): (
-        [libc::iovec; MAX_BATCH],
-        [libc::sockaddr_storage; MAX_BATCH],
-        [libc::mmsghdr; MAX_BATCH],
-    ) = unsafe { (zeroed(), zeroed(), zeroed()) };
-    for (i, message) in messages[..count].iter().enumerate() {
-        iovs[i] = libc::iovec {
-            iov_base: message.data.as_ptr().cast_mut().cast(),
-            iov_len: message.data.len(),
-        };
-        let name_len = to_storage(message.to, &mut names[i]);
-        point_header(
-            &mut headers[i].msg_hdr,
-            &mut names[i],
-            name_len,
-            &mut iovs[i],
-        );
-    }
-    // SAFETY: `headers[..count]` point at live data, addresses and I/O vectors that outlive
-    // the call; the kernel only reads the data.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::sendmmsg(
-            fd,
-            headers.as_mut_ptr(),
-            count as libc::c_uint,
-            libc::MSG_DONTWAIT as _,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(rc).unwrap_or(0))
-}
-
-fn send_one(fd: libc::c_int, data: &[u8], to: SocketAddr) -> io::Result<()> {
-    // SAFETY: zero is a valid `sockaddr_storage`.
-    #[allow(unsafe_code)]
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let name_len = to_storage(to, &mut name);
-    // SAFETY: `data` and `name` are live and sized as passed.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::sendto(
-            fd,
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_DONTWAIT,
-            std::ptr::from_ref(&name).cast(),
-            name_len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Control-message space for one `u16` (`CMSG_SPACE(2)`), aligned for `cmsghdr`.
-#[repr(C, align(8))]
-struct SegmentCmsg([u8; 24]);
-
-fn send_gso(fd: libc::c_int, data: &[u8], segment: usize, to: SocketAddr) -> io::Result<()> {
-    let size = u16::try_from(segment).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: zero is a valid `sockaddr_storage` and `msghdr`.
-    #[allow(unsafe_code)]
-    let (mut name, mut header): (libc::sockaddr_storage, libc::msghdr) =
-        unsafe { (zeroed(), zeroed()) };
-    let name_len = to_storage(to, &mut name);
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr().cast_mut().cast(),
-        iov_len: data.len(),
-    };
-    let mut control = SegmentCmsg([0; 24]);
-    point_header(&mut header, &mut name, name_len, &mut iov);
-    header.msg_control = control.0.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure computation.
-    #[allow(unsafe_code)]
-    let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
-    debug_assert!(space <= control.0.len());
-    header.msg_controllen = space as _;
-    // SAFETY: `header` points at `control`, which has room for one cmsghdr and a u16
-    // (checked above); CMSG_FIRSTHDR/CMSG_DATA stay inside it.
-    #[allow(unsafe_code)]
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&header);
-        (*cmsg).cmsg_level = libc::SOL_UDP;
-        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
-    }
-    // SAFETY: every pointer in `header` is live for the call; the kernel only reads them.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::sendmsg(fd, &header, libc::MSG_DONTWAIT) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// EIO: the device cannot checksum segments; EINVAL/ENOPROTOOPT: the kernel refuses the option.
-/// Points a message header at one address (`name_len` bytes of `name` are meaningful, or
-/// available for the kernel to fill) and one I/O vector; the header must not outlive them.
-fn point_header(
-    header: &mut libc::msghdr,
-    name: &mut libc::sockaddr_storage,
-    name_len: libc::socklen_t,
-    iov: &mut libc::iovec,
-) {
-    header.msg_name = std::ptr::from_mut(name).cast();
-    header.msg_namelen = name_len;
-    header.msg_iov = std::ptr::from_mut(iov);
-    header.msg_iovlen = 1;
-}
-
-fn gso_unsupported(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
-    )
-}
-
-/// Writes `addr` as a C socket address; returns its length.
-fn to_storage(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
-    match addr {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in`.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::ptr::write(std::ptr::from_mut(storage).cast::<libc::sockaddr_in>(), sin)
-            };
-            size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in6`.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::ptr::write(
-                    std::ptr::from_mut(storage).cast::<libc::sockaddr_in6>(),
-                    sin6,
-                )
-            };
-            size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
-
-/// Reads a C socket address the kernel wrote.
-fn from_storage(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match libc::c_int::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a `sockaddr_in`.
-            #[allow(unsafe_code)]
-            let sin = unsafe { &*std::ptr::from_ref(storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a `sockaddr_in6`.
-            #[allow(unsafe_code)]
-            let sin6 = unsafe { &*std::ptr::from_ref(storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -664,8 +402,9 @@ mod tests {
         let to = b.local_addr().unwrap();
         // Three segments of 100 bytes and a last one of 40.
         let data: Vec<u8> = (0..340u16).map(|i| (i % 251) as u8).collect();
+        let segments: Vec<&[u8]> = data.chunks(100).collect();
         for mode in MODES {
-            assert_eq!(send_segments(&a, &data, 100, to, mode).unwrap(), 4);
+            assert_eq!(send_segments(&a, &segments, to, mode).unwrap(), 4);
             let mut batch = RecvBatch::new(MAX_BATCH, 0, 2048, 0);
             let got = recv_all(&mut batch, &b, mode, 4);
             let lens: Vec<usize> = got.iter().map(|g| g.0.len()).collect();
@@ -676,22 +415,19 @@ mod tests {
     }
 
     #[test]
-    fn a_gso_send_is_one_syscall_of_several_datagrams() {
+    fn uneven_segments_are_refused() {
         let (a, b) = pair(false).unwrap();
-        let data = [7u8; 1000];
-        // The GSO path itself, not its fallback: it must succeed on loopback here.
-        send_gso(a.as_raw_fd(), &data, 250, b.local_addr().unwrap()).unwrap();
-        let mut batch = RecvBatch::new(MAX_BATCH, 0, 2048, 0);
-        let got = recv_all(&mut batch, &b, Batching::FALLBACK, 4);
-        assert_eq!(got.iter().map(|g| g.0.len()).collect::<Vec<_>>(), [250; 4]);
-    }
-
-    #[test]
-    fn gso_is_detected_on_this_kernel() {
-        // Linux 4.18+ (every kernel these tests run on); a kernel without it would take the
-        // fallback, which the other tests cover.
-        assert!(Batching::detect().gso, "UDP_SEGMENT not supported here");
-        assert!(Batching::detect().mmsg);
+        let to = b.local_addr().unwrap();
+        let (short, long) = ([1u8; 10], [2u8; 20]);
+        for segments in [[&short[..], &long], [&long, &short]] {
+            let result = send_segments(&a, &segments[..], to, Batching::detect());
+            if segments[1].len() <= segments[0].len() {
+                assert_eq!(result.unwrap(), 2);
+            } else {
+                assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            }
+        }
+        assert_eq!(send_segments(&a, &[], to, Batching::detect()).unwrap(), 0);
     }
 
     #[test]

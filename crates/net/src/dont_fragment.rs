@@ -2,80 +2,28 @@
 //! indication that carries DONT-FRAGMENT.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
+
+use crate::sys;
 
 /// Sets (or clears) "don't fragment" on a UDP socket's outgoing datagrams.
 ///
-/// IPv4: `IP_MTU_DISCOVER` = `IP_PMTUDISC_DO` sets the DF bit, `IP_PMTUDISC_DONT` clears it
-/// (the Linux default, `IP_PMTUDISC_WANT`, would set DF on relayed data, which RFC 8656 §14
-/// says must be 0 unless the client asked). IPv6 routers never fragment; `IPV6_DONTFRAG`
-/// stops the sender fragmenting instead (§15).
+/// On Linux, IPv4: `IP_MTU_DISCOVER` = `IP_PMTUDISC_DO` sets the DF bit, `IP_PMTUDISC_DONT`
+/// clears it (the Linux default, `IP_PMTUDISC_WANT`, would set DF on relayed data, which RFC
+/// 8656 §14 says must be 0 unless the client asked). IPv6 routers never fragment;
+/// `IPV6_DONTFRAG` stops the sender fragmenting instead (§15). Elsewhere clearing succeeds
+/// (DF is off by default there) and setting is `Unsupported`.
 pub fn set_dont_fragment(socket: &impl AsFd, ipv6: bool, on: bool) -> io::Result<()> {
-    let (level, name, value) = if ipv6 {
-        (
-            libc::IPPROTO_IPV6,
-            libc::IPV6_DONTFRAG,
-            libc::c_int::from(on),
-        )
-    } else {
-        let value = if on {
-            libc::IP_PMTUDISC_DO
-        } else {
-            libc::IP_PMTUDISC_DONT
-        };
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, value)
-    };
-    let fd = socket.as_fd().as_raw_fd();
-    // SAFETY: `fd` is a valid open socket for the duration of the call (borrowed through
-    // `AsFd`), and the option value points to a live `c_int` whose size is passed.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            std::ptr::from_ref(&value).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::set_dont_fragment(socket.as_fd(), ipv6, on)
 }
 
 /// Reads whether "don't fragment" is set (for tests).
 pub fn dont_fragment(socket: &impl AsFd, ipv6: bool) -> io::Result<bool> {
-    let (level, name) = if ipv6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG)
-    } else {
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
-    };
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: as above; `value` and `len` are live and sized for the option.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_fd().as_raw_fd(),
-            level,
-            name,
-            std::ptr::from_mut(&mut value).cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(if ipv6 {
-        value != 0
-    } else {
-        value == libc::IP_PMTUDISC_DO
-    })
+    sys::dont_fragment(socket.as_fd(), ipv6)
 }
 
-#[cfg(test)]
+// The portable path cannot set DF: these are the Linux path's.
+#[cfg(all(test, target_os = "linux", not(turnpike_force_fallback)))]
 mod tests {
     use super::*;
 
@@ -97,5 +45,20 @@ mod tests {
         assert!(dont_fragment(&socket, true).unwrap());
         set_dont_fragment(&socket, true, false).unwrap();
         assert!(!dont_fragment(&socket, true).unwrap());
+    }
+}
+
+// The portable path clears DF (nothing to do) and refuses to set it.
+#[cfg(all(test, not(all(target_os = "linux", not(turnpike_force_fallback)))))]
+mod portable_tests {
+    use super::*;
+
+    #[test]
+    fn clearing_succeeds_and_setting_is_unsupported() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        set_dont_fragment(&socket, false, false).unwrap();
+        assert!(!dont_fragment(&socket, false).unwrap());
+        let refused = set_dont_fragment(&socket, false, true).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::Unsupported);
     }
 }

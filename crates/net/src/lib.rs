@@ -5,8 +5,10 @@
 //! `std` sockets, set non-blocking, for the I/O layer to hand to its runtime; the batch calls
 //! work on any borrowed descriptor and never block.
 //!
-//! The `unsafe` here is limited to `setsockopt`/`getsockopt` and the send/receive syscalls on
-//! borrowed descriptors, with buffers that outlive each call.
+//! The `unsafe` here is in `linux.rs`: `setsockopt`/`getsockopt` and the send/receive
+//! syscalls on borrowed descriptors, with buffers that outlive each call. Other systems get
+//! `fallback.rs` (one `recv_from`/`send_to` per datagram through socket2, no GSO), with the
+//! same functions, chosen by `cfg` as quinn-udp chooses `unix.rs`/`fallback.rs`.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -15,6 +17,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 mod batch;
 mod dont_fragment;
+
+// The system calls: Linux's batched ones, or the portable path (one datagram per call)
+// elsewhere and when built with `--cfg turnpike_force_fallback` (how CI tests it on Linux).
+#[cfg(all(target_os = "linux", not(turnpike_force_fallback)))]
+#[path = "linux.rs"]
+mod sys;
+#[cfg(not(all(target_os = "linux", not(turnpike_force_fallback))))]
+#[path = "fallback.rs"]
+mod sys;
 
 pub use batch::{
     send_batch, send_segments, Batching, RecvBatch, RecvMeta, Transmit, MAX_BATCH, MAX_GSO_BYTES,

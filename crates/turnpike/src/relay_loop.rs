@@ -2,7 +2,8 @@
 //! worker's TURN core under one lock per batch, which frames each in place (ChannelData header
 //! or Data indication, RFC 8656 §11.3, §12.7); then out to the client from the listener socket
 //! of the allocation's 5-tuple (`sendmmsg`, or one GSO send when the batch is all for one
-//! client in equal sizes), or onto its TCP/TLS connection's queue.
+//! client in equal sizes: the kernel reads each datagram from its slot), or onto its TCP/TLS
+//! connection's queue.
 //!
 //! The receive buffers are the worker thread's, not the socket's: a worker runs one task at a
 //! time, and a batch is received, framed and sent without an `await` in between, so all relay
@@ -58,8 +59,6 @@ struct Buffers {
     /// bytes of padding after the largest datagram.
     batch: RecvBatch,
     routes: [Option<Route>; MAX_BATCH],
-    /// The bytes of one GSO send, gathered from the slots.
-    gso: Vec<u8>,
 }
 
 thread_local! {
@@ -88,7 +87,6 @@ pub async fn run(
                 let buffers = buffers.get_or_insert_with(|| Buffers {
                     batch: RecvBatch::new(MAX_BATCH, PEER_HEADROOM, MAX_PEER_DATAGRAM, 3),
                     routes: [None; MAX_BATCH],
-                    gso: Vec::new(),
                 });
                 serve_batch(relay, &socket, &shared, &egress, buffers, batching)
             });
@@ -124,7 +122,7 @@ fn serve_batch(
         send_to_streams(&buffers.batch, routes, &streams, &egress.io);
     }
     let batch = &buffers.batch;
-    if !(batching.gso && try_gso(egress, batch, routes, &mut buffers.gso, batching)) {
+    if !(batching.gso && try_gso(egress, batch, routes, batching)) {
         send_to_clients(egress, batch, routes, batching);
     }
     Ok(drained)
@@ -255,12 +253,12 @@ fn send_now(
 }
 
 /// Sends the whole batch as one GSO send when it is for one UDP client, in segments of one
-/// size (the last may be shorter); false when it does not qualify.
+/// size (the last may be shorter), each read from its slot where it was framed; false when
+/// it does not qualify.
 fn try_gso(
     egress: &Egress,
     batch: &RecvBatch,
     routes: &[Option<Route>],
-    buffer: &mut Vec<u8>,
     batching: Batching,
 ) -> bool {
     let Some(Some(first)) = routes.first() else {
@@ -286,14 +284,15 @@ fn try_gso(
         egress.io.lost(routes.len()); // no way to the client: nothing to send
         return true;
     };
-    buffer.clear();
-    for (i, route) in routes.iter().enumerate() {
+    let mut segments: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+    for (i, (slice, route)) in segments.iter_mut().zip(routes).enumerate() {
         if let Some(route) = route {
-            buffer.extend_from_slice(&batch.slot(i)[route.data()]);
+            *slice = &batch.slot(i)[route.data()];
         }
     }
+    let segments = &segments[..routes.len()];
     let sent = listener.try_io(Interest::WRITABLE, || {
-        net::send_segments(&**listener, buffer, segment, first.to.client, batching)
+        net::send_segments(&**listener, segments, first.to.client, batching)
     });
     if let Err(e) = sent {
         egress.io.send_failed(&e, routes.len());

@@ -185,8 +185,8 @@ async fn run(
     let _ = done.send(result);
 }
 
-/// The per-worker counters, once at shutdown (tests read them to see the load spread):
-/// relaying, and the answers refused to failing or spoofed sources.
+/// The per-worker counters, once at shutdown, for the operator's record: relaying, and the
+/// answers refused to failing or spoofed sources (live, they are metrics).
 fn log_stats(index: usize, stats: &TurnStats, auth: &AuthStats) {
     info!(
         worker = index,

@@ -6,81 +6,18 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 
 mod common;
 
+use common::scrape::{get, samples, scrape, value, wait_for};
 use common::{binding_request, Server};
-
-/// Status and body of `GET path` (HTTP/1.1, one request per connection).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    if path == "/metrics" && status == 200 {
-        assert!(
-            head.to_ascii_lowercase()
-                .contains("content-type: application/openmetrics-text"),
-            "{head}"
-        );
-    }
-    (status, body.to_owned())
-}
-
-/// The samples of a scrape: series (name and labels, as written) → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    assert!(text.trim_end().ends_with("# EOF"), "{text}");
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            (series.to_owned(), value.parse().unwrap())
-        })
-        .collect()
-}
-
-/// Scrapes `addr` and returns series → value.
-fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
-    let (status, body) = get(addr, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    samples(&body)
-}
-
-/// The value of `series` (`name{labels}` exactly as the exposition writes it).
-fn value(scrape: &BTreeMap<String, f64>, series: &str) -> f64 {
-    *scrape
-        .get(series)
-        .unwrap_or_else(|| panic!("no {series} in {:#?}", scrape.keys()))
-}
-
-/// Scrapes until `series` has `want` (counts are updated by other tasks than the one that
-/// answered the client), or fails after a generous deadline.
-fn wait_for(addr: SocketAddr, series: &str, want: f64) -> BTreeMap<String, f64> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = scrape(addr);
-        if now.get(series) == Some(&want) {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} never reached {want}: {:?}",
-            now.get(series)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn start(args: &[&str]) -> Server {
     let mut all = vec!["--listen", "127.0.0.1:0", "--relay-ip", "127.0.0.1"];

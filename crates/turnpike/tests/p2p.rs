@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::scrape::{sum, wait_until};
 use common::Server;
 
 fn start_server() -> Server {
@@ -210,7 +211,7 @@ fn a_file_crosses_a_direct_path_and_its_digest_is_verified() {
 
 #[test]
 fn relay_only_peers_connect_through_the_turn_relay() {
-    let server = start_server();
+    let server = start_server_with(&["--metrics-listen", "127.0.0.1:0"]);
     let (sender, receiver) = transfer(
         &server,
         &["--host-ip", "127.0.0.1", "--relay-only"],
@@ -222,16 +223,17 @@ fn relay_only_peers_connect_through_the_turn_relay() {
     }
     // Both peers released their allocations on exit (RFC 8656 §7, Refresh with LIFETIME 0)
     // instead of leaving them to expire in 10 minutes.
-    let (_, log) = server.stop_with_log();
-    let summary = log
-        .iter()
-        .find(|line| line["fields"]["message"] == "all workers stopped")
-        .expect("the server logs its counters when it stops");
-    assert_eq!(summary["fields"]["allocations"], 0, "{summary}");
-    assert!(
-        summary["fields"]["to_client"].as_u64().unwrap() > 1000,
-        "{summary}"
+    let scrape = wait_until(
+        server.address("metrics"),
+        |s| sum(s, "turnpike_allocations", &[]) == 0.0,
+        "no allocation left",
     );
+    let to_client = sum(
+        &scrape,
+        "turnpike_relayed_packets_total",
+        &[r#"direction="to_client""#],
+    );
+    assert!(to_client > 1000.0, "{scrape:#?}");
 }
 
 // The servers the signaling server hands out are named in DNS (`ice-host`), and the peers

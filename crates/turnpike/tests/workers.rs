@@ -1,5 +1,6 @@
 //! `workers = 2`: UDP clients spread over two workers (SO_REUSEPORT), each allocation served
-//! end to end by the worker that owns it, and both workers get some.
+//! end to end by the worker that owns it, and both workers get some. The counters come from
+//! `GET /metrics`, as an operator reads them.
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
@@ -15,6 +16,7 @@ use stun::{AnyAttribute, Class, LongTermKey, Message, Method};
 
 mod common;
 
+use common::scrape::{sum, value, wait_until};
 use common::{request_bytes, Server, Signer};
 
 const REALM: &str = "workers.test";
@@ -117,6 +119,8 @@ fn relay_server_with(workers: &str, relay_ips: &str, more: &[&str]) -> Server {
         REALM,
         "--users",
         "alice:pw",
+        "--metrics-listen",
+        "127.0.0.1:0",
     ];
     args.extend_from_slice(more);
     Server::spawn(&args, |_| {})
@@ -188,14 +192,20 @@ fn bursts_are_relayed_whole_and_in_order() {
             );
         }
     }
-    let (code, log) = server.stop_with_log();
+    // Each datagram counted once, however many went per syscall.
+    let relayed = f64::from(3 * u32::from(BURST));
+    let direction =
+        |d: &str| format!(r#"turnpike_relayed_packets_total{{direction="{d}",transport="udp"}}"#);
+    wait_until(
+        server.address("metrics"),
+        |s| {
+            s.get(&direction("to_peer")) == Some(&relayed)
+                && s.get(&direction("to_client")) == Some(&relayed)
+        },
+        "every datagram of the bursts counted",
+    );
+    let (code, _) = server.stop_with_log();
     assert_eq!(code, Some(0));
-    let stopped = log
-        .iter()
-        .find(|v| v["fields"]["message"] == "worker stopped")
-        .unwrap();
-    assert_eq!(stopped["fields"]["to_peer"], 3 * u64::from(BURST));
-    assert_eq!(stopped["fields"]["to_client"], 3 * u64::from(BURST));
 }
 
 #[test]
@@ -239,33 +249,52 @@ fn two_workers_share_the_clients_and_each_relays_its_own() {
         assert_eq!(&buf[..2], &[0x40, 0x00]);
         assert_eq!(&buf[4..len], echo.as_bytes());
     }
-    let (code, log) = server.stop_with_log();
-    assert_eq!(code, Some(0));
-    let workers: Vec<_> = log
+    let all = CLIENTS as f64;
+    let to_client = r#"direction="to_client""#;
+    let scrape = wait_until(
+        server.address("metrics"),
+        |s| sum(s, "turnpike_worker_relayed_packets_total", &[to_client]) == all,
+        "every echo counted",
+    );
+    assert_eq!(value(&scrape, "turnpike_workers"), 2.0);
+    assert_eq!(sum(&scrape, "turnpike_allocations", &[]), all);
+    assert_eq!(
+        sum(
+            &scrape,
+            "turnpike_relayed_packets_total",
+            &[r#"direction="to_peer""#]
+        ),
+        all
+    );
+    // (allocations, to peer, to client) of each worker.
+    let workers: Vec<(f64, f64, f64)> = ["0", "1"]
         .iter()
-        .filter(|v| v["fields"]["message"] == "worker stopped")
-        .map(|v| {
-            let f = &v["fields"];
+        .map(|w| {
+            let packets = |d: &str| {
+                value(
+                    &scrape,
+                    &format!(
+                        r#"turnpike_worker_relayed_packets_total{{worker="{w}",direction="{d}"}}"#
+                    ),
+                )
+            };
             (
-                f["allocations"].as_u64().unwrap(),
-                f["to_peer"].as_u64().unwrap(),
-                f["to_client"].as_u64().unwrap(),
+                value(
+                    &scrape,
+                    &format!(r#"turnpike_worker_allocations{{worker="{w}"}}"#),
+                ),
+                packets("to_peer"),
+                packets("to_client"),
             )
         })
         .collect();
-    assert_eq!(workers.len(), 2, "{log:?}");
-    let total = |pick: fn(&(u64, u64, u64)) -> u64| workers.iter().map(pick).sum::<u64>();
-    assert_eq!(total(|w| w.0), CLIENTS as u64);
-    assert_eq!(total(|w| w.1), CLIENTS as u64);
-    assert_eq!(total(|w| w.2), CLIENTS as u64);
-    let all = log
-        .iter()
-        .find(|v| v["fields"]["message"] == "all workers stopped")
-        .unwrap();
-    assert_eq!(all["fields"]["allocations"], CLIENTS as u64);
-    assert_eq!(all["fields"]["to_peer"], CLIENTS as u64);
+    let total = |pick: fn(&(f64, f64, f64)) -> f64| workers.iter().map(pick).sum::<f64>();
+    assert_eq!(total(|w| w.0), all, "{workers:?}");
+    assert_eq!(total(|w| w.1), all, "{workers:?}");
+    let (code, _) = server.stop_with_log();
+    assert_eq!(code, Some(0));
     for w in &workers {
-        assert!(w.0 > 0, "both workers got clients: {workers:?}");
+        assert!(w.0 > 0.0, "both workers got clients: {workers:?}");
         // A worker relays for its own allocations only, both ways.
         assert_eq!(w.0, w.1);
         assert_eq!(w.0, w.2);
@@ -346,16 +375,17 @@ fn auth_failures_are_limited_once_across_workers() {
         .unwrap()
         .get::<XorRelayedAddress>()
         .is_some());
-    let (code, log) = server.stop_with_log();
-    assert_eq!(code, Some(0));
-    let limited: u64 = log
-        .iter()
-        .filter(|v| v["fields"]["message"] == "worker stopped")
-        .map(|v| v["fields"]["auth_rate_limited"].as_u64().unwrap())
-        .sum();
+    // Every worker's drops, summed: the metric an operator watches.
+    let scrape = wait_until(
+        server.address("metrics"),
+        |s| s.contains_key(r#"turnpike_auth_total{outcome="rate_limited"}"#),
+        "the auth counters",
+    );
     assert_eq!(
-        limited,
-        (TRIES - LIMIT) as u64,
+        value(&scrape, r#"turnpike_auth_total{outcome="rate_limited"}"#),
+        (TRIES - LIMIT) as f64,
         "dropped failures, counted per worker"
     );
+    let (code, _) = server.stop_with_log();
+    assert_eq!(code, Some(0));
 }

@@ -297,10 +297,28 @@ mod tests {
         let other: IpAddr = "192.168.1.6".parse().unwrap();
         let server: IpAddr = "203.0.113.1".parse().unwrap();
         let f = |k, b, s| foundation(k, b, s);
-        assert_eq!(
-            f(CandidateKind::Host, ip, None),
-            f(CandidateKind::Host, ip, None)
+        // Two candidates that differ only in what the foundation must ignore (port,
+        // priority, related address) share it.
+        let a = Candidate::new(
+            CandidateKind::ServerReflexive,
+            "198.51.100.1:40000".parse().unwrap(),
+            ip,
+            Some(server),
+            65535,
+            Some("192.168.1.5:5000".parse().unwrap()),
         );
+        let b = Candidate::new(
+            CandidateKind::ServerReflexive,
+            "198.51.100.1:40002".parse().unwrap(),
+            ip,
+            Some(server),
+            100,
+            Some("192.168.1.5:5002".parse().unwrap()),
+        );
+        assert_eq!(a.foundation, b.foundation);
+        // Stable across runs and builds (peers compare foundations we sent earlier): FNV-1a
+        // of "host|udp|192.168.1.5|".
+        assert_eq!(f(CandidateKind::Host, ip, None), "1038570073");
         assert_ne!(
             f(CandidateKind::Host, ip, None),
             f(CandidateKind::Host, other, None)

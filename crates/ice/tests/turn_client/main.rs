@@ -605,7 +605,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     // handle_input never panics on arbitrary bytes from the server, in any state, and
-    // the client keeps working afterwards.
+    // the client keeps working afterwards: the allocation it had (or was making) is there,
+    // and a new permission still goes through (RFC 8489 §6.3: a response that matches no
+    // transaction is discarded; RFC 8656 §12: ChannelData and indications it cannot use are
+    // dropped, not fatal).
     #[test]
     fn handle_input_never_panics(
         state in 0u8..3,
@@ -616,9 +619,17 @@ proptest! {
         let mut packet = prefix;
         packet.extend(bytes);
         let _ = net.client.handle_input(now, addr(SERVER), &packet);
-        net.client.handle_timeout(now + secs(1));
-        let _ = net.client.poll_timeout();
-        while net.client.poll_transmit().is_some() {}
+        net.pump();
+        prop_assert!(
+            matches!(net.events.first(), Some(TurnEvent::Allocated { .. })),
+            "{:?}", net.events
+        );
+        prop_assert!(!net.events.contains(&TurnEvent::Expired), "{:?}", net.events);
+        prop_assert!(net.client.relayed_address().is_some());
+        let peer = addr("192.0.2.77:5000");
+        net.client.create_permission(net.now, peer);
+        net.pump();
+        prop_assert!(net.client.has_permission(net.now, peer), "{:?}", net.events);
     }
 }
 

@@ -41,6 +41,7 @@ fn resume_within_the_window_keeps_the_id_and_delivers_the_queue_in_order() {
     w.send_json(c.conn, json!({"type": "candidate", "to": b.id, "data": 2}));
     w.send(a.conn, r#"{"type":"broadcast","data":3}"#);
     let seen = w.frames();
+    assert!(!seen.is_empty(), "c got a's broadcast");
     assert!(
         seen.iter().all(|(conn, _)| *conn == c.conn),
         "only c got a's broadcast"
@@ -162,6 +163,10 @@ fn resume_replaces_a_connection_not_yet_noticed_dead() {
     let outputs = w.outputs();
     assert_eq!(close_of(&outputs, b.conn), Some(CloseReason::Replaced));
     assert!(matches!(&outputs[0], Output::Close { conn, .. } if *conn == b.conn));
+    assert!(
+        outputs.len() > 1,
+        "the new connection is answered: {outputs:?}"
+    );
     assert!(outputs[1..]
         .iter()
         .all(|o| matches!(o, Output::Send { conn: c, .. } if *c == conn)));

@@ -35,6 +35,16 @@ struct Totals {
     binding: [u64; RESPONSE_CODES.len()],
     auth: AuthStats,
     tracked_sources: usize,
+    /// Each worker's own share, to see how `SO_REUSEPORT` spread the clients.
+    per_worker: Vec<WorkerShare>,
+}
+
+/// One worker's allocations and relayed packets (by [`Direction`]).
+#[derive(Debug, Default)]
+struct WorkerShare {
+    worker: String,
+    allocations: u64,
+    packets: [u64; 2],
 }
 
 impl TurnSources {
@@ -46,6 +56,11 @@ impl TurnSources {
                 let core = &state.core;
                 (core.stats(), core.auth_stats(), core.tracked_sources())
             };
+            totals.per_worker.push(WorkerShare {
+                worker: worker.index.to_string(),
+                allocations: turn.allocation_count(),
+                packets: Direction::ALL.map(|d| turn.packets_in(d)),
+            });
             totals.turn.add(&turn);
             add_auth(&mut totals.auth, &auth);
             // One table shared by every worker: the same count from each.
@@ -82,6 +97,7 @@ impl Collector for TurnCollector {
             binding,
             auth,
             tracked_sources,
+            per_worker,
         } = self.0.totals();
         let e = &mut encoder;
         gauges(
@@ -204,8 +220,34 @@ impl Collector for TurnCollector {
              per minute they are ignored).",
             tracked_sources as u64,
         )?;
+        worker_shares(e, &per_worker)?;
         self.ports(e)
     }
+}
+
+/// The per-worker series: few (one per worker thread), and what shows an uneven spread.
+fn worker_shares(e: &mut DescriptorEncoder<'_>, shares: &[WorkerShare]) -> fmt::Result {
+    gauges(
+        e,
+        "turnpike_worker_allocations",
+        "Allocations now, per worker thread.",
+        shares
+            .iter()
+            .map(|s| ([("worker", s.worker.as_str())], s.allocations)),
+    )?;
+    counters(
+        e,
+        "turnpike_worker_relayed_packets",
+        "Packets relayed, per worker thread and direction.",
+        shares.iter().flat_map(|s| {
+            Direction::ALL.into_iter().map(move |d| {
+                (
+                    [("worker", s.worker.as_str()), ("direction", d.as_str())],
+                    s.packets[d as usize],
+                )
+            })
+        }),
+    )
 }
 
 impl TurnCollector {

@@ -7,6 +7,7 @@
 
 pub mod dnsmasq;
 pub mod redis_server;
+pub mod scrape;
 pub mod signaling_client;
 
 use std::io::{BufRead, BufReader};
