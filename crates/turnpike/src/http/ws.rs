@@ -120,7 +120,7 @@ impl Signaling {
                 conns: HashMap::new(),
                 routes: Routes::default(),
             }),
-            next_conn: AtomicU64::new(1),
+            next_conn: AtomicU64::new(first_conn_id()),
             queue_length,
             running: AtomicUsize::new(0),
             cluster,
@@ -369,6 +369,14 @@ impl HubState {
             }));
         }
     }
+}
+
+/// Where this run's connection numbers start: at a random multiple of 2^20 (below 2^52, so
+/// they stay exact as JSON numbers). With a cluster, other nodes know a socket by (node id,
+/// number); a node restarted under the same node id before the others noticed must not reuse
+/// its previous run's numbers, or frames for an old socket could reach a new one.
+fn first_conn_id() -> ConnId {
+    (u64::from(rand::random::<u32>()) << 20) + 1
 }
 
 /// How a connection's loop ended.

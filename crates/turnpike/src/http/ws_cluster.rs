@@ -90,8 +90,25 @@ impl Routes {
     /// Forgets the hub connection `conn` of another node's socket; returns that socket.
     pub(super) fn forget_remote(&mut self, conn: ConnId) -> Option<(NodeId, u64)> {
         let (edge, their) = self.remote.remove(&conn)?;
-        self.by_remote.remove(&(edge.clone(), their));
+        let key = (edge, their);
+        // Only if it still names `conn`: after the edge restarted under the same node id, its
+        // numbers start again and the same (edge, number) may name a newer connection.
+        if self.by_remote.get(&key) == Some(&conn) {
+            self.by_remote.remove(&key);
+        }
+        let (edge, their) = key;
         Some((edge, their))
+    }
+
+    /// Records hub connection `conn` for socket `their` of `edge`; returns the hub connection
+    /// that socket number named before, if any: a connection of the edge's previous run
+    /// (restarted within the presence TTL under the same node id, so never found dead), which
+    /// the caller disconnects.
+    fn insert_remote(&mut self, conn: ConnId, edge: NodeId, their: u64) -> Option<ConnId> {
+        self.remote.insert(conn, (edge.clone(), their));
+        let stale = self.by_remote.insert((edge, their), conn)?;
+        self.remote.remove(&stale);
+        Some(stale)
     }
 
     /// The nodes this one depends on: homes of proxied sockets and edges of remote
@@ -295,8 +312,9 @@ impl Signaling {
                 host,
             } => {
                 let id = self.next_id();
-                state.routes.remote.insert(id, (from.clone(), conn));
-                state.routes.by_remote.insert((from, conn), id);
+                if let Some(stale) = state.routes.insert_remote(id, from, conn) {
+                    state.hub.disconnect(now, stale);
+                }
                 let ice = (side.ice)(Caller { local, source }, host.to_owned());
                 state.hub.connect(now, id, ice);
             }
@@ -378,6 +396,22 @@ fn joined_room(text: &str) -> Option<Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restarted_edge_reusing_socket_numbers_does_not_lose_the_new_connection() {
+        let mut routes = Routes::default();
+        let edge = NodeId::from("edge");
+        assert_eq!(routes.insert_remote(10, edge.clone(), 1), None);
+        // The edge restarts (same node id, numbers from 1 again) and opens socket 1 anew.
+        assert_eq!(routes.insert_remote(11, edge.clone(), 1), Some(10));
+        assert!(!routes.remote.contains_key(&10), "the stale one is gone");
+        // The hub closing the stale connection later (its silence timeout) must not unmap the
+        // new one.
+        assert_eq!(routes.forget_remote(10), None);
+        assert_eq!(routes.by_remote.get(&(edge.clone(), 1)), Some(&11));
+        assert_eq!(routes.forget_remote(11), Some((edge.clone(), 1)));
+        assert!(routes.by_remote.is_empty() && routes.remote.is_empty());
+    }
 
     #[test]
     fn only_a_join_names_a_room() {
