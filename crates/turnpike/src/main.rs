@@ -13,6 +13,8 @@ mod config;
 mod control;
 mod coturn_command;
 mod discovery;
+mod dtls;
+mod dtls_listener;
 mod fd_limit;
 mod host_checks;
 mod http;
