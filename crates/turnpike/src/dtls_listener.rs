@@ -8,9 +8,10 @@
 //! (as for TCP/TLS) and leaves encrypted.
 //!
 //! What a source can make the server hold, and for how long:
-//! - **No cookie, no state**: a ClientHello from a source without a session gets a
-//!   HelloVerifyRequest from a throw-away server ([`crate::dtls`]); a spoofed source is sent
-//!   one datagram smaller than the one it sent, and nothing is kept.
+//! - **No cookie, no state**: a ClientHello from a source without a session that does not
+//!   return the cookie of its address gets a HelloVerifyRequest built without any DTLS state
+//!   ([`crate::dtls`]); a spoofed source is sent one datagram of 60 bytes, smaller than the
+//!   one it sent, nothing is kept, and the cost is two HMACs.
 //! - **Count**: at most `max-tcp-connections` sessions per listener; a valid ClientHello
 //!   over the cap is dropped and counted.
 //! - **Time**: a handshake must finish within `tcp-frame-timeout` of the ClientHello that
@@ -34,8 +35,7 @@ use turn::relay::{ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId};
 
 use crate::dtls::{
-    is_client_hello, is_hello_verify_request, offers_only_dtls_1_0, DtlsCounters, DtlsIdentity,
-    PROTOCOL_VERSION_ALERT,
+    is_hello_verify_request, ClientHello, DtlsCounters, DtlsIdentity, PROTOCOL_VERSION_ALERT,
 };
 use crate::shared::lock;
 use crate::stream_listener::{pick, Connection, Deadlines};
@@ -93,20 +93,17 @@ pub async fn run(
                 }
             }
         }
-        if !is_client_hello(datagram) {
+        let Some(hello) = ClientHello::parse(datagram) else {
             continue;
-        }
-        if offers_only_dtls_1_0(datagram) {
+        };
+        if hello.only_dtls_1_0() {
             send_one(&socket, client, &PROTOCOL_VERSION_ALERT);
             continue;
         }
-        let now = Instant::now();
-        let Some((dtls, flight)) = admit(&settings.identity, client, datagram, now) else {
-            continue;
-        };
-        if flight.first().is_none_or(|p| is_hello_verify_request(p)) {
+        if !settings.identity.cookie_is_valid(client, &hello) {
             // RFC 6347 §4.2.1: no valid cookie yet; answer and keep nothing.
-            send_flight(&socket, client, &flight);
+            let verify = settings.identity.hello_verify_request(client, &hello);
+            send_one(&socket, client, &verify);
             settings.counters.hello_verify();
             continue;
         }
@@ -119,6 +116,15 @@ pub async fn run(
         if sessions.len() >= settings.max_sessions {
             sessions.retain(|_, inbox| !inbox.is_closed());
         }
+        let now = Instant::now();
+        let dtls = settings.identity.server(client, &hello, now.into_std());
+        // `dimpl` must not take the listener down with it, whatever a client sends.
+        let admitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            admit(dtls, client, datagram, now)
+        }));
+        let Ok(Some((dtls, flight))) = admitted else {
+            continue;
+        };
         let Some(worker) = pick(&workers, hasher.hash_one(client)) else {
             continue;
         };
@@ -155,15 +161,16 @@ pub async fn run(
     }
 }
 
-/// Gives a ClientHello to a fresh server for `client`; returns it with the datagrams it
-/// answered with. `None` when the ClientHello was unusable.
+/// Gives a ClientHello with a valid cookie to `dtls`, a fresh server for `client`; returns it
+/// with the flight it answered with. `None` when `dimpl` refused the ClientHello or answered
+/// with anything but its flight (a HelloVerifyRequest would mean that our cookie check and
+/// its own disagree: no session then either).
 fn admit(
-    identity: &DtlsIdentity,
+    mut dtls: dimpl::Dtls,
     client: SocketAddr,
     datagram: &[u8],
     now: Instant,
 ) -> Option<(dimpl::Dtls, Vec<Vec<u8>>)> {
-    let mut dtls = identity.server_for(client, datagram, now.into_std()).ok()?;
     // The first timer call draws the server's random (`dimpl` needs it before a ClientHello).
     dtls.handle_timeout(now.into_std()).ok()?;
     if let Err(e) = dtls.handle_packet(datagram) {
@@ -176,6 +183,10 @@ fn admit(
             flight.push(packet.to_vec());
         }
     });
+    if flight.first().is_none_or(|p| is_hello_verify_request(p)) {
+        debug!(%client, "DTLS ClientHello with our cookie not taken by dimpl");
+        return None;
+    }
     Some((dtls, flight))
 }
 

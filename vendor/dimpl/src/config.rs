@@ -78,7 +78,6 @@ pub struct Config {
     dtls13_cipher_suites: Option<Vec<Dtls13CipherSuite>>,
     kx_groups: Option<Vec<NamedGroup>>,
     psk: Option<Psk>,
-    cookie_secret: Option<[u8; 32]>,
 }
 
 impl Config {
@@ -100,15 +99,7 @@ impl Config {
             dtls13_cipher_suites: None,
             kx_groups: None,
             psk: None,
-            cookie_secret: None,
         }
-    }
-
-    /// Secret keying the DTLS 1.2 server's HelloVerifyRequest cookie, when set by
-    /// [`ConfigBuilder::cookie_secret`]; otherwise each server draws its own.
-    #[inline(always)]
-    pub fn cookie_secret(&self) -> Option<[u8; 32]> {
-        self.cookie_secret
     }
 
     /// Max transmission unit.
@@ -315,21 +306,9 @@ pub struct ConfigBuilder {
     dtls13_cipher_suites: Option<Vec<Dtls13CipherSuite>>,
     kx_groups: Option<Vec<NamedGroup>>,
     psk: Option<Psk>,
-    cookie_secret: Option<[u8; 32]>,
 }
 
 impl ConfigBuilder {
-    /// Key the DTLS 1.2 server's HelloVerifyRequest cookie (RFC 6347 §4.2.1) with this
-    /// secret instead of one drawn per server instance.
-    ///
-    /// (Turnpike patch.) With a secret shared by the instances an application creates
-    /// for one source, it can answer a ClientHello without a cookie from a throw-away
-    /// instance and keep state only once a ClientHello returns a valid cookie.
-    pub fn cookie_secret(mut self, secret: [u8; 32]) -> Self {
-        self.cookie_secret = Some(secret);
-        self
-    }
-
     /// Set the max transmission unit (MTU).
     ///
     /// The largest size UDP packets we will produce.
@@ -664,7 +643,6 @@ impl ConfigBuilder {
             dtls13_cipher_suites: self.dtls13_cipher_suites,
             kx_groups: self.kx_groups,
             psk: self.psk,
-            cookie_secret: self.cookie_secret,
         })
     }
 }

@@ -542,9 +542,20 @@ impl Dtls {
         Dtls { inner: Some(inner) }
     }
 
+    /// (Turnpike patch.) Keys this DTLS 1.2 server's HelloVerifyRequest cookie (RFC 6347
+    /// §4.2.1) with `secret` instead of the one it drew. With a secret shared by the instances
+    /// an application creates for one source, it can answer a ClientHello without a cookie
+    /// from a throw-away instance and keep state only once a ClientHello returns a valid
+    /// cookie. Does nothing on any other instance.
+    pub fn set_cookie_secret(&mut self, secret: [u8; 32]) {
+        if let Some(Inner::Server12(server)) = &mut self.inner {
+            server.set_cookie_secret(secret);
+        }
+    }
+
     /// (Turnpike patch.) Prepares a fresh DTLS 1.2 server for a ClientHello that returns a
     /// cookie from a HelloVerifyRequest sent by an earlier, discarded instance with the same
-    /// [`ConfigBuilder::cookie_secret`]: such a ClientHello has message_seq 1, and so has the
+    /// [`Dtls::set_cookie_secret`]: such a ClientHello has message_seq 1, and so has the
     /// ServerHello answering it (RFC 6347 §4.2.2), as if this instance had sent the
     /// HelloVerifyRequest itself. Does nothing on any other instance.
     pub fn resume_after_hello_verify(&mut self) {

@@ -129,6 +129,11 @@ impl Server {
         self.engine.resume_after_hello_verify();
     }
 
+    /// See [`crate::Dtls::set_cookie_secret`].
+    pub(crate) fn set_cookie_secret(&mut self, secret: [u8; 32]) {
+        self.cookie_secret = secret;
+    }
+
     /// Create a new DTLS server
     pub fn new(config: Arc<Config>, certificate: crate::DtlsCertificate, now: Instant) -> Server {
         assert!(
@@ -161,10 +166,7 @@ impl Server {
     pub(crate) fn new_with_engine(mut engine: Engine, now: Instant) -> Server {
         engine.set_client(false);
 
-        let cookie_secret: [u8; 32] = match engine.config().cookie_secret() {
-            Some(secret) => secret,
-            None => engine.rng.random(),
-        };
+        let cookie_secret: [u8; 32] = engine.rng.random();
         let extension_data = engine.pop_buffer();
         let defragment_buffer = engine.pop_buffer();
 
