@@ -34,6 +34,7 @@ mod source;
 mod stream_listener;
 mod stream_queue;
 mod stun_command;
+mod stun_dtls;
 mod tcp_relay;
 mod tls;
 mod token_command;
