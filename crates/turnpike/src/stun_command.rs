@@ -184,19 +184,24 @@ async fn first_answer(
     last.ok_or_else(|| anyhow!("no server address to try"))
 }
 
+/// A new UDP socket on the wildcard address of `server`'s family, any port.
+pub async fn socket_for(server: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let bind: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    UdpSocket::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {bind}"))
+}
+
 /// Drives the transaction over a new socket until it ends. The outer error is a socket
 /// failure; the inner result is the transaction's outcome.
 async fn transact(
     server: SocketAddr,
     timing: RetransmitTiming,
 ) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
-    let bind: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(bind)
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {bind}"))?;
+    let socket = socket_for(server).await?;
     // RFC 8489 §5: the transaction id is uniformly and cryptographically random.
     let id = TransactionId(rand::random());
     let mut tx = BindingTransaction::new(

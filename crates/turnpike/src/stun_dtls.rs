@@ -10,7 +10,7 @@
 //! `--ca-file` is trusted as it is (pinned), whatever its extensions: `openssl req -x509`
 //! makes self-signed certificates marked as CAs, which WebPKI refuses as a server's.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +23,6 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use stun::TransactionId;
-use tokio::net::UdpSocket;
 
 use crate::client_args::is_transient;
 
@@ -98,13 +97,7 @@ pub async fn transact(
     verifier: &Verifier,
     timing: RetransmitTiming,
 ) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
-    let bind: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(bind)
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {bind}"))?;
+    let socket = crate::stun_command::socket_for(server).await?;
     let started = Instant::now();
     let give_up = timing.give_up_after.map(|after| started + after);
     let mut dtls = client(started)?;

@@ -2,7 +2,7 @@
 //! over a plain UDP socket: a Binding inside a session, the stateless cookie exchange (RFC
 //! 6347 §4.2.1: a ClientHello without a valid cookie gets one HelloVerifyRequest, smaller than
 //! itself, and no session), the cookie bound to the source address, and the handshake
-//! deadline. coturn's `turnutils_uclient -S` relaying through DTLS is in
+//! deadline; `turnpike stun stuns:` against it. coturn's `turnutils_uclient -S` relaying through DTLS is in
 //! tests/interop/test_turn_turnutils.py.
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
@@ -271,4 +271,33 @@ fn a_stalled_handshake_is_dropped_at_the_deadline() {
         waited <= Duration::from_secs(12),
         "dropped after {waited:?}"
     );
+}
+
+// `turnpike stun stuns:` (RFC 7350 §4): the Binding inside DTLS, with the server's certificate
+// trusted through --ca-file, and refused without it.
+#[test]
+fn turnpike_stun_speaks_dtls_and_checks_the_certificate() {
+    let tls = TlsFiles::new();
+    let server = start(&tls, &[]);
+    let uri = format!(
+        "stuns:127.0.0.1:{}?transport=udp",
+        server.address("dtls").port()
+    );
+    let ca = tls.cert.to_str().unwrap();
+    let output = common::run_turnpike(&["stun", &uri, "--ca-file", ca, "--json"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        report["mapped"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{report}"
+    );
+    let untrusted = common::run_turnpike(&["stun", &uri, "--timeout", "3"]);
+    assert_eq!(untrusted.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(message.contains("not trusted"), "{message}");
 }
