@@ -24,8 +24,10 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use stun::framing::{next_frame, Frame};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -265,7 +267,12 @@ impl Session {
     /// Registers the session for peer data, serves it, and then deletes its allocation.
     async fn serve(mut self) -> io::Result<()> {
         let mut peer_data = self.connection.register();
-        let result = self.run(&mut peer_data).await;
+        // Whatever `dimpl` does with what a client sends, the session is unregistered (and
+        // its allocation deleted) when it ends.
+        let result = AssertUnwindSafe(self.run(&mut peer_data))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("DTLS session panicked")));
         self.connection.unregister(&peer_data);
         result
     }
