@@ -161,6 +161,9 @@ impl DtlsIdentity {
         let key = key.secret_der().to_vec();
         let config = dimpl::Config::builder()
             .mtu(MTU)
+            // Answers to one record of several messages are queued before the session sends
+            // them; `dimpl` fails a session whose queue overflows (its default holds 10).
+            .max_queue_tx(64)
             // TURN clients authenticate with STUN credentials, not certificates.
             .require_client_certificate(false)
             .use_server_cookie(true)
