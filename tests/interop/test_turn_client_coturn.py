@@ -53,9 +53,12 @@ class Coturn:
     """coturn's turnserver on 127.0.0.1, UDP only (and TCP, which it listens on too), long-term
     credentials u:p in realm r, relaying in a free port range. `extra` flags replace the default
     `--allow-loopback-peers` (test_check.py runs it without, to draw 403s); `tls` (certificate and
-    key files) adds a TLS listener on `tls_port`."""
+    key files) adds a TLS listener on `tls_port`, and with `dtls` a DTLS one on the same port over
+    UDP (RFC 7350)."""
 
-    def __init__(self, tmp: Path, extra: list[str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, extra: list[str] | None = None, tls: tuple[Path, Path] | None = None, dtls: bool = False
+    ) -> None:
         self.ip = "127.0.0.1"
         self.port, self.tls_port = free_ports(2, [self.ip])
         self.log = tmp / "turnserver.log"
@@ -66,7 +69,7 @@ class Coturn:
             "--listening-port", str(self.port), "--min-port", str(low), "--max-port", str(high),
             *(["--cert", str(tls[0]), "--pkey", str(tls[1]), "--tls-listening-port", str(self.tls_port)]
               if tls else ["--no-tls"]),
-            "--no-dtls", "--no-tcp-relay",
+            *([] if dtls and tls else ["--no-dtls"]), "--no-tcp-relay",
             "--pidfile", str(tmp / "turnserver.pid"), "--userdb", str(tmp / "turndb"),
             "--log-file", "stdout", "--simple-log",
             *(["--allow-loopback-peers"] if extra is None else extra),

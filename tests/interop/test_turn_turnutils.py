@@ -16,7 +16,9 @@ How the tools behave (read from their output and coturn's source):
   0x4000..0x7FFF (the RFC 5766 range; RFC 8656 §12 narrowed it to 0x4000..0x4FFF), so the
   server must accept the RFC 5766 range (the default, --rfc5766-channel-numbers) for it to work.
   Without `-c` it makes a second (RTCP) allocation per client as well.
-- `-t` is TCP to the server, `-t -S` TLS; `-u USER -w PASS` static credentials; `-u USER -W SECRET`
+- `-t` is TCP to the server, `-t -S` TLS, `-S` alone DTLS over UDP (RFC 7350; it picks DTLS 1.0 or
+  1.2 at random per connection and retries with another after a protocol_version alert, which is
+  what Turnpike, DTLS 1.2 only, answers a DTLS 1.0 ClientHello with); `-u USER -w PASS` static credentials; `-u USER -W SECRET`
   TURN REST credentials ("EXPIRY:USER", base64(HMAC-SHA1(SECRET, username))); `-c` no RTCP
   allocation.
 - Its allocations stay alive (600 s): every test has its own server with a relay port range of its
@@ -158,37 +160,44 @@ def load_flags(*extra: str) -> list[str]:
     return ["-s", "-c", "-m", str(CLIENTS), "-n", str(MESSAGES), "-l", str(LENGTH), "-z", str(INTERVAL_MS), *extra]
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls", "dtls"])
 def test_uclient_static_user_relays_without_loss(turnpike, echo_peer, transport):
-    """RFC 8656 end to end with an independent client: 4 clients over UDP, TCP or TLS allocate
+    """RFC 8656 end to end with an independent client: 4 clients over UDP, TCP, TLS or DTLS
+    (RFC 7350, on the TLS port over UDP) allocate
     with a static user (long-term credentials, RFC 8489 §9.2), create permissions for the
     loopback echo peer (allowed by --allowed-peers 127.0.0.1/32), send 100 Send indications of
     180 bytes each, every 5 ms, and get every echo back as Data indications: S = R = 400, no loss."""
     server = turnpike(
-        tls=transport == "tls",
+        tls=transport in ("tls", "dtls"),
         users=[f"{USER}:{PASSWORD}"],
         relay_ip=["127.0.0.1"],
         allowed_peers=["127.0.0.1/32"],
     )
-    transport_flags = {"udp": [], "tcp": ["-t"], "tls": ["-t", "-S"]}[transport]
-    port = server.tls_port if transport == "tls" else server.port
+    transport_flags = {"udp": [], "tcp": ["-t"], "tls": ["-t", "-S"], "dtls": ["-S"]}[transport]
+    port = server.tls_port if transport in ("tls", "dtls") else server.port
     rc, out = uclient(server.ip, port, (echo_peer.ip, echo_peer.port), *load_flags(*transport_flags, "-u", USER, "-w", PASSWORD))
     assert_relayed_without_loss(rc, out)
     if transport == "tls":
         assert re.search(r"client session connected with cipher \S+, method=TLSv1\.[23]", out), out
+    if transport == "dtls":
+        assert re.search(r"client session connected with cipher \S+, method=DTLSv1\.2", out), out
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "dtls"])
 @pytest.mark.parametrize("rtcp", [False, True], ids=["rtp", "rtp+rtcp"])
 def test_uclient_channels_relay_without_loss(turnpike, echo_peer, transport, rtcp):
     """The same traffic through channels (ChannelBind, then ChannelData both ways, RFC 8656
     §12), with random channel numbers from the RFC 5766 range; with RTCP each client has a
-    second allocation and channel to the peer's port + 1."""
-    server = turnpike(users=[f"{USER}:{PASSWORD}"], relay_ip=["127.0.0.1"], allowed_peers=["127.0.0.1/32"])
+    second allocation and channel to the peer's port + 1. Over DTLS the ChannelData travel
+    unpadded inside the session's records (RFC 7350 §4, RFC 8656 §12.5)."""
+    server = turnpike(
+        tls=transport == "dtls", users=[f"{USER}:{PASSWORD}"], relay_ip=["127.0.0.1"], allowed_peers=["127.0.0.1/32"]
+    )
     flags = ["-m", str(CLIENTS), "-n", str(MESSAGES), "-l", str(LENGTH), "-z", str(INTERVAL_MS)]
     flags += [] if rtcp else ["-c"]
-    flags += {"udp": [], "tcp": ["-t"]}[transport]
-    rc, out = uclient(server.ip, server.port, (echo_peer.ip, echo_peer.port), *flags, "-u", USER, "-w", PASSWORD)
+    flags += {"udp": [], "tcp": ["-t"], "dtls": ["-S"]}[transport]
+    port = server.tls_port if transport == "dtls" else server.port
+    rc, out = uclient(server.ip, port, (echo_peer.ip, echo_peer.port), *flags, "-u", USER, "-w", PASSWORD)
     assert_relayed_without_loss(rc, out)
 
 

@@ -150,15 +150,15 @@ fn frame_batch(
                 end: o.data.end,
                 to: o.to,
             });
-        any_stream |= route.is_some_and(|r| r.to.transport.is_stream());
+        any_stream |= route.is_some_and(|r| r.to.transport.has_session());
     }
-    // TCP/TLS clients are the rare case: their queue handles are looked up (and a Vec
+    // TCP/TLS/DTLS clients are the rare case: their queue handles are looked up (and a Vec
     // allocated) only when the batch has one.
     any_stream.then(|| {
         routes
             .iter()
             .map(|r| {
-                r.filter(|r| r.to.transport.is_stream())
+                r.filter(|r| r.to.transport.has_session())
                     .and_then(|r| state.streams.get(&(r.to.client, r.to.server)).cloned())
             })
             .collect()
@@ -174,7 +174,7 @@ fn send_to_streams(
     io: &IoCounters,
 ) {
     for (i, (route, stream)) in routes.iter().zip(streams).enumerate() {
-        let Some(route) = route.filter(|r| r.to.transport.is_stream()) else {
+        let Some(route) = route.filter(|r| r.to.transport.has_session()) else {
             continue;
         };
         match stream {

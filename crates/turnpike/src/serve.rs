@@ -25,6 +25,8 @@ use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::{ConfigSource, Control, ControlParts, DrainWatch, Health};
+use crate::dtls::DtlsIdentity;
+use crate::dtls_listener::{self, DtlsSettings};
 use crate::http;
 use crate::metrics::{self, Metrics};
 use crate::shared::lock;
@@ -43,6 +45,8 @@ struct Bound {
     udp: Vec<(Arc<BindingServer>, ServerSockets, Vec<StdGrid>)>,
     /// TCP and TLS listeners with their Binding core and grid position.
     streams: Vec<(TcpListener, Arc<BindingServer>, SocketId, bool)>,
+    /// DTLS sockets (`dtls-listen`) with their Binding core.
+    dtls: Vec<(std::net::UdpSocket, Arc<BindingServer>)>,
     /// The amplification budget every Binding core and TURN core charges.
     budget: Arc<ResponseBudget>,
 }
@@ -60,7 +64,8 @@ impl Bound {
             .streams
             .iter()
             .filter_map(|(listener, ..)| listener.local_addr().ok());
-        udp.chain(tcp).map(|a| a.port()).collect()
+        let dtls = self.dtls.iter().filter_map(|(s, _)| s.local_addr().ok());
+        udp.chain(tcp).chain(dtls).map(|a| a.port()).collect()
     }
 
     /// The bound ports of the first `listen` address and of the first TLS listener, for the
@@ -356,6 +361,7 @@ fn bind_all(config: &Config, workers: usize, budget: Arc<ResponseBudget>) -> any
         workers,
         udp: Vec::new(),
         streams: Vec::new(),
+        dtls: Vec::new(),
         budget,
     };
     for &listen in &config.listen {
@@ -371,6 +377,12 @@ fn bind_all(config: &Config, workers: usize, budget: Arc<ResponseBudget>) -> any
                 .streams
                 .push((listener, binding, SocketId::PRIMARY, true));
         }
+    }
+    for &addr in config.dtls_addresses() {
+        let socket = dtls_listener::bind(addr)?;
+        let sockets = ServerSockets::single(socket.local_addr()?);
+        let binding = Arc::new(binding_server(config, sockets, &bound.budget));
+        bound.dtls.push((socket, binding));
     }
     anyhow::ensure!(
         !bound.udp.is_empty() || !bound.streams.is_empty(),
@@ -467,6 +479,7 @@ fn bind_group(
             workers: bound.workers,
             udp: Vec::new(),
             streams: Vec::new(),
+            dtls: Vec::new(),
             budget: bound.budget.clone(),
         };
         match bind_group_once(config, listen, transports, &mut group) {
@@ -550,7 +563,8 @@ fn place(grids: &mut [StdGrid], id: SocketId, sockets: Vec<std::net::UdpSocket>)
     }
 }
 
-/// Starts one task per TCP and TLS listener; connections go to the workers.
+/// Starts one task per TCP, TLS and DTLS listener; connections and sessions go to the
+/// workers.
 fn spawn_streams(
     config: &Config,
     certificates: &tls::Certificates,
@@ -570,6 +584,7 @@ fn spawn_streams(
         .as_ref()
         .map(|store| store.acceptor(&[]))
         .transpose()?;
+    spawn_dtls(config, bound.dtls, workers.clone(), metrics, tasks)?;
     for (listener, binding, id, is_tls) in bound.streams {
         let addr = listener.local_addr()?;
         let transport = if is_tls { "tls" } else { "tcp" };
@@ -580,6 +595,46 @@ fn spawn_streams(
             stream_listener::run(listener, binding, id, tls, settings, workers)
                 .await
                 .with_context(|| format!("{transport} listener {addr}"))
+        });
+    }
+    Ok(())
+}
+
+/// Starts one task per DTLS socket. A key DTLS cannot use (RSA: `dimpl` signs with ECDSA
+/// only) leaves DTLS off with a warning rather than failing a server whose TLS works.
+fn spawn_dtls(
+    config: &Config,
+    sockets: Vec<(std::net::UdpSocket, Arc<BindingServer>)>,
+    workers: Arc<[WorkerHandle]>,
+    metrics: &Metrics,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let Some(files) = config.tls.as_ref().filter(|_| !sockets.is_empty()) else {
+        return Ok(());
+    };
+    let identity = match DtlsIdentity::load(files, config.tcp_frame_timeout) {
+        Ok(identity) => Arc::new(identity),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "DTLS off");
+            return Ok(());
+        }
+    };
+    let settings = DtlsSettings {
+        identity,
+        deadlines: StreamSettings::new(config).deadlines,
+        max_sessions: config.max_tcp_connections,
+        counters: metrics.dtls.clone(),
+    };
+    for (socket, binding) in sockets {
+        let addr = socket.local_addr()?;
+        info!(address = %addr, transport = "dtls", "listening");
+        let socket = tokio::net::UdpSocket::from_std(socket)
+            .with_context(|| format!("registering DTLS (UDP) {addr}"))?;
+        let (settings, workers) = (settings.clone(), workers.clone());
+        tasks.spawn(async move {
+            dtls_listener::run(socket, binding, settings, workers)
+                .await
+                .with_context(|| format!("dtls listener {addr}"))
         });
     }
     Ok(())

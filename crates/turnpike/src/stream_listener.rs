@@ -102,15 +102,15 @@ fn closed(cause: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, cause.to_owned())
 }
 
-/// One accepted connection's context.
-struct Connection {
-    binding: Arc<BindingServer>,
-    shared: SharedCore,
+/// One accepted connection's context (also a DTLS session's: [`crate::dtls_listener`]).
+pub struct Connection {
+    pub binding: Arc<BindingServer>,
+    pub shared: SharedCore,
     /// The worker's I/O counters (Binding answers).
-    io: Arc<IoCounters>,
-    id: SocketId,
-    five_tuple: FiveTuple,
-    deadlines: Deadlines,
+    pub io: Arc<IoCounters>,
+    pub id: SocketId,
+    pub five_tuple: FiveTuple,
+    pub deadlines: Deadlines,
 }
 
 /// Accepts connections on `listener` until a fatal error; `tls` wraps each in TLS.
@@ -194,7 +194,7 @@ pub async fn run(
 }
 
 /// The worker for a connection whose address hashes to `hash`.
-fn pick(workers: &[WorkerHandle], hash: u64) -> Option<&WorkerHandle> {
+pub fn pick(workers: &[WorkerHandle], hash: u64) -> Option<&WorkerHandle> {
     let n = u64::try_from(workers.len()).ok().filter(|n| *n > 0)?;
     workers.get(usize::try_from(hash % n).ok()?)
 }
@@ -216,12 +216,18 @@ impl Connection {
         }
     }
 
-    /// Registers the connection for peer data, serves it, and then deletes its allocation.
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) -> io::Result<()> {
+    /// Registers the connection for peer data: the relay loop queues the client's framed
+    /// peer data on the returned receiver.
+    pub fn register(&self) -> StreamReceiver {
         let key = (self.five_tuple.client, self.five_tuple.server);
-        let (sender, mut receiver) = stream_queue();
+        let (sender, receiver) = stream_queue();
         lock(&self.shared).streams.insert(key, sender);
-        let result = self.run(stream, &mut receiver).await;
+        receiver
+    }
+
+    /// Undoes [`Connection::register`] and deletes the client's allocation: the connection
+    /// or session is gone, and with it the only way to reach the client.
+    pub fn unregister(&self, receiver: &StreamReceiver) {
         if receiver.dropped() > 0 {
             debug!(
                 client = %self.five_tuple.client,
@@ -229,15 +235,21 @@ impl Connection {
                 "peer datagrams dropped: the client's queue was full (it does not read fast enough)"
             );
         }
-        {
-            let mut state = lock(&self.shared);
-            let state = &mut *state;
-            state.streams.remove(&key);
-            let (now, _) = crate::shared::now();
-            state
-                .core
-                .client_closed(now, &self.five_tuple, &mut state.relays);
-        }
+        let key = (self.five_tuple.client, self.five_tuple.server);
+        let mut state = lock(&self.shared);
+        let state = &mut *state;
+        state.streams.remove(&key);
+        let (now, _) = crate::shared::now();
+        state
+            .core
+            .client_closed(now, &self.five_tuple, &mut state.relays);
+    }
+
+    /// Registers the connection for peer data, serves it, and then deletes its allocation.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) -> io::Result<()> {
+        let mut receiver = self.register();
+        let result = self.run(stream, &mut receiver).await;
+        self.unregister(&receiver);
         // The connection may be a client data connection now (RFC 6062 §5.4).
         if let Some((splice, stream, early)) = result? {
             splice.run(stream, &early).await;
@@ -331,7 +343,7 @@ impl Connection {
 
     /// Handles one message; returns the length of a reply written into `out`, if any, and
     /// what the connection does next.
-    async fn handle(&self, frame: &[u8], out: &mut [u8]) -> (Option<usize>, Next) {
+    pub async fn handle(&self, frame: &[u8], out: &mut [u8]) -> (Option<usize>, Next) {
         if is_binding_request(frame) {
             let client = self.five_tuple.client;
             let answer = self
@@ -384,7 +396,7 @@ impl Connection {
 }
 
 /// What a connection does after a message.
-enum Next {
+pub enum Next {
     /// Reads the next message.
     Stun,
     /// Becomes a client data connection (RFC 6062 §5.4): its bytes go to the peer as they are.

@@ -1,4 +1,6 @@
-//! `turnpike stun stun:HOST[:PORT]`: one Binding transaction over UDP, printed as text or JSON.
+//! `turnpike stun stun:HOST[:PORT]`: one Binding transaction over UDP, printed as text or JSON;
+//! `stuns:HOST[:PORT]` (optionally `?transport=udp`) runs it inside DTLS (RFC 7350,
+//! [`crate::stun_dtls`]).
 //!
 //! The thin tokio driver around [`ice::BindingTransaction`]: resolve (SRV `_stun._udp`, then
 //! A/AAAA: RFC 8489 §8), bind, then the run loop of the `ice` crate docs (send what is due,
@@ -13,6 +15,7 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::client_args::{is_transient, parse_seconds, parse_uri, resolve_stun, seconds_duration};
 use crate::discovery::DnsArgs;
+use crate::stun_dtls;
 use ice::{
     BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
     TransactionError,
@@ -23,9 +26,15 @@ use tokio::net::UdpSocket;
 /// Arguments of `turnpike stun`.
 #[derive(Debug, clap::Args)]
 pub struct StunArgs {
-    /// RFC 7064 URI of the server: `stun:HOST[:PORT]` (port 3478 by default).
-    #[arg(value_name = "URI", value_parser = parse_uri)]
+    /// RFC 7064 URI of the server: `stun:HOST[:PORT]` (port 3478 by default), or
+    /// `stuns:HOST[:PORT]` for STUN over DTLS (RFC 7350; port 5349 by default;
+    /// `?transport=udp` may follow).
+    #[arg(value_name = "URI", value_parser = parse_stun_uri)]
     pub uri: String,
+    /// For stuns:, trust only the certificates of this PEM file (a private CA, a self-signed
+    /// server, intermediates) instead of the public web CAs.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -47,18 +56,40 @@ pub struct StunArgs {
     pub dns: DnsArgs,
 }
 
+/// `text` without a trailing `?transport=udp` (any case): `stuns:` with it is DTLS, the only
+/// secure transport of this command.
+fn without_udp_transport(text: &str) -> &str {
+    let cut = text.len().saturating_sub("?transport=udp".len());
+    match text.get(cut..) {
+        Some(tail) if tail.eq_ignore_ascii_case("?transport=udp") => &text[..cut],
+        _ => text,
+    }
+}
+
+/// [`parse_uri`] for `turnpike stun`, which also takes `stuns:…?transport=udp`.
+fn parse_stun_uri(text: &str) -> Result<String, ice::UriError> {
+    parse_uri(without_udp_transport(text)).map(|_| text.to_owned())
+}
+
 /// Runs one Binding transaction and prints the result.
 pub async fn run(args: StunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let uri =
-        StunUri::parse(&args.uri).with_context(|| format!("invalid STUN URI \"{}\"", args.uri))?;
-    if uri.secure {
-        bail!(
-            "{}: STUN over TLS (stuns:) is not supported by this command yet; try stun:{} for UDP",
-            args.uri,
-            host_port(&uri.host, ice::STUN_PORT)
-        );
-    }
+    let uri = StunUri::parse(without_udp_transport(&args.uri))
+        .with_context(|| format!("invalid STUN URI \"{}\"", args.uri))?;
+    // stuns: is DTLS here (RFC 7350 §4: TLS or DTLS; this command speaks UDP only).
+    let verifier = match uri.secure {
+        true => Some(stun_dtls::Verifier::new(
+            &uri.host,
+            args.ca_file.as_deref(),
+        )?),
+        false => None,
+    };
+    // The addresses are those of the host (SRV for stuns: over UDP is not looked up).
+    let uri = StunUri {
+        secure: false,
+        explicit_port: uri.explicit_port || uri.secure,
+        ..uri
+    };
     let timeout = timeout_duration(args.timeout)?;
     let deadline = started + timeout;
     let family = match (args.ipv4, args.ipv6) {
@@ -68,7 +99,7 @@ pub async fn run(args: StunArgs) -> anyhow::Result<()> {
     };
     let servers = resolve_stun(&uri, &args.dns, family, timeout).await?;
     let rto = RetransmitTiming::with_rto(Duration::from_millis(args.rto));
-    let (server, result, timing) = first_answer(&servers, rto, deadline).await?;
+    let (server, result, timing) = first_answer(&servers, rto, deadline, verifier.as_ref()).await?;
     match result {
         Ok(response) => print_response(&args, server, &response),
         Err(TransactionError::Timeout { sends }) => {
@@ -124,6 +155,7 @@ async fn first_answer(
     servers: &[SocketAddr],
     rto: RetransmitTiming,
     deadline: Instant,
+    dtls: Option<&stun_dtls::Verifier>,
 ) -> anyhow::Result<(
     SocketAddr,
     Result<BindingResponse, TransactionError>,
@@ -137,7 +169,10 @@ async fn first_answer(
             ..rto
         };
         tracing::debug!(%server, "sending STUN Binding request");
-        let result = transact(server, timing).await?;
+        let result = match dtls {
+            Some(verifier) => stun_dtls::transact(server, verifier, timing).await?,
+            None => transact(server, timing).await?,
+        };
         match result {
             Err(TransactionError::Timeout { .. }) if left > 1 => {
                 tracing::info!(%server, "no answer: trying the next server");
@@ -149,19 +184,24 @@ async fn first_answer(
     last.ok_or_else(|| anyhow!("no server address to try"))
 }
 
+/// A new UDP socket on the wildcard address of `server`'s family, any port.
+pub async fn socket_for(server: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let bind: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    UdpSocket::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {bind}"))
+}
+
 /// Drives the transaction over a new socket until it ends. The outer error is a socket
 /// failure; the inner result is the transaction's outcome.
 async fn transact(
     server: SocketAddr,
     timing: RetransmitTiming,
 ) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
-    let bind: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(bind)
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {bind}"))?;
+    let socket = socket_for(server).await?;
     // RFC 8489 §5: the transaction id is uniformly and cryptographically random.
     let id = TransactionId(rand::random());
     let mut tx = BindingTransaction::new(
@@ -262,15 +302,6 @@ fn print_response(
     Ok(())
 }
 
-/// `host:port`, with brackets around an IPv6 host.
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// Seconds as a person writes them: "5", "39.5", "0.25".
 fn seconds(duration: Duration) -> String {
     let millis = duration.as_millis();
@@ -306,6 +337,15 @@ mod tests {
         assert!(parse_uri("stun:example.org").is_ok());
         let error = parse_uri("stun://example.org").unwrap_err();
         assert!(error.to_string().contains("no \"//\""), "{error}");
-        assert_eq!(host_port("2001:db8::1", 3478), "[2001:db8::1]:3478");
+    }
+
+    // RFC 7350 §4: stuns: over UDP is DTLS; `?transport=udp` says so explicitly.
+    #[test]
+    fn stuns_may_name_udp_as_its_transport() {
+        assert!(parse_stun_uri("stuns:example.org?transport=udp").is_ok());
+        assert!(parse_stun_uri("stuns:example.org:5349?TRANSPORT=UDP").is_ok());
+        assert_eq!(without_udp_transport("stuns:h?transport=udp"), "stuns:h");
+        assert_eq!(without_udp_transport("stun:h"), "stun:h");
+        assert!(parse_stun_uri("stuns:example.org?transport=tcp").is_err());
     }
 }

@@ -213,7 +213,7 @@ pub fn client_roots(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertSt
 }
 
 /// The first private key of a PEM file.
-fn read_key(path: &Path, key: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+pub fn read_key(path: &Path, key: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     let file = File::open(path).with_context(|| format!("opening {key} {}", path.display()))?;
     rustls_pemfile::private_key(&mut BufReader::new(file))
         .with_context(|| format!("reading {key} {}", path.display()))?

@@ -260,18 +260,6 @@ fn bad_uris_are_refused_with_the_reason() {
 }
 
 #[test]
-fn stuns_is_not_supported_yet() {
-    let output = run(&["stun", "stuns:127.0.0.1"]);
-    assert_ne!(output.status.code(), Some(0));
-    let message = stderr(&output);
-    assert!(
-        message.contains("TLS") && message.contains("not supported"),
-        "{message}"
-    );
-    assert!(message.contains("try stun:127.0.0.1:3478"), "{message}");
-}
-
-#[test]
 fn bad_timeouts_are_usage_errors() {
     for timeout in ["0", "-1", "soon"] {
         let output = run(&["stun", "stun:127.0.0.1", &format!("--timeout={timeout}")]);

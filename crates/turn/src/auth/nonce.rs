@@ -264,7 +264,8 @@ impl NonceKey {
         mac.update(&self.cookie);
         mac.update(&issued);
         mac.update(&[match transport {
-            ClientTransport::Udp => 17,
+            // DTLS is UDP to the 5-tuple (RFC 7350 §4).
+            ClientTransport::Udp | ClientTransport::Dtls => 17,
             // TLS is TCP to the 5-tuple (RFC 8656): its nonces are the same.
             ClientTransport::Tcp | ClientTransport::Tls => 6,
         }]);

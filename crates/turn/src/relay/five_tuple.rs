@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 /// Transport protocol between client and server. TLS runs over TCP, and RFC 8656 counts it
 /// as TCP in the 5-tuple: the core treats both alike ([`ClientTransport::is_stream`]), and
-/// tells them apart only in its counters.
+/// tells them apart only in its counters. DTLS runs over UDP (RFC 7350 §4): datagrams like
+/// UDP, but reached through a session of its own ([`ClientTransport::has_session`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ClientTransport {
     /// UDP.
@@ -14,21 +15,30 @@ pub enum ClientTransport {
     Tcp,
     /// TLS over TCP.
     Tls,
+    /// DTLS over UDP (RFC 7350).
+    Dtls,
 }
 
 impl ClientTransport {
     /// True for TCP and TLS: a byte stream, where ChannelData is padded (RFC 8656 §12.5) and
     /// the allocation lives as long as the connection.
     pub fn is_stream(self) -> bool {
+        matches!(self, ClientTransport::Tcp | ClientTransport::Tls)
+    }
+
+    /// True for TCP, TLS and DTLS: data for the client goes through its connection or
+    /// session (which encrypts or frames it), not out of the shared UDP listener socket.
+    pub fn has_session(self) -> bool {
         self != ClientTransport::Udp
     }
 
-    /// Its name in logs, metric labels and the admin API: `udp`, `tcp` or `tls`.
+    /// Its name in logs, metric labels and the admin API: `udp`, `tcp`, `tls` or `dtls`.
     pub fn name(self) -> &'static str {
         match self {
             ClientTransport::Udp => "udp",
             ClientTransport::Tcp => "tcp",
             ClientTransport::Tls => "tls",
+            ClientTransport::Dtls => "dtls",
         }
     }
 }

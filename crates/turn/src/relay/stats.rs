@@ -121,10 +121,11 @@ impl Direction {
 }
 
 /// The client transports, in label order.
-pub const TRANSPORTS: [ClientTransport; 3] = [
+pub const TRANSPORTS: [ClientTransport; 4] = [
     ClientTransport::Udp,
     ClientTransport::Tcp,
     ClientTransport::Tls,
+    ClientTransport::Dtls,
 ];
 
 fn transport_index(transport: ClientTransport) -> usize {
@@ -132,6 +133,7 @@ fn transport_index(transport: ClientTransport) -> usize {
         ClientTransport::Udp => 0,
         ClientTransport::Tcp => 1,
         ClientTransport::Tls => 2,
+        ClientTransport::Dtls => 3,
     }
 }
 

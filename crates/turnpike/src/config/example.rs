@@ -41,6 +41,16 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: unset (no TLS)
 # tls-key = "/etc/turnpike/key.pem"
 
+# STUN and TURN over DTLS (RFC 7350) on dtls-listen (UDP), with tls-cert and tls-key: Binding, and
+# TURN allocations whose client transport is DTLS (relay on UDP). DTLS 1.2 with an ECDSA key (an
+# RSA key leaves DTLS off, with a warning).
+# Default: true
+# dtls = true
+
+# DTLS listen addresses (UDP); used only when both tls-cert and tls-key are set.
+# Default: the tls-listen addresses (as coturn does)
+# dtls-listen = ["0.0.0.0:5349"]
+
 ## NAT behaviour discovery (RFC 5780) ##############################################################
 # Needs exactly one `listen` address with a specific IP: the primary address, such as
 # 192.0.2.1:3478.

@@ -70,6 +70,15 @@ config_layer! {
     /// PEM private key for TLS; needs tls-cert.
     #[arg(long, env = "TURNPIKE_TLS_KEY", value_name = "FILE")]
     tls_key: PathBuf,
+    /// Serve STUN and TURN over DTLS (RFC 7350) on dtls-listen, with tls-cert and tls-key
+    /// [default: true].
+    #[arg(long, env = "TURNPIKE_DTLS", value_name = "BOOL")]
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    dtls: bool,
+    /// DTLS listen addresses (UDP), used only with tls-cert and tls-key [default: the
+    /// tls-listen addresses].
+    #[arg(long, env = "TURNPIKE_DTLS_LISTEN", value_name = "IP:PORT", value_delimiter = ',')]
+    dtls_listen: Vec<SocketAddr>,
     /// RFC 5780: a second IP address of this host; enables NAT behaviour discovery.
     #[arg(long, env = "TURNPIKE_ALTERNATE_IP", value_name = "IP")]
     alternate_ip: IpAddr,

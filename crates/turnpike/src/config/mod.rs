@@ -63,6 +63,10 @@ pub struct Config {
     pub tls_listen: Vec<SocketAddr>,
     /// Certificate and key; `None` disables TLS.
     pub tls: Option<TlsFiles>,
+    /// Serve DTLS (RFC 7350) on `dtls_listen` when `tls` is set.
+    pub dtls: bool,
+    /// DTLS listen addresses (UDP); by default the TLS addresses, as coturn does.
+    pub dtls_listen: Vec<SocketAddr>,
     /// RFC 5780 alternate IP; `Some` enables NAT behaviour discovery. `listen` then has exactly one
     /// address, with a specific IP of the same family.
     pub alternate_ip: Option<IpAddr>,
@@ -213,6 +217,16 @@ impl Config {
         };
         tcp.iter().chain(tls).copied().collect()
     }
+
+    /// The addresses the DTLS listeners bind: none without a certificate or with `dtls`
+    /// off.
+    pub fn dtls_addresses(&self) -> &[SocketAddr] {
+        if self.tls.is_some() && self.dtls {
+            &self.dtls_listen
+        } else {
+            &[]
+        }
+    }
 }
 
 impl Default for Config {
@@ -227,6 +241,8 @@ impl Default for Config {
             tcp: true,
             tls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 5349))],
             tls: None,
+            dtls: true,
+            dtls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 5349))],
             alternate_ip: None,
             alternate_port: None,
             software: None,

@@ -53,6 +53,12 @@ impl Config {
             check_addresses(p, "tls-listen", &tls_listen);
             check_tls_port_clash(p, &listen, tcp, &tls_listen);
         }
+        let dtls = layer.dtls.unwrap_or(default.dtls);
+        let dtls_listen = layer.dtls_listen.clone().unwrap_or(tls_listen.clone());
+        if tls.is_some() && dtls {
+            check_addresses(p, "dtls-listen", &dtls_listen);
+            check_dtls_port_clash(p, &listen, udp, &dtls_listen);
+        }
         if !udp && !tcp && tls.is_none() {
             let why = "`udp` and `tcp` are both false and TLS is not configured: nothing to serve";
             push(p, "udp", Reason::Rule(why.to_owned()));
@@ -107,6 +113,8 @@ impl Config {
             tcp,
             tls_listen,
             tls,
+            dtls,
+            dtls_listen,
             alternate_ip: layer.alternate_ip,
             alternate_port: layer.alternate_port,
             software,
@@ -173,12 +181,33 @@ pub(super) fn check_addresses(p: &mut Problems, key: &'static str, addresses: &[
 
 /// TLS runs over TCP, so a TLS address equal to a plain TCP address could never be bound.
 fn check_tls_port_clash(p: &mut Problems, listen: &[SocketAddr], tcp: bool, tls: &[SocketAddr]) {
-    if !tcp {
+    check_port_clash(p, ("tls-listen", "TLS", "TCP"), listen, tcp, tls);
+}
+
+/// DTLS runs over UDP, so a DTLS address equal to a plain UDP address could never be bound.
+fn check_dtls_port_clash(p: &mut Problems, listen: &[SocketAddr], udp: bool, dtls: &[SocketAddr]) {
+    check_port_clash(p, ("dtls-listen", "DTLS", "UDP"), listen, udp, dtls);
+}
+
+/// `(key, secure, plain)`: an address of `key` that is also a `listen` address served in
+/// plain text over the same transport (when `plain_on`) could never be bound.
+fn check_port_clash(
+    p: &mut Problems,
+    (key, secure, plain): (&'static str, &str, &str),
+    listen: &[SocketAddr],
+    plain_on: bool,
+    addresses: &[SocketAddr],
+) {
+    if !plain_on {
         return;
     }
-    for address in tls.iter().filter(|a| a.port() != 0 && listen.contains(a)) {
-        let why = format!("`{address}` is also a TCP `listen` address; TLS needs its own port");
-        push(p, "tls-listen", Reason::Rule(why));
+    for address in addresses
+        .iter()
+        .filter(|a| a.port() != 0 && listen.contains(a))
+    {
+        let why =
+            format!("`{address}` is also a {plain} `listen` address; {secure} needs its own port");
+        push(p, key, Reason::Rule(why));
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub connections: Arc<ConnectionCounters>,
     /// HTTP requests, counted by the HTTP router's middleware.
     pub http_requests: HttpRequests,
+    /// DTLS handshakes and sessions of the DTLS listeners.
+    pub dtls: Arc<crate::dtls::DtlsCounters>,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,8 @@ impl Metrics {
         let http_requests = HttpRequests::default();
         registry.register_collector(Box::new(turn::TurnCollector(turn.clone())));
         registry.register_collector(Box::new(StreamCollector(connections.clone())));
+        let dtls = Arc::new(crate::dtls::DtlsCounters::default());
+        registry.register_collector(Box::new(DtlsCollector(dtls.clone())));
         registry.register_collector(Box::new(signaling::SignalingCollector(signaling.clone())));
         let fleet = FleetView::default();
         registry.register_collector(Box::new(cluster::ClusterCollector(fleet.clone())));
@@ -90,6 +94,7 @@ impl Metrics {
             fleet,
             connections,
             http_requests,
+            dtls,
         }
     }
 
@@ -204,6 +209,45 @@ impl prometheus_client::collector::Collector for StreamCollector {
                     ([("transport", *t), ("reason", "limit")], s.refused_limit),
                 ]
             }),
+        )
+    }
+}
+
+/// DTLS handshakes and sessions of the DTLS listeners (RFC 7350).
+#[derive(Debug)]
+struct DtlsCollector(Arc<crate::dtls::DtlsCounters>);
+
+impl prometheus_client::collector::Collector for DtlsCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let s = self.0.snapshot();
+        let e = &mut encoder;
+        let none: [(&str, &str); 0] = [];
+        encode::gauges(
+            e,
+            "turnpike_dtls_sessions",
+            "STUN/TURN DTLS sessions open now (handshaking or established).",
+            [(none, s.open)],
+        )?;
+        encode::counters(
+            e,
+            "turnpike_dtls_sessions_accepted",
+            "DTLS sessions opened: ClientHellos that returned a valid cookie.",
+            [(none, s.accepted)],
+        )?;
+        encode::counters(
+            e,
+            "turnpike_dtls_sessions_refused",
+            "Valid DTLS ClientHellos dropped at the session cap (max-tcp-connections).",
+            [(none, s.refused)],
+        )?;
+        encode::counters(
+            e,
+            "turnpike_dtls_hello_verify_requests",
+            "ClientHellos answered with a HelloVerifyRequest, keeping no state.",
+            [(none, s.hello_verify)],
         )
     }
 }

@@ -67,9 +67,48 @@ fn tls_listen_must_not_reuse_a_tcp_listen_address() {
         error.to_string().contains("TLS needs its own port"),
         "{error}"
     );
-    // Without TCP on `listen` the port is free for TLS.
-    std::fs::write(&file.path, format!("{text}tcp = false\n")).unwrap();
+    // Without TCP on `listen` the port is free for TLS (DTLS, on the same address by
+    // default, would then take the UDP one: off here).
+    std::fs::write(&file.path, format!("{text}tcp = false\ndtls = false\n")).unwrap();
     assert!(crate::config::check_file(&file.path).is_ok());
+}
+
+#[test]
+fn dtls_listen_must_not_reuse_a_udp_listen_address() {
+    let file = TempConfig::new("");
+    std::fs::write(file.dir().join("c.pem"), "x").unwrap();
+    std::fs::write(file.dir().join("k.pem"), "x").unwrap();
+    // DTLS defaults to the TLS addresses, over UDP (RFC 7350, as coturn does).
+    let text = "listen = [\"127.0.0.1:3478\"]\ntls-listen = [\"127.0.0.1:5349\"]\n\
+                dtls-listen = [\"127.0.0.1:3478\"]\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n";
+    std::fs::write(&file.path, text).unwrap();
+    let error = crate::config::check_file(&file.path).unwrap_err();
+    assert!(
+        error.to_string().contains("DTLS needs its own port"),
+        "{error}"
+    );
+    // Without UDP on `listen`, or with DTLS off, the port is free.
+    std::fs::write(&file.path, format!("{text}udp = false\n")).unwrap();
+    assert!(crate::config::check_file(&file.path).is_ok());
+    std::fs::write(&file.path, format!("{text}dtls = false\n")).unwrap();
+    assert!(crate::config::check_file(&file.path).is_ok());
+}
+
+#[test]
+fn dtls_listens_on_the_tls_addresses_by_default() {
+    let file = TempConfig::new("");
+    std::fs::write(file.dir().join("c.pem"), "x").unwrap();
+    std::fs::write(file.dir().join("k.pem"), "x").unwrap();
+    let text = "tls-listen = [\"127.0.0.1:5349\"]\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n";
+    std::fs::write(&file.path, text).unwrap();
+    let config = crate::config::check_file(&file.path).unwrap();
+    assert_eq!(
+        config.dtls_addresses(),
+        &["127.0.0.1:5349".parse().unwrap()]
+    );
+    std::fs::write(&file.path, format!("{text}dtls = false\n")).unwrap();
+    let config = crate::config::check_file(&file.path).unwrap();
+    assert!(config.dtls_addresses().is_empty());
 }
 
 #[test]
