@@ -103,13 +103,21 @@ mod tests {
 
     #[test]
     fn binds_udp_and_tcp_on_loopback() {
-        let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = udp.local_addr().unwrap().port();
+        // The TCP twin of a free UDP port may be taken by another process (ci32 hit that while
+        // other tests ran): try a few UDP ports until one's TCP twin is free too.
+        let (udp, tcp, port) = (0..50)
+            .find_map(|_| {
+                let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+                let port = udp.local_addr().unwrap().port();
+                let tcp = bind_tcp(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
+                Some((udp, tcp, port))
+            })
+            .expect("a port free for both UDP and TCP");
         assert_ne!(port, 0);
+        assert_eq!(tcp.local_addr().unwrap().port(), port);
         // A second UDP bind of the same port fails: no silent sharing.
         assert!(bind_udp(SocketAddr::from(([127, 0, 0, 1], port))).is_err());
-        let tcp = bind_tcp(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
-        assert_eq!(tcp.local_addr().unwrap().port(), port);
+        drop(udp);
     }
 
     #[test]
