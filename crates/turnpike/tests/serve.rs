@@ -322,9 +322,16 @@ fn ephemeral_credential_allocates() {
 // 127.0.0.1 (clients ignore answers from another address).
 #[test]
 fn wildcard_listen_answers_from_the_address_it_was_sent_to() {
-    let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    // A port free for both TCP and UDP (the server binds both): a free TCP port's UDP twin may
+    // be taken by another test's socket.
+    let port = (0..50)
+        .find_map(|_| {
+            let probe = std::net::TcpListener::bind("0.0.0.0:0").ok()?;
+            let port = probe.local_addr().ok()?.port();
+            UdpSocket::bind(("0.0.0.0", port)).ok()?;
+            Some(port)
+        })
+        .expect("a port free for both TCP and UDP");
     let listen = format!("0.0.0.0:{port}");
     let server = start(&["--listen", &listen]);
     let udp: Vec<SocketAddr> = server
