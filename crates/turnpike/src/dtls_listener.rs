@@ -152,6 +152,7 @@ pub async fn run(
                 deadlines: settings.deadlines,
             },
             handshake_until: now + settings.deadlines.frame,
+            scratch: vec![0; OUTPUT_BUFFER],
         };
         let counters = settings.counters.clone();
         worker.runtime.spawn(async move {
@@ -180,7 +181,7 @@ fn admit(
         return None;
     }
     let mut flight = Vec::new();
-    drain(&mut dtls, |output| {
+    drain(&mut dtls, &mut vec![0; OUTPUT_BUFFER], |output| {
         if let Drained::Packet(packet) = output {
             flight.push(packet.to_vec());
         }
@@ -213,11 +214,14 @@ enum Drained<'a> {
     Timeout(std::time::Instant),
 }
 
-/// Takes every pending output of `dtls`, up to and including its next timer.
-fn drain(dtls: &mut dimpl::Dtls, mut each: impl FnMut(Drained<'_>)) {
-    let mut buffer = vec![0u8; 2_048];
+/// What `drain` starts with; it grows to what `dimpl` asks for.
+const OUTPUT_BUFFER: usize = 2_048;
+
+/// Takes every pending output of `dtls`, up to and including its next timer, through
+/// `buffer` (the session's own, so that a datagram costs no allocation here).
+fn drain(dtls: &mut dimpl::Dtls, buffer: &mut Vec<u8>, mut each: impl FnMut(Drained<'_>)) {
     loop {
-        match dtls.poll_output(&mut buffer) {
+        match dtls.poll_output(buffer.as_mut_slice()) {
             dimpl::Output::Packet(packet) => each(Drained::Packet(packet)),
             dimpl::Output::BufferTooSmall { needed } => buffer.resize(needed, 0),
             dimpl::Output::ApplicationData(data) => each(Drained::Data(data)),
@@ -251,6 +255,8 @@ struct Session {
     connection: Connection,
     /// The handshake must be done by then.
     handshake_until: Instant,
+    /// Where `dimpl` writes its output, reused for every datagram.
+    scratch: Vec<u8>,
 }
 
 /// What a round of `dimpl` output asks of the session.
@@ -342,7 +348,7 @@ impl Session {
     fn round(&mut self) -> Round {
         let mut round = Round::default();
         let (socket, client) = (&self.socket, self.connection.five_tuple.client);
-        drain(&mut self.dtls, |output| match output {
+        drain(&mut self.dtls, &mut self.scratch, |output| match output {
             Drained::Packet(packet) => send_one(socket, client, packet),
             Drained::Data(data) => round.data.push(data.to_vec()),
             Drained::Connected => round.connected = true,
