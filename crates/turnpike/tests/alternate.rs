@@ -22,12 +22,6 @@ const REALM: &str = "fleet.example";
 fn node(extra: &[&str]) -> Server {
     let user = format!("{USER}:{PASSWORD}");
     let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "false",
-        "--relay-ip",
-        "127.0.0.1",
         "--realm",
         REALM,
         "--users",
@@ -37,9 +31,7 @@ fn node(extra: &[&str]) -> Server {
         "127.0.0.1/32",
     ];
     args.extend(extra);
-    Server::spawn(&args, |command| {
-        command.env_remove("TURNPIKE_USERS");
-    })
+    common::loopback_relay(&args)
 }
 
 /// `turnpike check --json URI` with alice's credentials: exit code and the one result.

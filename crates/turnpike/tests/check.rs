@@ -42,18 +42,7 @@ fn check_json(args: &[&str]) -> (i32, Value) {
 
 /// A server with a static user, REST secrets and (optionally) TLS, relaying on loopback.
 fn start(tls: Option<&TlsFiles>) -> Server {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "false",
-        "--relay-ip",
-        "127.0.0.1",
-        "--realm",
-        REALM,
-        "--rest-secrets",
-        SECRET,
-    ];
+    let mut args = vec!["--realm", REALM, "--rest-secrets", SECRET];
     let user = format!("{USER}:{PASSWORD}");
     args.extend(["--users", &user]);
     let paths;
@@ -65,9 +54,7 @@ fn start(tls: Option<&TlsFiles>) -> Server {
         args.extend(["--tls-listen", "127.0.0.1:0", "--tls-cert", &paths.0]);
         args.extend(["--tls-key", &paths.1]);
     }
-    Server::spawn(&args, |command| {
-        command.env_remove("TURNPIKE_USERS");
-    })
+    common::loopback_relay(&args)
 }
 
 fn uri(scheme: &str, address: SocketAddr, query: &str) -> String {

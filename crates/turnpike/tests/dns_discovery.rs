@@ -27,23 +27,7 @@ fn json(output: &Output) -> Value {
 
 /// A server on free loopback ports, relaying on loopback, with one static user.
 fn serve() -> Server {
-    Server::spawn(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "false",
-            "--relay-ip",
-            "127.0.0.1",
-            "--realm",
-            "dns.example",
-            "--users",
-            "alice:alice-pass",
-        ],
-        |command| {
-            command.env_remove("TURNPIKE_USERS");
-        },
-    )
+    common::loopback_relay(&["--realm", "dns.example", "--users", "alice:alice-pass"])
 }
 
 fn host_record(name: &str) -> String {

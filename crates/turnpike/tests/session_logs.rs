@@ -31,20 +31,15 @@ fn relay_server(more: &[&str]) -> Server {
 
 /// The flags of [`relay_server`].
 fn relay_args<'a>(more: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "false",
-        "--relay-ip",
-        "127.0.0.1",
+    let mut args = common::LOOPBACK_RELAY.to_vec();
+    args.extend([
         "--allowed-peers",
         "127.0.0.1/32",
         "--realm",
         REALM,
         "--users",
         "alice:pw",
-    ];
+    ]);
     args.extend_from_slice(more);
     args
 }

@@ -19,6 +19,26 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stun::{Class, Message, MessageType, MessageWriter, TransactionId};
 
+/// The flags a loopback TURN test server starts with: a free loopback port, no HTTP, relay
+/// addresses on loopback.
+pub const LOOPBACK_RELAY: [&str; 6] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--http",
+    "false",
+    "--relay-ip",
+    "127.0.0.1",
+];
+
+/// `turnpike serve` with [`LOOPBACK_RELAY`] and then `args`; users come only from `args` (no
+/// `TURNPIKE_USERS` from the environment).
+pub fn loopback_relay(args: &[&str]) -> Server {
+    let all: Vec<&str> = LOOPBACK_RELAY.iter().chain(args).copied().collect();
+    Server::spawn(&all, |command| {
+        command.env_remove("TURNPIKE_USERS");
+    })
+}
+
 /// `turnpike ARGS…` as a user runs it: no `TURNPIKE_*` or `RUST_LOG` from the test
 /// environment leaking in.
 pub fn turnpike_command(args: &[&str]) -> Command {
