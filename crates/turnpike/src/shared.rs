@@ -11,11 +11,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::net::UdpSocket;
 use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
-use crate::relay_registry::RelayRegistry;
+use crate::relay_registry::{RelayRegistry, RelaySocket};
 
 /// Identifies a TCP/TLS client connection: (client address, server address).
 pub type StreamKey = (SocketAddr, SocketAddr);
@@ -64,7 +63,7 @@ pub fn handle_client(
     local: SocketId,
     packet: &[u8],
     out: &mut [u8],
-) -> (ClientOutcome, Option<Arc<UdpSocket>>) {
+) -> (ClientOutcome, Option<RelaySocket>) {
     let mut state = lock(shared);
     let state = &mut *state;
     let (now, unix_now) = now();
