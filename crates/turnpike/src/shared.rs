@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
+use crate::metrics::io::IoCounters;
 use crate::relay_registry::{RelayRegistry, RelaySocket};
 
 /// Identifies a TCP/TLS client connection: (client address, server address).
@@ -32,6 +33,8 @@ pub struct Shared {
     pub relays: RelayRegistry,
     /// Live TCP/TLS connections, to deliver peer data to them.
     pub streams: HashMap<StreamKey, StreamSender>,
+    /// The worker's I/O drop counters.
+    pub io: Arc<IoCounters>,
 }
 
 /// A handle on [`Shared`].

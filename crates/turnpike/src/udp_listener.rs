@@ -192,10 +192,14 @@ impl Listener {
             match std::mem::replace(action, Action::Nothing) {
                 Action::Nothing => {}
                 Action::Reply { len, from, to } => {
-                    if let Some(socket) = &self.grid[grid_index(from)] {
-                        let start = i * SEND_BUFFER;
-                        let reply = &replies[start..start + len];
-                        outbox.push(Via::Listener(socket), reply, to).await;
+                    match &self.grid[grid_index(from)] {
+                        Some(socket) => {
+                            let start = i * SEND_BUFFER;
+                            let reply = &replies[start..start + len];
+                            outbox.push(Via::Listener(socket), reply, to).await;
+                        }
+                        // The core named a socket of the grid this worker does not have.
+                        None => self.io.lost(1),
                     }
                 }
                 Action::Relay {

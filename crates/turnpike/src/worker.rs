@@ -242,6 +242,7 @@ fn set_up(
             core,
             relays: RelayRegistry::new(registry, weak.clone(), tcp_owners),
             streams: HashMap::new(),
+            io: io.clone(),
         })
     });
     let (relay_shared, relay_egress) = (shared.clone(), egress);
