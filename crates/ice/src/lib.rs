@@ -1,7 +1,8 @@
 //! # turnpike-ice: the client side
 //!
 //! Sans-IO client protocol logic: STUN URIs (RFC 7064), client transactions (RFC 8489
-//! §6.2) and NAT behaviour discovery on top of them ([`nat`], RFC 5780 §4), and the ICE
+//! §6.2) and NAT behaviour discovery on top of them ([`nat`], RFC 5780 §4), a TURN client
+//! ([`turn_client`], RFC 8656: allocation, permissions, channels, refreshes), and the ICE
 //! agent ([`agent`], RFC 8445) built on the same transactions.
 //!
 //! ## Contract

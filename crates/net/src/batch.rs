@@ -164,13 +164,29 @@ impl RecvBatch {
     /// when none is. A datagram longer than `max_datagram` is cut to it.
     pub fn recv(&mut self, socket: &impl AsFd, batching: Batching) -> io::Result<usize> {
         self.count = 0;
+        self.recv_at(0, socket, batching)
+    }
+
+    /// Receives into the slots from `start` on, keeping the datagrams of the slots before it,
+    /// so that one batch can gather datagrams from several sockets (the relay sockets of a
+    /// worker, one or two datagrams each) and be framed and sent as one. Returns how many
+    /// were received; [`RecvBatch::len`] is then `start` plus that. `WouldBlock` when none
+    /// is waiting (the batch then holds `start` datagrams).
+    pub fn recv_at(
+        &mut self,
+        start: usize,
+        socket: &impl AsFd,
+        batching: Batching,
+    ) -> io::Result<usize> {
+        let start = start.min(self.capacity());
+        self.count = start;
         if batching.mmsg_on() {
-            match self.recv_mmsg(socket) {
+            match self.recv_mmsg(start, socket) {
                 Err(e) if sys::recv_mmsg_unusable(&e) => MMSG_OFF.store(true, Ordering::Relaxed),
                 result => return result,
             }
         }
-        self.recv_each(socket)
+        self.recv_each(start, socket)
     }
 
     /// The datagram part of each slot, for the kernel to fill.
@@ -186,24 +202,28 @@ impl RecvBatch {
         bufs
     }
 
-    fn recv_mmsg(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+    fn recv_mmsg(&mut self, start: usize, socket: &impl AsFd) -> io::Result<usize> {
         let slots = self.capacity();
         let mut meta = self.meta;
         let mut bufs = self.datagram_buffers();
-        let received = sys::recv_mmsg(socket.as_fd(), &mut bufs[..slots], &mut meta)?;
+        let received = sys::recv_mmsg(
+            socket.as_fd(),
+            &mut bufs[start..slots],
+            &mut meta[start..slots],
+        )?;
         self.meta = meta;
-        self.count = received;
+        self.count = start + received;
         Ok(received)
     }
 
-    fn recv_each(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+    fn recv_each(&mut self, start: usize, socket: &impl AsFd) -> io::Result<usize> {
         let slots = self.capacity();
         let mut meta = self.meta;
         let mut received = 0;
-        for (i, buf) in self.datagram_buffers()[..slots].iter_mut().enumerate() {
+        for (i, buf) in self.datagram_buffers()[start..slots].iter_mut().enumerate() {
             match sys::recv_one(socket.as_fd(), buf) {
                 Ok(m) => {
-                    meta[i] = m;
+                    meta[start + i] = m;
                     received = i + 1;
                 }
                 // Nothing at all: the caller's to hear.
@@ -214,7 +234,7 @@ impl RecvBatch {
             }
         }
         self.meta = meta;
-        self.count = received;
+        self.count = start + received;
         Ok(received)
     }
 }
@@ -380,6 +400,56 @@ mod tests {
                     matches!(batch.recv(&b, mode), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
                 );
             }
+        }
+    }
+
+    /// Waits until `socket` has a datagram queued (loopback delivery is synchronous, but a
+    /// loaded machine may still be slow to run the test), without taking it.
+    fn wait_readable(socket: &UdpSocket) {
+        socket.set_nonblocking(false).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut peek = [0u8; 1];
+        socket.peek_from(&mut peek).unwrap();
+        socket.set_nonblocking(true).unwrap();
+    }
+
+    #[test]
+    fn recv_at_gathers_datagrams_of_several_sockets_in_one_batch() {
+        for mode in MODES {
+            let (a, b) = pair(false).unwrap();
+            let (c, d) = pair(false).unwrap();
+            for i in 0..3u8 {
+                a.send_to(&[i; 5], b.local_addr().unwrap()).unwrap();
+            }
+            for i in 0..2u8 {
+                c.send_to(&[10 + i; 7], d.local_addr().unwrap()).unwrap();
+            }
+            let mut batch = RecvBatch::new(4, 8, 64, 0);
+            wait_readable(&b);
+            assert_eq!(batch.recv_at(0, &b, mode).unwrap(), 3, "{mode:?}");
+            assert_eq!(batch.len(), 3);
+            wait_readable(&d);
+            // One slot left: only one of d's two datagrams fits; the other stays queued.
+            assert_eq!(batch.recv_at(3, &d, mode).unwrap(), 1, "{mode:?}");
+            assert_eq!(batch.len(), 4);
+            let got: Vec<(Vec<u8>, SocketAddr)> = (0..4)
+                .map(|i| {
+                    let (data, from) = batch.datagram(i);
+                    (data.to_vec(), from)
+                })
+                .collect();
+            assert_eq!(got[0], (vec![0; 5], a.local_addr().unwrap()));
+            assert_eq!(got[2], (vec![2; 5], a.local_addr().unwrap()));
+            assert_eq!(got[3], (vec![10; 7], c.local_addr().unwrap()));
+            // Nothing waiting on b: WouldBlock, and the batch keeps what it holds.
+            assert!(
+                matches!(batch.recv_at(2, &b, mode), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            );
+            assert_eq!(batch.len(), 2);
+            assert_eq!(batch.recv_at(0, &d, mode).unwrap(), 1, "{mode:?}");
+            assert_eq!(batch.datagram(0).0, &[11; 7]);
         }
     }
 

@@ -5,6 +5,9 @@
 //! `std` sockets, set non-blocking, for the I/O layer to hand to its runtime; the batch calls
 //! work on any borrowed descriptor and never block.
 //!
+//! [`PollSet`] lets one tokio task wait on an epoll set of many sockets (a worker's relay
+//! sockets): registering its descriptor with tokio is the one `unsafe` outside the syscalls.
+//!
 //! The `unsafe` here is in `linux.rs`: `setsockopt`/`getsockopt` and the send/receive
 //! syscalls on borrowed descriptors, with buffers that outlive each call. Other systems get
 //! `fallback.rs` (one `recv_from`/`send_to` per datagram through socket2, no GSO), with the
@@ -17,6 +20,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 mod batch;
 mod dont_fragment;
+#[cfg(unix)]
+mod poll_set;
 
 // The system calls: Linux's batched ones, or the portable path (one datagram per call)
 // elsewhere and when built with `--cfg turnpike_force_fallback` (how CI tests it on Linux).
@@ -32,6 +37,8 @@ pub use batch::{
     MAX_GSO_SEGMENTS,
 };
 pub use dont_fragment::{dont_fragment, set_dont_fragment};
+#[cfg(unix)]
+pub use poll_set::PollSet;
 
 /// Receive and send buffer size asked of the kernel for UDP sockets. A busy STUN/TURN port
 /// gets bursts; the kernel's default (~200 KiB) overflows under load. The kernel may grant

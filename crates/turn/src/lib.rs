@@ -1,13 +1,30 @@
 //! # turnpike-turn: the server core
 //!
-//! Sans-IO protocol logic for the Turnpike server. Today: STUN Binding (RFC 8489, classic
-//! RFC 3489 clients, RFC 5780 behaviour discovery). The TURN relay (RFC 8656) builds here.
+//! Sans-IO protocol logic for the Turnpike server: STUN Binding ([`binding`]: RFC 8489,
+//! classic RFC 3489 clients, RFC 5780 behaviour discovery) and the TURN relay ([`relay`]:
+//! RFC 8656 allocations, permissions, channels and the data path, RFC 6062 TCP allocations,
+//! RFC 8489 ALTERNATE-SERVER), with what they need around them: long-term and REST
+//! (time-limited) credentials, nonces and failure limits ([`auth`]), the amplification
+//! budget of unauthenticated sources ([`budget`], [`source_table`]) and the peer-address
+//! policy ([`policy`]).
 //!
 //! ## Run loop
-//! The I/O layer reads a packet, calls [`BindingServer::handle`] with the socket it came
-//! in on, the source address and a buffer for the answer, and sends the returned
-//! [`Transmit`] (if any) from the socket it names. The core owns no socket, reads no clock
-//! and allocates nothing per request.
+//! The I/O layer reads a packet and gives it to a core with the time, the socket it came in
+//! on and its source, plus a buffer for the answer:
+//! - [`BindingServer::handle`] returns the [`Transmit`] to send (if any), from the socket it
+//!   names. It is stateless; every worker shares one.
+//! - [`relay::TurnServer::handle_client`] returns a [`relay::ClientOutcome`]: a reply, or a
+//!   relay decision (relay address, peer, payload range: the payload is sent straight from
+//!   the receive buffer). [`relay::TurnServer::handle_peer`] frames a peer datagram in place
+//!   in its receive slot (ChannelData header or Data indication) and names the client.
+//!   [`relay::TurnServer::poll_timeout`] / [`relay::TurnServer::handle_timeout`] expire
+//!   allocations, permissions and channels; [`relay::TurnServer::poll_event`] yields what an
+//!   operator sees (session logs, errors).
+//! - Relay sockets are opened and closed through the [`relay::RelaySockets`] trait the I/O
+//!   layer implements (the core picks the port and learns at once whether the bind worked).
+//!
+//! The cores own no socket, read no clock, draw randomness only from an injected RNG, and
+//! allocate nothing per relayed packet (a counting-allocator test checks it).
 
 pub mod auth;
 pub mod binding;

@@ -275,6 +275,45 @@ pub struct DtlsCounters {
     accepted: AtomicU64,
     refused: AtomicU64,
     closed: AtomicU64,
+    dropped: [AtomicU64; DtlsDrop::ALL.len()],
+}
+
+/// Why the DTLS listener or a DTLS session dropped a datagram (every drop is counted:
+/// `turnpike_dtls_dropped_datagrams_total{cause}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsDrop {
+    /// A session's inbox was full: its task is behind (as a full receive queue would drop).
+    InboxFull,
+    /// From a client without a session, and not a ClientHello.
+    NoSession,
+    /// A ClientHello with a valid cookie that the DTLS library refused.
+    HandshakeRefused,
+    /// A record of application data that is neither STUN nor ChannelData (RFC 7350 §4).
+    NotStun,
+    /// A send to the client failed (full socket buffer, or another error).
+    SendFailed,
+}
+
+impl DtlsDrop {
+    /// Every cause, in label order.
+    pub const ALL: [DtlsDrop; 5] = [
+        DtlsDrop::InboxFull,
+        DtlsDrop::NoSession,
+        DtlsDrop::HandshakeRefused,
+        DtlsDrop::NotStun,
+        DtlsDrop::SendFailed,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtlsDrop::InboxFull => "inbox_full",
+            DtlsDrop::NoSession => "no_session",
+            DtlsDrop::HandshakeRefused => "handshake_refused",
+            DtlsDrop::NotStun => "not_stun",
+            DtlsDrop::SendFailed => "send_failed",
+        }
+    }
 }
 
 /// A snapshot of [`DtlsCounters`].
@@ -288,6 +327,8 @@ pub struct DtlsSnapshot {
     pub refused: u64,
     /// Sessions open now (handshaking or established).
     pub open: u64,
+    /// Datagrams dropped, by cause (in [`DtlsDrop::ALL`] order).
+    pub dropped: [u64; DtlsDrop::ALL.len()],
 }
 
 impl DtlsCounters {
@@ -304,6 +345,11 @@ impl DtlsCounters {
     /// A session was refused for the cap.
     pub fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A datagram was dropped for `cause`.
+    pub fn dropped(&self, cause: DtlsDrop) {
+        self.dropped[cause as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A session ended.
@@ -324,6 +370,7 @@ impl DtlsCounters {
             accepted: self.accepted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             open: self.open(),
+            dropped: std::array::from_fn(|i| self.dropped[i].load(Ordering::Relaxed)),
         }
     }
 }

@@ -37,7 +37,8 @@ use turn::relay::{ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId};
 
 use crate::dtls::{
-    is_hello_verify_request, ClientHello, DtlsCounters, DtlsIdentity, PROTOCOL_VERSION_ALERT,
+    is_hello_verify_request, ClientHello, DtlsCounters, DtlsDrop, DtlsIdentity,
+    PROTOCOL_VERSION_ALERT,
 };
 use crate::shared::lock;
 use crate::stream_listener::{pick, Connection, Deadlines};
@@ -88,7 +89,10 @@ pub async fn run(
         if let Entry::Occupied(session) = sessions.entry(client) {
             match session.get().try_send(datagram.to_vec()) {
                 Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(_)) => continue,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    settings.counters.dropped(DtlsDrop::InboxFull);
+                    continue;
+                }
                 // The session ended: this may be its client starting again.
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     session.remove();
@@ -96,16 +100,17 @@ pub async fn run(
             }
         }
         let Some(hello) = ClientHello::parse(datagram) else {
+            settings.counters.dropped(DtlsDrop::NoSession);
             continue;
         };
         if hello.only_dtls_1_0() {
-            send_one(&socket, client, &PROTOCOL_VERSION_ALERT);
+            send_one(&socket, client, &PROTOCOL_VERSION_ALERT, &settings.counters);
             continue;
         }
         if !settings.identity.cookie_is_valid(client, &hello) {
             // RFC 6347 §4.2.1: no valid cookie yet; answer and keep nothing.
             let verify = settings.identity.hello_verify_request(client, &hello);
-            send_one(&socket, client, &verify);
+            send_one(&socket, client, &verify, &settings.counters);
             settings.counters.hello_verify();
             continue;
         }
@@ -125,6 +130,7 @@ pub async fn run(
             admit(dtls, client, datagram, now)
         }));
         let Ok(Some((dtls, flight))) = admitted else {
+            settings.counters.dropped(DtlsDrop::HandshakeRefused);
             continue;
         };
         let Some(worker) = pick(&workers, hasher.hash_one(client)) else {
@@ -132,7 +138,7 @@ pub async fn run(
         };
         let (inbox_tx, inbox) = mpsc::channel(INBOX);
         sessions.insert(client, inbox_tx);
-        send_flight(&socket, client, &flight);
+        send_flight(&socket, client, &flight, &settings.counters);
         settings.counters.accepted();
         debug!(%client, worker = worker.index, "DTLS session opened");
         let session = Session {
@@ -153,6 +159,7 @@ pub async fn run(
             },
             handshake_until: now + settings.deadlines.frame,
             scratch: vec![0; OUTPUT_BUFFER],
+            counters: settings.counters.clone(),
         };
         let counters = settings.counters.clone();
         worker.runtime.spawn(async move {
@@ -194,9 +201,14 @@ fn admit(
 }
 
 /// Sends `flight` to `client`; a full socket buffer drops, as for any UDP answer.
-fn send_flight(socket: &UdpSocket, client: SocketAddr, flight: &[Vec<u8>]) {
+fn send_flight(
+    socket: &UdpSocket,
+    client: SocketAddr,
+    flight: &[Vec<u8>],
+    counters: &DtlsCounters,
+) {
     for packet in flight {
-        send_one(socket, client, packet);
+        send_one(socket, client, packet, counters);
     }
 }
 
@@ -257,6 +269,8 @@ struct Session {
     handshake_until: Instant,
     /// Where `dimpl` writes its output, reused for every datagram.
     scratch: Vec<u8>,
+    /// The listener's counters (drops).
+    counters: Arc<DtlsCounters>,
 }
 
 /// What a round of `dimpl` output asks of the session.
@@ -348,8 +362,9 @@ impl Session {
     fn round(&mut self) -> Round {
         let mut round = Round::default();
         let (socket, client) = (&self.socket, self.connection.five_tuple.client);
+        let counters = &*self.counters;
         drain(&mut self.dtls, &mut self.scratch, |output| match output {
-            Drained::Packet(packet) => send_one(socket, client, packet),
+            Drained::Packet(packet) => send_one(socket, client, packet, counters),
             Drained::Data(data) => round.data.push(data.to_vec()),
             Drained::Connected => round.connected = true,
             Drained::Closed => round.closed = true,
@@ -369,6 +384,7 @@ impl Session {
                 // optional over UDP and DTLS) is whole.
                 Frame::Incomplete if rest.len() >= 4 => rest.len(),
                 Frame::Incomplete | Frame::Invalid => {
+                    self.counters.dropped(DtlsDrop::NotStun);
                     trace!(client = %self.connection.five_tuple.client, "not STUN in DTLS record; dropped");
                     return Ok(());
                 }
@@ -386,9 +402,10 @@ impl Session {
     }
 }
 
-/// Sends one datagram; a full socket buffer drops it.
-fn send_one(socket: &UdpSocket, client: SocketAddr, packet: &[u8]) {
+/// Sends one datagram; a full socket buffer drops it (counted).
+fn send_one(socket: &UdpSocket, client: SocketAddr, packet: &[u8], counters: &DtlsCounters) {
     if let Err(e) = socket.try_send_to(packet, client) {
+        counters.dropped(DtlsDrop::SendFailed);
         trace!(%client, error = %e, "DTLS send failed");
     }
 }

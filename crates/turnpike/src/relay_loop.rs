@@ -1,37 +1,54 @@
-//! The task reading one relay socket: peer datagrams in batches (`recvmmsg`), handed to the
-//! worker's TURN core under one lock per batch, which frames each in place (ChannelData header
-//! or Data indication, RFC 8656 §11.3, §12.7); then out to the client from the listener socket
-//! of the allocation's 5-tuple (`sendmmsg`, or one GSO send when the batch is all for one
-//! client in equal sizes: the kernel reads each datagram from its slot), or onto its TCP/TLS
-//! connection's queue.
+//! The worker's relay loop: one task per worker reads every relay socket of its core. The
+//! sockets are registered with one epoll set ([`crate::relay_registry`]); one wake-up
+//! returns all of them with datagrams waiting, and one pass then
+//! - receives from each (`recvmmsg`) into one shared batch, several sockets' datagrams side
+//!   by side (at 1,000 allocations of modest rate a socket has one datagram per wake-up; a
+//!   batch per socket would be a batch of one),
+//! - has the TURN core frame each datagram in place (ChannelData header or Data indication,
+//!   RFC 8656 §11.3, §12.7), under one lock for the whole pass,
+//! - and sends each full batch to the clients from the listener socket of the allocation's
+//!   5-tuple (`sendmmsg` per run of datagrams leaving from one socket, or one GSO send when
+//!   the batch is all for one client in equal sizes), or queues it on a TCP/TLS client's
+//!   connection.
 //!
-//! The receive buffers are the worker thread's, not the socket's: a worker runs one task at a
-//! time, and a batch is received, framed and sent without an `await` in between, so all relay
-//! sockets of a worker share one set of buffers (thread-local). An allocation then costs no
-//! receive buffer of its own, and opening one allocates none. Because the send cannot wait
-//! for room in the socket buffer, a send that finds it full drops the rest of the batch, as
-//! the kernel would drop datagrams arriving at a full receive queue.
+//! Before, each relay socket had its own task: one task wake-up, one lock and one
+//! `sendmmsg` per datagram at modest rates (docs/benchmarks.md, "relay loop").
+//!
+//! Fairness: a socket gets at most [`BUDGET`] batches per pass; one that still has datagrams
+//! waiting (its edge-triggered event will not come again) is kept for the next pass, and the
+//! loop yields to the worker's other tasks (its listeners) between passes.
+//!
+//! No silent drops: a send that finds a listener socket's buffer full drops the rest of the
+//! batch, as the kernel would drop datagrams arriving at a full receive queue, and counts
+//! them (`turnpike_dropped_packets{cause="socket_buffer_full"}`); so does every other loss
+//! here, by cause.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
-use net::{Batching, RecvBatch, Transmit, MAX_BATCH};
+use mio::Events;
+use net::{Batching, PollSet, RecvBatch, Transmit, MAX_BATCH};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple, PEER_HEADROOM};
 
-use crate::metrics::io::IoCounters;
-use crate::receive::{receive, Received};
 use crate::relay_registry::{is_transient, Egress};
-use crate::shared::{lock, Shared, StreamSender};
+use crate::shared::{lock, Shared, SharedCore};
 
 /// Largest peer datagram.
 const MAX_PEER_DATAGRAM: usize = 65_535;
+
+/// Readiness events taken from the epoll set per pass. More ready sockets than this stay
+/// ready in the set and are read on the next pass.
+const EVENTS: usize = 1_024;
+
+/// Batches (of up to [`MAX_BATCH`] datagrams) read from one socket per pass, so that one busy
+/// allocation cannot keep the others (and the worker's listeners) waiting.
+pub const BUDGET: usize = 4;
 
 /// Where one framed peer datagram goes.
 #[derive(Debug, Clone, Copy)]
@@ -53,96 +70,138 @@ impl Route {
     }
 }
 
-/// A worker thread's buffers for its relay sockets.
+/// The loop's buffers: one batch shared by every relay socket of the worker. Headroom for
+/// the Data indication or ChannelData header before each payload, and three bytes of padding
+/// after the largest datagram.
 struct Buffers {
-    /// Headroom for the Data indication or ChannelData header before each payload, and three
-    /// bytes of padding after the largest datagram.
     batch: RecvBatch,
+    /// What became of each datagram of the batch (`None`: dropped, or queued for a TCP/TLS
+    /// client already).
     routes: [Option<Route>; MAX_BATCH],
 }
 
-thread_local! {
-    static BUFFERS: RefCell<Option<Buffers>> = const { RefCell::new(None) };
-}
-
-/// Reads datagrams from peers on one relay socket, a batch at a time, until it is closed.
-pub async fn run(
-    relay: SocketAddr,
-    socket: Arc<UdpSocket>,
-    shared: Weak<Mutex<Shared>>,
-    egress: Arc<Egress>,
-) {
+/// Reads the worker's relay sockets, registered with `set`, until the worker stops (the task
+/// is aborted); an error means the epoll set failed, which stops the worker.
+pub async fn run(mut set: PollSet, shared: SharedCore, egress: Arc<Egress>) -> io::Result<()> {
     let batching = Batching::detect();
+    let mut events = Events::with_capacity(EVENTS);
+    let mut buffers = Buffers {
+        batch: RecvBatch::new(MAX_BATCH, PEER_HEADROOM, MAX_PEER_DATAGRAM, 3),
+        routes: [None; MAX_BATCH],
+    };
+    // Sockets left with datagrams waiting by the last pass, and those of this pass.
+    let mut carried: Vec<usize> = Vec::new();
+    let mut ready: Vec<usize> = Vec::with_capacity(EVENTS);
     loop {
-        if let Err(e) = socket.readable().await {
-            debug!(%relay, error = %e, "relay socket failed");
-            return;
+        if carried.is_empty() {
+            set.wait(&mut events).await?;
+        } else {
+            // Carried sockets first, without waiting; still pick up new events.
+            set.poll_now(&mut events)?;
         }
-        loop {
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            // No await inside: the thread's buffers are borrowed for one batch only.
-            let served = BUFFERS.with_borrow_mut(|buffers| {
-                let buffers = buffers.get_or_insert_with(|| Buffers {
-                    batch: RecvBatch::new(MAX_BATCH, PEER_HEADROOM, MAX_PEER_DATAGRAM, 3),
-                    routes: [None; MAX_BATCH],
-                });
-                serve_batch(relay, &socket, &shared, &egress, buffers, batching)
-            });
-            match served {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) if is_transient(&e) => {}
-                Err(e) => {
-                    debug!(%relay, error = %e, "relay socket failed");
-                    return;
-                }
-            }
+        ready.clear();
+        ready.append(&mut carried);
+        ready.extend(events.iter().map(|e| e.token().0));
+        {
+            let mut state = lock(&shared);
+            serve_pass(
+                &mut state,
+                &egress,
+                &mut buffers,
+                batching,
+                &ready,
+                &mut carried,
+            );
+        }
+        if !carried.is_empty() {
+            // Let the listeners (and every other task of the worker) run between passes.
+            tokio::task::yield_now().await;
         }
     }
 }
 
-/// Receives one batch, frames it and sends it. True when the socket is drained.
-fn serve_batch(
-    relay: SocketAddr,
-    socket: &UdpSocket,
-    shared: &Mutex<Shared>,
+/// One pass over the ready sockets, under the lock: receive, frame, send. Sockets that still
+/// have datagrams waiting when their budget is spent go to `carried`.
+fn serve_pass(
+    state: &mut Shared,
     egress: &Egress,
     buffers: &mut Buffers,
     batching: Batching,
-) -> io::Result<bool> {
-    let Received { count, drained } = receive(socket, &mut buffers.batch, batching)?;
-    if count == 0 {
-        return Ok(true);
-    }
-    let routes = &mut buffers.routes[..count];
-    let streams = frame_batch(shared, relay, &mut buffers.batch, routes);
-    if let Some(streams) = streams {
-        send_to_streams(&buffers.batch, routes, &streams, &egress.io);
-    }
-    let batch = &buffers.batch;
-    if !(batching.gso && try_gso(egress, batch, routes, batching)) {
-        send_to_clients(egress, batch, routes, batching);
-    }
-    Ok(drained)
-}
-
-/// Gives each datagram of the batch to the core (one lock for the batch), which frames it in
-/// its slot; fills `routes`. Returns the TCP/TLS connections, when any route goes to one.
-fn frame_batch(
-    shared: &Mutex<Shared>,
-    relay: SocketAddr,
-    batch: &mut RecvBatch,
-    routes: &mut [Option<Route>],
-) -> Option<Vec<Option<StreamSender>>> {
-    let mut state = lock(shared);
+    ready: &[usize],
+    carried: &mut Vec<usize>,
+) {
     // The peer path needs only the monotonic clock (no credentials are checked).
     let now = Instant::now();
-    let mut any_stream = false;
-    for (i, route) in routes.iter_mut().enumerate() {
-        let (slot, meta) = batch.slot_mut(i);
-        *route = state
+    let mut filled = 0;
+    for &token in ready {
+        let Some(slot) = state.relays.slot(token) else {
+            continue; // closed meanwhile
+        };
+        let (relay, socket) = (slot.addr, slot.socket.clone());
+        let mut batches = 0;
+        loop {
+            let capacity = buffers.batch.capacity();
+            let received = match buffers.batch.recv_at(filled, &*socket, batching) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // An ICMP error of an earlier datagram surfacing: read on.
+                Err(e) if is_transient(&e) => {
+                    batches += 1;
+                    if batches == BUDGET {
+                        carried.push(token);
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    // Not expected of a bound UDP socket; the allocation expires as usual.
+                    debug!(%relay, error = %e, "relay socket failed");
+                    break;
+                }
+            };
+            let drained = filled + received < capacity;
+            frame(
+                state,
+                egress,
+                buffers,
+                now,
+                relay,
+                filled..filled + received,
+            );
+            filled += received;
+            if filled == capacity {
+                send(egress, buffers, filled, batching);
+                filled = 0;
+            }
+            if drained {
+                break;
+            }
+            batches += 1;
+            if batches == BUDGET {
+                carried.push(token);
+                break;
+            }
+        }
+    }
+    if filled > 0 {
+        send(egress, buffers, filled, batching);
+    }
+}
+
+/// Gives datagrams `slots` of the batch, all from `relay`, to the core, which frames each in
+/// its slot; fills their routes. Datagrams for TCP/TLS/DTLS clients (the rare case) are
+/// queued on their connection at once.
+fn frame(
+    state: &mut Shared,
+    egress: &Egress,
+    buffers: &mut Buffers,
+    now: Instant,
+    relay: SocketAddr,
+    slots: Range<usize>,
+) {
+    for i in slots {
+        let (slot, meta) = buffers.batch.slot_mut(i);
+        let route = state
             .core
             .handle_peer(now, relay, meta.source, slot, meta.len)
             .map(|o| Route {
@@ -150,42 +209,30 @@ fn frame_batch(
                 end: o.data.end,
                 to: o.to,
             });
-        any_stream |= route.is_some_and(|r| r.to.transport.has_session());
+        buffers.routes[i] = match route {
+            Some(r) if r.to.transport.has_session() => {
+                match state.streams.get(&(r.to.client, r.to.server)) {
+                    Some(stream) => {
+                        // A full queue means a client that does not read: drop, as UDP would.
+                        if !stream.try_send(slot[r.data()].to_vec()) {
+                            egress.io.queue_full();
+                        }
+                    }
+                    // The connection closed meanwhile.
+                    None => egress.io.lost(1),
+                }
+                None
+            }
+            route => route,
+        };
     }
-    // TCP/TLS/DTLS clients are the rare case: their queue handles are looked up (and a Vec
-    // allocated) only when the batch has one.
-    any_stream.then(|| {
-        routes
-            .iter()
-            .map(|r| {
-                r.filter(|r| r.to.transport.has_session())
-                    .and_then(|r| state.streams.get(&(r.to.client, r.to.server)).cloned())
-            })
-            .collect()
-    })
 }
 
-/// Queues the datagrams for TCP/TLS clients; a full queue means a client that does not
-/// read: drop, as UDP would.
-fn send_to_streams(
-    batch: &RecvBatch,
-    routes: &[Option<Route>],
-    streams: &[Option<StreamSender>],
-    io: &IoCounters,
-) {
-    for (i, (route, stream)) in routes.iter().zip(streams).enumerate() {
-        let Some(route) = route.filter(|r| r.to.transport.has_session()) else {
-            continue;
-        };
-        match stream {
-            Some(stream) => {
-                if !stream.try_send(batch.slot(i)[route.data()].to_vec()) {
-                    io.queue_full();
-                }
-            }
-            // The connection closed meanwhile.
-            None => io.lost(1),
-        }
+/// Sends the first `len` framed datagrams of the batch to their UDP clients.
+fn send(egress: &Egress, buffers: &Buffers, len: usize, batching: Batching) {
+    let routes = &buffers.routes[..len];
+    if !(batching.gso && try_gso(egress, &buffers.batch, routes, batching)) {
+        send_to_clients(egress, &buffers.batch, routes, batching);
     }
 }
 
@@ -212,7 +259,7 @@ fn send_to_clients(
             continue;
         };
         if from.is_some_and(|f| !Arc::ptr_eq(f, listener)) {
-            send_now(from, &items[..queued], batching, &egress.io);
+            send_now(from, &items[..queued], batching, egress);
             queued = 0;
         }
         from = Some(listener);
@@ -222,7 +269,7 @@ fn send_to_clients(
         };
         queued += 1;
     }
-    send_now(from, &items[..queued], batching, &egress.io);
+    send_now(from, &items[..queued], batching, egress);
 }
 
 /// Sends `items` from `socket` now; what finds the socket buffer full is dropped (and
@@ -231,7 +278,7 @@ fn send_now(
     socket: Option<&Arc<UdpSocket>>,
     items: &[Transmit<'_>],
     batching: Batching,
-    io: &IoCounters,
+    egress: &Egress,
 ) {
     let Some(socket) = socket.filter(|_| !items.is_empty()) else {
         return;
@@ -241,12 +288,12 @@ fn send_now(
     });
     match sent {
         Ok(n) if n < items.len() => {
-            io.buffer_full(items.len() - n);
+            egress.io.buffer_full(items.len() - n);
             trace!(dropped = items.len() - n, "socket buffer full");
         }
         Ok(_) => {}
         Err(e) => {
-            io.send_failed(&e, items.len());
+            egress.io.send_failed(&e, items.len());
             trace!(error = %e, dropped = items.len(), "send failed");
         }
     }

@@ -1,13 +1,18 @@
-//! Relay sockets: opened and closed by the TURN core through [`RelaySockets`], each read by
-//! its own task on the runtime of the worker whose core opened it ([`crate::relay_loop`]).
+//! Relay sockets: opened and closed by the TURN core through [`RelaySockets`], kept in a slab
+//! and registered with their worker's epoll set, which the worker's relay loop
+//! ([`crate::relay_loop`]) waits on: one wake-up returns every relay socket with datagrams
+//! waiting. Opening one binds it and registers it; no task is spawned, and nothing here calls
+//! back into the core.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::net::UdpSocket;
-use tokio::task::AbortHandle;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
 use tracing::trace;
 use turn::relay::{ConnectionId, RelayOpenError, RelaySockets};
 
@@ -20,42 +25,84 @@ use crate::shared::Shared;
 #[derive(Debug, Default)]
 pub struct Egress {
     /// UDP listener sockets by their bound address (the server side of a UDP 5-tuple).
-    pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    pub udp: HashMap<SocketAddr, Arc<tokio::net::UdpSocket>>,
     /// The worker's I/O drop counters (sends that failed, full TCP/TLS queues).
     pub io: Arc<IoCounters>,
 }
 
+/// A UDP relay socket (non-blocking). Shared only for the length of one send: the client →
+/// peer path takes a handle under the worker's lock and sends after releasing it.
+pub type RelaySocket = Arc<UdpSocket>;
+
+/// One open UDP relay socket.
 #[derive(Debug)]
-struct RelaySocket {
-    socket: Arc<UdpSocket>,
-    task: AbortHandle,
+pub struct RelaySlot {
+    /// Its relayed transport address.
+    pub addr: SocketAddr,
+    /// The socket.
+    pub socket: RelaySocket,
 }
 
 /// The open relay sockets.
 #[derive(Debug)]
 pub struct RelayRegistry {
-    sockets: HashMap<SocketAddr, RelaySocket>,
-    shared: Weak<Mutex<Shared>>,
-    egress: Arc<Egress>,
+    /// UDP relay sockets; a slot's key is its epoll token.
+    slots: Slab<RelaySlot>,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// The worker's epoll set of relay sockets (the relay loop waits on it).
+    registry: Registry,
     /// TCP allocations' listening sockets and peer connections (RFC 6062).
     pub tcp: TcpRelays,
+    /// Where the TCP relay tasks find the core (RFC 6062 is still task-per-connection).
+    shared: Weak<Mutex<Shared>>,
 }
 
 impl RelayRegistry {
-    /// An empty registry; `shared` is where its tasks find the core, `owners` the server's
-    /// table of TCP peer connections.
-    pub fn new(shared: Weak<Mutex<Shared>>, egress: Arc<Egress>, owners: TcpOwners) -> Self {
+    /// An empty registry whose UDP sockets join `registry`'s epoll set; `shared` is where
+    /// the TCP relay tasks find the core, `owners` the server's table of TCP peer
+    /// connections.
+    pub fn new(registry: Registry, shared: Weak<Mutex<Shared>>, owners: TcpOwners) -> Self {
         RelayRegistry {
-            sockets: HashMap::new(),
-            shared,
-            egress,
+            slots: Slab::new(),
+            by_addr: HashMap::new(),
+            registry,
             tcp: TcpRelays::new(owners),
+            shared,
         }
     }
 
     /// The socket bound to `addr`, to send a client's data to a peer.
-    pub fn socket(&self, addr: SocketAddr) -> Option<Arc<UdpSocket>> {
-        self.sockets.get(&addr).map(|r| r.socket.clone())
+    pub fn socket(&self, addr: SocketAddr) -> Option<RelaySocket> {
+        let key = *self.by_addr.get(&addr)?;
+        self.slots.get(key).map(|slot| slot.socket.clone())
+    }
+
+    /// The relay socket of epoll token `token`, if it is still open (a token read from an
+    /// event may name a socket closed meanwhile, or its slot reused: a read then finds
+    /// nothing, which is harmless).
+    pub fn slot(&self, token: usize) -> Option<&RelaySlot> {
+        self.slots.get(token)
+    }
+
+    /// Closes every relay socket (the worker is stopping).
+    pub fn close_all(&mut self) {
+        let addrs: Vec<SocketAddr> = self.by_addr.keys().copied().collect();
+        for addr in addrs {
+            self.close_udp(addr);
+        }
+        self.tcp = TcpRelays::new(self.tcp.owners().clone());
+    }
+
+    fn close_udp(&mut self, addr: SocketAddr) -> bool {
+        let Some(key) = self.by_addr.remove(&addr) else {
+            return false;
+        };
+        let slot = self.slots.remove(key);
+        // Explicitly, not by closing the fd: a send in progress may still hold a handle.
+        let _ = self
+            .registry
+            .deregister(&mut SourceFd(&slot.socket.as_raw_fd()));
+        true
     }
 }
 
@@ -64,34 +111,36 @@ impl RelaySockets for RelayRegistry {
         // RFC 8656 §14: relayed datagrams leave with DF clear unless a Send indication asks.
         let bound = net::bind_udp(addr)
             .and_then(|s| net::set_dont_fragment(&s, addr.is_ipv6(), false).map(|()| s));
-        let socket = match bound.and_then(UdpSocket::from_std) {
-            Ok(socket) => Arc::new(socket),
+        let socket = match bound {
+            Ok(socket) => socket,
             Err(e) => {
                 // The core reports the cause (once per interval, see `server_events`).
                 trace!(%addr, error = %e, "relay port unavailable");
                 return Err(open_error(&e));
             }
         };
-        let task = tokio::spawn(crate::relay_loop::run(
-            addr,
-            socket.clone(),
-            self.shared.clone(),
-            self.egress.clone(),
-        ));
-        self.sockets.insert(
-            addr,
-            RelaySocket {
-                socket,
-                task: task.abort_handle(),
-            },
+        let entry = self.slots.vacant_entry();
+        // Edge-triggered: the relay loop drains a socket (or remembers it) on each event.
+        let registered = self.registry.register(
+            &mut SourceFd(&socket.as_raw_fd()),
+            Token(entry.key()),
+            Interest::READABLE,
         );
+        if let Err(e) = registered {
+            trace!(%addr, error = %e, "relay socket not registered");
+            return Err(open_error(&e));
+        }
+        let key = entry.key();
+        entry.insert(RelaySlot {
+            addr,
+            socket: Arc::new(socket),
+        });
+        self.by_addr.insert(addr, key);
         Ok(())
     }
 
     fn close(&mut self, addr: SocketAddr) {
-        if let Some(relay) = self.sockets.remove(&addr) {
-            relay.task.abort();
-        } else {
+        if !self.close_udp(addr) {
             self.tcp.close_listener(addr);
         }
     }
@@ -112,14 +161,6 @@ impl RelaySockets for RelayRegistry {
     }
 }
 
-impl Drop for RelayRegistry {
-    fn drop(&mut self) {
-        for relay in self.sockets.values() {
-            relay.task.abort();
-        }
-    }
-}
-
 /// The core's name for a bind error: the errno where it matters to the operator (EMFILE and
 /// ENFILE have no stable `io::ErrorKind`), the kind otherwise.
 fn open_error(e: &io::Error) -> RelayOpenError {
@@ -133,27 +174,29 @@ fn open_error(e: &io::Error) -> RelayOpenError {
     }
 }
 
-/// Sends a client's payload to a peer from a relay socket. With `dont_fragment` (a Send
-/// indication's DONT-FRAGMENT, RFC 8656 §14) the DF bit is set for this datagram only.
-/// Errors concern this datagram alone and are not reported further.
-pub async fn send_to_peer(
+/// Sends a client's payload to a peer from a relay socket, without waiting: a relay socket
+/// whose send buffer is full (`WouldBlock`, which the 4 MiB buffers make rare) fails the
+/// send, and the caller counts the drop with its cause ([`IoCounters::send_failed`]). With
+/// `dont_fragment` (a Send indication's DONT-FRAGMENT, RFC 8656 §14) the DF bit is set for
+/// this datagram only.
+pub fn send_to_peer(
     relay: &UdpSocket,
     payload: &[u8],
     peer: SocketAddr,
     dont_fragment: bool,
-) -> bool {
+) -> io::Result<()> {
     let ipv6 = peer.is_ipv6();
-    if dont_fragment && net::set_dont_fragment(relay, ipv6, true).is_err() {
-        return false;
+    if dont_fragment {
+        net::set_dont_fragment(relay, ipv6, true)?;
     }
-    let sent = relay.send_to(payload, peer).await;
+    let sent = relay.send_to(payload, peer);
     if let Err(e) = &sent {
         trace!(%peer, error = %e, "relay send failed");
     }
     if dont_fragment {
         let _ = net::set_dont_fragment(relay, ipv6, false);
     }
-    sent.is_ok()
+    sent.map(|_| ())
 }
 
 /// Errors that concern one earlier datagram (an ICMP error surfacing on Linux), not the

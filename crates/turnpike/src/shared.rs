@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::net::UdpSocket;
 use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
-use crate::relay_registry::RelayRegistry;
+use crate::metrics::io::IoCounters;
+use crate::relay_registry::{RelayRegistry, RelaySocket};
 
 /// Identifies a TCP/TLS client connection: (client address, server address).
 pub type StreamKey = (SocketAddr, SocketAddr);
@@ -33,6 +33,8 @@ pub struct Shared {
     pub relays: RelayRegistry,
     /// Live TCP/TLS connections, to deliver peer data to them.
     pub streams: HashMap<StreamKey, StreamSender>,
+    /// The worker's I/O drop counters.
+    pub io: Arc<IoCounters>,
 }
 
 /// A handle on [`Shared`].
@@ -64,7 +66,7 @@ pub fn handle_client(
     local: SocketId,
     packet: &[u8],
     out: &mut [u8],
-) -> (ClientOutcome, Option<Arc<UdpSocket>>) {
+) -> (ClientOutcome, Option<RelaySocket>) {
     let mut state = lock(shared);
     let state = &mut *state;
     let (now, unix_now) = now();

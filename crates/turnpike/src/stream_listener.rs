@@ -380,12 +380,13 @@ impl Connection {
                 dont_fragment,
                 ..
             } => {
-                let sent = match relay_socket {
-                    Some(relay) => send_to_peer(&relay, &frame[payload], peer, dont_fragment).await,
-                    None => false,
-                };
-                if !sent {
-                    self.io.lost(1);
+                match relay_socket {
+                    Some(relay) => {
+                        if let Err(e) = send_to_peer(&relay, &frame[payload], peer, dont_fragment) {
+                            self.io.send_failed(&e, 1);
+                        }
+                    }
+                    None => self.io.lost(1),
                 }
                 None
             }

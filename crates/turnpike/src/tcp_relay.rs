@@ -241,15 +241,21 @@ async fn accept_loop(relay: SocketAddr, listener: TcpListener, shared: Weak<Mute
 }
 
 /// Sends the core's messages for control connections (Connect answers, ConnectionAttempt
-/// indications) to their connections' queues.
+/// indications) to their connections' queues; one that finds its queue full or its
+/// connection gone is counted as a drop (`queue_full`, `send_failed`).
 pub fn flush_control(state: &mut Shared) {
     while let Some(message) = state.core.poll_control_message() {
         let key = (message.to.client, message.to.server);
         match state.streams.get(&key) {
             Some(stream) => {
-                stream.try_send(message.bytes);
+                if !stream.try_send(message.bytes) {
+                    state.io.queue_full();
+                }
             }
-            None => trace!(client = %message.to.client, "control connection gone"),
+            None => {
+                state.io.lost(1);
+                trace!(client = %message.to.client, "control connection gone");
+            }
         }
     }
 }

@@ -20,9 +20,9 @@ use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple}
 use turn::{BindingServer, SocketId};
 
 use crate::metrics::io::IoCounters;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Via};
 use crate::receive::{receive, Received};
-use crate::relay_registry::{is_transient, send_to_peer};
+use crate::relay_registry::{is_transient, send_to_peer, RelaySocket};
 use crate::shared::{lock, now, Shared, SharedCore};
 
 /// The sockets of one RFC 5780 grid, indexed by [`grid_index`].
@@ -53,7 +53,7 @@ enum Action {
     },
     /// Send `datagram[payload]` from the relay socket to the peer.
     Relay {
-        socket: Arc<UdpSocket>,
+        socket: RelaySocket,
         payload: Range<usize>,
         peer: SocketAddr,
         dont_fragment: bool,
@@ -192,9 +192,14 @@ impl Listener {
             match std::mem::replace(action, Action::Nothing) {
                 Action::Nothing => {}
                 Action::Reply { len, from, to } => {
-                    if let Some(socket) = &self.grid[grid_index(from)] {
-                        let start = i * SEND_BUFFER;
-                        outbox.push(socket, &replies[start..start + len], to).await;
+                    match &self.grid[grid_index(from)] {
+                        Some(socket) => {
+                            let start = i * SEND_BUFFER;
+                            let reply = &replies[start..start + len];
+                            outbox.push(Via::Listener(socket), reply, to).await;
+                        }
+                        // The core named a socket of the grid this worker does not have.
+                        None => self.io.lost(1),
                     }
                 }
                 Action::Relay {
@@ -208,16 +213,17 @@ impl Listener {
                         // DF is a socket option: set for this one datagram, after those
                         // queued before it have gone.
                         outbox.flush().await;
-                        if !send_to_peer(&socket, data, peer, true).await {
-                            self.io.lost(1);
+                        if let Err(e) = send_to_peer(&socket, data, peer, true) {
+                            self.io.send_failed(&e, 1);
                         }
                     } else {
-                        outbox.push(&socket, data, peer).await;
+                        outbox.push(Via::Relay(&socket), data, peer).await;
                     }
                 }
             }
         }
         outbox.flush().await;
         self.io.lost(outbox.unsent());
+        self.io.buffer_full(outbox.full());
     }
 }

@@ -5,7 +5,8 @@
 //!   kernel spreads client 5-tuples over the workers and one client always reaches the same
 //!   worker),
 //! - its own TURN core ([`turn::relay::TurnServer`]) holding the allocations of its clients,
-//! - the relay sockets of those allocations, each read by a task on this worker's runtime,
+//! - the relay sockets of those allocations, in one epoll set read by one task, the worker's
+//!   relay loop ([`crate::relay_loop`]),
 //! - its own timer task.
 //!
 //! What must hold for the whole server is in [`turn::relay::SharedState`] (relay port claims,
@@ -13,7 +14,7 @@
 //! atomic load for a peer that may be one of our relays — never a lock per packet.
 //!
 //! The core still sits behind a `Mutex` ([`crate::shared::Shared`]), but every task that
-//! takes it runs on this worker's one thread (listeners, relay tasks, timers and the TCP/TLS
+//! takes it runs on this worker's one thread (listeners, the relay loop, timers and the TCP/TLS
 //! connections given to this worker), so it is never contended: taking it costs one atomic
 //! swap. Keeping it (rather than `Rc<RefCell<…>>` on a `LocalSet`) leaves the relay registry
 //! and the stream code as they are, with `Send` futures, and a poisoned or contended lock
@@ -176,12 +177,8 @@ async fn run(
     };
     log_stats(index, &stats, &auth);
     crate::server_events::shut_down(&shared);
-    // Close every relay socket (aborting its task) before the runtime goes.
-    let relays = std::mem::replace(
-        &mut lock(&shared).relays,
-        RelayRegistry::new(Default::default(), Default::default(), Default::default()),
-    );
-    drop(relays);
+    // Close every relay socket before the runtime goes.
+    lock(&shared).relays.close_all();
     let _ = done.send(result);
 }
 
@@ -236,12 +233,23 @@ fn set_up(
         settings.shared,
     );
     core.set_alternates(&settings.alternates);
+    let relay_set = net::PollSet::new().context("creating the relay epoll set")?;
+    let registry = relay_set
+        .registry()
+        .context("creating the relay epoll set")?;
     let shared: SharedCore = Arc::new_cyclic(|weak| {
         Mutex::new(Shared {
             core,
-            relays: RelayRegistry::new(weak.clone(), egress, tcp_owners),
+            relays: RelayRegistry::new(registry, weak.clone(), tcp_owners),
             streams: HashMap::new(),
+            io: io.clone(),
         })
+    });
+    let (relay_shared, relay_egress) = (shared.clone(), egress);
+    tasks.spawn(async move {
+        crate::relay_loop::run(relay_set, relay_shared, relay_egress)
+            .await
+            .context("the relay epoll set")
     });
     for (binding, sockets, grid) in grids {
         for id in sockets.ids() {

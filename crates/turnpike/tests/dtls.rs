@@ -193,6 +193,22 @@ fn binding_over_dtls() {
     let mapped = message.get::<XorMappedAddress>().unwrap().unwrap();
     assert_eq!(mapped.0, socket.local_addr().unwrap());
     wait_for(&server, "turnpike_dtls_sessions", 1.0);
+
+    // Every drop is counted with its cause: a record of application data that is not STUN
+    // (RFC 7350 §4) in the session, and a datagram in the clear from a client without one.
+    let dropped =
+        |cause: &str| format!(r#"turnpike_dtls_dropped_datagrams_total{{cause="{cause}"}}"#);
+    assert_eq!(metric(&server, &dropped("not_stun")), 0.0);
+    dtls.send_application_data(&[0xff; 20]).unwrap();
+    for packet in drain(&mut dtls).packets {
+        socket.send(&packet).unwrap();
+    }
+    wait_for(&server, &dropped("not_stun"), 1.0);
+    let stranger = socket_to(server.address("dtls"));
+    stranger.send(&binding_request(8)).unwrap();
+    wait_for(&server, &dropped("no_session"), 1.0);
+    assert!(receive(&stranger, Duration::from_millis(300)).is_empty());
+    assert_eq!(metric(&server, &dropped("send_failed")), 0.0);
 }
 
 // RFC 6347 §4.2.1: a ClientHello without a cookie is answered with a HelloVerifyRequest and

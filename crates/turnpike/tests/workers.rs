@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use stun::attributes::{
-    ChannelNumber, ErrorCode, Nonce, PasswordAlgorithmId, RequestedTransport, XorPeerAddress,
+    ChannelNumber, Data, ErrorCode, Nonce, PasswordAlgorithmId, RequestedTransport, XorPeerAddress,
     XorRelayedAddress,
 };
 use stun::TransactionId;
@@ -32,7 +32,12 @@ struct Client {
 
 impl Client {
     fn new(server: SocketAddr) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::on(UdpSocket::bind("127.0.0.1:0").unwrap(), server)
+    }
+
+    /// A client on `socket` (blocking reads, 5 s timeout).
+    fn on(socket: UdpSocket, server: SocketAddr) -> Client {
+        socket.set_nonblocking(false).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -126,26 +131,42 @@ fn relay_server_with(workers: &str, relay_ips: &str, more: &[&str]) -> Server {
     Server::spawn(&args, |_| {})
 }
 
-/// Allocates and binds channel 0x4000 to `peer`; returns the relayed address.
-fn allocate_and_bind(client: &mut Client, peer: SocketAddr) -> SocketAddr {
+/// Allocates a UDP relay; returns the relayed address.
+fn allocate(client: &mut Client) -> SocketAddr {
     let reply = client.request(
         Method::ALLOCATE,
         &[AnyAttribute::RequestedTransport(RequestedTransport(
             RequestedTransport::UDP,
         ))],
     );
-    let relay = Message::decode(&reply)
+    Message::decode(&reply)
         .unwrap()
         .get::<XorRelayedAddress>()
         .unwrap()
         .unwrap()
-        .0;
+        .0
+}
+
+/// Allocates and binds channel 0x4000 to `peer`; returns the relayed address.
+fn allocate_and_bind(client: &mut Client, peer: SocketAddr) -> SocketAddr {
+    let relay = allocate(client);
     client.request(
         Method::CHANNEL_BIND,
         &[
             AnyAttribute::ChannelNumber(ChannelNumber(0x4000)),
             AnyAttribute::XorPeerAddress(XorPeerAddress(peer)),
         ],
+    );
+    relay
+}
+
+/// Allocates and installs a permission for `peer` (no channel: peer data comes back as Data
+/// indications, RFC 8656 §11.3); returns the relayed address.
+fn allocate_and_permit(client: &mut Client, peer: SocketAddr) -> SocketAddr {
+    let relay = allocate(client);
+    client.request(
+        Method::CREATE_PERMISSION,
+        &[AnyAttribute::XorPeerAddress(XorPeerAddress(peer))],
     );
     relay
 }
@@ -204,6 +225,93 @@ fn bursts_are_relayed_whole_and_in_order() {
         },
         "every datagram of the bursts counted",
     );
+    let (code, _) = server.stop_with_log();
+    assert_eq!(code, Some(0));
+}
+
+/// Sends `signal` (STOP or CONT) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+// The relay loop (one epoll set per worker over its relay sockets): with the server stopped,
+// a peer queues one datagram on each of 40 quiet allocations (channels and Data indications
+// alternating) and 300 on a busy one, more than one pass's budget for a socket (4 batches of
+// 32). Resumed, the worker finds them all ready at once; quiet sockets' datagrams share
+// batches, each must reach its own client framed for its own allocation, and the busy
+// socket's rest, carried over to later passes, must arrive whole and in order without any
+// new datagram to wake the loop. Nothing is dropped (every drop would be counted by cause).
+#[test]
+fn a_pass_over_many_ready_relay_sockets_routes_each_datagram_and_carries_the_rest() {
+    let server = relay_server("1");
+    let peer = net::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    const QUIET: usize = 40;
+    const BUSY: u16 = 300;
+    let mut quiet = Vec::new();
+    for i in 0..QUIET {
+        let mut client = Client::new(server.address("udp"));
+        let relay = if i % 2 == 0 {
+            allocate_and_bind(&mut client, peer_addr)
+        } else {
+            allocate_and_permit(&mut client, peer_addr)
+        };
+        quiet.push((client, relay));
+    }
+    // The busy client reads 300 datagrams at once: a 4 MiB receive buffer.
+    let busy_socket = net::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut busy = Client::on(busy_socket, server.address("udp"));
+    let busy_relay = allocate_and_bind(&mut busy, peer_addr);
+
+    signal(server.child.id(), "STOP");
+    let sent = std::panic::catch_unwind(|| {
+        for seq in 0..BUSY {
+            peer.send_to(&seq.to_be_bytes().repeat(20), busy_relay)
+                .unwrap();
+        }
+        for (i, (_, relay)) in quiet.iter().enumerate() {
+            peer.send_to(format!("to quiet {i}").as_bytes(), *relay)
+                .unwrap();
+        }
+    });
+    signal(server.child.id(), "CONT");
+    sent.unwrap();
+
+    let mut buf = [0u8; 1500];
+    for (i, (client, _)) in quiet.iter().enumerate() {
+        let len = client.socket.recv(&mut buf).unwrap();
+        let want = format!("to quiet {i}");
+        if i % 2 == 0 {
+            assert_eq!(&buf[..2], &[0x40, 0x00], "ChannelData for client {i}");
+            assert_eq!(&buf[4..len], want.as_bytes(), "client {i}");
+        } else {
+            let m = Message::decode(&buf[..len]).unwrap();
+            assert_eq!(m.header().message_type.method, Method::DATA, "client {i}");
+            assert_eq!(m.get::<Data<'_>>().unwrap().unwrap().0, want.as_bytes());
+            assert_eq!(
+                m.get::<XorPeerAddress>().unwrap().unwrap().0,
+                peer_addr,
+                "client {i}"
+            );
+        }
+    }
+    for seq in 0..BUSY {
+        let len = busy.socket.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0x40, 0x00, 0x00, 40]);
+        assert_eq!(&buf[4..len], &seq.to_be_bytes().repeat(20)[..], "seq {seq}");
+    }
+    let all = (QUIET + usize::from(BUSY)) as f64;
+    let to_client = r#"turnpike_relayed_packets_total{direction="to_client",transport="udp"}"#;
+    let scrape = wait_until(
+        server.address("metrics"),
+        |s| s.get(to_client) == Some(&all),
+        "every datagram counted",
+    );
+    assert_eq!(sum(&scrape, "turnpike_dropped_packets", &[]), 0.0);
     let (code, _) = server.stop_with_log();
     assert_eq!(code, Some(0));
 }

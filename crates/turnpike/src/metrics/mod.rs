@@ -248,6 +248,15 @@ impl prometheus_client::collector::Collector for DtlsCollector {
             "turnpike_dtls_hello_verify_requests",
             "ClientHellos answered with a HelloVerifyRequest, keeping no state.",
             [(none, s.hello_verify)],
+        )?;
+        encode::counters(
+            e,
+            "turnpike_dtls_dropped_datagrams",
+            "DTLS datagrams dropped by the listener or a session, by cause.",
+            crate::dtls::DtlsDrop::ALL
+                .iter()
+                .zip(s.dropped)
+                .map(|(cause, n)| ([("cause", cause.as_str())], n)),
         )
     }
 }
