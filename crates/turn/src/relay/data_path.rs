@@ -105,7 +105,7 @@ impl TurnServer {
     fn relay_to_peer(
         &mut self,
         now: Instant,
-        id: u64,
+        id: super::server::AllocationId,
         peer: SocketAddr,
         payload: Range<usize>,
         dont_fragment: bool,
