@@ -42,7 +42,7 @@ slice_attribute! {
 macro_rules! array_attribute {
     ($( $(#[$doc:meta])* $name:ident([u8; $n:literal]) = $typ:ident; )*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub [u8; $n]);
 
         impl<'a> Attribute<'a> for $name {

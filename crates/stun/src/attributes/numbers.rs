@@ -57,7 +57,7 @@ integer_attribute! {
 macro_rules! u16_attribute {
     ($( $(#[$doc:meta])* $name:ident = $typ:ident; )*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub u16);
 
         impl<'a> Attribute<'a> for $name {

@@ -35,7 +35,7 @@ fn optional<'a, A: Attribute<'a>>(message: &Message<'a>) -> Result<Option<A>, ()
 struct OpenedRelays {
     relays: Relays,
     /// RESERVATION-TOKEN for the port reserved by EVEN-PORT R=1.
-    token: Option<[u8; 8]>,
+    token: Option<ReservationToken>,
     /// ADDRESS-ERROR-CODE (family, code) of a partly served dual allocation.
     address_error: Option<(u8, u16)>,
     /// Why the family of `address_error` got no relay, when for a reason of ours.
@@ -44,7 +44,7 @@ struct OpenedRelays {
 
 /// What an Allocate asks for, once validated (RFC 8656 §7.2 steps 3–9).
 struct AllocateRequest {
-    token: Option<[u8; 8]>,
+    token: Option<ReservationToken>,
     even: Option<EvenPort>,
     family: AddressFamily,
     dual: bool,
@@ -80,9 +80,7 @@ impl TurnServer {
             Ok(None) | Err(()) => return Err(BAD_REQUEST),
         };
         let bad = |_| BAD_REQUEST;
-        let token = optional::<ReservationToken>(message)
-            .map_err(bad)?
-            .map(|t| t.0);
+        let token = optional::<ReservationToken>(message).map_err(bad)?;
         let even = optional::<EvenPort>(message).map_err(bad)?;
         if transport == RelayTransport::Tcp {
             // RFC 6062 §5.1 step 2: TCP allocations only over TCP or TLS; step 3: the
@@ -357,7 +355,7 @@ impl TurnServer {
         now: Instant,
         ip: std::net::IpAddr,
         request: &AllocateRequest,
-        token: &mut Option<[u8; 8]>,
+        token: &mut Option<ReservationToken>,
         sockets: &mut dyn RelaySockets,
     ) -> Result<std::net::SocketAddr, OpenFailure> {
         if request.even.is_some_and(|e| e.reserve_next) {
@@ -389,7 +387,7 @@ impl TurnServer {
             }
             w.add(&Lifetime(u32::try_from(remaining).unwrap_or(u32::MAX)))?;
             if let Some(token) = allocation.reservation_token {
-                w.add(&ReservationToken(token))?;
+                w.add(&token)?;
             }
             if let Some((family, code)) = allocation.address_error {
                 let reason = stun::error_code::reason(code).unwrap_or("");

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+use stun::attributes::ChannelNumber;
 
 use stun::TransactionId;
 
@@ -92,12 +93,12 @@ pub struct Allocation {
     /// (RFC 8656 §7.2, the "stateless stack approach" note).
     pub created_by: TransactionId,
     /// A RESERVATION-TOKEN returned by the creating Allocate, for those retransmissions.
-    pub reservation_token: Option<[u8; 8]>,
+    pub reservation_token: Option<stun::attributes::ReservationToken>,
     /// ADDRESS-ERROR-CODE of a partly served dual allocation, for those retransmissions.
     pub address_error: Option<(u8, u16)>,
     permissions: BTreeMap<IpAddr, Instant>,
-    channels: BTreeMap<u16, Channel>,
-    channel_of_peer: HashMap<SocketAddr, u16>,
+    channels: BTreeMap<ChannelNumber, Channel>,
+    channel_of_peer: HashMap<SocketAddr, ChannelNumber>,
     bandwidth: Option<TokenBucket>,
     /// UDP or TCP relaying.
     pub transport: RelayTransport,
@@ -171,7 +172,7 @@ impl Allocation {
     }
 
     /// The live channel bound to `number`, as the client → peer path needs it.
-    pub fn channel_peer(&self, now: Instant, number: u16) -> Option<SocketAddr> {
+    pub fn channel_peer(&self, now: Instant, number: ChannelNumber) -> Option<SocketAddr> {
         self.channels
             .get(&number)
             .filter(|c| c.expires > now)
@@ -179,7 +180,7 @@ impl Allocation {
     }
 
     /// The live channel bound to `peer`, as the peer → client path needs it.
-    pub fn peer_channel(&self, now: Instant, peer: SocketAddr) -> Option<u16> {
+    pub fn peer_channel(&self, now: Instant, peer: SocketAddr) -> Option<ChannelNumber> {
         let number = *self.channel_of_peer.get(&peer)?;
         self.channels
             .get(&number)
@@ -192,7 +193,7 @@ impl Allocation {
     pub fn check_channel(
         &self,
         now: Instant,
-        number: u16,
+        number: ChannelNumber,
         peer: SocketAddr,
     ) -> Result<(), ChannelConflict> {
         let cooling = |c: &Channel| c.expires + CHANNEL_COOLDOWN > now;
@@ -221,12 +222,12 @@ impl Allocation {
     }
 
     /// True when binding `number` would add a channel rather than refresh one.
-    pub fn is_new_channel(&self, number: u16) -> bool {
+    pub fn is_new_channel(&self, number: ChannelNumber) -> bool {
         !self.channels.contains_key(&number)
     }
 
     /// Creates or refreshes the binding, and the permission for the peer's IP (§12.2).
-    pub fn bind_channel(&mut self, now: Instant, number: u16, peer: SocketAddr) {
+    pub fn bind_channel(&mut self, now: Instant, number: ChannelNumber, peer: SocketAddr) {
         self.channels.insert(
             number,
             Channel {
@@ -246,7 +247,7 @@ impl Allocation {
     /// Removes expired permissions and channels whose cool-down is over.
     pub fn purge(&mut self, now: Instant) {
         self.permissions.retain(|_, expires| *expires > now);
-        let over: Vec<u16> = self
+        let over: Vec<ChannelNumber> = self
             .channels
             .iter()
             .filter(|(_, c)| c.expires + CHANNEL_COOLDOWN <= now)

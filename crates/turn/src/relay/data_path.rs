@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
+use stun::attributes::ChannelNumber;
 
 use stun::attributes::{Data, DontFragment, XorPeerAddress};
 use stun::{
@@ -40,7 +41,7 @@ impl TurnServer {
         let Some(head) = packet.get(..4) else {
             return ClientOutcome::Nothing;
         };
-        let number = u16::from_be_bytes([head[0], head[1]]);
+        let number = ChannelNumber(u16::from_be_bytes([head[0], head[1]]));
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         // Over UDP the datagram may carry padding after the data (RFC 8656 §12.5).
         if packet.len() < 4 + len {
@@ -104,7 +105,7 @@ impl TurnServer {
     fn relay_to_peer(
         &mut self,
         now: Instant,
-        id: u64,
+        id: super::server::AllocationId,
         peer: SocketAddr,
         payload: Range<usize>,
         dont_fragment: bool,
@@ -195,12 +196,12 @@ impl TurnServer {
 /// after it when the client is on TCP/TLS (§12.5).
 fn channel_data_in_place(
     buf: &mut [u8],
-    number: u16,
+    number: ChannelNumber,
     len: usize,
     transport: ClientTransport,
 ) -> Range<usize> {
     let start = PEER_HEADROOM - 4;
-    buf[start..start + 2].copy_from_slice(&number.to_be_bytes());
+    buf[start..start + 2].copy_from_slice(&number.0.to_be_bytes());
     // `len` came from a UDP datagram, so it fits in 16 bits.
     buf[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
     let mut end = PEER_HEADROOM + len;

@@ -88,7 +88,7 @@ impl TurnServer {
         out: &mut [u8],
     ) -> Option<usize> {
         let result = self.owned_allocation(&five_tuple, auth).and_then(|id| {
-            let (Some(Ok(ChannelNumber(number))), Some(Ok(XorPeerAddress(peer)))) = (
+            let (Some(Ok(number)), Some(Ok(XorPeerAddress(peer)))) = (
                 message.get::<ChannelNumber>(),
                 message.get::<XorPeerAddress>(),
             ) else {
@@ -99,7 +99,7 @@ impl TurnServer {
             } else {
                 CHANNEL_NUMBERS
             };
-            if !range.contains(&number) {
+            if !range.contains(&number.0) {
                 return Err(BAD_REQUEST);
             }
             let allocation = &self.allocations[&id];

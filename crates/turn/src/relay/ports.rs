@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore};
+use stun::attributes::ReservationToken;
 
 use super::shared_state::SharedState;
 use super::tcp_connections::ConnectionId;
@@ -184,7 +185,7 @@ impl PortPool {
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
         shared: &SharedState,
-    ) -> Result<(SocketAddr, [u8; 8]), OpenFailure> {
+    ) -> Result<(SocketAddr, ReservationToken), OpenFailure> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
             let port = rng.gen_range(low..=high) & !1;
@@ -200,8 +201,8 @@ impl PortPool {
                 shared.release(first);
                 continue;
             }
-            let mut token = [0u8; 8];
-            rng.fill_bytes(&mut token);
+            let mut token = ReservationToken([0; 8]);
+            rng.fill_bytes(&mut token.0);
             shared.reserve(token, second, now + RESERVATION_LIFETIME);
             return Ok((first, token));
         }

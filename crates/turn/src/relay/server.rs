@@ -45,7 +45,8 @@ use crate::sockets::{SocketId, Transmit};
 pub const PEER_HEADROOM: usize = 20 + 24 + 4;
 
 /// An allocation's handle inside the server.
-pub(super) type AllocationId = u64;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct AllocationId(pub(super) u64);
 
 /// What to do with a packet from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +165,7 @@ impl TurnServer {
             deadlines: HashMap::new(),
             ports,
             rng,
-            next_id: 1,
+            next_id: AllocationId(1),
             next_relay_ip: 0,
             stats: TurnStats::default(),
             draining: false,
@@ -352,7 +353,7 @@ impl TurnServer {
     /// claimed), schedules its timer and queues its creation event.
     pub(super) fn insert(&mut self, now: Instant, allocation: Allocation) -> AllocationId {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = AllocationId(id.0 + 1);
         self.by_five_tuple.insert(allocation.five_tuple, id);
         for relay in allocation.relays.iter() {
             self.by_relay.insert(relay, id);

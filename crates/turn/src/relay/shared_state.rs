@@ -27,6 +27,7 @@ use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+use stun::attributes::ReservationToken;
 
 /// A port held for a later Allocate that presents its RESERVATION-TOKEN.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +67,7 @@ pub struct SharedState {
     relays: Vec<PortBits>,
     total: AtomicUsize,
     per_user: Mutex<HashMap<String, usize>>,
-    reservations: Mutex<BTreeMap<[u8; 8], Reservation>>,
+    reservations: Mutex<BTreeMap<ReservationToken, Reservation>>,
     connection_ids: Mutex<HashSet<u32>>,
 }
 
@@ -199,13 +200,13 @@ impl SharedState {
 
     /// Holds `addr` (already claimed) for the Allocate that presents `token`, until
     /// `expires`.
-    pub fn reserve(&self, token: [u8; 8], addr: SocketAddr, expires: Instant) {
+    pub fn reserve(&self, token: ReservationToken, addr: SocketAddr, expires: Instant) {
         take(&self.reservations).insert(token, Reservation { addr, expires });
     }
 
     /// Takes the address reserved under `token`, still claimed, if the reservation is valid
     /// at `now`; an expired one is released.
-    pub fn redeem(&self, now: Instant, token: [u8; 8]) -> Option<SocketAddr> {
+    pub fn redeem(&self, now: Instant, token: ReservationToken) -> Option<SocketAddr> {
         let reservation = take(&self.reservations).remove(&token)?;
         if reservation.expires > now {
             return Some(reservation.addr);
