@@ -239,6 +239,26 @@ impl Allocation {
         self.permit(now, peer.ip());
     }
 
+    /// Numbers of the channels bound or cooling down.
+    pub fn channel_numbers(&self) -> impl Iterator<Item = ChannelNumber> + '_ {
+        self.channels.keys().copied()
+    }
+
+    /// The binding of `number` (live or cooling down).
+    pub fn channel(&self, number: ChannelNumber) -> Option<Channel> {
+        self.channels.get(&number).copied()
+    }
+
+    /// When the permission for `ip` expires (or expired, until the timer purges it).
+    pub fn permission_expiry(&self, ip: IpAddr) -> Option<Instant> {
+        self.permissions.get(&ip).copied()
+    }
+
+    /// True when the allocation has a bandwidth cap (enforced per packet in the core).
+    pub fn has_bandwidth_cap(&self) -> bool {
+        self.bandwidth.is_some()
+    }
+
     /// Takes `bytes` from the bandwidth budget; false means over the cap.
     pub fn spend(&mut self, now: Instant, bytes: usize) -> bool {
         self.bandwidth.as_mut().is_none_or(|b| b.take(now, bytes))

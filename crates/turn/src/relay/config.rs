@@ -64,6 +64,9 @@ pub struct TurnConfig {
     /// ... and service ports (STUN/TURN, TLS, HTTP): a peer at one of these is refused, so
     /// that a client cannot use the relay to reach the server's own services.
     pub service_ports: Vec<u16>,
+    /// Whether the driver relays eligible channels below the core (the kernel fast path):
+    /// the core then tracks them and hands out changes (see [`super::fast_path`]).
+    pub fast_path: bool,
 }
 
 impl TurnConfig {
@@ -114,6 +117,7 @@ impl Default for TurnConfig {
             rfc5766_channel_numbers: true,
             own_ips: Vec::new(),
             service_ports: Vec::new(),
+            fast_path: false,
         }
     }
 }

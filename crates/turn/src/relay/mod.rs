@@ -10,6 +10,7 @@ pub mod config;
 mod data_path;
 pub mod drain;
 pub mod events;
+pub mod fast_path;
 pub mod five_tuple;
 mod permissions;
 pub mod ports;
@@ -29,11 +30,14 @@ pub use config::TurnConfig;
 pub use events::{
     AuthFailure, EndReason, ServerError, ServerErrorCause, TurnEvent, EVENT_QUEUE_CAPACITY,
 };
+pub use fast_path::{FastChannel, FastPathChange};
 pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelayOpenError, RelaySockets, RESERVATION_LIFETIME};
 pub use reconfigure::{Reloadable, Replaced};
-pub use server::{is_binding_request, ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM};
+pub use server::{
+    is_binding_request, AllocationId, ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM,
+};
 pub use sessions::{RelayAddress, SessionInfo, SessionTraffic, Traffic};
 pub use shared_state::{QuotaExceeded, SharedState};
 pub use stats::{DropCause, TurnStats};

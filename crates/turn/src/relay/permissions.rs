@@ -73,6 +73,7 @@ impl TurnServer {
                 }
             }
             self.reschedule(id);
+            self.fast_path_touch(id);
             Ok(())
         });
         respond_result(message, result, Some(auth), out)
@@ -135,6 +136,7 @@ impl TurnServer {
                 allocation.bind_channel(now, number, peer);
             }
             self.reschedule(id);
+            self.fast_path_touch(id);
             Ok(())
         });
         respond_result(message, result, Some(auth), out)

@@ -79,6 +79,8 @@ impl TurnServer {
         config.max_channels = update.max_channels;
         config.bandwidth = update.bandwidth;
         config.max_lifetime = update.max_lifetime;
+        // The policy may forbid peers the fast path relays to now.
+        self.fast_path_touch_all();
         Replaced {
             _users: users,
             _rest_secrets: rest_secrets,

@@ -44,9 +44,10 @@ use crate::sockets::{SocketId, Transmit};
 /// payload for padding.
 pub const PEER_HEADROOM: usize = 20 + 24 + 4;
 
-/// An allocation's handle inside the server.
+/// An allocation's handle inside the server: opaque to drivers, which only hand it back
+/// (see [`super::fast_path`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct AllocationId(pub(super) u64);
+pub struct AllocationId(pub(super) u64);
 
 /// What to do with a packet from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +117,8 @@ pub struct TurnServer {
     pub(super) tcp_owner: HashMap<super::tcp_connections::ConnectionId, AllocationId>,
     /// Messages for control connections (see [`super::tcp`]).
     pub(super) control: VecDeque<super::tcp::ControlMessage>,
+    /// What the kernel fast path relays (see [`super::fast_path`]).
+    pub(super) fast_path: super::fast_path::FastPathTable,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -173,6 +176,7 @@ impl TurnServer {
             events: EventQueue::default(),
             tcp_owner: HashMap::new(),
             control: VecDeque::new(),
+            fast_path: Default::default(),
         }
     }
 
@@ -373,6 +377,8 @@ impl TurnServer {
         id: AllocationId,
         sockets: &mut dyn RelaySockets,
     ) -> Option<Allocation> {
+        // Its channels leave the fast path (decided on the next poll: the allocation is gone).
+        self.fast_path_touch(id);
         let allocation = self.allocations.remove(&id)?;
         self.by_five_tuple.remove(&allocation.five_tuple);
         for relay in allocation.relays.iter() {
@@ -406,7 +412,8 @@ impl TurnServer {
     /// When [`TurnServer::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let first = self.timers.first().map(|(t, _)| *t);
-        [first, self.shared.next_reservation_expiry()]
+        let fast = self.fast_path.next_deadline();
+        [first, fast, self.shared.next_reservation_expiry()]
             .into_iter()
             .flatten()
             .min()
@@ -430,6 +437,7 @@ impl TurnServer {
             }
         }
         self.shared.expire_reservations(now);
+        self.fast_path_expire(now);
     }
 
     /// Maps an advertised relay address (external IP) to the bound one; other addresses are

@@ -30,6 +30,12 @@ impl Traffic {
         self.packets += 1;
         self.bytes += len as u64;
     }
+
+    /// Adds what was counted elsewhere (the kernel fast path's counters).
+    pub fn add(&mut self, other: Traffic) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+    }
 }
 
 /// An allocation's traffic each way.

@@ -283,6 +283,18 @@ impl TurnStats {
         self.bytes[d][t] += bytes as u64;
     }
 
+    /// Counts packets relayed elsewhere (the kernel fast path), reported in bulk.
+    pub fn relayed_many(
+        &mut self,
+        direction: Direction,
+        transport: ClientTransport,
+        traffic: super::sessions::Traffic,
+    ) {
+        let (d, t) = (direction as usize, transport_index(transport));
+        self.packets[d][t] += traffic.packets;
+        self.bytes[d][t] += traffic.bytes;
+    }
+
     /// Counts a new allocation.
     pub fn allocation_created(&mut self, allocation: &Allocation) {
         let t = transport_index(allocation.five_tuple.transport);

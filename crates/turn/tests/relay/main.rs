@@ -6,6 +6,7 @@
 mod alternate;
 mod counters;
 mod drain;
+mod fast_path;
 mod harness;
 mod own_address_forms;
 mod relay_addresses;
