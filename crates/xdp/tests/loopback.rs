@@ -10,42 +10,11 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 
+use common::scenario::*;
 use common::*;
-use xdp::{AttachMode, Channel, FastPath, Stats};
-
-const NUMBER: u16 = 0x4001;
-const ROUNDS: usize = 40;
-
-struct Sockets {
-    raw: socket2::Socket,
-    client: UdpSocket,
-    server: UdpSocket,
-    relay: UdpSocket,
-    peer: UdpSocket,
-}
-
-fn sockets(ip: IpAddr) -> Sockets {
-    let any = SocketAddr::new(ip, 0);
-    Sockets {
-        raw: raw_udp(ip),
-        client: udp(any),
-        server: udp(any),
-        relay: udp(any),
-        peer: udp(any),
-    }
-}
-
-fn channel_of(s: &Sockets) -> Channel {
-    Channel {
-        client: local(&s.client),
-        server: local(&s.server),
-        number: NUMBER,
-        relay: local(&s.relay),
-        peer: local(&s.peer),
-    }
-}
+use xdp::{AttachMode, Channel, FastPath};
 
 /// Attaches to lo, panicking with the error's text (which tells an operator what is wrong).
 fn attach_lo() -> FastPath {
@@ -57,100 +26,6 @@ fn attach_lo() -> FastPath {
         "lo has no native XDP"
     );
     fast
-}
-
-/// Sends ROUNDS datagrams each way through an installed channel and checks what arrives,
-/// the per-channel counters and the global stats. Returns the bytes relayed each way.
-fn relay_both_ways(s: &Sockets, fast: &FastPath, channel: &Channel) -> (u64, u64) {
-    let before = fast.stats().expect("stats");
-    let mut bytes = 0u64;
-    for len in 0..ROUNDS {
-        let payload = data(len, 0x41);
-        // Padding bytes are ignored by the receiver (RFC 8656 §12); make them non-zero.
-        let message = channel_data(NUMBER, &payload, padding_of(len), 0xAA);
-        send_checksummed(&s.raw, channel.client, channel.server, &message);
-        let (got, from) = recv(&s.peer, "client -> peer");
-        assert_eq!(
-            got, payload,
-            "the peer receives the data alone, header and padding stripped"
-        );
-        assert_eq!(from, channel.relay, "from the relay address");
-        bytes += len as u64;
-    }
-    for len in 0..ROUNDS {
-        let payload = data(len, 0x42);
-        send_checksummed(&s.raw, channel.peer, channel.relay, &payload);
-        let (got, from) = recv(&s.client, "peer -> client");
-        assert_eq!(
-            got,
-            channel_data(NUMBER, &payload, 0, 0),
-            "the client receives ChannelData"
-        );
-        assert_eq!(from, channel.server, "from the server address");
-    }
-    let counters = fast.counters(channel).expect("counters");
-    assert_eq!(counters.to_peer_packets, ROUNDS as u64);
-    assert_eq!(counters.to_client_packets, ROUNDS as u64);
-    assert_eq!(counters.to_peer_bytes, bytes);
-    assert_eq!(counters.to_client_bytes, bytes);
-    let delta = fast.stats().expect("stats").since(&before);
-    assert_eq!(delta.relayed_to_peer, ROUNDS as u64);
-    assert_eq!(delta.relayed_to_client, ROUNDS as u64);
-    assert_silent(&s.server, "server socket while relaying");
-    assert_silent(&s.relay, "relay socket while relaying");
-    (bytes, bytes)
-}
-
-/// Malformed lengths and unknown channels pass to userspace unchanged.
-fn passes_what_is_not_a_channel(s: &Sockets, fast: &FastPath, channel: &Channel) {
-    let before = fast.stats().expect("stats");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("length beyond the datagram", {
-            let mut m = channel_data(NUMBER, &data(8, 1), 0, 0);
-            m[3] = 100;
-            m
-        }),
-        (
-            "4 bytes after the data: more than padding",
-            channel_data(NUMBER, &data(8, 1), 4, 0),
-        ),
-        (
-            "unknown channel",
-            channel_data(NUMBER + 1, &data(8, 1), 0, 0),
-        ),
-        ("shorter than a header", vec![0x40, 0x01, 0]),
-    ];
-    for (what, message) in &cases {
-        send_checksummed(&s.raw, channel.client, channel.server, message);
-        let (got, from) = recv(&s.server, what);
-        assert_eq!(&got, message, "{what}: reaches the server socket unchanged");
-        assert_eq!(from, channel.client, "{what}");
-    }
-    assert_silent(&s.peer, "peer, after passed datagrams");
-    let delta: Stats = fast.stats().expect("stats").since(&before);
-    assert_eq!(delta.passed_malformed, 2, "{delta:?}");
-    assert_eq!(delta.relayed_to_peer, 0, "{delta:?}");
-}
-
-/// After `remove`, both directions reach the userspace sockets again.
-fn removed_channel_goes_to_userspace(
-    s: &Sockets,
-    fast: &mut FastPath,
-    channel: &Channel,
-    bytes: (u64, u64),
-) {
-    let last = fast.remove(channel).expect("remove");
-    assert_eq!(last.to_peer_packets, ROUNDS as u64);
-    assert_eq!((last.to_peer_bytes, last.to_client_bytes), bytes);
-    assert!(matches!(
-        fast.counters(channel),
-        Err(xdp::XdpError::NotInstalled)
-    ));
-    let message = channel_data(NUMBER, &data(5, 3), 3, 0);
-    s.client.send_to(&message, channel.server).expect("send");
-    assert_eq!(recv(&s.server, "client after remove").0, message);
-    s.peer.send_to(b"hello", channel.relay).expect("send");
-    assert_eq!(recv(&s.relay, "peer after remove").0, b"hello");
 }
 
 fn relay_on_lo(ip: IpAddr) {
@@ -191,10 +66,10 @@ fn reinstall_keeps_counters_and_too_big_passes() {
     // 20 (IP) + 8 (UDP) + 4 (header) + 100 bytes of data = 132: the limit lets 100 through.
     let mut fast = FastPath::attach(&["lo".to_string()], 132).expect("attach");
     fast.install(&channel).expect("install");
-    send_checksummed(&s.raw, channel.peer, channel.relay, &[7u8; 100]);
+    send_checksummed(&s.raw_peer, channel.peer, channel.relay, &[7u8; 100]);
     assert_eq!(recv(&s.client, "100 bytes fit").0.len(), 104);
     let before = fast.stats().expect("stats");
-    send_checksummed(&s.raw, channel.peer, channel.relay, &[7u8; 101]);
+    send_checksummed(&s.raw_peer, channel.peer, channel.relay, &[7u8; 101]);
     assert_eq!(
         recv(&s.relay, "101 bytes are too big: userspace").0.len(),
         101

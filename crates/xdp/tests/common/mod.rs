@@ -1,6 +1,8 @@
 //! Helpers of the integration tests: root check, sockets, ChannelData, the `lo` lock, netns.
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod scenario;
+
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -169,21 +171,110 @@ pub fn udp_datagram(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> Vec<u8>
     datagram
 }
 
-/// A raw IPPROTO_UDP socket: sends UDP datagrams built by [`udp_datagram`].
-pub fn raw_udp(family: IpAddr) -> Socket {
-    let domain = if family.is_ipv6() {
+/// A raw IPPROTO_UDP socket bound to `ip`, its source address: sends UDP datagrams built by
+/// [`udp_datagram`].
+pub fn raw_udp(ip: IpAddr) -> Socket {
+    let domain = if ip.is_ipv6() {
         Domain::IPV6
     } else {
         Domain::IPV4
     };
-    Socket::new(domain, Type::RAW, Some(Protocol::UDP)).expect("raw socket (root)")
+    let socket = Socket::new(domain, Type::RAW, Some(Protocol::UDP)).expect("raw socket (root)");
+    socket
+        .bind(&SocketAddr::new(ip, 0).into())
+        .expect("bind raw socket");
+    socket
 }
 
 /// Sends `payload` from `from` (whose IP must be local) to `to` with a complete UDP checksum.
 pub fn send_checksummed(raw: &Socket, from: SocketAddr, to: SocketAddr, payload: &[u8]) {
     let datagram = udp_datagram(from, to, payload);
-    // The kernel picks the source IP from the route; `from` is only used for the checksum, so
-    // the source IP must be the one the route gives (true for the tests' addresses).
+    // The source IP is the one `raw` is bound to: it must be `from`'s.
     let to_raw = SocketAddr::new(to.ip(), 0);
     raw.send_to(&datagram, &to_raw.into()).expect("raw send");
+}
+
+/// A UDP datagram seen by a packet socket, with what its checksums say.
+#[derive(Debug)]
+pub struct Captured {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// The IPv4 header checksum is right (always true for IPv6, which has none).
+    pub ip_checksum_ok: bool,
+    /// The UDP checksum is present and right.
+    pub udp_checksum_ok: bool,
+}
+
+/// Parses an Ethernet frame carrying IPv4 (no options) or IPv6 (no extension headers) UDP.
+pub fn parse_udp_frame(frame: &[u8]) -> Option<Captured> {
+    let ether_type = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let (src_ip, dst_ip, ttl, ip_checksum_ok, udp_at): (IpAddr, IpAddr, u8, bool, usize) =
+        match ether_type {
+            0x0800 => {
+                let ip = frame.get(14..34)?;
+                if ip[0] != 0x45 || ip[9] != 17 {
+                    return None;
+                }
+                let src: [u8; 4] = ip[12..16].try_into().ok()?;
+                let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+                (
+                    src.into(),
+                    dst.into(),
+                    ip[8],
+                    fold(sum_be(ip)) == 0xffff,
+                    34,
+                )
+            }
+            0x86dd => {
+                let ip = frame.get(14..54)?;
+                if ip[6] != 17 {
+                    return None;
+                }
+                let src: [u8; 16] = ip[8..24].try_into().ok()?;
+                let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+                (src.into(), dst.into(), ip[7], true, 54)
+            }
+            _ => return None,
+        };
+    let header = frame.get(udp_at..udp_at + 8)?;
+    let len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    let mut udp = frame.get(udp_at..udp_at + len)?.to_vec();
+    let stored = u16::from_be_bytes([udp[6], udp[7]]);
+    udp[6..8].copy_from_slice(&[0, 0]);
+    let udp_checksum_ok = stored != 0 && stored == udp_checksum(src_ip, dst_ip, &udp);
+    let port = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
+    Some(Captured {
+        src: SocketAddr::new(src_ip, port(0)),
+        dst: SocketAddr::new(dst_ip, port(2)),
+        ttl,
+        ip_checksum_ok,
+        udp_checksum_ok,
+    })
+}
+
+/// A packet socket that sees every frame of its network namespace, both ways.
+pub fn packet_capture() -> Socket {
+    const ETH_P_ALL: u16 = 0x0003;
+    let protocol = Protocol::from(i32::from(ETH_P_ALL.to_be()));
+    let socket =
+        Socket::new(Domain::PACKET, Type::RAW, Some(protocol)).expect("packet socket (root)");
+    socket.set_recv_buffer_size(8 << 20).expect("SO_RCVBUF");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    socket
+}
+
+/// Every UDP datagram captured until the socket has been quiet for its timeout.
+pub fn drain_capture(socket: &Socket) -> Vec<Captured> {
+    use std::io::Read;
+    let mut captured = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    let mut reader = socket;
+    while let Ok(n) = reader.read(&mut buf) {
+        captured.extend(parse_udp_frame(&buf[..n]));
+    }
+    captured
 }
