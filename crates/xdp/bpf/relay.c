@@ -132,6 +132,7 @@ struct flow {
     __u8 ttl;         // TTL or hop limit
     __u16 l3_len;     // IP header length: 20 or 40
     __u16 udp_len;    // UDP length (header included), host order
+    __u16 ip_payload; // IPv4 total length less the header, or IPv6 payload length, host order
     __u8 saddr[16];
     __u8 daddr[16];
     __be16 sport;
@@ -381,20 +382,34 @@ static __always_inline int to_client(struct xdp_md *ctx, const struct ethhdr *et
 }
 
 // Looks the datagram up in both maps and relays it, or passes it.
+// Why a datagram of an installed channel cannot be relayed, or 0 if it can: lengths that
+// disagree, a checksum the program cannot update. Checked only after a map matched, so that the
+// counters speak of installed channels alone, whatever else the interface carries.
+static __always_inline int unrelayable(struct xdp_md *ctx, const struct flow *f,
+                                       const struct udphdr *udp)
+{
+    void *end = (void *)(long)ctx->data_end;
+    if (f->udp_len < sizeof(struct udphdr) || f->ip_payload != f->udp_len ||
+        (void *)udp + f->udp_len > end)
+        return STAT_PASS_MALFORMED;
+    if (f->udp_len > MAX_UDP_LEN)
+        return STAT_PASS_TOO_BIG;
+    if (f->family == FAMILY_V6 && f->check == 0) // mandatory in IPv6 (RFC 8200 §8.1)
+        return STAT_PASS_MALFORMED;
+    if (partial_checksum(f))
+        return STAT_PASS_PARTIAL_CSUM;
+    return 0;
+}
+
 static __always_inline int relay_udp(struct xdp_md *ctx, const struct ethhdr *eth_old,
                                      const void *l3_old, const struct flow *f,
                                      const struct udphdr *udp)
 {
     void *end = (void *)(long)ctx->data_end;
-    if (f->udp_len < sizeof(struct udphdr) || (void *)udp + f->udp_len > end)
-        return pass(STAT_PASS_MALFORMED);
-    if (f->udp_len > MAX_UDP_LEN)
-        return pass(STAT_PASS_TOO_BIG);
     const __u8 *payload = (const void *)(udp + 1);
-    __u16 payload_len = f->udp_len - sizeof(struct udphdr);
+    int cause;
 
-    if (payload_len >= CHANNEL_HEADER && (void *)(payload + CHANNEL_HEADER) <= end &&
-        (payload[0] & 0xc0) == 0x40) {
+    if ((void *)(payload + CHANNEL_HEADER) <= end && (payload[0] & 0xc0) == 0x40) {
         struct client_key key;
         __builtin_memset(&key, 0, sizeof(key));
         __builtin_memcpy(key.client_addr, f->saddr, 16);
@@ -408,14 +423,16 @@ static __always_inline int relay_udp(struct xdp_md *ctx, const struct ethhdr *et
                 return pass(STAT_PASS_DISABLED);
             if (v->family != f->family)
                 return pass(STAT_PASS_FAMILY);
+            cause = unrelayable(ctx, f, udp);
+            if (cause)
+                return pass(cause);
+            // RFC 8656 §12: the length field counts the data alone; over UDP, up to 3 bytes of
+            // padding may follow it, nothing else.
+            __u16 payload_len = f->udp_len - sizeof(struct udphdr);
             __u16 data_len = bpf_ntohs(*(const __be16 *)(payload + 2));
             if ((__u32)data_len + CHANNEL_HEADER > payload_len ||
                 payload_len - CHANNEL_HEADER - data_len >= 4)
                 return pass(STAT_PASS_MALFORMED);
-            if (f->family == FAMILY_V6 && f->check == 0)
-                return pass(STAT_PASS_MALFORMED);
-            if (partial_checksum(f))
-                return pass(STAT_PASS_PARTIAL_CSUM);
             return to_peer(ctx, eth_old, l3_old, f, v, payload, data_len);
         }
     }
@@ -434,10 +451,9 @@ static __always_inline int relay_udp(struct xdp_md *ctx, const struct ethhdr *et
         return pass(STAT_PASS_DISABLED);
     if (v->family != f->family)
         return pass(STAT_PASS_FAMILY);
-    if (f->family == FAMILY_V6 && f->check == 0)
-        return pass(STAT_PASS_MALFORMED);
-    if (partial_checksum(f))
-        return pass(STAT_PASS_PARTIAL_CSUM);
+    cause = unrelayable(ctx, f, udp);
+    if (cause)
+        return pass(cause);
     return to_client(ctx, eth_old, l3_old, f, v);
 }
 
@@ -471,8 +487,7 @@ int turnpike_relay(struct xdp_md *ctx)
         f.ttl = ip->ttl;
         f.l3_len = sizeof(*ip);
         f.udp_len = bpf_ntohs(udp->len);
-        if (bpf_ntohs(ip->tot_len) != sizeof(*ip) + f.udp_len)
-            return pass(STAT_PASS_MALFORMED);
+        f.ip_payload = bpf_ntohs(ip->tot_len) - sizeof(*ip);
         map_v4(f.saddr, &ip->saddr);
         map_v4(f.daddr, &ip->daddr);
         f.sport = udp->source;
@@ -495,8 +510,7 @@ int turnpike_relay(struct xdp_md *ctx)
         f.ttl = ip6->hop_limit;
         f.l3_len = sizeof(*ip6);
         f.udp_len = bpf_ntohs(udp->len);
-        if (bpf_ntohs(ip6->payload_len) != f.udp_len)
-            return pass(STAT_PASS_MALFORMED);
+        f.ip_payload = bpf_ntohs(ip6->payload_len);
         __builtin_memcpy(f.saddr, &ip6->saddr, 16);
         __builtin_memcpy(f.daddr, &ip6->daddr, 16);
         f.sport = udp->source;

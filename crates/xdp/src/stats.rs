@@ -18,7 +18,8 @@ pub struct Stats {
     pub passed_no_entry: u64,
     /// A matching channel but inconsistent lengths or a bad ChannelData length.
     pub passed_malformed: u64,
-    /// Peer → client datagrams that would exceed the maximum packet size once wrapped.
+    /// Peer → client datagrams that would exceed the maximum packet size once wrapped, and
+    /// datagrams over 16 KiB (the program's bound) either way.
     pub passed_too_big: u64,
     /// TTL or hop limit would reach 0: userspace answers (or drops) as the stack does.
     pub passed_ttl: u64,

@@ -115,6 +115,35 @@ fn passes_datagrams_with_partial_checksums() {
     }
 }
 
+/// A datagram that would leave with TTL (hop limit) 0 goes to userspace, which answers as the
+/// stack does.
+#[test]
+fn ttl_one_passes_to_userspace() {
+    require_root();
+    let _lo = lo_lock();
+    for ip in ["127.0.0.1", "::1"] {
+        let s = sockets(ip.parse().expect("literal"));
+        let channel = channel_of(&s);
+        let mut fast = attach_lo();
+        fast.install(&channel).expect("install");
+        if channel.client.is_ipv6() {
+            s.raw_client.set_unicast_hops_v6(1).expect("hop limit");
+            s.raw_peer.set_unicast_hops_v6(1).expect("hop limit");
+        } else {
+            s.raw_client.set_ttl(1).expect("TTL");
+            s.raw_peer.set_ttl(1).expect("TTL");
+        }
+        let before = fast.stats().expect("stats");
+        let message = channel_data(NUMBER, &data(6, 9), 2, 0);
+        send_checksummed(&s.raw_client, channel.client, channel.server, &message);
+        assert_eq!(recv(&s.server, "TTL 1, client side").0, message);
+        send_checksummed(&s.raw_peer, channel.peer, channel.relay, b"ttl");
+        assert_eq!(recv(&s.relay, "TTL 1, peer side").0, b"ttl");
+        let delta = fast.stats().expect("stats").since(&before);
+        assert_eq!(delta.passed_ttl, 2, "{delta:?}");
+    }
+}
+
 #[test]
 fn detaches_from_lo_when_a_test_panics() {
     require_root();
