@@ -88,15 +88,21 @@ fn reinstall_keeps_counters_and_too_big_passes() {
     assert!(!has_xdp(None, "lo"));
 }
 
+/// Sockets on `ip`, their channel, and the program on lo with the channel installed.
+fn installed_on_lo(ip: &str) -> (Sockets, Channel, FastPath) {
+    let s = sockets(ip.parse().expect("literal"));
+    let channel = channel_of(&s);
+    let mut fast = attach_lo();
+    fast.install(&channel).expect("install");
+    (s, channel, fast)
+}
+
 #[test]
 fn passes_datagrams_with_partial_checksums() {
     require_root();
     let _lo = lo_lock();
     for ip in ["127.0.0.1", "::1"] {
-        let s = sockets(ip.parse().expect("literal"));
-        let channel = channel_of(&s);
-        let mut fast = attach_lo();
-        fast.install(&channel).expect("install");
+        let (s, channel, fast) = installed_on_lo(ip);
         let before = fast.stats().expect("stats");
         let message = channel_data(NUMBER, &data(9, 5), 3, 0);
         s.client.send_to(&message, channel.server).expect("send");
@@ -122,10 +128,7 @@ fn ttl_one_passes_to_userspace() {
     require_root();
     let _lo = lo_lock();
     for ip in ["127.0.0.1", "::1"] {
-        let s = sockets(ip.parse().expect("literal"));
-        let channel = channel_of(&s);
-        let mut fast = attach_lo();
-        fast.install(&channel).expect("install");
+        let (s, channel, fast) = installed_on_lo(ip);
         if channel.client.is_ipv6() {
             s.raw_client.set_unicast_hops_v6(1).expect("hop limit");
             s.raw_peer.set_unicast_hops_v6(1).expect("hop limit");
