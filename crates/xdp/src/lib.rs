@@ -53,6 +53,11 @@
 //! `bpf/relay.o` is built from `bpf/relay.c` by `bpf/build.sh` (Debian clang, reproducible) and
 //! committed; the test `object_is_fresh` fails when they disagree.
 
+//!
+//! XDP is Linux-only: on other systems this crate is empty.
+
+#![cfg(target_os = "linux")]
+
 mod channel;
 mod error;
 mod fast_path;

@@ -8,6 +8,8 @@
 //! the receiving UDP stack, which verifies the checksum and drops it on error (UdpInCsumErrors
 //! grew while the program got it wrong), so delivery proves the checksums right.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::net::IpAddr;

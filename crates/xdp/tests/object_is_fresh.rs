@@ -1,5 +1,7 @@
 //! The committed bpf/relay.o is what bpf/build.sh makes of bpf/relay.c today.
 
+#![cfg(target_os = "linux")]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -17,6 +17,8 @@
 //! XDP_TX on a veth needs the receiving veth to run NAPI, which it does only with an XDP program
 //! of its own (or GRO): an empty FastPath on `vc` passes everything and provides that.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs::File;
