@@ -18,6 +18,7 @@ mod dtls_listener;
 mod fd_limit;
 mod host_checks;
 mod http;
+mod kernel_path;
 mod logging;
 mod metrics;
 mod nat_command;

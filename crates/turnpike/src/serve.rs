@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 use turn::auth::SharedLimits;
 use turn::budget::ResponseBudget;
 use turn::relay::stats::Direction;
@@ -156,7 +156,25 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
             }
         }
     }
+    let kernel = if config.turn {
+        crate::kernel_path::KernelPath::attach(&config.xdp_interfaces)
+    } else {
+        None
+    };
+    if kernel.is_some() {
+        turn.fast_path = true;
+        if let Some(any) = config.listen.iter().find(|a| a.ip().is_unspecified()) {
+            warn!(
+                listen = %any,
+                "XDP fast path: clients of a listener on an unspecified address relay in \
+                 userspace (the kernel must know the address to answer from); list concrete \
+                 addresses in `listen`"
+            );
+        }
+        metrics.set_kernel_path(kernel.clone());
+    }
     let core = CoreSettings {
+        kernel,
         shared: Arc::new(SharedState::new(&turn.relay_ips(), turn.port_range.clone())),
         turn,
         auth,

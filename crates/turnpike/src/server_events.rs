@@ -64,6 +64,13 @@ pub async fn run(shared: SharedCore) {
 fn drain(shared: &Mutex<Shared>, batch: &mut Vec<TurnEvent>) {
     {
         let mut state = lock(shared);
+        let state = &mut *state;
+        // The kernel fast path's traffic since the last tick goes into the session records
+        // before their events are taken (an ended allocation's last counters are read when
+        // its channels leave the kernel, in the call that ended it).
+        if let Some(channels) = &mut state.kernel {
+            crate::kernel_path::read_back(&mut state.core, channels);
+        }
         batch.extend(std::iter::from_fn(|| state.core.poll_event()));
     }
     let now = Instant::now();

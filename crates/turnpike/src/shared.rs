@@ -35,6 +35,18 @@ pub struct Shared {
     pub streams: HashMap<StreamKey, StreamSender>,
     /// The worker's I/O drop counters.
     pub io: Arc<IoCounters>,
+    /// The channels this worker has in the kernel fast path (`xdp-interfaces`).
+    pub kernel: Option<crate::kernel_path::WorkerChannels>,
+}
+
+impl Shared {
+    /// Mirrors the core's fast-path changes into the kernel (see [`crate::kernel_path`]):
+    /// after every core call that may change a channel, permission or allocation.
+    pub fn sync_kernel(&mut self, now: Instant) {
+        if let Some(channels) = &mut self.kernel {
+            crate::kernel_path::sync(&mut self.core, channels, now);
+        }
+    }
 }
 
 /// A handle on [`Shared`].
@@ -79,6 +91,7 @@ pub fn handle_client(
         out,
         &mut state.relays,
     );
+    state.sync_kernel(now);
     let relay_socket = match &outcome {
         ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),
         _ => None,

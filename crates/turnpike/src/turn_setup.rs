@@ -165,6 +165,8 @@ pub fn settings_from(
             &[relay.v4, relay.v6, external_v4, external_v6],
         ),
         service_ports: service_ports(config),
+        // Set by `serve` once the XDP program is attached (`xdp-interfaces`).
+        fast_path: false,
     };
     let secret = config.nonce_secret.map_or(random_secret, |secret| secret.0);
     let mut auth = AuthConfig::new(config.realm.clone(), secret);

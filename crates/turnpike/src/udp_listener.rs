@@ -183,6 +183,11 @@ impl Listener {
                 }
             };
         }
+        // A ChannelBind or CreatePermission in the batch may hand a channel to the kernel;
+        // before the answers go out, so that the client's next ChannelData finds it there.
+        if let Some(state) = &mut state {
+            state.sync_kernel(now);
+        }
     }
 
     /// Sends what [`Listener::decide`] decided, in order, batching runs from one socket.

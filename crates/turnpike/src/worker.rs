@@ -73,6 +73,8 @@ pub struct CoreSettings {
     pub tcp_owners: TcpOwners,
     /// Where a full or draining core sends new clients (`alternate-server`).
     pub alternates: Vec<SocketAddr>,
+    /// The kernel fast path, when attached (`xdp-interfaces`; `turn.fast_path` is set then).
+    pub kernel: Option<Arc<crate::kernel_path::KernelPath>>,
 }
 
 /// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
@@ -243,6 +245,7 @@ fn set_up(
             relays: RelayRegistry::new(registry, weak.clone(), tcp_owners),
             streams: HashMap::new(),
             io: io.clone(),
+            kernel: settings.kernel.as_ref().map(|k| k.for_worker()),
         })
     });
     let (relay_shared, relay_egress) = (shared.clone(), egress);
@@ -287,6 +290,8 @@ async fn run_timers(shared: SharedCore) {
         let state = &mut *state;
         let (now, _) = crate::shared::now();
         state.core.handle_timeout(now, &mut state.relays);
+        // Expired permissions and channels leave the kernel at once.
+        state.sync_kernel(now);
         // Connect answers (447) of attempts that timed out.
         crate::tcp_relay::flush_control(state);
     }

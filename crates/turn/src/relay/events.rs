@@ -215,6 +215,18 @@ impl EventQueue {
         self.queue.push_back(event);
     }
 
+    /// The queued end event of the allocation on `five_tuple`, newest first: the kernel fast
+    /// path's last counters of an allocation that just ended are added to it (see
+    /// [`super::fast_path`]).
+    pub(super) fn ended_mut(&mut self, five_tuple: &FiveTuple) -> Option<&mut SessionInfo> {
+        self.queue.iter_mut().rev().find_map(|event| match event {
+            TurnEvent::AllocationEnded { session, .. } if session.five_tuple == *five_tuple => {
+                Some(session)
+            }
+            _ => None,
+        })
+    }
+
     /// True when one more authentication failure may be queued; counts it as lost when not
     /// (before anything is built for it: a flood costs a counter, not an allocation).
     fn admit_auth_failure(&mut self) -> bool {

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use stun::attributes::ChannelNumber;
 
-use super::five_tuple::ClientTransport;
+use super::five_tuple::{ClientTransport, FiveTuple};
 use super::server::{AllocationId, TurnServer};
 use super::sessions::Traffic;
 use super::stats::Direction;
@@ -210,17 +210,31 @@ impl TurnServer {
         Some((fast, until))
     }
 
-    /// Traffic the fast path relayed for allocation `id` since the last report: added to its
-    /// session record and to the relay counters, as if the core had relayed it. Unknown
-    /// allocations (ended since the driver read the counters) are ignored.
-    pub fn fast_path_traffic(&mut self, id: AllocationId, to_peer: Traffic, to_client: Traffic) {
-        let Some(allocation) = self.allocations.get_mut(&id) else {
-            return;
+    /// Traffic the fast path relayed on `channel` since the last report: added to its
+    /// allocation's session record and to the relay counters, as if the core had relayed it.
+    /// When the allocation has just ended (the driver reads a channel's last counters as it
+    /// removes it, after the core queued the end event), the queued end event gets it, so that
+    /// the session log is whole; once that event is drained, only the counters get it.
+    pub fn fast_path_traffic(
+        &mut self,
+        channel: &FastChannel,
+        to_peer: Traffic,
+        to_client: Traffic,
+    ) {
+        let five_tuple = FiveTuple {
+            client: channel.client,
+            server: channel.server,
+            transport: ClientTransport::Udp,
         };
-        let session = &mut allocation.session.traffic;
-        session.to_peer.add(to_peer);
-        session.to_client.add(to_client);
-        let transport = allocation.five_tuple.transport;
+        let traffic = match self.allocations.get_mut(&channel.allocation) {
+            Some(allocation) => Some(&mut allocation.session.traffic),
+            None => self.events.ended_mut(&five_tuple).map(|s| &mut s.traffic),
+        };
+        if let Some(traffic) = traffic {
+            traffic.to_peer.add(to_peer);
+            traffic.to_client.add(to_client);
+        }
+        let transport = ClientTransport::Udp;
         self.stats
             .relayed_many(Direction::ToPeer, transport, to_peer);
         self.stats

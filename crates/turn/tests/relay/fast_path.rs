@@ -11,7 +11,7 @@ use stun::{AnyAttribute, Method};
 use turn::policy::PeerPolicy;
 use turn::relay::stats::Direction;
 use turn::relay::{
-    FastChannel, FastPathChange, Reloadable, Traffic, TurnConfig, PERMISSION_LIFETIME,
+    FastChannel, FastPathChange, Reloadable, Traffic, TurnConfig, TurnEvent, PERMISSION_LIFETIME,
 };
 
 use super::harness::{code, config, tcp_client, udp_client, Client, World, REALM, SERVER};
@@ -274,9 +274,7 @@ fn reported_traffic_counts_as_relayed() {
         packets: 3,
         bytes: 300,
     };
-    world
-        .server
-        .fast_path_traffic(channel.allocation, to_peer, to_client);
+    world.server.fast_path_traffic(&channel, to_peer, to_client);
     let session = &world.server.sessions(world.now)[0];
     assert_eq!(session.traffic.to_peer, to_peer);
     assert_eq!(session.traffic.to_client, to_client);
@@ -284,4 +282,34 @@ fn reported_traffic_counts_as_relayed() {
     let moved = |d| after.packets_in(d) - before.packets_in(d);
     assert_eq!(moved(Direction::ToPeer), 10);
     assert_eq!(moved(Direction::ToClient), 3);
+}
+
+// The driver reads a channel's last counters when it removes it, after the allocation ended:
+// they still reach the session's end record (its log line), not only the counters.
+#[test]
+fn last_counters_of_an_ended_allocation_reach_its_end_event() {
+    let mut world = World::new(fast());
+    let (mut client, channel) = bound(&mut world);
+    while world.server.poll_event().is_some() {}
+    let zero = AnyAttribute::Lifetime(Lifetime(0));
+    assert_eq!(
+        code(&client.request(&mut world, Method::REFRESH, &[zero])),
+        0
+    );
+    assert_eq!(
+        changes(&mut world).iter().map(removed).collect::<Vec<_>>(),
+        [channel]
+    );
+    let last = Traffic {
+        packets: 7,
+        bytes: 700,
+    };
+    world
+        .server
+        .fast_path_traffic(&channel, last, Traffic::default());
+    let ended = std::iter::from_fn(|| world.server.poll_event()).find_map(|e| match e {
+        TurnEvent::AllocationEnded { session, .. } => Some(session),
+        _ => None,
+    });
+    assert_eq!(ended.expect("an end event").traffic.to_peer, last);
 }

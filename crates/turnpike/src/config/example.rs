@@ -104,6 +104,17 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 0
 # workers = 0
 
+# The kernel fast path: an XDP program on these interfaces relays ChannelData of bound channels
+# in the kernel, both ways, without waking the server (everything else — authentication,
+# permissions, Send/Data indications, TCP/TLS/DTLS, capped allocations — stays in userspace,
+# and the program passes whatever it does not fully handle). Needs root (CAP_BPF and
+# CAP_NET_ADMIN); native mode where the driver has it, generic otherwise. When it cannot attach,
+# one warning, and everything relays in userspace. Listen and relay addresses must be concrete
+# IPs for a channel to take the fast path. See docs/turn.md "The kernel fast path".
+# Example: xdp-interfaces = ["eth0"]
+# Default: [] (off)
+# xdp-interfaces = []
+
 ## TURN: credentials (RFC 8489 §9.2, RFC 8656 §5) ###############################################
 # TURN requests need long-term credentials from one of: `users`, `user-db`, `rest-secrets`.
 # With none of them every Allocate is refused (TURN stays closed until you configure one).

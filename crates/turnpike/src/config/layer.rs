@@ -110,6 +110,10 @@ config_layer! {
     /// per core [default: 0].
     #[arg(long, env = "TURNPIKE_WORKERS", value_name = "N")]
     workers: u64,
+    /// Network interfaces to attach the kernel fast path (XDP) to: ChannelData of bound
+    /// channels relays in the kernel; needs root; empty: off [default: none].
+    #[arg(long, env = "TURNPIKE_XDP_INTERFACES", value_name = "IFACE", value_delimiter = ',')]
+    xdp_interfaces: Vec<String>,
     /// Answer TURN requests (Allocate, Refresh, …); false serves STUN only [default: true].
     #[arg(long, env = "TURNPIKE_TURN", value_name = "BOOL")]
     #[arg(num_args = 0..=1, default_missing_value = "true")]

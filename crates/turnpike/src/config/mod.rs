@@ -89,6 +89,9 @@ pub struct Config {
     /// Worker threads serving UDP and TURN, each with its own sockets and allocations; 0: one
     /// per core (see [`crate::serve`]).
     pub workers: usize,
+    /// Interfaces the kernel fast path (XDP) attaches to; empty: off (see
+    /// [`crate::kernel_path`]).
+    pub xdp_interfaces: Vec<String>,
     /// Answer TURN requests (Allocate, Refresh, …); `false` serves STUN only.
     pub turn: bool,
     /// Accept RFC 5766's channel numbers 0x5000–0x7FFF too (RFC 8656 §12 narrowed the range
@@ -252,6 +255,7 @@ impl Default for Config {
             tcp_frame_timeout: Duration::from_secs(10),
             tcp_write_timeout: Duration::from_secs(10),
             workers: 0,
+            xdp_interfaces: Vec::new(),
             turn: true,
             rfc5766_channel_numbers: true,
             tcp_relay: true,

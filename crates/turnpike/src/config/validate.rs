@@ -99,6 +99,12 @@ impl Config {
             TCP_DEADLINE_RANGE,
         );
         let workers = in_range(p, "workers", layer.workers, WORKERS_RANGE);
+        let xdp_interfaces = layer.xdp_interfaces.clone().unwrap_or_default();
+        for name in &xdp_interfaces {
+            if let Err(reason) = check_interface_name(name) {
+                push(p, "xdp-interfaces", Reason::BadValue(reason));
+            }
+        }
         let log_level = layer.log_level.clone().unwrap_or(default.log_level);
         if let Err(reason) = check_log_filter(&log_level) {
             push(p, "log-level", reason);
@@ -132,6 +138,7 @@ impl Config {
             tcp_frame_timeout: frame_timeout.map_or(default.tcp_frame_timeout, Duration::from_secs),
             tcp_write_timeout: write_timeout.map_or(default.tcp_write_timeout, Duration::from_secs),
             workers: workers.map_or(default.workers, |n| usize::try_from(n).unwrap_or(0)),
+            xdp_interfaces,
             log_level,
             log_format: layer.log_format.unwrap_or(default.log_format),
             ..default
@@ -362,4 +369,23 @@ pub fn log_filter(
     tracing_subscriber::EnvFilter::builder()
         .with_regex(false)
         .parse(filter)
+}
+
+/// A Linux interface name: 1 to 15 bytes (IFNAMSIZ less the NUL), no `/`, whitespace or `:`
+/// (the kernel refuses those; `:` marks an alias, which XDP cannot attach to).
+fn check_interface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!(
+            "`{name}` is not an interface name: 1 to 15 characters"
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!(
+            "`{name}` is not an interface name: no `/`, `:` or spaces"
+        ));
+    }
+    Ok(())
 }

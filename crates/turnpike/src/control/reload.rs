@@ -126,7 +126,10 @@ impl Control {
                 let mut state = lock(&worker.shared);
                 // Full and draining cores alike send new clients there.
                 state.core.set_alternates(&new.alternate_server);
-                state.core.reconfigure(update)
+                let replaced = state.core.reconfigure(update);
+                // Channels to peers the new policy forbids leave the kernel now.
+                state.sync_kernel(crate::shared::now().0);
+                replaced
             };
             drop(replaced);
         }

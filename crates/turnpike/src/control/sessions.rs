@@ -46,11 +46,17 @@ impl Control {
         })
     }
 
-    /// Runs `f` on each worker's state under its lock, one at a time; sums the results.
+    /// Runs `f` on each worker's state under its lock, one at a time; sums the results. The
+    /// kicked allocations' channels leave the kernel fast path before the lock is released.
     fn each_core(&self, mut f: impl FnMut(&mut crate::shared::Shared) -> usize) -> usize {
         self.workers
             .iter()
-            .map(|worker| f(&mut lock(&worker.shared)))
+            .map(|worker| {
+                let mut state = lock(&worker.shared);
+                let n = f(&mut state);
+                state.sync_kernel(now().0);
+                n
+            })
             .sum()
     }
 }

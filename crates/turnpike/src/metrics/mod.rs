@@ -16,6 +16,7 @@ pub mod io;
 mod process;
 mod signaling;
 mod turn;
+mod xdp;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -57,6 +58,8 @@ pub struct Metrics {
     pub http_requests: HttpRequests,
     /// DTLS handshakes and sessions of the DTLS listeners.
     pub dtls: Arc<crate::dtls::DtlsCounters>,
+    /// The kernel fast path, once attached.
+    kernel: Arc<OnceLock<Arc<crate::kernel_path::KernelPath>>>,
 }
 
 impl Default for Metrics {
@@ -87,7 +90,13 @@ impl Metrics {
             http_requests.clone(),
         );
         registry.register_collector(Box::new(process::ProcessCollector));
+        let kernel = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(xdp::XdpCollector {
+            path: kernel.clone(),
+            turn: turn.clone(),
+        }));
         Metrics {
+            kernel,
             registry,
             turn,
             signaling,
@@ -111,6 +120,13 @@ impl Metrics {
     /// The fleet view the cluster's heartbeat updates (and the ICE server list reads).
     pub fn fleet(&self) -> FleetView {
         self.fleet.clone()
+    }
+
+    /// The kernel fast path is attached: its counters are scraped from now on.
+    pub fn set_kernel_path(&self, path: Option<Arc<crate::kernel_path::KernelPath>>) {
+        if let Some(path) = path {
+            let _ = self.kernel.set(path);
+        }
     }
 
     /// The signaling hub is running.

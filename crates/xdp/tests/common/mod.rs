@@ -13,9 +13,32 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Only one XDP program can be attached to `lo`: the tests of a binary take turns.
 static LO: Mutex<()> = Mutex::new(());
 
+/// The same turn across processes: two test runs on one machine (two CI checkouts, or this
+/// crate's test binaries run at once) would otherwise find `lo` busy.
+const LO_LOCK_FILE: &str = "/tmp/turnpike-xdp-lo.lock";
+
+/// Holds `lo` for one test: the process-wide mutex and the machine-wide file lock.
+pub struct LoTurn {
+    _file: nix::fcntl::Flock<std::fs::File>,
+    _thread: MutexGuard<'static, ()>,
+}
+
 /// Serializes the tests that attach to `lo` (a panicking test does not poison the others).
-pub fn lo_lock() -> MutexGuard<'static, ()> {
-    LO.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub fn lo_lock() -> LoTurn {
+    let thread = LO.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LO_LOCK_FILE)
+        .expect("open the lo lock file");
+    let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("flock the lo lock file");
+    LoTurn {
+        _file: file,
+        _thread: thread,
+    }
 }
 
 /// These tests attach XDP programs: they need root (CI runs as root). Fail loudly otherwise.

@@ -1,0 +1,223 @@
+"""The kernel fast path (`xdp-interfaces`, issue 15) with coturn's `turnutils_uclient` and
+`turnutils_peer` as the independent client and peer, across a veth pair in namespaces.
+
+    namespace "<run>xdp-s": `turnpike serve` on 10.77.0.1 / fd77::1, XDP (native) on its veth
+    namespace "<run>xdp-c": the client and the echo peer on 10.77.0.2 / fd77::2
+
+Found on this machine (crates/xdp/README.md): a socket sending over a veth leaves its UDP
+checksum to "the device" (CHECKSUM_PARTIAL), which no in-flight rewrite can complete, so the
+program passes such datagrams to userspace; the client side turns checksum offload off
+(`ethtool -K tx off`), as traffic from a real NIC arrives with full checksums. And XDP_TX on a
+veth is delivered only when the other end runs NAPI: the client's veth gets an XDP program of its
+own (the same object, empty maps: it passes everything).
+
+What is checked: ChannelData relayed both ways in the kernel with no loss (the program's counters
+equal what uclient sent and got back, and the core's relay counters, which add the kernel's
+read-back, equal them: userspace relayed none); the session log of each allocation carries that
+traffic; Send indications (-s) stay in userspace; IPv4 and IPv6; SIGTERM leaves no program
+attached. Expiry of permissions (300 s) and channels (600 s), Refresh(0) and a reload that forbids
+the peer are checked on the core (crates/turn/tests/relay/fast_path.rs) with a hand-moved clock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, RUN, delete_namespace, sh, turnpike_bin
+
+SERVER_NS = f"{RUN}xdp-s"
+CLIENT_NS = f"{RUN}xdp-c"
+SERVER_IF = f"tpx{os.getpid() % 10_000_000}s"
+CLIENT_IF = f"tpx{os.getpid() % 10_000_000}c"
+V4 = ("10.77.0.1", "10.77.0.2")
+V6 = ("fd77::1", "fd77::2")
+METRICS = "10.77.0.1:9100"
+OBJECT = REPO / "crates" / "xdp" / "bpf" / "relay.o"
+USER, PASSWORD = "alice", "xdp-secret"
+CLIENTS, MESSAGES = 2, 200
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found: run scripts/install-test-deps", pytrace=False)
+    return path
+
+
+def in_ns(ns: str, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *args]
+
+
+@pytest.fixture
+def veth():
+    for ns in (SERVER_NS, CLIENT_NS):
+        delete_namespace(ns)
+        sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", SERVER_IF, "netns", SERVER_NS, "type", "veth", "peer", "name", CLIENT_IF,
+           "netns", CLIENT_NS)
+        for ns, dev, (v4, v6) in ((SERVER_NS, SERVER_IF, (V4[0], V6[0])), (CLIENT_NS, CLIENT_IF, (V4[1], V6[1]))):
+            sh("ip", "-n", ns, "addr", "add", f"{v4}/24", "dev", dev)
+            sh("ip", "-n", ns, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh(*in_ns(CLIENT_NS, tool("ethtool"), "-K", CLIENT_IF, "tx", "off"))
+        sh("ip", "-n", CLIENT_NS, "link", "set", "dev", CLIENT_IF, "xdpdrv", "obj", str(OBJECT), "sec", "xdp")
+        yield
+    finally:
+        for ns in (SERVER_NS, CLIENT_NS):
+            delete_namespace(ns)
+
+
+class Server:
+    def __init__(self, tmp: Path, allowed: tuple[str, ...] = ("10.77.0.0/24", "fd77::/64")) -> None:
+        self.log = tmp / "turnpike.log"
+        cmd = [
+            str(turnpike_bin()), "serve", "--listen", f"{V4[0]}:3478", "--listen", f"[{V6[0]}]:3478",
+            "--relay-ip", V4[0], "--relay-ip", V6[0], "--users", f"{USER}:{PASSWORD}",
+            *(a for net in allowed for a in ("--allowed-peers", net)),
+            "--xdp-interfaces", SERVER_IF, "--metrics-listen", METRICS, "--http", "false",
+            "--drain-timeout", "0", "--min-port", "50000", "--max-port", "50200", "--log-level", "info",
+        ]
+        self.proc = subprocess.Popen(in_ns(SERVER_NS, *cmd), stdout=subprocess.DEVNULL,
+                                     stderr=self.log.open("w"), stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while "ready" not in self.log.read_text():
+            assert self.proc.poll() is None, f"turnpike exited:\n{self.log.read_text()}"
+            assert time.monotonic() < deadline, f"turnpike not ready:\n{self.log.read_text()}"
+            time.sleep(0.1)
+
+    def metrics(self) -> dict[str, float]:
+        text = sh(*in_ns(SERVER_NS, "curl", "-sf", f"http://{METRICS}/metrics")).stdout
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.log.read_text()
+
+
+@pytest.fixture
+def server(veth, tmp_path):
+    servers: list[Server] = []
+    yield lambda **kw: servers.append(Server(tmp_path, **kw)) or servers[-1]
+    for s in servers:
+        s.stop()
+
+
+def attached(ns: str, dev: str) -> bool:
+    return " xdp" in sh("ip", "-n", ns, "link", "show", dev).stdout
+
+
+def relay(family: tuple[str, str], *flags: str) -> str:
+    """uclient in the client namespace, through the server, to turnutils_peer; its output."""
+    server_ip, peer_ip = family
+    peer = subprocess.Popen(in_ns(CLIENT_NS, tool("turnutils_peer"), "-L", peer_ip, "-p", "4000"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        done = subprocess.run(
+            in_ns(CLIENT_NS, "stdbuf", "-oL", tool("turnutils_uclient"), "-e", peer_ip, "-r", "4000", "-u", USER,
+                  "-w", PASSWORD, "-m", str(CLIENTS), "-n", str(MESSAGES), "-l", "120", "-z", "5", "-c",
+                  *flags, "-p", "3478", server_ip),
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        peer.kill()
+        peer.wait(5)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    return out
+
+
+def totals(out: str) -> tuple[int, int]:
+    # uclient prints running totals; the final line ("start_mclient: tot_send_msgs=…") is last.
+    found = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", out)
+    assert found, out
+    return int(found[-1][0]), int(found[-1][1])
+
+
+def counter(metrics: dict[str, float], name: str, **labels: str) -> float:
+    key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    assert key in metrics, f"{key} not among {sorted(k for k in metrics if name in k)}"
+    return metrics[key]
+
+
+def core_relayed(metrics: dict[str, float], direction: str) -> float:
+    return counter(metrics, "turnpike_relayed_packets_total", direction=direction, transport="udp")
+
+
+def xdp_relayed(metrics: dict[str, float], direction: str) -> float:
+    return counter(metrics, "turnpike_xdp_relayed_packets_total", direction=direction)
+
+
+@pytest.mark.parametrize("family", [V4, V6], ids=["ipv4", "ipv6"])
+def test_channel_data_relays_in_the_kernel_both_ways(server, family):
+    s = server()
+    assert attached(SERVER_NS, SERVER_IF), "the program is attached while the server runs"
+    out = relay(family)
+    sent, received = totals(out)
+    assert (sent, received) == (CLIENTS * MESSAGES, CLIENTS * MESSAGES), out
+    m = s.metrics()
+    # Every datagram of the bound channels went through the kernel, both ways...
+    assert xdp_relayed(m, "to-peer") == sent
+    assert xdp_relayed(m, "to-client") == received
+    # ...and the core's counters, which add what the kernel relayed, show nothing more: the
+    # userspace relay moved none of them.
+    assert core_relayed(m, "to_peer") == sent
+    assert core_relayed(m, "to_client") == received
+    log = s.stop()
+    # uclient deletes its allocations at the end (Refresh 0): each session line carries the
+    # kernel's traffic, read back as its channels left the maps.
+    ended = re.findall(r"allocation ended .*to_peer_packets=(\d+) .*to_client_packets=(\d+)", log)
+    relayed = [e for e in ended if e != ("0", "0")]  # uclient's probe allocation relays nothing
+    assert relayed == [(str(MESSAGES), str(MESSAGES))] * CLIENTS, log
+    assert not attached(SERVER_NS, SERVER_IF), "SIGTERM leaves no program attached"
+
+
+def test_send_indications_stay_in_userspace(server):
+    s = server()
+    out = relay(V4, "-s")
+    sent, received = totals(out)
+    assert (sent, received) == (CLIENTS * MESSAGES, CLIENTS * MESSAGES), out
+    m = s.metrics()
+    assert xdp_relayed(m, "to-peer") == 0
+    assert xdp_relayed(m, "to-client") == 0
+    assert core_relayed(m, "to_peer") == sent
+    assert counter(m, "turnpike_xdp_channels") == 0
+
+
+def test_a_forbidden_peer_gets_no_entry(server):
+    # Without allowed-peers the private peer is refused (deny by default): 403 on ChannelBind,
+    # and nothing reaches the maps.
+    s = server(allowed=())
+    peer_ip = V4[1]
+    done = subprocess.run(
+        in_ns(CLIENT_NS, tool("turnutils_uclient"), "-e", peer_ip, "-r", "4000", "-u", USER, "-w", PASSWORD,
+              "-m", "1", "-n", "5", "-c", "-p", "3478", V4[0]),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "403" in done.stdout + done.stderr
+    m = s.metrics()
+    assert counter(m, "turnpike_xdp_channels") == 0
+    assert xdp_relayed(m, "to-peer") == 0
