@@ -89,7 +89,11 @@ fn drain(shared: &Mutex<Shared>, batch: &mut Vec<TurnEvent>) {
 pub fn shut_down(shared: &Mutex<Shared>) {
     {
         let (now, _) = crate::shared::now();
-        lock(shared).core.shutdown(now);
+        let mut state = lock(shared);
+        state.core.shutdown(now);
+        // The ended allocations' channels leave the kernel, and their last counters reach
+        // the end events logged below.
+        state.sync_kernel(now);
     }
     drain(shared, &mut Vec::new());
 }
