@@ -15,7 +15,7 @@ What is checked: ChannelData relayed both ways in the kernel with no loss (the p
 equal what uclient sent and got back, and the core's relay counters, which add the kernel's
 read-back, equal them: userspace relayed none); the session log of each allocation carries that
 traffic; Send indications (-s) stay in userspace; IPv4 and IPv6; SIGTERM leaves no program
-attached. Expiry of permissions (300 s) and channels (600 s), Refresh(0) and a reload that forbids
+attached; an unknown interface or a server without root gives one warning and userspace serves. Expiry of permissions (300 s) and channels (600 s), Refresh(0) and a reload that forbids
 the peer are checked on the core (crates/turn/tests/relay/fast_path.rs) with a hand-moved clock.
 """
 
@@ -80,16 +80,19 @@ def veth():
 
 
 class Server:
-    def __init__(self, tmp: Path, allowed: tuple[str, ...] = ("10.77.0.0/24", "fd77::/64")) -> None:
+    def __init__(
+        self, tmp: Path, allowed: tuple[str, ...] = ("10.77.0.0/24", "fd77::/64"), interface: str = SERVER_IF,
+        as_user: tuple[str, ...] = (),
+    ) -> None:
         self.log = tmp / "turnpike.log"
         cmd = [
             str(turnpike_bin()), "serve", "--listen", f"{V4[0]}:3478", "--listen", f"[{V6[0]}]:3478",
             "--relay-ip", V4[0], "--relay-ip", V6[0], "--users", f"{USER}:{PASSWORD}",
             *(a for net in allowed for a in ("--allowed-peers", net)),
-            "--xdp-interfaces", SERVER_IF, "--metrics-listen", METRICS, "--http", "false",
+            "--xdp-interfaces", interface, "--metrics-listen", METRICS, "--http", "false",
             "--drain-timeout", "0", "--min-port", "50000", "--max-port", "50200", "--log-level", "info",
         ]
-        self.proc = subprocess.Popen(in_ns(SERVER_NS, *cmd), stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(in_ns(SERVER_NS, *as_user, *cmd), stdout=subprocess.DEVNULL,
                                      stderr=self.log.open("w"), stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while "ready" not in self.log.read_text():
@@ -221,3 +224,25 @@ def test_a_forbidden_peer_gets_no_entry(server):
     m = s.metrics()
     assert counter(m, "turnpike_xdp_channels") == 0
     assert xdp_relayed(m, "to-peer") == 0
+
+
+@pytest.mark.parametrize("why", ["unknown-interface", "not-root"])
+def test_without_the_fast_path_one_warning_and_userspace_serves(server, why):
+    # An interface that does not exist, or a server without CAP_BPF/CAP_NET_ADMIN: one warning
+    # that says why, and the userspace path relays everything as without `xdp-interfaces`.
+    if why == "unknown-interface":
+        s = server(interface="tpxnosuch0")
+        reason = "tpxnosuch0"
+    else:
+        nobody = ("setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--inh-caps=-all")
+        s = server(as_user=nobody)
+        reason = "permission"
+    log = s.log.read_text()
+    warnings = [line for line in log.splitlines() if "XDP fast path off" in line]
+    assert len(warnings) == 1, log
+    assert reason in warnings[0].lower(), warnings[0]
+    sent, received = totals(relay(V4))
+    assert (sent, received) == (CLIENTS * MESSAGES, CLIENTS * MESSAGES)
+    m = s.metrics()
+    assert not any(k.startswith("turnpike_xdp_") for k in m), "no XDP metrics without the program"
+    assert core_relayed(m, "to_peer") == sent
