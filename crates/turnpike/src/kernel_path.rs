@@ -6,7 +6,8 @@
 //! the maps right after the core call that caused them (a request, a timer, a reload, a kick),
 //! under the worker's lock, so the kernel never relays for a channel the core has dropped for
 //! longer than it takes to run that call. [`read_back`] folds the program's per-channel
-//! counters into the core's session records and counters, on the worker's event tick.
+//! counters into the core's session records and counters, every 2 s on the worker's event
+//! tick, and a channel's last counters when it leaves the maps.
 //!
 //! Failing to attach (not root, no BPF, a verifier rejection, an unknown interface) is one
 //! warning: the userspace path serves everything, as without `xdp-interfaces`. A map update
