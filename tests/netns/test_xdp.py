@@ -15,8 +15,10 @@ What is checked: ChannelData relayed both ways in the kernel with no loss (the p
 equal what uclient sent and got back, and the core's relay counters, which add the kernel's
 read-back, equal them: userspace relayed none); the session log of each allocation carries that
 traffic; Send indications (-s) stay in userspace; IPv4 and IPv6; SIGTERM leaves no program
-attached; an unknown interface or a server without root gives one warning and userspace serves. Expiry of permissions (300 s) and channels (600 s), Refresh(0) and a reload that forbids
-the peer are checked on the core (crates/turn/tests/relay/fast_path.rs) with a hand-moved clock.
+attached; Refresh(0) takes the channels out of the maps; a reload (SIGHUP) that forbids the peer
+stops kernel relaying in the middle of a uclient run; an unknown interface or a server without
+root gives one warning and userspace serves. Expiry of permissions (300 s) and channels (600 s) is checked on the core
+(crates/turn/tests/relay/fast_path.rs) with a hand-moved clock: too long for a live test.
 """
 
 from __future__ import annotations
@@ -82,13 +84,14 @@ def veth():
 class Server:
     def __init__(
         self, tmp: Path, allowed: tuple[str, ...] = ("10.77.0.0/24", "fd77::/64"), interface: str = SERVER_IF,
-        as_user: tuple[str, ...] = (),
+        as_user: tuple[str, ...] = (), config: Path | None = None,
     ) -> None:
         self.log = tmp / "turnpike.log"
         cmd = [
             str(turnpike_bin()), "serve", "--listen", f"{V4[0]}:3478", "--listen", f"[{V6[0]}]:3478",
             "--relay-ip", V4[0], "--relay-ip", V6[0], "--users", f"{USER}:{PASSWORD}",
             *(a for net in allowed for a in ("--allowed-peers", net)),
+            *(("--config", str(config)) if config else ()),
             "--xdp-interfaces", interface, "--metrics-listen", METRICS, "--http", "false",
             "--drain-timeout", "0", "--min-port", "50000", "--max-port", "50200", "--log-level", "info",
         ]
@@ -196,6 +199,54 @@ def test_channel_data_relays_in_the_kernel_both_ways(server, family):
     relayed = [e for e in ended if e != ("0", "0")]  # uclient's probe allocation relays nothing
     assert relayed == [(str(MESSAGES), str(MESSAGES))] * CLIENTS, log
     assert not attached(SERVER_NS, SERVER_IF), "SIGTERM leaves no program attached"
+
+
+def test_deleted_allocations_leave_the_kernel(server):
+    # uclient ends with Refresh(LIFETIME 0) on each allocation (RFC 8656 §7.2/§8): their
+    # channels must be out of the maps, or the kernel would relay for allocations that are gone.
+    s = server()
+    relay(V4)
+    assert counter(s.metrics(), "turnpike_xdp_channels") == 0
+
+
+def test_a_reload_that_forbids_the_peer_stops_kernel_relaying(server, tmp_path):
+    # The peer policy is checked per datagram in userspace (RFC 8656 §9's permission is not
+    # enough once the operator forbids a network): the kernel must stop at the reload, not at
+    # the permission's expiry 300 s later.
+    config = tmp_path / "turnpike.toml"
+    config.write_text('allowed-peers = ["10.77.0.0/24"]\n')
+    s = server(allowed=(), config=config)
+    peer = subprocess.Popen(in_ns(CLIENT_NS, tool("turnutils_peer"), "-L", V4[1], "-p", "4000"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        client = subprocess.Popen(
+            in_ns(CLIENT_NS, "stdbuf", "-oL", tool("turnutils_uclient"), "-e", V4[1], "-r", "4000", "-u", USER,
+                  "-w", PASSWORD, "-m", "1", "-n", "1000", "-l", "120", "-z", "10", "-c", "-p", "3478", V4[0]),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 30
+        while xdp_relayed(s.metrics(), "to-peer") < 100:
+            assert time.monotonic() < deadline and client.poll() is None, "no traffic in the kernel"
+            time.sleep(0.2)
+        config.write_text("# the peer network is no longer allowed\n")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while counter(s.metrics(), "turnpike_xdp_channels") != 0:
+            assert time.monotonic() < deadline, "the channel stayed in the kernel after the reload"
+            time.sleep(0.1)
+        stopped = xdp_relayed(s.metrics(), "to-peer")
+        time.sleep(1.0)
+        # uclient keeps sending every 10 ms: nothing more goes through the kernel, and userspace
+        # drops it (the policy), so the echoes stop.
+        assert xdp_relayed(s.metrics(), "to-peer") == stopped
+        assert client.poll() is None, "uclient ended early"
+    finally:
+        peer.kill()
+        peer.wait(5)
+        if "client" in locals():
+            client.kill()
+            client.wait(5)
 
 
 def test_send_indications_stay_in_userspace(server):
