@@ -15,9 +15,11 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::client::stun_command;
+use crate::client::stun_command::StunArgs;
 use crate::config::{self, CliLayer, Config, ConfigLayer, LogArgs, Origin};
-use crate::stun_command::StunArgs;
-use crate::{logging, serve, stun_command};
+use crate::logging;
+use crate::server::serve;
 
 /// Exit code of a configuration or usage error (the same as clap's usage errors).
 const EXIT_CONFIG: u8 = 2;
@@ -49,17 +51,17 @@ pub enum Command {
     /// Send one STUN Binding request and print the address the server saw.
     Stun(StunArgs),
     /// Discover the NAT's behaviour (RFC 5780): mapping, filtering, hairpinning, NAT type.
-    Nat(crate::nat_command::NatArgs),
+    Nat(crate::client::nat_command::NatArgs),
     /// Check a STUN/TURN deployment end to end (DNS, TLS, Binding, Allocate, permissions,
     /// relayed data, Refresh, deallocation) and say what to fix; exit code per outcome.
-    Check(crate::check::CheckArgs),
+    Check(crate::client::check::CheckArgs),
     /// Manage TURN users in a SQLite user database (the `user-db` of `serve`).
     User(crate::users::command::UserArgs),
     /// Print a signaling join token for a room, minted with `signaling-secret`.
-    Token(crate::token_command::TokenArgs),
+    Token(crate::client::token_command::TokenArgs),
     /// Connect to another peer through a signaling room (ICE: direct or relayed, then QUIC),
     /// and chat or send a file.
-    P2p(crate::p2p::P2pArgs),
+    P2p(crate::client::p2p::P2pArgs),
     /// Call the admin API of a running server: sessions, kick, drain, reload, info.
     Admin(crate::admin::command::AdminArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -122,15 +124,20 @@ where
         }
         Command::Config(ConfigCommand::ImportCoturn(args)) => crate::coturn_command::run(&args),
         Command::User(args) => crate::users::command::run(args),
-        Command::Token(args) => crate::token_command::run(args),
+        Command::Token(args) => crate::client::token_command::run(args),
         Command::Admin(args) => crate::admin::command::run(args),
         Command::Stun(args) => client_command(cli.log, &matches, rust_log, stun_command::run(args)),
-        Command::Nat(args) => {
-            client_command(cli.log, &matches, rust_log, crate::nat_command::run(args))
+        Command::Nat(args) => client_command(
+            cli.log,
+            &matches,
+            rust_log,
+            crate::client::nat_command::run(args),
+        ),
+        Command::P2p(args) => {
+            client_command(cli.log, &matches, rust_log, crate::client::p2p::run(args))
         }
-        Command::P2p(args) => client_command(cli.log, &matches, rust_log, crate::p2p::run(args)),
         Command::Check(args) => {
-            client_command_with_code(cli.log, &matches, rust_log, crate::check::run(args))
+            client_command_with_code(cli.log, &matches, rust_log, crate::client::check::run(args))
         }
         Command::Completions(args) => plain_result(crate::completions::completions(&args)),
         Command::Man(args) => plain_result(crate::completions::man(&args)),
@@ -236,7 +243,7 @@ pub fn cli_origins(layer: &ConfigLayer, scopes: &[&ArgMatches]) -> BTreeMap<Stri
 /// `turnpike serve`: configuration (checked against this host too), logging, then the server
 /// in a multi-thread runtime.
 fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
-    let config = match config::load_with(file, cli, crate::host_checks::problems) {
+    let config = match config::load_with(file, cli, crate::server::host_checks::problems) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{error}");
@@ -250,7 +257,7 @@ fn serve_command(file: Option<&Path>, cli: &CliLayer) -> ExitCode {
     };
     with_logging(&config, Fatal::Logged, async move {
         log_startup(&startup);
-        crate::fd_limit::raise_to_hard_limit();
+        crate::server::fd_limit::raise_to_hard_limit();
         serve::run(startup, source)
             .await
             .map(|()| ExitCode::SUCCESS)

@@ -87,10 +87,10 @@ pub struct Config {
     /// A write to a TCP/TLS client blocked this long closes the connection.
     pub tcp_write_timeout: Duration,
     /// Worker threads serving UDP and TURN, each with its own sockets and allocations; 0: one
-    /// per core (see [`crate::serve`]).
+    /// per core (see [`crate::server::serve`]).
     pub workers: usize,
     /// Interfaces the kernel fast path (XDP) attaches to; empty: off (see
-    /// [`crate::kernel_path`]).
+    /// [`crate::server::kernel_path`]).
     pub xdp_interfaces: Vec<String>,
     /// Answer TURN requests (Allocate, Refresh, …); `false` serves STUN only.
     pub turn: bool,
@@ -351,7 +351,7 @@ pub fn load(file: Option<&Path>, cli: &CliLayer) -> Result<Config, ConfigError> 
 }
 
 /// [`load`], then `host` checks the valid configuration against the machine it is to run on
-/// (`turnpike serve`: see `crate::host_checks`); its problems are located and reported like
+/// (`turnpike serve`: see `crate::server::host_checks`); its problems are located and reported like
 /// the others.
 pub fn load_with(
     file: Option<&Path>,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::Control;
-use crate::shared::lock;
+use crate::server::shared::lock;
 
 /// How often the remaining allocations are logged during a drain.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);

@@ -1,5 +1,5 @@
 //! Control of a running server: configuration reload (SIGHUP, admin API), drain (SIGTERM,
-//! admin API), and the figures the admin API reports. [`crate::serve`] owns the signals and
+//! admin API), and the figures the admin API reports. [`crate::server::serve`] owns the signals and
 //! the shutdown; this module owns what they do to the workers' cores.
 //!
 //! Every change to a core happens under that worker's lock, with one small setter of the
@@ -24,9 +24,9 @@ pub use drain::DrainWatch;
 use crate::cluster::fleet::{FleetView, NodeRecord};
 use crate::config::{CliLayer, Config};
 use crate::http::MintingSecret;
-use crate::shared::lock;
+use crate::server::shared::lock;
+use crate::server::worker::WorkerHandle;
 use crate::tls::Certificates;
-use crate::worker::WorkerHandle;
 
 /// Where the configuration comes from, to read it again on reload: the file and the flags and
 /// `TURNPIKE_*` variables the server was started with (they still override the file).
@@ -64,7 +64,7 @@ pub struct Control {
     /// serializes reloads.
     current: Mutex<Config>,
     /// The REST secret made up at start when no credentials were configured: a reload to a
-    /// configuration still without credentials keeps it (see [`crate::turn_setup`]).
+    /// configuration still without credentials keeps it (see [`crate::server::turn_setup`]).
     made_up_secret: Option<String>,
     /// What the HTTP API mints TURN credentials with.
     minting: MintingSecret,

@@ -8,8 +8,8 @@ use turn::relay::Reloadable;
 use super::restart_keys::needing_restart;
 use super::Control;
 use crate::config::{self, Config};
-use crate::shared::lock;
-use crate::turn_setup;
+use crate::server::shared::lock;
+use crate::server::turn_setup;
 
 /// What a reload applied.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,7 +75,7 @@ impl Control {
         let new = config::load_with(
             self.source.file.as_deref(),
             &self.source.cli,
-            crate::host_checks::problems,
+            crate::server::host_checks::problems,
         )
         .map_err(|error| ReloadError {
             problems: error.problems.iter().map(ToString::to_string).collect(),
@@ -128,7 +128,7 @@ impl Control {
                 state.core.set_alternates(&new.alternate_server);
                 let replaced = state.core.reconfigure(update);
                 // Channels to peers the new policy forbids leave the kernel now.
-                state.sync_kernel(crate::shared::now().0);
+                state.sync_kernel(crate::server::shared::now().0);
                 replaced
             };
             drop(replaced);

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use turn::relay::sessions::SessionInfo;
 
 use super::Control;
-use crate::shared::{lock, now};
+use crate::server::shared::{lock, now};
 
 impl Control {
     /// Every allocation of every worker, oldest first.
@@ -48,7 +48,7 @@ impl Control {
 
     /// Runs `f` on each worker's state under its lock, one at a time; sums the results. The
     /// kicked allocations' channels leave the kernel fast path before the lock is released.
-    fn each_core(&self, mut f: impl FnMut(&mut crate::shared::Shared) -> usize) -> usize {
+    fn each_core(&self, mut f: impl FnMut(&mut crate::server::shared::Shared) -> usize) -> usize {
         self.workers
             .iter()
             .map(|worker| {

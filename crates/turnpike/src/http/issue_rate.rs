@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::source::Source;
+use crate::server::source::Source;
 
 /// Sources tracked at most: 64 Ki entries of ~40 bytes, a few MiB at worst.
 pub const MAX_SOURCES: usize = 64 * 1024;

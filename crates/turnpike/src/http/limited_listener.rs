@@ -6,7 +6,7 @@
 //! backlog instead of growing the server's memory (WebSocket connections included).
 //!
 //! So that one source cannot take every permit (200 connections trickling partial headers
-//! took `/healthz` down, issue #10), a connection from a source ([`crate::source::Source`]: IPv4 address,
+//! took `/healthz` down, issue #10), a connection from a source ([`crate::server::source::Source`]: IPv4 address,
 //! IPv6 /64) that already holds `http-connections-per-ip` connections is closed at once,
 //! before a byte is read; its permit goes to the next connection. The per-source counts live
 //! only while connections do, so the table is bounded by the global cap.
@@ -29,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
-use crate::per_ip::{PerIpLimit, PerIpPermit};
+use crate::server::per_ip::{PerIpLimit, PerIpPermit};
 
 /// The connection caps shared by all HTTP listeners.
 #[derive(Debug)]

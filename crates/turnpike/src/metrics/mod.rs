@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::http::Signaling;
-use crate::worker::WorkerHandle;
+use crate::server::worker::WorkerHandle;
 use connections::ConnectionCounters;
 use http_requests::HttpRequests;
 
@@ -57,9 +57,9 @@ pub struct Metrics {
     /// HTTP requests, counted by the HTTP router's middleware.
     pub http_requests: HttpRequests,
     /// DTLS handshakes and sessions of the DTLS listeners.
-    pub dtls: Arc<crate::dtls::DtlsCounters>,
+    pub dtls: Arc<crate::server::dtls::DtlsCounters>,
     /// The kernel fast path, once attached.
-    kernel: Arc<OnceLock<Arc<crate::kernel_path::KernelPath>>>,
+    kernel: Arc<OnceLock<Arc<crate::server::kernel_path::KernelPath>>>,
 }
 
 impl Default for Metrics {
@@ -78,7 +78,7 @@ impl Metrics {
         let http_requests = HttpRequests::default();
         registry.register_collector(Box::new(turn::TurnCollector(turn.clone())));
         registry.register_collector(Box::new(StreamCollector(connections.clone())));
-        let dtls = Arc::new(crate::dtls::DtlsCounters::default());
+        let dtls = Arc::new(crate::server::dtls::DtlsCounters::default());
         registry.register_collector(Box::new(DtlsCollector(dtls.clone())));
         registry.register_collector(Box::new(signaling::SignalingCollector(signaling.clone())));
         let fleet = FleetView::default();
@@ -123,7 +123,7 @@ impl Metrics {
     }
 
     /// The kernel fast path is attached: its counters are scraped from now on.
-    pub fn set_kernel_path(&self, path: Option<Arc<crate::kernel_path::KernelPath>>) {
+    pub fn set_kernel_path(&self, path: Option<Arc<crate::server::kernel_path::KernelPath>>) {
         if let Some(path) = path {
             let _ = self.kernel.set(path);
         }
@@ -231,7 +231,7 @@ impl prometheus_client::collector::Collector for StreamCollector {
 
 /// DTLS handshakes and sessions of the DTLS listeners (RFC 7350).
 #[derive(Debug)]
-struct DtlsCollector(Arc<crate::dtls::DtlsCounters>);
+struct DtlsCollector(Arc<crate::server::dtls::DtlsCounters>);
 
 impl prometheus_client::collector::Collector for DtlsCollector {
     fn encode(
@@ -269,7 +269,7 @@ impl prometheus_client::collector::Collector for DtlsCollector {
             e,
             "turnpike_dtls_dropped_datagrams",
             "DTLS datagrams dropped by the listener or a session, by cause.",
-            crate::dtls::DtlsDrop::ALL
+            crate::server::dtls::DtlsDrop::ALL
                 .iter()
                 .zip(s.dropped)
                 .map(|(cause, n)| ([("cause", cause.as_str())], n)),

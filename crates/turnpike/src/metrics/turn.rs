@@ -16,8 +16,8 @@ use turn::relay::stats::{
 use turn::relay::{DropCause, SharedState, TurnStats};
 
 use super::encode::{counters, gauge, gauges};
-use crate::shared::lock;
-use crate::worker::WorkerHandle;
+use crate::server::shared::lock;
+use crate::server::worker::WorkerHandle;
 
 /// What the TURN collector reads: set once the workers run.
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::encode;
 use super::turn::TurnSources;
-use crate::kernel_path::KernelPath;
-use crate::shared::lock;
+use crate::server::kernel_path::KernelPath;
+use crate::server::shared::lock;
 
 /// The program, once attached, and the workers (to count their installed channels).
 #[derive(Debug)]

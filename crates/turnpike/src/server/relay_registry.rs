@@ -1,6 +1,6 @@
 //! Relay sockets: opened and closed by the TURN core through [`RelaySockets`], kept in a slab
 //! and registered with their worker's epoll set, which the worker's relay loop
-//! ([`crate::relay_loop`]) waits on: one wake-up returns every relay socket with datagrams
+//! ([`crate::server::relay_loop`]) waits on: one wake-up returns every relay socket with datagrams
 //! waiting. Opening one binds it and registers it; no task is spawned, and nothing here calls
 //! back into the core.
 
@@ -16,10 +16,10 @@ use slab::Slab;
 use tracing::trace;
 use turn::relay::{ConnectionId, RelayOpenError, RelaySockets};
 
-use crate::tcp_relay::{TcpOwners, TcpRelays};
+use crate::server::tcp_relay::{TcpOwners, TcpRelays};
 
 use crate::metrics::io::IoCounters;
-use crate::shared::Shared;
+use crate::server::shared::Shared;
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use ice::TurnCredentials;
 use serde::Deserialize;
 
-use crate::p2p::ice_servers::IceServer;
+use crate::client::p2p::ice_servers::IceServer;
 
 /// The largest answer read.
 const MAX_ANSWER_BYTES: usize = 1 << 20;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::ArgGroup;
 use ice::{StunUri, TurnUri, UriError};
 
-use crate::client_args::parse_seconds;
-use crate::discovery::{DnsArgs, ServerName};
+use crate::client::client_args::parse_seconds;
+use crate::client::discovery::{DnsArgs, ServerName};
 
 /// Arguments of `turnpike check`. Its `Debug` leaves out the password, the REST secret and
 /// the token.
@@ -126,7 +126,7 @@ fn parse_step_timeout(text: &str) -> Result<f64, String> {
 
 /// How the check talks to the server: UDP (RFC 8489 §6.2.1), TCP (§6.2.2) or TLS over TCP
 /// (§6.2.3), the transports of server discovery.
-pub use crate::discovery::Transport;
+pub use crate::client::discovery::Transport;
 
 /// One server to check, from its URI.
 #[derive(Debug, Clone, PartialEq, Eq)]

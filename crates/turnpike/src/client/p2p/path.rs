@@ -22,7 +22,7 @@ use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
-use crate::client_args::is_transient;
+use crate::client::client_args::is_transient;
 
 /// The address quinn believes the peer has (TEST-NET-1, never routed): every datagram to it
 /// is handed to the agent, and every datagram from the agent's peer is reported from it.

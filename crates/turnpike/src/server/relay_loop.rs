@@ -1,5 +1,5 @@
 //! The worker's relay loop: one task per worker reads every relay socket of its core. The
-//! sockets are registered with one epoll set ([`crate::relay_registry`]); one wake-up
+//! sockets are registered with one epoll set ([`crate::server::relay_registry`]); one wake-up
 //! returns all of them with datagrams waiting, and one pass then
 //! - receives from each (`recvmmsg`) into one shared batch, several sockets' datagrams side
 //!   by side (at 1,000 allocations of modest rate a socket has one datagram per wake-up; a
@@ -36,8 +36,8 @@ use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple, PEER_HEADROOM};
 
-use crate::relay_registry::{is_transient, Egress};
-use crate::shared::{lock, Shared, SharedCore};
+use crate::server::relay_registry::{is_transient, Egress};
+use crate::server::shared::{lock, Shared, SharedCore};
 
 /// Largest peer datagram.
 const MAX_PEER_DATAGRAM: usize = 65_535;

@@ -13,8 +13,8 @@ use crate::cluster::{Cluster, Inbox};
 use crate::config::Config;
 use crate::control::Health;
 use crate::http::{Signaling, TurnPorts};
-use crate::shared::lock;
-use crate::worker::WorkerHandle;
+use crate::server::shared::lock;
+use crate::server::worker::WorkerHandle;
 
 /// The services of one node, as the cluster sees them.
 pub struct Node<'a> {

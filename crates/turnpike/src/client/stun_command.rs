@@ -1,6 +1,6 @@
 //! `turnpike stun stun:HOST[:PORT]`: one Binding transaction over UDP, printed as text or JSON;
 //! `stuns:HOST[:PORT]` (optionally `?transport=udp`) runs it inside DTLS (RFC 7350,
-//! [`crate::stun_dtls`]).
+//! [`crate::client::stun_dtls`]).
 //!
 //! The thin tokio driver around [`ice::BindingTransaction`]: resolve (SRV `_stun._udp`, then
 //! A/AAAA: RFC 8489 §8), bind, then the run loop of the `ice` crate docs (send what is due,
@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::client_args::{is_transient, parse_seconds, parse_uri, resolve_stun, seconds_duration};
-use crate::discovery::DnsArgs;
-use crate::stun_dtls;
+use crate::client::client_args::{
+    is_transient, parse_seconds, parse_uri, resolve_stun, seconds_duration,
+};
+use crate::client::discovery::DnsArgs;
+use crate::client::stun_dtls;
 use ice::{
     BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
     TransactionError,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ice::TurnCredentials;
 
-use crate::discovery::{Candidate, Dns};
+use crate::client::discovery::{Candidate, Dns};
 
 use super::args::{Target, Transport};
 use super::diagnosis::{self, Evidence};

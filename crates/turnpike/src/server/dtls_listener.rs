@@ -10,7 +10,7 @@
 //! What a source can make the server hold, and for how long:
 //! - **No cookie, no state**: a ClientHello from a source without a session that does not
 //!   return the cookie of its address gets a HelloVerifyRequest built without any DTLS state
-//!   ([`crate::dtls`]); a spoofed source is sent one datagram of 60 bytes, smaller than the
+//!   ([`crate::server::dtls`]); a spoofed source is sent one datagram of 60 bytes, smaller than the
 //!   one it sent, nothing is kept, and the cost is two HMACs.
 //! - **Count**: at most `max-tcp-connections` sessions per listener; a valid ClientHello
 //!   over the cap is dropped and counted.
@@ -18,7 +18,7 @@
 //!   returned the cookie, and a session closes after `tcp-idle-timeout` without a datagram
 //!   from its client unless it holds an allocation (whose own lifetime then governs).
 //! - **Memory**: per session a queue of at most [`INBOX`] datagrams from the client and the
-//!   peer-data queue of [`crate::stream_queue`], both dropping when full.
+//!   peer-data queue of [`crate::server::stream_queue`], both dropping when full.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::BuildHasher;
@@ -36,14 +36,14 @@ use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId};
 
-use crate::dtls::{
+use crate::server::dtls::{
     is_hello_verify_request, ClientHello, DtlsCounters, DtlsDrop, DtlsIdentity,
     PROTOCOL_VERSION_ALERT,
 };
-use crate::shared::lock;
-use crate::stream_listener::{pick, Connection, Deadlines};
-use crate::stream_queue::StreamReceiver;
-use crate::worker::WorkerHandle;
+use crate::server::shared::lock;
+use crate::server::stream_listener::{pick, Connection, Deadlines};
+use crate::server::stream_queue::StreamReceiver;
+use crate::server::worker::WorkerHandle;
 
 /// Datagrams from the client queued for its session; more are dropped, as the kernel would.
 const INBOX: usize = 64;

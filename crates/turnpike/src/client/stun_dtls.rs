@@ -1,4 +1,4 @@
-//! `turnpike stun stuns:HOST[:PORT]`: the Binding transaction of [`crate::stun_command`] inside
+//! `turnpike stun stuns:HOST[:PORT]`: the Binding transaction of [`crate::client::stun_command`] inside
 //! a DTLS 1.2 session over UDP (RFC 7350 §4: STUN messages as application data, with UDP's
 //! retransmission timers).
 //!
@@ -24,7 +24,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use stun::TransactionId;
 
-use crate::client_args::is_transient;
+use crate::client::client_args::is_transient;
 
 /// Checks the server's certificate for `host`.
 pub struct Verifier {
@@ -97,7 +97,7 @@ pub async fn transact(
     verifier: &Verifier,
     timing: RetransmitTiming,
 ) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
-    let socket = crate::stun_command::socket_for(server).await?;
+    let socket = crate::client::stun_command::socket_for(server).await?;
     let started = Instant::now();
     let give_up = timing.give_up_after.map(|after| started + after);
     let mut dtls = client(started)?;

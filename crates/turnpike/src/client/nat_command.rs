@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::client_args::{
+use crate::client::client_args::{
     is_transient, parse_seconds, parse_uri, resolve_stun, route_to, seconds_duration,
 };
-use crate::discovery::DnsArgs;
+use crate::client::discovery::DnsArgs;
 use ice::nat::{
     Lifetime, LifetimeConfig, Lifetimes, Mapping, NatConfig, NatDiscovery, NatReport, NatSocket,
     ProbeOutcome, ProbeRecord,

@@ -3,7 +3,7 @@
 //! cause of a 508/486 per interval. docs/operations.md "Logs" lists every line and field.
 //!
 //! Each worker drains its own core every [`POLL_INTERVAL`] (a task on the worker's runtime:
-//! the lock is uncontended, see [`crate::worker`]) and hands the events to one process-wide
+//! the lock is uncontended, see [`crate::server::worker`]) and hands the events to one process-wide
 //! [`EventLog`], whose limits hold for the whole server: a flood spread over every worker
 //! still writes at most [`AUTH_LINES_BURST`] + [`AUTH_LINES_PER_SECOND`] lines per second of
 //! authentication failures.
@@ -24,7 +24,7 @@ use turn::relay::{
     AuthFailure, EndReason, RelayAddress, ServerError, ServerErrorCause, SessionInfo, TurnEvent,
 };
 
-use crate::shared::{lock, Shared, SharedCore};
+use crate::server::shared::{lock, Shared, SharedCore};
 
 /// How often a worker drains its core's events: a line appears at most this late, and the
 /// core's queue ([`turn::relay::EVENT_QUEUE_CAPACITY`]) covers what arrives meanwhile.
@@ -74,7 +74,7 @@ fn drain(shared: &Mutex<Shared>, batch: &mut Vec<TurnEvent>, read_kernel: bool) 
         // before their events are taken (an ended allocation's last counters are read when
         // its channels leave the kernel, in the call that ended it).
         if let Some(channels) = state.kernel.as_mut().filter(|_| read_kernel) {
-            crate::kernel_path::read_back(&mut state.core, channels);
+            crate::server::kernel_path::read_back(&mut state.core, channels);
         }
         batch.extend(std::iter::from_fn(|| state.core.poll_event()));
     }
@@ -93,7 +93,7 @@ fn drain(shared: &Mutex<Shared>, batch: &mut Vec<TurnEvent>, read_kernel: bool) 
 /// pool empty" lines for one interval this way).
 pub fn shut_down(shared: &Mutex<Shared>) {
     {
-        let (now, _) = crate::shared::now();
+        let (now, _) = crate::server::shared::now();
         let mut state = lock(shared);
         state.core.shutdown(now);
         // The ended allocations' channels leave the kernel, and their last counters reach

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::source::Source;
+use crate::server::source::Source;
 
 /// Counts live connections per source; shared by all the listeners of one kind.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use ice::StunUri;
 use tokio::net::UdpSocket;
 
-use crate::discovery::{self, Dns, DnsArgs, ServerName, Transport};
+use crate::client::discovery::{self, Dns, DnsArgs, ServerName, Transport};
 
 /// Checks a STUN URI at parse time, so that a bad one is a usage error.
 pub fn parse_uri(text: &str) -> Result<String, ice::UriError> {

@@ -113,7 +113,7 @@ async fn checks(args: &CheckArgs) -> anyhow::Result<Report> {
         },
         realm: args.realm.clone(),
         tls: tls::TlsSettings::new(args.ca_file.as_deref(), args.insecure)?,
-        dns: crate::discovery::Dns::new(args.dns.dns_server, args.step_timeout()),
+        dns: crate::client::discovery::Dns::new(args.dns.dns_server, args.step_timeout()),
     };
     let mut results = Vec::new();
     for (target, credentials) in &targets {

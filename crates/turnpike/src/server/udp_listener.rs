@@ -3,7 +3,7 @@
 //!
 //! Binding requests go to the stateless Binding core. Everything else (TURN requests, Send
 //! indications, ChannelData) goes to this worker's TURN core, whose lock is taken once per
-//! batch (it is never contended: see [`crate::worker`]) and released before anything is sent;
+//! batch (it is never contended: see [`crate::server::worker`]) and released before anything is sent;
 //! a relayed payload is sent from the allocation's relay socket straight out of the receive
 //! buffer. Buffers are allocated once per task; the per-datagram path allocates nothing,
 //! reads the clocks once per batch and logs only at `trace`.
@@ -20,10 +20,10 @@ use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple}
 use turn::{BindingServer, SocketId};
 
 use crate::metrics::io::IoCounters;
-use crate::outbox::{Outbox, Via};
-use crate::receive::{receive, Received};
-use crate::relay_registry::{is_transient, send_to_peer, RelaySocket};
-use crate::shared::{lock, now, Shared, SharedCore};
+use crate::server::outbox::{Outbox, Via};
+use crate::server::receive::{receive, Received};
+use crate::server::relay_registry::{is_transient, send_to_peer, RelaySocket};
+use crate::server::shared::{lock, now, Shared, SharedCore};
 
 /// The sockets of one RFC 5780 grid, indexed by [`grid_index`].
 pub type UdpGrid = [Option<Arc<UdpSocket>>; 4];

@@ -10,7 +10,7 @@ use anyhow::bail;
 use ice::{StunUri, TurnCredentials, TurnUri};
 use serde::Deserialize;
 
-use crate::discovery::{self, Dns, ServerName, Transport};
+use crate::client::discovery::{self, Dns, ServerName, Transport};
 
 /// One `RTCIceServer`.
 #[derive(Debug, Clone, Deserialize)]

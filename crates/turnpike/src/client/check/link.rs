@@ -10,7 +10,7 @@ use stun::framing::{next_frame, Frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::client_args::is_transient;
+use crate::client::client_args::is_transient;
 
 /// A byte stream to the server: TCP, or TLS over TCP.
 pub trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send {}

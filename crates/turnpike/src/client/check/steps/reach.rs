@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::discovery::{self, Candidate};
+use crate::client::discovery::{self, Candidate};
 
 use super::super::args::Transport;
 use super::super::diagnosis::CERT_WARN_DAYS;

@@ -19,7 +19,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::trace;
 
-use crate::relay_registry::RelaySocket;
+use crate::server::relay_registry::RelaySocket;
 
 /// A socket datagrams leave from, borrowed for one [`Outbox::push`].
 #[derive(Debug, Clone, Copy)]

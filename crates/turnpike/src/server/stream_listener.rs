@@ -8,7 +8,7 @@
 //! A stream client holds server resources for as long as it likes unless each is bounded in
 //! time as well as in size (issue #10: trickling and non-reading clients):
 //! - **Memory**: one message of at most 64 KiB plus one read; a queue of peer data bounded in
-//!   bytes ([`crate::stream_queue`], overflow dropped and counted); a kernel send buffer
+//!   bytes ([`crate::server::stream_queue`], overflow dropped and counted); a kernel send buffer
 //!   capped at [`SEND_BUFFER`] instead of autotuned up to megabytes.
 //! - **Time**: a message must arrive whole within `tcp-frame-timeout` of its first byte (the
 //!   idle timer alone restarts on every byte, so one byte every few seconds held a connection
@@ -16,7 +16,7 @@
 //!   `tcp-write-timeout` (a client that does not read) closes the connection, and a silent
 //!   connection closes after `tcp-idle-timeout` unless it holds an allocation.
 //! - **Count**: `max-tcp-connections` in all (a semaphore shared by every stream listener),
-//!   and `max-tcp-connections-per-ip` per source ([`crate::per_ip`]), so that one host cannot
+//!   and `max-tcp-connections-per-ip` per source ([`crate::server::per_ip`]), so that one host cannot
 //!   take every slot.
 //!
 //! Each connection is handed to one worker (by a hash of the client's address) and served on
@@ -42,12 +42,12 @@ use turn::{BindingServer, SocketId, Transport};
 use crate::config::Config;
 use crate::metrics::connections::{ConnectionCounters, Refusal};
 use crate::metrics::io::IoCounters;
-use crate::per_ip::PerIpLimit;
-use crate::relay_registry::send_to_peer;
-use crate::shared::{handle_client, lock, SharedCore};
-use crate::stream_queue::{stream_queue, StreamReceiver};
-use crate::tcp_relay::{owner_of, Splice};
-use crate::worker::WorkerHandle;
+use crate::server::per_ip::PerIpLimit;
+use crate::server::relay_registry::send_to_peer;
+use crate::server::shared::{handle_client, lock, SharedCore};
+use crate::server::stream_queue::{stream_queue, StreamReceiver};
+use crate::server::tcp_relay::{owner_of, Splice};
+use crate::server::worker::WorkerHandle;
 
 /// Bytes asked of each read; a connection's buffer starts this small and grows only to hold
 /// one whole message.
@@ -102,7 +102,7 @@ fn closed(cause: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, cause.to_owned())
 }
 
-/// One accepted connection's context (also a DTLS session's: [`crate::dtls_listener`]).
+/// One accepted connection's context (also a DTLS session's: [`crate::server::dtls_listener`]).
 pub struct Connection {
     pub binding: Arc<BindingServer>,
     pub shared: SharedCore,
@@ -239,7 +239,7 @@ impl Connection {
         let mut state = lock(&self.shared);
         let state = &mut *state;
         state.streams.remove(&key);
-        let (now, _) = crate::shared::now();
+        let (now, _) = crate::server::shared::now();
         state
             .core
             .client_closed(now, &self.five_tuple, &mut state.relays);

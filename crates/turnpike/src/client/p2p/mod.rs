@@ -33,7 +33,7 @@ use ice::{
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::client_args::{parse_seconds, route_to, seconds_duration};
+use crate::client::client_args::{parse_seconds, route_to, seconds_duration};
 use identity::Identity;
 use path::IcePath;
 use signaling::{role_conflict, Description, PeerEvent, Role, Signaling, PROTOCOL};
@@ -83,7 +83,7 @@ pub struct P2pArgs {
     pub timeout: f64,
     /// DNS for the STUN and TURN servers' SRV and address records.
     #[command(flatten)]
-    pub dns: crate::discovery::DnsArgs,
+    pub dns: crate::client::discovery::DnsArgs,
 }
 
 /// How long one DNS query for a STUN or TURN server may take (the --timeout deadline bounds
@@ -373,7 +373,7 @@ async fn connect(
     signaling: &mut Signaling,
     stage: &mut Stage,
 ) -> anyhow::Result<Connected> {
-    let dns = crate::discovery::Dns::new(args.dns.dns_server, DNS_TIMEOUT);
+    let dns = crate::client::discovery::Dns::new(args.dns.dns_server, DNS_TIMEOUT);
     let usable = ice_servers::usable(&signaling.joined.ice_servers);
     let mut servers = ice_servers::resolve(&usable, &dns).await?;
     let relay = if args.no_relay {

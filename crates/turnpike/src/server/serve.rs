@@ -25,16 +25,16 @@ use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::{ConfigSource, Control, ControlParts, DrainWatch, Health};
-use crate::dtls::DtlsIdentity;
-use crate::dtls_listener::{self, DtlsSettings};
 use crate::http;
 use crate::metrics::{self, Metrics};
-use crate::shared::lock;
-use crate::stream_listener::{self, StreamSettings};
+use crate::server::dtls::DtlsIdentity;
+use crate::server::dtls_listener::{self, DtlsSettings};
+use crate::server::shared::lock;
+use crate::server::stream_listener::{self, StreamSettings};
+use crate::server::turn_setup::{turn_settings, TurnSettings};
+use crate::server::udp_listener::grid_index;
+use crate::server::worker::{self, CoreSettings, StdGrid, Worker, WorkerHandle};
 use crate::tls;
-use crate::turn_setup::{turn_settings, TurnSettings};
-use crate::udp_listener::grid_index;
-use crate::worker::{self, CoreSettings, StdGrid, Worker, WorkerHandle};
 
 /// Listeners bound but not yet running.
 struct Bound {
@@ -157,7 +157,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         }
     }
     let kernel = if config.turn {
-        crate::kernel_path::KernelPath::attach(&config.xdp_interfaces)
+        crate::server::kernel_path::KernelPath::attach(&config.xdp_interfaces)
     } else {
         None
     };
@@ -247,7 +247,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     };
     let http = http::spawn(&config, http_listeners, shared, &mut tasks)?;
     if let Some(cluster) = cluster {
-        let node = crate::cluster_setup::Node {
+        let node = crate::server::cluster_setup::Node {
             config: &config,
             ports: turn_ports,
             listen: &listen_addresses,
@@ -256,12 +256,12 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
             signaling: http.as_ref().map(http::HttpServer::signaling),
             fleet,
         };
-        crate::cluster_setup::spawn(cluster, node, &mut tasks);
+        crate::server::cluster_setup::spawn(cluster, node, &mut tasks);
     }
     for listener in metrics_listeners {
         metrics::spawn(listener, &metrics, &mut tasks)?;
     }
-    crate::fd_limit::warn_if_short(&config, &core.turn);
+    crate::server::fd_limit::warn_if_short(&config, &core.turn);
     let control = Arc::new(Control::new(ControlParts {
         workers: handles.clone(),
         source,
@@ -285,7 +285,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     let _ = stop.send(true);
     tasks.shutdown().await;
     join_workers(threads).await;
-    crate::server_events::flush();
+    crate::server::server_events::flush();
     log_totals(&handles);
     result
 }

@@ -1,5 +1,5 @@
 //! One worker's TURN state: its core, its relay sockets and its TCP/TLS connections, behind a
-//! mutex that only the worker's own thread takes (see [`crate::worker`] for why it is still a
+//! mutex that only the worker's own thread takes (see [`crate::server::worker`] for why it is still a
 //! mutex), so it is never contended.
 //!
 //! The lock is held only to ask the core what to do with a packet (or a batch of them) and
@@ -15,14 +15,14 @@ use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
 use crate::metrics::io::IoCounters;
-use crate::relay_registry::{RelayRegistry, RelaySocket};
+use crate::server::relay_registry::{RelayRegistry, RelaySocket};
 
 /// Identifies a TCP/TLS client connection: (client address, server address).
 pub type StreamKey = (SocketAddr, SocketAddr);
 
 /// Bytes queued for one TCP/TLS client; a full queue drops (a slow reader must not grow the
 /// server's memory).
-pub use crate::stream_queue::StreamSender;
+pub use crate::server::stream_queue::StreamSender;
 
 /// Everything one worker's TURN data and control paths share.
 #[derive(Debug)]
@@ -36,15 +36,15 @@ pub struct Shared {
     /// The worker's I/O drop counters.
     pub io: Arc<IoCounters>,
     /// The channels this worker has in the kernel fast path (`xdp-interfaces`).
-    pub kernel: Option<crate::kernel_path::WorkerChannels>,
+    pub kernel: Option<crate::server::kernel_path::WorkerChannels>,
 }
 
 impl Shared {
-    /// Mirrors the core's fast-path changes into the kernel (see [`crate::kernel_path`]):
+    /// Mirrors the core's fast-path changes into the kernel (see [`crate::server::kernel_path`]):
     /// after every core call that may change a channel, permission or allocation.
     pub fn sync_kernel(&mut self, now: Instant) {
         if let Some(channels) = &mut self.kernel {
-            crate::kernel_path::sync(&mut self.core, channels, now);
+            crate::server::kernel_path::sync(&mut self.core, channels, now);
         }
     }
 }

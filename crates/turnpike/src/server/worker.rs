@@ -6,14 +6,14 @@
 //!   worker),
 //! - its own TURN core ([`turn::relay::TurnServer`]) holding the allocations of its clients,
 //! - the relay sockets of those allocations, in one epoll set read by one task, the worker's
-//!   relay loop ([`crate::relay_loop`]),
+//!   relay loop ([`crate::server::relay_loop`]),
 //! - its own timer task.
 //!
 //! What must hold for the whole server is in [`turn::relay::SharedState`] (relay port claims,
 //! quotas, the relay↔relay rule), touched on Allocate and on expiry, and by one relaxed
 //! atomic load for a peer that may be one of our relays — never a lock per packet.
 //!
-//! The core still sits behind a `Mutex` ([`crate::shared::Shared`]), but every task that
+//! The core still sits behind a `Mutex` ([`crate::server::shared::Shared`]), but every task that
 //! takes it runs on this worker's one thread (listeners, the relay loop, timers and the TCP/TLS
 //! connections given to this worker), so it is never contended: taking it costs one atomic
 //! swap. Keeping it (rather than `Rc<RefCell<…>>` on a `LocalSet`) leaves the relay registry
@@ -39,10 +39,10 @@ use turn::relay::{SharedState, TurnConfig, TurnServer, TurnStats};
 use turn::{BindingServer, ServerSockets};
 
 use crate::metrics::io::IoCounters;
-use crate::relay_registry::{Egress, RelayRegistry};
-use crate::shared::{lock, now, Shared, SharedCore};
-use crate::tcp_relay::TcpOwners;
-use crate::udp_listener::{self, UdpGrid};
+use crate::server::relay_registry::{Egress, RelayRegistry};
+use crate::server::shared::{lock, now, Shared, SharedCore};
+use crate::server::tcp_relay::TcpOwners;
+use crate::server::udp_listener::{self, UdpGrid};
 
 /// The longest the TURN timer task sleeps: lifetimes are whole seconds, so a deadline that
 /// moved earlier is never missed by more than this.
@@ -74,7 +74,7 @@ pub struct CoreSettings {
     /// Where a full or draining core sends new clients (`alternate-server`).
     pub alternates: Vec<SocketAddr>,
     /// The kernel fast path, when attached (`xdp-interfaces`; `turn.fast_path` is set then).
-    pub kernel: Option<Arc<crate::kernel_path::KernelPath>>,
+    pub kernel: Option<Arc<crate::server::kernel_path::KernelPath>>,
 }
 
 /// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
@@ -178,7 +178,7 @@ async fn run(
         (state.core.stats(), state.core.auth_stats())
     };
     log_stats(index, &stats, &auth);
-    crate::server_events::shut_down(&shared);
+    crate::server::server_events::shut_down(&shared);
     // Close every relay socket before the runtime goes.
     lock(&shared).relays.close_all();
     let _ = done.send(result);
@@ -250,7 +250,7 @@ fn set_up(
     });
     let (relay_shared, relay_egress) = (shared.clone(), egress);
     tasks.spawn(async move {
-        crate::relay_loop::run(relay_set, relay_shared, relay_egress)
+        crate::server::relay_loop::run(relay_set, relay_shared, relay_egress)
             .await
             .context("the relay epoll set")
     });
@@ -273,7 +273,7 @@ fn set_up(
     });
     let events = shared.clone();
     tasks.spawn(async move {
-        crate::server_events::run(events).await;
+        crate::server::server_events::run(events).await;
         Ok(())
     });
     Ok((shared, io))
@@ -288,12 +288,12 @@ async fn run_timers(shared: SharedCore) {
         tokio::time::sleep_until(wake.into()).await;
         let mut state = lock(&shared);
         let state = &mut *state;
-        let (now, _) = crate::shared::now();
+        let (now, _) = crate::server::shared::now();
         state.core.handle_timeout(now, &mut state.relays);
         // Expired permissions and channels leave the kernel at once.
         state.sync_kernel(now);
         // Connect answers (447) of attempts that timed out.
-        crate::tcp_relay::flush_control(state);
+        crate::server::tcp_relay::flush_control(state);
     }
 }
 

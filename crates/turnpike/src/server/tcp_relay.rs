@@ -26,7 +26,7 @@ use tokio::task::AbortHandle;
 use tracing::{debug, trace};
 use turn::relay::ConnectionId;
 
-use crate::shared::{lock, now, Shared, SharedCore};
+use crate::server::shared::{lock, now, Shared, SharedCore};
 
 /// Backlog of a relayed address's listening socket.
 const BACKLOG: u32 = 128;
