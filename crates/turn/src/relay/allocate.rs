@@ -8,9 +8,7 @@ use stun::attributes::{
     XorRelayedAddress,
 };
 use stun::error_code::{
-    ADDRESS_FAMILY_NOT_SUPPORTED, ALLOCATION_MISMATCH, ALLOCATION_QUOTA_REACHED, BAD_REQUEST,
-    INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH, TRY_ALTERNATE,
-    UNSUPPORTED_TRANSPORT_PROTOCOL, WRONG_CREDENTIALS,
+    ADDRESS_FAMILY_NOT_SUPPORTED, ALLOCATION_QUOTA_REACHED, INSUFFICIENT_CAPACITY, TRY_ALTERNATE,
 };
 use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
 
@@ -20,7 +18,8 @@ use super::events::{EndReason, ServerErrorCause};
 use super::five_tuple::ClientTransport;
 use super::five_tuple::FiveTuple;
 use super::ports::{OpenFailure, RelaySockets, TcpListeners};
-use super::respond::{respond, respond_error};
+use super::refusal::Refusal;
+use super::respond::{respond, respond_error, respond_result};
 use super::server::{AllocationId, TurnServer};
 use super::sessions::SessionRecord;
 use super::shared_state::QuotaExceeded;
@@ -69,37 +68,40 @@ impl TurnServer {
         &self,
         client: ClientTransport,
         message: &Message<'_>,
-    ) -> Result<AllocateRequest, stun::attributes::ErrorCode<'static>> {
+    ) -> Result<AllocateRequest, Refusal> {
         // Step 3: REQUESTED-TRANSPORT present and UDP — or TCP (RFC 6062 §5.1 step 1).
         let transport = match optional::<RequestedTransport>(message) {
             Ok(Some(RequestedTransport(RequestedTransport::UDP))) => RelayTransport::Udp,
             Ok(Some(RequestedTransport(RequestedTransport::TCP))) if self.config.tcp_relay => {
                 RelayTransport::Tcp
             }
-            Ok(Some(_)) => return Err(UNSUPPORTED_TRANSPORT_PROTOCOL),
-            Ok(None) | Err(()) => return Err(BAD_REQUEST),
+            Ok(Some(_)) => return Err(Refusal::UnsupportedTransport),
+            Ok(None) | Err(()) => return Err(Refusal::MissingTransport),
         };
-        let bad = |_| BAD_REQUEST;
-        let token = optional::<ReservationToken>(message).map_err(bad)?;
-        let even = optional::<EvenPort>(message).map_err(bad)?;
+        let bad = |name| move |()| Refusal::Malformed(name);
+        let token = optional::<ReservationToken>(message).map_err(bad("RESERVATION-TOKEN"))?;
+        let even = optional::<EvenPort>(message).map_err(bad("EVEN-PORT"))?;
         if transport == RelayTransport::Tcp {
             // RFC 6062 §5.1 step 2: TCP allocations only over TCP or TLS; step 3: the
             // UDP-only features are a 400.
             let udp_only = token.is_some() || even.is_some() || message.contains::<DontFragment>();
             if !client.is_stream() || udp_only {
-                return Err(BAD_REQUEST);
+                return Err(Refusal::TcpAllocationRules);
             }
         }
-        let requested = optional::<RequestedAddressFamily>(message).map_err(bad)?;
-        let additional = optional::<AdditionalAddressFamily>(message).map_err(bad)?;
-        let lifetime = self.desired_lifetime(optional::<Lifetime>(message).map_err(bad)?);
+        let requested =
+            optional::<RequestedAddressFamily>(message).map_err(bad("REQUESTED-ADDRESS-FAMILY"))?;
+        let additional = optional::<AdditionalAddressFamily>(message)
+            .map_err(bad("ADDITIONAL-ADDRESS-FAMILY"))?;
+        let lifetime =
+            self.desired_lifetime(optional::<Lifetime>(message).map_err(bad("LIFETIME"))?);
         // Step 5: RESERVATION-TOKEN excludes EVEN-PORT and the family attributes.
         if token.is_some() && (even.is_some() || requested.is_some() || additional.is_some()) {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::TokenWithOtherAttributes);
         }
         // Step 6: not both family attributes.
         if requested.is_some() && additional.is_some() {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::BothFamilies);
         }
         // Step 7: the requested family must be one we relay.
         let family = requested.map_or(AddressFamily::IPV4, |r| r.0);
@@ -109,15 +111,15 @@ impl TurnServer {
             _ => false,
         };
         if !supported && token.is_none() && additional.is_none() {
-            return Err(ADDRESS_FAMILY_NOT_SUPPORTED);
+            return Err(Refusal::FamilyNotRelayed);
         }
         // Step 8: EVEN-PORT with R=1 cannot go with a dual allocation.
         if even.is_some_and(|e| e.reserve_next) && additional.is_some() {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::EvenPortWithDual);
         }
         // Step 9: ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6.
         if additional.is_some_and(|a| a.0 != AddressFamily::IPV6) {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::AdditionalNotIpv6);
         }
         Ok(AllocateRequest {
             token,
@@ -145,7 +147,7 @@ impl TurnServer {
             if self.allocations[&id].created_by == message.header().transaction_id {
                 return self.allocate_success(now, id, message, auth, out);
             }
-            return respond_error(message, ALLOCATION_MISMATCH, Some(auth), out);
+            return respond_result(message, Err(Refusal::AllocationExists), Some(auth), out);
         }
         // Step 11: "at any point" the server may redirect; a draining one takes nothing new.
         if let Some(refused) = self.refuse_while_draining(&five_tuple, message, auth, out) {
@@ -153,7 +155,7 @@ impl TurnServer {
         }
         let request = match self.parse_allocate(five_tuple.transport, message) {
             Ok(request) => request,
-            Err(code) => return respond_error(message, code, Some(auth), out),
+            Err(refusal) => return respond_result(message, Err(refusal), Some(auth), out),
         };
         // Step 10: quotas, per username (486) and for the whole server (508), counted over
         // every worker's core.
@@ -416,10 +418,12 @@ impl TurnServer {
         &self,
         five_tuple: &FiveTuple,
         auth: &Authenticated,
-    ) -> Result<AllocationId, stun::attributes::ErrorCode<'static>> {
-        let id = self.allocation_id(five_tuple).ok_or(ALLOCATION_MISMATCH)?;
+    ) -> Result<AllocationId, Refusal> {
+        let id = self
+            .allocation_id(five_tuple)
+            .ok_or(Refusal::NoAllocation)?;
         if self.allocations[&id].username != auth.username {
-            return Err(WRONG_CREDENTIALS);
+            return Err(Refusal::OtherUser);
         }
         Ok(id)
     }
@@ -436,13 +440,21 @@ impl TurnServer {
     ) -> Option<usize> {
         let id = match self.owned_allocation(&five_tuple, auth) {
             Ok(id) => id,
-            Err(code) => return respond_error(message, code, Some(auth), out),
+            Err(refusal) => return respond_result(message, Err(refusal), Some(auth), out),
         };
         let Ok(requested) = optional::<Lifetime>(message) else {
-            return respond_error(message, BAD_REQUEST, Some(auth), out);
+            return respond_result(
+                message,
+                Err(Refusal::Malformed("LIFETIME")),
+                Some(auth),
+                out,
+            );
         };
         match optional::<RequestedAddressFamily>(message) {
-            Err(()) => return respond_error(message, BAD_REQUEST, Some(auth), out),
+            Err(()) => {
+                let refusal = Refusal::Malformed("REQUESTED-ADDRESS-FAMILY");
+                return respond_result(message, Err(refusal), Some(auth), out);
+            }
             Ok(Some(RequestedAddressFamily(family))) => {
                 let relays = self.allocations[&id].relays;
                 let has = if family == AddressFamily::IPV4 {
@@ -451,7 +463,7 @@ impl TurnServer {
                     relays.v6.is_some()
                 };
                 if !has || family.0 > 2 {
-                    return respond_error(message, PEER_ADDRESS_FAMILY_MISMATCH, Some(auth), out);
+                    return respond_result(message, Err(Refusal::PeerFamily), Some(auth), out);
                 }
             }
             Ok(None) => {}

@@ -15,6 +15,7 @@ pub mod five_tuple;
 mod permissions;
 pub mod ports;
 mod reconfigure;
+pub mod refusal;
 mod respond;
 pub mod server;
 pub mod sessions;
@@ -35,6 +36,7 @@ pub use five_tuple::{ClientTransport, FiveTuple};
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
 pub use ports::{RelayOpenError, RelaySockets, RESERVATION_LIFETIME};
 pub use reconfigure::{Reloadable, Replaced};
+pub use refusal::Refusal;
 pub use server::{
     is_binding_request, AllocationId, ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM,
 };

@@ -3,15 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use stun::attributes::{ChannelNumber, ErrorCode, XorPeerAddress};
-use stun::error_code::{
-    BAD_REQUEST, FORBIDDEN, INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH,
-};
+use stun::attributes::{ChannelNumber, XorPeerAddress};
+use stun::error_code::INSUFFICIENT_CAPACITY;
 use stun::Message;
 
 use super::allocation::RelayTransport;
 use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
+use super::refusal::Refusal;
 use super::respond::respond_result;
 use super::server::{AllocationId, TurnServer};
 use crate::auth::Authenticated;
@@ -27,14 +26,14 @@ impl TurnServer {
         &self,
         id: AllocationId,
         peers: impl Iterator<Item = SocketAddr>,
-    ) -> Result<(), ErrorCode<'static>> {
+    ) -> Result<(), Refusal> {
         let relays = self.allocations[&id].relays;
         for peer in peers {
             if relays.for_peer(peer.ip()).is_none() {
-                return Err(PEER_ADDRESS_FAMILY_MISMATCH);
+                return Err(Refusal::PeerFamily);
             }
             if !self.peer_ip_allowed(peer.ip()) {
-                return Err(FORBIDDEN);
+                return Err(Refusal::PeerForbidden);
             }
         }
         Ok(())
@@ -54,7 +53,7 @@ impl TurnServer {
         let result = self.owned_allocation(&five_tuple, auth).and_then(|id| {
             let peers = || message.get_all::<XorPeerAddress>();
             if peers().next().is_none() || peers().any(|p| p.is_err()) {
-                return Err(BAD_REQUEST);
+                return Err(Refusal::PeerAddress);
             }
             let ips = || peers().filter_map(Result::ok).map(|p| p.0);
             self.check_peers(id, ips())?;
@@ -65,7 +64,7 @@ impl TurnServer {
             ) {
                 let cause = ServerErrorCause::PermissionLimit;
                 self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
-                return Err(INSUFFICIENT_CAPACITY);
+                return Err(Refusal::PermissionLimit);
             }
             if let Some(allocation) = self.allocations.get_mut(&id) {
                 for peer in ips() {
@@ -93,7 +92,7 @@ impl TurnServer {
                 message.get::<ChannelNumber>(),
                 message.get::<XorPeerAddress>(),
             ) else {
-                return Err(BAD_REQUEST);
+                return Err(Refusal::ChannelNumber);
             };
             let range = if self.config.rfc5766_channel_numbers {
                 RFC5766_CHANNEL_NUMBERS
@@ -101,19 +100,19 @@ impl TurnServer {
                 CHANNEL_NUMBERS
             };
             if !range.contains(&number.0) {
-                return Err(BAD_REQUEST);
+                return Err(Refusal::ChannelNumber);
             }
             let allocation = &self.allocations[&id];
             // A TCP allocation relays connections, not datagrams: no channels (RFC 6062).
             if allocation.transport != RelayTransport::Udp {
-                return Err(BAD_REQUEST);
+                return Err(Refusal::WrongRelayTransport);
             }
             allocation
                 .check_channel(now, number, peer)
-                .map_err(|_| BAD_REQUEST)?;
+                .map_err(Refusal::ChannelConflict)?;
             self.check_peers(id, std::iter::once(peer))?;
             if !self.peer_endpoint_allowed(peer) {
-                return Err(FORBIDDEN);
+                return Err(Refusal::PeerForbidden);
             }
             let allocation = &self.allocations[&id];
             let full_channels = allocation.is_new_channel(number)
@@ -124,13 +123,13 @@ impl TurnServer {
                 self.config.max_permissions,
             );
             if full_channels || full_permissions {
-                let cause = if full_channels {
-                    ServerErrorCause::ChannelLimit
+                let (cause, refusal) = if full_channels {
+                    (ServerErrorCause::ChannelLimit, Refusal::ChannelLimit)
                 } else {
-                    ServerErrorCause::PermissionLimit
+                    (ServerErrorCause::PermissionLimit, Refusal::PermissionLimit)
                 };
                 self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
-                return Err(INSUFFICIENT_CAPACITY);
+                return Err(refusal);
             }
             if let Some(allocation) = self.allocations.get_mut(&id) {
                 allocation.bind_channel(now, number, peer);

@@ -3,6 +3,8 @@
 //! FINGERPRINT when the request had one.
 
 use stun::attributes::ErrorCode;
+
+use super::refusal::Refusal;
 use stun::{Class, EncodeError, Message, MessageWriter};
 
 use crate::auth::{Authenticated, IntegrityKind};
@@ -40,15 +42,16 @@ pub fn respond_error(
     respond(request, Class::Error, auth, out, |w| w.add(&code))
 }
 
-/// The answer to a request whose processing gave `result`: an empty success, or the error.
+/// The answer to a request whose processing gave `result`: an empty success, or the error
+/// its refusal maps to.
 pub fn respond_result(
     request: &Message<'_>,
-    result: Result<(), ErrorCode<'static>>,
+    result: Result<(), Refusal>,
     auth: Option<&Authenticated>,
     out: &mut [u8],
 ) -> Option<usize> {
     match result {
         Ok(()) => respond(request, Class::Success, auth, out, |_| Ok(())),
-        Err(code) => respond_error(request, code, auth, out),
+        Err(refusal) => respond_error(request, refusal.code(), auth, out),
     }
 }

@@ -305,7 +305,7 @@ impl TurnServer {
             let result = self.connection_bind(five_tuple, &message, &auth);
             let len = match result {
                 Ok(_) => respond(&message, Class::Success, Some(&auth), out, |_| Ok(())),
-                Err(code) => respond_error(&message, code, Some(&auth), out),
+                Err(refusal) => respond_error(&message, refusal.code(), Some(&auth), out),
             };
             self.stats
                 .answered(message_type.method, len.map(|len| &out[..len]));

@@ -22,17 +22,15 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use stun::attributes::{ConnectionId as ConnectionIdAttribute, ErrorCode, XorPeerAddress};
-use stun::error_code::{
-    BAD_REQUEST, CONNECTION_ALREADY_EXISTS, CONNECTION_TIMEOUT_OR_FAILURE, FORBIDDEN,
-    INSUFFICIENT_CAPACITY, PEER_ADDRESS_FAMILY_MISMATCH, WRONG_CREDENTIALS,
-};
+use stun::attributes::{ConnectionId as ConnectionIdAttribute, XorPeerAddress};
+use stun::error_code::INSUFFICIENT_CAPACITY;
 use stun::{Class, Message, MessageType, MessageWriter, Method, TransactionId};
 
 use super::allocation::RelayTransport;
 use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
 use super::ports::RelaySockets;
+use super::refusal::Refusal;
 use super::respond::{respond, respond_error};
 use super::server::{AllocationId, TurnServer};
 use super::tcp_connections::{
@@ -78,7 +76,7 @@ impl TurnServer {
     ) -> Option<usize> {
         match self.start_connect(now, five_tuple, message, auth, sockets) {
             Ok(()) => None,
-            Err(code) => respond_error(message, code, Some(auth), out),
+            Err(refusal) => respond_error(message, refusal.code(), Some(auth), out),
         }
     }
 
@@ -89,39 +87,39 @@ impl TurnServer {
         message: &Message<'_>,
         auth: &Authenticated,
         sockets: &mut dyn RelaySockets,
-    ) -> Result<(), ErrorCode<'static>> {
+    ) -> Result<(), Refusal> {
         // "received on a TCP connection for which no allocation exists": 437 (441 for
         // another user's, RFC 8656 §5).
         let id = self.owned_allocation(&five_tuple, auth)?;
         let allocation = &self.allocations[&id];
         // A UDP allocation has no TCP relayed address to connect from.
         if allocation.transport != RelayTransport::Tcp {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::WrongRelayTransport);
         }
         let Some(Ok(XorPeerAddress(peer))) = message.get::<XorPeerAddress>() else {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::PeerAddress);
         };
         // §5.2: a Connect being processed, or a connection pending or active, to this peer.
         if allocation.tcp.has_peer(peer) {
-            return Err(CONNECTION_ALREADY_EXISTS);
+            return Err(Refusal::ConnectionExists);
         }
         let Some(relay) = allocation.relays.for_peer(peer.ip()) else {
-            return Err(PEER_ADDRESS_FAMILY_MISMATCH);
+            return Err(Refusal::PeerFamily);
         };
         // §5.2 "forbidden by local policy": the peer policy of the UDP relay, and a
         // permission for the peer, as for everything an allocation sends (RFC 8656 §9).
         if !allocation.permits(now, peer.ip()) || !self.peer_endpoint_allowed(peer) {
-            return Err(FORBIDDEN);
+            return Err(Refusal::PeerForbidden);
         }
         if allocation.tcp.len() >= self.config.max_peer_connections {
             let cause = ServerErrorCause::PeerConnectionLimit;
             self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
-            return Err(INSUFFICIENT_CAPACITY);
+            return Err(Refusal::ConnectionLimit);
         }
         let Some(connection) = self.new_connection_id() else {
             let cause = ServerErrorCause::ConnectionIds;
             self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
-            return Err(INSUFFICIENT_CAPACITY);
+            return Err(Refusal::ConnectionLimit);
         };
         let state = ConnectionState::Connecting {
             request: message.as_bytes().to_vec(),
@@ -152,7 +150,7 @@ impl TurnServer {
             self.answer_connect(to, &request, &auth, Ok(id));
         } else {
             self.drop_connection(id);
-            self.answer_connect(to, &request, &auth, Err(CONNECTION_TIMEOUT_OR_FAILURE));
+            self.answer_connect(to, &request, &auth, Err(Refusal::ConnectionFailed));
         }
         connected
     }
@@ -200,25 +198,30 @@ impl TurnServer {
         five_tuple: FiveTuple,
         message: &Message<'_>,
         auth: &Authenticated,
-    ) -> Result<ConnectionId, ErrorCode<'static>> {
+    ) -> Result<ConnectionId, Refusal> {
         // "If the client connection transport is not TCP or TLS": 400. A control connection
         // cannot become a data connection either.
         if !five_tuple.transport.is_stream() || self.allocation_id(&five_tuple).is_some() {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::ConnectionBind);
         }
         let Some(Ok(ConnectionIdAttribute(raw))) = message.get::<ConnectionIdAttribute>() else {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::ConnectionBind);
         };
         let connection = ConnectionId(raw);
         // "does not refer to an existing pending connection": 400.
-        let allocation = *self.tcp_owner.get(&connection).ok_or(BAD_REQUEST)?;
+        let allocation = *self
+            .tcp_owner
+            .get(&connection)
+            .ok_or(Refusal::ConnectionBind)?;
         // §4.3: the same credentials as the control connection.
         if self.allocations[&allocation].username != auth.username {
-            return Err(WRONG_CREDENTIALS);
+            return Err(Refusal::OtherUser);
         }
-        let c = self.connection_mut(connection).ok_or(BAD_REQUEST)?;
+        let c = self
+            .connection_mut(connection)
+            .ok_or(Refusal::ConnectionBind)?;
         if !matches!(c.state, ConnectionState::Pending { .. }) {
-            return Err(BAD_REQUEST);
+            return Err(Refusal::ConnectionBind);
         }
         c.state = ConnectionState::Bound { data: five_tuple };
         self.reschedule(allocation);
@@ -259,7 +262,7 @@ impl TurnServer {
             let state = self.drop_connection(connection).map(|c| c.state);
             sockets.close_tcp(connection);
             if let Some(ConnectionState::Connecting { request, auth, .. }) = state {
-                self.answer_connect(to, &request, &auth, Err(CONNECTION_TIMEOUT_OR_FAILURE));
+                self.answer_connect(to, &request, &auth, Err(Refusal::ConnectionFailed));
             }
         }
     }
@@ -366,7 +369,7 @@ impl TurnServer {
         to: FiveTuple,
         request: &[u8],
         auth: &Authenticated,
-        result: Result<ConnectionId, ErrorCode<'static>>,
+        result: Result<ConnectionId, Refusal>,
     ) {
         let Ok(message) = Message::decode(request) else {
             return;
@@ -376,7 +379,7 @@ impl TurnServer {
             Ok(id) => respond(&message, Class::Success, Some(auth), &mut out, |w| {
                 w.add(&ConnectionIdAttribute(id.0))
             }),
-            Err(code) => respond_error(&message, code, Some(auth), &mut out),
+            Err(refusal) => respond_error(&message, refusal.code(), Some(auth), &mut out),
         };
         if let Some(len) = len {
             out.truncate(len);
