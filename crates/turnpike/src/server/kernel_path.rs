@@ -14,6 +14,8 @@
 //! that fails (a full map) leaves that channel to userspace and is counted.
 
 use std::collections::HashMap;
+#[cfg(target_os = "linux")]
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -24,9 +26,34 @@ use turn::relay::{FastChannel, FastPathChange, Traffic, TurnServer};
 #[derive(Debug)]
 pub struct KernelPath {
     #[cfg(target_os = "linux")]
-    program: Mutex<xdp::FastPath>,
+    program: Mutex<Program>,
     /// Map updates that failed (the channel stays in userspace).
     failed_updates: AtomicU64,
+}
+
+/// The program and which server address owns each client → peer key.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct Program {
+    fast: xdp::FastPath,
+    /// The program matches ChannelData on (client address, server *port*, channel): the
+    /// server IP is not in its key. Two allocations of one client address on two server IPs
+    /// with the same port and channel number (possibly on two workers) would share an entry;
+    /// the second stays in userspace instead.
+    owners: HashMap<(SocketAddr, u16, u16), SocketAddr>,
+}
+
+#[cfg(target_os = "linux")]
+impl std::ops::Deref for Program {
+    type Target = xdp::FastPath;
+    fn deref(&self) -> &xdp::FastPath {
+        &self.fast
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn client_key(channel: &FastChannel) -> (SocketAddr, u16, u16) {
+    (channel.client, channel.server.port(), channel.number.0)
 }
 
 /// One worker's view: the channels it installed, with the counters last read for each.
@@ -92,7 +119,10 @@ impl KernelPath {
                         );
                     }
                     Some(Arc::new(KernelPath {
-                        program: Mutex::new(program),
+                        program: Mutex::new(Program {
+                            fast: program,
+                            owners: HashMap::new(),
+                        }),
                         failed_updates: AtomicU64::new(0),
                     }))
                 }
@@ -121,7 +151,7 @@ impl KernelPath {
     }
 
     #[cfg(target_os = "linux")]
-    fn program(&self) -> MutexGuard<'_, xdp::FastPath> {
+    fn program(&self) -> MutexGuard<'_, Program> {
         self.program
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -236,11 +266,27 @@ pub fn sync(core: &mut TurnServer, channels: &mut WorkerChannels, now: Instant) 
 #[cfg(target_os = "linux")]
 fn install(channels: &mut WorkerChannels, channel: FastChannel) {
     let path = &channels.path;
-    match path.program().install(&to_xdp(&channel)) {
+    let mut program = path.program();
+    let key = client_key(&channel);
+    if program
+        .owners
+        .get(&key)
+        .is_some_and(|s| *s != channel.server)
+    {
+        drop(program);
+        let why = "another server address of this client holds the same port and channel";
+        path.failed("installing a channel", &channel, &why);
+        return;
+    }
+    match program.fast.install(&to_xdp(&channel)) {
         Ok(()) => {
+            program.owners.insert(key, channel.server);
             channels.installed.insert(channel, Counters::default());
         }
-        Err(e) => path.failed("installing a channel", &channel, &e),
+        Err(e) => {
+            drop(program);
+            path.failed("installing a channel", &channel, &e);
+        }
     }
 }
 
@@ -252,9 +298,12 @@ fn install(_: &mut WorkerChannels, _: FastChannel) {}
 fn remove(channels: &mut WorkerChannels, channel: &FastChannel) -> Option<Counters> {
     let last = channels.installed.remove(channel)?;
     let path = &channels.path;
-    match path.program().remove(&to_xdp(channel)) {
+    let mut program = path.program();
+    program.owners.remove(&client_key(channel));
+    match program.fast.remove(&to_xdp(channel)) {
         Ok(c) => Some(counters(c).since(last)),
         Err(e) => {
+            drop(program);
             path.failed("removing a channel", channel, &e);
             None
         }
