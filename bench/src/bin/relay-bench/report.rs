@@ -485,8 +485,9 @@ fn veth_rows() -> Vec<Row> {
             false,
         ),
     ];
-    // Server and generator as in the loopback table; the whole machine instead of the others.
-    rows.extend(load_rows().into_iter().take(2));
+    // Server, generator and the rest as in the loopback table (the rest: anyone else's work,
+    // and kernel work charged to them), then the whole machine.
+    rows.extend(load_rows());
     rows.push((
         Metric::MachineCpuPercent,
         "whole machine busy (% of one core; 200 % = both)",

@@ -352,6 +352,12 @@ fn turnpike_args(addr: SocketAddr, placement: &Placement, xdp: Option<&str>) -> 
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if placement.netns.is_some() {
+        // All clients come from one address, which is not loopback (exempt): without this,
+        // the 401 challenges of a thousand Allocates exceed one source's budget. coturn has
+        // no such cap.
+        args.extend(["--amplification-budget".to_string(), "0".to_string()]);
+    }
     if let Some(interface) = xdp {
         args.extend(["--xdp-interfaces".to_string(), interface.to_string()]);
     }
