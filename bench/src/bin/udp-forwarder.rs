@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
 use clap::Parser;
@@ -71,8 +71,8 @@ fn main() -> anyhow::Result<()> {
     let workers: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let peer = args.peer;
-            std::thread::spawn(move || forward(listener, peer))
+            let (peer, ip) = (args.peer, args.listen.ip());
+            std::thread::spawn(move || forward(listener, peer, ip))
         })
         .collect();
     for worker in workers {
@@ -84,8 +84,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One thread's loop: its listening socket and its clients' relay sockets.
-fn forward(mut listener: UdpSocket, peer: SocketAddr) -> anyhow::Result<()> {
+/// One thread's loop: its listening socket and its clients' relay sockets (on `ip`, the
+/// listening address).
+fn forward(mut listener: UdpSocket, peer: SocketAddr, ip: IpAddr) -> anyhow::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -106,7 +107,7 @@ fn forward(mut listener: UdpSocket, peer: SocketAddr) -> anyhow::Result<()> {
                     let index = match by_client.get(&client) {
                         Some(&index) => index,
                         None => {
-                            let mut relay = bind((Ipv4Addr::LOCALHOST, 0).into(), false)?;
+                            let mut relay = bind((ip, 0).into(), false)?;
                             let index = relays.len();
                             poll.registry().register(
                                 &mut relay,

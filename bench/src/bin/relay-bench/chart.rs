@@ -22,9 +22,9 @@ const FORWARDER: RGBColor = RGBColor(0x99, 0x99, 0x99);
 
 fn color(kind: Kind) -> RGBColor {
     match kind {
-        Kind::Turnpike => TURNPIKE,
+        Kind::Turnpike | Kind::TurnpikeXdp => TURNPIKE,
         Kind::Coturn => COTURN,
-        Kind::Forwarder => FORWARDER,
+        Kind::Forwarder | Kind::Direct => FORWARDER,
     }
 }
 

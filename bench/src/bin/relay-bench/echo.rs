@@ -24,11 +24,18 @@ pub struct EchoPeer {
 
 impl EchoPeer {
     /// Binds 127.0.0.1:0 and starts echoing.
+    #[cfg(test)]
     pub fn start() -> anyhow::Result<EchoPeer> {
+        EchoPeer::start_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// Binds `ip`, a free port, and starts echoing (in the network namespace of the calling
+    /// thread: a socket stays in the one it was made in).
+    pub fn start_on(ip: Ipv4Addr) -> anyhow::Result<EchoPeer> {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
         let _ = socket.set_send_buffer_size(BUFFER_BYTES);
-        socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+        socket.bind(&SocketAddr::from((ip, 0)).into())?;
         let socket: UdpSocket = socket.into();
         // Wake up now and then to notice the stop flag.
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;

@@ -16,6 +16,7 @@ mod sessions;
 mod traffic;
 mod turn_client;
 mod uclient;
+mod veth;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -27,15 +28,29 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use report::{Metric, Results, Workload};
-use servers::{Binaries, Kind, Server};
+use servers::{Binaries, Kind, Placement, Server};
 use traffic::{Flow, Pace, Packet, Timing};
 use turn_client::{Credentials, Goal};
 use turnpike_bench::procfs::Machine;
+
+/// Where the traffic runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Topology {
+    /// Everything on 127.0.0.1 (the default suite).
+    Loopback,
+    /// Servers in one network namespace, generator and echo peer in another, joined by a veth
+    /// pair; adds Turnpike with its kernel fast path (XDP) and a direct run; relay workloads
+    /// only; needs root.
+    Veth,
+}
 
 /// Side-by-side benchmark of Turnpike and coturn (a benchmark, not a test).
 #[derive(Debug, Parser, Clone)]
 #[command(name = "relay-bench", version)]
 struct Args {
+    /// Where the traffic runs: loopback, or veth (namespaces, XDP; see bench/README.md)
+    #[arg(long, value_enum, default_value_t = Topology::Loopback)]
+    topology: Topology,
     /// A few seconds end to end, both servers, tiny loads; no figures checked, docs untouched
     #[arg(long)]
     smoke: bool,
@@ -60,7 +75,7 @@ struct Args {
     /// Datagrams in flight in all in the closed-loop relay runs (split evenly over the allocations, at least 1 each)
     #[arg(long, default_value_t = 300)]
     in_flight: u32,
-    /// Round trips/s offered in the fixed-rate relay run (first allocation count and payload) [default: 20000; 1000 with --smoke]
+    /// Round trips/s offered in the fixed-rate relay run (first allocation count and payload; veth: every allocation count) [default: 20000; veth 40000; 1000 with --smoke]
     #[arg(long)]
     paced_rate: Option<u64>,
     /// Client sockets of the STUN workload
@@ -111,6 +126,8 @@ struct Plan {
     workloads: Vec<Workload>,
     docs: bool,
     log_dir: PathBuf,
+    /// The veth topology (its own workloads, kinds and report).
+    veth: bool,
 }
 
 fn plan(args: &Args) -> anyhow::Result<Plan> {
@@ -151,7 +168,15 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     let [clients, messages, length, interval_ms] = u[..] else {
         bail!("--uclient takes four numbers: clients,messages,length,interval-ms");
     };
-    let paced_rate = args.paced_rate.unwrap_or(if smoke { 1000 } else { 20_000 });
+    let veth = args.topology == Topology::Veth;
+    let paced_rate = args.paced_rate.unwrap_or(match (smoke, veth) {
+        (true, _) => 1000,
+        (false, true) => 40_000,
+        (false, false) => 20_000,
+    });
+    if veth && args.docs == Some(true) {
+        bail!("--topology veth does not write docs (its section in docs/benchmarks.md is hand-written)");
+    }
     let memory_allocations = args
         .memory_allocations
         .unwrap_or(if smoke { 200 } else { 10_000 });
@@ -162,30 +187,44 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         }
     }
     let mut workloads = Vec::new();
-    if !skip("stun") {
+    if veth {
+        // Fixed rate at every allocation count, then the closed loop at the largest; the
+        // first payload size.
+        if !skip("paced") {
+            workloads.extend(
+                allocations
+                    .iter()
+                    .map(|&n| Workload::RelayPaced(n, payloads[0], paced_rate)),
+            );
+        }
+        if !skip("relay") {
+            let most = allocations.iter().copied().max().unwrap_or(1);
+            workloads.push(Workload::Relay(most, payloads[0]));
+        }
+    } else if !skip("stun") {
         workloads.push(Workload::Stun);
     }
-    if !skip("relay") {
+    if !skip("relay") && !veth {
         for &n in &allocations {
             for &p in &payloads {
                 workloads.push(Workload::Relay(n, p));
             }
         }
     }
-    if !skip("paced") {
+    if !skip("paced") && !veth {
         workloads.push(Workload::RelayPaced(
             allocations[0],
             payloads[0],
             paced_rate,
         ));
     }
-    if !skip("allocate") {
+    if !skip("allocate") && !veth {
         workloads.push(Workload::Allocate);
     }
-    if !skip("memory") {
+    if !skip("memory") && !veth {
         workloads.push(Workload::Memory(memory_allocations.max(200)));
     }
-    if !skip("uclient") {
+    if !skip("uclient") && !veth {
         workloads.push(Workload::Uclient);
     }
     Ok(Plan {
@@ -208,7 +247,8 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
             interval_ms,
         },
         workloads,
-        docs: args.docs.unwrap_or(!smoke && !quick),
+        docs: args.docs.unwrap_or(!smoke && !quick && !veth),
+        veth,
         log_dir: args
             .log_dir
             .clone()
@@ -250,6 +290,12 @@ struct Bench<'a> {
     started: Instant,
     done_runs: usize,
     total_runs: usize,
+    /// Where the servers run (loopback, or the veth topology's server namespace).
+    placement: Placement,
+    /// The direct run's echo peer, in the server namespace (veth topology).
+    direct_echo: Option<echo::EchoPeer>,
+    /// Whole-machine CPU per million packets of each round's direct run, by workload.
+    direct_cost: BTreeMap<(usize, Workload), f64>,
 }
 
 fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
@@ -279,37 +325,77 @@ fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
         * plan
             .workloads
             .iter()
-            .map(|w| kinds(*w, 0).len())
+            .map(|w| kinds(*w, 0, plan.veth).len())
             .sum::<usize>();
-    let mut bench = Bench {
-        plan,
-        binaries,
-        echo: echo::EchoPeer::start()?,
-        uclient_peer,
-        credentials,
-        results: Results::default(),
-        remarks: Default::default(),
-        commands: BTreeMap::new(),
-        rcvbuf: BTreeMap::new(),
-        started: Instant::now(),
-        done_runs: 0,
-        total_runs,
+    let topology = match plan.veth {
+        true => Some(veth::Topology::create(
+            &args.repo.join("crates/xdp/bpf/relay.o"),
+        )?),
+        false => None,
     };
-    eprintln!(
-        "relay-bench: {} rounds × {} workloads, {} runs; logs in {}",
-        plan.rounds,
-        plan.workloads.len(),
-        total_runs,
-        plan.log_dir.display()
-    );
-    for round in 0..plan.rounds {
-        for &workload in &plan.workloads {
-            for kind in kinds(workload, round) {
-                bench.one(round, workload, kind);
+    let (placement, direct_echo) = match &topology {
+        Some(t) => (
+            t.placement(),
+            Some(veth::in_namespace(&t.server_ns, || {
+                echo::EchoPeer::start_on(veth::SERVER_IP)
+            })?),
+        ),
+        None => (Placement::loopback(), None),
+    };
+    // On the veth topology, the generator and its echo peer work from the client namespace.
+    let measure_all = || -> anyhow::Result<Bench<'_>> {
+        let mut bench = Bench {
+            plan,
+            binaries,
+            echo: echo::EchoPeer::start_on(placement.client_ip)?,
+            placement,
+            direct_echo,
+            direct_cost: BTreeMap::new(),
+            uclient_peer,
+            credentials,
+            results: Results::default(),
+            remarks: Default::default(),
+            commands: BTreeMap::new(),
+            rcvbuf: BTreeMap::new(),
+            started: Instant::now(),
+            done_runs: 0,
+            total_runs,
+        };
+        eprintln!(
+            "relay-bench: {} rounds × {} workloads, {} runs; logs in {}",
+            plan.rounds,
+            plan.workloads.len(),
+            total_runs,
+            plan.log_dir.display()
+        );
+        for round in 0..plan.rounds {
+            for &workload in &plan.workloads {
+                for kind in kinds(workload, round, plan.veth) {
+                    bench.one(round, workload, kind);
+                }
             }
         }
-    }
+        Ok(bench)
+    };
+    let bench = match &topology {
+        Some(t) => veth::in_namespace(&t.client_ns, measure_all)?,
+        None => measure_all()?,
+    };
     let load_after = load_average();
+    if let Some(topology) = topology {
+        let section = veth_section(
+            args,
+            &bench,
+            &machine,
+            (&load_before, &load_after),
+            &topology,
+        );
+        println!("{section}");
+        let ok = finished_ok(&bench.results);
+        drop(bench); // the echo peers first, then the namespaces
+        drop(topology);
+        return Ok(ok);
+    }
     let wall = bench.started.elapsed();
     let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let commit = command_line(
@@ -415,15 +501,108 @@ fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
             .with_context(|| format!("writing {}", doc_path.display()))?;
         eprintln!("relay-bench: results written to {}", doc_path.display());
     }
-    let ok = bench.results.notes.iter().all(|n| !n.starts_with("FAILED"));
+    Ok(finished_ok(&bench.results))
+}
+
+/// The veth topology's report: what ran where, the table of medians and the targets.
+fn veth_section(
+    args: &Args,
+    bench: &Bench<'_>,
+    machine: &Machine,
+    load: (&str, &str),
+    topology: &veth::Topology,
+) -> String {
+    let plan = bench.plan;
+    let mut out = String::from(
+        "## The kernel fast path (XDP): whole-machine CPU per relayed packet (relay-bench --topology veth)\n\n",
+    );
+    let mut line = |text: String| {
+        out.push_str("- ");
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!(
+        "Command: `{}` ({} rounds; {:.0} s measured per run after {:.0} s of warm-up; whole run {:.1} min)",
+        invocation(),
+        plan.rounds,
+        plan.timing.measure.as_secs_f64(),
+        plan.timing.warmup.as_secs_f64(),
+        bench.started.elapsed().as_secs_f64() / 60.0
+    ));
+    line(format!(
+        "Machine: {} cores ({}), Linux {}; load average {} before, {} after; {}; work tree `{}`",
+        machine.nproc,
+        machine.cpu_model,
+        machine.kernel,
+        load.0,
+        load.1,
+        command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        command_line(
+            "git",
+            &[
+                "-C",
+                &args.repo.display().to_string(),
+                "describe",
+                "--always",
+                "--dirty"
+            ]
+        )
+    ));
+    line(format!(
+        "Topology: servers in namespace S ({} on veth {}), generator and echo peer in namespace C ({} on veth {}, checksum offload off, relay.o attached with empty maps); the direct run's echo peer is in S, so its datagrams cross the veth as relayed ones do",
+        veth::SERVER_IP,
+        topology.server_if,
+        veth::CLIENT_IP,
+        topology.client_if
+    ));
+    for (kind, cmd) in &bench.commands {
+        line(format!("{}: `{}`", kind.name(), shorten_paths(cmd)));
+    }
+    line(format!(
+        "Loads: fixed {} round trips/s (= {} relayed packets/s); closed loop {} datagrams in flight in all",
+        report::thousands(plan.paced_rate as f64),
+        report::thousands(2.0 * plan.paced_rate as f64),
+        plan.in_flight
+    ));
+    line("Whole-machine CPU: user + nice + system + irq + softirq + steal of all cores (`/proc/stat`) over the window ÷ relayed packets (direct: datagrams echoed, 2 per round trip); the relay's own cost subtracts the same round's direct figure".into());
+    out.push('\n');
+    out.push_str(&bench.results.veth_table());
+    out.push_str("\n### Targets (issue 15)\n\n");
+    out.push_str(&bench.results.veth_targets());
+    if !bench.results.notes.is_empty() {
+        out.push_str("\nNotes from the run:\n\n");
+        for note in &bench.results.notes {
+            out.push_str(&format!("- {note}\n"));
+        }
+    }
+    out
+}
+
+/// Whether every run worked (said on stderr when not).
+fn finished_ok(results: &Results) -> bool {
+    let ok = results.notes.iter().all(|n| !n.starts_with("FAILED"));
     if !ok {
         eprintln!("relay-bench: some runs failed (see the notes above)");
     }
-    Ok(ok)
+    ok
 }
 
-/// The servers a workload runs on, Turnpike and coturn swapping places every other round.
-fn kinds(workload: Workload, round: usize) -> Vec<Kind> {
+/// The servers a workload runs on, Turnpike and coturn swapping places every other round. On
+/// the veth topology: the direct run first (the others subtract its cost), then coturn,
+/// Turnpike, Turnpike XDP and the forwarder, turning by one place each round.
+fn kinds(workload: Workload, round: usize, veth: bool) -> Vec<Kind> {
+    if veth {
+        let mut k = vec![
+            Kind::Coturn,
+            Kind::Turnpike,
+            Kind::TurnpikeXdp,
+            Kind::Forwarder,
+        ];
+        let turn = round % k.len();
+        k.rotate_left(turn);
+        k.insert(0, Kind::Direct);
+        return k;
+    }
     let mut k = if round % 2 == 0 {
         vec![Kind::Turnpike, Kind::Coturn]
     } else {
@@ -449,28 +628,33 @@ impl Bench<'_> {
             kind.name()
         );
         eprint!("{prefix} … ");
-        let outcome = Server::start(
-            kind,
-            &self.binaries,
-            &self.plan.log_dir,
-            &label,
-            self.echo.addr,
-        )
-        .and_then(|server| {
-            self.commands
-                .entry(kind)
-                .or_insert_with(|| server.command.clone());
-            if let Some(buf) = server.listener_rcvbuf() {
-                self.rcvbuf.entry(kind).or_insert(buf);
-            }
-            let figures = self.measure(workload, &server, &label);
-            server.stop();
-            figures
-        });
+        let outcome = match kind {
+            Kind::Direct => self.measure(workload, None, &label),
+            _ => Server::start(
+                kind,
+                &self.binaries,
+                &self.plan.log_dir,
+                &label,
+                self.echo.addr,
+                &self.placement,
+            )
+            .and_then(|server| {
+                self.commands
+                    .entry(kind)
+                    .or_insert_with(|| server.command.clone());
+                if let Some(buf) = server.listener_rcvbuf() {
+                    self.rcvbuf.entry(kind).or_insert(buf);
+                }
+                let figures = self.measure(workload, Some(&server), &label);
+                server.stop();
+                figures
+            }),
+        };
         self.done_runs += 1;
         match outcome {
-            Ok(figures) => {
-                eprintln!("{}", summary(workload, &figures));
+            Ok(mut figures) => {
+                self.own_cost(round, workload, kind, &mut figures);
+                eprintln!("{}", summary(workload, &figures, self.plan.veth));
                 for remark in self.remarks.borrow_mut().drain(..) {
                     eprintln!("    {remark}");
                     self.results.notes.push(format!(
@@ -494,27 +678,57 @@ impl Bench<'_> {
         }
     }
 
+    /// The figures of one run; `server` is `None` for a direct run (relay workloads only).
     fn measure(
         &mut self,
         workload: Workload,
-        server: &Server,
+        server: Option<&Server>,
         label: &str,
     ) -> anyhow::Result<BTreeMap<Metric, f64>> {
-        match workload {
-            Workload::Stun => self.stun(server),
-            Workload::Relay(n, p) => {
+        match (workload, server) {
+            (Workload::Relay(n, p), _) => {
                 let window = (self.plan.in_flight as usize / n).max(1) as u32;
                 self.relay(server, n, p, Pace::Window(window))
             }
-            Workload::RelayPaced(n, p, rate) => self.relay(server, n, p, Pace::Rate(rate as f64)),
-            Workload::Allocate => self.allocate(server),
-            Workload::Memory(n) => self.memory(server, n),
-            Workload::Uclient => self.uclient(server, label),
+            (Workload::RelayPaced(n, p, rate), _) => {
+                self.relay(server, n, p, Pace::Rate(rate as f64))
+            }
+            (_, None) => bail!("only the relay workloads run without a server"),
+            (Workload::Stun, Some(server)) => self.stun(server),
+            (Workload::Allocate, Some(server)) => self.allocate(server),
+            (Workload::Memory(n), Some(server)) => self.memory(server, n),
+            (Workload::Uclient, Some(server)) => self.uclient(server, label),
+        }
+    }
+
+    /// The relay's own cost (veth topology): whole-machine CPU per packet minus that of the
+    /// same round's direct run, which comes first.
+    fn own_cost(
+        &mut self,
+        round: usize,
+        workload: Workload,
+        kind: Kind,
+        figures: &mut BTreeMap<Metric, f64>,
+    ) {
+        let Some(&machine) = figures.get(&Metric::MachineCpuPerMillion) else {
+            return;
+        };
+        if !self.plan.veth {
+            return;
+        }
+        if kind == Kind::Direct {
+            self.direct_cost.insert((round, workload), machine);
+        } else if let Some(direct) = self.direct_cost.get(&(round, workload)) {
+            figures.insert(Metric::OwnCostPerMillion, machine - direct);
         }
     }
 
     fn stun(&self, server: &Server) -> anyhow::Result<BTreeMap<Metric, f64>> {
-        let mut flows = plain_flows(self.plan.stun_clients, server.addr)?;
+        let mut flows = plain_flows(
+            self.placement.client_ip,
+            self.plan.stun_clients,
+            server.addr,
+        )?;
         let m = traffic::run(
             &mut flows,
             Packet::Binding,
@@ -526,52 +740,104 @@ impl Bench<'_> {
         Ok(traffic_figures(&m, 1.0))
     }
 
+    /// A relay workload through `server`, or with none (direct: straight to the echo peer in
+    /// the server namespace).
     fn relay(
         &self,
-        server: &Server,
+        server: Option<&Server>,
         allocations: usize,
         payload: usize,
         pace: Pace,
     ) -> anyhow::Result<BTreeMap<Metric, f64>> {
-        let mut flows = if server.kind == Kind::Forwarder {
-            plain_flows(allocations, server.addr)?
-        } else {
-            let setup = sessions::run(
-                server.addr,
-                &self.credentials,
-                Goal::Channel(self.echo.addr),
-                sessions::Plan::Count(allocations),
-                100,
-                Duration::from_secs(60),
-            )?;
-            if setup.failures() > 0 {
-                bail!(
-                    "{} of {allocations} allocations failed: {:?}",
-                    setup.failures(),
-                    setup.failed
-                );
+        let local = self.placement.client_ip;
+        let mut flows = match server {
+            None => {
+                let echo = self
+                    .direct_echo
+                    .as_ref()
+                    .context("direct runs need --topology veth")?;
+                plain_flows(local, allocations, echo.addr)?
             }
-            setup
-                .kept
-                .into_iter()
-                .map(|(socket, _)| Flow {
-                    socket,
-                    dest: server.addr,
-                })
-                .collect()
+            Some(server) if server.kind == Kind::Forwarder => {
+                plain_flows(local, allocations, server.addr)?
+            }
+            Some(server) => self.channels(server, allocations)?,
         };
         let m = traffic::run(
             &mut flows,
             Packet::ChannelData(payload),
             pace,
             self.plan.timing,
-            &|| server.cpu(),
+            &|| server.map_or(Duration::ZERO, Server::cpu),
         )?;
         if m.delivered == 0 {
             bail!("nothing came back through the relay");
         }
         self.remark_send_errors(&m);
-        Ok(traffic_figures(&m, 2.0))
+        let mut figures = traffic_figures(&m, 2.0);
+        let turnpike = |s: &&Server| matches!(s.kind, Kind::Turnpike | Kind::TurnpikeXdp);
+        if let Some(server) = server.filter(|s| self.plan.veth && turnpike(s)) {
+            figures.insert(Metric::XdpShare, self.xdp_share(server)?);
+        }
+        Ok(figures)
+    }
+
+    /// `allocations` allocations on `server`, each with a channel to the echo peer.
+    fn channels(&self, server: &Server, allocations: usize) -> anyhow::Result<Vec<Flow>> {
+        let setup = sessions::run(
+            self.placement.client_ip,
+            server.addr,
+            &self.credentials,
+            Goal::Channel(self.echo.addr),
+            sessions::Plan::Count(allocations),
+            100,
+            Duration::from_secs(60),
+        )?;
+        if setup.failures() > 0 {
+            bail!(
+                "{} of {allocations} allocations failed: {:?}",
+                setup.failures(),
+                setup.failed
+            );
+        }
+        Ok(setup
+            .kept
+            .into_iter()
+            .map(|(socket, _)| Flow {
+                socket,
+                dest: server.addr,
+            })
+            .collect())
+    }
+
+    /// The share (%) of the packets Turnpike relayed (`turnpike_relayed_packets_total`, which
+    /// adds what the kernel relayed, read back every 100 ms) that the kernel fast path carried
+    /// (`turnpike_xdp_relayed_packets_total`), over the server's life; when the XDP run's share
+    /// is short, a remark says why the program passed datagrams up.
+    fn xdp_share(&self, server: &Server) -> anyhow::Result<f64> {
+        std::thread::sleep(Duration::from_millis(250)); // one more read-back tick
+        let text = server.metrics()?;
+        let sum = |name: &str, label: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l.contains(label))
+                .filter(|l| l.as_bytes().get(name.len()) == Some(&b'{'))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .fold(0.0, |total, v| total + v) // (`sum` of nothing is -0.0)
+        };
+        let kernel = sum("turnpike_xdp_relayed_packets_total", "");
+        let all = sum("turnpike_relayed_packets_total", "transport=\"udp\"");
+        let share = if all > 0.0 { 100.0 * kernel / all } else { 0.0 };
+        if server.kind == Kind::TurnpikeXdp && share < 99.0 {
+            let passed: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("turnpike_xdp_passed_packets_total{"))
+                .collect();
+            self.remarks.borrow_mut().push(format!(
+                "XDP carried {share:.1} % ({kernel} of {all} relayed packets); the program passed: {}",
+                passed.join(", ")
+            ));
+        }
+        Ok(share)
     }
 
     fn allocate(&self, server: &Server) -> anyhow::Result<BTreeMap<Metric, f64>> {
@@ -579,6 +845,7 @@ impl Bench<'_> {
         let generator_before = traffic::self_cpu();
         let wall = Instant::now();
         let outcome = sessions::run(
+            self.placement.client_ip,
             server.addr,
             &self.credentials,
             Goal::AllocateAndFree,
@@ -617,6 +884,7 @@ impl Bench<'_> {
         let warm = 100;
         let setup = |count| {
             sessions::run(
+                self.placement.client_ip,
                 server.addr,
                 &self.credentials,
                 Goal::Allocate,
@@ -706,11 +974,12 @@ impl Bench<'_> {
     }
 }
 
-/// `count` client sockets sending straight to `dest` (STUN, or the forwarder).
-fn plain_flows(count: usize, dest: SocketAddr) -> anyhow::Result<Vec<Flow>> {
+/// `count` client sockets on `local` sending straight to `dest` (STUN, the forwarder, or the
+/// echo peer of a direct run).
+fn plain_flows(local: Ipv4Addr, count: usize, dest: SocketAddr) -> anyhow::Result<Vec<Flow>> {
     (0..count)
         .map(|_| {
-            let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+            let socket = std::net::UdpSocket::bind((local, 0))?;
             socket.set_nonblocking(true)?;
             Ok(Flow {
                 socket: mio::net::UdpSocket::from_std(socket),
@@ -751,11 +1020,30 @@ fn traffic_figures(m: &traffic::Measured, per_answer: f64) -> BTreeMap<Metric, f
                 .max(0.0)
                 / window,
         ),
+        (
+            Metric::MachineCpuPerMillion,
+            m.machine_cpu.as_secs_f64() / packets.max(1.0) * 1e6,
+        ),
+        (
+            Metric::MachineCpuPercent,
+            100.0 * m.machine_cpu.as_secs_f64() / window,
+        ),
     ])
 }
 
-/// One status line's worth of a run's figures.
-fn summary(workload: Workload, f: &BTreeMap<Metric, f64>) -> String {
+/// One status line's worth of a run's figures (with the whole machine's on the veth topology).
+fn summary(workload: Workload, f: &BTreeMap<Metric, f64>, veth: bool) -> String {
+    if veth {
+        let g = |m| f.get(&m).copied().unwrap_or(f64::NAN);
+        return format!(
+            "{} (veth): machine {:.2} µs/pkt ({:.0} % of a core), own cost {:.2} µs/pkt, XDP share {:.1} %",
+            summary(workload, f, false),
+            g(Metric::MachineCpuPerMillion),
+            g(Metric::MachineCpuPercent),
+            g(Metric::OwnCostPerMillion),
+            g(Metric::XdpShare)
+        );
+    }
     let g = |m| f.get(&m).copied().unwrap_or(f64::NAN);
     match workload {
         Workload::Memory(_) => format!("{:.2} KiB per idle allocation", g(Metric::KibPerAllocation)),

@@ -29,6 +29,15 @@ pub enum Metric {
     OthersCpuPercent,
     /// KiB per idle allocation.
     KibPerAllocation,
+    /// Busy CPU of the whole machine (`/proc/stat`, all cores) in µs per relayed packet.
+    MachineCpuPerMillion,
+    /// Busy CPU of the whole machine in % of one core.
+    MachineCpuPercent,
+    /// The relay's own cost: [`Metric::MachineCpuPerMillion`] minus the same round's direct
+    /// run's (veth topology).
+    OwnCostPerMillion,
+    /// % of the packets Turnpike relayed that the kernel fast path carried.
+    XdpShare,
     /// Failed sessions.
     Failures,
 }
@@ -306,16 +315,192 @@ impl Results {
     }
 }
 
-type Row = (Metric, &'static str, fn(f64) -> String, bool);
+/// The columns of the veth table, in order.
+const VETH_KINDS: [Kind; 5] = [
+    Kind::Coturn,
+    Kind::Turnpike,
+    Kind::TurnpikeXdp,
+    Kind::Forwarder,
+    Kind::Direct,
+];
 
-/// The rows shown for a workload: metric, label, format, whether a ratio makes sense.
-fn rows(workload: Workload) -> Vec<Row> {
-    let rate = |label| (Metric::Rate, label, thousands as fn(f64) -> String, true);
+impl Results {
+    /// The veth topology's table: one column per kind and XDP ÷ coturn.
+    pub fn veth_table(&self) -> String {
+        let mut out = String::from("| workload | figure | coturn | Turnpike userspace | Turnpike XDP | XDP / coturn | bare forwarder | direct (no relay) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for workload in self.workloads() {
+            for (metric, label, fmt, ratio) in veth_rows() {
+                let median = |k| self.median(workload, k, metric);
+                if VETH_KINDS.iter().all(|&k| median(k).is_none()) {
+                    continue;
+                }
+                let cells: Vec<String> = VETH_KINDS
+                    .iter()
+                    .map(|&k| self.cell(workload, k, metric, fmt))
+                    .collect();
+                let ratio_cell = match (median(Kind::TurnpikeXdp), median(Kind::Coturn)) {
+                    (Some(x), Some(c)) if ratio && c > 0.0 => format!("**{:.2}×**", x / c),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {label} | {} | {} | {} | {ratio_cell} | {} | {} |",
+                    workload.title(),
+                    cells[0],
+                    cells[1],
+                    cells[2],
+                    cells[3],
+                    cells[4]
+                );
+            }
+        }
+        out
+    }
+
+    /// The issue's targets for the kernel fast path (issue 15), reported, not asserted: Turnpike
+    /// XDP's figure against another kind's, as a ratio with a bound.
+    pub fn veth_targets(&self) -> String {
+        struct Target {
+            paced: bool,
+            what: &'static str,
+            than: Kind,
+            metric: Metric,
+            /// `true`: ratio ≥ bound; `false`: ratio ≤ bound.
+            at_least: bool,
+            bound: f64,
+            unit: &'static str,
+        }
+        let targets = [
+            Target {
+                paced: true,
+                what: "relay's own cost with XDP ≤ 0.25× coturn's",
+                than: Kind::Coturn,
+                metric: Metric::OwnCostPerMillion,
+                at_least: false,
+                bound: 0.25,
+                unit: "µs per relayed packet",
+            },
+            Target {
+                paced: true,
+                what: "RTT p99 with XDP ≤ the userspace path's",
+                than: Kind::Turnpike,
+                metric: Metric::P99,
+                at_least: false,
+                bound: 1.0,
+                unit: "ms",
+            },
+            Target {
+                paced: false,
+                what: "saturation: relayed packets/s with XDP ≥ 2× coturn's",
+                than: Kind::Coturn,
+                metric: Metric::Rate,
+                at_least: true,
+                bound: 2.0,
+                unit: "pkt/s",
+            },
+        ];
+        let mut out = String::from(
+            "| target (issue 15) | measured (medians) | met? |\n| --- | --- | --- |\n",
+        );
+        for workload in self.workloads() {
+            let paced = match workload {
+                Workload::RelayPaced(..) => true,
+                Workload::Relay(..) => false,
+                _ => continue,
+            };
+            for t in targets.iter().filter(|t| t.paced == paced) {
+                let (Some(x), Some(other)) = (
+                    self.median(workload, Kind::TurnpikeXdp, t.metric),
+                    self.median(workload, t.than, t.metric),
+                ) else {
+                    continue;
+                };
+                let ratio = x / other;
+                let met = other > 0.0
+                    && if t.at_least {
+                        ratio >= t.bound
+                    } else {
+                        ratio <= t.bound
+                    };
+                let value = |v: f64| {
+                    if t.metric == Metric::Rate {
+                        thousands(v)
+                    } else {
+                        format!("{v:.3}")
+                    }
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} — {} | {ratio:.2}× ({} vs {} {}) | {} |",
+                    t.what,
+                    workload.short(),
+                    value(x),
+                    value(other),
+                    t.unit,
+                    if met { "yes" } else { "**no**" }
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The rows of the veth table.
+fn veth_rows() -> Vec<Row> {
     let ms: fn(f64) -> String = |v| format!("{v:.3}");
-    let pct: fn(f64) -> String = |v| format!("{v:.2} %");
-    let cpu: fn(f64) -> String = |v| format!("{v:.2}");
+    let us: fn(f64) -> String = |v| format!("{v:.2}");
     let whole: fn(f64) -> String = |v| format!("{v:.0} %");
-    let loads = [
+    let mut rows: Vec<Row> = vec![
+        (
+            Metric::Rate,
+            "relayed packets/s (2 per round trip)",
+            thousands,
+            true,
+        ),
+        (Metric::Loss, "loss", |v| format!("{v:.2} %"), false),
+        (Metric::P50, "RTT p50 (ms)", ms, true),
+        (Metric::P99, "RTT p99 (ms)", ms, true),
+        (
+            Metric::CpuPerMillion,
+            "server process CPU, µs per relayed packet",
+            us,
+            true,
+        ),
+        (
+            Metric::MachineCpuPerMillion,
+            "whole-machine busy CPU, µs per relayed packet",
+            us,
+            true,
+        ),
+        (
+            Metric::OwnCostPerMillion,
+            "relay's own cost (whole machine − direct), µs per relayed packet",
+            us,
+            true,
+        ),
+        (
+            Metric::XdpShare,
+            "share of Turnpike's relayed packets carried by XDP",
+            |v| format!("{v:.1} %"),
+            false,
+        ),
+    ];
+    // Server, generator and the rest as in the loopback table (the rest: anyone else's work,
+    // and kernel work charged to them), then the whole machine.
+    rows.extend(load_rows());
+    rows.push((
+        Metric::MachineCpuPercent,
+        "whole machine busy (% of one core; 200 % = both)",
+        whole,
+        false,
+    ));
+    rows
+}
+
+/// The CPU rows in % of one core: server, generator, everything else.
+fn load_rows() -> [Row; 3] {
+    let whole: fn(f64) -> String = |v| format!("{v:.0} %");
+    [
         (
             Metric::ServerCpuPercent,
             "server CPU (% of one core)",
@@ -334,7 +519,18 @@ fn rows(workload: Workload) -> Vec<Row> {
             whole,
             false,
         ),
-    ];
+    ]
+}
+
+type Row = (Metric, &'static str, fn(f64) -> String, bool);
+
+/// The rows shown for a workload: metric, label, format, whether a ratio makes sense.
+fn rows(workload: Workload) -> Vec<Row> {
+    let rate = |label| (Metric::Rate, label, thousands as fn(f64) -> String, true);
+    let ms: fn(f64) -> String = |v| format!("{v:.3}");
+    let pct: fn(f64) -> String = |v| format!("{v:.2} %");
+    let cpu: fn(f64) -> String = |v| format!("{v:.2}");
+    let loads = load_rows();
     let mut r: Vec<Row> = match workload {
         Workload::Stun => vec![
             rate("requests/s"),

@@ -39,6 +39,10 @@ pub enum Kind {
     Coturn,
     /// The bare UDP forwarder (the ceiling; relay workloads only).
     Forwarder,
+    /// `turnpike serve --xdp-interfaces` (veth topology only: the kernel fast path).
+    TurnpikeXdp,
+    /// No relay: the generator's datagrams straight to an echo peer (veth topology only).
+    Direct,
 }
 
 impl Kind {
@@ -48,9 +52,60 @@ impl Kind {
             Kind::Turnpike => "Turnpike",
             Kind::Coturn => "coturn",
             Kind::Forwarder => "forwarder",
+            Kind::TurnpikeXdp => "Turnpike XDP",
+            Kind::Direct => "direct",
         }
     }
 }
+
+/// Where the servers run and what they may relay to: loopback, or the veth topology's server
+/// namespace (see `veth.rs`).
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The address servers listen and relay on.
+    pub server_ip: Ipv4Addr,
+    /// The address the generator's sockets bind.
+    pub client_ip: Ipv4Addr,
+    /// The network namespace servers run in (`ip netns exec`), if not ours.
+    pub netns: Option<String>,
+    /// Turnpike's `--allowed-peers` (where the echo peer is).
+    pub allowed_peers: String,
+    /// The server's interface, for `--xdp-interfaces` ([`Kind::TurnpikeXdp`]).
+    pub xdp_interface: Option<String>,
+}
+
+impl Placement {
+    /// Everything on loopback, as the default topology runs.
+    pub fn loopback() -> Placement {
+        Placement {
+            server_ip: Ipv4Addr::LOCALHOST,
+            client_ip: Ipv4Addr::LOCALHOST,
+            netns: None,
+            allowed_peers: "127.0.0.1/32".into(),
+            xdp_interface: None,
+        }
+    }
+
+    /// `program` run in the servers' namespace (through `ip netns exec` when it is not ours).
+    pub fn command(&self, program: &Path) -> Command {
+        self.command_with(program, |p| Command::new(p))
+    }
+
+    /// The same, the command made by `make` (e.g. [`child_command`]).
+    fn command_with(&self, program: &Path, make: fn(&Path) -> Command) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut command = make(Path::new("ip"));
+                command.args(["netns", "exec", ns]).arg(program);
+                command
+            }
+            None => make(program),
+        }
+    }
+}
+
+/// Port of Turnpike's metrics endpoint on the veth topology.
+pub const METRICS_PORT: u16 = 9100;
 
 /// Where the programs are.
 #[derive(Debug, Clone)]
@@ -75,24 +130,31 @@ pub struct Server {
     pub command: String,
     /// Its log file.
     pub log: PathBuf,
+    placement: Placement,
 }
 
 impl Server {
     /// Starts `kind` on a free loopback port, logging to `log_dir`, and waits until it answers
     /// (a STUN Binding for the TURN servers, the "listening" line for the forwarder).
-    /// `echo_peer` is where the forwarder sends.
+    /// `echo_peer` is where the forwarder sends; `placement` where it runs.
     pub fn start(
         kind: Kind,
         binaries: &Binaries,
         log_dir: &Path,
         label: &str,
         echo_peer: SocketAddr,
+        placement: &Placement,
     ) -> anyhow::Result<Server> {
         let port = free_udp_port()?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let log = log_dir.join(format!("{}-{label}.log", kind.name()));
+        let addr = SocketAddr::from((placement.server_ip, port));
+        let log = log_dir.join(format!("{}-{label}.log", kind.name().replace(' ', "-")));
         let (program, args) = match kind {
-            Kind::Turnpike => (&binaries.turnpike, turnpike_args(addr)),
+            Kind::Turnpike => (&binaries.turnpike, turnpike_args(addr, placement, None)),
+            Kind::TurnpikeXdp => (
+                &binaries.turnpike,
+                turnpike_args(addr, placement, placement.xdp_interface.as_deref()),
+            ),
+            Kind::Direct => bail!("direct runs have no server"),
             Kind::Coturn => (&binaries.coturn, coturn_args(addr, &log, log_dir)),
             Kind::Forwarder => (
                 &binaries.forwarder,
@@ -106,7 +168,7 @@ impl Server {
         };
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
-        let mut command = child_command(program);
+        let mut command = placement.command_with(program, child_command);
         command
             .args(&args)
             .stdin(Stdio::null())
@@ -128,6 +190,7 @@ impl Server {
             addr,
             command: format!("{} {}", program.display(), args.join(" ")),
             log,
+            placement: placement.clone(),
         };
         server.wait_ready()?;
         Ok(server)
@@ -140,7 +203,7 @@ impl Server {
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let probe = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let probe = UdpSocket::bind((self.placement.client_ip, 0))?;
         probe.set_read_timeout(Some(Duration::from_millis(100)))?;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -183,7 +246,9 @@ impl Server {
 
     /// The receive buffer (bytes, as the kernel accounts it) of its UDP listener, from `ss`.
     pub fn listener_rcvbuf(&self) -> Option<u64> {
-        let out = Command::new("ss")
+        let out = self
+            .placement
+            .command(Path::new("ss"))
             .args(["-uampnH", "sport", "=", &format!(":{}", self.addr.port())])
             .output()
             .ok()?;
@@ -194,6 +259,22 @@ impl Server {
             .take_while(char::is_ascii_digit)
             .collect();
         digits.parse().ok()
+    }
+
+    /// Turnpike's metrics (Prometheus text), read with `curl` in its namespace (veth topology).
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        let url = format!("http://{}:{METRICS_PORT}/metrics", self.placement.server_ip);
+        let out = self
+            .placement
+            .command(Path::new("curl"))
+            .args(["-sf", "--max-time", "5", &url])
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run curl")?;
+        if !out.status.success() {
+            bail!("curl {url} failed ({})", out.status);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Whether it is still running.
@@ -230,9 +311,15 @@ impl Drop for Server {
 
 /// `turnpike serve`, set up as coturn below: one UDP listener on loopback, no TCP, TLS or
 /// HTTP, a static user, relay ports 10000–29999 on 127.0.0.1, the loopback echo peer allowed,
-/// no allocation quota (coturn has none by default), default log level.
-fn turnpike_args(addr: SocketAddr) -> Vec<String> {
-    [
+/// no allocation quota (coturn has none by default), default log level. Elsewhere (veth) the
+/// placement's addresses, its metrics endpoint (to count what the kernel relayed) and, with
+/// `xdp`, the kernel fast path on that interface.
+fn turnpike_args(addr: SocketAddr, placement: &Placement, xdp: Option<&str>) -> Vec<String> {
+    let metrics = match placement.netns {
+        Some(_) => format!("{}:{METRICS_PORT}", placement.server_ip),
+        None => "off".into(),
+    };
+    let mut args: Vec<String> = [
         "serve",
         // SIGTERM drains until the last allocation ends: stop at once between runs.
         "--drain-timeout",
@@ -244,19 +331,19 @@ fn turnpike_args(addr: SocketAddr) -> Vec<String> {
         "--http",
         "false",
         "--metrics-listen",
-        "off",
+        &metrics,
         "--realm",
         REALM,
         "--users",
         &format!("{USERNAME}:{PASSWORD}"),
         "--relay-ip",
-        "127.0.0.1",
+        &placement.server_ip.to_string(),
         "--min-port",
         &MIN_PORT.to_string(),
         "--max-port",
         &MAX_PORT.to_string(),
         "--allowed-peers",
-        "127.0.0.1/32",
+        &placement.allowed_peers,
         "--total-quota",
         "10000000",
         "--log-format",
@@ -264,7 +351,17 @@ fn turnpike_args(addr: SocketAddr) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if placement.netns.is_some() {
+        // All clients come from one address, which is not loopback (exempt): without this,
+        // the 401 challenges of a thousand Allocates exceed one source's budget. coturn has
+        // no such cap.
+        args.extend(["--amplification-budget".to_string(), "0".to_string()]);
+    }
+    if let Some(interface) = xdp {
+        args.extend(["--xdp-interfaces".to_string(), interface.to_string()]);
+    }
+    args
 }
 
 /// coturn: no config file (`-n`), the same listener, realm, user, relay range and peer policy;
@@ -274,11 +371,11 @@ fn coturn_args(addr: SocketAddr, log: &Path, dir: &Path) -> Vec<String> {
     [
         "-n",
         "--listening-ip",
-        "127.0.0.1",
+        &addr.ip().to_string(),
         "--listening-port",
         &addr.port().to_string(),
         "--relay-ip",
-        "127.0.0.1",
+        &addr.ip().to_string(),
         "--min-port",
         &MIN_PORT.to_string(),
         "--max-port",

@@ -59,8 +59,10 @@ struct Slot {
 }
 
 /// Runs `plan` against `server`, at most `concurrency` sessions in flight, each with `goal`.
-/// Gives up (with what it has) at `deadline` after the start.
+/// Gives up (with what it has) at `deadline` after the start. Client sockets bind `local`
+/// (`Plan::Churn` cycles through 127.0.0.1–4 instead).
 pub fn run(
+    local: Ipv4Addr,
     server: SocketAddr,
     credentials: &Credentials,
     goal: Goal,
@@ -101,7 +103,7 @@ pub fn run(
         while table.active < concurrency && launched < total && !stop_launching {
             let std_socket = match &mut addresses {
                 Some(cycle) => cycle.bind()?,
-                None => std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+                None => std::net::UdpSocket::bind((local, 0))
                     .context("binding a client socket (raise the open-files limit?)")?,
             };
             std_socket.set_nonblocking(true)?;
