@@ -22,6 +22,16 @@ pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// that late packets never reach the wrong peer).
 pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
 
+/// How long what a client installs lasts: the server's configuration, RFC 8656's fixed
+/// values by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A permission's (RFC 8656 §9).
+    pub permission: Duration,
+    /// A channel binding's (RFC 8656 §12).
+    pub channel: Duration,
+}
+
 /// A channel binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Channel {
@@ -166,9 +176,9 @@ impl Allocation {
         self.permission_count(now) + new <= max
     }
 
-    /// Installs or refreshes the permission for `ip` (RFC 8656 §9).
-    pub fn permit(&mut self, now: Instant, ip: IpAddr) {
-        self.permissions.insert(ip, now + PERMISSION_LIFETIME);
+    /// Installs or refreshes the permission for `ip` for `lifetime` (RFC 8656 §9: 300 s).
+    pub fn permit(&mut self, now: Instant, ip: IpAddr, lifetime: Duration) {
+        self.permissions.insert(ip, now + lifetime);
     }
 
     /// The live channel bound to `number`, as the client → peer path needs it.
@@ -226,17 +236,24 @@ impl Allocation {
         !self.channels.contains_key(&number)
     }
 
-    /// Creates or refreshes the binding, and the permission for the peer's IP (§12.2).
-    pub fn bind_channel(&mut self, now: Instant, number: ChannelNumber, peer: SocketAddr) {
+    /// Creates or refreshes the binding for `lifetimes.channel` (RFC 8656 §12: 600 s), and
+    /// the permission for the peer's IP for `lifetimes.permission` (§12.2).
+    pub fn bind_channel(
+        &mut self,
+        now: Instant,
+        number: ChannelNumber,
+        peer: SocketAddr,
+        lifetimes: Lifetimes,
+    ) {
         self.channels.insert(
             number,
             Channel {
                 peer,
-                expires: now + CHANNEL_LIFETIME,
+                expires: now + lifetimes.channel,
             },
         );
         self.channel_of_peer.insert(peer, number);
-        self.permit(now, peer.ip());
+        self.permit(now, peer.ip(), lifetimes.permission);
     }
 
     /// Numbers of the channels bound or cooling down.

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use super::allocation::Lifetimes;
+
 /// The relay's configuration. [`TurnConfig::default`] gives RFC 8656's recommended values.
 #[derive(Debug, Clone)]
 pub struct TurnConfig {
@@ -67,9 +69,24 @@ pub struct TurnConfig {
     /// Whether the driver relays eligible channels below the core (the kernel fast path):
     /// the core then tracks them and hands out changes (see [`super::fast_path`]).
     pub fast_path: bool,
+    /// How long a permission lasts unless refreshed. RFC 8656 §9 fixes 300 s
+    /// ([`super::PERMISSION_LIFETIME`], the default); shorter is for tests that watch an
+    /// expiry, as coturn's `permission-lifetime`.
+    pub permission_lifetime: Duration,
+    /// How long a channel binding lasts unless refreshed. RFC 8656 §12 fixes 600 s
+    /// ([`super::CHANNEL_LIFETIME`], the default); the same caveat.
+    pub channel_lifetime: Duration,
 }
 
 impl TurnConfig {
+    /// The lifetimes of permissions and channels.
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            permission: self.permission_lifetime,
+            channel: self.channel_lifetime,
+        }
+    }
+
     /// Every address relay sockets bind to.
     pub fn relay_ips(&self) -> Vec<IpAddr> {
         [self.relay_v4, self.relay_v6]
@@ -118,6 +135,8 @@ impl Default for TurnConfig {
             own_ips: Vec::new(),
             service_ports: Vec::new(),
             fast_path: false,
+            permission_lifetime: super::PERMISSION_LIFETIME,
+            channel_lifetime: super::CHANNEL_LIFETIME,
         }
     }
 }

@@ -24,7 +24,7 @@ pub mod stats;
 mod tcp;
 pub mod tcp_connections;
 
-pub use allocation::RelayTransport;
+pub use allocation::{Lifetimes, RelayTransport};
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use alternate::Alternates;
 pub use config::TurnConfig;

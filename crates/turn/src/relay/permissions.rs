@@ -66,9 +66,10 @@ impl TurnServer {
                 self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
                 return Err(Refusal::PermissionLimit);
             }
+            let lifetime = self.config.permission_lifetime;
             if let Some(allocation) = self.allocations.get_mut(&id) {
                 for peer in ips() {
-                    allocation.permit(now, peer.ip());
+                    allocation.permit(now, peer.ip(), lifetime);
                 }
             }
             self.reschedule(id);
@@ -131,8 +132,9 @@ impl TurnServer {
                 self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
                 return Err(refusal);
             }
+            let lifetimes = self.config.lifetimes();
             if let Some(allocation) = self.allocations.get_mut(&id) {
-                allocation.bind_channel(now, number, peer);
+                allocation.bind_channel(now, number, peer, lifetimes);
             }
             self.reschedule(id);
             self.fast_path_touch(id);

@@ -138,6 +138,32 @@ fn channel_expiry_removes_even_with_a_live_permission() {
     assert_eq!(removed(&all[0]), channel);
 }
 
+// The lifetimes come from the configuration (`permission-lifetime`, `channel-lifetime`, as
+// coturn's): the core and the fast path follow them, not RFC 8656's constants.
+#[test]
+fn configured_lifetimes_set_both_expiries() {
+    let mut world = World::new(TurnConfig {
+        permission_lifetime: Duration::from_secs(5),
+        channel_lifetime: Duration::from_secs(12),
+        ..fast()
+    });
+    let (mut client, channel) = bound(&mut world);
+    world.advance(Duration::from_secs(4));
+    assert_eq!(changes(&mut world), []);
+    world.advance(Duration::from_secs(1)); // 5 s: the permission is over
+    assert_eq!(changes(&mut world), [FastPathChange::Remove(channel)]);
+    assert_eq!(permit(&mut world, &mut client, &[PEER]), 0);
+    assert_eq!(changes(&mut world), [FastPathChange::Install(channel)]);
+    world.advance(Duration::from_secs(4)); // 9 s: refreshed until 14 s
+    assert_eq!(permit(&mut world, &mut client, &[PEER]), 0);
+    assert_eq!(changes(&mut world), []);
+    world.advance(Duration::from_secs(2)); // 11 s
+    assert_eq!(changes(&mut world), []);
+    world.advance(Duration::from_secs(1)); // 12 s: the channel is over
+    assert_eq!(changes(&mut world), [FastPathChange::Remove(channel)]);
+    assert_eq!(world.server.fast_path_channels(), 0);
+}
+
 // RFC 8656 §7.2 / §8: Refresh with LIFETIME 0 deletes the allocation, and with it its
 // channels, on the fast path too.
 #[test]

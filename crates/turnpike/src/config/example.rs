@@ -194,6 +194,13 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: 3600
 # max-allocation-lifetime = 3600
 
+# How long a permission and a channel binding last unless the client refreshes them, seconds
+# (1..=3600). RFC 8656 fixes 300 and 600 and clients refresh on that schedule: other values are
+# for tests that watch an expiry (coturn has the same two keys). The server warns at start.
+# Default: 300 and 600
+# permission-lifetime = 300
+# channel-lifetime = 600
+
 # Allocations one username may hold at once (486 when over); 0 = no limit.
 # Default: 0
 # user-quota = 0

@@ -154,6 +154,12 @@ config_layer! {
     /// Longest allocation lifetime granted, seconds, 600..=86400 [default: 3600].
     #[arg(long, env = "TURNPIKE_MAX_ALLOCATION_LIFETIME", value_name = "SECONDS")]
     max_allocation_lifetime: u64,
+    /// Seconds a permission lasts, 1..=3600; RFC 8656 §9 fixes 300 [default: 300].
+    #[arg(long, env = "TURNPIKE_PERMISSION_LIFETIME", value_name = "SECONDS")]
+    permission_lifetime: u64,
+    /// Seconds a channel binding lasts, 1..=3600; RFC 8656 §12 fixes 600 [default: 600].
+    #[arg(long, env = "TURNPIKE_CHANNEL_LIFETIME", value_name = "SECONDS")]
+    channel_lifetime: u64,
     /// Allocations one username may hold at once; 0 for no limit [default: 0].
     #[arg(long, env = "TURNPIKE_USER_QUOTA", value_name = "N")]
     user_quota: u64,

@@ -122,6 +122,10 @@ pub struct Config {
     pub relay_ports: RangeInclusive<u16>,
     /// Longest allocation lifetime granted (600 s ..= 1 day).
     pub max_allocation_lifetime: Duration,
+    /// How long a permission lasts (1 s ..= 1 h; RFC 8656 §9's 300 s by default).
+    pub permission_lifetime: Duration,
+    /// How long a channel binding lasts (1 s ..= 1 h; RFC 8656 §12's 600 s by default).
+    pub channel_lifetime: Duration,
     /// Allocations per username; 0: no limit.
     pub user_quota: usize,
     /// Allocations per server, at least 1.
@@ -270,6 +274,8 @@ impl Default for Config {
             external_ip: Vec::new(),
             relay_ports: 49152..=65535,
             max_allocation_lifetime: Duration::from_secs(3600),
+            permission_lifetime: turn::relay::PERMISSION_LIFETIME,
+            channel_lifetime: turn::relay::CHANNEL_LIFETIME,
             user_quota: 0,
             total_quota: 10_000,
             max_bps: None,

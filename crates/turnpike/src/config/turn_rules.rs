@@ -30,6 +30,9 @@ const NONCE_LIFETIME_RANGE: (u64, u64) = (30, 86_400);
 /// Allowed `max-allocation-lifetime`, seconds: at least the 600 s default lifetime (RFC 8656
 /// §7.2), at most a day.
 const MAX_ALLOCATION_LIFETIME_RANGE: (u64, u64) = (600, 86_400);
+/// Allowed `permission-lifetime` and `channel-lifetime`, seconds. RFC 8656 fixes 300 and
+/// 600; coturn lets them be set (for tests that watch an expiry), and so do we.
+const BINDING_LIFETIME_RANGE: (u64, u64) = (1, 3600);
 /// Allowed `user-quota`; 0 is no limit.
 const USER_QUOTA_RANGE: (u64, u64) = (0, 10_000_000);
 /// Allowed `total-quota`.
@@ -99,6 +102,12 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
         MAX_ALLOCATION_LIFETIME_RANGE,
     );
     config.max_allocation_lifetime = max_lifetime.map_or(config.max_allocation_lifetime, seconds);
+    let permission = layer.permission_lifetime;
+    let permission = in_range(p, "permission-lifetime", permission, BINDING_LIFETIME_RANGE);
+    config.permission_lifetime = permission.map_or(config.permission_lifetime, seconds);
+    let channel = layer.channel_lifetime;
+    let channel = in_range(p, "channel-lifetime", channel, BINDING_LIFETIME_RANGE);
+    config.channel_lifetime = channel.map_or(config.channel_lifetime, seconds);
     let user_quota = in_range(p, "user-quota", layer.user_quota, USER_QUOTA_RANGE);
     config.user_quota = user_quota.map_or(config.user_quota, as_usize);
     let total_quota = in_range(p, "total-quota", layer.total_quota, TOTAL_QUOTA_RANGE);

@@ -25,7 +25,7 @@ pub fn needing_restart(old: &Config, new: &Config) -> Vec<String> {
         listen, udp, tcp, tls_listen, dtls, dtls_listen, alternate_ip, alternate_port, software,
         tcp_idle_timeout, max_tcp_connections, max_tcp_connections_per_ip, tcp_frame_timeout,
         tcp_write_timeout, workers, xdp_interfaces, turn, rfc5766_channel_numbers, tcp_relay,
-        max_peer_connections, nonce_secret, nonce_lifetime,
+        max_peer_connections, nonce_secret, nonce_lifetime, permission_lifetime, channel_lifetime,
         relay_ip, external_ip, auth_failures, amplification_budget, http, http_listen,
         signaling_secret, open_credentials, credential_rate, http_connections_per_ip,
         allowed_origins, ice_host, ice_ttl, room_capacity, max_message_bytes, message_rate,

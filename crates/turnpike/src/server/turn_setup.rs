@@ -46,6 +46,18 @@ pub struct TurnSettings {
 /// logs a warning for each risky choice.
 pub fn turn_settings(config: &Config) -> anyhow::Result<TurnSettings> {
     let mut settings = configured_settings(config)?;
+    if config.turn
+        && (config.permission_lifetime != turn::relay::PERMISSION_LIFETIME
+            || config.channel_lifetime != turn::relay::CHANNEL_LIFETIME)
+    {
+        // Clients refresh on RFC 8656's schedule (§9: 300 s, §12: 600 s): shorter lifetimes
+        // stop their data between refreshes.
+        tracing::warn!(
+            permission_lifetime_s = config.permission_lifetime.as_secs(),
+            channel_lifetime_s = config.channel_lifetime.as_secs(),
+            "`permission-lifetime`/`channel-lifetime` differ from RFC 8656's 300 s / 600 s:              clients that refresh on the RFC's schedule may lose data; meant for tests"
+        );
+    }
     if config.turn && settings.auth.users.is_empty() && settings.auth.rest_secrets.is_empty() {
         add_ephemeral_credential(&mut settings.auth, &config.realm);
     } else if config.turn && config.http && settings.auth.rest_secrets.is_empty() {
@@ -167,6 +179,8 @@ pub fn settings_from(
         service_ports: service_ports(config),
         // Set by `serve` once the XDP program is attached (`xdp-interfaces`).
         fast_path: false,
+        permission_lifetime: config.permission_lifetime,
+        channel_lifetime: config.channel_lifetime,
     };
     let secret = config.nonce_secret.map_or(random_secret, |secret| secret.0);
     let mut auth = AuthConfig::new(config.realm.clone(), secret);

@@ -62,7 +62,6 @@ const fn secret(
 use Arg::{Flag, Optional, Value};
 
 /// Notes shared by several keys.
-const NO_DTLS: &str = "Turnpike has no DTLS listener";
 const TLS_BY_RUSTLS: &str =
     "TLS is rustls with its own safe defaults (TLS 1.2 and 1.3 only); nothing to set";
 const NO_DB: &str = "Turnpike's user store is SQLite (`user-db`, managed by `turnpike user`) or \
@@ -122,13 +121,13 @@ pub const KEYS: &[CoturnKey] = &[
     key("no-udp", Flag, Some("udp"), "`udp = false`"),
     key("no-tcp", Flag, Some("tcp"), "`tcp = false`"),
     key("no-tls", Flag, Some("tls-cert"), "TLS is off unless `tls-cert` and `tls-key` are set"),
-    key("no-dtls", Flag, None, NO_DTLS),
+    key("no-dtls", Flag, Some("dtls"), "`dtls = false`"),
     key("no-udp-relay", Flag, None, "UDP relaying is what TURN is for (RFC 8656); it cannot be turned off"),
     key("no-tcp-relay", Flag, Some("tcp-relay"), "`tcp-relay = false`"),
     key("stale-nonce", Optional, Some("nonce-lifetime"), "`nonce-lifetime` in seconds, 30..=86400"),
     key("max-allocate-lifetime", Value, Some("max-allocation-lifetime"), "`max-allocation-lifetime` in seconds, 600..=86400"),
-    key("channel-lifetime", Value, None, "channel bindings last 10 minutes, as RFC 8656 §12 fixes"),
-    key("permission-lifetime", Value, None, "permissions last 5 minutes, as RFC 8656 §9 fixes"),
+    key("channel-lifetime", Value, Some("channel-lifetime"), "`channel-lifetime` in seconds, 1..=3600 (RFC 8656 §12 fixes 600)"),
+    key("permission-lifetime", Value, Some("permission-lifetime"), "`permission-lifetime` in seconds, 1..=3600 (RFC 8656 §9 fixes 300)"),
     key("cert", Value, Some("tls-cert"), "`tls-cert`, a PEM certificate chain"),
     key("pkey", Value, Some("tls-key"), "`tls-key`, a PEM private key"),
     secret("pkey-pwd", Value, None, "encrypted private keys are not supported: decrypt it (`openssl pkey -in KEY -out KEY.plain`)"),

@@ -21,6 +21,8 @@ const TLS_PORT: u16 = 5349;
 /// Turnpike's `nonce-lifetime` and `max-allocation-lifetime` bounds, seconds.
 const NONCE_LIFETIME: (u64, u64) = (30, 86_400);
 const ALLOCATION_LIFETIME: (u64, u64) = (600, 86_400);
+/// Turnpike's `permission-lifetime` and `channel-lifetime` bounds, seconds.
+const BINDING_LIFETIME: (u64, u64) = (1, 3600);
 /// The largest `total-quota`: the nearest thing to coturn's "0, no limit".
 const TOTAL_QUOTA_MAX: u64 = 10_000_000;
 
@@ -118,6 +120,7 @@ pub fn translate(directives: &[Directive], base: &Path) -> Result<Translation, V
     relay(&seen, &mut out);
     credentials(&seen, &mut out);
     limits(&seen, &mut out);
+    binding_lifetimes(&seen, &mut out);
     peers(&seen, &mut out);
     service(&seen, &mut out);
     problems.append(&mut out.problems);
@@ -359,8 +362,11 @@ fn listeners(seen: &Seen<'_>, out: &mut Out, base: &Path) {
                 );
             }
             if !seen.on("no-dtls") {
-                let why =
-                    "coturn also served DTLS on the TLS port; Turnpike has no DTLS".to_owned();
+                // Both serve DTLS on the TLS port by default (RFC 7350); dimpl takes ECDSA
+                // keys only.
+                let why = "DTLS is served on the TLS port as in coturn, with an ECDSA key only: \
+                           with an RSA key DTLS stays off (one warning at start)"
+                    .to_owned();
                 out.differs("tls-cert", "no-dtls", None, why);
             }
             if [cert, key].iter().any(|path| Path::new(path).is_relative()) {
@@ -562,6 +568,25 @@ fn limits(seen: &Seen<'_>, out: &mut Out) {
     }
 }
 
+/// `permission-lifetime`, `channel-lifetime`: the same names in Turnpike; coturn's 0 is its
+/// default (the RFC's value), which needs no key.
+fn binding_lifetimes(seen: &Seen<'_>, out: &mut Out) {
+    for key in ["permission-lifetime", "channel-lifetime"] {
+        let Some((line, seconds)) = out.number(seen, key, u64::MAX) else {
+            continue;
+        };
+        if seconds == 0 {
+            continue;
+        }
+        let kept = seconds.clamp(BINDING_LIFETIME.0, BINDING_LIFETIME.1);
+        out.set(key, int(kept), seen, &[key]);
+        if kept != seconds {
+            let why = format!("{seconds} s is outside Turnpike's 1..=3600; {kept} s is used");
+            out.differs(key, key, Some(line), why);
+        }
+    }
+}
+
 /// `denied-peer-ip`, `allowed-peer-ip`, `allow-loopback-peers`.
 fn peers(seen: &Seen<'_>, out: &mut Out) {
     let mut read = |key: &str| -> Vec<IpRange> {
@@ -639,6 +664,7 @@ fn service(seen: &Seen<'_>, out: &mut Out) {
         ("no-udp", "udp"),
         ("no-tcp", "tcp"),
         ("no-tcp-relay", "tcp-relay"),
+        ("no-dtls", "dtls"),
     ];
     for (coturn, turnpike) in flags {
         if let Some((_, off)) = seen.flag(coturn) {

@@ -35,6 +35,12 @@ fn defaults_are_safe() {
     assert_eq!((config.max_bps, config.auth_failures), (None, 10));
     assert_eq!(config.amplification_budget, 4096);
     assert_eq!(config.nonce_lifetime, Duration::from_secs(600));
+    // RFC 8656 §9 and §12.
+    let lifetimes = (config.permission_lifetime, config.channel_lifetime);
+    assert_eq!(
+        lifetimes,
+        (Duration::from_secs(300), Duration::from_secs(600))
+    );
 }
 
 #[test]
@@ -55,6 +61,8 @@ fn ranges_of_the_turn_keys() {
             "100000001 is out of range 0..=100000000",
         ),
         ("min-port = 1023", "1023 is out of range 1024..=65535"),
+        ("permission-lifetime = 0", "0 is out of range 1..=3600"),
+        ("channel-lifetime = 3601", "3601 is out of range 1..=3600"),
     ];
     for (text, expected) in cases {
         let (line, key, reason) = only_problem(text);
@@ -65,6 +73,9 @@ fn ranges_of_the_turn_keys() {
     let config = check("max-allocation-lifetime = 86400\nuser-quota = 5\nmax-bps = 64000").unwrap();
     assert_eq!(config.max_allocation_lifetime.as_secs(), 86_400);
     assert_eq!((config.user_quota, config.max_bps), (5, Some(64_000)));
+    let config = check("permission-lifetime = 5\nchannel-lifetime = 12").unwrap();
+    let lifetimes = (config.permission_lifetime, config.channel_lifetime);
+    assert_eq!(lifetimes, (Duration::from_secs(5), Duration::from_secs(12)));
 }
 
 #[test]
