@@ -187,7 +187,7 @@ def test_dtls_against_coturn(tmp_path, tls_cert):
         target = f"turns:{server.ip}:{server.tls_port}?transport=udp"
         rc, report, out = check(
             target, "-u", USER, "-p", PASSWORD, "--realm", REALM, "--ca-file", str(tls_cert[0]),
-            "--count", "3", "--interval", "5",
+            "--count", "3", "--interval", "5", "--timeout", "10",
         )
         assert rc == 0, out
         [result] = report["results"]

@@ -335,6 +335,9 @@ fn every_step_passes_over_dtls() {
         "5",
         "--interval",
         "5",
+        // A bound, not a wait: the debug build's handshakes on a busy machine get room.
+        "--timeout",
+        "10",
     ]);
     assert_eq!(code, 0, "{report:#}");
     let result = &report["results"][0];
@@ -383,7 +386,16 @@ fn dtls_without_the_ca_file_is_a_certificate_failure() {
     let files = certificate(&["127.0.0.1"], (2999, 1, 1));
     let server = start_dtls(&files);
     let target = uri("turns", server.address("dtls"), "?transport=udp");
-    let output = check(&[&target, "-u", USER, "-p", PASSWORD, "--json"]);
+    let output = check(&[
+        &target,
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+        "--json",
+        "--timeout",
+        "10",
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(4), "{stderr}");
@@ -405,7 +417,7 @@ fn dtls_without_the_ca_file_is_a_certificate_failure() {
         serde_json::json!(["127.0.0.1"])
     );
 
-    let args: [&str; 8] = [
+    let args: [&str; 10] = [
         &target,
         "-u",
         USER,
@@ -414,6 +426,8 @@ fn dtls_without_the_ca_file_is_a_certificate_failure() {
         "--insecure",
         "--count",
         "2",
+        "--timeout",
+        "10",
     ];
     let (code, report) = check_json(&args);
     assert_eq!(code, 0, "{report:#}");
