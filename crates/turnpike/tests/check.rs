@@ -47,7 +47,13 @@ fn start(tls: Option<&TlsFiles>) -> Server {
 
 /// [`start`] with TLS over TCP and DTLS over UDP (RFC 7350), both with `files`.
 fn start_dtls(files: &TlsFiles) -> Server {
-    start_with(Some(files), &["--dtls-listen", "127.0.0.1:0"])
+    let dtls = [
+        "--dtls-listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    start_with(Some(files), &dtls)
 }
 
 /// [`start`], then `extra` arguments.
@@ -377,6 +383,9 @@ fn every_step_passes_over_dtls() {
         serde_json::json!(["localhost", "127.0.0.1"])
     );
     assert!(diagnoses(result).is_empty(), "{result:#}");
+    // Both sessions ended with a close_notify: the server holds them no longer (rather than
+    // for tcp-idle-timeout, 300 s).
+    common::scrape::wait_for(server.address("metrics"), "turnpike_dtls_sessions", 0.0);
 }
 
 // Over DTLS the certificate is checked as over TLS: without --ca-file a self-signed one is
