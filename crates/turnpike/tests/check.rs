@@ -482,6 +482,21 @@ fn unreachable_servers_exit_3() {
     );
     assert_eq!(report["results"][1]["outcome"], "ok");
 
+    // RFC 7350: nothing speaks DTLS there either; the handshake is refused by ICMP.
+    let dead_dtls = uri("turns", closed, "?transport=udp");
+    let args: [&str; 7] = [&dead_dtls, "-u", USER, "-p", PASSWORD, "--timeout", "2"];
+    let (code, report) = check_json(&args);
+    assert_eq!(code, 3, "{report:#}");
+    let result = &report["results"][0];
+    assert_eq!(
+        verdicts(result).last().unwrap(),
+        &("dtls".into(), "fail".into())
+    );
+    assert!(
+        diagnoses(result).contains("ICMP port unreachable"),
+        "{result:#}"
+    );
+
     let dead_tcp = uri("turn", closed, "?transport=tcp");
     let (code, report) = check_json(&[&dead_tcp, "-u", USER, "-p", PASSWORD]);
     assert_eq!(code, 3, "{report:#}");

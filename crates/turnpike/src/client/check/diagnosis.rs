@@ -472,6 +472,26 @@ mod tests {
         assert!(one(&e).contains("ICMP port unreachable"));
     }
 
+    // RFC 7350: an unanswered DTLS handshake is UDP silence too, but the listener to check is
+    // the DTLS one.
+    #[test]
+    fn dtls_silence_and_icmp_refusal_name_the_dtls_listener() {
+        let mut e = evidence();
+        e.transport = Some(Transport::Dtls);
+        e.no_answer = true;
+        let text = one(&e);
+        assert!(
+            text.contains("DTLS handshake") && text.contains("?transport=tcp"),
+            "{text}"
+        );
+        e.icmp_refused = true;
+        let text = one(&e);
+        assert!(
+            text.contains("ICMP port unreachable") && text.contains("dtls-listen"),
+            "{text}"
+        );
+    }
+
     // A name with an A and an AAAA record, one of which leads nowhere.
     #[test]
     fn one_family_silent() {
