@@ -178,6 +178,44 @@ def test_tls_against_coturn_valid_and_expired(coturn, tmp_path):
     assert steps(report["results"][0])["tls"] == "warn", out
 
 
+def test_dtls_against_coturn(tmp_path, tls_cert):
+    """turns:…?transport=udp (RFC 7350) to coturn's DTLS listener: the handshake with the
+    certificate trusted through --ca-file, then every TURN step inside DTLS sessions, data relayed
+    both ways; without --ca-file the certificate is refused (exit 4) with one diagnosis."""
+    server = Coturn(tmp_path, tls=tls_cert, dtls=True)
+    try:
+        target = f"turns:{server.ip}:{server.tls_port}?transport=udp"
+        rc, report, out = check(
+            target, "-u", USER, "-p", PASSWORD, "--realm", REALM, "--ca-file", str(tls_cert[0]),
+            "--count", "3", "--interval", "5", "--timeout", "10",
+        )
+        assert rc == 0, out
+        [result] = report["results"]
+        assert result["transport"] == "dtls", out
+        # The shared test certificate expires in two days: the dtls step warns of that.
+        verdicts = steps(result)
+        assert verdicts.pop("dtls") in ("ok", "warn"), out
+        assert set(verdicts.values()) == {"ok"}, out
+        assert list(steps(result)) == [
+            "dns", "dtls", "binding", "allocate", "allocate (second)", "permissions", "send/data",
+            "channels", "channel data", "refresh", "deallocate",
+        ], out
+        for framing in ("send_data", "channel_data"):
+            stats = result["facts"][framing]
+            assert (stats["sent"], stats["delivered"], stats["returned"]) == (3, 3, 3), out
+        assert result["facts"]["certificate"]["names"] == ["localhost", "127.0.0.1"], out
+
+        rc, report, out = check(target, "-u", USER, "-p", PASSWORD)
+        assert rc == 4, out
+        [result] = report["results"]
+        assert steps(result)["dtls"] == "fail", out
+        assert len(result["diagnoses"]) == 1, out
+        # `openssl req -x509` marks the certificate a CA: WebPKI may name that rather than the issuer.
+        assert "certificate" in result["diagnoses"][0], out
+    finally:
+        server.stop()
+
+
 def test_ice_servers_list_of_turnpike(turnpike):
     """--ice-servers: the list `GET /api/ice-servers` hands a local caller (a stun: URI and TURN
     URIs over UDP and TCP with a REST credential), every URI checked with its credential."""

@@ -26,6 +26,7 @@ use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, TlsFiles};
+use crate::server::dtls::DtlsIdentity;
 
 /// The configuration keys a pair of files came from, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +57,14 @@ pub struct Certificates {
     pub turn: Option<Arc<CertStore>>,
     /// The HTTPS listeners': the same store as `turn` when they share the files.
     pub https: Option<Arc<CertStore>>,
+    /// The DTLS listeners' (`tls-cert`/`tls-key` too), when DTLS is on and can use the key.
+    pub dtls: Option<Arc<DtlsIdentity>>,
 }
 
 impl Certificates {
-    /// Reads the certificate files of `config`; fails on the first unusable pair.
+    /// Reads the certificate files of `config`; fails on the first unusable pair. A key DTLS
+    /// cannot use (RSA: `dimpl` signs with ECDSA only) leaves DTLS off with a warning rather
+    /// than failing a server whose TLS works.
     pub fn load(config: &Config) -> anyhow::Result<Certificates> {
         let turn = config
             .tls
@@ -71,18 +76,40 @@ impl Certificates {
             Some(files) if config.tls.as_ref() == Some(files) => turn.clone(),
             Some(files) => Some(CertStore::load(files, KeyNames::HTTPS)?),
         };
-        Ok(Certificates { turn, https })
+        let dtls = match config
+            .tls
+            .as_ref()
+            .filter(|_| !config.dtls_addresses().is_empty())
+        {
+            None => None,
+            Some(files) => match DtlsIdentity::load(files, config.tcp_frame_timeout) {
+                Ok(identity) => Some(Arc::new(identity)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "DTLS off");
+                    None
+                }
+            },
+        };
+        Ok(Certificates { turn, https, dtls })
     }
 
     /// Re-reads every certificate and key file ([`CertStore::reload`]): each pair that parses
     /// and matches replaces its predecessor for new handshakes, each one that does not keeps
-    /// the old one. The error lists every pair that failed.
+    /// the old one. DTLS takes `tls-cert`/`tls-key` only once TLS has accepted them as a pair
+    /// (rustls checks that the key is the certificate's; `dimpl` does not). The error lists
+    /// every pair that failed.
     pub fn reload(&self) -> anyhow::Result<()> {
-        let errors: Vec<String> = self
-            .stores()
-            .filter_map(|store| store.reload().err())
-            .map(|e| format!("{e:#}"))
-            .collect();
+        let mut errors = Vec::new();
+        for store in self.stores() {
+            let mut result = store.reload();
+            let is_turn = self.turn.as_ref().is_some_and(|t| Arc::ptr_eq(t, store));
+            if let (Ok(()), true, Some(dtls)) = (&result, is_turn, &self.dtls) {
+                result = dtls.reload();
+            }
+            if let Err(e) = result {
+                errors.push(format!("{e:#}"));
+            }
+        }
         match errors.is_empty() {
             true => Ok(()),
             false => Err(anyhow::anyhow!(errors.join("; "))),

@@ -1,5 +1,5 @@
 //! `turnpike check` run as an operator would, against `turnpike serve` on free loopback ports:
-//! every step over UDP, TCP and TLS, the exit code of each outcome, and the diagnoses of the
+//! every step over UDP, TCP, TLS and DTLS, the exit code of each outcome, and the diagnoses of the
 //! classic mistakes (wrong password, realm, REST credentials, certificates, nothing listening).
 //! The same command against coturn's `turnserver` is in tests/interop/test_check.py.
 
@@ -42,6 +42,22 @@ fn check_json(args: &[&str]) -> (i32, Value) {
 
 /// A server with a static user, REST secrets and (optionally) TLS, relaying on loopback.
 fn start(tls: Option<&TlsFiles>) -> Server {
+    start_with(tls, &[])
+}
+
+/// [`start`] with TLS over TCP and DTLS over UDP (RFC 7350), both with `files`.
+fn start_dtls(files: &TlsFiles) -> Server {
+    let dtls = [
+        "--dtls-listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    start_with(Some(files), &dtls)
+}
+
+/// [`start`], then `extra` arguments.
+fn start_with(tls: Option<&TlsFiles>, extra: &[&str]) -> Server {
     let mut args = vec!["--realm", REALM, "--rest-secrets", SECRET];
     let user = format!("{USER}:{PASSWORD}");
     args.extend(["--users", &user]);
@@ -54,6 +70,7 @@ fn start(tls: Option<&TlsFiles>) -> Server {
         args.extend(["--tls-listen", "127.0.0.1:0", "--tls-cert", &paths.0]);
         args.extend(["--tls-key", &paths.1]);
     }
+    args.extend(extra);
     common::loopback_relay(&args)
 }
 
@@ -301,6 +318,133 @@ fn certificate_name_mismatch_and_expiry() {
     assert_eq!(steps.last().unwrap(), &("deallocate".into(), "ok".into()));
 }
 
+// RFC 7350: `turns:…?transport=udp` is TURN over DTLS. Every step (Binding, two Allocates,
+// permissions, data both ways in Send/Data and ChannelData, Refresh, deallocation) runs inside
+// DTLS sessions, the certificate trusted through --ca-file.
+#[test]
+fn every_step_passes_over_dtls() {
+    let files = certificate(&["localhost", "127.0.0.1"], (2999, 1, 1));
+    let server = start_dtls(&files);
+    let target = uri("turns", server.address("dtls"), "?transport=udp");
+    let ca = files.cert.to_str().unwrap();
+    let (code, report) = check_json(&[
+        &target,
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+        "--realm",
+        REALM,
+        "--ca-file",
+        ca,
+        "--count",
+        "5",
+        "--interval",
+        "5",
+        // A bound, not a wait: the debug build's handshakes on a busy machine get room.
+        "--timeout",
+        "10",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    let result = &report["results"][0];
+    assert_eq!(result["transport"], "dtls", "{result:#}");
+    let steps = verdicts(result);
+    assert!(steps.iter().all(|(_, v)| v == "ok"), "{result:#}");
+    let names: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "dns",
+            "dtls",
+            "binding",
+            "allocate",
+            "allocate (second)",
+            "permissions",
+            "send/data",
+            "channels",
+            "channel data",
+            "refresh",
+            "deallocate"
+        ]
+    );
+    let facts = &result["facts"];
+    assert!(facts["mapped"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(facts["relayed"].as_array().unwrap().len(), 2);
+    for framing in ["send_data", "channel_data"] {
+        let stats = &facts[framing];
+        assert_eq!(
+            (stats["sent"].as_u64(), stats["returned"].as_u64()),
+            (Some(5), Some(5)),
+            "{framing}: {stats}"
+        );
+    }
+    assert_eq!(
+        facts["certificate"]["names"],
+        serde_json::json!(["localhost", "127.0.0.1"])
+    );
+    assert!(diagnoses(result).is_empty(), "{result:#}");
+    // Both sessions ended with a close_notify: the server holds them no longer (rather than
+    // for tcp-idle-timeout, 300 s).
+    common::scrape::wait_for(server.address("metrics"), "turnpike_dtls_sessions", 0.0);
+}
+
+// Over DTLS the certificate is checked as over TLS: without --ca-file a self-signed one is
+// refused, a one-sentence diagnosis says why (exit 4); --insecure goes on with a warning.
+#[test]
+fn dtls_without_the_ca_file_is_a_certificate_failure() {
+    let files = certificate(&["127.0.0.1"], (2999, 1, 1));
+    let server = start_dtls(&files);
+    let target = uri("turns", server.address("dtls"), "?transport=udp");
+    let output = check(&[
+        &target,
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+        "--json",
+        "--timeout",
+        "10",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(
+        verdicts(result).last().unwrap(),
+        &("dtls".into(), "fail".into()),
+        "{result:#}"
+    );
+    let said = diagnoses(result);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("not signed by a CA this client trusts"),
+        "{said}"
+    );
+    assert_eq!(
+        result["facts"]["certificate"]["names"],
+        serde_json::json!(["127.0.0.1"])
+    );
+
+    let args: [&str; 10] = [
+        &target,
+        "-u",
+        USER,
+        "-p",
+        PASSWORD,
+        "--insecure",
+        "--count",
+        "2",
+        "--timeout",
+        "10",
+    ];
+    let (code, report) = check_json(&args);
+    assert_eq!(code, 0, "{report:#}");
+    let steps = verdicts(&report["results"][0]);
+    assert!(steps.contains(&("dtls".into(), "warn".into())), "{steps:?}");
+    assert_eq!(steps.last().unwrap(), &("deallocate".into(), "ok".into()));
+}
+
 // Nothing listening: UDP answered with ICMP port unreachable, TCP refused: exit 3. A UDP
 // failure next to a working TCP URI of the same host says so.
 #[test]
@@ -337,6 +481,21 @@ fn unreachable_servers_exit_3() {
         "{said}"
     );
     assert_eq!(report["results"][1]["outcome"], "ok");
+
+    // RFC 7350: nothing speaks DTLS there either; the handshake is refused by ICMP.
+    let dead_dtls = uri("turns", closed, "?transport=udp");
+    let args: [&str; 7] = [&dead_dtls, "-u", USER, "-p", PASSWORD, "--timeout", "2"];
+    let (code, report) = check_json(&args);
+    assert_eq!(code, 3, "{report:#}");
+    let result = &report["results"][0];
+    assert_eq!(
+        verdicts(result).last().unwrap(),
+        &("dtls".into(), "fail".into())
+    );
+    assert!(
+        diagnoses(result).contains("ICMP port unreachable"),
+        "{result:#}"
+    );
 
     let dead_tcp = uri("turn", closed, "?transport=tcp");
     let (code, report) = check_json(&[&dead_tcp, "-u", USER, "-p", PASSWORD]);
@@ -375,7 +534,6 @@ fn usage_errors_exit_2() {
     for args in [
         &["turn:127.0.0.1:3478"][..],
         &["turn://127.0.0.1"][..],
-        &["turns:127.0.0.1?transport=udp", "-u", "a", "-p", "b"][..],
         &["turn:127.0.0.1:3478", "-p", "b"][..],
         &[][..],
     ] {

@@ -1,7 +1,8 @@
 //! Configuration reload on SIGHUP (docs/operations.md, "Reload"): users added to the file or
 //! to the user database are accepted while an existing allocation keeps relaying; an invalid
 //! file keeps the old configuration and logs every problem; keys that need a restart are
-//! named; the log level changes at once.
+//! named; the log level changes at once; renewed TLS and DTLS certificates are presented to new
+//! handshakes.
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
@@ -183,34 +184,71 @@ fn binding_over<S: std::io::Read + std::io::Write>(stream: &mut S, tid: u8) {
     );
 }
 
+/// A server whose `tls-cert` and `tls-key` are copies of `files` that a test replaces.
+struct Renewable {
+    server: common::Server,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    /// The configuration and the copies, deleted when dropped.
+    _file: ConfigFile,
+}
+
+impl Renewable {
+    /// Serves TLS on a free port with copies of `files`, and `extra` configuration lines.
+    fn serve(files: &common::TlsFiles, extra: &str) -> Renewable {
+        let file = ConfigFile::new("");
+        let (cert, key) = (
+            file.dir.path().join("cert.pem"),
+            file.dir.path().join("key.pem"),
+        );
+        std::fs::copy(&files.cert, &cert).unwrap();
+        std::fs::copy(&files.key, &key).unwrap();
+        file.write(&format!(
+            "users = [\"alice:alice-pw\"]\ntls-listen = [\"127.0.0.1:0\"]\n\
+             tls-cert = \"{}\"\ntls-key = \"{}\"\n{extra}",
+            cert.display(),
+            key.display()
+        ));
+        let server = file.serve(&[]);
+        Renewable {
+            server,
+            cert,
+            key,
+            _file: file,
+        }
+    }
+
+    /// Replaces the files with `files`' (as certbot hooks do), then SIGHUP; returns once the
+    /// reload is done.
+    fn renew(&self, files: &common::TlsFiles) {
+        std::fs::copy(&files.cert, &self.cert).unwrap();
+        std::fs::copy(&files.key, &self.key).unwrap();
+        signal(&self.server, "HUP");
+        wait_for_log(&self.server, "configuration reloaded");
+    }
+
+    /// Writes a key file that does not load, then SIGHUP; the problem the failed reload logs.
+    fn break_key(&self) -> String {
+        std::fs::write(&self.key, "not a key\n").unwrap();
+        signal(&self.server, "HUP");
+        let problem = wait_for_log(&self.server, "configuration not reloaded");
+        problem["fields"]["problem"].as_str().unwrap().to_owned()
+    }
+}
+
 // A renewed certificate (the files replaced in place, then SIGHUP, as certbot hooks do) is
 // presented to new handshakes; a connection established before goes on.
 #[test]
 fn sighup_presents_a_renewed_certificate_to_new_handshakes_only() {
     let old = common::TlsFiles::new();
     let new = common::TlsFiles::new();
-    let file = ConfigFile::new("");
-    let (cert, key) = (
-        file.dir.path().join("cert.pem"),
-        file.dir.path().join("key.pem"),
-    );
-    std::fs::copy(&old.cert, &cert).unwrap();
-    std::fs::copy(&old.key, &key).unwrap();
-    file.write(&format!(
-        "users = [\"alice:alice-pw\"]\ntls-listen = [\"127.0.0.1:0\"]\n\
-         tls-cert = \"{}\"\ntls-key = \"{}\"",
-        cert.display(),
-        key.display()
-    ));
-    let server = file.serve(&[]);
+    let renewable = Renewable::serve(&old, "");
+    let server = &renewable.server;
     let turns = server.address("tls");
     let mut established = tls_to(&old, turns).unwrap();
     binding_over(&mut established, 1);
 
-    std::fs::copy(&new.cert, &cert).unwrap();
-    std::fs::copy(&new.key, &key).unwrap();
-    signal(&server, "HUP");
-    wait_for_log(&server, "configuration reloaded");
+    renewable.renew(&new);
     assert!(
         tls_to(&old, turns).is_err(),
         "the old certificate is no longer presented"
@@ -220,12 +258,48 @@ fn sighup_presents_a_renewed_certificate_to_new_handshakes_only() {
 
     // A key file that does not load: the reload fails naming the key, and the certificate
     // in force stays.
-    std::fs::write(&key, "not a key\n").unwrap();
-    signal(&server, "HUP");
-    let problem = wait_for_log(&server, "configuration not reloaded");
-    let problem = problem["fields"]["problem"].as_str().unwrap();
+    let problem = renewable.break_key();
     assert!(problem.contains("tls-key"), "{problem}");
     binding_over(&mut tls_to(&new, turns).unwrap(), 4);
+}
+
+// DTLS (RFC 7350) re-reads `tls-cert`/`tls-key` on SIGHUP as TLS does: new handshakes present
+// the renewed certificate (`turnpike stun stuns:` trusting only the old one refuses it); files
+// that do not load fail the reload and the certificate in force stays.
+#[test]
+fn sighup_presents_a_renewed_certificate_to_new_dtls_handshakes() {
+    let old = common::TlsFiles::new();
+    let new = common::TlsFiles::new();
+    let renewable = Renewable::serve(&old, "dtls-listen = [\"127.0.0.1:0\"]");
+    let server = &renewable.server;
+    let uri = format!(
+        "stuns:127.0.0.1:{}?transport=udp",
+        server.address("dtls").port()
+    );
+    // A Binding inside a new DTLS session, trusting only `trusted`'s certificate.
+    let stun = |trusted: &common::TlsFiles| {
+        let ca = trusted.cert.to_str().unwrap();
+        common::run_turnpike(&["stun", &uri, "--ca-file", ca, "--timeout", "5"])
+    };
+    assert!(stun(&old).status.success());
+
+    renewable.renew(&new);
+    let refused = stun(&old);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("not trusted"),
+        "the old certificate is no longer presented: {said}"
+    );
+    let renewed = stun(&new);
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
+
+    let problem = renewable.break_key();
+    assert!(problem.contains("tls-key"), "{problem}");
+    assert!(stun(&new).status.success());
 }
 
 /// The TURN username and password `/api/ice-servers` hands a local caller.

@@ -1,5 +1,6 @@
 //! DTLS (RFC 7350: STUN and TURN over DTLS) for the server: the certificate the handshakes
-//! present, and the stateless cookie exchange that keeps a source from getting any state
+//! present (re-read on reload, as TLS's: [`DtlsIdentity::reload`]), and the stateless cookie
+//! exchange that keeps a source from getting any state
 //! before it proves it receives what is sent to its address (RFC 6347 §4.2.1).
 //!
 //! The DTLS protocol itself is `dimpl`'s (sans-IO DTLS 1.2; no crypto of ours: HMAC-SHA-256
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -134,11 +136,45 @@ pub const PROTOCOL_VERSION_ALERT: [u8; 15] = [
 
 /// The server's DTLS identity: certificate, key and cookie key.
 pub struct DtlsIdentity {
-    certificate: dimpl::DtlsCertificate,
+    /// Where the certificate and key come from, to read them again on reload.
+    files: TlsFiles,
+    /// What new handshakes present; replaced whole by [`DtlsIdentity::reload`], while
+    /// sessions already established keep the keys they negotiated.
+    certificate: ArcSwap<dimpl::DtlsCertificate>,
     /// Built once: building a `dimpl` configuration validates its crypto provider (~10 ms).
     config: Arc<dimpl::Config>,
     /// Keys the per-source cookie secrets; drawn at startup, never leaves the process.
     cookie_key: [u8; 32],
+}
+
+/// The leaf certificate and key of `files` (`tls-cert`, `tls-key`); fails, naming the key
+/// and path, when the key is not one `dimpl` signs with (ECDSA P-256 or P-384: it has no RSA).
+fn read_certificate(
+    files: &TlsFiles,
+    config: &dimpl::Config,
+) -> anyhow::Result<dimpl::DtlsCertificate> {
+    let leaf = read_certs(&files.cert, "tls-cert")?
+        .into_iter()
+        .next()
+        .context("tls-cert: no certificate")?;
+    let key = read_key(&files.key, "tls-key")?;
+    let key = key.secret_der().to_vec();
+    if config
+        .crypto_provider()
+        .key_provider
+        .load_private_key(&key)
+        .is_err()
+    {
+        anyhow::bail!(
+            "tls-key {}: DTLS needs an ECDSA (P-256 or P-384) key; this one is not \
+             (set `dtls = false` to serve TLS alone with it)",
+            files.key.display()
+        );
+    }
+    Ok(dimpl::DtlsCertificate {
+        certificate: leaf.to_vec(),
+        private_key: key,
+    })
 }
 
 impl std::fmt::Debug for DtlsIdentity {
@@ -153,12 +189,6 @@ impl DtlsIdentity {
     /// the key and path, when the key is not one `dimpl` signs with (ECDSA P-256 or P-384:
     /// it has no RSA). A handshake that is not finished after `handshake_timeout` fails.
     pub fn load(files: &TlsFiles, handshake_timeout: Duration) -> anyhow::Result<Self> {
-        let leaf = read_certs(&files.cert, "tls-cert")?
-            .into_iter()
-            .next()
-            .context("tls-cert: no certificate")?;
-        let key = read_key(&files.key, "tls-key")?;
-        let key = key.secret_der().to_vec();
         let config = dimpl::Config::builder()
             .mtu(MTU)
             // Answers to one record of several messages are queued before the session sends
@@ -170,26 +200,23 @@ impl DtlsIdentity {
             .handshake_timeout(handshake_timeout)
             .build()
             .context("DTLS configuration")?;
-        if config
-            .crypto_provider()
-            .key_provider
-            .load_private_key(&key)
-            .is_err()
-        {
-            anyhow::bail!(
-                "tls-key {}: DTLS needs an ECDSA (P-256 or P-384) key; this one is not \
-                 (set `dtls = false` to serve TLS alone with it)",
-                files.key.display()
-            );
-        }
+        let certificate = read_certificate(files, &config)?;
         Ok(DtlsIdentity {
-            certificate: dimpl::DtlsCertificate {
-                certificate: leaf.to_vec(),
-                private_key: key,
-            },
+            files: files.clone(),
+            certificate: ArcSwap::from_pointee(certificate),
             config: Arc::new(config),
             cookie_key: rand::random(),
         })
+    }
+
+    /// Re-reads the certificate and key files: handshakes that start afterwards present
+    /// them. On any error the certificate in use stays, and the error names the key and file
+    /// at fault. The caller has checked that the key is the certificate's (the TLS store of
+    /// the same files, [`crate::tls::Certificates::reload`]): `dimpl` does not.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = read_certificate(&self.files, &self.config)?;
+        self.certificate.store(Arc::new(fresh));
+        Ok(())
     }
 
     /// True when `hello` carries the cookie made for `client` (RFC 6347 §4.2.1).
@@ -230,7 +257,8 @@ impl DtlsIdentity {
     /// it checks that cookie as we do and, for a ClientHello answering our HelloVerifyRequest
     /// (message_seq 1), carries on from there (RFC 6347 §4.2.2).
     pub fn server(&self, client: SocketAddr, hello: &ClientHello<'_>, now: Instant) -> dimpl::Dtls {
-        let mut server = dimpl::Dtls::new_12(self.config.clone(), self.certificate.clone(), now);
+        let certificate = dimpl::DtlsCertificate::clone(&self.certificate.load());
+        let mut server = dimpl::Dtls::new_12(self.config.clone(), certificate, now);
         server.set_cookie_secret(self.cookie_secret(client));
         if hello.message_seq == 1 {
             server.resume_after_hello_verify();
@@ -402,10 +430,14 @@ mod tests {
 
     fn identity() -> DtlsIdentity {
         DtlsIdentity {
-            certificate: dimpl::DtlsCertificate {
+            files: TlsFiles {
+                cert: "cert.pem".into(),
+                key: "key.pem".into(),
+            },
+            certificate: ArcSwap::from_pointee(dimpl::DtlsCertificate {
                 certificate: Vec::new(),
                 private_key: Vec::new(),
-            },
+            }),
             config: Arc::new(dimpl::Config::default()),
             cookie_key: [1; 32],
         }

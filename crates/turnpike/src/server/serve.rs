@@ -27,7 +27,6 @@ use crate::config::Config;
 use crate::control::{ConfigSource, Control, ControlParts, DrainWatch, Health};
 use crate::http;
 use crate::metrics::{self, Metrics};
-use crate::server::dtls::DtlsIdentity;
 use crate::server::dtls_listener::{self, DtlsSettings};
 use crate::server::shared::lock;
 use crate::server::stream_listener::{self, StreamSettings};
@@ -602,7 +601,14 @@ fn spawn_streams(
         .as_ref()
         .map(|store| store.acceptor(&[]))
         .transpose()?;
-    spawn_dtls(config, bound.dtls, workers.clone(), metrics, tasks)?;
+    spawn_dtls(
+        config,
+        certificates,
+        bound.dtls,
+        workers.clone(),
+        metrics,
+        tasks,
+    )?;
     for (listener, binding, id, is_tls) in bound.streams {
         let addr = listener.local_addr()?;
         let transport = if is_tls { "tls" } else { "tcp" };
@@ -618,24 +624,18 @@ fn spawn_streams(
     Ok(())
 }
 
-/// Starts one task per DTLS socket. A key DTLS cannot use (RSA: `dimpl` signs with ECDSA
-/// only) leaves DTLS off with a warning rather than failing a server whose TLS works.
+/// Starts one task per DTLS socket, with the identity of `certificates` (none: a key DTLS
+/// cannot use left DTLS off, with a warning, in [`tls::Certificates::load`]).
 fn spawn_dtls(
     config: &Config,
+    certificates: &tls::Certificates,
     sockets: Vec<(std::net::UdpSocket, Arc<BindingServer>)>,
     workers: Arc<[WorkerHandle]>,
     metrics: &Metrics,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let Some(files) = config.tls.as_ref().filter(|_| !sockets.is_empty()) else {
+    let Some(identity) = certificates.dtls.clone().filter(|_| !sockets.is_empty()) else {
         return Ok(());
-    };
-    let identity = match DtlsIdentity::load(files, config.tcp_frame_timeout) {
-        Ok(identity) => Arc::new(identity),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "DTLS off");
-            return Ok(());
-        }
     };
     let settings = DtlsSettings {
         identity,

@@ -16,7 +16,7 @@ use crate::client::discovery::{DnsArgs, ServerName};
 #[command(group(ArgGroup::new("source").args(["password", "rest_secret"])))]
 pub struct CheckArgs {
     /// Servers to check: `stun:`, `stuns:`, `turn:` or `turns:` URIs (RFC 7064, RFC 7065), with
-    /// `?transport=udp|tcp` on TURN URIs. With --ice-servers, the URIs of the list are checked
+    /// `?transport=udp|tcp` on TURN URIs (`turns:…?transport=udp` is DTLS, RFC 7350). With --ice-servers, the URIs of the list are checked
     /// too.
     #[arg(value_name = "URI", value_parser = parse_target)]
     pub uris: Vec<Target>,
@@ -124,8 +124,8 @@ fn parse_step_timeout(text: &str) -> Result<f64, String> {
     parse_seconds(text, MAX_STEP_TIMEOUT)
 }
 
-/// How the check talks to the server: UDP (RFC 8489 §6.2.1), TCP (§6.2.2) or TLS over TCP
-/// (§6.2.3), the transports of server discovery.
+/// How the check talks to the server: UDP (RFC 8489 §6.2.1), TCP (§6.2.2), TLS over TCP
+/// (§6.2.3) or DTLS over UDP (RFC 7350), the transports of server discovery.
 pub use crate::client::discovery::Transport;
 
 /// One server to check, from its URI.
@@ -168,11 +168,8 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
             (false, None | Some("udp")) => Transport::Udp,
             (false, Some("tcp")) => Transport::Tcp,
             (true, None | Some("tcp")) => Transport::Tls,
-            (true, Some("udp")) => {
-                return Err(format!(
-                    "{text}: TURN over DTLS is not supported; write ?transport=tcp for TLS"
-                ))
-            }
+            // RFC 7350: `turns:` over UDP is TURN over DTLS.
+            (true, Some("udp")) => Transport::Dtls,
             (_, Some(other)) => {
                 return Err(format!(
                     "{text}: unknown transport \"{other}\" (udp or tcp)"
@@ -219,9 +216,9 @@ mod tests {
         assert_eq!((t.turn, t.transport), (false, Transport::Tls));
         let t = parse_target("stun:example.org").unwrap();
         assert_eq!((t.turn, t.transport), (false, Transport::Udp));
-        assert!(parse_target("turns:example.org?transport=udp")
-            .unwrap_err()
-            .contains("DTLS"));
+        // RFC 7350: turns: with transport=udp is DTLS, on the port of TLS.
+        let t = parse_target("turns:example.org?transport=udp").unwrap();
+        assert_eq!((t.turn, t.transport, t.port), (true, Transport::Dtls, 5349));
         assert!(parse_target("turn:example.org?transport=sctp")
             .unwrap_err()
             .contains("sctp"));

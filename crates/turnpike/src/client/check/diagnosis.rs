@@ -182,6 +182,16 @@ fn no_answer(e: &Evidence, server: &str) -> String {
              on the way (allow UDP inbound on the server), or nothing listens on that \
              address. Try the same server with ?transport=tcp."
         ),
+        Some(Transport::Dtls) if e.icmp_refused => format!(
+            "{server} answers UDP with ICMP port unreachable: nothing listens there; check \
+             the port and that the server listens for DTLS (dtls-listen, with tls-cert)."
+        ),
+        Some(Transport::Dtls) => format!(
+            "No answer to the DTLS handshake from {server}: UDP is probably blocked by a \
+             firewall on the way, or the server does not speak DTLS on that port (dtls-listen; \
+             coturn: a TLS listening port without no-dtls). Try the same server with \
+             ?transport=tcp for TLS."
+        ),
         _ => format!(
             "{server} accepts the connection but does not answer STUN: is it a STUN/TURN \
              server on that port?"
@@ -222,7 +232,7 @@ fn certificate(e: &Evidence, problem: CertProblem) -> String {
              `openssl req -x509` makes by default): make a leaf certificate, with \
              basicConstraints CA:FALSE, for the server's name."
             .to_owned(),
-        CertProblem::Other => "The certificate was refused; see the tls step.".to_owned(),
+        CertProblem::Other => "The certificate was refused; see the tls (or dtls) step.".to_owned(),
     }
 }
 
@@ -460,6 +470,26 @@ mod tests {
         assert!(one(&e).contains("?transport=tcp"));
         e.icmp_refused = true;
         assert!(one(&e).contains("ICMP port unreachable"));
+    }
+
+    // RFC 7350: an unanswered DTLS handshake is UDP silence too, but the listener to check is
+    // the DTLS one.
+    #[test]
+    fn dtls_silence_and_icmp_refusal_name_the_dtls_listener() {
+        let mut e = evidence();
+        e.transport = Some(Transport::Dtls);
+        e.no_answer = true;
+        let text = one(&e);
+        assert!(
+            text.contains("DTLS handshake") && text.contains("?transport=tcp"),
+            "{text}"
+        );
+        e.icmp_refused = true;
+        let text = one(&e);
+        assert!(
+            text.contains("ICMP port unreachable") && text.contains("dtls-listen"),
+            "{text}"
+        );
     }
 
     // A name with an A and an AAAA record, one of which leads nowhere.

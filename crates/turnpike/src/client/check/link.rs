@@ -1,6 +1,7 @@
-//! One client ↔ server leg of `turnpike check`: a UDP socket, a TCP connection or a TLS
-//! session, sending and receiving whole STUN / ChannelData messages. Streams are cut into
-//! messages with `stun::framing` (RFC 8489 §6.2.2, RFC 8656 §12.5).
+//! One client ↔ server leg of `turnpike check`: a UDP socket, a TCP connection, a TLS
+//! session or a DTLS session, sending and receiving whole STUN / ChannelData messages.
+//! Streams are cut into messages with `stun::framing` (RFC 8489 §6.2.2, RFC 8656 §12.5); a
+//! DTLS record holds one message, as a UDP datagram does (RFC 7350).
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -11,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::client::client_args::is_transient;
+use crate::client::dtls_session::{DtlsError, DtlsSession};
 
 /// A byte stream to the server: TCP, or TLS over TCP.
 pub trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -39,6 +41,8 @@ pub enum Link {
         /// TLS rather than plain TCP.
         tls: bool,
     },
+    /// A DTLS session over UDP (RFC 7350).
+    Dtls(Box<DtlsSession>),
 }
 
 impl std::fmt::Debug for Link {
@@ -46,6 +50,7 @@ impl std::fmt::Debug for Link {
         match self {
             Link::Udp { server, .. } => write!(f, "Link::Udp({server})"),
             Link::Stream { server, .. } => write!(f, "Link::Stream({server})"),
+            Link::Dtls(session) => write!(f, "Link::Dtls({})", session.server()),
         }
     }
 }
@@ -88,11 +93,17 @@ impl Link {
         }
     }
 
+    /// A DTLS session.
+    pub fn dtls(session: DtlsSession) -> Link {
+        Link::Dtls(Box::new(session))
+    }
+
     /// True when [`Link::reconnect`] can open a link of the same transport to another
-    /// server: UDP and TCP. A TLS session would need the name the other server's certificate
-    /// carries (ALTERNATE-DOMAIN, RFC 8489 §10), which a redirect of ours does not give.
+    /// server: UDP and TCP. A TLS or DTLS session would need the name the other server's
+    /// certificate carries (ALTERNATE-DOMAIN, RFC 8489 §10), which a redirect of ours does
+    /// not give.
     pub fn can_reconnect(&self) -> bool {
-        !matches!(self, Link::Stream { tls: true, .. })
+        !matches!(self, Link::Stream { tls: true, .. } | Link::Dtls(_))
     }
 
     /// A new link of the same transport to `server` (a TURN server's ALTERNATE-SERVER: RFC
@@ -101,7 +112,7 @@ impl Link {
         if !self.can_reconnect() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "a TLS link is not moved to another server",
+                "a TLS or DTLS link is not moved to another server",
             ));
         }
         if !self.is_stream() {
@@ -115,7 +126,7 @@ impl Link {
         Ok(Link::stream(Box::new(tcp), server))
     }
 
-    /// True for TCP and TLS.
+    /// True for TCP and TLS (DTLS is datagrams: UDP's retransmissions, RFC 7350).
     pub fn is_stream(&self) -> bool {
         matches!(self, Link::Stream { .. })
     }
@@ -125,6 +136,7 @@ impl Link {
         match self {
             Link::Udp { refused, .. } => *refused,
             Link::Stream { .. } => 0,
+            Link::Dtls(session) => session.refused(),
         }
     }
 
@@ -145,6 +157,7 @@ impl Link {
                 io.write_all(payload).await?;
                 io.flush().await
             }
+            Link::Dtls(session) => session.send(payload).map_err(dtls_io),
         }
     }
 
@@ -198,6 +211,20 @@ impl Link {
                 }
                 buf.extend_from_slice(&chunk[..read]);
             },
+            // `DtlsSession::recv` is cancel-safe too.
+            Link::Dtls(session) => {
+                let data = session.recv().await.map_err(dtls_io)?;
+                Ok((session.server(), data))
+            }
         }
+    }
+}
+
+/// A DTLS failure after the handshake, as the I/O error the steps report.
+fn dtls_io(error: DtlsError) -> io::Error {
+    match error {
+        DtlsError::Io(error) => error,
+        DtlsError::Closed => io::Error::new(io::ErrorKind::ConnectionAborted, error.to_string()),
+        other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
     }
 }

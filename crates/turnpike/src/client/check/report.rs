@@ -34,7 +34,7 @@ impl Verdict {
 /// One step: what was done, how long it took, how it went, and what it saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// A short name: "dns", "connect", "tls", "binding", "allocate", ...
+    /// A short name: "dns", "connect", "tls", "dtls", "binding", "allocate", ...
     pub name: &'static str,
     /// How it went.
     pub verdict: Verdict,

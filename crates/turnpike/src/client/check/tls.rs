@@ -1,6 +1,6 @@
 //! The TLS handshake of `stuns:` and `turns:` (RFC 8489 §6.2.3, RFC 8656 §3.1), with the
 //! server's certificate kept for the report: its names and how many days it has left, even
-//! when it does not verify.
+//! when it does not verify; the same trust for DTLS (`turns:…?transport=udp`, RFC 7350).
 //!
 //! Verification is rustls' own (webpki, the ring provider); a wrapper records the chain and
 //! the verdict, and with `--insecure` lets the handshake go on after a failure, so that the
@@ -21,6 +21,7 @@ use tokio_rustls::TlsConnector;
 use x509_parser::extensions::GeneralName;
 
 use super::report::CertificateFacts;
+use crate::client::dtls_session;
 
 /// What the verifier saw in the handshake.
 #[derive(Debug, Default)]
@@ -121,10 +122,13 @@ pub struct Handshake {
     pub error: Option<String>,
 }
 
-/// TLS settings shared by the checks of one run.
+/// TLS and DTLS settings shared by the checks of one run.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
     roots: Arc<rustls::RootCertStore>,
+    /// `ca_file`'s certificates, which DTLS trusts as they are (as `turnpike stun` does:
+    /// [`crate::client::dtls_session`]).
+    pinned: Arc<Vec<CertificateDer<'static>>>,
     insecure: bool,
 }
 
@@ -133,8 +137,19 @@ impl TlsSettings {
     pub fn new(ca_file: Option<&Path>, insecure: bool) -> anyhow::Result<TlsSettings> {
         Ok(TlsSettings {
             roots: Arc::new(crate::tls::client_roots(ca_file)?),
+            pinned: Arc::new(dtls_session::pinned_certificates(ca_file)?),
             insecure,
         })
+    }
+
+    /// Go on after a certificate that does not verify (`--insecure`).
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The DTLS client's check of the certificate of `host`, with the same trust.
+    pub fn dtls_verifier(&self, host: &str) -> anyhow::Result<dtls_session::Verifier> {
+        dtls_session::Verifier::with_trust(host, self.roots.clone(), self.pinned.clone())
     }
 
     /// Runs the handshake over `tcp` for `host` (a name, or an IP literal checked against
@@ -194,7 +209,7 @@ impl TlsSettings {
 }
 
 /// The diagnosis' view of a verification error.
-fn problem_of(error: &rustls::Error) -> CertProblem {
+pub fn problem_of(error: &rustls::Error) -> CertProblem {
     match error {
         rustls::Error::InvalidCertificate(e) => match e {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {

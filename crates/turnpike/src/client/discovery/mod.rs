@@ -29,15 +29,18 @@ pub enum Transport {
     Tcp,
     /// TLS over TCP.
     Tls,
+    /// DTLS over UDP (RFC 7350): `turns:` with `?transport=udp`.
+    Dtls,
 }
 
 impl Transport {
-    /// "udp", "tcp", "tls".
+    /// "udp", "tcp", "tls", "dtls".
     pub fn name(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Dtls => "dtls",
         }
     }
 }

@@ -43,6 +43,8 @@ fn transport_of(services: &str) -> Option<Transport> {
         "turn.udp" => Some(Transport::Udp),
         "turn.tcp" => Some(Transport::Tcp),
         "turn.tls" => Some(Transport::Tls),
+        // RFC 7350 adds DTLS to RFC 5928's protocols.
+        "turn.dtls" => Some(Transport::Dtls),
         _ => None,
     }
 }

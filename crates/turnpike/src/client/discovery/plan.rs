@@ -109,6 +109,9 @@ fn srv_label(service: Service, transport: Transport) -> &'static str {
         (Service::Stun, Transport::Udp) => "_stun._udp",
         (Service::Stun, Transport::Tcp) => "_stun._tcp",
         (Service::Stun, Transport::Tls) => "_stuns._tcp",
+        // RFC 7350 registers the secure service names over UDP for DTLS.
+        (Service::Turn, Transport::Dtls) => "_turns._udp",
+        (Service::Stun, Transport::Dtls) => "_stuns._udp",
     }
 }
 
@@ -124,9 +127,9 @@ pub fn fallback_transport(name: &ServerName, supported: &[Transport]) -> Transpo
     })
 }
 
-/// 3478 for UDP and TCP, 5349 for TLS (RFC 8489 §18.1, RFC 5928 §3).
+/// 3478 for UDP and TCP, 5349 for TLS (RFC 8489 §18.1, RFC 5928 §3) and DTLS (RFC 7350).
 pub fn default_port(transport: Transport) -> u16 {
-    if transport == Transport::Tls {
+    if matches!(transport, Transport::Tls | Transport::Dtls) {
         STUNS_PORT
     } else {
         STUN_PORT
@@ -147,6 +150,7 @@ mod tests {
     fn turn(text: &str) -> ServerName {
         let uri = TurnUri::parse(text).unwrap();
         let transport = match (uri.secure, uri.transport.as_deref()) {
+            (true, Some("udp")) => Some(Transport::Dtls),
             (true, _) => Some(Transport::Tls),
             (false, Some("tcp")) => Some(Transport::Tcp),
             (false, Some(_)) => Some(Transport::Udp),
@@ -208,6 +212,11 @@ mod tests {
             plan(&turn("turns:example.net"), &ALL),
             Plan::Srv(vec![(Transport::Tls, "_turns._tcp.example.net".into())])
         );
+        // RFC 7350: TURN over DTLS is the secure service over UDP.
+        assert_eq!(
+            plan(&turn("turns:example.net?transport=udp"), &ALL),
+            Plan::Srv(vec![(Transport::Dtls, "_turns._udp.example.net".into())])
+        );
         // Without NAPTR records: SRV of the supported transports, in the client's order.
         assert_eq!(
             srv_names(&turn("turn:example.net"), &[Transport::Tcp, Transport::Udp]),
@@ -240,6 +249,7 @@ mod tests {
         assert_eq!(default_port(Transport::Udp), 3478);
         assert_eq!(default_port(Transport::Tcp), 3478);
         assert_eq!(default_port(Transport::Tls), 5349);
+        assert_eq!(default_port(Transport::Dtls), 5349);
         let name = stun("stuns:example.net");
         assert_eq!(default_port(fallback_transport(&name, &ALL)), 5349);
     }

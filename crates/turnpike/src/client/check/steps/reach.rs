@@ -1,5 +1,5 @@
-//! Reaching the server: DNS, the connection (TCP, TLS with its certificate), a Binding, and
-//! the other address family of the name.
+//! Reaching the server: DNS, the connection (TCP, TLS or DTLS with its certificate), a
+//! Binding, and the other address family of the name.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use crate::client::discovery::{self, Candidate};
+use crate::client::dtls_session::{DtlsError, DtlsSession};
 
 use super::super::args::Transport;
 use super::super::diagnosis::CERT_WARN_DAYS;
 use super::super::link::Link;
 use super::super::report::{Outcome, Step, Verdict};
 use super::super::session::binding;
+use super::super::tls::{certificate_facts, problem_of};
 use super::{Run, Stop};
 
 /// The addresses after the first: another family of the first target, and the first address
@@ -182,6 +184,13 @@ pub(super) async fn reach_quietly(run: &Run<'_>, server: SocketAddr) -> Option<L
     let timeout = run.settings.timeout.min(Duration::from_secs(2));
     let mut link = match run.transport {
         Transport::Udp => Link::udp(server).await.ok()?,
+        Transport::Dtls => {
+            let verifier = run.settings.tls.dtls_verifier(&run.target.host).ok()?;
+            let insecure = run.settings.tls.insecure();
+            let deadline = Instant::now() + timeout;
+            let session = DtlsSession::connect(server, &verifier, insecure, deadline);
+            Link::dtls(session.await.ok()?)
+        }
         transport => {
             let connect = TcpStream::connect(server);
             let tcp = tokio::time::timeout(timeout, connect).await.ok()?.ok()?;
@@ -205,8 +214,8 @@ pub(super) async fn reach_quietly(run: &Run<'_>, server: SocketAddr) -> Option<L
     }
 }
 
-/// A link to the server: a UDP socket, a TCP connection, or a TLS session. Only the first
-/// one is recorded as steps (connect, tls).
+/// A link to the server: a UDP socket, a TCP connection, a TLS session or a DTLS session.
+/// Only the first one is recorded as steps (connect, tls, dtls).
 pub(super) async fn connect(
     run: &mut Run<'_>,
     server: SocketAddr,
@@ -222,6 +231,9 @@ pub(super) async fn connect(
                 Outcome::Unreachable,
             )
         });
+    }
+    if run.transport == Transport::Dtls {
+        return dtls(run, server, record).await;
     }
     let started = Instant::now();
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
@@ -294,6 +306,82 @@ async fn tls(
         run.record("tls", verdict, started, detail);
     }
     Ok(Link::tls(Box::new(stream), server))
+}
+
+/// The DTLS handshake with `server` (RFC 7350: DTLS over UDP, no connection before it);
+/// recorded (certificate, verdict) with `record`. A handshake nobody answers is an
+/// unreachable server, as a silent UDP one is; a refused certificate is a TLS failure.
+async fn dtls(run: &mut Run<'_>, server: SocketAddr, record: bool) -> Result<Link, Stop> {
+    let started = Instant::now();
+    let verifier = match run.settings.tls.dtls_verifier(&run.target.host) {
+        Ok(verifier) => verifier,
+        Err(error) => return Err(run.fail("dtls", started, format!("{error:#}"), Outcome::Tls)),
+    };
+    let deadline = started + run.settings.timeout;
+    let insecure = run.settings.tls.insecure();
+    let session = match DtlsSession::connect(server, &verifier, insecure, deadline).await {
+        Ok(session) => session,
+        Err(DtlsError::Untrusted { error, leaf }) => {
+            let mut detail = error.to_string();
+            if record {
+                run.evidence.cert_problem = Some(problem_of(&error));
+                let facts = dtls_certificate(run, &leaf, Some(&error));
+                detail = format!("{detail}; {facts}");
+            }
+            return Err(run.fail("dtls", started, detail, Outcome::Tls));
+        }
+        Err(DtlsError::NoHandshake { refused, .. }) => {
+            run.evidence.no_answer = true;
+            run.evidence.icmp_refused = refused > 0;
+            return Err(run.fail(
+                "dtls",
+                started,
+                format!("no answer to the DTLS handshake from {server}"),
+                Outcome::Unreachable,
+            ));
+        }
+        Err(error) => return Err(run.fail("dtls", started, error.to_string(), Outcome::Tls)),
+    };
+    if record {
+        let untrusted = session.untrusted().cloned();
+        let mut detail = match session.certificate() {
+            Some(leaf) => dtls_certificate(run, leaf, untrusted.as_ref()),
+            None => String::new(),
+        };
+        run.evidence.cert_problem = untrusted.as_ref().map(problem_of);
+        let expiring = run.evidence.cert_days.is_some_and(|d| d < CERT_WARN_DAYS);
+        let verdict = if untrusted.is_some() || expiring {
+            Verdict::Warn
+        } else {
+            Verdict::Ok
+        };
+        if let Some(error) = untrusted {
+            detail = format!("{error} (--insecure: going on); {detail}");
+        }
+        run.record(
+            "dtls",
+            verdict,
+            started,
+            format!("DTLS 1.2 with {server}, {detail}"),
+        );
+    }
+    Ok(Link::dtls(session))
+}
+
+/// Records the facts of the server's DTLS certificate (`dimpl` gives the leaf alone: a chain
+/// of 1) and says them in a few words.
+fn dtls_certificate(run: &mut Run<'_>, leaf: &[u8], error: Option<&rustls::Error>) -> String {
+    let mut facts = certificate_facts(leaf, run.evidence.unix_now as i64);
+    facts.error = error.map(ToString::to_string);
+    run.evidence.cert_names = facts.names.clone();
+    run.evidence.cert_days = Some(facts.expires_in_days);
+    let said = format!(
+        "certificate for {}, expires in {} days",
+        facts.names.join(", "),
+        facts.expires_in_days
+    );
+    run.facts.certificate = Some(facts);
+    said
 }
 
 /// Binding (RFC 8489 §6): the server answers and tells our mapped address.
