@@ -1,8 +1,11 @@
-//! The echo peer: one UDP socket on loopback that sends every datagram back to where it came
-//! from. Its own thread, blocking I/O — two system calls per datagram, so that it is not what
-//! limits a run (its CPU is inside the generator's figure).
+//! The echo peer: one UDP socket that sends every datagram back to where it came from. Its own
+//! thread; it takes what is waiting in batches (`recvmmsg`) and answers them in one
+//! `sendmmsg`, so that at saturation it spends its time in the network stack rather than in
+//! system-call overhead: its CPU is part of the load, not of what is measured.
 
+use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,29 +39,66 @@ impl EchoPeer {
         let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
         let _ = socket.set_send_buffer_size(BUFFER_BYTES);
         socket.bind(&SocketAddr::from((ip, 0)).into())?;
+        socket.set_nonblocking(true)?;
         let socket: UdpSocket = socket.into();
-        // Wake up now and then to notice the stop flag.
-        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let addr = socket.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("echo-peer".into())
-                .spawn(move || {
-                    let mut buf = vec![0u8; 65_536];
-                    while !stop.load(Ordering::Relaxed) {
-                        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                            let _ = socket.send_to(&buf[..n], from);
-                        }
-                    }
-                })?
+                .spawn(move || echo(&socket, &stop))?
         };
         Ok(EchoPeer {
             addr,
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// Echoes until `stop`; wakes up every 100 ms to notice it.
+fn echo(socket: &UdpSocket, stop: &AtomicBool) {
+    let Ok(mut poll) = mio::Poll::new() else {
+        return;
+    };
+    let fd = socket.as_raw_fd();
+    let token = mio::Token(0);
+    let registered = poll.registry().register(
+        &mut mio::unix::SourceFd(&fd),
+        token,
+        mio::Interest::READABLE,
+    );
+    if registered.is_err() {
+        return;
+    }
+    let batching = net::Batching::detect();
+    let mut batch = net::RecvBatch::new(net::MAX_BATCH, 0, 2048, 0);
+    let mut events = mio::Events::with_capacity(4);
+    while !stop.load(Ordering::Relaxed) {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(100)))
+            .is_err()
+        {
+            continue;
+        }
+        // Edge-triggered: drain the socket before waiting again.
+        loop {
+            match batch.recv(socket, batching) {
+                Ok(n) => {
+                    let answers: Vec<net::Transmit<'_>> = (0..n)
+                        .map(|i| {
+                            let (data, to) = batch.datagram(i);
+                            net::Transmit { data, to }
+                        })
+                        .collect();
+                    // A full send buffer loses answers, which the generator counts as loss.
+                    let _ = net::send_batch(socket, &answers, batching);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {} // an ICMP error reported on the socket
+            }
+        }
     }
 }
 

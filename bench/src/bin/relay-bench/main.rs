@@ -75,6 +75,9 @@ struct Args {
     /// Datagrams in flight in all in the closed-loop relay runs (split evenly over the allocations, at least 1 each)
     #[arg(long, default_value_t = 300)]
     in_flight: u32,
+    /// Generator threads sharing the client sockets (and a paced rate): 1 leaves a core to the relay on a 2-core machine; more lets a saturation run use every core when the relay needs little CPU (the kernel fast path)
+    #[arg(long, default_value_t = 1)]
+    generator_threads: usize,
     /// Round trips/s offered in the fixed-rate relay run (first allocation count and payload; veth: every allocation count) [default: 20000; veth 40000; 1000 with --smoke]
     #[arg(long)]
     paced_rate: Option<u64>,
@@ -117,6 +120,7 @@ struct Plan {
     timing: Timing,
     allocations: Vec<usize>,
     in_flight: u32,
+    generator_threads: usize,
     paced_rate: u64,
     stun_clients: usize,
     stun_window: u32,
@@ -235,6 +239,7 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         timing,
         allocations,
         in_flight: args.in_flight.max(1),
+        generator_threads: args.generator_threads.clamp(1, 64),
         paced_rate,
         stun_clients: args.stun_clients.clamp(1, 10_000),
         stun_window: args.stun_window.max(1),
@@ -447,7 +452,7 @@ fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
         ));
     }
     section.push_str(&format!(
-        "- Loads: STUN {} client sockets × {} requests in flight; relay closed loop {} datagrams in flight in all (per allocation: {}), loss timeout 200 ms; fixed-rate relay {} round trips/s; Allocate/s {} sessions in flight, a new client socket each; memory: ΔRSS from 100 to {} idle allocations; uclient `-m {} -n {} -l {} -z {}`.\n",
+        "- Loads: STUN {} client sockets × {} requests in flight; relay closed loop {} datagrams in flight in all (per allocation: {}), loss timeout 200 ms; {} generator thread(s); fixed-rate relay {} round trips/s; Allocate/s {} sessions in flight, a new client socket each; memory: ΔRSS from 100 to {} idle allocations; uclient `-m {} -n {} -l {} -z {}`.\n",
         plan.stun_clients,
         plan.stun_window,
         plan.in_flight,
@@ -456,6 +461,7 @@ fn run(args: &Args, plan: &Plan) -> anyhow::Result<bool> {
             .map(|&n| format!("{} at {n}", (plan.in_flight as usize / n).max(1)))
             .collect::<Vec<_>>()
             .join(", "),
+        plan.generator_threads,
         report::thousands(plan.paced_rate as f64),
         plan.allocate_concurrency,
         report::thousands(plan.memory_allocations as f64),
@@ -734,6 +740,7 @@ impl Bench<'_> {
             Packet::Binding,
             Pace::Window(self.plan.stun_window),
             self.plan.timing,
+            self.plan.generator_threads,
             &|| server.cpu(),
         )?;
         self.remark_send_errors(&m);
@@ -768,6 +775,7 @@ impl Bench<'_> {
             Packet::ChannelData(payload),
             pace,
             self.plan.timing,
+            self.plan.generator_threads,
             &|| server.map_or(Duration::ZERO, Server::cpu),
         )?;
         if m.delivered == 0 {
@@ -815,7 +823,10 @@ impl Bench<'_> {
     /// (`turnpike_xdp_relayed_packets_total`), over the server's life; when the XDP run's share
     /// is short, a remark says why the program passed datagrams up.
     fn xdp_share(&self, server: &Server) -> anyhow::Result<f64> {
-        std::thread::sleep(Duration::from_millis(250)); // one more read-back tick
+        // The core adds the kernel's per-channel counts at its read-back, every 2 s
+        // (crates/turnpike/src/server/server_events.rs): wait for one more, so that both
+        // totals cover the same traffic.
+        std::thread::sleep(Duration::from_millis(2_500));
         let text = server.metrics()?;
         let sum = |name: &str, label: &str| -> f64 {
             text.lines()

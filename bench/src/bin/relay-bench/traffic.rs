@@ -11,6 +11,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -193,12 +194,66 @@ impl Engine<'_> {
 
 /// Runs traffic on `flows` with `pace` for `timing.warmup + timing.measure`, then drains.
 /// `server_cpu` reads the server's CPU time (zero if there is no server process to read).
+/// With `threads` > 1 the flows are shared out among that many threads, each with its own
+/// poll and its share of a paced rate, on one common clock: on a machine whose cores the
+/// generator shares with the relay, one thread can be what limits a saturation run.
 pub fn run(
     flows: &mut [Flow],
     packet: Packet,
     pace: Pace,
     timing: Timing,
-    server_cpu: &dyn Fn() -> Duration,
+    threads: usize,
+    server_cpu: &(dyn Fn() -> Duration + Sync),
+) -> anyhow::Result<Measured> {
+    let base = Instant::now();
+    let total = flows.len();
+    let threads = threads.clamp(1, total.max(1));
+    if threads == 1 {
+        return run_part(flows, packet, pace, timing, base, Some(server_cpu));
+    }
+    let share = |n: usize| match pace {
+        Pace::Rate(rate) => Pace::Rate(rate * n as f64 / total as f64),
+        window => window,
+    };
+    let parts: Vec<anyhow::Result<Measured>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = flows
+            .chunks_mut(total.div_ceil(threads))
+            .enumerate()
+            .map(|(i, part)| {
+                let pace = share(part.len());
+                // The first thread takes the CPU readings for all.
+                let probe = (i == 0).then_some(server_cpu);
+                scope.spawn(move || run_part(part, packet, pace, timing, base, probe))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a generator thread panicked")))
+            })
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().context("no generator thread")??;
+    for part in parts {
+        let part = part?;
+        all.sent += part.sent;
+        all.delivered += part.delivered;
+        all.send_errors += part.send_errors;
+        all.rtt_us.add(&part.rtt_us)?;
+    }
+    Ok(all)
+}
+
+/// One generator thread's share of [`run`]; it reads the CPU figures when given `probe`.
+fn run_part(
+    flows: &mut [Flow],
+    packet: Packet,
+    pace: Pace,
+    timing: Timing,
+    base: Instant,
+    probe: Option<&(dyn Fn() -> Duration + Sync)>,
 ) -> anyhow::Result<Measured> {
     let mut poll = Poll::new()?;
     for (index, flow) in flows.iter_mut().enumerate() {
@@ -214,7 +269,6 @@ pub fn run(
         buf[..2].copy_from_slice(&CHANNEL.to_be_bytes());
         buf[2..4].copy_from_slice(&(payload as u16).to_be_bytes());
     }
-    let base = Instant::now();
     let window_start = base + timing.warmup;
     let window_end = window_start + timing.measure;
     let count = flows.len();
@@ -254,11 +308,15 @@ pub fn run(
     }
     loop {
         let now = Instant::now();
+        let read = || match probe {
+            Some(server_cpu) => (server_cpu(), self_cpu(), crate::servers::machine_busy()),
+            None => Default::default(),
+        };
         if readings.is_none() && now >= window_start {
-            readings = Some((server_cpu(), self_cpu(), crate::servers::machine_busy()));
+            readings = Some(read());
         }
         if finished.is_none() && now >= window_end {
-            finished = Some((server_cpu(), self_cpu(), crate::servers::machine_busy()));
+            finished = Some(read());
         }
         if now >= window_end + DRAIN {
             break;
@@ -391,6 +449,7 @@ mod tests {
             Packet::ChannelData(100),
             Pace::Window(2),
             SHORT,
+            1,
             &|| Duration::ZERO,
         )
         .unwrap();
@@ -407,12 +466,37 @@ mod tests {
     fn datagrams_without_an_answer_are_lost() {
         let echo = EchoPeer::start().unwrap();
         let mut f = flows(2, echo.addr);
-        let m = run(&mut f, Packet::Binding, Pace::Rate(1000.0), SHORT, &|| {
-            Duration::ZERO
-        })
+        let m = run(
+            &mut f,
+            Packet::Binding,
+            Pace::Rate(1000.0),
+            SHORT,
+            1,
+            &|| Duration::ZERO,
+        )
         .unwrap();
         assert!((100..=300).contains(&m.sent), "{m:?}");
         assert_eq!(m.delivered, 0);
         assert_eq!(m.loss_percent(), 100.0);
+    }
+
+    // Two threads share the flows and the paced rate: the sums are those of one run, and every
+    // echo is matched by the thread whose socket it came back to.
+    #[test]
+    fn threads_share_the_flows_and_the_rate() {
+        let echo = EchoPeer::start().unwrap();
+        let mut f = flows(5, echo.addr);
+        let m = run(
+            &mut f,
+            Packet::ChannelData(100),
+            Pace::Rate(2000.0),
+            SHORT,
+            2,
+            &|| Duration::ZERO,
+        )
+        .unwrap();
+        assert!((200..=600).contains(&m.sent), "{m:?}");
+        assert_eq!(m.delivered, m.sent, "{m:?}");
+        assert_eq!(m.rtt_us.len(), m.delivered);
     }
 }
