@@ -36,8 +36,8 @@ use turn::auth::{rest, AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::stats::Direction;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, SharedState,
-    TurnConfig, TurnEvent, TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayOpenError, RelaySockets,
+    SharedState, TurnConfig, TurnEvent, TurnServer, PEER_HEADROOM,
 };
 use turn::SocketId;
 
@@ -64,7 +64,7 @@ const PORTS: std::ops::RangeInclusive<u16> = 50_000..=50_007;
 /// client over TCP, an IPv6 client, and the server itself as a (spoofed) source.
 fn sources() -> [FiveTuple; 5] {
     let udp4 = |client: &str| FiveTuple {
-        client: client.parse().unwrap(),
+        client: client.parse::<SocketAddr>().unwrap().into(),
         server: SERVER_V4.parse().unwrap(),
         transport: ClientTransport::Udp,
     };
@@ -76,7 +76,10 @@ fn sources() -> [FiveTuple; 5] {
             ..udp4("198.51.100.8:40000")
         },
         FiveTuple {
-            client: "[2001:db8:2::7]:40000".parse().unwrap(),
+            client: "[2001:db8:2::7]:40000"
+                .parse::<SocketAddr>()
+                .unwrap()
+                .into(),
             server: SERVER_V6.parse().unwrap(),
             transport: ClientTransport::Udp,
         },
@@ -115,17 +118,20 @@ struct Sockets {
 }
 
 impl RelaySockets for Sockets {
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
-        match self.open.insert(addr) {
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
+        match self.open.insert(addr.get()) {
             true => Ok(()),
             false => Err(RelayOpenError::AddrInUse),
         }
     }
-    fn close(&mut self, addr: SocketAddr) {
-        assert!(self.open.remove(&addr), "closed {addr}, which is not open");
+    fn close(&mut self, addr: RelayAddr) {
+        assert!(
+            self.open.remove(&addr.get()),
+            "closed {addr}, which is not open"
+        );
     }
     // A TCP allocation's listening socket (RFC 6062) takes its address like a UDP one.
-    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         self.open(addr)
     }
 }
@@ -240,7 +246,11 @@ impl World {
             | ClientOutcome::ConnectionBound {
                 reply: transmit, ..
             } => {
-                assert_eq!(transmit.to, five_tuple.client, "a reply to someone else");
+                assert_eq!(
+                    transmit.to,
+                    five_tuple.client.get(),
+                    "a reply to someone else"
+                );
                 assert!(transmit.len <= out.len());
                 self.check_reply(source, packet, &out[..transmit.len]);
             }
@@ -252,10 +262,10 @@ impl World {
             } => {
                 assert!(payload.start <= payload.end && payload.end <= packet.len());
                 assert!(
-                    self.sockets.open.contains(&relay),
+                    self.sockets.open.contains(&relay.get()),
                     "relayed from {relay}, not an open relay socket"
                 );
-                assert!(!denied(peer), "relayed to a denied peer {peer}");
+                assert!(!denied(peer.get()), "relayed to a denied peer {peer}");
             }
         }
     }
@@ -503,9 +513,13 @@ fn peer_datagram(world: &mut World, input: &mut Input<'_>) {
     let payload = input.bytes(600);
     let mut buf = vec![0u8; PEER_HEADROOM + payload.len() + 3];
     buf[PEER_HEADROOM..PEER_HEADROOM + payload.len()].copy_from_slice(payload);
-    let outcome = world
-        .server
-        .handle_peer(world.now, relay, peer, &mut buf, payload.len());
+    let outcome = world.server.handle_peer(
+        world.now,
+        RelayAddr::from(relay),
+        PeerAddr::from(peer),
+        &mut buf,
+        payload.len(),
+    );
     let Some(outcome) = outcome else {
         return;
     };

@@ -23,6 +23,13 @@
 //! - Relay sockets are opened and closed through the [`relay::RelaySockets`] trait the I/O
 //!   layer implements (the core picks the port and learns at once whether the bind worked).
 //!
+//! On the relay path, addresses are typed by what they are (RFC 8656 §2): the client's
+//! transport address ([`relay::ClientAddr`], the client side of a [`relay::FiveTuple`]), a
+//! peer's ([`relay::PeerAddr`]: XOR-PEER-ADDRESS, the source of a datagram on a relay
+//! socket) and an allocation's relayed transport address ([`relay::RelayAddr`]), beside
+//! [`relay::AllocationId`] and the channel numbers and reservation tokens of `stun`. The I/O
+//! layer converts at its edge (`PeerAddr::from(source)`, `.get()` for a send).
+//!
 //! The cores own no socket, read no clock, draw randomness only from an injected RNG, and
 //! allocate nothing per relayed packet (a counting-allocator test checks it).
 

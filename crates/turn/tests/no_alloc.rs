@@ -81,7 +81,7 @@ fn relay_data_path_does_not_allocate() {
         ChannelNumber, Data, RequestedTransport, XorPeerAddress, XorRelayedAddress,
     };
     use stun::{Class, Message, Method};
-    use turn::relay::{ClientOutcome, PEER_HEADROOM};
+    use turn::relay::{ClientOutcome, PeerAddr, RelayAddr, PEER_HEADROOM};
 
     let mut world = harness::World::new(harness::config());
     let mut client = harness::Client::new(harness::udp_client(5000), "alice", "alice-pass");
@@ -131,6 +131,11 @@ fn relay_data_path_does_not_allocate() {
     let mut out = [0u8; 1500];
     let mut peer_buf = vec![0u8; PEER_HEADROOM + payload.len() + 4];
     let (now, unix_now, five_tuple) = (world.now, world.unix_now, client.five_tuple);
+    let relay = RelayAddr::from(relay);
+    let (channel_peer, indication_peer) = (
+        PeerAddr::from(channel_peer),
+        PeerAddr::from(indication_peer),
+    );
 
     let mut to_peer = 0;
     let mut to_client = 0;

@@ -13,8 +13,8 @@ use stun::{attributes::ErrorCode, Class, Message};
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, TurnConfig,
-    TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayOpenError, RelaySockets,
+    TurnConfig, TurnServer, PEER_HEADROOM,
 };
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
 
@@ -30,14 +30,14 @@ struct FakeSockets {
 }
 
 impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
-        match self.open.insert(addr) {
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
+        match self.open.insert(addr.get()) {
             true => Ok(()),
             false => Err(RelayOpenError::AddrInUse),
         }
     }
-    fn close(&mut self, addr: SocketAddr) {
-        self.open.remove(&addr);
+    fn close(&mut self, addr: RelayAddr) {
+        self.open.remove(&addr.get());
     }
 }
 
@@ -561,7 +561,7 @@ impl World {
         let unix_now = 1_900_000_000 + (now - self.start).as_secs();
         let relay = self.turn.as_mut().unwrap();
         let five_tuple = FiveTuple {
-            client: packet.from,
+            client: packet.from.into(),
             server: relay.addr,
             transport: ClientTransport::Udp,
         };
@@ -586,7 +586,7 @@ impl World {
                 ..
             } => {
                 self.relayed += 1;
-                (source, peer, packet.payload[range].to_vec())
+                (source.get(), peer.get(), packet.payload[range].to_vec())
             }
         };
         self.enqueue(from, None, to, payload);
@@ -599,16 +599,24 @@ impl World {
         let len = packet.payload.len();
         let mut buf = vec![0u8; PEER_HEADROOM + len + 4];
         buf[PEER_HEADROOM..PEER_HEADROOM + len].copy_from_slice(&packet.payload);
-        let Some(outcome) = relay
-            .server
-            .handle_peer(now, packet.to, packet.from, &mut buf, len)
-        else {
+        let Some(outcome) = relay.server.handle_peer(
+            now,
+            RelayAddr::from(packet.to),
+            PeerAddr::from(packet.from),
+            &mut buf,
+            len,
+        ) else {
             self.filtered += 1;
             return;
         };
         self.relayed += 1;
         let from = relay.addr;
-        self.enqueue(from, None, outcome.to.client, buf[outcome.data].to_vec());
+        self.enqueue(
+            from,
+            None,
+            outcome.to.client.get(),
+            buf[outcome.data].to_vec(),
+        );
     }
 
     /// Seconds since the start, for messages.

@@ -12,8 +12,8 @@ use stun::Message;
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelayOpenError, RelaySockets, TurnConfig,
-    TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayOpenError, RelaySockets,
+    TurnConfig, TurnServer, PEER_HEADROOM,
 };
 use turn::SocketId;
 
@@ -42,14 +42,17 @@ pub struct FakeSockets {
 }
 
 impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
-        match self.open.insert(addr) {
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
+        match self.open.insert(addr.get()) {
             true => Ok(()),
             false => Err(RelayOpenError::AddrInUse),
         }
     }
-    fn close(&mut self, addr: SocketAddr) {
-        assert!(self.open.remove(&addr), "closing {addr}, which is not open");
+    fn close(&mut self, addr: RelayAddr) {
+        assert!(
+            self.open.remove(&addr.get()),
+            "closing {addr}, which is not open"
+        );
     }
 }
 
@@ -96,7 +99,7 @@ pub struct Net {
 
 pub fn five_tuple() -> FiveTuple {
     FiveTuple {
-        client: addr(CLIENT),
+        client: addr(CLIENT).into(),
         server: addr(SERVER),
         transport: ClientTransport::Udp,
     }
@@ -184,8 +187,8 @@ impl Net {
                 payload: range,
                 ..
             } => self.to_peer.push(ToPeer {
-                relay,
-                peer,
+                relay: relay.get(),
+                peer: peer.get(),
                 payload: payload[range].to_vec(),
             }),
         }
@@ -258,9 +261,13 @@ impl Net {
         let relay = self.client.relayed_address().expect("allocated");
         let mut buf = vec![0u8; PEER_HEADROOM + data.len() + 4];
         buf[PEER_HEADROOM..PEER_HEADROOM + data.len()].copy_from_slice(data);
-        let outcome = self
-            .server
-            .handle_peer(self.now, relay, peer, &mut buf, data.len())?;
+        let outcome = self.server.handle_peer(
+            self.now,
+            RelayAddr::from(relay),
+            PeerAddr::from(peer),
+            &mut buf,
+            data.len(),
+        )?;
         assert_eq!(outcome.to, five_tuple());
         let framed = &buf[outcome.data];
         match self.client.handle_input(self.now, addr(SERVER), framed) {

@@ -76,7 +76,7 @@ impl Fleet {
                 continue;
             };
             let five_tuple = FiveTuple {
-                client: addr(CLIENT),
+                client: addr(CLIENT).into(),
                 server: t.destination,
                 transport: ClientTransport::Udp,
             };

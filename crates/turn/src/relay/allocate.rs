@@ -12,6 +12,7 @@ use stun::error_code::{
 };
 use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
 
+use super::addresses::RelayAddr;
 use super::allocation::{Allocation, RelayTransport, Relays};
 use super::bandwidth::TokenBucket;
 use super::events::{EndReason, ServerErrorCause};
@@ -359,7 +360,7 @@ impl TurnServer {
         request: &AllocateRequest,
         token: &mut Option<ReservationToken>,
         sockets: &mut dyn RelaySockets,
-    ) -> Result<std::net::SocketAddr, OpenFailure> {
+    ) -> Result<RelayAddr, OpenFailure> {
         if request.even.is_some_and(|e| e.reserve_next) {
             let (addr, t) =
                 self.ports
@@ -385,7 +386,7 @@ impl TurnServer {
         let remaining = allocation.expires.saturating_duration_since(now).as_secs();
         respond(message, Class::Success, Some(auth), out, |w| {
             for relay in allocation.relays.iter() {
-                w.add(&XorRelayedAddress(self.advertised(relay)))?;
+                w.add(&XorRelayedAddress(self.advertised(relay.get())))?;
             }
             w.add(&Lifetime(u32::try_from(remaining).unwrap_or(u32::MAX)))?;
             if let Some(token) = allocation.reservation_token {
@@ -399,7 +400,7 @@ impl TurnServer {
                     reason,
                 })?;
             }
-            w.add(&XorMappedAddress(allocation.five_tuple.client))?;
+            w.add(&XorMappedAddress(allocation.five_tuple.client.get()))?;
             self.add_software(w)
         })
     }

@@ -2,12 +2,13 @@
 //! channel bindings, each with its own expiry, checked against the injected clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use stun::attributes::ChannelNumber;
 
 use stun::TransactionId;
 
+use super::addresses::{PeerAddr, RelayAddr};
 use super::bandwidth::TokenBucket;
 use super::five_tuple::FiveTuple;
 use super::sessions::SessionRecord;
@@ -36,7 +37,7 @@ pub struct Lifetimes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Channel {
     /// The peer transport address.
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
     /// When the binding expires unless refreshed.
     pub expires: Instant,
 }
@@ -46,14 +47,14 @@ pub struct Channel {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Relays {
     /// The IPv4 relay, as bound.
-    pub v4: Option<SocketAddr>,
+    pub v4: Option<RelayAddr>,
     /// The IPv6 relay, as bound.
-    pub v6: Option<SocketAddr>,
+    pub v6: Option<RelayAddr>,
 }
 
 impl Relays {
     /// The relay of `peer`'s family: data to and from a peer uses it.
-    pub fn for_peer(&self, peer: IpAddr) -> Option<SocketAddr> {
+    pub fn for_peer(&self, peer: IpAddr) -> Option<RelayAddr> {
         if peer.is_ipv4() {
             self.v4
         } else {
@@ -62,7 +63,7 @@ impl Relays {
     }
 
     /// Both, IPv4 first.
-    pub fn iter(&self) -> impl Iterator<Item = SocketAddr> {
+    pub fn iter(&self) -> impl Iterator<Item = RelayAddr> {
         self.v4.into_iter().chain(self.v6)
     }
 }
@@ -108,7 +109,7 @@ pub struct Allocation {
     pub address_error: Option<(u8, u16)>,
     permissions: BTreeMap<IpAddr, Instant>,
     channels: BTreeMap<ChannelNumber, Channel>,
-    channel_of_peer: HashMap<SocketAddr, ChannelNumber>,
+    channel_of_peer: HashMap<PeerAddr, ChannelNumber>,
     bandwidth: Option<TokenBucket>,
     /// UDP or TCP relaying.
     pub transport: RelayTransport,
@@ -182,7 +183,7 @@ impl Allocation {
     }
 
     /// The live channel bound to `number`, as the client → peer path needs it.
-    pub fn channel_peer(&self, now: Instant, number: ChannelNumber) -> Option<SocketAddr> {
+    pub fn channel_peer(&self, now: Instant, number: ChannelNumber) -> Option<PeerAddr> {
         self.channels
             .get(&number)
             .filter(|c| c.expires > now)
@@ -190,7 +191,7 @@ impl Allocation {
     }
 
     /// The live channel bound to `peer`, as the peer → client path needs it.
-    pub fn peer_channel(&self, now: Instant, peer: SocketAddr) -> Option<ChannelNumber> {
+    pub fn peer_channel(&self, now: Instant, peer: PeerAddr) -> Option<ChannelNumber> {
         let number = *self.channel_of_peer.get(&peer)?;
         self.channels
             .get(&number)
@@ -204,7 +205,7 @@ impl Allocation {
         &self,
         now: Instant,
         number: ChannelNumber,
-        peer: SocketAddr,
+        peer: PeerAddr,
     ) -> Result<(), ChannelConflict> {
         let cooling = |c: &Channel| c.expires + CHANNEL_COOLDOWN > now;
         if let Some(c) = self.channels.get(&number).filter(|c| cooling(c)) {
@@ -242,7 +243,7 @@ impl Allocation {
         &mut self,
         now: Instant,
         number: ChannelNumber,
-        peer: SocketAddr,
+        peer: PeerAddr,
         lifetimes: Lifetimes,
     ) {
         self.channels.insert(

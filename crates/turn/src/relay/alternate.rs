@@ -91,7 +91,7 @@ impl TurnServer {
         auth: &Authenticated,
         out: &mut [u8],
     ) -> Option<Option<usize>> {
-        let (same, other) = self.alternates.for_client(five_tuple.client)?;
+        let (same, other) = self.alternates.for_client(five_tuple.client.get())?;
         Some(respond(message, Class::Error, Some(auth), out, |w| {
             w.add(&TRY_ALTERNATE)?;
             w.add(&AlternateServer(same))?;

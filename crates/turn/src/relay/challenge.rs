@@ -57,7 +57,7 @@ impl TurnServer {
             self.stats.drop_packet(DropCause::AuthRateLimit);
             return None;
         };
-        let client = five_tuple.client;
+        let client = five_tuple.client.get();
         let challenge = rejection
             .needs_challenge()
             .then(|| self.auth.challenge(unix_now, client, five_tuple.transport));

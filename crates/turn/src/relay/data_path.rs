@@ -2,7 +2,6 @@
 //! client, datagrams from peers. Nothing here allocates, logs or formats: a packet is either
 //! routed or counted as dropped.
 
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
 use stun::attributes::ChannelNumber;
@@ -12,6 +11,7 @@ use stun::{
     padded_len, AttributeType, Class, Message, MessageType, MessageWriter, Method, TransactionId,
 };
 
+use super::addresses::{PeerAddr, RelayAddr};
 use super::allocation::RelayTransport;
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::server::{ClientOutcome, PeerOutcome, TurnServer, PEER_HEADROOM};
@@ -73,6 +73,7 @@ impl TurnServer {
         let Some(Ok(XorPeerAddress(peer))) = message.get::<XorPeerAddress>() else {
             return self.drop_client_packet(DropCause::Malformed);
         };
+        let peer = PeerAddr::from(peer);
         let Some(data) = message
             .attributes()
             .find(|a| a.attribute == AttributeType::DATA)
@@ -106,7 +107,7 @@ impl TurnServer {
         &mut self,
         now: Instant,
         id: super::server::AllocationId,
-        peer: SocketAddr,
+        peer: PeerAddr,
         payload: Range<usize>,
         dont_fragment: bool,
     ) -> ClientOutcome {
@@ -146,8 +147,8 @@ impl TurnServer {
     pub fn handle_peer(
         &mut self,
         now: Instant,
-        relay: SocketAddr,
-        peer: SocketAddr,
+        relay: RelayAddr,
+        peer: PeerAddr,
         buf: &mut [u8],
         len: usize,
     ) -> Option<PeerOutcome> {
@@ -160,7 +161,7 @@ impl TurnServer {
         // A peer that is another of our relays is known to the client by its advertised
         // address: permissions and channels were made for that one.
         let peer = if self.shared.is_relay(peer) {
-            self.advertised(peer)
+            PeerAddr::new(self.advertised(peer.get()))
         } else {
             peer
         };
@@ -217,7 +218,7 @@ fn channel_data_in_place(
 /// and the DATA attribute header before it, padding after it.
 fn data_indication_in_place(
     buf: &mut [u8],
-    peer: SocketAddr,
+    peer: PeerAddr,
     len: usize,
     tid: TransactionId,
 ) -> Option<Range<usize>> {
@@ -228,7 +229,7 @@ fn data_indication_in_place(
         tid,
     )
     .ok()?;
-    w.add(&XorPeerAddress(peer)).ok()?;
+    w.add(&XorPeerAddress(peer.get())).ok()?;
     let head_len = w.finish();
     let start = PEER_HEADROOM - 4 - head_len;
     let total = head_len - 20 + 4 + padded_len(len);

@@ -10,11 +10,12 @@
 //! by a [`TurnEvent::Lost`] once the queue has been drained.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use stun::attributes::Username;
 use stun::Message;
 
+use super::addresses::ClientAddr;
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::ports::{OpenFailure, RelayOpenError};
 use super::server::TurnServer;
@@ -67,8 +68,8 @@ impl EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthFailure {
-    /// The source transport address.
-    pub source: SocketAddr,
+    /// The source transport address (the client's).
+    pub source: ClientAddr,
     /// Its transport.
     pub transport: ClientTransport,
     /// BadRequest (integrity without well-formed USERNAME/REALM/NONCE), WrongCredentials
@@ -328,7 +329,7 @@ mod tests {
 
     fn failure() -> TurnEvent {
         TurnEvent::AuthFailed(AuthFailure {
-            source: "192.0.2.9:1".parse().unwrap_or_else(|_| unreachable!()),
+            source: ClientAddr::new(([192, 0, 2, 9], 1).into()),
             transport: ClientTransport::Udp,
             reason: AuthRejection::WrongCredentials,
             username: None,

@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use stun::attributes::ChannelNumber;
 
+use super::addresses::{ClientAddr, PeerAddr, RelayAddr};
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::server::{AllocationId, TurnServer};
 use super::sessions::Traffic;
@@ -42,15 +43,15 @@ pub struct FastChannel {
     /// The allocation the channel belongs to (to report its traffic back).
     pub allocation: AllocationId,
     /// The client's transport address (source of its ChannelData).
-    pub client: SocketAddr,
+    pub client: ClientAddr,
     /// The server address the client sends to, and the source of ChannelData to it.
     pub server: SocketAddr,
     /// The channel number.
     pub number: ChannelNumber,
     /// The relay socket's bound address: the source of datagrams to the peer.
-    pub relay: SocketAddr,
+    pub relay: RelayAddr,
     /// The peer's transport address.
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
 }
 
 /// A difference between what the driver relays and what the core allows.

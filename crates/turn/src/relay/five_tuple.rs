@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use super::addresses::ClientAddr;
+
 /// Transport protocol between client and server. TLS runs over TCP, and RFC 8656 counts it
 /// as TCP in the 5-tuple: the core treats both alike ([`ClientTransport::is_stream`]), and
 /// tells them apart only in its counters. DTLS runs over UDP (RFC 7350 §4): datagrams like
@@ -46,8 +48,8 @@ impl ClientTransport {
 /// Client address, server address and transport: one allocation per 5-tuple (RFC 8656 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FiveTuple {
-    /// The client's address as the server sees it.
-    pub client: SocketAddr,
+    /// The client's transport address, as the server sees it.
+    pub client: ClientAddr,
     /// The server address the client talks to.
     pub server: SocketAddr,
     /// The transport.

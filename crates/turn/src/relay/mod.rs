@@ -1,6 +1,7 @@
 //! The TURN relay (RFC 8656): allocations, permissions, channels and the data path, as a
 //! sans-IO state machine. See [`server`] for the run loop.
 
+pub mod addresses;
 mod allocate;
 pub mod allocation;
 pub mod alternate;
@@ -24,6 +25,7 @@ pub mod stats;
 mod tcp;
 pub mod tcp_connections;
 
+pub use addresses::{ClientAddr, PeerAddr, RelayAddr};
 pub use allocation::{Lifetimes, RelayTransport};
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use alternate::Alternates;

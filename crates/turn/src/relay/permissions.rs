@@ -1,12 +1,12 @@
 //! CreatePermission and ChannelBind (RFC 8656 §10, §12).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use stun::attributes::{ChannelNumber, XorPeerAddress};
 use stun::error_code::INSUFFICIENT_CAPACITY;
 use stun::Message;
 
+use super::addresses::PeerAddr;
 use super::allocation::RelayTransport;
 use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
@@ -25,7 +25,7 @@ impl TurnServer {
     fn check_peers(
         &self,
         id: AllocationId,
-        peers: impl Iterator<Item = SocketAddr>,
+        peers: impl Iterator<Item = PeerAddr>,
     ) -> Result<(), Refusal> {
         let relays = self.allocations[&id].relays;
         for peer in peers {
@@ -55,7 +55,7 @@ impl TurnServer {
             if peers().next().is_none() || peers().any(|p| p.is_err()) {
                 return Err(Refusal::PeerAddress);
             }
-            let ips = || peers().filter_map(Result::ok).map(|p| p.0);
+            let ips = || peers().filter_map(Result::ok).map(|p| PeerAddr::from(p.0));
             self.check_peers(id, ips())?;
             if !self.allocations[&id].has_room_for(
                 now,
@@ -95,6 +95,7 @@ impl TurnServer {
             ) else {
                 return Err(Refusal::ChannelNumber);
             };
+            let peer = PeerAddr::from(peer);
             let range = if self.config.rfc5766_channel_numbers {
                 RFC5766_CHANNEL_NUMBERS
             } else {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, RngCore};
 use stun::attributes::ReservationToken;
 
+use super::addresses::{PeerAddr, RelayAddr};
 use super::shared_state::SharedState;
 use super::tcp_connections::ConnectionId;
 
@@ -68,13 +69,13 @@ pub enum OpenFailure {
 /// be bound (another program may hold a port of the range) and, when not, why.
 pub trait RelaySockets {
     /// Binds a UDP relay socket on `addr`.
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError>;
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError>;
     /// Closes the relay socket (or TCP listening socket) on `addr`.
-    fn close(&mut self, addr: SocketAddr);
+    fn close(&mut self, addr: RelayAddr);
     /// Binds a TCP listening socket on `addr`, the relayed address of a TCP allocation (RFC
     /// 6062 §5.1), and reports each connection a peer makes to it with
     /// [`super::TurnServer::tcp_peer_accepted`]. A driver without TCP relaying refuses.
-    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         let _ = addr;
         Err(RelayOpenError::Other(std::io::ErrorKind::Unsupported))
     }
@@ -82,7 +83,7 @@ pub trait RelaySockets {
     /// peer data connection `id`, and reports how it went with
     /// [`super::TurnServer::tcp_connect_result`]. No timeout is needed: the core gives up at
     /// its own deadline and calls [`RelaySockets::close_tcp`].
-    fn connect_tcp(&mut self, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+    fn connect_tcp(&mut self, id: ConnectionId, relay: RelayAddr, peer: PeerAddr) {
         let _ = (id, relay, peer);
     }
     /// Closes peer data connection `id` (connecting, waiting for its bind, or spliced to a
@@ -97,11 +98,11 @@ pub trait RelaySockets {
 pub(super) struct TcpListeners<'a>(pub &'a mut dyn RelaySockets);
 
 impl RelaySockets for TcpListeners<'_> {
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         self.0.listen_tcp(addr)
     }
 
-    fn close(&mut self, addr: SocketAddr) {
+    fn close(&mut self, addr: RelayAddr) {
         self.0.close(addr);
     }
 }
@@ -129,7 +130,7 @@ impl PortPool {
     fn claim_and_open(
         shared: &SharedState,
         sockets: &mut dyn RelaySockets,
-        addr: SocketAddr,
+        addr: RelayAddr,
     ) -> Result<bool, OpenFailure> {
         if !shared.claim(addr) {
             return Ok(false);
@@ -157,7 +158,7 @@ impl PortPool {
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
         shared: &SharedState,
-    ) -> Result<SocketAddr, OpenFailure> {
+    ) -> Result<RelayAddr, OpenFailure> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
             let mut port = rng.gen_range(low..=high);
@@ -167,7 +168,7 @@ impl PortPool {
                     continue;
                 }
             }
-            let addr = SocketAddr::new(ip, port);
+            let addr = RelayAddr::new(SocketAddr::new(ip, port));
             if Self::claim_and_open(shared, sockets, addr)? {
                 return Ok(addr);
             }
@@ -185,14 +186,17 @@ impl PortPool {
         rng: &mut dyn RngCore,
         sockets: &mut dyn RelaySockets,
         shared: &SharedState,
-    ) -> Result<(SocketAddr, ReservationToken), OpenFailure> {
+    ) -> Result<(RelayAddr, ReservationToken), OpenFailure> {
         let (low, high) = (*self.range.start(), *self.range.end());
         for _ in 0..ATTEMPTS {
             let port = rng.gen_range(low..=high) & !1;
             if port < low || port >= high {
                 continue;
             }
-            let (first, second) = (SocketAddr::new(ip, port), SocketAddr::new(ip, port + 1));
+            let (first, second) = (
+                RelayAddr::new(SocketAddr::new(ip, port)),
+                RelayAddr::new(SocketAddr::new(ip, port + 1)),
+            );
             if !Self::claim_and_open(shared, sockets, first)? {
                 continue;
             }

@@ -26,6 +26,7 @@ use std::time::Instant;
 use rand::RngCore;
 use stun::{Class, Message, MessageType, Method};
 
+use super::addresses::{PeerAddr, RelayAddr};
 use super::allocation::Allocation;
 use super::config::TurnConfig;
 use super::events::{EndReason, EventQueue};
@@ -59,9 +60,9 @@ pub enum ClientOutcome {
     /// Send `packet[payload]` from the relay socket bound to `relay` to `peer`.
     Relay {
         /// The allocation's relay socket address (as bound).
-        relay: SocketAddr,
+        relay: RelayAddr,
         /// The peer.
-        peer: SocketAddr,
+        peer: PeerAddr,
         /// The payload, as a range of the packet given to `handle_client`.
         payload: Range<usize>,
         /// Send with the DF bit set (a Send indication's DONT-FRAGMENT, RFC 8656 §14).
@@ -94,7 +95,7 @@ pub struct TurnServer {
     pub(super) policy: PeerPolicy,
     pub(super) allocations: HashMap<AllocationId, Allocation>,
     pub(super) by_five_tuple: HashMap<FiveTuple, AllocationId>,
-    pub(super) by_relay: HashMap<SocketAddr, AllocationId>,
+    pub(super) by_relay: HashMap<RelayAddr, AllocationId>,
     /// Relay addresses taken and quota counts, shared with the cores of other workers.
     pub(super) shared: Arc<SharedState>,
     /// (deadline, allocation): the allocation needs attention at that instant.
@@ -264,7 +265,7 @@ impl TurnServer {
         let reply = |len: Option<usize>| match len {
             Some(len) => ClientOutcome::Reply(Transmit {
                 from: local,
-                to: five_tuple.client,
+                to: five_tuple.client.get(),
                 len,
             }),
             None => ClientOutcome::Nothing,
@@ -282,7 +283,7 @@ impl TurnServer {
         let authenticated = self.auth.authenticate_also_for(
             now,
             unix_now,
-            five_tuple.client,
+            five_tuple.client.get(),
             self.control_connection_of(&message),
             five_tuple.transport,
             &message,
@@ -313,7 +314,7 @@ impl TurnServer {
                 (Ok(connection), Some(len)) => ClientOutcome::ConnectionBound {
                     reply: Transmit {
                         from: local,
-                        to: five_tuple.client,
+                        to: five_tuple.client.get(),
                         len,
                     },
                     connection,
@@ -443,19 +444,19 @@ impl TurnServer {
     /// Maps an advertised relay address (external IP) to the bound one; other addresses are
     /// returned as they are. A peer that is one of our own relays is reached on the bound
     /// address, not through the NAT in front of us.
-    pub(super) fn bound_address(&self, addr: SocketAddr) -> SocketAddr {
+    pub(super) fn bound_address(&self, peer: PeerAddr) -> PeerAddr {
         let mapping = [
             (self.config.external_v4, self.config.relay_v4),
             (self.config.external_v6, self.config.relay_v6),
         ];
         for (external, bound) in mapping {
             if let (Some(external), Some(bound)) = (external, bound) {
-                if addr.ip() == external {
-                    return SocketAddr::new(bound, addr.port());
+                if peer.ip() == external {
+                    return PeerAddr::new(SocketAddr::new(bound, peer.port()));
                 }
             }
         }
-        addr
+        peer
     }
 
     /// The address advertised for a bound relay address (RFC 8656 §7.2, `external-ip`).
@@ -472,7 +473,9 @@ impl TurnServer {
     /// relay IPs are allowed, so that two clients relaying through this server reach each
     /// other (the port is checked per packet by [`TurnServer::peer_endpoint_allowed`]).
     pub(super) fn peer_ip_allowed(&self, ip: IpAddr) -> bool {
-        let ip = self.bound_address(SocketAddr::new(ip, 0)).ip();
+        let ip = self
+            .bound_address(PeerAddr::new(SocketAddr::new(ip, 0)))
+            .ip();
         let ours = self.config.is_relay_ip(ip);
         ours || (!self.disguises_own_ip(ip) && self.policy.check(ip) == PeerVerdict::Allowed)
     }
@@ -501,7 +504,7 @@ impl TurnServer {
     /// ports never are, and other ports only when `allowed-peers` names the IP explicitly (no
     /// reaching the server's own sshd or admin pages through the relay by default); any
     /// other address goes by the policy.
-    pub(super) fn peer_endpoint_allowed(&self, peer: SocketAddr) -> bool {
+    pub(super) fn peer_endpoint_allowed(&self, peer: PeerAddr) -> bool {
         let bound = self.bound_address(peer);
         if self.shared.is_relay(bound) {
             return true;

@@ -6,9 +6,9 @@
 //! reached the other side). Bytes are payload bytes (application data), without the TURN
 //! framing (ChannelData header, Data/Send indication) or UDP/IP headers.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::addresses::RelayAddr;
 use super::allocation::Allocation;
 use super::events::{EndReason, TurnEvent};
 use super::five_tuple::FiveTuple;
@@ -73,9 +73,9 @@ impl SessionRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayAddress {
     /// The address the relay socket is bound to.
-    pub bound: SocketAddr,
+    pub bound: RelayAddr,
     /// The address given to the client in XOR-RELAYED-ADDRESS (differs with `external-ip`).
-    pub advertised: SocketAddr,
+    pub advertised: RelayAddr,
 }
 
 /// A snapshot of one allocation, for an operator (admin API, logs).
@@ -215,7 +215,7 @@ impl TurnServer {
                 .iter()
                 .map(|bound| RelayAddress {
                     bound,
-                    advertised: self.advertised(bound),
+                    advertised: RelayAddr::new(self.advertised(bound.get())),
                 })
                 .collect(),
             age: now.saturating_duration_since(allocation.session.created),

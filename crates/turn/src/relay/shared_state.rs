@@ -29,10 +29,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 use stun::attributes::ReservationToken;
 
+use super::addresses::RelayAddr;
+
 /// A port held for a later Allocate that presents its RESERVATION-TOKEN.
 #[derive(Debug, Clone, Copy)]
 struct Reservation {
-    addr: SocketAddr,
+    addr: RelayAddr,
     expires: Instant,
 }
 
@@ -108,8 +110,8 @@ impl SharedState {
     /// Claims `addr` for a relay socket; false when another core (or this one) holds it. An
     /// address outside the relay IPs and port range cannot be tracked, and is left to the
     /// bind to refuse.
-    pub fn claim(&self, addr: SocketAddr) -> bool {
-        match self.slot(addr) {
+    pub fn claim(&self, addr: RelayAddr) -> bool {
+        match self.slot(addr.get()) {
             Some((word, bit)) => word.fetch_or(bit, Ordering::AcqRel) & bit == 0,
             None => true,
         }
@@ -131,17 +133,17 @@ impl SharedState {
     }
 
     /// Gives `addr` back.
-    pub fn release(&self, addr: SocketAddr) {
-        if let Some((word, bit)) = self.slot(addr) {
+    pub fn release(&self, addr: RelayAddr) {
+        if let Some((word, bit)) = self.slot(addr.get()) {
             word.fetch_and(!bit, Ordering::AcqRel);
         }
     }
 
-    /// True when `addr` is a relay address held by some core (an allocation's or a
-    /// reservation's). Relaxed: a relay that appears a moment late only delays a peer's first
-    /// packet, as would the network.
-    pub fn is_relay(&self, addr: SocketAddr) -> bool {
-        self.slot(addr)
+    /// True when `addr` (any transport address: a peer's, typically) is a relay address held
+    /// by some core (an allocation's or a reservation's). Relaxed: a relay that appears a
+    /// moment late only delays a peer's first packet, as would the network.
+    pub fn is_relay(&self, addr: impl Into<SocketAddr>) -> bool {
+        self.slot(addr.into())
             .is_some_and(|(word, bit)| word.load(Ordering::Relaxed) & bit != 0)
     }
 
@@ -200,13 +202,13 @@ impl SharedState {
 
     /// Holds `addr` (already claimed) for the Allocate that presents `token`, until
     /// `expires`.
-    pub fn reserve(&self, token: ReservationToken, addr: SocketAddr, expires: Instant) {
+    pub fn reserve(&self, token: ReservationToken, addr: RelayAddr, expires: Instant) {
         take(&self.reservations).insert(token, Reservation { addr, expires });
     }
 
     /// Takes the address reserved under `token`, still claimed, if the reservation is valid
     /// at `now`; an expired one is released.
-    pub fn redeem(&self, now: Instant, token: ReservationToken) -> Option<SocketAddr> {
+    pub fn redeem(&self, now: Instant, token: ReservationToken) -> Option<RelayAddr> {
         let reservation = take(&self.reservations).remove(&token)?;
         if reservation.expires > now {
             return Some(reservation.addr);
@@ -242,8 +244,8 @@ impl SharedState {
 mod tests {
     use super::*;
 
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
+    fn addr(s: &str) -> RelayAddr {
+        RelayAddr::new(s.parse().unwrap())
     }
 
     // RFC 8656 §7.2: a relayed transport address is given to one allocation at a time.

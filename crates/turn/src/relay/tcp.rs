@@ -26,6 +26,7 @@ use stun::attributes::{ConnectionId as ConnectionIdAttribute, XorPeerAddress};
 use stun::error_code::INSUFFICIENT_CAPACITY;
 use stun::{Class, Message, MessageType, MessageWriter, Method, TransactionId};
 
+use super::addresses::{PeerAddr, RelayAddr};
 use super::allocation::RelayTransport;
 use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
@@ -99,6 +100,7 @@ impl TurnServer {
         let Some(Ok(XorPeerAddress(peer))) = message.get::<XorPeerAddress>() else {
             return Err(Refusal::PeerAddress);
         };
+        let peer = PeerAddr::from(peer);
         // §5.2: a Connect being processed, or a connection pending or active, to this peer.
         if allocation.tcp.has_peer(peer) {
             return Err(Refusal::ConnectionExists);
@@ -161,14 +163,14 @@ impl TurnServer {
     pub fn tcp_peer_accepted(
         &mut self,
         now: Instant,
-        relay: SocketAddr,
-        peer: SocketAddr,
+        relay: RelayAddr,
+        peer: PeerAddr,
     ) -> Option<ConnectionId> {
         let id = *self.by_relay.get(&relay)?;
         // A peer that is another of our relays is known to the client by its advertised
         // address: the permission was made for that one.
         let peer = if self.shared.is_relay(peer) {
-            self.advertised(peer)
+            PeerAddr::new(self.advertised(peer.get()))
         } else {
             peer
         };
@@ -292,7 +294,10 @@ impl TurnServer {
         };
         let allocation = self.tcp_owner.get(&ConnectionId(raw))?;
         let control = self.allocations.get(allocation)?.five_tuple;
-        control.transport.is_stream().then_some(control.client)
+        control
+            .transport
+            .is_stream()
+            .then_some(control.client.get())
     }
 
     /// Peer data connections of this core, in any state (a gauge for metrics).
@@ -312,7 +317,7 @@ impl TurnServer {
         &mut self,
         allocation: AllocationId,
         connection: ConnectionId,
-        peer: SocketAddr,
+        peer: PeerAddr,
         state: ConnectionState,
     ) {
         if let Some(a) = self.allocations.get_mut(&allocation) {
@@ -390,11 +395,11 @@ impl TurnServer {
 }
 
 /// A ConnectionAttempt indication (RFC 6062 §5.3): XOR-PEER-ADDRESS and CONNECTION-ID.
-fn connection_attempt(tid: TransactionId, peer: SocketAddr, id: ConnectionId) -> Option<Vec<u8>> {
+fn connection_attempt(tid: TransactionId, peer: PeerAddr, id: ConnectionId) -> Option<Vec<u8>> {
     let mut out = vec![0u8; CONTROL_MESSAGE_ROOM];
     let kind = MessageType::new(Method::CONNECTION_ATTEMPT, Class::Indication);
     let mut w = MessageWriter::new(&mut out, kind, tid).ok()?;
-    w.add(&XorPeerAddress(peer)).ok()?;
+    w.add(&XorPeerAddress(peer.get())).ok()?;
     w.add(&ConnectionIdAttribute(id.0)).ok()?;
     w.add_fingerprint().ok()?;
     let len = w.finish();

@@ -3,9 +3,9 @@
 //! address) to its end, with the deadline of the state it is in.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::addresses::PeerAddr;
 use super::five_tuple::FiveTuple;
 use crate::auth::Authenticated;
 
@@ -58,7 +58,7 @@ pub enum ConnectionState {
 #[derive(Debug, Clone)]
 pub struct TcpConnection {
     /// The peer's transport address.
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
     /// Where it stands.
     pub state: ConnectionState,
 }
@@ -93,7 +93,7 @@ impl TcpConnections {
 
     /// True when a connection to `peer` is being made, waits for its bind or is bound (RFC
     /// 6062 §5.2: a second Connect to it gets 446).
-    pub fn has_peer(&self, peer: SocketAddr) -> bool {
+    pub fn has_peer(&self, peer: PeerAddr) -> bool {
         self.connections.values().any(|c| c.peer == peer)
     }
 

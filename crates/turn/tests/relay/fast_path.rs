@@ -73,7 +73,7 @@ fn a_bound_channel_is_installed_once_with_both_directions_addresses() {
             server: SERVER.parse::<SocketAddr>().unwrap(),
             number: ChannelNumber(0x4001),
             relay,
-            peer: peer(PEER),
+            peer: peer(PEER).into(),
         }
     );
     assert_eq!(world.server.fast_path_channels(), 1);

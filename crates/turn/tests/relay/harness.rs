@@ -14,8 +14,8 @@ use stun::{
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, ConnectionId, FiveTuple, RelayOpenError, RelaySockets,
-    SharedState, TurnConfig, TurnServer,
+    ClientOutcome, ClientTransport, ConnectionId, FiveTuple, PeerAddr, RelayAddr, RelayOpenError,
+    RelaySockets, SharedState, TurnConfig, TurnServer,
 };
 use turn::SocketId;
 
@@ -40,7 +40,8 @@ pub struct FakeSockets {
 }
 
 impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
+        let addr = addr.get();
         if let Some(error) = self.fail_all {
             return Err(error);
         }
@@ -49,18 +50,21 @@ impl RelaySockets for FakeSockets {
             false => Err(RelayOpenError::AddrInUse),
         }
     }
-    fn close(&mut self, addr: SocketAddr) {
+    fn close(&mut self, addr: RelayAddr) {
+        let addr = addr.get();
         let closed = self.open.remove(&addr) || self.listening.remove(&addr);
         assert!(closed, "closing {addr}, which is not open");
     }
-    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
+        let addr = addr.get();
         if self.taken.contains(&addr) || self.open.contains(&addr) {
             return Err(RelayOpenError::AddrInUse);
         }
         assert!(self.listening.insert(addr), "listening twice on {addr}");
         Ok(())
     }
-    fn connect_tcp(&mut self, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+    fn connect_tcp(&mut self, id: ConnectionId, relay: RelayAddr, peer: PeerAddr) {
+        let (relay, peer) = (relay.get(), peer.get());
         assert!(
             self.listening.contains(&relay),
             "connect from {relay}, not a TCP relay"
@@ -155,7 +159,7 @@ impl World {
         );
         let reply = match &outcome {
             ClientOutcome::Reply(t) | ClientOutcome::ConnectionBound { reply: t, .. } => {
-                assert_eq!(t.to, from.client);
+                assert_eq!(t.to, from.client.get());
                 out[..t.len].to_vec()
             }
             _ => Vec::new(),
@@ -166,7 +170,7 @@ impl World {
 
 pub fn udp_client(port: u16) -> FiveTuple {
     FiveTuple {
-        client: SocketAddr::new("198.51.100.7".parse().unwrap(), port),
+        client: SocketAddr::new("198.51.100.7".parse().unwrap(), port).into(),
         server: SERVER.parse().unwrap(),
         transport: ClientTransport::Udp,
     }

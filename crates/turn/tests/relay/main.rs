@@ -25,7 +25,7 @@ use stun::attributes::{
     XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
 use stun::{AnyAttribute, Class, Message, MessageType, MessageWriter, Method, TransactionId};
-use turn::relay::{ClientOutcome, ClientTransport, TurnConfig, PEER_HEADROOM};
+use turn::relay::{ClientOutcome, ClientTransport, PeerAddr, RelayAddr, TurnConfig, PEER_HEADROOM};
 
 pub(crate) const UDP: AnyAttribute<'static> =
     AnyAttribute::RequestedTransport(RequestedTransport(17));
@@ -91,9 +91,13 @@ fn channel_data(number: u16, data: &[u8]) -> Vec<u8> {
 fn from_peer(world: &mut World, relay: SocketAddr, from: &str, data: &[u8]) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; PEER_HEADROOM + data.len() + 4];
     buf[PEER_HEADROOM..PEER_HEADROOM + data.len()].copy_from_slice(data);
-    let outcome = world
-        .server
-        .handle_peer(world.now, relay, peer(from), &mut buf, data.len())?;
+    let outcome = world.server.handle_peer(
+        world.now,
+        RelayAddr::from(relay),
+        PeerAddr::from(peer(from)),
+        &mut buf,
+        data.len(),
+    )?;
     Some(buf[outcome.data].to_vec())
 }
 
@@ -135,7 +139,7 @@ fn allocate_success() {
     assert_eq!(m.get::<Lifetime>().unwrap().unwrap(), Lifetime(600));
     assert_eq!(
         m.get::<XorMappedAddress>().unwrap().unwrap().0,
-        client.five_tuple.client
+        client.five_tuple.client.get()
     );
     m.verify_integrity(client.key.as_bytes()).unwrap();
     assert!(world.sockets.open.contains(&relay));
@@ -324,8 +328,8 @@ fn send_indication_needs_a_permission() {
             payload,
             dont_fragment,
         } => {
-            assert_eq!(from, relay);
-            assert_eq!(to, peer("192.0.2.50:4000"));
+            assert_eq!(from.get(), relay);
+            assert_eq!(to.get(), peer("192.0.2.50:4000"));
             assert_eq!(&send[payload], b"hello");
             assert!(!dont_fragment);
         }
@@ -395,7 +399,7 @@ fn channels() {
         ClientOutcome::Relay {
             peer: to, payload, ..
         } => {
-            assert_eq!(to, peer("192.0.2.50:4000"));
+            assert_eq!(to.get(), peer("192.0.2.50:4000"));
             assert_eq!(&cd[payload], b"to peer");
         }
         other => panic!("{other:?}"),
@@ -708,7 +712,7 @@ fn relay_to_relay_on_loopback() {
     assert_eq!(permit(&mut world, &mut b, &[&relay_a.to_string()]), 0);
     let send = send_indication(&a, &relay_b.to_string(), b"hi b", false);
     assert!(
-        matches!(world.feed(a.five_tuple, &send).0, ClientOutcome::Relay { peer, .. } if peer == relay_b)
+        matches!(world.feed(a.five_tuple, &send).0, ClientOutcome::Relay { peer, .. } if peer.get() == relay_b)
     );
     // Other ports on the relay IP (e.g. sshd on 127.0.0.1:22) stay unreachable.
     let ssh = send_indication(&a, "127.0.0.1:22", b"x", false);
@@ -743,7 +747,7 @@ fn external_ip_is_advertised() {
     let send = send_indication(&a, &advertised_b.to_string(), b"x", false);
     match world.feed(a.five_tuple, &send).0 {
         ClientOutcome::Relay { peer, .. } => assert_eq!(
-            peer,
+            peer.get(),
             SocketAddr::new("10.0.0.5".parse().unwrap(), advertised_b.port())
         ),
         other => panic!("{other:?}"),
@@ -890,7 +894,11 @@ fn data_path_does_not_allocate() {
     let mut out = [0u8; 1500];
     let mut buf = vec![0u8; PEER_HEADROOM + 1200 + 4];
     let (now, unix_now, five_tuple) = (world.now, world.unix_now, client.five_tuple);
-    let (channel_peer, other_peer) = (peer("192.0.2.50:4000"), peer("192.0.2.51:4000"));
+    let (channel_peer, other_peer) = (
+        PeerAddr::from(peer("192.0.2.50:4000")),
+        PeerAddr::from(peer("192.0.2.51:4000")),
+    );
+    let relay = RelayAddr::from(relay);
     let mut relayed = 0;
     let info = allocation_counter::measure(|| {
         for _ in 0..500 {

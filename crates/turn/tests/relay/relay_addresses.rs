@@ -72,7 +72,7 @@ fn two_relay_ips_hold_twice_the_allocations_in_turn() {
     assert_eq!(code(&bind), 0);
     let (outcome, _) = world.feed(clients[0].five_tuple, &[0x40, 0x00, 0x00, 0x00]);
     assert!(
-        matches!(outcome, ClientOutcome::Relay { relay, peer, .. } if relay == relays[0] && peer == other),
+        matches!(outcome, ClientOutcome::Relay { relay, peer, .. } if relay.get() == relays[0] && peer.get() == other),
         "{outcome:?}"
     );
 }

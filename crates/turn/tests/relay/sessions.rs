@@ -77,7 +77,10 @@ fn sessions_report_traffic_and_lifetimes() {
     assert_eq!(s.username, "alice");
     assert_eq!(s.realm, REALM);
     assert_eq!(s.relays.len(), 1);
-    assert_eq!((s.relays[0].bound, s.relays[0].advertised), (relay, relay));
+    assert_eq!(
+        (s.relays[0].bound.get(), s.relays[0].advertised.get()),
+        (relay, relay)
+    );
     assert_eq!(s.age, Duration::from_secs(10));
     assert_eq!(s.remaining, Duration::from_secs(590));
     assert_eq!((s.permissions, s.channels), (2, 1));
@@ -109,7 +112,7 @@ fn every_allocation_has_a_creation_and_an_end_event() {
         panic!("{created:?}");
     };
     assert_eq!(session.username, "alice");
-    assert_eq!(session.relays[0].bound, relay);
+    assert_eq!(session.relays[0].bound.get(), relay);
     assert_eq!(session.age, Duration::ZERO);
     assert_eq!(session.remaining, Duration::from_secs(600));
 

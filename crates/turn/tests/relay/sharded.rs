@@ -107,7 +107,7 @@ fn a_relay_of_another_core_is_a_reachable_peer() {
     let len = w.finish();
     let (outcome, _) = a.feed(on_a.five_tuple, &buf[..len]);
     assert!(
-        matches!(outcome, ClientOutcome::Relay { peer, .. } if peer == other),
+        matches!(outcome, ClientOutcome::Relay { peer, .. } if peer.get() == other),
         "{outcome:?}"
     );
 }

@@ -11,7 +11,8 @@ use stun::attributes::{
 };
 use stun::{AnyAttribute, Class, Message, Method};
 use turn::relay::{
-    ClientOutcome, ConnectionId, ControlMessage, TurnConfig, BIND_TIMEOUT, CONNECT_TIMEOUT,
+    ClientOutcome, ConnectionId, ControlMessage, PeerAddr, RelayAddr, TurnConfig, BIND_TIMEOUT,
+    CONNECT_TIMEOUT,
 };
 
 use super::harness::{code, config, tcp_client, udp_client, Client, World};
@@ -250,12 +251,17 @@ fn incoming_connection_needs_a_permission() {
     let mut world = World::new(config());
     let (mut client, relay) = tcp_allocation(&mut world);
     let now = world.now;
-    assert_eq!(world.server.tcp_peer_accepted(now, relay, peer(PEER)), None);
+    assert_eq!(
+        world
+            .server
+            .tcp_peer_accepted(now, RelayAddr::from(relay), PeerAddr::from(peer(PEER))),
+        None
+    );
     assert!(control(&mut world).is_empty());
     assert_eq!(permit(&mut world, &mut client, &[PEER]), 0);
     let id = world
         .server
-        .tcp_peer_accepted(now, relay, peer(PEER))
+        .tcp_peer_accepted(now, RelayAddr::from(relay), PeerAddr::from(peer(PEER)))
         .expect("kept");
     let attempts = control(&mut world);
     assert_eq!(attempts.len(), 1);
@@ -269,7 +275,12 @@ fn incoming_connection_needs_a_permission() {
     assert_eq!(connection_id(&attempts[0].bytes), id);
     // An unknown relayed address: closed.
     let other: SocketAddr = "203.0.113.10:1".parse().unwrap();
-    assert_eq!(world.server.tcp_peer_accepted(now, other, peer(PEER)), None);
+    assert_eq!(
+        world
+            .server
+            .tcp_peer_accepted(now, RelayAddr::from(other), PeerAddr::from(peer(PEER))),
+        None
+    );
 }
 
 // RFC 6062 §5.4: ConnectionBind on a new connection, with the same credentials, binds a
@@ -335,7 +346,11 @@ fn unbound_connections_close_after_30_seconds() {
     let now = world.now;
     let incoming = world
         .server
-        .tcp_peer_accepted(now, relay, peer("203.0.113.51:9"))
+        .tcp_peer_accepted(
+            now,
+            RelayAddr::from(relay),
+            PeerAddr::from(peer("203.0.113.51:9")),
+        )
         .unwrap();
     world.advance(BIND_TIMEOUT - Duration::from_secs(10));
     assert_eq!(world.sockets.closed_tcp, vec![outgoing]);
@@ -387,9 +402,11 @@ fn connection_limit_and_reuse() {
     );
     let now = world.now;
     assert_eq!(
-        world
-            .server
-            .tcp_peer_accepted(now, relay, peer("203.0.113.52:2")),
+        world.server.tcp_peer_accepted(
+            now,
+            RelayAddr::from(relay),
+            PeerAddr::from(peer("203.0.113.52:2"))
+        ),
         None
     );
     world.server.tcp_connection_closed(id);

@@ -41,7 +41,7 @@ fn guess(world: &mut World, attacker: &Client) -> (ClientOutcome, Vec<u8>) {
 
 fn spoofed(ip: &str, port: u16) -> FiveTuple {
     FiveTuple {
-        client: SocketAddr::new(ip.parse().unwrap(), port),
+        client: SocketAddr::new(ip.parse().unwrap(), port).into(),
         ..udp_client(port)
     }
 }
@@ -90,7 +90,7 @@ fn a_new_tcp_connection_retries_after_438() {
     let mut client = Client::new(first, "alice", "alice-pass");
     client.learn_nonce(&mut world);
     client.five_tuple = FiveTuple {
-        client: SocketAddr::new(first.client.ip(), 6001),
+        client: SocketAddr::new(first.client.ip(), 6001).into(),
         ..first
     };
     let reply = client.request(&mut world, Method::ALLOCATE, &[UDP]);

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use turn::relay::sessions::SessionInfo;
+use turn::relay::ClientAddr;
 
 use super::Control;
 use crate::server::shared::{lock, now};
@@ -38,7 +39,7 @@ impl Control {
                 .sessions(now)
                 .into_iter()
                 .map(|s| s.five_tuple)
-                .filter(|t| t.client == client)
+                .filter(|t| t.client == ClientAddr::from(client))
                 .collect();
             ours.iter()
                 .filter(|t| state.core.kick(now, t, &mut state.relays))

@@ -33,7 +33,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, trace};
-use turn::relay::{ClientTransport, FiveTuple};
+use turn::relay::{ClientAddr, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId};
 
 use crate::server::dtls::{
@@ -151,7 +151,7 @@ pub async fn run(
                 io: worker.io.clone(),
                 id: SocketId::PRIMARY,
                 five_tuple: FiveTuple {
-                    client,
+                    client: ClientAddr::from(client),
                     server,
                     transport: ClientTransport::Dtls,
                 },
@@ -361,7 +361,7 @@ impl Session {
     /// Sends what `dimpl` has to send and collects the rest.
     fn round(&mut self) -> Round {
         let mut round = Round::default();
-        let (socket, client) = (&self.socket, self.connection.five_tuple.client);
+        let (socket, client) = (&self.socket, self.connection.five_tuple.client.get());
         let counters = &*self.counters;
         drain(&mut self.dtls, &mut self.scratch, |output| match output {
             Drained::Packet(packet) => send_one(socket, client, packet, counters),

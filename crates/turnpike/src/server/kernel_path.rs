@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
+use turn::relay::ClientAddr;
 use turn::relay::{FastChannel, FastPathChange, Traffic, TurnServer};
 
 /// The attached program, shared by every worker.
@@ -40,7 +42,7 @@ struct Program {
     /// server IP is not in its key. Two allocations of one client address on two server IPs
     /// with the same port and channel number (possibly on two workers) would share an entry;
     /// the second stays in userspace instead.
-    owners: HashMap<(SocketAddr, u16, u16), SocketAddr>,
+    owners: HashMap<(ClientAddr, u16, u16), SocketAddr>,
 }
 
 #[cfg(target_os = "linux")]
@@ -52,7 +54,7 @@ impl std::ops::Deref for Program {
 }
 
 #[cfg(target_os = "linux")]
-fn client_key(channel: &FastChannel) -> (SocketAddr, u16, u16) {
+fn client_key(channel: &FastChannel) -> (ClientAddr, u16, u16) {
     (channel.client, channel.server.port(), channel.number.0)
 }
 
@@ -219,11 +221,11 @@ fn smallest_mtu(interfaces: &[String]) -> u16 {
 #[cfg(target_os = "linux")]
 fn to_xdp(channel: &FastChannel) -> xdp::Channel {
     xdp::Channel {
-        client: channel.client,
+        client: channel.client.get(),
         server: channel.server,
         number: channel.number.0,
-        relay: channel.relay,
-        peer: channel.peer,
+        relay: channel.relay.get(),
+        peer: channel.peer.get(),
     }
 }
 

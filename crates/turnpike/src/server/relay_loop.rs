@@ -34,7 +34,7 @@ use net::{Batching, PollSet, RecvBatch, Transmit, MAX_BATCH};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
-use turn::relay::{ClientTransport, FiveTuple, PEER_HEADROOM};
+use turn::relay::{ClientTransport, FiveTuple, PeerAddr, RelayAddr, PEER_HEADROOM};
 
 use crate::server::relay_registry::{is_transient, Egress};
 use crate::server::shared::{lock, Shared, SharedCore};
@@ -196,14 +196,14 @@ fn frame(
     egress: &Egress,
     buffers: &mut Buffers,
     now: Instant,
-    relay: SocketAddr,
+    relay: RelayAddr,
     slots: Range<usize>,
 ) {
     for i in slots {
         let (slot, meta) = buffers.batch.slot_mut(i);
         let route = state
             .core
-            .handle_peer(now, relay, meta.source, slot, meta.len)
+            .handle_peer(now, relay, PeerAddr::from(meta.source), slot, meta.len)
             .map(|o| Route {
                 start: o.data.start,
                 end: o.data.end,
@@ -265,7 +265,7 @@ fn send_to_clients(
         from = Some(listener);
         items[queued] = Transmit {
             data: &batch.slot(i)[route.data()],
-            to: route.to.client,
+            to: route.to.client.get(),
         };
         queued += 1;
     }
@@ -339,7 +339,7 @@ fn try_gso(
     }
     let segments = &segments[..routes.len()];
     let sent = listener.try_io(Interest::WRITABLE, || {
-        net::send_segments(&**listener, segments, first.to.client, batching)
+        net::send_segments(&**listener, segments, first.to.client.get(), batching)
     });
     if let Err(e) = sent {
         egress.io.send_failed(&e, routes.len());

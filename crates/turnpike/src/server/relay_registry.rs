@@ -14,7 +14,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use tracing::trace;
-use turn::relay::{ConnectionId, RelayOpenError, RelaySockets};
+use turn::relay::{ConnectionId, PeerAddr, RelayAddr, RelayOpenError, RelaySockets};
 
 use crate::server::tcp_relay::{TcpOwners, TcpRelays};
 
@@ -38,7 +38,7 @@ pub type RelaySocket = Arc<UdpSocket>;
 #[derive(Debug)]
 pub struct RelaySlot {
     /// Its relayed transport address.
-    pub addr: SocketAddr,
+    pub addr: RelayAddr,
     /// The socket.
     pub socket: RelaySocket,
 }
@@ -48,7 +48,7 @@ pub struct RelaySlot {
 pub struct RelayRegistry {
     /// UDP relay sockets; a slot's key is its epoll token.
     slots: Slab<RelaySlot>,
-    by_addr: HashMap<SocketAddr, usize>,
+    by_addr: HashMap<RelayAddr, usize>,
     /// The worker's epoll set of relay sockets (the relay loop waits on it).
     registry: Registry,
     /// TCP allocations' listening sockets and peer connections (RFC 6062).
@@ -72,7 +72,7 @@ impl RelayRegistry {
     }
 
     /// The socket bound to `addr`, to send a client's data to a peer.
-    pub fn socket(&self, addr: SocketAddr) -> Option<RelaySocket> {
+    pub fn socket(&self, addr: RelayAddr) -> Option<RelaySocket> {
         let key = *self.by_addr.get(&addr)?;
         self.slots.get(key).map(|slot| slot.socket.clone())
     }
@@ -86,14 +86,14 @@ impl RelayRegistry {
 
     /// Closes every relay socket (the worker is stopping).
     pub fn close_all(&mut self) {
-        let addrs: Vec<SocketAddr> = self.by_addr.keys().copied().collect();
+        let addrs: Vec<RelayAddr> = self.by_addr.keys().copied().collect();
         for addr in addrs {
             self.close_udp(addr);
         }
         self.tcp = TcpRelays::new(self.tcp.owners().clone());
     }
 
-    fn close_udp(&mut self, addr: SocketAddr) -> bool {
+    fn close_udp(&mut self, addr: RelayAddr) -> bool {
         let Some(key) = self.by_addr.remove(&addr) else {
             return false;
         };
@@ -107,9 +107,9 @@ impl RelayRegistry {
 }
 
 impl RelaySockets for RelayRegistry {
-    fn open(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         // RFC 8656 §14: relayed datagrams leave with DF clear unless a Send indication asks.
-        let bound = net::bind_udp(addr)
+        let bound = net::bind_udp(addr.get())
             .and_then(|s| net::set_dont_fragment(&s, addr.is_ipv6(), false).map(|()| s));
         let socket = match bound {
             Ok(socket) => socket,
@@ -139,20 +139,20 @@ impl RelaySockets for RelayRegistry {
         Ok(())
     }
 
-    fn close(&mut self, addr: SocketAddr) {
+    fn close(&mut self, addr: RelayAddr) {
         if !self.close_udp(addr) {
             self.tcp.close_listener(addr);
         }
     }
 
-    fn listen_tcp(&mut self, addr: SocketAddr) -> Result<(), RelayOpenError> {
+    fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         self.tcp.listen(addr, self.shared.clone()).map_err(|e| {
             trace!(%addr, error = %e, "relay port unavailable for TCP");
             open_error(&e)
         })
     }
 
-    fn connect_tcp(&mut self, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+    fn connect_tcp(&mut self, id: ConnectionId, relay: RelayAddr, peer: PeerAddr) {
         self.tcp.connect(id, relay, peer, self.shared.clone());
     }
 
@@ -182,14 +182,14 @@ fn open_error(e: &io::Error) -> RelayOpenError {
 pub fn send_to_peer(
     relay: &UdpSocket,
     payload: &[u8],
-    peer: SocketAddr,
+    peer: PeerAddr,
     dont_fragment: bool,
 ) -> io::Result<()> {
     let ipv6 = peer.is_ipv6();
     if dont_fragment {
         net::set_dont_fragment(relay, ipv6, true)?;
     }
-    let sent = relay.send_to(payload, peer);
+    let sent = relay.send_to(payload, peer.get());
     if let Err(e) = &sent {
         trace!(%peer, error = %e, "relay send failed");
     }

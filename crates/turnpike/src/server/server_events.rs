@@ -346,7 +346,7 @@ mod tests {
 
     fn port_pool_empty(username: &str) -> ServerError {
         let five_tuple = turn::relay::FiveTuple {
-            client: ([192, 0, 2, 1], 5000).into(),
+            client: std::net::SocketAddr::from(([192, 0, 2, 1], 5000)).into(),
             server: ([192, 0, 2, 2], 3478).into(),
             transport: ClientTransport::Udp,
         };

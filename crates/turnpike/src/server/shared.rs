@@ -11,14 +11,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
+use turn::relay::{ClientAddr, ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
 use crate::metrics::io::IoCounters;
 use crate::server::relay_registry::{RelayRegistry, RelaySocket};
 
 /// Identifies a TCP/TLS client connection: (client address, server address).
-pub type StreamKey = (SocketAddr, SocketAddr);
+pub type StreamKey = (ClientAddr, SocketAddr);
 
 /// Bytes queued for one TCP/TLS client; a full queue drops (a slow reader must not grow the
 /// server's memory).

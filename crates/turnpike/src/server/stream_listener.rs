@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, trace, warn};
-use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
+use turn::relay::{is_binding_request, ClientAddr, ClientOutcome, ClientTransport, FiveTuple};
 use turn::{BindingServer, SocketId, Transport};
 
 use crate::config::Config;
@@ -166,7 +166,7 @@ pub async fn run(
             io: worker.io.clone(),
             id,
             five_tuple: FiveTuple {
-                client: peer,
+                client: ClientAddr::from(peer),
                 server,
                 transport: if is_tls {
                     ClientTransport::Tls
@@ -345,7 +345,7 @@ impl Connection {
     /// what the connection does next.
     pub async fn handle(&self, frame: &[u8], out: &mut [u8]) -> (Option<usize>, Next) {
         if is_binding_request(frame) {
-            let client = self.five_tuple.client;
+            let client = self.five_tuple.client.get();
             let answer = self
                 .binding
                 .handle(Transport::Stream, self.id, client, frame, out)

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tracing::{debug, trace};
-use turn::relay::ConnectionId;
+use turn::relay::{ConnectionId, PeerAddr, RelayAddr};
 
 use crate::server::shared::{lock, now, Shared, SharedCore};
 
@@ -56,7 +55,7 @@ enum PeerSlot {
 /// One worker's TCP relaying: listening sockets and peer connections.
 #[derive(Debug, Default)]
 pub struct TcpRelays {
-    listeners: HashMap<SocketAddr, AbortHandle>,
+    listeners: HashMap<RelayAddr, AbortHandle>,
     peers: HashMap<ConnectionId, PeerSlot>,
     owners: TcpOwners,
 }
@@ -88,7 +87,7 @@ impl TcpRelays {
     /// Binds and listens on `addr`; accepted peers go to the core of `shared`.
     pub fn listen(
         &mut self,
-        addr: SocketAddr,
+        addr: RelayAddr,
         shared: Weak<Mutex<Shared>>,
     ) -> Result<(), io::Error> {
         let listener = relay_socket(addr)?.listen(BACKLOG)?;
@@ -98,7 +97,7 @@ impl TcpRelays {
     }
 
     /// Stops listening on `addr`; false when not listening there.
-    pub fn close_listener(&mut self, addr: SocketAddr) -> bool {
+    pub fn close_listener(&mut self, addr: RelayAddr) -> bool {
         match self.listeners.remove(&addr) {
             Some(task) => {
                 task.abort();
@@ -112,12 +111,12 @@ impl TcpRelays {
     pub fn connect(
         &mut self,
         id: ConnectionId,
-        relay: SocketAddr,
-        peer: SocketAddr,
+        relay: RelayAddr,
+        peer: PeerAddr,
         shared: Weak<Mutex<Shared>>,
     ) {
         let task = tokio::spawn(async move {
-            let connected = async { relay_socket(relay)?.connect(peer).await }.await;
+            let connected = async { relay_socket(relay)?.connect(peer.get()).await }.await;
             if let Err(e) = &connected {
                 debug!(%relay, %peer, error = %e, "TCP connection to a peer failed");
             }
@@ -198,7 +197,7 @@ impl Drop for TcpRelays {
 /// outgoing connections bind the address of the listening socket (RFC 6062 §5.2: "The local
 /// endpoint is the relayed transport address"); the relay port claims keep other allocations
 /// off it.
-fn relay_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
+fn relay_socket(addr: RelayAddr) -> io::Result<TcpSocket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -207,15 +206,15 @@ fn relay_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
     socket.set_nodelay(true)?;
-    socket.bind(addr)?;
+    socket.bind(addr.get())?;
     Ok(socket)
 }
 
 /// Accepts peers on a relayed address and asks the core about each (RFC 6062 §5.3).
-async fn accept_loop(relay: SocketAddr, listener: TcpListener, shared: Weak<Mutex<Shared>>) {
+async fn accept_loop(relay: RelayAddr, listener: TcpListener, shared: Weak<Mutex<Shared>>) {
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok((stream, peer)) => (stream, PeerAddr::from(peer)),
             Err(e) => {
                 // Out of file descriptors and the like: pause rather than spin.
                 debug!(%relay, error = %e, "accept on a relayed address failed");

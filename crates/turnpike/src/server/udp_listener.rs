@@ -16,7 +16,9 @@ use std::sync::{Arc, MutexGuard};
 use net::{Batching, RecvBatch, MAX_BATCH};
 use tokio::net::UdpSocket;
 use tracing::trace;
-use turn::relay::{is_binding_request, ClientOutcome, ClientTransport, FiveTuple};
+use turn::relay::{
+    is_binding_request, ClientAddr, ClientOutcome, ClientTransport, FiveTuple, PeerAddr,
+};
 use turn::{BindingServer, SocketId};
 
 use crate::metrics::io::IoCounters;
@@ -55,7 +57,7 @@ enum Action {
     Relay {
         socket: RelaySocket,
         payload: Range<usize>,
-        peer: SocketAddr,
+        peer: PeerAddr,
         dont_fragment: bool,
     },
 }
@@ -139,7 +141,7 @@ impl Listener {
                 continue;
             }
             let five_tuple = FiveTuple {
-                client: source,
+                client: ClientAddr::from(source),
                 server: self.local,
                 transport: ClientTransport::Udp,
             };
@@ -222,7 +224,7 @@ impl Listener {
                             self.io.send_failed(&e, 1);
                         }
                     } else {
-                        outbox.push(Via::Relay(&socket), data, peer).await;
+                        outbox.push(Via::Relay(&socket), data, peer.get()).await;
                     }
                 }
             }
