@@ -279,6 +279,12 @@ class Peer {
     if (sid) this.remoteSid = sid;
     const pc = this.pc;
     try {
+      if ((type === 'offer' || type === 'answer') && typeof data.sdp !== 'string') {
+        // `turnpike p2p` offers in its own format (turnpike-p2p/1) first; it answers SDP, and
+        // our connection (opened above) makes the SDP offer (docs/client.md).
+        log(`peer ${this.id}: ${data.protocol ?? 'non-SDP'} ${type} ignored; we offer WebRTC`);
+        return;
+      }
       if (type === 'offer' || type === 'answer') {
         const description = { type: data.type ?? type, sdp: data.sdp };
         const readyForOffer = !this.makingOffer && (pc.signalingState === 'stable' || this.settingAnswer);

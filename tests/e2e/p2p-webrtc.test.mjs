@@ -1,0 +1,123 @@
+// `turnpike p2p` meets the room page (issue 16): headless Chromium on /room/NAME and the CLI
+// (spawned with piped stdin and stdout) in the same room on loopback. The CLI answers the page's
+// SDP offer with str0m (DTLS, SCTP), and the two chat over the page's `chat` data channel: a
+// line typed into the CLI shows in the page's chat log, a message sent from the page is printed
+// by the CLI. Both join orders: the CLI waiting when the page comes, and the page waiting when
+// the CLI comes (then the CLI first offers in its own format, which the page ignores, and the
+// page offers WebRTC).
+//
+// Run: cd tests/e2e && node --test p2p-webrtc.test.mjs   (needs `cargo build -p turnpike` and
+// /usr/bin/chromium; TURNPIKE_BIN picks another binary)
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Pages, until } from './lib/browser.mjs';
+import { joined, randomRoom } from './lib/room.mjs';
+import { P2p } from './lib/p2p.mjs';
+import { startTurnpike } from './lib/turnpike.mjs';
+
+const TEST_TIMEOUT_MS = 120_000;
+
+/**
+ * Runs `body({server, open, p2p})` with a fresh `turnpike serve` on 127.0.0.1; every page and
+ * CLI started through the env is closed or killed at the end, and a failure's message carries
+ * the page's console, the CLI's output and the server's log.
+ */
+async function withServer(t, shots, body) {
+  const server = await startTurnpike(['--relay-ip', '127.0.0.1']);
+  const pages = new Pages(`p2p-webrtc-${shots}`);
+  const clis = [];
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const env = {
+    server,
+    open: async (urlPath, name) => pages.open(await pages.browser(), base + urlPath, name),
+    p2p: (room, args) => {
+      const cli = new P2p(server, room, args);
+      clis.push(cli);
+      return cli;
+    },
+  };
+  let failure = null;
+  try {
+    await body(env);
+    pages.assertNoErrors();
+  } catch (e) {
+    failure = e;
+  } finally {
+    await pages.close();
+    for (const cli of clis) await cli.kill();
+  }
+  const { code, signal } = await server.stop();
+  if (failure) {
+    failure.message += pages.report();
+    for (const cli of clis) failure.message += `\n--- turnpike p2p ---\n${cli.output()}`;
+    failure.message += `\n--- turnpike serve (exit code ${code}, signal ${signal}) ---\n${server.output()}`;
+    throw failure;
+  }
+  assert.equal(code, 0, `turnpike serve exited with code ${code} signal ${signal}:\n${server.output()}`);
+}
+
+/** Waits for the page's chat log to hold `text` from `from` (the page's hook and its DOM). */
+async function pageGot(page, from, text) {
+  const got = await until(
+    `the page to show "${text}"`,
+    () => page.evaluate((t) => ({
+      hook: window.turnpike.messages().filter((m) => m.text === t),
+      log: [...document.querySelectorAll('[data-testid="chat-log"] li')]
+        .map((li) => ({ from: li.querySelector('.from')?.textContent, text: li.querySelector('.text')?.textContent }))
+        .filter((m) => m.text === t),
+    }), text),
+    (s) => s.hook.length > 0 && s.log.length > 0,
+    { timeout: 15_000 },
+  );
+  assert.deepEqual(got.hook.map((m) => ({ from: m.from, self: m.self })), [{ from, self: false }]);
+  assert.deepEqual(got.log, [{ from, text }]);
+}
+
+/** The page's view of the CLI once the data channel is open. */
+async function pageConnected(page, cliId) {
+  return until(
+    `the page's connection to ${cliId} with an open channel`,
+    () => page.evaluate(() => window.turnpike.peers()),
+    (peers) => peers.some((p) => p.id === cliId && p.state === 'connected' && p.channel === 'open'),
+    { timeout: 45_000 },
+  );
+}
+
+/** One message each way, asserted on both sides; then the CLI's stdin ends and it exits 0. */
+async function chatBothWays(page, cli) {
+  const cliId = (await cli.line(/^joined room /, 'the CLI to join')).split(' ')[4];
+  await cli.line(/^connected to peer .* over WebRTC/, 'the CLI to connect', 45_000);
+  await pageConnected(page, cliId);
+  cli.type('hello from the CLI');
+  await pageGot(page, cliId, 'hello from the CLI');
+  await page.fill('[data-testid="chat-input"]', 'hello from the page');
+  await page.click('[data-testid="chat-send"]');
+  const pageId = await page.evaluate(() => window.turnpike.id);
+  await cli.line(/^peer> hello from the page$/, 'the page\'s message on the CLI');
+  assert.ok(cli.stdout.some((l) => l.includes(`peer ${pageId} is a browser`)), cli.output());
+  const status = await cli.finish();
+  assert.deepEqual(status, { code: 0, signal: null }, cli.output());
+}
+
+test('p2p WebRTC: the CLI waits in the room, the page joins and offers; chat both ways', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'cli-first', async ({ open, p2p }) => {
+    const room = randomRoom();
+    const cli = p2p(room, ['--timeout', '60']);
+    await cli.line(/^waiting for a peer/, 'the CLI to wait');
+    const page = await open(`/room/${room}`, 'page');
+    await joined(page, 'page');
+    await chatBothWays(page, cli);
+  });
+});
+
+test('p2p WebRTC: the page waits in the room, the CLI joins; the page offers WebRTC; chat both ways', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'page-first', async ({ open, p2p }) => {
+    const room = randomRoom();
+    const page = await open(`/room/${room}`, 'page');
+    await joined(page, 'page');
+    const cli = p2p(room, ['--timeout', '60']);
+    await chatBothWays(page, cli);
+  });
+});
