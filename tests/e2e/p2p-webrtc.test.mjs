@@ -85,11 +85,15 @@ async function pageConnected(page, cliId) {
   );
 }
 
-/** One message each way, asserted on both sides; then the CLI's stdin ends and it exits 0. */
-async function chatBothWays(page, cli) {
+/**
+ * One message each way, asserted on both sides; then the CLI's stdin ends and it exits 0.
+ * `connectedCheck(cliId)` runs once both sides are connected.
+ */
+async function chatBothWays(page, cli, connectedCheck = async () => {}) {
   const cliId = (await cli.line(/^joined room /, 'the CLI to join')).split(' ')[4];
   await cli.line(/^connected to peer .* over WebRTC/, 'the CLI to connect', 45_000);
   await pageConnected(page, cliId);
+  await connectedCheck(cliId);
   cli.type('hello from the CLI');
   await pageGot(page, cliId, 'hello from the CLI');
   await page.fill('[data-testid="chat-input"]', 'hello from the page');
@@ -119,5 +123,27 @@ test('p2p WebRTC: the page waits in the room, the CLI joins; the page offers Web
     await joined(page, 'page');
     const cli = p2p(room, ['--timeout', '60']);
     await chatBothWays(page, cli);
+  });
+});
+
+test('p2p WebRTC relay-only: the page (?relay=1) and the CLI (--relay-only) talk through our TURN relay, relay ↔ relay', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'relay-only', async ({ open, p2p }) => {
+    const room = randomRoom();
+    const cli = p2p(room, ['--timeout', '60', '--relay-only']);
+    await cli.line(/^waiting for a peer/, 'the CLI to wait');
+    const page = await open(`/room/${room}?relay=1`, 'page');
+    await joined(page, 'page');
+    const gathered = await cli.line(/^gathered relay /, 'the CLI\'s relayed candidate', 45_000);
+    assert.match(gathered, /^gathered relay 127\.0\.0\.1:\d+$/);
+    await chatBothWays(page, cli, async (cliId) => {
+      // The page's selected pair: its relay to the CLI's relay (the CLI offered nothing else).
+      const peers = await until(
+        'the page to show relay ↔ relay',
+        () => page.evaluate(() => window.turnpike.peers()),
+        (ps) => ps.some((p) => p.id === cliId && p.localType === 'relay' && p.remoteType === 'relay'),
+        { timeout: 15_000 },
+      );
+      assert.ok(peers.length === 1, JSON.stringify(peers));
+    });
   });
 });

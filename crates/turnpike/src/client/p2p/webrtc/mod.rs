@@ -11,6 +11,8 @@
 pub(crate) mod chat;
 pub(crate) mod frames;
 mod peer;
+mod relay;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,6 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use tokio::io::AsyncBufReadExt;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::signaling::{PeerEvent, Signaling};
@@ -26,17 +27,8 @@ use super::transfer::Mode;
 use super::{ice_servers, P2pArgs, DNS_TIMEOUT};
 use frames::{BrowserDescription, SessionTags};
 use peer::{PeerOutput, WebRtcPeer};
-
-/// A datagram read from one of our sockets.
-struct Datagram {
-    local: SocketAddr,
-    source: SocketAddr,
-    contents: Vec<u8>,
-}
-
-/// Largest datagram read: str0m sends at most its MTU (1150 bytes of DTLS/SCTP); browsers
-/// stay under 1500.
-const MAX_DATAGRAM: usize = 2048;
+use relay::Relay;
+use transport::Transport;
 
 /// Answers `peer`'s `offer` and chats with it (or, later, sends or receives a file).
 /// `deadline` bounds everything up to the open data channel.
@@ -73,24 +65,64 @@ async fn session(
     let dns = crate::client::discovery::Dns::new(args.dns.dns_server, DNS_TIMEOUT);
     let usable = ice_servers::usable(&signaling.joined.ice_servers);
     let servers = ice_servers::resolve(&usable, &dns).await?;
-    let sockets = super::bind_host_sockets(args, &servers).await?;
+    let (packets, mut incoming) = mpsc::channel(256);
+    let mut transport = if args.relay_only {
+        relay_transport(args, &servers).await?
+    } else {
+        Transport::host(super::bind_host_sockets(args, &servers).await?)
+    };
+    transport.start_readers(&packets)?;
     let mut candidates = Vec::new();
-    for socket in &sockets {
-        let address = socket.local_addr()?;
+    for address in transport.host_addresses()? {
         candidates.push(
             str0m::Candidate::host(address, "udp")
                 .map_err(|e| anyhow!("cannot use {address} as a host candidate: {e}"))?,
         );
     }
+    if transport.relay_base().is_some() {
+        // RFC 8445 §5.1.1.2: the relayed candidate, gathered before answering so that it is in
+        // the answer's SDP like the host candidates.
+        let relayed = transport.allocated(&mut incoming, deadline).await?;
+        let base = transport
+            .relay_base()
+            .ok_or_else(|| anyhow!("the relay socket closed"))?;
+        println!("gathered relay {relayed}");
+        candidates.push(
+            str0m::Candidate::relayed(relayed, base, "udp")
+                .map_err(|e| anyhow!("cannot use {relayed} as a relayed candidate: {e}"))?,
+        );
+    }
+    let result = connected(
+        signaling,
+        peer_id,
+        offer,
+        deadline,
+        candidates,
+        &mut transport,
+        &mut incoming,
+    )
+    .await;
+    transport.close(&mut incoming).await;
+    result
+}
+
+/// Answers, connects and chats over `transport`.
+async fn connected(
+    signaling: &mut Signaling,
+    peer_id: &str,
+    offer: BrowserDescription,
+    deadline: tokio::time::Instant,
+    candidates: Vec<str0m::Candidate>,
+    transport: &mut Transport,
+    incoming: &mut mpsc::Receiver<transport::Datagram>,
+) -> anyhow::Result<()> {
     let (mut peer, answer) = WebRtcPeer::answer(Instant::now(), &offer.sdp, candidates)?;
     let mut tags = SessionTags {
         sid: random_sid(),
         rsid: offer.sid.clone(),
     };
-    // The host candidates are in the answer's SDP (RFC 8839 §5.1); no trickle needed for them.
+    // Our candidates are in the answer's SDP (RFC 8839 §5.1); no trickle needed for them.
     signaling.send("answer", peer_id, tags.answer(&answer))?;
-    let (packets, mut incoming) = mpsc::channel(256);
-    let _readers = Readers::start(&sockets, packets)?;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let interrupt = super::interrupted();
     tokio::pin!(interrupt);
@@ -104,7 +136,11 @@ async fn session(
                     source,
                     destination,
                     contents,
-                } => send(&sockets, source, destination, &contents).await,
+                } => {
+                    transport
+                        .send(Instant::now(), source, destination, &contents)
+                        .await
+                }
                 PeerOutput::ChannelOpen(id, label) if id == chat => {
                     if !open {
                         open = true;
@@ -129,17 +165,22 @@ async fn session(
         if !peer.is_alive() {
             bail!("the WebRTC connection to peer {peer_id} closed");
         }
+        transport.relay_work(Instant::now()).await?;
+        let wake = transport.relay_timeout().map_or(wake, |at| at.min(wake));
         let wake = tokio::time::Instant::from_std(wake);
         tokio::select! {
             Some(datagram) = incoming.recv() => {
-                peer.receive(Instant::now(), datagram.source, datagram.local, &datagram.contents)?;
+                if let Some(arrived) = transport.arrived(Instant::now(), datagram) {
+                    peer.receive(Instant::now(), arrived.source, arrived.destination, &arrived.contents)?;
+                }
             }
             () = tokio::time::sleep_until(wake) => peer.timeout(Instant::now())?,
             event = signaling.recv() => match event? {
                 PeerEvent::Candidate(from, Some(text)) if from == peer_id => {
                     // A candidate we cannot use (TCP, a typo) is skipped, as browsers do.
-                    if let Err(error) = peer.add_remote_candidate(&text) {
-                        tracing::debug!(%error, "remote candidate skipped");
+                    match peer.add_remote_candidate(&text) {
+                        Ok(address) => transport.permit(Instant::now(), address),
+                        Err(error) => tracing::debug!(%error, "remote candidate skipped"),
                     }
                 }
                 PeerEvent::BrowserOffer(from, offer) if from == peer_id => {
@@ -182,67 +223,23 @@ async fn session(
     }
 }
 
-/// Sends one datagram from the socket bound to `source`.
-async fn send(
-    sockets: &[Arc<UdpSocket>],
-    source: SocketAddr,
-    destination: SocketAddr,
-    contents: &[u8],
-) {
-    let Some(socket) = sockets
-        .iter()
-        .find(|socket| socket.local_addr().ok() == Some(source))
-    else {
-        tracing::debug!(%source, "no socket for this source address");
-        return;
+/// `--relay-only`: a socket towards the first TURN server offered, and an allocation on it.
+async fn relay_transport(
+    args: &P2pArgs,
+    servers: &ice_servers::Resolved,
+) -> anyhow::Result<Transport> {
+    if args.no_relay {
+        bail!("--relay-only and --no-relay exclude each other");
+    }
+    let Some((server, credentials)) = servers.turn.first().cloned() else {
+        bail!("--relay-only: the signaling server offered no TURN server over UDP");
     };
-    // A lost datagram is for ICE, DTLS and SCTP to retransmit; an unreachable peer is
-    // ICE's to find out.
-    if let Err(error) = socket.send_to(contents, destination).await {
-        tracing::debug!(%destination, %error, "send failed");
-    }
-}
-
-/// One task per socket, reading datagrams into the loop's channel; aborted when dropped.
-struct Readers(Vec<tokio::task::JoinHandle<()>>);
-
-impl Readers {
-    fn start(sockets: &[Arc<UdpSocket>], to: mpsc::Sender<Datagram>) -> anyhow::Result<Self> {
-        let mut tasks = Vec::new();
-        for socket in sockets {
-            let socket = socket.clone();
-            let local = socket.local_addr()?;
-            let to = to.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut buffer = vec![0u8; MAX_DATAGRAM];
-                loop {
-                    match socket.recv_from(&mut buffer).await {
-                        Ok((n, source)) => {
-                            let datagram = Datagram {
-                                local,
-                                source,
-                                contents: buffer[..n].to_vec(),
-                            };
-                            if to.send(datagram).await.is_err() {
-                                return;
-                            }
-                        }
-                        // ICMP errors surface here on Linux (ECONNREFUSED): not fatal.
-                        Err(error) => tracing::trace!(%error, "recv failed"),
-                    }
-                }
-            }));
-        }
-        Ok(Readers(tasks))
-    }
-}
-
-impl Drop for Readers {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
+    let ip = crate::client::client_args::route_to(server).await?;
+    let socket = tokio::net::UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
+    let relay = Relay::allocate(Instant::now(), server, credentials, rand::random());
+    Ok(Transport::relayed(relay, Arc::new(socket)))
 }
 
 /// A session id like the page's: 12 hex digits.

@@ -115,12 +115,14 @@ impl WebRtcPeer {
         Ok(answer.to_sdp_string())
     }
 
-    /// Adds a trickled remote candidate (RFC 8838 §11.4), an RFC 8839 `candidate:` string.
-    pub fn add_remote_candidate(&mut self, text: &str) -> Result<(), PeerError> {
+    /// Adds a trickled remote candidate (RFC 8838 §11.4), an RFC 8839 `candidate:` string;
+    /// returns its address.
+    pub fn add_remote_candidate(&mut self, text: &str) -> Result<SocketAddr, PeerError> {
         let candidate = Candidate::from_sdp_string(text)
             .map_err(|_| PeerError::BadCandidate(text.to_owned()))?;
+        let address = candidate.addr();
         self.rtc.add_remote_candidate(candidate);
-        Ok(())
+        Ok(address)
     }
 
     /// The pre-negotiated chat channel.
