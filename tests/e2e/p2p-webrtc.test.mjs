@@ -10,6 +10,10 @@
 // /usr/bin/chromium; TURNPIKE_BIN picks another binary)
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { Pages, until } from './lib/browser.mjs';
@@ -145,5 +149,87 @@ test('p2p WebRTC relay-only: the page (?relay=1) and the CLI (--relay-only) talk
       );
       assert.ok(peers.length === 1, JSON.stringify(peers));
     });
+  });
+});
+
+/** The page's transfers (hook), once one in `direction` is no longer active. */
+async function transferDone(page, direction) {
+  const ts = await until(
+    `the page's ${direction} transfer to finish`,
+    () => page.evaluate(() => window.turnpike.transfers()),
+    (list) => list.some((x) => x.direction === direction && ['verified', 'failed'].includes(x.state)),
+    { timeout: 45_000 },
+  );
+  return ts.find((x) => x.direction === direction);
+}
+
+/** The transfer rows of the page as the user sees them. */
+async function transferRows(page) {
+  return page.evaluate(() => [...document.querySelectorAll('[data-testid="transfer"]')].map((li) => ({
+    direction: li.dataset.direction,
+    state: li.dataset.state,
+    sha256: li.querySelector('[data-testid="transfer-sha256"]').textContent,
+    status: li.querySelector('[data-testid="transfer-status"]').textContent,
+    progress: [li.querySelector('progress').value, li.querySelector('progress').max],
+    download: li.querySelector('[data-testid="transfer-download"]')?.getAttribute('download') ?? null,
+  })));
+}
+
+test('p2p WebRTC files: the page sends a file to `--receive DIR`, `--send FILE` sends one to the page; SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'files', async ({ open, p2p }) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-webrtc-'));
+    try {
+      // The page sends: 300 kB of random bytes (19 chunks of 16 KiB) through the file input.
+      const fromPage = crypto.randomBytes(300_000);
+      const fromPageSha = crypto.createHash('sha256').update(fromPage).digest('hex');
+      let room = randomRoom();
+      const receiver = p2p(room, ['--timeout', '60', '--receive', dir]);
+      await receiver.line(/^waiting for a peer/, 'the receiver to wait');
+      const page = await open(`/room/${room}`, 'page-sends');
+      await joined(page, 'page-sends');
+      await receiver.line(/^connected to peer .* over WebRTC/, 'the receiver to connect', 45_000);
+      const cliId = (await receiver.line(/^joined room /, 'the receiver to join')).split(' ')[4];
+      await pageConnected(page, cliId);
+      await page.setInputFiles('[data-testid="file-input"]', { name: 'from-page.bin', mimeType: 'application/octet-stream', buffer: fromPage });
+      const got = await receiver.line(/^received from-page\.bin: /, 'the receiver to verify the file', 45_000);
+      assert.equal(got, `received from-page.bin: 300000 bytes, SHA-256 ${fromPageSha} verified, saved as ${path.join(dir, 'from-page.bin')}`);
+      assert.ok(fs.readFileSync(path.join(dir, 'from-page.bin')).equals(fromPage), 'saved bytes differ');
+      assert.deepEqual(fs.readdirSync(dir), ['from-page.bin'], 'no partial file left');
+      assert.deepEqual(await receiver.waitExit(), { code: 0, signal: null }, receiver.output());
+      const sent = await transferDone(page, 'out');
+      assert.deepEqual([sent.state, sent.ok, sent.sha256, sent.digest, sent.done, sent.size], ['verified', true, fromPageSha, fromPageSha, 300_000, 300_000]);
+      const [row] = await transferRows(page);
+      assert.deepEqual(row, { direction: 'out', state: 'verified', sha256: `SHA-256 ${fromPageSha}`, status: 'verified', progress: [300_000, 300_000], download: null });
+
+      // The CLI sends: 200 kB from a file; the page offers it for download with its digest.
+      const fromCli = crypto.randomBytes(200_000);
+      const fromCliSha = crypto.createHash('sha256').update(fromCli).digest('hex');
+      const file = path.join(dir, 'from-cli.bin');
+      fs.writeFileSync(file, fromCli);
+      room = randomRoom();
+      const sender = p2p(room, ['--timeout', '60', '--send', file]);
+      await sender.line(/^waiting for a peer/, 'the sender to wait');
+      const page2 = await open(`/room/${room}`, 'page-receives');
+      await joined(page2, 'page-receives');
+      const done = await sender.line(/^sent from-cli\.bin: /, 'the sender to hear the page verified it', 45_000);
+      assert.match(done, new RegExp(`^sent from-cli\\.bin: 200000 bytes in [0-9.]+ s, the receiver verified the SHA-256 ${fromCliSha}$`));
+      assert.deepEqual(await sender.waitExit(), { code: 0, signal: null }, sender.output());
+      const received = await transferDone(page2, 'in');
+      assert.deepEqual([received.state, received.ok, received.sha256, received.digest, received.done, received.size, received.name],
+        ['verified', true, fromCliSha, fromCliSha, 200_000, 200_000, 'from-cli.bin']);
+      const [row2] = await transferRows(page2);
+      assert.deepEqual(row2, { direction: 'in', state: 'verified', sha256: `SHA-256 ${fromCliSha}`, status: 'verified', progress: [200_000, 200_000], download: 'from-cli.bin' });
+      // The download link gives the very bytes, under the sender's file name.
+      const [download] = await Promise.all([
+        page2.waitForEvent('download', { timeout: 15_000 }),
+        page2.click('[data-testid="transfer-download"]'),
+      ]);
+      assert.equal(download.suggestedFilename(), 'from-cli.bin');
+      const saved = path.join(dir, 'downloaded.bin');
+      await download.saveAs(saved);
+      assert.ok(fs.readFileSync(saved).equals(fromCli), 'downloaded bytes differ');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,13 +2,16 @@
 //! SDP offer, where another `turnpike p2p` sends our `turnpike-p2p/1` description), we answer
 //! it in real WebRTC — SDP offer/answer and trickle ICE through the same signaling frames the
 //! room page uses ([`frames`]), then ICE, DTLS and SCTP data channels on str0m's sans-IO
-//! [`peer::WebRtcPeer`] — and chat over the page's `chat` channel ([`chat`]).
+//! [`peer::WebRtcPeer`] — and chat over the page's `chat` channel ([`chat`]), or send or
+//! receive a file over its `file` channel ([`file_transfer`], [`file_io`]).
 //!
 //! This file is the I/O loop: our UDP sockets, the signaling connection and stdin feed the
 //! peer; what it returns is sent, printed or written. We are always the answerer: the page
 //! offers as soon as it sees us (it does not understand our own offer format and ignores it).
 
 pub(crate) mod chat;
+mod file_io;
+pub(crate) mod file_transfer;
 pub(crate) mod frames;
 mod peer;
 mod relay;
@@ -25,6 +28,7 @@ use tokio::sync::mpsc;
 use super::signaling::{PeerEvent, Signaling};
 use super::transfer::Mode;
 use super::{ice_servers, P2pArgs, DNS_TIMEOUT};
+use file_io::{Receiving, Sending};
 use frames::{BrowserDescription, SessionTags};
 use peer::{PeerOutput, WebRtcPeer};
 use relay::Relay;
@@ -41,11 +45,7 @@ pub(super) async fn run(
     deadline: tokio::time::Instant,
 ) -> anyhow::Result<()> {
     println!("peer {peer_id} is a browser: answering its WebRTC offer (SDP, DTLS, SCTP)");
-    if !matches!(mode, Mode::Chat) {
-        signaling.leave().await;
-        bail!("--send and --receive with a browser are not supported yet: chat only");
-    }
-    let result = session(args, &mut signaling, &peer_id, offer, deadline).await;
+    let result = session(args, &mut signaling, &peer_id, offer, mode, deadline).await;
     if result.is_err() {
         // The page closes its side at once instead of waiting for ICE to time out.
         let _ = signaling.send("bye", &peer_id, serde_json::json!({}));
@@ -60,6 +60,7 @@ async fn session(
     signaling: &mut Signaling,
     peer_id: &str,
     offer: BrowserDescription,
+    mode: Mode,
     deadline: tokio::time::Instant,
 ) -> anyhow::Result<()> {
     let dns = crate::client::discovery::Dns::new(args.dns.dns_server, DNS_TIMEOUT);
@@ -96,6 +97,7 @@ async fn session(
         signaling,
         peer_id,
         offer,
+        mode,
         deadline,
         candidates,
         &mut transport,
@@ -106,16 +108,36 @@ async fn session(
     result
 }
 
-/// Answers, connects and chats over `transport`.
+/// What the session does once the channels are open.
+enum App {
+    /// stdin lines to the page's chat, its messages to stdout.
+    Chat,
+    /// `--send FILE`.
+    Send(Sending),
+    /// `--receive DIR`; `Some(until)` once the verdict is written: linger until it is sent.
+    Receive(Receiving, Option<tokio::time::Instant>),
+}
+
+/// How long a receiver waits for its verdict to reach the sender before it exits.
+const VERDICT_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Answers, connects, then chats or sends or receives the file over `transport`.
+#[allow(clippy::too_many_arguments)] // one call site; the parts of one session
 async fn connected(
     signaling: &mut Signaling,
     peer_id: &str,
     offer: BrowserDescription,
+    mode: Mode,
     deadline: tokio::time::Instant,
     candidates: Vec<str0m::Candidate>,
     transport: &mut Transport,
     incoming: &mut mpsc::Receiver<transport::Datagram>,
 ) -> anyhow::Result<()> {
+    let mut app = match &mode {
+        Mode::Chat => App::Chat,
+        Mode::Send(path) => App::Send(Sending::open(path).await?),
+        Mode::Receive(dir) => App::Receive(Receiving::new(dir), None),
+    };
     let (mut peer, answer) = WebRtcPeer::answer(Instant::now(), &offer.sdp, candidates)?;
     let mut tags = SessionTags {
         sid: random_sid(),
@@ -127,8 +149,10 @@ async fn connected(
     let interrupt = super::interrupted();
     tokio::pin!(interrupt);
     let chat = peer.chat_channel();
+    let files = peer.file_channel();
     let mut open = false;
-    loop {
+    let mut files_open = false;
+    let result = 'session: loop {
         let wake = loop {
             match peer.poll()? {
                 PeerOutput::Wait(at) => break at,
@@ -141,11 +165,15 @@ async fn connected(
                         .send(Instant::now(), source, destination, &contents)
                         .await
                 }
-                PeerOutput::ChannelOpen(id, label) if id == chat => {
-                    if !open {
-                        open = true;
-                        println!("connected to peer {peer_id} over WebRTC: data channel \"{label}\" open");
-                    }
+                PeerOutput::ChannelOpen(id, label) if id == chat && !open => {
+                    open = true;
+                    println!(
+                        "connected to peer {peer_id} over WebRTC: data channel \"{label}\" open"
+                    );
+                }
+                PeerOutput::ChannelOpen(id, _) if id == files => {
+                    files_open = true;
+                    peer.set_buffered_amount_low_threshold(files, file_transfer::LOW_WATER);
                 }
                 PeerOutput::ChannelOpen(_, label) => {
                     tracing::debug!(%label, "data channel opened by the page, unused");
@@ -153,10 +181,38 @@ async fn connected(
                 PeerOutput::ChannelData { channel, data, .. } if channel == chat => {
                     println!("peer> {}", chat::decode(&data));
                 }
+                PeerOutput::ChannelData {
+                    channel,
+                    binary,
+                    data,
+                } if channel == files => match &mut app {
+                    App::Send(sending) => {
+                        if sending.message(binary, &data)? {
+                            return Ok(());
+                        }
+                    }
+                    App::Receive(receiving, linger) => {
+                        if let Some((verdict, outcome)) = receiving.message(binary, &data).await? {
+                            peer.write(files, false, verdict.as_bytes())?;
+                            outcome?;
+                            *linger = Some(tokio::time::Instant::now() + VERDICT_LINGER);
+                        }
+                    }
+                    App::Chat => tracing::debug!("file message in chat mode: ignored"),
+                },
                 PeerOutput::ChannelData { .. } => {}
+                // The sender writes more below, after the outputs are drained.
+                PeerOutput::BufferedAmountLow(id) => tracing::trace!(?id, "buffered amount low"),
                 PeerOutput::ChannelClose(id) if id == chat => {
-                    println!("the peer closed the chat");
-                    return Ok(());
+                    break 'session match app {
+                        App::Chat => {
+                            println!("the peer closed the chat");
+                            Ok(())
+                        }
+                        _ => Err(anyhow!(
+                            "the peer closed the connection before the file was verified"
+                        )),
+                    };
                 }
                 PeerOutput::ChannelClose(_) => {}
                 PeerOutput::IceState(state) => tracing::debug!(?state, "ICE state"),
@@ -165,9 +221,24 @@ async fn connected(
         if !peer.is_alive() {
             bail!("the WebRTC connection to peer {peer_id} closed");
         }
+        if files_open {
+            if let App::Send(sending) = &mut app {
+                sending.pump(&mut peer, files).await?;
+            }
+        }
+        let mut linger_until = None;
+        if let App::Receive(_, Some(until)) = &app {
+            // The verdict is out once SCTP has it acknowledged, or after the linger.
+            if peer.buffered_amount(files) == 0 || tokio::time::Instant::now() >= *until {
+                return Ok(());
+            }
+            linger_until = Some(*until);
+        }
         transport.relay_work(Instant::now()).await?;
         let wake = transport.relay_timeout().map_or(wake, |at| at.min(wake));
         let wake = tokio::time::Instant::from_std(wake);
+        let wake = linger_until.map_or(wake, |until| until.min(wake));
+        let chatting = open && matches!(app, App::Chat);
         tokio::select! {
             Some(datagram) = incoming.recv() => {
                 if let Some(arrived) = transport.arrived(Instant::now(), datagram) {
@@ -191,15 +262,18 @@ async fn connected(
                     signaling.send("answer", peer_id, tags.answer(&answer))?;
                 }
                 PeerEvent::Left(id) | PeerEvent::Bye(id) if id == peer_id => {
-                    if open {
-                        println!("peer {peer_id} left the chat");
-                        return Ok(());
-                    }
-                    bail!("peer {peer_id} left before the connection was up");
+                    break 'session match app {
+                        App::Chat if open => {
+                            println!("peer {peer_id} left the chat");
+                            Ok(())
+                        }
+                        _ if !open => Err(anyhow!("peer {peer_id} left before the connection was up")),
+                        _ => Err(anyhow!("peer {peer_id} left before the file was verified")),
+                    };
                 }
                 _ => {}
             },
-            line = stdin.next_line(), if open => match line.context("cannot read stdin")? {
+            line = stdin.next_line(), if chatting => match line.context("cannot read stdin")? {
                 Some(line) => {
                     if !peer.write(chat, false, chat::encode(&line).as_bytes())? {
                         bail!("the chat channel closed");
@@ -217,10 +291,11 @@ async fn connected(
             }
             () = &mut interrupt => {
                 let _ = signaling.send("bye", peer_id, tags.bye());
-                bail!("interrupted");
+                break 'session Err(anyhow!("interrupted"));
             }
         }
-    }
+    };
+    result
 }
 
 /// `--relay-only`: a socket towards the first TURN server offered, and an allocation on it.

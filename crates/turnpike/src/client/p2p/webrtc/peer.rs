@@ -15,6 +15,8 @@ use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
+use super::file_transfer::{FILE_LABEL, FILE_STREAM};
+
 /// The page's chat channel: pre-negotiated (RFC 8831 §6.5, `negotiated: true, id: 0` in
 /// web/static/room.js), so both ends create it and no DCEP message opens it.
 pub const CHAT_LABEL: &str = "chat";
@@ -56,9 +58,13 @@ pub enum PeerOutput {
     ChannelData {
         /// Which channel.
         channel: ChannelId,
+        /// Binary (RFC 8831 §6.6: PPID 53) or string (PPID 51).
+        binary: bool,
         /// The message.
         data: Vec<u8>,
     },
+    /// A channel's buffered amount fell under its threshold: more may be written.
+    BufferedAmountLow(ChannelId),
     /// A data channel closed.
     ChannelClose(ChannelId),
     /// The ICE connection state changed.
@@ -71,6 +77,7 @@ pub enum PeerOutput {
 pub struct WebRtcPeer {
     rtc: Rtc,
     chat: ChannelId,
+    file: ChannelId,
 }
 
 impl WebRtcPeer {
@@ -99,7 +106,12 @@ impl WebRtcPeer {
             negotiated: Some(CHAT_STREAM),
             ..ChannelConfig::default()
         });
-        Ok((WebRtcPeer { rtc, chat }, answer.to_sdp_string()))
+        let file = rtc.direct_api().create_data_channel(ChannelConfig {
+            label: FILE_LABEL.to_owned(),
+            negotiated: Some(FILE_STREAM),
+            ..ChannelConfig::default()
+        });
+        Ok((WebRtcPeer { rtc, chat, file }, answer.to_sdp_string()))
     }
 
     /// Accepts a later offer of the same connection (the page restarts ICE when the
@@ -128,6 +140,11 @@ impl WebRtcPeer {
     /// The pre-negotiated chat channel.
     pub fn chat_channel(&self) -> ChannelId {
         self.chat
+    }
+
+    /// The pre-negotiated file channel ([`super::file_transfer`]).
+    pub fn file_channel(&self) -> ChannelId {
+        self.file
     }
 
     /// A datagram that arrived on `destination` (our address) from `source`. A datagram that
@@ -175,10 +192,14 @@ impl WebRtcPeer {
                 Event::ChannelData(data) => {
                     return Ok(PeerOutput::ChannelData {
                         channel: data.id,
+                        binary: data.binary,
                         data: data.data,
                     })
                 }
                 Event::ChannelClose(id) => return Ok(PeerOutput::ChannelClose(id)),
+                Event::ChannelBufferedAmountLow(id) => {
+                    return Ok(PeerOutput::BufferedAmountLow(id))
+                }
                 Event::IceConnectionStateChange(state) => return Ok(PeerOutput::IceState(state)),
                 // Media events (none: no codecs), stats: nothing to do.
                 other => tracing::trace!(?other, "WebRTC event"),
@@ -196,6 +217,21 @@ impl WebRtcPeer {
         match self.rtc.channel(channel) {
             Some(mut channel) => channel.write(binary, data).map_err(PeerError::Rtc),
             None => Ok(false),
+        }
+    }
+
+    /// Bytes written on `channel` and not yet acknowledged by the peer's SCTP.
+    pub fn buffered_amount(&mut self, channel: ChannelId) -> usize {
+        self.rtc
+            .channel(channel)
+            .map_or(0, |mut channel| channel.buffered_amount())
+    }
+
+    /// Asks for [`PeerOutput::BufferedAmountLow`] when `channel`'s buffer falls under
+    /// `threshold` bytes.
+    pub fn set_buffered_amount_low_threshold(&mut self, channel: ChannelId, threshold: usize) {
+        if let Some(mut channel) = self.rtc.channel(channel) {
+            channel.set_buffered_amount_low_threshold(threshold);
         }
     }
 
