@@ -4,11 +4,19 @@
 // Test hook (read-only): window.turnpike = {
 //   id, room, relayOnly, signaling(), media(),
 //   peers() -> [{id, state, iceState, localType, remoteType, rtt, channel, polite, restarts}],
-//   messages() -> [{from, text, ts, self}], sendChat(text) -> number of peers it was sent to }
+//   messages() -> [{from, text, ts, self}], sendChat(text) -> number of peers it was sent to,
+//   transfers() -> [{peer, direction, name, size, sha256, digest, done, state, ok, url}] }
 
 import { Signaling, isValidRoom } from '/static/signaling.js';
 
 const STATS_INTERVAL_MS = 1000;
+// Files go on a second pre-negotiated channel, `file` (SCTP stream 1), framed as docs/web.md
+// says: a JSON header {type: 'file', name, size, sha256}, binary chunks of at most 16 KiB, a JSON
+// {type: 'end'}; the receiver answers {type: 'verdict', sha256, ok}. The sender keeps at most
+// FILE_HIGH_WATER bytes buffered in the channel and resumes on `bufferedamountlow`.
+const FILE_CHUNK = 16 * 1024;
+const FILE_HIGH_WATER = 1024 * 1024;
+const FILE_LOW_WATER = 256 * 1024;
 // A peer that joined after us makes the first offer; if none came by then, we start ourselves.
 const WAIT_FOR_OFFER_MS = 3000;
 
@@ -23,6 +31,8 @@ let relayOnly = isTruthy(params.get('relay'));
 const peers = new Map();
 /** chat messages, oldest first */
 const messages = [];
+/** file transfers, oldest first */
+const transfers = [];
 let myId = null;
 let iceServers = [];
 let localStream = null;
@@ -37,6 +47,8 @@ const peersEl = byTestId('peers');
 const chatLog = byTestId('chat-log');
 const chatForm = byTestId('chat-form');
 const chatInput = byTestId('chat-input');
+const fileInput = byTestId('file-input');
+const fileList = byTestId('file-list');
 const relayBox = byTestId('relay-only');
 const noticeEl = byTestId('notice');
 const template = document.getElementById('peer-card');
@@ -123,6 +135,7 @@ class Peer {
     peersEl.append(this.card);
     this.pc = null;
     this.dc = null;
+    this.fc = null;
     this.restarts = 0;
     this.sid = null;
     this.remoteSid = null;
@@ -169,6 +182,13 @@ class Peer {
     dc.onopen = () => this.render();
     dc.onclose = () => this.render();
     dc.onmessage = (ev) => this.onChat(ev.data);
+    const fc = pc.createDataChannel('file', { negotiated: true, id: 1 });
+    fc.binaryType = 'arraybuffer';
+    fc.bufferedAmountLowThreshold = FILE_LOW_WATER;
+    fc.onmessage = (ev) => this.onFileMessage(ev.data);
+    this.fc = fc;
+    this.incoming = null; // the transfer being received
+    this.outgoing = null; // the transfer waiting for its verdict
 
     pc.onnegotiationneeded = async () => {
       try {
@@ -217,6 +237,7 @@ class Peer {
     pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = null;
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = null;
     if (this.dc) this.dc.onopen = this.dc.onclose = this.dc.onmessage = null;
+    if (this.fc) this.fc.onmessage = null;
     pc.close();
   }
 
@@ -279,6 +300,12 @@ class Peer {
     if (sid) this.remoteSid = sid;
     const pc = this.pc;
     try {
+      if ((type === 'offer' || type === 'answer') && typeof data.sdp !== 'string') {
+        // `turnpike p2p` offers in its own format (turnpike-p2p/1) first; it answers SDP, and
+        // our connection (opened above) makes the SDP offer (docs/client.md).
+        log(`peer ${this.id}: ${data.protocol ?? 'non-SDP'} ${type} ignored; we offer WebRTC`);
+        return;
+      }
       if (type === 'offer' || type === 'answer') {
         const description = { type: data.type ?? type, sdp: data.sdp };
         const readyForOffer = !this.makingOffer && (pc.signalingState === 'stable' || this.settingAnswer);
@@ -320,6 +347,68 @@ class Peer {
       // plain text is accepted as is
     }
     if (typeof text === 'string') addMessage({ from: this.id, text, ts: Date.now(), self: false });
+  }
+
+  /** Sends `buffer` (the file `name`, digest `sha256`) on the file channel, with flow control. */
+  async sendFile(name, buffer, sha256) {
+    const fc = this.fc;
+    const t = addTransfer({ peer: this.id, direction: 'out', name, size: buffer.byteLength, sha256 });
+    this.outgoing = t;
+    try {
+      fc.send(JSON.stringify({ type: 'file', name, size: buffer.byteLength, sha256 }));
+      for (let offset = 0; offset < buffer.byteLength; offset += FILE_CHUNK) {
+        while (fc.bufferedAmount > FILE_HIGH_WATER) {
+          await new Promise((resolve) => {
+            fc.addEventListener('bufferedamountlow', resolve, { once: true });
+            fc.addEventListener('close', resolve, { once: true });
+          });
+          if (fc.readyState !== 'open') throw new Error('the channel closed');
+        }
+        const chunk = buffer.slice(offset, offset + FILE_CHUNK);
+        fc.send(chunk);
+        updateTransfer(t, { done: offset + chunk.byteLength });
+      }
+      fc.send(JSON.stringify({ type: 'end' }));
+      updateTransfer(t, { state: 'sent, waiting for the verdict' });
+    } catch (err) {
+      updateTransfer(t, { state: 'failed', ok: false, error: String(err) });
+    }
+  }
+
+  async onFileMessage(data) {
+    if (typeof data !== 'string') {
+      const t = this.incoming;
+      if (!t) return;
+      t.chunks.push(data);
+      updateTransfer(t, { done: t.done + data.byteLength });
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      log(`peer ${this.id}: malformed file message`);
+      return;
+    }
+    if (msg.type === 'file' && typeof msg.name === 'string' && Number.isSafeInteger(msg.size)) {
+      const t = addTransfer({ peer: this.id, direction: 'in', name: msg.name, size: msg.size, sha256: String(msg.sha256 ?? '') });
+      t.chunks = [];
+      this.incoming = t;
+    } else if (msg.type === 'end' && this.incoming) {
+      const t = this.incoming;
+      this.incoming = null;
+      const blob = new Blob(t.chunks);
+      t.chunks = [];
+      const digest = await sha256Hex(await blob.arrayBuffer());
+      const ok = blob.size === t.size && digest === t.sha256.toLowerCase();
+      if (this.fc && this.fc.readyState === 'open') this.fc.send(JSON.stringify({ type: 'verdict', sha256: digest ?? '', ok }));
+      updateTransfer(t, { digest, ok, state: ok ? 'verified' : 'failed', url: URL.createObjectURL(blob) });
+    } else if (msg.type === 'verdict' && this.outgoing) {
+      const t = this.outgoing;
+      this.outgoing = null;
+      const ok = msg.ok === true && msg.sha256 === t.sha256;
+      updateTransfer(t, { digest: String(msg.sha256 ?? ''), ok, state: ok ? 'verified' : 'failed' });
+    }
   }
 
   async updateStats() {
@@ -461,6 +550,78 @@ chatForm.addEventListener('submit', (ev) => {
   chatInput.focus();
 });
 
+// ---- files ----
+
+/** SHA-256 of `buffer` as lower-case hex; null where Web Crypto is unavailable (plain http:// to
+ * another host: crypto.subtle exists only in secure contexts). */
+async function sha256Hex(buffer) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = await crypto.subtle.digest('SHA-256', buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function formatBytes(n) {
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${(n / 1e6).toFixed(1)} MB`;
+}
+
+/** A row in the file list for one transfer with one peer. */
+function addTransfer({ peer, direction, name, size, sha256 }) {
+  const li = document.createElement('li');
+  li.dataset.testid = 'transfer';
+  li.dataset.direction = direction;
+  li.dataset.peer = peer;
+  const title = document.createElement('div');
+  title.className = 'title';
+  title.textContent = `${direction === 'out' ? 'to' : 'from'} ${peer}: ${name} (${formatBytes(size)})`;
+  const bar = document.createElement('progress');
+  bar.dataset.testid = 'transfer-progress';
+  bar.max = Math.max(size, 1);
+  bar.value = 0;
+  const hash = document.createElement('code');
+  hash.dataset.testid = 'transfer-sha256';
+  const status = document.createElement('div');
+  status.className = 'status';
+  status.dataset.testid = 'transfer-status';
+  li.append(title, bar, hash, status);
+  fileList.append(li);
+  const t = { peer, direction, name, size, sha256, digest: null, done: 0, state: direction === 'out' ? 'sending' : 'receiving', ok: null, url: null, el: li };
+  transfers.push(t);
+  updateTransfer(t, {});
+  return t;
+}
+
+function updateTransfer(t, changes) {
+  Object.assign(t, changes);
+  const q = (id) => byTestId(id, t.el);
+  q('transfer-progress').value = t.size === 0 && t.ok !== null ? 1 : t.done;
+  // The announced digest, and the one computed by the receiver once known.
+  const computed = t.digest;
+  q('transfer-sha256').textContent = `SHA-256 ${t.sha256 || '(unknown: Web Crypto needs HTTPS)'}${computed && computed !== t.sha256 ? ` ≠ ${computed}` : ''}`;
+  q('transfer-status').textContent = t.state + (t.error ? ` (${t.error})` : '');
+  t.el.dataset.state = t.state === 'verified' ? 'verified' : t.state === 'failed' ? 'failed' : 'active';
+  if (t.url && !q('transfer-download')) {
+    const a = document.createElement('a');
+    a.dataset.testid = 'transfer-download';
+    a.href = t.url;
+    a.download = t.name;
+    a.textContent = `Download ${t.name}`;
+    t.el.append(a);
+  }
+}
+
+fileInput.addEventListener('change', async () => {
+  const file = fileInput.files?.[0];
+  if (!file) return;
+  const buffer = await file.arrayBuffer();
+  const sha256 = (await sha256Hex(buffer)) ?? '';
+  const ready = [...peers.values()].filter((p) => p.fc && p.fc.readyState === 'open');
+  if (!ready.length) notice('No connected peer to send the file to.', 'info');
+  await Promise.all(ready.map((p) => p.sendFile(file.name, buffer, sha256)));
+  fileInput.value = '';
+});
+
 // ---- relay only ----
 
 relayBox.checked = relayOnly;
@@ -596,6 +757,7 @@ Object.defineProperty(window, 'turnpike', {
     peers: () => [...peers.values()].map((p) => p.snapshot()),
     messages: () => messages.map((m) => ({ ...m })),
     sendChat: (text) => sendChat(text),
+    transfers: () => transfers.map(({ el, chunks, ...t }) => ({ ...t })),
   }),
   writable: false,
   configurable: false,

@@ -20,6 +20,7 @@ mod path;
 mod signaling;
 mod signaling_tls;
 mod transfer;
+pub(crate) mod webrtc;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -88,7 +89,7 @@ pub struct P2pArgs {
 
 /// How long one DNS query for a STUN or TURN server may take (the --timeout deadline bounds
 /// them all).
-const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a transfer may still finish after the signaling server said the peer left: the
 /// peer's verdict (a QUIC close) normally arrives before its `leave`, but may be lost once.
@@ -143,7 +144,10 @@ pub async fn run(args: P2pArgs) -> anyhow::Result<()> {
         () = interrupted() => Ok(Err(anyhow!("interrupted"))),
     };
     let connected = match attempt {
-        Ok(Ok(connected)) => connected,
+        Ok(Ok(Link::Quic(connected))) => *connected,
+        Ok(Ok(Link::Browser(peer, offer))) => {
+            return webrtc::run(&args, signaling, peer, offer, mode, deadline).await;
+        }
         failed => {
             // Leave properly, so that what we last sent (an answer that tells the peer why
             // we give up) reaches it before the connection closes.
@@ -238,7 +242,7 @@ enum Ended {
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() {
+pub(super) async fn interrupted() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -338,6 +342,15 @@ fn checks_text(counts: CheckCounts) -> String {
     format!("{} pairs: {}", counts.total(), parts.join(", "))
 }
 
+/// What [`connect`] found: another `turnpike p2p` (QUIC over our ICE path), or a browser that
+/// offered WebRTC.
+enum Link {
+    /// Connected to another `turnpike p2p`.
+    Quic(Box<Connected>),
+    /// A browser (the room page) sent this SDP offer: answered by [`webrtc::run`].
+    Browser(String, webrtc::frames::BrowserDescription),
+}
+
 /// A QUIC connection over the ICE path.
 struct Connected {
     endpoint: quinn::Endpoint,
@@ -372,7 +385,7 @@ async fn connect(
     role: Role,
     signaling: &mut Signaling,
     stage: &mut Stage,
-) -> anyhow::Result<Connected> {
+) -> anyhow::Result<Link> {
     let dns = crate::client::discovery::Dns::new(args.dns.dns_server, DNS_TIMEOUT);
     let usable = ice_servers::usable(&signaling.joined.ice_servers);
     let mut servers = ice_servers::resolve(&usable, &dns).await?;
@@ -420,6 +433,10 @@ async fn connect(
         loop {
             match signaling.recv().await? {
                 PeerEvent::Answer(from, theirs) if from == peer => break (peer, theirs),
+                // A browser does not read our offer: it makes its own, in SDP.
+                PeerEvent::BrowserOffer(from, offer) if from == peer => {
+                    return Ok(Link::Browser(peer, offer))
+                }
                 PeerEvent::Left(id) | PeerEvent::Bye(id) if id == peer => {
                     bail!("peer {peer} left before answering")
                 }
@@ -429,11 +446,15 @@ async fn connect(
     } else {
         println!("waiting for a peer to join room {}", args.room);
         loop {
-            if let PeerEvent::Offer(from, theirs) = signaling.recv().await? {
-                println!("peer {from} is calling");
-                // Answer even when the roles conflict: the answer tells the caller so.
-                signaling.send_description("answer", &from, &ours)?;
-                break (from, theirs);
+            match signaling.recv().await? {
+                PeerEvent::Offer(from, theirs) => {
+                    println!("peer {from} is calling");
+                    // Answer even when the roles conflict: the answer tells the caller so.
+                    signaling.send_description("answer", &from, &ours)?;
+                    break (from, theirs);
+                }
+                PeerEvent::BrowserOffer(from, offer) => return Ok(Link::Browser(from, offer)),
+                _ => {}
             }
         }
     };
@@ -451,13 +472,13 @@ async fn connect(
     let selected = establish_ice(signaling, &path, &mut link, relay).await?;
     *stage = Stage::Handshake(peer);
     let connection_result = quic(&path, controlling, &identity, &theirs.fingerprint).await?;
-    Ok(Connected {
+    Ok(Link::Quic(Box::new(Connected {
         endpoint: connection_result.0,
         connection: connection_result.1,
         path,
         peer: link,
         selected,
-    })
+    })))
 }
 
 /// How often the state of the checks is printed while they run (when it changed).
@@ -694,7 +715,7 @@ async fn quic(
 }
 
 /// One UDP socket per local address to gather host candidates on.
-async fn bind_host_sockets(
+pub(super) async fn bind_host_sockets(
     args: &P2pArgs,
     servers: &ice_servers::Resolved,
 ) -> anyhow::Result<Vec<Arc<UdpSocket>>> {

@@ -19,9 +19,10 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::ice_servers::IceServer;
+use super::webrtc::frames::{BrowserDescription, SdpType};
 
 /// Version tag in our offer/answer, so that a browser's SDP offer in the same room is told
-/// apart (and refused) rather than misread.
+/// apart (and answered in WebRTC) rather than misread.
 pub const PROTOCOL: &str = "turnpike-p2p/1";
 
 /// What the server said to our `join`.
@@ -91,6 +92,8 @@ pub enum PeerEvent {
     Offer(String, Description),
     /// `answer` from a peer.
     Answer(String, Description),
+    /// An SDP `offer` from a peer: a browser (the room page), answered in WebRTC.
+    BrowserOffer(String, BrowserDescription),
     /// A trickled candidate (`None`: the end of candidates, an empty string on the wire).
     Candidate(String, Option<String>),
     /// `bye` from a peer.
@@ -283,6 +286,18 @@ pub fn parse_event(frame: &Value) -> anyhow::Result<Option<PeerEvent>> {
     let event = match frame["type"].as_str().unwrap_or_default() {
         "peer-joined" => PeerEvent::Joined(frame["id"].as_str().unwrap_or_default().to_owned()),
         "peer-left" => PeerEvent::Left(frame["id"].as_str().unwrap_or_default().to_owned()),
+        kind @ ("offer" | "answer") if BrowserDescription::is_sdp(&frame["data"]) => {
+            let description = BrowserDescription::parse(kind, &frame["data"])
+                .with_context(|| format!("peer {} sent a malformed {kind}", from()))?;
+            match description.kind {
+                SdpType::Offer => PeerEvent::BrowserOffer(from(), description),
+                // We never offer SDP, so an SDP answer answers nothing of ours.
+                SdpType::Answer => {
+                    tracing::debug!(from = %from(), "unexpected SDP answer ignored");
+                    return Ok(None);
+                }
+            }
+        }
         kind @ ("offer" | "answer") => {
             let description: Description = match serde_json::from_value(frame["data"].clone()) {
                 Ok(d) => d,
@@ -309,6 +324,9 @@ pub fn parse_event(frame: &Value) -> anyhow::Result<Option<PeerEvent>> {
             let candidate = (!text.is_empty()).then(|| text.to_owned());
             PeerEvent::Candidate(from(), candidate)
         }
+        // The room page's `bye {reset: true}` asks the impolite side to replace the connection
+        // (its relay-only switch), it does not leave; we keep ours (docs/client.md).
+        "bye" if frame["data"]["reset"] == true => return Ok(None),
         "bye" => PeerEvent::Bye(from()),
         "error" => {
             tracing::warn!(code = ?frame["code"], message = ?frame["message"], "signaling error");
@@ -385,10 +403,18 @@ mod tests {
     }
 
     #[test]
-    fn a_browser_offer_is_refused_with_a_reason() {
-        let offer =
-            json!({"type": "offer", "from": "b71e22a0", "data": {"type": "offer", "sdp": "v=0"}});
-        let error = parse_event(&offer).unwrap_err().to_string();
+    fn a_browser_offer_is_told_apart_and_other_descriptions_are_refused_with_a_reason() {
+        let offer = json!({"type": "offer", "from": "b71e22a0",
+            "data": {"type": "offer", "sdp": "v=0", "sid": "s1"}});
+        let Some(PeerEvent::BrowserOffer(from, sdp_offer)) = parse_event(&offer).unwrap() else {
+            panic!("not a browser offer");
+        };
+        assert_eq!((from.as_str(), sdp_offer.sdp.as_str()), ("b71e22a0", "v=0"));
+        let bad = json!({"type": "offer", "from": "b71e22a0", "data": {"sdp": 7}});
+        let error = format!("{:#}", parse_event(&bad).unwrap_err());
+        assert!(error.contains("malformed offer"), "{error}");
+        let neither = json!({"type": "offer", "from": "b71e22a0", "data": {"type": "offer"}});
+        let error = parse_event(&neither).unwrap_err().to_string();
         assert!(error.contains("not from turnpike p2p"), "{error}");
         let mut other = description();
         other.protocol = "turnpike-p2p/9".into();

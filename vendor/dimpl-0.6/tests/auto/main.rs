@@ -1,0 +1,4 @@
+mod common;
+mod cross_matrix;
+mod handshake;
+mod server_fallback;
