@@ -175,6 +175,46 @@ async function transferRows(page) {
   })));
 }
 
+/**
+ * `turnpike p2p --send FILE` (with `--relay-only` and the page at `?relay=1` when `relayOnly`)
+ * to a page that waits in a fresh room: 200 kB, the CLI hears the page's verdict, the page's
+ * row shows the digest and its download link gives the very bytes.
+ */
+async function cliSendsToPage({ open, p2p }, dir, relayOnly) {
+  // The CLI sends: 200 kB from a file; the page offers it for download with its digest.
+  const fromCli = crypto.randomBytes(200_000);
+  const fromCliSha = crypto.createHash('sha256').update(fromCli).digest('hex');
+  const file = path.join(dir, 'from-cli.bin');
+  fs.writeFileSync(file, fromCli);
+  const room = randomRoom();
+  const sender = p2p(room, ['--timeout', '60', '--send', file, ...(relayOnly ? ['--relay-only'] : [])]);
+  await sender.line(/^waiting for a peer/, 'the sender to wait');
+  const page2 = await open(`/room/${room}${relayOnly ? '?relay=1' : ''}`, 'page-receives');
+  await joined(page2, 'page-receives');
+  if (relayOnly) {
+    // The CLI offers its relayed address only, and the page (?relay=1) uses relays only.
+    const gathered = await sender.line(/^gathered relay /, 'the sender\'s relayed candidate', 45_000);
+    assert.match(gathered, /^gathered relay 127\.0\.0\.1:\d+$/);
+  }
+  const done = await sender.line(/^sent from-cli\.bin: /, 'the sender to hear the page verified it', 45_000);
+  assert.match(done, new RegExp(`^sent from-cli\\.bin: 200000 bytes in [0-9.]+ s, the receiver verified the SHA-256 ${fromCliSha}$`));
+  assert.deepEqual(await sender.waitExit(), { code: 0, signal: null }, sender.output());
+  const received = await transferDone(page2, 'in');
+  assert.deepEqual([received.state, received.ok, received.sha256, received.digest, received.done, received.size, received.name],
+    ['verified', true, fromCliSha, fromCliSha, 200_000, 200_000, 'from-cli.bin']);
+  const [row2] = await transferRows(page2);
+  assert.deepEqual(row2, { direction: 'in', state: 'verified', sha256: `SHA-256 ${fromCliSha}`, status: 'verified', progress: [200_000, 200_000], download: 'from-cli.bin' });
+  // The download link gives the very bytes, under the sender's file name.
+  const [download] = await Promise.all([
+    page2.waitForEvent('download', { timeout: 15_000 }),
+    page2.click('[data-testid="transfer-download"]'),
+  ]);
+  assert.equal(download.suggestedFilename(), 'from-cli.bin');
+  const saved = path.join(dir, 'downloaded.bin');
+  await download.saveAs(saved);
+  assert.ok(fs.readFileSync(saved).equals(fromCli), 'downloaded bytes differ');
+}
+
 test('p2p WebRTC files: the page sends a file to `--receive DIR`, `--send FILE` sends one to the page; SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   await withServer(t, 'files', async ({ open, p2p }) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-webrtc-'));
@@ -182,7 +222,7 @@ test('p2p WebRTC files: the page sends a file to `--receive DIR`, `--send FILE` 
       // The page sends: 300 kB of random bytes (19 chunks of 16 KiB) through the file input.
       const fromPage = crypto.randomBytes(300_000);
       const fromPageSha = crypto.createHash('sha256').update(fromPage).digest('hex');
-      let room = randomRoom();
+      const room = randomRoom();
       const receiver = p2p(room, ['--timeout', '60', '--receive', dir]);
       await receiver.line(/^waiting for a peer/, 'the receiver to wait');
       const page = await open(`/room/${room}`, 'page-sends');
@@ -201,33 +241,18 @@ test('p2p WebRTC files: the page sends a file to `--receive DIR`, `--send FILE` 
       const [row] = await transferRows(page);
       assert.deepEqual(row, { direction: 'out', state: 'verified', sha256: `SHA-256 ${fromPageSha}`, status: 'verified', progress: [300_000, 300_000], download: null });
 
-      // The CLI sends: 200 kB from a file; the page offers it for download with its digest.
-      const fromCli = crypto.randomBytes(200_000);
-      const fromCliSha = crypto.createHash('sha256').update(fromCli).digest('hex');
-      const file = path.join(dir, 'from-cli.bin');
-      fs.writeFileSync(file, fromCli);
-      room = randomRoom();
-      const sender = p2p(room, ['--timeout', '60', '--send', file]);
-      await sender.line(/^waiting for a peer/, 'the sender to wait');
-      const page2 = await open(`/room/${room}`, 'page-receives');
-      await joined(page2, 'page-receives');
-      const done = await sender.line(/^sent from-cli\.bin: /, 'the sender to hear the page verified it', 45_000);
-      assert.match(done, new RegExp(`^sent from-cli\\.bin: 200000 bytes in [0-9.]+ s, the receiver verified the SHA-256 ${fromCliSha}$`));
-      assert.deepEqual(await sender.waitExit(), { code: 0, signal: null }, sender.output());
-      const received = await transferDone(page2, 'in');
-      assert.deepEqual([received.state, received.ok, received.sha256, received.digest, received.done, received.size, received.name],
-        ['verified', true, fromCliSha, fromCliSha, 200_000, 200_000, 'from-cli.bin']);
-      const [row2] = await transferRows(page2);
-      assert.deepEqual(row2, { direction: 'in', state: 'verified', sha256: `SHA-256 ${fromCliSha}`, status: 'verified', progress: [200_000, 200_000], download: 'from-cli.bin' });
-      // The download link gives the very bytes, under the sender's file name.
-      const [download] = await Promise.all([
-        page2.waitForEvent('download', { timeout: 15_000 }),
-        page2.click('[data-testid="transfer-download"]'),
-      ]);
-      assert.equal(download.suggestedFilename(), 'from-cli.bin');
-      const saved = path.join(dir, 'downloaded.bin');
-      await download.saveAs(saved);
-      assert.ok(fs.readFileSync(saved).equals(fromCli), 'downloaded bytes differ');
+      await cliSendsToPage({ open, p2p }, dir, false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test('p2p WebRTC files over the relay only: `--relay-only --send FILE` to a page at ?relay=1, SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'files-relay', async (env) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-webrtc-relay-'));
+    try {
+      await cliSendsToPage(env, dir, true);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
