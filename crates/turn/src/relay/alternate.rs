@@ -3,9 +3,10 @@
 //! 300 (Try Alternate) error"; the answer follows RFC 8489 §10).
 //!
 //! The alternates are a setting of their own, independent of draining: the driver sets them
-//! from `alternate-server` at start and on reload, and a cluster adapter may replace them
-//! whenever the fleet's least-loaded nodes change ([`TurnServer::set_alternates`] only copies
-//! two addresses). They are used when
+//! from `alternate-server` (clients over UDP and TCP) and `tls-alternate-server` (clients over
+//! TLS and DTLS, who must reconnect to a TLS/DTLS port) at start and on reload, and a cluster
+//! adapter may replace them whenever the fleet's least-loaded nodes change
+//! ([`TurnServer::set_alternates`] only copies addresses). They are used when
 //! - the server is draining (see [`super::drain`]): every new Allocate is redirected;
 //! - the server is full: the total allocation quota is reached or no relay socket can be
 //!   opened, where the answer would otherwise be 508 (Insufficient Capacity).
@@ -26,32 +27,65 @@ use stun::attributes::AlternateServer;
 use stun::error_code::TRY_ALTERNATE;
 use stun::{Class, Message};
 
-use super::five_tuple::FiveTuple;
+use super::five_tuple::{ClientTransport, FiveTuple};
 use super::respond::respond;
 use super::server::TurnServer;
 use crate::auth::Authenticated;
 
-/// The alternate servers of one core: the first of each address family.
+/// The alternate servers of one core: the first of each address family, for clients over UDP
+/// and TCP, and for clients over TLS and DTLS, which must reach the alternate's TLS/DTLS port
+/// (coturn's `alternate-server` and `tls-alternate-server`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Alternates {
     v4: Option<SocketAddr>,
     v6: Option<SocketAddr>,
+    tls_v4: Option<SocketAddr>,
+    tls_v6: Option<SocketAddr>,
 }
 
 impl Alternates {
     /// The first IPv4 and the first IPv6 address of `servers` (a 300 carries one of each,
     /// RFC 8489 §10).
     pub fn new(servers: &[SocketAddr]) -> Self {
-        let first = |v4: bool| servers.iter().copied().find(|a| a.is_ipv4() == v4);
+        let (v4, v6) = first_of_each(servers);
         Alternates {
-            v4: first(true),
-            v6: first(false),
+            v4,
+            v6,
+            ..Alternates::default()
         }
     }
 
-    /// True when there is none.
+    /// These, with `servers` as the alternates of TLS and DTLS clients (the first of each
+    /// family).
+    pub fn with_tls(self, servers: &[SocketAddr]) -> Self {
+        let (tls_v4, tls_v6) = first_of_each(servers);
+        Alternates {
+            tls_v4,
+            tls_v6,
+            ..self
+        }
+    }
+
+    /// True when there is none, for any transport.
     pub fn is_empty(&self) -> bool {
-        self.v4.is_none() && self.v6.is_none()
+        [self.v4, self.v6, self.tls_v4, self.tls_v6]
+            .iter()
+            .all(Option::is_none)
+    }
+
+    /// The alternates for a client over `transport`: a TLS or DTLS client reconnects over
+    /// TLS or DTLS (RFC 8489 §10: it "MUST use the same transport protocol"), so it gets the
+    /// TLS alternates, never a plain STUN/TURN port it could not speak TLS to.
+    pub fn for_transport(&self, transport: ClientTransport) -> Alternates {
+        let (v4, v6) = match transport {
+            ClientTransport::Udp | ClientTransport::Tcp => (self.v4, self.v6),
+            ClientTransport::Tls | ClientTransport::Dtls => (self.tls_v4, self.tls_v6),
+        };
+        Alternates {
+            v4,
+            v6,
+            ..Alternates::default()
+        }
     }
 
     /// The alternates for a client at `client`: one of its own family first (RFC 8489 §10:
@@ -68,12 +102,30 @@ impl Alternates {
     }
 }
 
+/// The first IPv4 and the first IPv6 address of `servers`.
+fn first_of_each(servers: &[SocketAddr]) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let first = |v4: bool| servers.iter().copied().find(|a| a.is_ipv4() == v4);
+    (first(true), first(false))
+}
+
 impl TurnServer {
     /// Sets the servers a client is sent to when this one will not take its Allocate
     /// (draining, or full): the first of each address family of `servers` is kept, an empty
     /// list removes them (the answer is then 508). Cheap: no allocation, nothing else changes.
     pub fn set_alternates(&mut self, servers: &[SocketAddr]) {
-        self.alternates = Alternates::new(servers);
+        self.alternates = Alternates::new(servers).with_tls(&self.tls_alternates());
+    }
+
+    /// The same for clients over TLS and DTLS: `servers` are the alternates' TLS/DTLS
+    /// addresses; without them such a client gets 508, never a redirect to a port it cannot
+    /// speak TLS to.
+    pub fn set_tls_alternates(&mut self, servers: &[SocketAddr]) {
+        self.alternates = self.alternates.with_tls(servers);
+    }
+
+    fn tls_alternates(&self) -> Vec<SocketAddr> {
+        let a = self.alternates;
+        [a.tls_v4, a.tls_v6].into_iter().flatten().collect()
     }
 
     /// The alternate servers in force.
@@ -91,7 +143,8 @@ impl TurnServer {
         auth: &Authenticated,
         out: &mut [u8],
     ) -> Option<Option<usize>> {
-        let (same, other) = self.alternates.for_client(five_tuple.client.get())?;
+        let alternates = self.alternates.for_transport(five_tuple.transport);
+        let (same, other) = alternates.for_client(five_tuple.client.get())?;
         Some(respond(message, Class::Error, Some(auth), out, |w| {
             w.add(&TRY_ALTERNATE)?;
             w.add(&AlternateServer(same))?;
@@ -129,5 +182,32 @@ mod tests {
         assert_eq!(only_v6.for_client(addr("198.51.100.1:5000")), None);
         assert!(Alternates::new(&[]).is_empty());
         assert!(!only_v6.is_empty());
+    }
+
+    // A TLS or DTLS client gets the TLS alternates only; a UDP or TCP client the plain ones.
+    #[test]
+    fn tls_and_dtls_clients_get_the_tls_alternates() {
+        let plain = addr("192.0.2.9:3478");
+        let tls = addr("192.0.2.9:5349");
+        let client = addr("198.51.100.1:5000");
+        let both = Alternates::new(&[plain]).with_tls(&[tls]);
+        for (transport, expected) in [
+            (ClientTransport::Udp, plain),
+            (ClientTransport::Tcp, plain),
+            (ClientTransport::Tls, tls),
+            (ClientTransport::Dtls, tls),
+        ] {
+            let pair = both.for_transport(transport).for_client(client);
+            assert_eq!(pair, Some((expected, None)), "{transport:?}");
+        }
+        // Plain alternates only: TLS and DTLS clients get none (508), not the plain port.
+        let plain_only = Alternates::new(&[plain]);
+        assert_eq!(
+            plain_only
+                .for_transport(ClientTransport::Tls)
+                .for_client(client),
+            None
+        );
+        assert!(!Alternates::new(&[]).with_tls(&[tls]).is_empty());
     }
 }

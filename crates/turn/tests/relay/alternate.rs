@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use stun::attributes::{AlternateServer, ReservationToken};
 use stun::{AnyAttribute, Message, Method};
 use turn::relay::stats::RESPONSE_CODES;
-use turn::relay::{RelayOpenError, ServerErrorCause, TurnConfig, TurnEvent};
+use turn::relay::{ClientTransport, RelayOpenError, ServerErrorCause, TurnConfig, TurnEvent};
 
 use super::harness::{code, config, udp_client, Client, World, RELAY_IP};
 use super::UDP;
@@ -64,6 +64,39 @@ fn full_by_quota(alternates: &[SocketAddr]) -> World {
     );
     server_errors(&mut world);
     world
+}
+
+// RFC 8489 §10: a client redirected reconnects with the same transport; one over TLS or DTLS
+// must be sent to the alternate's TLS/DTLS port (`tls-alternate-server`), and gets 508 rather
+// than a plain port when none is known.
+#[test]
+fn tls_and_dtls_clients_are_sent_to_the_tls_alternates() {
+    let tls = "192.0.2.9:5349".parse().unwrap();
+    let mut world = full_by_quota(&[v4()]);
+    for (port, transport) in [(5001, ClientTransport::Tls), (5002, ClientTransport::Dtls)] {
+        let mut c = client(port, BOB);
+        c.five_tuple.transport = transport;
+        let reply = c.request(&mut world, Method::ALLOCATE, &[UDP]);
+        assert_eq!(code(&reply), 508, "{transport:?} without TLS alternates");
+        world.server.set_tls_alternates(&[tls]);
+        let reply = c.request(&mut world, Method::ALLOCATE, &[UDP]);
+        assert_eq!(code(&reply), 300, "{transport:?}");
+        assert_eq!(alternates(&reply), [tls], "{transport:?}");
+        world.server.set_tls_alternates(&[]);
+    }
+    // A plain client still gets the plain alternate, and a later `set_alternates` (a reload, the
+    // cluster) keeps the TLS ones.
+    world.server.set_tls_alternates(&[tls]);
+    world.server.set_alternates(&[v4()]);
+    let mut udp = client(5003, BOB);
+    assert_eq!(
+        alternates(&udp.request(&mut world, Method::ALLOCATE, &[UDP])),
+        [v4()]
+    );
+    let mut over_tls = client(5004, BOB);
+    over_tls.five_tuple.transport = ClientTransport::Tls;
+    let reply = over_tls.request(&mut world, Method::ALLOCATE, &[UDP]);
+    assert_eq!(alternates(&reply), [tls]);
 }
 
 // RFC 8656 §7.2 step 11 with RFC 8489 §10: 300, the client's family first, the other family

@@ -49,6 +49,9 @@ pub struct TurnRecord {
     pub tcp: bool,
     /// Its public STUN/TURN addresses, for ALTERNATE-SERVER.
     pub addresses: Vec<SocketAddr>,
+    /// Its public TURN-over-TLS (and DTLS, same port) addresses, for ALTERNATE-SERVER to
+    /// clients over TLS or DTLS; empty without TLS (a record of an older node has none).
+    pub tls_addresses: Vec<SocketAddr>,
 }
 
 impl NodeRecord {
@@ -69,12 +72,26 @@ pub fn ranked(nodes: &[NodeRecord]) -> Vec<&NodeRecord> {
 /// Where node `me` sends new clients when it is full or draining: the least-loaded other node
 /// with an address of each family (IPv4 first); empty when no other node has room.
 pub fn alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
+    first_of_each(me, nodes, |t| &t.addresses)
+}
+
+/// The same for clients over TLS and DTLS: the nodes' TLS addresses (RFC 8489 §10: the client
+/// reconnects with the transport it used).
+pub fn tls_alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
+    first_of_each(me, nodes, |t| &t.tls_addresses)
+}
+
+fn first_of_each(
+    me: &str,
+    nodes: &[NodeRecord],
+    addresses: impl Fn(&TurnRecord) -> &Vec<SocketAddr>,
+) -> Vec<SocketAddr> {
     let others: Vec<&NodeRecord> = ranked(nodes).into_iter().filter(|n| n.id != me).collect();
     let first = |v4: bool| {
         others
             .iter()
             .filter_map(|n| n.turn.as_ref())
-            .flat_map(|t| t.addresses.iter())
+            .flat_map(|t| addresses(t).iter())
             .find(|a| a.is_ipv4() == v4)
             .copied()
     };
@@ -185,6 +202,16 @@ mod tests {
         assert!(
             alternates("a", &nodes[..1]).is_empty(),
             "alone: nowhere to send"
+        );
+        // TLS clients go to TLS addresses only: none known, none given.
+        assert!(tls_alternates("a", &nodes).is_empty());
+        let mut with_tls = nodes.clone();
+        if let Some(t) = with_tls[1].turn.as_mut() {
+            t.tls_addresses = vec!["192.0.2.2:5349".parse().unwrap()];
+        }
+        assert_eq!(
+            tls_alternates("a", &with_tls),
+            ["192.0.2.2:5349".parse::<SocketAddr>().unwrap()]
         );
     }
 

@@ -18,8 +18,12 @@ pub const ADMIN_TOKEN_MIN_BYTES: usize = 16;
 /// Checks the operations keys of `layer` and writes their values into `config`, which holds
 /// the defaults and the checked listeners on entry.
 pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) {
+    if let Some(servers) = &layer.tls_alternate_server {
+        check_alternate_servers(p, "tls-alternate-server", servers);
+        config.tls_alternate_server = servers.clone();
+    }
     if let Some(servers) = &layer.alternate_server {
-        check_alternate_servers(p, servers);
+        check_alternate_servers(p, "alternate-server", servers);
         config.alternate_server = servers.clone();
     }
     let timeout = in_range(p, "drain-timeout", layer.drain_timeout, DRAIN_TIMEOUT_RANGE);
@@ -54,19 +58,19 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
 
 /// ALTERNATE-SERVER carries one address a client can reach: a specific IP and a port, and
 /// one per family (RFC 8489 §10: the first of the client's family, then one of the other).
-fn check_alternate_servers(p: &mut Problems, servers: &[SocketAddr]) {
+fn check_alternate_servers(p: &mut Problems, key: &'static str, servers: &[SocketAddr]) {
     for (i, server) in servers.iter().enumerate() {
         if server.ip().is_unspecified() || server.port() == 0 {
             let why =
                 format!("`{server}` is not an address a client can reach: give its IP and port");
-            push(p, "alternate-server", Reason::Rule(why));
+            push(p, key, Reason::Rule(why));
         } else if servers[..i].contains(server) {
-            push(p, "alternate-server", Reason::Duplicate(server.to_string()));
+            push(p, key, Reason::Duplicate(server.to_string()));
         } else if servers[..i].iter().any(|s| s.is_ipv4() == server.is_ipv4()) {
             let why = format!(
                 "`{server}`: at most one address per family (a 300 answer carries one of each)"
             );
-            push(p, "alternate-server", Reason::Rule(why));
+            push(p, key, Reason::Rule(why));
         }
     }
 }

@@ -352,6 +352,12 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: [] (508)
 # alternate-server = ["192.0.2.20:3478"]
 
+# The same for clients over TLS and DTLS, who reconnect with TLS/DTLS (RFC 8489 §10): the
+# alternate's TLS/DTLS address (coturn's tls-alternate-server). Without it such a client gets
+# 508, never a plain STUN/TURN port.
+# Default: [] (508)
+# tls-alternate-server = ["192.0.2.20:5349"]
+
 # Seconds a drain waits for the last allocation to end before the process exits (0..=86400).
 # The process exits as soon as no allocation remains.
 # Default: 3600

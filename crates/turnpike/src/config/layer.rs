@@ -266,6 +266,11 @@ config_layer! {
     #[arg(long, env = "TURNPIKE_ALTERNATE_SERVER", value_name = "IP:PORT")]
     #[arg(value_delimiter = ',')]
     alternate_server: Vec<SocketAddr>,
+    /// The same for clients over TLS and DTLS, who must reconnect to a TLS/DTLS port: IP:PORT,
+    /// at most one per family [default: none, 508].
+    #[arg(long, env = "TURNPIKE_TLS_ALTERNATE_SERVER", value_name = "IP:PORT")]
+    #[arg(value_delimiter = ',')]
+    tls_alternate_server: Vec<SocketAddr>,
     /// Seconds a drain (SIGTERM, `turnpike admin drain`) waits for the last allocation before
     /// exiting, 0..=86400 [default: 3600].
     #[arg(long, env = "TURNPIKE_DRAIN_TIMEOUT", value_name = "SECONDS")]

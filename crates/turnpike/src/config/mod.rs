@@ -185,6 +185,8 @@ pub struct Config {
     pub metrics_on_http: bool,
     /// Where a draining server sends new clients: at most one address per family.
     pub alternate_server: Vec<SocketAddr>,
+    /// The same for clients over TLS and DTLS (the alternates' TLS/DTLS addresses).
+    pub tls_alternate_server: Vec<SocketAddr>,
     /// How long a drain waits for the last allocation to end (0 ..= 1 day).
     pub drain_timeout: Duration,
     /// Bearer token of the admin API, at least 16 bytes; `None`: no admin API.
@@ -302,6 +304,7 @@ impl Default for Config {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9641))),
             metrics_on_http: false,
             alternate_server: Vec::new(),
+            tls_alternate_server: Vec::new(),
             drain_timeout: Duration::from_secs(3600),
             admin_token: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9642)),

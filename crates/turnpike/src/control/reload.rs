@@ -126,6 +126,7 @@ impl Control {
                 let mut state = lock(&worker.shared);
                 // Full and draining cores alike send new clients there.
                 state.core.set_alternates(&new.alternate_server);
+                state.core.set_tls_alternates(&new.tls_alternate_server);
                 let replaced = state.core.reconfigure(update);
                 // Channels to peers the new policy forbids leave the kernel now.
                 state.sync_kernel(crate::server::shared::now().0);
@@ -163,6 +164,7 @@ fn keep_restart_keys(old: &Config, new: Config) -> Config {
         allowed_peers: new.allowed_peers,
         denied_peers: new.denied_peers,
         alternate_server: new.alternate_server,
+        tls_alternate_server: new.tls_alternate_server,
         drain_timeout: new.drain_timeout,
         log_level: new.log_level,
         ..old.clone()

@@ -130,6 +130,7 @@ impl IceSettings {
             udp: self.udp,
             tcp: self.tcp,
             addresses: Vec::new(),
+            tls_addresses: Vec::new(),
         };
         let nodes = if fleet.is_empty() {
             std::slice::from_ref(&own)

@@ -39,6 +39,7 @@ pub fn spawn(cluster: Arc<Cluster>, node: Node<'_>, tasks: &mut JoinSet<anyhow::
     let turn = node.config.turn.then(|| turn_record(&node));
     let total_quota = node.config.total_quota as u64;
     let configured = node.config.alternate_server.clone();
+    let configured_tls = node.config.tls_alternate_server.clone();
     let me = cluster.me().to_string();
     let (workers, health, signaling) = (node.workers.clone(), node.health, node.signaling);
     let stats = signaling.clone();
@@ -68,8 +69,14 @@ pub fn spawn(cluster: Arc<Cluster>, node: Node<'_>, tasks: &mut JoinSet<anyhow::
         if alternates.is_empty() {
             alternates.clone_from(&configured);
         }
+        let mut tls_alternates = fleet::tls_alternates(&me, nodes);
+        if tls_alternates.is_empty() {
+            tls_alternates.clone_from(&configured_tls);
+        }
         for worker in workers.iter() {
-            lock(&worker.shared).core.set_alternates(&alternates);
+            let core = &mut lock(&worker.shared).core;
+            core.set_alternates(&alternates);
+            core.set_tls_alternates(&tls_alternates);
         }
         view.update(nodes);
     };
@@ -118,6 +125,14 @@ fn turn_record(node: &Node<'_>) -> TurnRecord {
         Some(host) => Some(host.parse().map_or_else(|_| host.clone(), in_url)),
         None => addresses.first().map(|a| in_url(a.ip())),
     };
+    // TLS and DTLS clients are redirected to the same public IPs on the TLS port.
+    let tls_addresses = match node.ports.tls {
+        Some(port) => addresses
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), port))
+            .collect(),
+        None => Vec::new(),
+    };
     TurnRecord {
         host,
         port: node.ports.listen,
@@ -125,5 +140,6 @@ fn turn_record(node: &Node<'_>) -> TurnRecord {
         udp: config.udp,
         tcp: config.tcp,
         addresses,
+        tls_addresses,
     }
 }

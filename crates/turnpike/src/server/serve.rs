@@ -181,6 +181,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         policy,
         tcp_owners: Default::default(),
         alternates: config.alternate_server.clone(),
+        tls_alternates: config.tls_alternate_server.clone(),
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();

@@ -73,6 +73,8 @@ pub struct CoreSettings {
     pub tcp_owners: TcpOwners,
     /// Where a full or draining core sends new clients (`alternate-server`).
     pub alternates: Vec<SocketAddr>,
+    /// The same for clients over TLS and DTLS (`tls-alternate-server`).
+    pub tls_alternates: Vec<SocketAddr>,
     /// The kernel fast path, when attached (`xdp-interfaces`; `turn.fast_path` is set then).
     pub kernel: Option<Arc<crate::server::kernel_path::KernelPath>>,
 }
@@ -235,6 +237,7 @@ fn set_up(
         settings.shared,
     );
     core.set_alternates(&settings.alternates);
+    core.set_tls_alternates(&settings.tls_alternates);
     let relay_set = net::PollSet::new().context("creating the relay epoll set")?;
     let registry = relay_set
         .registry()

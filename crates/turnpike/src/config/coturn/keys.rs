@@ -151,7 +151,7 @@ pub const KEYS: &[CoturnKey] = &[
     key("new-log-timestamp-format", Value, None, LOGS),
     key("log-binding", Flag, None, "Binding requests are logged at `trace` only (`log-level`)"),
     key("alternate-server", Value, Some("alternate-server"), "the same key, but used only when full or draining"),
-    key("tls-alternate-server", Value, None, "`alternate-server` serves every transport"),
+    key("tls-alternate-server", Value, Some("tls-alternate-server"), "the same key, but used only when full or draining"),
     key("stun-only", Flag, Some("turn"), "`turn = false`"),
     key("no-software-attribute", Flag, Some("software"), "no SOFTWARE attribute is sent unless `software` is set"),
     key("no-stun", Flag, None, "Turnpike always answers Binding requests"),

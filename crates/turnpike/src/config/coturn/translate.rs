@@ -695,39 +695,37 @@ fn service(seen: &Seen<'_>, out: &mut Out) {
         out.drop_all(seen, "prometheus-port", why);
         out.drop_all(seen, "prometheus-address", why);
     }
+    alternate_servers(seen, out, "alternate-server", STUN_PORT);
+    alternate_servers(seen, out, "tls-alternate-server", TLS_PORT);
+}
+
+/// `alternate-server` or `tls-alternate-server`: the same key in Turnpike, one per family, a
+/// bare IP taking coturn's default port (`default_port`).
+fn alternate_servers(seen: &Seen<'_>, out: &mut Out, key: &'static str, default_port: u16) {
     let mut alternates: Vec<SocketAddr> = Vec::new();
-    for (line, value) in seen.all("alternate-server") {
+    for (line, value) in seen.all(key) {
         let value = value.trim();
         let parsed = value.parse::<SocketAddr>().or_else(|_| {
             value
                 .parse::<IpAddr>()
-                .map(|ip| SocketAddr::new(ip, STUN_PORT))
+                .map(|ip| SocketAddr::new(ip, default_port))
         });
         match parsed {
             Ok(addr) if alternates.iter().any(|a| a.is_ipv4() == addr.is_ipv4()) => {
                 out.drop(
-                    "alternate-server",
+                    key,
                     *line,
                     "Turnpike takes one alternate server per address family; the first is kept",
                 );
             }
             Ok(addr) => alternates.push(addr),
-            Err(_) => out.problem(
-                *line,
-                "alternate-server",
-                format!("`{value}` is not IP or IP:PORT"),
-            ),
+            Err(_) => out.problem(*line, key, format!("`{value}` is not IP or IP:PORT")),
         }
     }
     if !alternates.is_empty() {
-        out.set(
-            "alternate-server",
-            strings(alternates),
-            seen,
-            &["alternate-server"],
-        );
+        out.set(key, strings(alternates), seen, &[key]);
         let why = "coturn sent every Allocate to these servers (load balancing); Turnpike sends \
                    new clients there only when it is full (quota, ports) or drains (docs/turn.md)";
-        out.differs("alternate-server", "alternate-server", None, why.to_owned());
+        out.differs(key, key, None, why.to_owned());
     }
 }

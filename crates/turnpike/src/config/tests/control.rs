@@ -1,4 +1,4 @@
-//! The operations keys: alternate-server, drain-timeout, admin-token, admin-listen.
+//! The operations keys: alternate-server, tls-alternate-server, drain-timeout, admin-token, admin-listen.
 
 use std::time::Duration;
 
@@ -35,6 +35,15 @@ fn alternate_server_rules() {
     let (_, _, why) =
         only_problem("alternate-server = [\"192.0.2.20:3478\", \"192.0.2.20:3478\"]\n");
     assert!(why.contains("listed twice"), "{why}");
+    // The same rules, named by their own key, for the TLS/DTLS alternates.
+    let (_, key, why) = only_problem("tls-alternate-server = [\"192.0.2.20:0\"]\n");
+    assert_eq!(key.as_deref(), Some("tls-alternate-server"));
+    assert!(why.contains("IP and port"), "{why}");
+    let config = check("tls-alternate-server = [\"192.0.2.20:5349\"]\n").unwrap();
+    assert_eq!(
+        config.tls_alternate_server,
+        ["192.0.2.20:5349".parse().unwrap()]
+    );
 }
 
 #[test]
