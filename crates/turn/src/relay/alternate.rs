@@ -47,12 +47,14 @@ impl Alternates {
     /// The first IPv4 and the first IPv6 address of `servers` (a 300 carries one of each,
     /// RFC 8489 §10).
     pub fn new(servers: &[SocketAddr]) -> Self {
+        Alternates::default().with_plain(servers)
+    }
+
+    /// These, with `servers` as the alternates of UDP and TCP clients (the first of each
+    /// family); the TLS ones are kept.
+    pub fn with_plain(self, servers: &[SocketAddr]) -> Self {
         let (v4, v6) = first_of_each(servers);
-        Alternates {
-            v4,
-            v6,
-            ..Alternates::default()
-        }
+        Alternates { v4, v6, ..self }
     }
 
     /// These, with `servers` as the alternates of TLS and DTLS clients (the first of each
@@ -113,7 +115,7 @@ impl TurnServer {
     /// (draining, or full): the first of each address family of `servers` is kept, an empty
     /// list removes them (the answer is then 508). Cheap: no allocation, nothing else changes.
     pub fn set_alternates(&mut self, servers: &[SocketAddr]) {
-        self.alternates = Alternates::new(servers).with_tls(&self.tls_alternates());
+        self.alternates = self.alternates.with_plain(servers);
     }
 
     /// The same for clients over TLS and DTLS: `servers` are the alternates' TLS/DTLS
@@ -121,11 +123,6 @@ impl TurnServer {
     /// speak TLS to.
     pub fn set_tls_alternates(&mut self, servers: &[SocketAddr]) {
         self.alternates = self.alternates.with_tls(servers);
-    }
-
-    fn tls_alternates(&self) -> Vec<SocketAddr> {
-        let a = self.alternates;
-        [a.tls_v4, a.tls_v6].into_iter().flatten().collect()
     }
 
     /// The alternate servers in force.

@@ -84,7 +84,7 @@ pub fn tls_alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
 fn first_of_each(
     me: &str,
     nodes: &[NodeRecord],
-    addresses: impl Fn(&TurnRecord) -> &Vec<SocketAddr>,
+    addresses: impl Fn(&TurnRecord) -> &[SocketAddr],
 ) -> Vec<SocketAddr> {
     let others: Vec<&NodeRecord> = ranked(nodes).into_iter().filter(|n| n.id != me).collect();
     let first = |v4: bool| {
