@@ -130,6 +130,58 @@ test('p2p WebRTC: the page waits in the room, the CLI joins; the page offers Web
   });
 });
 
+test('p2p WebRTC trickle and replacement: the CLI answers at once and trickles its relayed candidate; the page turns relay-only mid-chat, the CLI answers the new connection and the chat goes on over the relay', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'trickle-replace', async ({ open, p2p }) => {
+    const room = randomRoom();
+    const cli = p2p(room, ['--timeout', '60']);
+    await cli.line(/^waiting for a peer/, 'the CLI to wait');
+    const page = await open(`/room/${room}`, 'page');
+    await joined(page, 'page');
+    const cliId = (await cli.line(/^joined room /, 'the CLI to join')).split(' ')[4];
+    // RFC 8838: the answer carries the host candidate; the relayed one comes later, trickled in
+    // a `candidate` frame once the Allocate is answered. The page records what it was trickled.
+    const gathered = await cli.line(/^gathered relay /, 'the CLI\'s relayed candidate', 45_000);
+    const relayed = gathered.split(' ')[2];
+    assert.match(relayed, /^127\.0\.0\.1:\d+$/);
+    await until(
+      `the page to be trickled the CLI's relayed candidate ${relayed}`,
+      () => page.evaluate(() => window.turnpike.peers()),
+      (ps) => ps.some((p) => p.id === cliId && p.trickled.some((c) => c.type === 'relay' && c.address === relayed)),
+      { timeout: 15_000 },
+    );
+    await cli.line(/^connected to peer .* over WebRTC/, 'the CLI to connect', 45_000);
+    await pageConnected(page, cliId);
+    cli.type('before the switch');
+    await pageGot(page, cliId, 'before the switch');
+
+    // The switch: a new RTCPeerConnection (new session id, ICE credentials and certificate)
+    // with iceTransportPolicy 'relay'. The page replaces it itself whichever side is polite,
+    // since the CLI's frames say it only answers; the CLI answers with a new connection.
+    await page.check('[data-testid="relay-only"]');
+    await cli.line(/^peer .* replaced its connection: answering its new offer$/, 'the CLI to see the new connection', 15_000);
+    await until(
+      'the CLI to connect the new connection',
+      () => cli.stdout.filter((l) => /^connected to peer .* over WebRTC/.test(l)).length,
+      (n) => n >= 2,
+      { timeout: 45_000 },
+    );
+    const peers = await until(
+      'the page\'s new connection to the CLI over its relay',
+      () => page.evaluate(() => window.turnpike.peers()),
+      (ps) => ps.some((p) => p.id === cliId && p.state === 'connected' && p.channel === 'open' && p.localType === 'relay'),
+      { timeout: 45_000 },
+    );
+    assert.equal(peers.find((p) => p.id === cliId).restarts, 0, 'a new connection, not an ICE restart');
+    cli.type('after the switch');
+    await pageGot(page, cliId, 'after the switch');
+    await page.fill('[data-testid="chat-input"]', 'from the relay');
+    await page.click('[data-testid="chat-send"]');
+    await cli.line(/^peer> from the relay$/, 'the page\'s message over the new connection');
+    const status = await cli.finish();
+    assert.deepEqual(status, { code: 0, signal: null }, cli.output());
+  });
+});
+
 test('p2p WebRTC relay-only: the page (?relay=1) and the CLI (--relay-only) talk through our TURN relay, relay ↔ relay', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   await withServer(t, 'relay-only', async ({ open, p2p }) => {
     const room = randomRoom();

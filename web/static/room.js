@@ -3,7 +3,8 @@
 //
 // Test hook (read-only): window.turnpike = {
 //   id, room, relayOnly, signaling(), media(),
-//   peers() -> [{id, state, iceState, localType, remoteType, rtt, channel, polite, restarts}],
+//   peers() -> [{id, state, iceState, localType, remoteType, rtt, channel, polite, restarts,
+//                trickled: [{type, address}] (remote candidates trickled to this connection)}],
 //   messages() -> [{from, text, ts, self}], sendChat(text) -> number of peers it was sent to,
 //   transfers() -> [{peer, direction, name, size, sha256, digest, done, state, ok, url}] }
 
@@ -137,6 +138,7 @@ class Peer {
     this.dc = null;
     this.fc = null;
     this.restarts = 0;
+    this.answersOnly = false; // `turnpike p2p` (it sent its own offer format): it never offers SDP
     this.sid = null;
     this.remoteSid = null;
     this.info = { localType: null, remoteType: null, rtt: null };
@@ -172,6 +174,7 @@ class Peer {
     this.ignoreOffer = false;
     this.settingAnswer = false;
     this.info = { localType: null, remoteType: null, rtt: null, protocol: null, local: null, remote: null };
+    this.trickled = [];
     const pc = new RTCPeerConnection(rtcConfig());
     this.pc = pc;
     if (localStream) {
@@ -264,13 +267,16 @@ class Peer {
    */
   requestNewConnection() {
     if (!this.pc) return; // still waiting for the first offer, which will use the new setting
-    if (this.polite) this.signal('bye', { reset: true });
+    // `turnpike p2p` only answers (it never offers SDP): we replace the connection ourselves,
+    // whichever side is polite, and it answers the new session's offer.
+    if (this.polite && !this.answersOnly) this.signal('bye', { reset: true });
     else this.reopen();
   }
 
   async onSignal(type, data) {
-    const { sid, rsid, reset } = data && typeof data === 'object' ? data : {};
+    const { sid, rsid, reset, answersOnly } = data && typeof data === 'object' ? data : {};
     if (rsid && rsid !== this.sid) return; // for a connection of ours that we replaced since
+    if (answersOnly === true) this.answersOnly = true; // `turnpike p2p` says so in its frames
     if (type === 'bye') {
       if (reset) {
         if (!this.polite && this.pc) {
@@ -304,6 +310,7 @@ class Peer {
         // `turnpike p2p` offers in its own format (turnpike-p2p/1) first; it answers SDP, and
         // our connection (opened above) makes the SDP offer (docs/client.md).
         log(`peer ${this.id}: ${data.protocol ?? 'non-SDP'} ${type} ignored; we offer WebRTC`);
+        this.answersOnly = true;
         return;
       }
       if (type === 'offer' || type === 'answer') {
@@ -329,6 +336,11 @@ class Peer {
         const { candidate, sdpMid, sdpMLineIndex, usernameFragment } = data;
         try {
           await pc.addIceCandidate({ candidate, sdpMid, sdpMLineIndex, usernameFragment });
+          // RFC 8839 §5.1: "candidate:F C transport prio address port typ TYPE ...".
+          const fields = String(candidate).split(' ');
+          const typ = fields.indexOf('typ');
+          const type = typ > 0 ? fields[typ + 1] : null;
+          if (this.pc === pc && type) this.trickled.push({ type, address: `${fields[4]}:${fields[5]}` });
         } catch (err) {
           if (!this.ignoreOffer) log(`peer ${this.id}: addIceCandidate failed`, err);
         }
@@ -475,6 +487,7 @@ class Peer {
       channel: this.dc ? this.dc.readyState : null,
       polite: this.polite,
       restarts: this.restarts,
+      trickled: [...(this.trickled ?? [])],
     };
   }
 }

@@ -308,7 +308,14 @@ fn with_logging(
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(task));
+        .and_then(|runtime| {
+            let result = runtime.block_on(task);
+            // Dropping the runtime waits for its blocking threads, and tokio's stdin reader is
+            // one that may sit in read(2) forever (`turnpike p2p` ended by its peer while the
+            // terminal is quiet): give them a moment, not forever.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(250));
+            result
+        });
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -73,6 +73,13 @@ impl BrowserDescription {
     }
 }
 
+/// The first `a=mid:` of an SDP (RFC 8866 §5, RFC 5888 §4): the media id of its first section.
+pub fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|line| line.trim_end_matches('\r').strip_prefix("a=mid:"))
+        .map(str::to_owned)
+}
+
 /// Our side of one page connection: our session id, and the page's, echoed as `rsid` so that
 /// the page matches our frames to its current connection.
 #[derive(Debug, Clone)]
@@ -81,12 +88,26 @@ pub struct SessionTags {
     pub sid: String,
     /// The page's session id, from its offer.
     pub rsid: Option<String>,
+    /// The media id our trickled candidates name (`sdpMid`): the offer's first section, which
+    /// heads its BUNDLE group (RFC 8843), so every section's transport is this one.
+    pub mid: Option<String>,
 }
 
 impl SessionTags {
     /// The `data` of our `answer` frame.
     pub fn answer(&self, sdp: &str) -> Value {
         self.tagged(json!({"type": "answer", "sdp": sdp}))
+    }
+
+    /// The `data` of a `candidate` frame: an `RTCIceCandidateInit` as the page's own
+    /// `candidate.toJSON()` (RFC 8839 §5.1 candidate-attribute without the `a=`).
+    pub fn candidate(&self, candidate: &str) -> Value {
+        self.tagged(json!({
+            "candidate": candidate,
+            "sdpMid": self.mid,
+            "sdpMLineIndex": 0,
+            "usernameFragment": null,
+        }))
     }
 
     /// `bye`: the page closes its connection to us.
@@ -96,6 +117,9 @@ impl SessionTags {
 
     fn tagged(&self, mut data: Value) -> Value {
         data["sid"] = json!(self.sid);
+        // We never offer SDP: the page replaces a connection to us itself (its relay-only
+        // switch) rather than ask us to with `bye {reset: true}` when it is the polite side.
+        data["answersOnly"] = json!(true);
         if let Some(rsid) = &self.rsid {
             data["rsid"] = json!(rsid);
         }
@@ -142,11 +166,25 @@ mod tests {
         let tags = SessionTags {
             sid: "ours".into(),
             rsid: Some("theirs".into()),
+            mid: first_mid("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:1\r\n"),
         };
         let answer = tags.answer("v=0");
         assert_eq!(answer["type"], "answer");
         assert_eq!(answer["sid"], "ours");
         assert_eq!(answer["rsid"], "theirs");
         assert_eq!(tags.bye()["rsid"], "theirs");
+        assert_eq!(
+            answer["answersOnly"], true,
+            "the page must not wait for our offer"
+        );
+        let candidate = tags.candidate("candidate:1 1 udp 1 192.0.2.1 5000 typ relay");
+        assert_eq!(
+            candidate["candidate"],
+            "candidate:1 1 udp 1 192.0.2.1 5000 typ relay"
+        );
+        assert_eq!(candidate["sdpMid"], "0", "the BUNDLE-tagged first section");
+        assert_eq!(candidate["sdpMLineIndex"], 0);
+        assert_eq!(candidate["rsid"], "theirs");
+        assert_eq!(first_mid("v=0\r\n"), None);
     }
 }

@@ -14,6 +14,7 @@ mod file_io;
 pub(crate) mod file_transfer;
 pub(crate) mod frames;
 mod peer;
+mod reflexive;
 mod relay;
 mod transport;
 
@@ -31,8 +32,9 @@ use super::{ice_servers, P2pArgs, DNS_TIMEOUT};
 use file_io::{Receiving, Sending};
 use frames::{BrowserDescription, SessionTags};
 use peer::{PeerOutput, WebRtcPeer};
+use reflexive::Reflexive;
 use relay::Relay;
-use transport::Transport;
+use transport::{Gathered, Transport};
 
 /// Answers `peer`'s `offer` and chats with it (or, later, sends or receives a file).
 /// `deadline` bounds everything up to the open data channel.
@@ -70,7 +72,7 @@ async fn session(
     let mut transport = if args.relay_only {
         relay_transport(args, &servers).await?
     } else {
-        Transport::host(super::bind_host_sockets(args, &servers).await?)
+        default_transport(args, &servers).await?
     };
     transport.start_readers(&packets)?;
     let mut candidates = Vec::new();
@@ -80,9 +82,9 @@ async fn session(
                 .map_err(|e| anyhow!("cannot use {address} as a host candidate: {e}"))?,
         );
     }
-    if transport.relay_base().is_some() {
+    if args.relay_only {
         // RFC 8445 §5.1.1.2: the relayed candidate, gathered before answering so that it is in
-        // the answer's SDP like the host candidates.
+        // the answer's SDP: it is the only one, and ICE has nothing to check without it.
         let relayed = transport.allocated(&mut incoming, deadline).await?;
         let base = transport
             .relay_base()
@@ -93,6 +95,9 @@ async fn session(
                 .map_err(|e| anyhow!("cannot use {relayed} as a relayed candidate: {e}"))?,
         );
     }
+    // Otherwise the answer goes out at once with the host candidates, and the server-reflexive
+    // and relayed ones are trickled as they come (RFC 8838 §4): the page starts checking the
+    // host pairs without waiting for STUN and TURN round trips.
     let result = connected(
         signaling,
         peer_id,
@@ -118,6 +123,11 @@ enum App {
     Receive(Receiving, Option<tokio::time::Instant>),
 }
 
+/// How long a chat waits for the page's new offer after the page closed its connection: the
+/// page replaces a connection (its relay-only switch) by closing the old one and offering a
+/// new one a moment later; a page that leaves says `bye` and ends the chat at once.
+const REPLACEMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a receiver waits for its verdict to reach the sender before it exits.
 const VERDICT_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -138,88 +148,118 @@ async fn connected(
         Mode::Send(path) => App::Send(Sending::open(path).await?),
         Mode::Receive(dir) => App::Receive(Receiving::new(dir), None),
     };
-    let (mut peer, answer) = WebRtcPeer::answer(Instant::now(), &offer.sdp, candidates)?;
+    let (mut peer, answer) = WebRtcPeer::answer(Instant::now(), &offer.sdp, candidates.clone())?;
     let mut tags = SessionTags {
         sid: random_sid(),
         rsid: offer.sid.clone(),
+        mid: frames::first_mid(&offer.sdp),
     };
-    // Our candidates are in the answer's SDP (RFC 8839 §5.1); no trickle needed for them.
+    // The candidates gathered so far are in the answer's SDP (RFC 8839 §5.1); later ones are
+    // trickled, and all of them kept for a connection that replaces this one.
     signaling.send("answer", peer_id, tags.answer(&answer))?;
+    let mut local_candidates = candidates;
+    // A replacing connection gets as long to come up as the first one had.
+    let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let mut deadline = deadline;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let interrupt = super::interrupted();
     tokio::pin!(interrupt);
-    let chat = peer.chat_channel();
-    let files = peer.file_channel();
+    let mut chat = peer.chat_channel();
+    let mut files = peer.file_channel();
     let mut open = false;
     let mut files_open = false;
+    // Chat mode: when the page closes the connection without leaving (it is replacing it: its
+    // relay-only switch), until when we wait for the new offer.
+    let mut orphaned: Option<tokio::time::Instant> = None;
     let result = 'session: loop {
-        let wake = loop {
-            match peer.poll()? {
-                PeerOutput::Wait(at) => break at,
-                PeerOutput::Transmit {
-                    source,
-                    destination,
-                    contents,
-                } => {
-                    transport
-                        .send(Instant::now(), source, destination, &contents)
-                        .await
-                }
-                PeerOutput::ChannelOpen(id, label) if id == chat && !open => {
-                    open = true;
-                    println!(
+        let wake = if !peer.is_alive() {
+            // str0m gave up on this connection: nothing to poll until a replacement.
+            Instant::now() + REPLACEMENT_GRACE
+        } else {
+            loop {
+                let output = match peer.poll() {
+                    Ok(output) => output,
+                    // str0m reports the page's DTLS close_notify as an error: in a chat that is
+                    // the page closing this connection (to leave, or to replace it), handled
+                    // below like a closed channel; mid-transfer it is fatal.
+                    Err(error) if matches!(app, App::Chat) => {
+                        tracing::debug!(%error, "the WebRTC connection ended");
+                        peer.disconnect();
+                        break Instant::now() + REPLACEMENT_GRACE;
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                match output {
+                    PeerOutput::Wait(at) => break at,
+                    PeerOutput::Transmit {
+                        source,
+                        destination,
+                        contents,
+                    } => {
+                        transport
+                            .send(Instant::now(), source, destination, &contents)
+                            .await
+                    }
+                    PeerOutput::ChannelOpen(id, label) if id == chat && !open => {
+                        open = true;
+                        println!(
                         "connected to peer {peer_id} over WebRTC: data channel \"{label}\" open"
                     );
-                }
-                PeerOutput::ChannelOpen(id, _) if id == files => {
-                    files_open = true;
-                    peer.set_buffered_amount_low_threshold(files, file_transfer::LOW_WATER);
-                }
-                PeerOutput::ChannelOpen(_, label) => {
-                    tracing::debug!(%label, "data channel opened by the page, unused");
-                }
-                PeerOutput::ChannelData { channel, data, .. } if channel == chat => {
-                    println!("peer> {}", chat::decode(&data));
-                }
-                PeerOutput::ChannelData {
-                    channel,
-                    binary,
-                    data,
-                } if channel == files => match &mut app {
-                    App::Send(sending) => {
-                        if sending.message(binary, &data)? {
-                            return Ok(());
-                        }
                     }
-                    App::Receive(receiving, linger) => {
-                        if let Some((verdict, outcome)) = receiving.message(binary, &data).await? {
-                            peer.write(files, false, verdict.as_bytes())?;
-                            outcome?;
-                            *linger = Some(tokio::time::Instant::now() + VERDICT_LINGER);
-                        }
+                    PeerOutput::ChannelOpen(id, _) if id == files => {
+                        files_open = true;
+                        peer.set_buffered_amount_low_threshold(files, file_transfer::LOW_WATER);
                     }
-                    App::Chat => tracing::debug!("file message in chat mode: ignored"),
-                },
-                PeerOutput::ChannelData { .. } => {}
-                // The sender writes more below, after the outputs are drained.
-                PeerOutput::BufferedAmountLow(id) => tracing::trace!(?id, "buffered amount low"),
-                PeerOutput::ChannelClose(id) if id == chat => {
-                    break 'session match app {
+                    PeerOutput::ChannelOpen(_, label) => {
+                        tracing::debug!(%label, "data channel opened by the page, unused");
+                    }
+                    PeerOutput::ChannelData { channel, data, .. } if channel == chat => {
+                        println!("peer> {}", chat::decode(&data));
+                    }
+                    PeerOutput::ChannelData {
+                        channel,
+                        binary,
+                        data,
+                    } if channel == files => match &mut app {
+                        App::Send(sending) => {
+                            if sending.message(binary, &data)? {
+                                return Ok(());
+                            }
+                        }
+                        App::Receive(receiving, linger) => {
+                            if let Some((verdict, outcome)) =
+                                receiving.message(binary, &data).await?
+                            {
+                                peer.write(files, false, verdict.as_bytes())?;
+                                outcome?;
+                                *linger = Some(tokio::time::Instant::now() + VERDICT_LINGER);
+                            }
+                        }
+                        App::Chat => tracing::debug!("file message in chat mode: ignored"),
+                    },
+                    PeerOutput::ChannelData { .. } => {}
+                    // The sender writes more below, after the outputs are drained.
+                    PeerOutput::BufferedAmountLow(id) => {
+                        tracing::trace!(?id, "buffered amount low")
+                    }
+                    PeerOutput::ChannelClose(id) if id == chat => match app {
                         App::Chat => {
-                            println!("the peer closed the chat");
-                            Ok(())
+                            open = false;
+                            orphaned.get_or_insert(tokio::time::Instant::now() + REPLACEMENT_GRACE);
                         }
-                        _ => Err(anyhow!(
-                            "the peer closed the connection before the file was verified"
-                        )),
-                    };
+                        _ => bail!("the peer closed the connection before the file was verified"),
+                    },
+                    PeerOutput::ChannelClose(_) => {}
+                    PeerOutput::IceState(state) => tracing::debug!(?state, "ICE state"),
                 }
-                PeerOutput::ChannelClose(_) => {}
-                PeerOutput::IceState(state) => tracing::debug!(?state, "ICE state"),
             }
         };
         if !peer.is_alive() {
-            bail!("the WebRTC connection to peer {peer_id} closed");
+            if !matches!(app, App::Chat) {
+                bail!("the WebRTC connection to peer {peer_id} closed");
+            }
+            open = false;
+            orphaned.get_or_insert(tokio::time::Instant::now() + REPLACEMENT_GRACE);
         }
         if files_open {
             if let App::Send(sending) = &mut app {
@@ -234,18 +274,35 @@ async fn connected(
             }
             linger_until = Some(*until);
         }
-        transport.relay_work(Instant::now()).await?;
-        let wake = transport.relay_timeout().map_or(wake, |at| at.min(wake));
+        transport.work(Instant::now()).await?;
+        while let Some(gathered) = transport.poll_gathered() {
+            let candidate = local_candidate(gathered)?;
+            // str0m drops a candidate that is redundant with one it has (RFC 8445 §5.1.3: a
+            // server-reflexive address equal to its base, as on loopback): nothing to trickle.
+            if let Some(text) = peer.add_local_candidate(candidate.clone()) {
+                signaling.send("candidate", peer_id, tags.candidate(&text))?;
+            }
+            local_candidates.push(candidate);
+        }
+        let wake = transport.timeout().map_or(wake, |at| at.min(wake));
         let wake = tokio::time::Instant::from_std(wake);
         let wake = linger_until.map_or(wake, |until| until.min(wake));
         let chatting = open && matches!(app, App::Chat);
         tokio::select! {
             Some(datagram) = incoming.recv() => {
                 if let Some(arrived) = transport.arrived(Instant::now(), datagram) {
-                    peer.receive(Instant::now(), arrived.source, arrived.destination, &arrived.contents)?;
+                    let received = peer.receive(Instant::now(), arrived.source, arrived.destination, &arrived.contents);
+                    if let Err(error) = received {
+                        // As for `poll` above.
+                        if !matches!(app, App::Chat) {
+                            return Err(error.into());
+                        }
+                        tracing::debug!(%error, "the WebRTC connection ended");
+                        peer.disconnect();
+                    }
                 }
             }
-            () = tokio::time::sleep_until(wake) => peer.timeout(Instant::now())?,
+            () = tokio::time::sleep_until(wake), if peer.is_alive() => peer.timeout(Instant::now())?,
             event = signaling.recv() => match event? {
                 PeerEvent::Candidate(from, Some(text)) if from == peer_id => {
                     // A candidate we cannot use (TCP, a typo) is skipped, as browsers do.
@@ -255,15 +312,33 @@ async fn connected(
                     }
                 }
                 PeerEvent::BrowserOffer(from, offer) if from == peer_id => {
-                    // The page restarts ICE on failure (a new offer, same connection) or
-                    // replaced its connection: either way, answer the new offer.
+                    let replaced = offer.sid.is_some() && offer.sid != tags.rsid;
                     tags.rsid = offer.sid.clone();
-                    let answer = peer.renegotiate(&offer.sdp)?;
+                    let answer = if replaced {
+                        // A new session id: the page replaced its connection (its relay-only
+                        // switch), with new ICE credentials and a new DTLS certificate; a new
+                        // connection of ours answers it, with every candidate we have.
+                        if files_open && !matches!(app, App::Chat) {
+                            bail!("peer {peer_id} replaced its connection during the file transfer");
+                        }
+                        println!("peer {peer_id} replaced its connection: answering its new offer");
+                        let (replacement, answer) =
+                            WebRtcPeer::answer(Instant::now(), &offer.sdp, local_candidates.clone())?;
+                        peer = replacement;
+                        (chat, files) = (peer.chat_channel(), peer.file_channel());
+                        (open, files_open, orphaned) = (false, false, None);
+                        tags.mid = frames::first_mid(&offer.sdp);
+                        deadline = tokio::time::Instant::now() + budget;
+                        answer
+                    } else {
+                        // The same connection restarting ICE after a failure (RFC 8445 §9).
+                        peer.renegotiate(&offer.sdp)?
+                    };
                     signaling.send("answer", peer_id, tags.answer(&answer))?;
                 }
                 PeerEvent::Left(id) | PeerEvent::Bye(id) if id == peer_id => {
                     break 'session match app {
-                        App::Chat if open => {
+                        App::Chat if open || orphaned.is_some() => {
                             println!("peer {peer_id} left the chat");
                             Ok(())
                         }
@@ -286,7 +361,11 @@ async fn connected(
                     return Ok(());
                 }
             },
-            () = tokio::time::sleep_until(deadline), if !open => {
+            () = tokio::time::sleep_until(orphaned.unwrap_or(deadline)), if orphaned.is_some() => {
+                println!("the peer closed the chat");
+                break 'session Ok(());
+            }
+            () = tokio::time::sleep_until(deadline), if !open && orphaned.is_none() => {
                 bail!("no WebRTC connection to peer {peer_id} within the timeout (ICE, DTLS or SCTP did not complete)");
             }
             () = &mut interrupt => {
@@ -306,15 +385,77 @@ async fn relay_transport(
     if args.no_relay {
         bail!("--relay-only and --no-relay exclude each other");
     }
-    let Some((server, credentials)) = servers.turn.first().cloned() else {
+    let Some((relay, socket)) = relay(servers).await? else {
         bail!("--relay-only: the signaling server offered no TURN server over UDP");
+    };
+    Ok(Transport::relayed(relay, socket))
+}
+
+/// The default: host sockets, a Binding request from each to the STUN servers (a TURN server
+/// answers Binding too, RFC 8656 §7.1, and is asked when no STUN server is offered), and an
+/// allocation on the first TURN server unless `--no-relay`.
+async fn default_transport(
+    args: &P2pArgs,
+    servers: &ice_servers::Resolved,
+) -> anyhow::Result<Transport> {
+    let host = super::bind_host_sockets(args, servers).await?;
+    let bases = host
+        .iter()
+        .map(|socket| socket.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stun = servers.stun.clone();
+    if stun.is_empty() {
+        stun.extend(servers.turn.iter().map(|(server, _)| *server));
+    }
+    stun.sort_unstable();
+    stun.dedup();
+    let reflexive = Reflexive::new(Instant::now(), &bases, &stun, || {
+        stun::TransactionId(rand::random())
+    });
+    let transport = Transport::host(host, Some(reflexive));
+    if args.no_relay {
+        return Ok(transport);
+    }
+    Ok(match relay(servers).await? {
+        Some((relay, socket)) => transport.with_relay(relay, socket, false),
+        None => transport,
+    })
+}
+
+/// A socket towards the first TURN server offered, and an Allocate started on it; `None`
+/// when no TURN server over UDP was offered.
+async fn relay(
+    servers: &ice_servers::Resolved,
+) -> anyhow::Result<Option<(Relay, Arc<tokio::net::UdpSocket>)>> {
+    let Some((server, credentials)) = servers.turn.first().cloned() else {
+        return Ok(None);
     };
     let ip = crate::client::client_args::route_to(server).await?;
     let socket = tokio::net::UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
     let relay = Relay::allocate(Instant::now(), server, credentials, rand::random());
-    Ok(Transport::relayed(relay, Arc::new(socket)))
+    Ok(Some((relay, Arc::new(socket))))
+}
+
+/// The str0m candidate of a candidate gathered after the answer.
+fn local_candidate(gathered: Gathered) -> anyhow::Result<str0m::Candidate> {
+    match gathered {
+        Gathered::Reflexive(found) => {
+            println!("gathered srflx {} (base {})", found.mapped, found.base);
+            str0m::Candidate::server_reflexive(found.mapped, found.base, "udp").map_err(|e| {
+                anyhow!(
+                    "cannot use {} as a server-reflexive candidate: {e}",
+                    found.mapped
+                )
+            })
+        }
+        Gathered::Relayed { relayed, base } => {
+            println!("gathered relay {relayed}");
+            str0m::Candidate::relayed(relayed, base, "udp")
+                .map_err(|e| anyhow!("cannot use {relayed} as a relayed candidate: {e}"))
+        }
+    }
 }
 
 /// A session id like the page's: 12 hex digits.

@@ -127,6 +127,15 @@ impl WebRtcPeer {
         Ok(answer.to_sdp_string())
     }
 
+    /// Adds a candidate of ours gathered after the answer (server-reflexive, relayed); returns
+    /// its RFC 8839 `candidate:` string to trickle, or `None` when str0m found it redundant
+    /// with one it has (RFC 8445 §5.1.3).
+    pub fn add_local_candidate(&mut self, candidate: Candidate) -> Option<String> {
+        self.rtc
+            .add_local_candidate(candidate)
+            .map(Candidate::to_sdp_string)
+    }
+
     /// Adds a trickled remote candidate (RFC 8838 §11.4), an RFC 8839 `candidate:` string;
     /// returns its address.
     pub fn add_remote_candidate(&mut self, text: &str) -> Result<SocketAddr, PeerError> {
@@ -243,5 +252,91 @@ impl WebRtcPeer {
     /// Closes the connection (DTLS close_notify, SCTP abort).
     pub fn disconnect(&mut self) {
         self.rtc.disconnect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A data-channel-only offer as Chromium writes it (RFC 8841 m=application), trimmed.
+    const OFFER: &str = "v=0\r\n\
+        o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
+        s=-\r\n\
+        t=0 0\r\n\
+        a=group:BUNDLE 0\r\n\
+        a=msid-semantic: WMS\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+        c=IN IP4 0.0.0.0\r\n\
+        a=ice-ufrag:Ab3d\r\n\
+        a=ice-pwd:0123456789abcdefghijklmn\r\n\
+        a=ice-options:trickle\r\n\
+        a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:79:F2\r\n\
+        a=setup:actpass\r\n\
+        a=mid:0\r\n\
+        a=sctp-port:5000\r\n\
+        a=max-message-size:262144\r\n";
+
+    fn host() -> Candidate {
+        Candidate::host("127.0.0.1:5000".parse().unwrap(), "udp").unwrap()
+    }
+
+    #[test]
+    fn a_data_channel_offer_is_answered_with_our_candidate_and_a_candidate_added_later_is_trickled()
+    {
+        let (mut peer, answer) = WebRtcPeer::answer(Instant::now(), OFFER, vec![host()]).unwrap();
+        assert!(answer.contains("a=setup:active") || answer.contains("a=setup:passive"));
+        assert!(answer.contains("127.0.0.1 5000 typ host"), "{answer}");
+        let relayed = Candidate::relayed(
+            "192.0.2.9:49170".parse().unwrap(),
+            "127.0.0.1:5001".parse().unwrap(),
+            "udp",
+        )
+        .unwrap();
+        let text = peer.add_local_candidate(relayed).unwrap();
+        assert!(text.starts_with("candidate:"), "{text}");
+        assert!(text.contains("192.0.2.9 49170 typ relay"), "{text}");
+        // RFC 8445 §5.1.3: a server-reflexive address equal to its base is redundant.
+        let redundant = Candidate::server_reflexive(
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.1:5000".parse().unwrap(),
+            "udp",
+        )
+        .unwrap();
+        assert_eq!(peer.add_local_candidate(redundant), None);
+    }
+
+    #[test]
+    fn malformed_offers_and_candidates_are_clear_errors_never_panics() {
+        for sdp in [
+            "",
+            "v=0\r\n",
+            "not sdp at all",
+            "v=0\r\nm=application x\r\n",
+            &OFFER[..200],
+        ] {
+            match WebRtcPeer::answer(Instant::now(), sdp, vec![host()]) {
+                Err(PeerError::BadOffer(_) | PeerError::Answer(_)) => {}
+                Err(other) => panic!("{sdp:?}: unexpected error {other}"),
+                Ok(_) => panic!("{sdp:?} was answered"),
+            }
+        }
+        let (mut peer, _) = WebRtcPeer::answer(Instant::now(), OFFER, vec![host()]).unwrap();
+        for text in [
+            "",
+            "candidate:",
+            "candidate:1 1 udp x 1.2.3.4 5 typ host",
+            "garbage",
+        ] {
+            assert!(
+                matches!(peer.add_remote_candidate(text), Err(PeerError::BadCandidate(t)) if t == text),
+                "{text:?}"
+            );
+        }
+        let address = peer
+            .add_remote_candidate("candidate:1 1 udp 2122260223 192.0.2.7 40000 typ host")
+            .unwrap();
+        assert_eq!(address, "192.0.2.7:40000".parse().unwrap());
     }
 }

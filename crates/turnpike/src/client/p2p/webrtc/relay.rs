@@ -44,6 +44,9 @@ pub enum RelayError {
 pub struct Relay {
     turn: TurnClient,
     relayed: Option<SocketAddr>,
+    /// Peers to permit, remembered so that candidates that arrive before the allocation
+    /// (trickled while it is still under way) get their permission once it exists.
+    wanted: Vec<SocketAddr>,
 }
 
 impl Relay {
@@ -57,6 +60,7 @@ impl Relay {
         Relay {
             turn: TurnClient::new(now, server, credentials, seed),
             relayed: None,
+            wanted: Vec::new(),
         }
     }
 
@@ -88,7 +92,12 @@ impl Relay {
 
     /// Installs a permission for a remote candidate's address before any check goes to it:
     /// the peer's checks to our relayed address are dropped by the server until then.
+    /// Before the allocation exists, the address is remembered and permitted once it does.
     pub fn permit(&mut self, now: Instant, peer: SocketAddr) {
+        // Permissions are per IP address (RFC 8656 §9): one per address is enough.
+        if !self.wanted.iter().any(|p| p.ip() == peer.ip()) {
+            self.wanted.push(peer);
+        }
         self.turn.create_permission(now, peer);
     }
 
@@ -109,11 +118,16 @@ impl Relay {
 
     /// Reads the client's events: the relayed address once allocated; an error when the
     /// allocation failed or ended.
-    pub fn poll_events(&mut self) -> Result<(), RelayError> {
+    pub fn poll_events(&mut self, now: Instant) -> Result<(), RelayError> {
         let server = self.turn.server();
         while let Some(event) = self.turn.poll_event() {
             match event {
-                TurnEvent::Allocated { relayed, .. } => self.relayed = Some(relayed),
+                TurnEvent::Allocated { relayed, .. } => {
+                    self.relayed = Some(relayed);
+                    for &peer in &self.wanted {
+                        self.turn.create_permission(now, peer);
+                    }
+                }
                 TurnEvent::AllocationFailed(error) => {
                     return Err(RelayError::AllocationFailed { server, error })
                 }

@@ -1,8 +1,10 @@
 //! The UDP sockets under the peer connection: host sockets (one per local address, each a host
-//! candidate), or with `--relay-only` one socket to the TURN server whose allocation is the only
-//! candidate ([`Relay`]). str0m names a datagram by its local address (`Transmit::source`,
-//! `Receive::destination`); this maps that address to a socket, through the relay when it is
-//! the relayed address.
+//! candidate, and the base of its server-reflexive candidate, [`Reflexive`]), and a socket to
+//! the TURN server whose allocation is the relayed candidate ([`Relay`]). With `--relay-only`
+//! the relay is all there is, and its failure ends the session; otherwise it is one candidate
+//! among others, and its failure only loses that candidate. str0m names a datagram by its
+//! local address (`Transmit::source`, `Receive::destination`); this maps that address to a
+//! socket, through the relay when it is the relayed address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use anyhow::{anyhow, bail};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::reflexive::{Found, Reflexive};
 use super::relay::{Relay, Relayed};
 
 /// A datagram read from one of our sockets.
@@ -38,36 +41,72 @@ pub struct Arrived {
     pub contents: Vec<u8>,
 }
 
-/// Our sockets, and the relay when the only candidate is relayed.
+/// A candidate gathered after the answer went out, to add and trickle (RFC 8838).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gathered {
+    /// A server-reflexive address of a host socket (RFC 8445 §5.1.1.1).
+    Reflexive(Found),
+    /// The relayed address (RFC 8445 §5.1.1.2) and the local socket it is reached through.
+    Relayed {
+        /// The allocation's address on the TURN server.
+        relayed: SocketAddr,
+        /// Our socket towards the server.
+        base: SocketAddr,
+    },
+}
+
+/// The relay's socket and what to do when the relay fails.
+struct RelayLeg {
+    relay: Relay,
+    socket: Arc<UdpSocket>,
+    /// `--relay-only`: without the relay there is no connection.
+    required: bool,
+    /// The relayed candidate was handed out (by [`Transport::allocated`] or
+    /// [`Transport::poll_gathered`]).
+    announced: bool,
+}
+
+/// Our sockets, and the gatherers of the candidates that are not host candidates.
 pub struct Transport {
-    sockets: Vec<Arc<UdpSocket>>,
-    relay: Option<(Relay, Arc<UdpSocket>)>,
+    host: Vec<Arc<UdpSocket>>,
+    relay: Option<RelayLeg>,
+    reflexive: Option<Reflexive>,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Transport {
-    /// Host sockets.
-    pub fn host(sockets: Vec<Arc<UdpSocket>>) -> Self {
+    /// Host sockets, and the server-reflexive addresses `reflexive` asks for from them.
+    pub fn host(sockets: Vec<Arc<UdpSocket>>, reflexive: Option<Reflexive>) -> Self {
         Transport {
-            sockets,
+            host: sockets,
             relay: None,
+            reflexive,
             readers: Vec::new(),
         }
     }
 
-    /// A relay: `socket` talks to the TURN server of `relay`, which is allocating.
+    /// A relay only (`--relay-only`): `socket` talks to the TURN server of `relay`, which is
+    /// allocating; its failure is the session's.
     pub fn relayed(relay: Relay, socket: Arc<UdpSocket>) -> Self {
-        Transport {
-            sockets: vec![socket.clone()],
-            relay: Some((relay, socket)),
-            readers: Vec::new(),
-        }
+        Transport::host(Vec::new(), None).with_relay(relay, socket, true)
+    }
+
+    /// Adds a relay, on a socket of its own.
+    pub fn with_relay(mut self, relay: Relay, socket: Arc<UdpSocket>, required: bool) -> Self {
+        self.relay = Some(RelayLeg {
+            relay,
+            socket,
+            required,
+            announced: false,
+        });
+        self
     }
 
     /// Starts one reader task per socket, sending what they read to `to`; they end with
     /// the transport.
     pub fn start_readers(&mut self, to: &mpsc::Sender<Datagram>) -> anyhow::Result<()> {
-        for socket in &self.sockets {
+        let relay = self.relay.as_ref().map(|leg| &leg.socket);
+        for socket in self.host.iter().chain(relay) {
             let socket = socket.clone();
             let local = socket.local_addr()?;
             let to = to.clone();
@@ -96,15 +135,12 @@ impl Transport {
 
     /// The relayed address, once allocated.
     pub fn relayed_address(&self) -> Option<SocketAddr> {
-        self.relay.as_ref().and_then(|(relay, _)| relay.relayed())
+        self.relay.as_ref().and_then(|leg| leg.relay.relayed())
     }
 
-    /// Our host sockets' addresses (none with a relay).
+    /// Our host sockets' addresses.
     pub fn host_addresses(&self) -> anyhow::Result<Vec<SocketAddr>> {
-        if self.relay.is_some() {
-            return Ok(Vec::new());
-        }
-        self.sockets
+        self.host
             .iter()
             .map(|socket| socket.local_addr().map_err(anyhow::Error::from))
             .collect()
@@ -114,27 +150,36 @@ impl Transport {
     pub fn relay_base(&self) -> Option<SocketAddr> {
         self.relay
             .as_ref()
-            .and_then(|(_, socket)| socket.local_addr().ok())
+            .and_then(|leg| leg.socket.local_addr().ok())
     }
 
-    /// A datagram read from a socket: for the peer connection, or the relay's own.
+    /// A datagram read from a socket: for the peer connection, or the relay's or the
+    /// server-reflexive gatherer's own.
     pub fn arrived(&mut self, now: Instant, datagram: Datagram) -> Option<Arrived> {
-        let Some((relay, _)) = &mut self.relay else {
-            return Some(Arrived {
-                source: datagram.source,
-                destination: datagram.local,
-                contents: datagram.contents,
-            });
-        };
-        // The TURN client reads every datagram first: its own responses (the Allocate's
-        // among them) as much as relayed data.
-        match relay.receive(now, datagram.source, &datagram.contents) {
-            Relayed::Data { peer, payload } => Some(Arrived {
-                source: peer,
-                destination: relay.relayed()?,
-                contents: payload.to_vec(),
-            }),
-            Relayed::Consumed => None,
+        let relay_base = self.relay_base();
+        match &mut self.relay {
+            Some(leg) if relay_base == Some(datagram.local) => {
+                // The TURN client reads every datagram of its socket first: its own responses
+                // (the Allocate's among them) as much as relayed data.
+                match leg.relay.receive(now, datagram.source, &datagram.contents) {
+                    Relayed::Data { peer, payload } => Some(Arrived {
+                        source: peer,
+                        destination: leg.relay.relayed()?,
+                        contents: payload.to_vec(),
+                    }),
+                    Relayed::Consumed => None,
+                }
+            }
+            _ => {
+                let stun_answer = self.reflexive.as_mut().is_some_and(|reflexive| {
+                    reflexive.receive(now, datagram.local, datagram.source, &datagram.contents)
+                });
+                (!stun_answer).then_some(Arrived {
+                    source: datagram.source,
+                    destination: datagram.local,
+                    contents: datagram.contents,
+                })
+            }
         }
     }
 
@@ -146,51 +191,93 @@ impl Transport {
         destination: SocketAddr,
         contents: &[u8],
     ) {
-        if let Some((relay, socket)) = &mut self.relay {
-            if relay.relayed() == Some(source) {
-                let transmit = relay.send(now, destination, contents);
-                send_to(socket, &transmit.payload, transmit.destination).await;
+        if let Some(leg) = &mut self.relay {
+            if leg.relay.relayed() == Some(source) {
+                let transmit = leg.relay.send(now, destination, contents);
+                send_to(&leg.socket, &transmit.payload, transmit.destination).await;
+                return;
             }
-            return;
         }
-        match self
-            .sockets
-            .iter()
-            .find(|socket| socket.local_addr().ok() == Some(source))
-        {
+        match self.host_socket(source) {
             Some(socket) => send_to(socket, contents, destination).await,
             None => tracing::debug!(%source, "no socket for this source address"),
         }
     }
 
+    fn host_socket(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        self.host
+            .iter()
+            .find(|socket| socket.local_addr().ok() == Some(local))
+    }
+
     /// Asks the relay for a permission for a remote candidate's address (RFC 8656 §9): the
     /// peer's checks to our relayed address are dropped by the server until then.
     pub fn permit(&mut self, now: Instant, peer: SocketAddr) {
-        if let Some((relay, _)) = &mut self.relay {
-            relay.permit(now, peer);
+        if let Some(leg) = &mut self.relay {
+            leg.relay.permit(now, peer);
         }
     }
 
-    /// The relay's due work (retransmissions, refreshes, permission and channel renewals) and
-    /// what it has to send; an error when the allocation failed or ended.
-    pub async fn relay_work(&mut self, now: Instant) -> anyhow::Result<()> {
-        if let Some((relay, socket)) = &mut self.relay {
-            if relay.poll_timeout().is_some_and(|at| at <= now) {
-                relay.timeout(now);
+    /// The gatherers' due work (the relay's retransmissions, refreshes, permission and channel
+    /// renewals; Binding retransmissions) and what they have to send. An error when the
+    /// allocation failed or ended and the relay was required; otherwise that failure only
+    /// drops the relay.
+    pub async fn work(&mut self, now: Instant) -> anyhow::Result<()> {
+        if let Some(leg) = &mut self.relay {
+            if leg.relay.poll_timeout().is_some_and(|at| at <= now) {
+                leg.relay.timeout(now);
             }
-            while let Some(transmit) = relay.poll_transmit() {
-                send_to(socket, &transmit.payload, transmit.destination).await;
+            // Events first: the allocation's success queues the remembered permissions.
+            let events = leg.relay.poll_events(now);
+            while let Some(transmit) = leg.relay.poll_transmit() {
+                send_to(&leg.socket, &transmit.payload, transmit.destination).await;
             }
-            relay.poll_events()?;
+            if let Err(error) = events {
+                if leg.required {
+                    return Err(error.into());
+                }
+                println!("no relayed candidate: {error}");
+                self.relay = None;
+            }
+        }
+        if let Some(reflexive) = &mut self.reflexive {
+            if reflexive.poll_timeout().is_some_and(|at| at <= now) {
+                reflexive.timeout(now);
+            }
+            while let Some(transmit) = reflexive.poll_transmit(now) {
+                match self
+                    .host
+                    .iter()
+                    .find(|s| s.local_addr().ok() == Some(transmit.base))
+                {
+                    Some(socket) => send_to(socket, &transmit.payload, transmit.destination).await,
+                    None => {
+                        tracing::debug!(base = %transmit.base, "no host socket for a Binding request")
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    /// When the relay next needs [`Transport::relay_work`].
-    pub fn relay_timeout(&self) -> Option<Instant> {
-        self.relay
-            .as_ref()
-            .and_then(|(relay, _)| relay.poll_timeout())
+    /// When [`Transport::work`] is next due.
+    pub fn timeout(&self) -> Option<Instant> {
+        let relay = self.relay.as_ref().and_then(|leg| leg.relay.poll_timeout());
+        let reflexive = self.reflexive.as_ref().and_then(Reflexive::poll_timeout);
+        relay.into_iter().chain(reflexive).min()
+    }
+
+    /// The next candidate gathered since the last call: server-reflexive addresses as they are
+    /// learnt, the relayed address once allocated (once).
+    pub fn poll_gathered(&mut self) -> Option<Gathered> {
+        if let Some(found) = self.reflexive.as_mut().and_then(Reflexive::poll_found) {
+            return Some(Gathered::Reflexive(found));
+        }
+        let base = self.relay_base()?;
+        let leg = self.relay.as_mut()?;
+        let relayed = leg.relay.relayed().filter(|_| !leg.announced)?;
+        leg.announced = true;
+        Some(Gathered::Relayed { relayed, base })
     }
 
     /// Waits for the allocation (its relayed address) until `deadline`.
@@ -200,16 +287,23 @@ impl Transport {
         deadline: tokio::time::Instant,
     ) -> anyhow::Result<SocketAddr> {
         let server = match &self.relay {
-            Some((relay, _)) => relay.server(),
+            Some(leg) => leg.relay.server(),
             None => bail!("no relay to wait for"),
         };
         loop {
-            self.relay_work(Instant::now()).await?;
-            if let Some(relayed) = self.relayed_address() {
-                return Ok(relayed);
+            self.work(Instant::now()).await?;
+            if let Some(leg) = self
+                .relay
+                .as_mut()
+                .filter(|leg| leg.relay.relayed().is_some())
+            {
+                leg.announced = true;
+                return self
+                    .relayed_address()
+                    .ok_or_else(|| anyhow!("no relayed address"));
             }
             let wake = self
-                .relay_timeout()
+                .timeout()
                 .map_or(deadline, tokio::time::Instant::from_std)
                 .min(deadline);
             tokio::select! {
@@ -230,13 +324,15 @@ impl Transport {
     /// Frees the allocation at once (Refresh with lifetime 0, RFC 8656 §7) rather than leave
     /// it to expire on the server; waits at most a short while for the answer.
     pub async fn close(&mut self, incoming: &mut mpsc::Receiver<Datagram>) {
-        let Some((relay, _)) = &mut self.relay else {
+        let Some(leg) = &mut self.relay else {
             return;
         };
-        relay.deallocate(Instant::now());
+        leg.relay.deallocate(Instant::now());
+        // Its end is this session's end whether or not the relay was required.
+        leg.required = true;
         let until = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
         loop {
-            if self.relay_work(Instant::now()).await.is_err() {
+            if self.work(Instant::now()).await.is_err() {
                 return; // Deallocated (or failed): done.
             }
             tokio::select! {
