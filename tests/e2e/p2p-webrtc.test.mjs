@@ -4,7 +4,9 @@
 // line typed into the CLI shows in the page's chat log, a message sent from the page is printed
 // by the CLI. Both join orders: the CLI waiting when the page comes, and the page waiting when
 // the CLI comes (then the CLI first offers in its own format, which the page ignores, and the
-// page offers WebRTC).
+// page offers WebRTC). Then: the CLI's relayed candidate trickled after its answer, and the page
+// switching to relay-only mid-chat (a new connection the CLI answers); relay ↔ relay chat; a
+// file each way, directly and over the relay only.
 //
 // Run: cd tests/e2e && node --test p2p-webrtc.test.mjs   (needs `cargo build -p turnpike` and
 // /usr/bin/chromium; TURNPIKE_BIN picks another binary)
@@ -267,46 +269,61 @@ async function cliSendsToPage({ open, p2p }, dir, relayOnly) {
   assert.ok(fs.readFileSync(saved).equals(fromCli), 'downloaded bytes differ');
 }
 
-test('p2p WebRTC files: the page sends a file to `--receive DIR`, `--send FILE` sends one to the page; SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  await withServer(t, 'files', async ({ open, p2p }) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-webrtc-'));
-    try {
-      // The page sends: 300 kB of random bytes (19 chunks of 16 KiB) through the file input.
-      const fromPage = crypto.randomBytes(300_000);
-      const fromPageSha = crypto.createHash('sha256').update(fromPage).digest('hex');
-      const room = randomRoom();
-      const receiver = p2p(room, ['--timeout', '60', '--receive', dir]);
-      await receiver.line(/^waiting for a peer/, 'the receiver to wait');
-      const page = await open(`/room/${room}`, 'page-sends');
-      await joined(page, 'page-sends');
-      await receiver.line(/^connected to peer .* over WebRTC/, 'the receiver to connect', 45_000);
-      const cliId = (await receiver.line(/^joined room /, 'the receiver to join')).split(' ')[4];
-      await pageConnected(page, cliId);
-      await page.setInputFiles('[data-testid="file-input"]', { name: 'from-page.bin', mimeType: 'application/octet-stream', buffer: fromPage });
-      const got = await receiver.line(/^received from-page\.bin: /, 'the receiver to verify the file', 45_000);
-      assert.equal(got, `received from-page.bin: 300000 bytes, SHA-256 ${fromPageSha} verified, saved as ${path.join(dir, 'from-page.bin')}`);
-      assert.ok(fs.readFileSync(path.join(dir, 'from-page.bin')).equals(fromPage), 'saved bytes differ');
-      assert.deepEqual(fs.readdirSync(dir), ['from-page.bin'], 'no partial file left');
-      assert.deepEqual(await receiver.waitExit(), { code: 0, signal: null }, receiver.output());
-      const sent = await transferDone(page, 'out');
-      assert.deepEqual([sent.state, sent.ok, sent.sha256, sent.digest, sent.done, sent.size], ['verified', true, fromPageSha, fromPageSha, 300_000, 300_000]);
-      const [row] = await transferRows(page);
-      assert.deepEqual(row, { direction: 'out', state: 'verified', sha256: `SHA-256 ${fromPageSha}`, status: 'verified', progress: [300_000, 300_000], download: null });
+/**
+ * The page sends a file to `turnpike p2p --receive DIR` (with `--relay-only` and the page at
+ * `?relay=1` when `relayOnly`) in a fresh room: 300 kB of random bytes (19 chunks of 16 KiB)
+ * through the file input; the CLI saves the very bytes and verifies the digest, and the page's
+ * row shows the verdict.
+ */
+async function pageSendsToCli({ open, p2p }, dir, relayOnly) {
+  const fromPage = crypto.randomBytes(300_000);
+  const fromPageSha = crypto.createHash('sha256').update(fromPage).digest('hex');
+  const room = randomRoom();
+  const receiver = p2p(room, ['--timeout', '60', '--receive', dir, ...(relayOnly ? ['--relay-only'] : [])]);
+  await receiver.line(/^waiting for a peer/, 'the receiver to wait');
+  const page = await open(`/room/${room}${relayOnly ? '?relay=1' : ''}`, 'page-sends');
+  await joined(page, 'page-sends');
+  await receiver.line(/^connected to peer .* over WebRTC/, 'the receiver to connect', 45_000);
+  const cliId = (await receiver.line(/^joined room /, 'the receiver to join')).split(' ')[4];
+  await pageConnected(page, cliId);
+  if (relayOnly) {
+    // The page's selected pair (from its stats, refreshed every second): relay ↔ relay.
+    await until(
+      'the page to show relay ↔ relay',
+      () => page.evaluate(() => window.turnpike.peers()),
+      (ps) => ps.some((p) => p.id === cliId && p.localType === 'relay' && p.remoteType === 'relay'),
+      { timeout: 15_000 },
+    );
+  }
+  await page.setInputFiles('[data-testid="file-input"]', { name: 'from-page.bin', mimeType: 'application/octet-stream', buffer: fromPage });
+  const got = await receiver.line(/^received from-page\.bin: /, 'the receiver to verify the file', 45_000);
+  assert.equal(got, `received from-page.bin: 300000 bytes, SHA-256 ${fromPageSha} verified, saved as ${path.join(dir, 'from-page.bin')}`);
+  assert.ok(fs.readFileSync(path.join(dir, 'from-page.bin')).equals(fromPage), 'saved bytes differ');
+  assert.deepEqual(fs.readdirSync(dir), ['from-page.bin'], 'no partial file left');
+  assert.deepEqual(await receiver.waitExit(), { code: 0, signal: null }, receiver.output());
+  const sent = await transferDone(page, 'out');
+  assert.deepEqual([sent.state, sent.ok, sent.sha256, sent.digest, sent.done, sent.size], ['verified', true, fromPageSha, fromPageSha, 300_000, 300_000]);
+  const [row] = await transferRows(page);
+  assert.deepEqual(row, { direction: 'out', state: 'verified', sha256: `SHA-256 ${fromPageSha}`, status: 'verified', progress: [300_000, 300_000], download: null });
+}
 
-      await cliSendsToPage({ open, p2p }, dir, false);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+/** A file each way, in fresh rooms and directories: the page to the CLI, the CLI to the page. */
+async function filesBothWays(env, prefix, relayOnly) {
+  const inbox = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}in-`));
+  const outbox = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}out-`));
+  try {
+    await pageSendsToCli(env, inbox, relayOnly);
+    await cliSendsToPage(env, outbox, relayOnly);
+  } finally {
+    fs.rmSync(inbox, { recursive: true, force: true });
+    fs.rmSync(outbox, { recursive: true, force: true });
+  }
+}
+
+test('p2p WebRTC files: the page sends a file to `--receive DIR`, `--send FILE` sends one to the page; SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'files', async (env) => filesBothWays(env, 'p2p-webrtc-', false));
 });
 
-test('p2p WebRTC files over the relay only: `--relay-only --send FILE` to a page at ?relay=1, SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  await withServer(t, 'files-relay', async (env) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2p-webrtc-relay-'));
-    try {
-      await cliSendsToPage(env, dir, true);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+test('p2p WebRTC files over the relay only: `--relay-only --receive DIR` from a page at ?relay=1 and `--relay-only --send FILE` to one, SHA-256 checked on both sides', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  await withServer(t, 'files-relay', async (env) => filesBothWays(env, 'p2p-webrtc-relay-', true));
 });
