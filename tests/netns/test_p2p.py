@@ -46,14 +46,17 @@ def token(topology: Topology, room: str) -> str:
 
 
 def p2p(
-    topology: Topology, client: Client, room: str, *args: str, log: Path, timeout: str = "60"
+    topology: Topology, client: Client, room: str, *args: str, log: Path, timeout: str = "60",
+    stdin: int | None = None,
 ) -> subprocess.Popen:
+    """`turnpike p2p` in `client`'s namespace, its output to `log`; `stdin=subprocess.PIPE` to
+    type chat lines into it."""
     out = open(log, "w")
     return subprocess.Popen(
         ["ip", "netns", "exec", client.ns, str(topology.binary), "p2p",
          "--signal", P2P_SIGNAL, "--room", room, "--token", token(topology, room),
          "--timeout", timeout, *args],
-        stdout=out, stderr=subprocess.STDOUT, text=True,
+        stdin=stdin, stdout=out, stderr=subprocess.STDOUT, text=True,
     )
 
 
