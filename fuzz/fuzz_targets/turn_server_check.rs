@@ -36,7 +36,7 @@ use turn::auth::{rest, AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::stats::Direction;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayOpenError, RelaySockets,
+    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayCommand, RelayOpenError,
     SharedState, TurnConfig, TurnEvent, TurnServer, PEER_HEADROOM,
 };
 use turn::SocketId;
@@ -117,22 +117,24 @@ struct Sockets {
     open: BTreeSet<SocketAddr>,
 }
 
-impl RelaySockets for Sockets {
-    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        match self.open.insert(addr.get()) {
-            true => Ok(()),
-            false => Err(RelayOpenError::AddrInUse),
+impl Sockets {
+    /// Executes a command of the core, as a driver does; for a bind, its result. A TCP
+    /// allocation's listening socket (RFC 6062) takes its address like a UDP one.
+    fn execute(&mut self, command: RelayCommand) -> Option<Result<(), RelayOpenError>> {
+        match command {
+            RelayCommand::Open { addr, .. } => Some(match self.open.insert(addr.get()) {
+                true => Ok(()),
+                false => Err(RelayOpenError::AddrInUse),
+            }),
+            RelayCommand::Close(addr) => {
+                assert!(
+                    self.open.remove(&addr.get()),
+                    "closed {addr}, which is not open"
+                );
+                None
+            }
+            _ => None,
         }
-    }
-    fn close(&mut self, addr: RelayAddr) {
-        assert!(
-            self.open.remove(&addr.get()),
-            "closed {addr}, which is not open"
-        );
-    }
-    // A TCP allocation's listening socket (RFC 6062) takes its address like a UDP one.
-    fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        self.open(addr)
     }
 }
 
@@ -213,11 +215,31 @@ impl World {
         self.elapsed += by;
         // A driver calls handle_timeout whenever poll_timeout is due; it must stop being due.
         if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.server.handle_timeout(self.now, &mut self.sockets);
+            self.server.handle_timeout(self.now);
+            self.run_commands(&mut []);
         }
         if let Some(t) = self.server.poll_timeout() {
             assert!(t > self.now, "a timer is still due after handle_timeout");
         }
+    }
+
+    /// Executes the core's commands, feeding each bind's result back (a driver does it
+    /// after every call); the answer of an Allocate finished meanwhile.
+    fn run_commands(&mut self, out: &mut [u8]) -> ClientOutcome {
+        let mut answer = ClientOutcome::Nothing;
+        while let Some(command) = self.server.poll_command() {
+            let ticket = match &command {
+                RelayCommand::Open { ticket, .. } => Some(*ticket),
+                _ => None,
+            };
+            if let (Some(ticket), Some(result)) = (ticket, self.sockets.execute(command)) {
+                match self.server.relay_opened(self.now, ticket, result, out) {
+                    ClientOutcome::Nothing => {}
+                    outcome => answer = outcome,
+                }
+            }
+        }
+        answer
     }
 
     fn tid(&mut self) -> TransactionId {
@@ -238,8 +260,11 @@ impl World {
             SocketId::PRIMARY,
             packet,
             &mut out,
-            &mut self.sockets,
         );
+        let outcome = match self.run_commands(&mut out) {
+            ClientOutcome::Nothing => outcome,
+            answer => answer,
+        };
         match outcome {
             ClientOutcome::Nothing => {}
             ClientOutcome::Reply(transmit)
@@ -593,9 +618,8 @@ pub fn check(data: &[u8]) -> Reached {
             _ => {
                 let source = input.below(world.sources.len());
                 let five_tuple = world.sources[source];
-                world
-                    .server
-                    .client_closed(world.now, &five_tuple, &mut world.sockets);
+                world.server.client_closed(world.now, &five_tuple);
+                world.run_commands(&mut []);
                 world.clients[source].channels.clear();
             }
         }

@@ -20,8 +20,14 @@
 //!   [`relay::TurnServer::poll_timeout`] / [`relay::TurnServer::handle_timeout`] expire
 //!   allocations, permissions and channels; [`relay::TurnServer::poll_event`] yields what an
 //!   operator sees (session logs, errors).
-//! - Relay sockets are opened and closed through the [`relay::RelaySockets`] trait the I/O
-//!   layer implements (the core picks the port and learns at once whether the bind worked).
+//! - The core never calls into I/O: it asks for relay sockets through its output. After
+//!   every call, drain [`relay::TurnServer::poll_command`] and execute each
+//!   [`relay::RelayCommand`] (bind, close, TCP connect, TCP close). The core picks the port
+//!   and claims it; the driver answers a bind (`Open`) with
+//!   [`relay::TurnServer::relay_opened`], and that call's outcome is the answer to the
+//!   Allocate that waited for it (or nothing yet, when another port or family is asked for
+//!   next). A driver that answers every `Open` before it returns to its loop sends the
+//!   Allocate's answer within the same turn, as if the bind were synchronous.
 //!
 //! On the relay path, addresses are typed by what they are (RFC 8656 §2): the client's
 //! transport address ([`relay::ClientAddr`], the client side of a [`relay::FiveTuple`]), a

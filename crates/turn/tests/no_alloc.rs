@@ -149,7 +149,6 @@ fn relay_data_path_does_not_allocate() {
                     SocketId::PRIMARY,
                     packet,
                     &mut out,
-                    &mut world.sockets,
                 );
                 to_peer += usize::from(matches!(outcome, ClientOutcome::Relay { .. }));
             }
@@ -228,7 +227,6 @@ fn budgeted_answers_do_not_allocate() {
                     SocketId::PRIMARY,
                     request,
                     &mut out,
-                    &mut world.sockets,
                 );
                 challenges += usize::from(outcome != turn::relay::ClientOutcome::Nothing);
             }

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod candidates;
+#[path = "../common/fake_relay.rs"]
+mod fake_relay;
 mod net;
 
 use std::time::Duration;

@@ -13,33 +13,17 @@ use stun::{attributes::ErrorCode, Class, Message};
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayOpenError, RelaySockets,
-    TurnConfig, TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, TurnConfig, TurnServer,
+    PEER_HEADROOM,
 };
-use turn::{BindingConfig, BindingServer, ServerSockets, SocketId, Transport};
+
+use crate::fake_relay::FakeSockets;
+use turn::{BindingConfig, BindingServer, ServerSockets, Transport};
 
 /// The TURN realm and the one user of the simulated relay.
 pub const TURN_REALM: &str = "example.org";
 pub const TURN_USER: &str = "alice";
 pub const TURN_PASSWORD: &str = "alice-pass";
-
-/// Relay sockets that "bind" anything.
-#[derive(Debug, Default)]
-struct FakeSockets {
-    open: BTreeSet<SocketAddr>,
-}
-
-impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        match self.open.insert(addr.get()) {
-            true => Ok(()),
-            false => Err(RelayOpenError::AddrInUse),
-        }
-    }
-    fn close(&mut self, addr: RelayAddr) {
-        self.open.remove(&addr.get());
-    }
-}
 
 /// The TURN server core at a public address, relaying from `relay_ip`.
 struct Relay {
@@ -412,9 +396,7 @@ impl World {
             }
         }
         if let Some(relay) = &mut self.turn {
-            while relay.server.poll_timeout().is_some_and(|t| t <= now) {
-                relay.server.handle_timeout(now, &mut relay.sockets);
-            }
+            relay.sockets.expire(&mut relay.server, now);
         }
         for peer in self.peers.iter_mut().filter(|p| !p.silent) {
             if peer.agent.poll_timeout().is_some_and(|t| t <= now) {
@@ -566,14 +548,13 @@ impl World {
             transport: ClientTransport::Udp,
         };
         let mut out = [0u8; 1500];
-        let outcome = relay.server.handle_client(
-            now,
-            unix_now,
+        let clock = (now, unix_now);
+        let outcome = (relay.sockets).serve(
+            &mut relay.server,
+            clock,
             five_tuple,
-            SocketId::PRIMARY,
             &packet.payload,
             &mut out,
-            &mut relay.sockets,
         );
         let (from, to, payload) = match outcome {
             // Over UDP a ConnectionBind (RFC 6062) is refused: never bound.

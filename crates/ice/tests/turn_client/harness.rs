@@ -1,7 +1,6 @@
 //! The TURN client against the sans-IO TURN server core, with a hand-moved clock: what a
 //! real event loop does (send, receive, fire timers) with the network in between faked.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,10 +11,11 @@ use stun::Message;
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, RelayOpenError, RelaySockets,
-    TurnConfig, TurnServer, PEER_HEADROOM,
+    ClientOutcome, ClientTransport, FiveTuple, PeerAddr, RelayAddr, TurnConfig, TurnServer,
+    PEER_HEADROOM,
 };
-use turn::SocketId;
+
+pub use crate::fake_relay::FakeSockets;
 
 pub const REALM: &str = "example.org";
 pub const SERVER: &str = "192.0.2.1:3478";
@@ -32,27 +32,6 @@ pub fn alice() -> TurnCredentials {
     TurnCredentials {
         username: "alice".into(),
         password: "alice-pass".into(),
-    }
-}
-
-/// Relay sockets that "bind" anything.
-#[derive(Debug, Default)]
-pub struct FakeSockets {
-    pub open: BTreeSet<SocketAddr>,
-}
-
-impl RelaySockets for FakeSockets {
-    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        match self.open.insert(addr.get()) {
-            true => Ok(()),
-            false => Err(RelayOpenError::AddrInUse),
-        }
-    }
-    fn close(&mut self, addr: RelayAddr) {
-        assert!(
-            self.open.remove(&addr.get()),
-            "closing {addr}, which is not open"
-        );
     }
 }
 
@@ -163,15 +142,9 @@ impl Net {
     pub fn deliver_to_server(&mut self, payload: &[u8]) {
         let mut out = [0u8; 1500];
         let unix_now = self.unix_now();
-        let outcome = self.server.handle_client(
-            self.now,
-            unix_now,
-            five_tuple(),
-            SocketId::PRIMARY,
-            payload,
-            &mut out,
-            &mut self.sockets,
-        );
+        let clock = (self.now, unix_now);
+        let outcome =
+            (self.sockets).serve(&mut self.server, clock, five_tuple(), payload, &mut out);
         match outcome {
             // Over UDP a ConnectionBind (RFC 6062) is refused: never bound.
             ClientOutcome::Nothing | ClientOutcome::ConnectionBound { .. } => {}
@@ -198,15 +171,8 @@ impl Net {
     pub fn server_reply(&mut self, request: &[u8]) -> Vec<u8> {
         let mut out = [0u8; 1500];
         let unix_now = self.unix_now();
-        match self.server.handle_client(
-            self.now,
-            unix_now,
-            five_tuple(),
-            SocketId::PRIMARY,
-            request,
-            &mut out,
-            &mut self.sockets,
-        ) {
+        let clock = (self.now, unix_now);
+        match (self.sockets).serve(&mut self.server, clock, five_tuple(), request, &mut out) {
             ClientOutcome::Reply(t) => out[..t.len].to_vec(),
             other => panic!("no reply: {other:?}"),
         }
@@ -224,12 +190,7 @@ impl Net {
             match next {
                 Some(t) if t <= until => {
                     self.now = self.now.max(t);
-                    while let Some(st) = self.server.poll_timeout() {
-                        if st > self.now {
-                            break;
-                        }
-                        self.server.handle_timeout(self.now, &mut self.sockets);
-                    }
+                    self.sockets.expire(&mut self.server, self.now);
                     self.client.handle_timeout(self.now);
                     self.pump();
                 }

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+#[path = "../common/fake_relay.rs"]
+mod fake_relay;
 mod harness;
 mod redirect;
 
@@ -655,8 +657,8 @@ fn same_seed_same_requests() {
 fn lost_allocation_is_reported_expired() {
     let mut net = Net::alice();
     net.allocate();
-    net.server
-        .client_closed(net.now, &five_tuple(), &mut net.sockets);
+    net.server.client_closed(net.now, &five_tuple());
+    net.sockets.run(&mut net.server, net.now, &mut []);
     net.advance(secs(500));
     assert_eq!(
         net.events.last(),

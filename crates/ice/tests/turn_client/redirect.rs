@@ -15,7 +15,6 @@ use stun::{Class, Message, MessageWriter};
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{ClientOutcome, ClientTransport, FiveTuple, TurnConfig, TurnServer};
-use turn::SocketId;
 
 use super::harness::{addr, alice, FakeSockets, CLIENT, PEER, REALM, RELAY_IP, SEED};
 
@@ -82,15 +81,8 @@ impl Fleet {
             };
             let mut out = [0u8; 1500];
             let unix_now = 1_900_000_000;
-            let outcome = server.handle_client(
-                self.now,
-                unix_now,
-                five_tuple,
-                SocketId::PRIMARY,
-                &t.payload,
-                &mut out,
-                sockets,
-            );
+            let clock = (self.now, unix_now);
+            let outcome = sockets.serve(server, clock, five_tuple, &t.payload, &mut out);
             if let ClientOutcome::Reply(reply) = outcome {
                 let input = self
                     .client

@@ -7,39 +7,34 @@ use stun::attributes::{
     RequestedAddressFamily, RequestedTransport, ReservationToken, Software, XorMappedAddress,
     XorRelayedAddress,
 };
-use stun::error_code::{
-    ADDRESS_FAMILY_NOT_SUPPORTED, ALLOCATION_QUOTA_REACHED, INSUFFICIENT_CAPACITY, TRY_ALTERNATE,
-};
+use stun::error_code::{ALLOCATION_QUOTA_REACHED, INSUFFICIENT_CAPACITY, TRY_ALTERNATE};
 use stun::{Attribute, Class, EncodeError, Message, MessageWriter};
 
-use super::addresses::RelayAddr;
-use super::allocation::{Allocation, RelayTransport, Relays};
+use super::allocation::{Allocation, RelayTransport};
 use super::bandwidth::TokenBucket;
 use super::events::{EndReason, ServerErrorCause};
 use super::five_tuple::ClientTransport;
 use super::five_tuple::FiveTuple;
-use super::ports::{OpenFailure, RelaySockets, TcpListeners};
+use super::pending_open::{PendingAllocate, OPEN_TIMEOUT};
 use super::refusal::Refusal;
+use super::relay_search::{OpenedRelays, RelaySearch, Step};
 use super::respond::{respond, respond_error, respond_result};
 use super::server::{AllocationId, TurnServer};
 use super::sessions::SessionRecord;
 use super::shared_state::QuotaExceeded;
 use crate::auth::Authenticated;
+use crate::sockets::SocketId;
 
 /// Reads an optional attribute: `Err(())` when present but malformed (→ 400).
 fn optional<'a, A: Attribute<'a>>(message: &Message<'a>) -> Result<Option<A>, ()> {
     message.get::<A>().transpose().map_err(|_| ())
 }
 
-/// What [`TurnServer::open_relays`] obtained.
-struct OpenedRelays {
-    relays: Relays,
-    /// RESERVATION-TOKEN for the port reserved by EVEN-PORT R=1.
-    token: Option<ReservationToken>,
-    /// ADDRESS-ERROR-CODE (family, code) of a partly served dual allocation.
-    address_error: Option<(u8, u16)>,
-    /// Why the family of `address_error` got no relay, when for a reason of ours.
-    partial_failure: Option<ServerErrorCause>,
+/// The answer to an Allocate: now (`None`: nothing to send), or once its relay socket is
+/// bound ([`TurnServer::relay_opened`]).
+pub(super) enum AllocateAnswer {
+    Now(Option<usize>),
+    Later,
 }
 
 /// What an Allocate asks for, once validated (RFC 8656 §7.2 steps 3–9).
@@ -132,31 +127,46 @@ impl TurnServer {
         })
     }
 
-    /// Allocate (RFC 8656 §7.2).
+    /// Allocate (RFC 8656 §7.2). Answered at once, or [`AllocateAnswer::Later`] when a relay
+    /// socket must be bound first (see [`super::pending_open`]).
     pub(super) fn allocate(
         &mut self,
         now: Instant,
         five_tuple: FiveTuple,
+        local: SocketId,
         message: &Message<'_>,
         auth: &Authenticated,
         out: &mut [u8],
-        sockets: &mut dyn RelaySockets,
-    ) -> Option<usize> {
+    ) -> AllocateAnswer {
+        let now_answer = AllocateAnswer::Now;
         // Step 2: the 5-tuple is in use. A retransmission of the creating request gets the
         // success again; anything else is 437.
         if let Some(id) = self.allocation_id(&five_tuple) {
             if self.allocations[&id].created_by == message.header().transaction_id {
-                return self.allocate_success(now, id, message, auth, out);
+                return now_answer(self.allocate_success(now, id, message, auth, out));
             }
-            return respond_result(message, Err(Refusal::AllocationExists), Some(auth), out);
+            let refused = Err(Refusal::AllocationExists);
+            return now_answer(respond_result(message, refused, Some(auth), out));
+        }
+        // The same while the allocation is being made: a retransmission is answered when the
+        // relay socket is bound (once), another request on the 5-tuple is 437.
+        if let Some(pending) = self.pending_allocate(&five_tuple) {
+            let request = Message::decode(&pending.request).map(|m| m.header().transaction_id);
+            if request == Ok(message.header().transaction_id) {
+                return AllocateAnswer::Later;
+            }
+            let refused = Err(Refusal::AllocationExists);
+            return now_answer(respond_result(message, refused, Some(auth), out));
         }
         // Step 11: "at any point" the server may redirect; a draining one takes nothing new.
         if let Some(refused) = self.refuse_while_draining(&five_tuple, message, auth, out) {
-            return refused;
+            return now_answer(refused);
         }
         let request = match self.parse_allocate(five_tuple.transport, message) {
             Ok(request) => request,
-            Err(refusal) => return respond_result(message, Err(refusal), Some(auth), out),
+            Err(refusal) => {
+                return now_answer(respond_result(message, Err(refusal), Some(auth), out))
+            }
         };
         // Step 10: quotas, per username (486) and for the whole server (508), counted over
         // every worker's core.
@@ -172,19 +182,71 @@ impl TurnServer {
             Err(QuotaExceeded::User) => {
                 let (code, cause) = (ALLOCATION_QUOTA_REACHED, ServerErrorCause::UserQuota);
                 self.emit_server_error(code, cause, five_tuple, &auth.username);
-                return respond_error(message, code, Some(auth), out);
+                return now_answer(respond_error(message, code, Some(auth), out));
             }
             Err(QuotaExceeded::Total) => {
                 let cause = ServerErrorCause::TotalQuota;
-                return self.refuse_when_full(cause, five_tuple, message, auth, out);
+                return now_answer(self.refuse_when_full(cause, five_tuple, message, auth, out));
             }
         }
+        self.open_relays(now, (five_tuple, local), message, auth, &request, out)
+    }
+
+    /// The relayed transport addresses (steps 5, 9 and the end of §7.2): UDP sockets, or TCP
+    /// listening sockets (RFC 6062 §5.1 step 4: "A TCP relayed transport address MUST be
+    /// allocated"). The Allocate is answered now when no bind is needed (no relay IP, an
+    /// unknown token), else when the driver reports the bind.
+    fn open_relays(
+        &mut self,
+        now: Instant,
+        (five_tuple, local): (FiveTuple, SocketId),
+        message: &Message<'_>,
+        auth: &Authenticated,
+        request: &AllocateRequest,
+        out: &mut [u8],
+    ) -> AllocateAnswer {
+        let search = RelaySearch::new(request.family, request.dual, request.even);
+        let (search, step) = self.start_search(now, search, request.token);
+        let addr = match step {
+            Step::Open(addr) => addr,
+            Step::Done(opened) => {
+                let asked = (request.lifetime, request.transport);
+                let len =
+                    self.finish_allocate(now, (five_tuple, message, auth), asked, opened, out);
+                return AllocateAnswer::Now(len);
+            }
+        };
+        let pending = PendingAllocate {
+            five_tuple,
+            local,
+            request: message.as_bytes().to_vec(),
+            auth: auth.clone(),
+            lifetime: request.lifetime,
+            transport: request.transport,
+            search,
+            deadline: now + OPEN_TIMEOUT,
+            cancelled: false,
+        };
+        self.queue_open(addr, pending);
+        AllocateAnswer::Later
+    }
+
+    /// Answers an Allocate once its relays are open (or could not be): creates the
+    /// allocation and writes the success, or writes the 508/300 with the quota given back.
+    pub(super) fn finish_allocate(
+        &mut self,
+        now: Instant,
+        (five_tuple, message, auth): (FiveTuple, &Message<'_>, &Authenticated),
+        (lifetime, transport): (Duration, RelayTransport),
+        opened: Result<OpenedRelays, ServerErrorCause>,
+        out: &mut [u8],
+    ) -> Option<usize> {
         let OpenedRelays {
             relays,
             token,
             address_error,
             partial_failure,
-        } = match self.open_relays_for(now, &request, sockets) {
+        } = match opened {
             Ok(opened) => opened,
             Err(cause) => {
                 self.shared.remove_allocation(&auth.username);
@@ -202,13 +264,13 @@ impl TurnServer {
             five_tuple,
             auth.username.clone(),
             relays,
-            now + request.lifetime,
+            now + lifetime,
             message.header().transaction_id,
             bandwidth,
             SessionRecord::new(now, self.auth.realm()),
         );
         allocation.reservation_token = token;
-        allocation.transport = request.transport;
+        allocation.transport = transport;
         allocation.address_error = address_error;
         let id = self.insert(now, allocation);
         self.allocate_success(now, id, message, auth, out)
@@ -240,137 +302,6 @@ impl TurnServer {
         }
         self.emit_server_error(INSUFFICIENT_CAPACITY, cause, five_tuple, &auth.username);
         respond_error(message, INSUFFICIENT_CAPACITY, Some(auth), out)
-    }
-
-    /// Opens the relay sockets of the request's transport: UDP sockets, or TCP listening
-    /// sockets (RFC 6062 §5.1 step 4: "A TCP relayed transport address MUST be allocated").
-    fn open_relays_for(
-        &mut self,
-        now: Instant,
-        request: &AllocateRequest,
-        sockets: &mut dyn RelaySockets,
-    ) -> Result<OpenedRelays, ServerErrorCause> {
-        match request.transport {
-            RelayTransport::Udp => self.open_relays(now, request, sockets),
-            RelayTransport::Tcp => self.open_relays(now, request, &mut TcpListeners(sockets)),
-        }
-    }
-
-    /// Opens the relay sockets the request asks for; the cause of the 508 when nothing could
-    /// be opened.
-    fn open_relays(
-        &mut self,
-        now: Instant,
-        request: &AllocateRequest,
-        sockets: &mut dyn RelaySockets,
-    ) -> Result<OpenedRelays, ServerErrorCause> {
-        if let Some(token) = request.token {
-            // The reserved port is claimed but not bound (the reservation may come from
-            // another worker's core): bind it here.
-            let addr = self
-                .shared
-                .redeem(now, token)
-                .ok_or(ServerErrorCause::ReservationUnavailable)?;
-            if let Err(error) = sockets.open(addr) {
-                self.shared.release(addr);
-                return Err(ServerErrorCause::RelaySocket {
-                    ip: addr.ip(),
-                    error,
-                });
-            }
-            let relays = if addr.is_ipv4() {
-                Relays {
-                    v4: Some(addr),
-                    v6: None,
-                }
-            } else {
-                Relays {
-                    v4: None,
-                    v6: Some(addr),
-                }
-            };
-            return Ok(OpenedRelays {
-                relays,
-                token: None,
-                address_error: None,
-                partial_failure: None,
-            });
-        }
-        let mut relays = Relays::default();
-        let mut token = None;
-        let mut address_error = None;
-        // The cause of the last family that got no relay; an OS error wins over an empty
-        // pool on another relay IP of the family (it is what the operator must fix).
-        let mut failure: Option<ServerErrorCause> = None;
-        let wanted: &[AddressFamily] = if request.dual {
-            &[AddressFamily::IPV4, AddressFamily::IPV6]
-        } else {
-            std::slice::from_ref(&request.family)
-        };
-        for &family in wanted {
-            let ips = self.config.relay_ips_of(family == AddressFamily::IPV4);
-            if ips.is_empty() {
-                address_error = Some((family.0, ADDRESS_FAMILY_NOT_SUPPORTED.code));
-                continue;
-            }
-            // Several relay addresses: each allocation starts at the next one in turn and
-            // moves on while one has no free port.
-            let first = self.next_relay_ip;
-            self.next_relay_ip = self.next_relay_ip.wrapping_add(1);
-            let mut cause: Option<ServerErrorCause> = None;
-            let opened = (0..ips.len()).find_map(|k| {
-                let ip = ips[(first + k) % ips.len()];
-                match self.open_relay(now, ip, request, &mut token, sockets) {
-                    Ok(addr) => Some(addr),
-                    Err(failure) => {
-                        let this = ServerErrorCause::of_open(ip, failure);
-                        if !matches!(cause, Some(ServerErrorCause::RelaySocket { .. })) {
-                            cause = Some(this);
-                        }
-                        None
-                    }
-                }
-            });
-            match (opened, family) {
-                (Some(addr), AddressFamily::IPV4) => relays.v4 = Some(addr),
-                (Some(addr), _) => relays.v6 = Some(addr),
-                (None, _) => {
-                    address_error = Some((family.0, INSUFFICIENT_CAPACITY.code));
-                    failure = cause;
-                }
-            }
-        }
-        if relays.v4.is_none() && relays.v6.is_none() {
-            return Err(failure.unwrap_or(ServerErrorCause::NoRelayAddress));
-        }
-        Ok(OpenedRelays {
-            relays,
-            token,
-            address_error: address_error.filter(|_| request.dual),
-            partial_failure: failure.filter(|_| request.dual),
-        })
-    }
-
-    /// Opens one relay socket on `ip` as the request asks (even port, or a pair with the
-    /// next port reserved under a token written to `token`).
-    fn open_relay(
-        &mut self,
-        now: Instant,
-        ip: std::net::IpAddr,
-        request: &AllocateRequest,
-        token: &mut Option<ReservationToken>,
-        sockets: &mut dyn RelaySockets,
-    ) -> Result<RelayAddr, OpenFailure> {
-        if request.even.is_some_and(|e| e.reserve_next) {
-            let (addr, t) =
-                self.ports
-                    .open_pair(now, ip, self.rng.as_mut(), sockets, &self.shared)?;
-            *token = Some(t);
-            return Ok(addr);
-        }
-        let even = request.even.is_some();
-        self.ports
-            .open(ip, even, self.rng.as_mut(), sockets, &self.shared)
     }
 
     /// The Allocate success response for allocation `id` (RFC 8656 §7.2, end).
@@ -437,7 +368,6 @@ impl TurnServer {
         message: &Message<'_>,
         auth: &Authenticated,
         out: &mut [u8],
-        sockets: &mut dyn RelaySockets,
     ) -> Option<usize> {
         let id = match self.owned_allocation(&five_tuple, auth) {
             Ok(id) => id,
@@ -471,7 +401,7 @@ impl TurnServer {
         }
         let lifetime = if requested == Some(Lifetime(0)) {
             // The "desired lifetime" is zero: the allocation is deleted.
-            self.end(now, id, EndReason::Deleted, sockets);
+            self.end(now, id, EndReason::Deleted);
             0
         } else {
             let lifetime = self.desired_lifetime(requested);

@@ -17,7 +17,7 @@ use stun::Message;
 
 use super::addresses::ClientAddr;
 use super::five_tuple::{ClientTransport, FiveTuple};
-use super::ports::{OpenFailure, RelayOpenError};
+use super::ports::RelayOpenError;
 use super::server::TurnServer;
 use super::sessions::SessionInfo;
 use crate::auth::AuthRejection;
@@ -126,16 +126,6 @@ pub enum ServerErrorCause {
     /// No free CONNECTION-ID could be drawn (508 to a Connect).
     #[error("no free connection id")]
     ConnectionIds,
-}
-
-impl ServerErrorCause {
-    /// The cause of a failure to open a relay socket on `ip`.
-    pub(super) fn of_open(ip: IpAddr, failure: OpenFailure) -> Self {
-        match failure {
-            OpenFailure::Exhausted => ServerErrorCause::PortPoolEmpty { ip },
-            OpenFailure::Os(error) => ServerErrorCause::RelaySocket { ip, error },
-        }
-    }
 }
 
 /// An error answer the server gave for a reason of its own.

@@ -7,16 +7,19 @@ pub mod allocation;
 pub mod alternate;
 pub mod bandwidth;
 mod challenge;
+pub mod commands;
 pub mod config;
 mod data_path;
 pub mod drain;
 pub mod events;
 pub mod fast_path;
 pub mod five_tuple;
+pub mod pending_open;
 mod permissions;
 pub mod ports;
 mod reconfigure;
 pub mod refusal;
+mod relay_search;
 mod respond;
 pub mod server;
 pub mod sessions;
@@ -29,14 +32,16 @@ pub use addresses::{ClientAddr, PeerAddr, RelayAddr};
 pub use allocation::{Lifetimes, RelayTransport};
 pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use alternate::Alternates;
+pub use commands::{OpenTicket, RelayCommand, SocketKind};
 pub use config::TurnConfig;
 pub use events::{
     AuthFailure, EndReason, ServerError, ServerErrorCause, TurnEvent, EVENT_QUEUE_CAPACITY,
 };
 pub use fast_path::{FastChannel, FastPathChange};
 pub use five_tuple::{ClientTransport, FiveTuple};
+pub use pending_open::OPEN_TIMEOUT;
 pub use permissions::{CHANNEL_NUMBERS, RFC5766_CHANNEL_NUMBERS};
-pub use ports::{RelayOpenError, RelaySockets, RESERVATION_LIFETIME};
+pub use ports::{RelayOpenError, RESERVATION_LIFETIME};
 pub use reconfigure::{Reloadable, Replaced};
 pub use refusal::Refusal;
 pub use server::{

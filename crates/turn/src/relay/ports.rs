@@ -3,21 +3,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, RngCore};
-use stun::attributes::ReservationToken;
 
-use super::addresses::{PeerAddr, RelayAddr};
-use super::shared_state::SharedState;
-use super::tcp_connections::ConnectionId;
+use super::addresses::RelayAddr;
 
 /// How long a port reserved by EVEN-PORT (R=1) stays reserved: RFC 8656 §7.2 says at least
 /// 30 seconds.
 pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 
 /// Attempts at a random port before giving up on an allocation (508).
-const ATTEMPTS: usize = 64;
+pub(super) const ATTEMPTS: usize = 64;
 
 /// Why the I/O layer could not bind a relay socket: the OS error, as exact as the core needs
 /// it to tell the operator why an Allocate got 508 (an `external-ip`/relay address that is
@@ -54,61 +51,20 @@ impl RelayOpenError {
     }
 }
 
-/// Why no relay socket could be opened on a relay IP.
+/// Which ports a draw may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenFailure {
-    /// No free port found: the range is taken by allocations and reservations (or by other
-    /// programs).
-    Exhausted,
-    /// The OS refused the bind for a reason that holds for every port.
-    Os(RelayOpenError),
+pub(super) enum Parity {
+    /// Any port of the range.
+    Any,
+    /// An even port (EVEN-PORT, RFC 8656 §7.2).
+    Even,
+    /// An even port whose successor is in the range too (EVEN-PORT with R=1).
+    EvenPair,
 }
 
-/// What the I/O layer provides to the core: binding and closing relay sockets. Kept behind a
-/// trait so that the core decides which address to use and learns at once whether it could
-/// be bound (another program may hold a port of the range) and, when not, why.
-pub trait RelaySockets {
-    /// Binds a UDP relay socket on `addr`.
-    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError>;
-    /// Closes the relay socket (or TCP listening socket) on `addr`.
-    fn close(&mut self, addr: RelayAddr);
-    /// Binds a TCP listening socket on `addr`, the relayed address of a TCP allocation (RFC
-    /// 6062 §5.1), and reports each connection a peer makes to it with
-    /// [`super::TurnServer::tcp_peer_accepted`]. A driver without TCP relaying refuses.
-    fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        let _ = addr;
-        Err(RelayOpenError::Other(std::io::ErrorKind::Unsupported))
-    }
-    /// Opens a TCP connection from the relayed address `relay` to `peer` (RFC 6062 §5.2) as
-    /// peer data connection `id`, and reports how it went with
-    /// [`super::TurnServer::tcp_connect_result`]. No timeout is needed: the core gives up at
-    /// its own deadline and calls [`RelaySockets::close_tcp`].
-    fn connect_tcp(&mut self, id: ConnectionId, relay: RelayAddr, peer: PeerAddr) {
-        let _ = (id, relay, peer);
-    }
-    /// Closes peer data connection `id` (connecting, waiting for its bind, or spliced to a
-    /// client data connection, which is closed with it: RFC 6062 §5.5).
-    fn close_tcp(&mut self, id: ConnectionId) {
-        let _ = id;
-    }
-}
-
-/// [`RelaySockets`] for a TCP allocation: "open" binds a TCP listening socket, so that the
-/// port selection serves both transports unchanged.
-pub(super) struct TcpListeners<'a>(pub &'a mut dyn RelaySockets);
-
-impl RelaySockets for TcpListeners<'_> {
-    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        self.0.listen_tcp(addr)
-    }
-
-    fn close(&mut self, addr: RelayAddr) {
-        self.0.close(addr);
-    }
-}
-
-/// Picks relay addresses. Which addresses are taken (by allocations and reservations, of
-/// every core) is tracked in [`SharedState`].
+/// Picks relay ports. Which addresses are taken (by allocations and reservations, of every
+/// core) is tracked in [`super::SharedState`]; binding them is the I/O layer's (see
+/// [`super::commands`]).
 #[derive(Debug)]
 pub struct PortPool {
     range: RangeInclusive<u16>,
@@ -125,91 +81,21 @@ impl PortPool {
         &self.range
     }
 
-    /// Claims `addr` in `shared` and opens its socket; releases it again when the bind fails.
-    /// `Ok(false)`: this port is taken, another may do; `Err`: no port of this IP will.
-    fn claim_and_open(
-        shared: &SharedState,
-        sockets: &mut dyn RelaySockets,
-        addr: RelayAddr,
-    ) -> Result<bool, OpenFailure> {
-        if !shared.claim(addr) {
-            return Ok(false);
-        }
-        match sockets.open(addr) {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                shared.release(addr);
-                if e.is_port_specific() {
-                    Ok(false)
-                } else {
-                    Err(OpenFailure::Os(e))
-                }
-            }
-        }
-    }
-
-    /// Opens a relay socket on `ip` at a random free port (even when asked), trying several
-    /// ports. A port is taken by claiming it in `shared` first, so that the cores of other
-    /// workers never pick it too (allocations and reservations hold their claims).
-    pub fn open(
-        &mut self,
+    /// One random draw of a port on `ip` (RFC 6056 recommends randomisation); `None` when
+    /// the draw falls outside what `parity` allows (it still counts as one of the
+    /// [`ATTEMPTS`]).
+    pub(super) fn draw(
+        &self,
         ip: IpAddr,
-        even: bool,
+        parity: Parity,
         rng: &mut dyn RngCore,
-        sockets: &mut dyn RelaySockets,
-        shared: &SharedState,
-    ) -> Result<RelayAddr, OpenFailure> {
+    ) -> Option<RelayAddr> {
         let (low, high) = (*self.range.start(), *self.range.end());
-        for _ in 0..ATTEMPTS {
-            let mut port = rng.gen_range(low..=high);
-            if even {
-                port &= !1;
-                if port < low {
-                    continue;
-                }
-            }
-            let addr = RelayAddr::new(SocketAddr::new(ip, port));
-            if Self::claim_and_open(shared, sockets, addr)? {
-                return Ok(addr);
-            }
+        let mut port = rng.gen_range(low..=high);
+        if parity != Parity::Any {
+            port &= !1;
         }
-        Err(OpenFailure::Exhausted)
-    }
-
-    /// Opens an even port N and reserves N+1 (EVEN-PORT with R=1), returning the address in
-    /// use and the token for the reserved one. The reserved port is claimed, not bound: the
-    /// Allocate that redeems the token may come to another worker's core, which binds it.
-    pub fn open_pair(
-        &mut self,
-        now: Instant,
-        ip: IpAddr,
-        rng: &mut dyn RngCore,
-        sockets: &mut dyn RelaySockets,
-        shared: &SharedState,
-    ) -> Result<(RelayAddr, ReservationToken), OpenFailure> {
-        let (low, high) = (*self.range.start(), *self.range.end());
-        for _ in 0..ATTEMPTS {
-            let port = rng.gen_range(low..=high) & !1;
-            if port < low || port >= high {
-                continue;
-            }
-            let (first, second) = (
-                RelayAddr::new(SocketAddr::new(ip, port)),
-                RelayAddr::new(SocketAddr::new(ip, port + 1)),
-            );
-            if !Self::claim_and_open(shared, sockets, first)? {
-                continue;
-            }
-            if !shared.claim(second) {
-                sockets.close(first);
-                shared.release(first);
-                continue;
-            }
-            let mut token = ReservationToken([0; 8]);
-            rng.fill_bytes(&mut token.0);
-            shared.reserve(token, second, now + RESERVATION_LIFETIME);
-            return Ok((first, token));
-        }
-        Err(OpenFailure::Exhausted)
+        let fits = port >= low && (parity != Parity::EvenPair || port < high);
+        fits.then(|| RelayAddr::new(SocketAddr::new(ip, port)))
     }
 }

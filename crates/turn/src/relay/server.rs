@@ -13,11 +13,15 @@
 //!   [`TurnServer::tcp_connection_closed`], and sends what
 //!   [`TurnServer::poll_control_message`] gives to control connections (see `tcp.rs`).
 //!
-//! Relay sockets are opened and closed through the [`RelaySockets`] the I/O layer passes
-//! in. Time (`Instant` for lifetimes, Unix seconds for credentials) and randomness (ports,
+//! - Relay sockets: the core never calls into I/O. It asks for them through its output:
+//!   drain [`TurnServer::poll_command`] after every call and execute each
+//!   [`super::RelayCommand`]; answer an `Open` with [`TurnServer::relay_opened`], whose
+//!   outcome is the answer to the Allocate that waited for it (see [`super::pending_open`]).
+//!
+//! Time (`Instant` for lifetimes, Unix seconds for credentials) and randomness (ports,
 //! tokens, transaction ids) are injected.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
@@ -27,11 +31,14 @@ use rand::RngCore;
 use stun::{Class, Message, MessageType, Method};
 
 use super::addresses::{PeerAddr, RelayAddr};
+use super::allocate::AllocateAnswer;
 use super::allocation::Allocation;
+use super::commands::{OpenTicket, RelayCommand};
 use super::config::TurnConfig;
 use super::events::{EndReason, EventQueue};
 use super::five_tuple::FiveTuple;
-use super::ports::{PortPool, RelaySockets};
+use super::pending_open::PendingAllocate;
+use super::ports::PortPool;
 use super::respond::{respond, respond_error};
 use super::shared_state::SharedState;
 use super::stats::{DropCause, TurnStats};
@@ -120,6 +127,12 @@ pub struct TurnServer {
     pub(super) control: VecDeque<super::tcp::ControlMessage>,
     /// What the kernel fast path relays (see [`super::fast_path`]).
     pub(super) fast_path: super::fast_path::FastPathTable,
+    /// Commands for the I/O layer (see [`super::commands`]).
+    pub(super) commands: VecDeque<RelayCommand>,
+    /// Allocates waiting for a relay socket, by the ticket of their `Open`.
+    pub(super) pending_opens: BTreeMap<OpenTicket, PendingAllocate>,
+    /// The ticket of the next `Open`.
+    pub(super) next_ticket: u64,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -178,6 +191,9 @@ impl TurnServer {
             tcp_owner: HashMap::new(),
             control: VecDeque::new(),
             fast_path: Default::default(),
+            commands: VecDeque::new(),
+            pending_opens: BTreeMap::new(),
+            next_ticket: 1,
         }
     }
 
@@ -227,7 +243,6 @@ impl TurnServer {
         local: SocketId,
         packet: &[u8],
         out: &mut [u8],
-        sockets: &mut dyn RelaySockets,
     ) -> ClientOutcome {
         match packet.first().map(|b| b >> 6) {
             Some(0b01) if self.config.enabled => {
@@ -322,23 +337,29 @@ impl TurnServer {
                 (Ok(connection), None) => {
                     // No room for the answer: the binding cannot be announced, so undo it.
                     self.tcp_connection_closed(connection);
-                    sockets.close_tcp(connection);
+                    self.command(RelayCommand::CloseTcp(connection));
                     ClientOutcome::Nothing
                 }
                 (Err(_), len) => reply(len),
             };
         }
         let len = match message_type.method {
-            Method::ALLOCATE => self.allocate(now, five_tuple, &message, &auth, out, sockets),
+            Method::ALLOCATE => {
+                match self.allocate(now, five_tuple, local, &message, &auth, out) {
+                    AllocateAnswer::Now(len) => len,
+                    // Answered (and counted) when the driver reports the bind.
+                    AllocateAnswer::Later => return ClientOutcome::Nothing,
+                }
+            }
             Method::CONNECT => {
-                let len = self.connect(now, five_tuple, &message, &auth, out, sockets);
+                let len = self.connect(now, five_tuple, &message, &auth, out);
                 if len.is_none() {
                     // Answered (and counted) when the driver reports, or at the timeout.
                     return ClientOutcome::Nothing;
                 }
                 len
             }
-            Method::REFRESH => self.refresh(now, five_tuple, &message, &auth, out, sockets),
+            Method::REFRESH => self.refresh(now, five_tuple, &message, &auth, out),
             Method::CREATE_PERMISSION => {
                 self.create_permission(now, five_tuple, &message, &auth, out)
             }
@@ -373,22 +394,18 @@ impl TurnServer {
 
     /// Deletes an allocation and closes its relay sockets; returns it, for its end event
     /// (see [`TurnServer::end`], which every removal goes through).
-    pub(super) fn remove(
-        &mut self,
-        id: AllocationId,
-        sockets: &mut dyn RelaySockets,
-    ) -> Option<Allocation> {
+    pub(super) fn remove(&mut self, id: AllocationId) -> Option<Allocation> {
         // Its channels leave the fast path (decided on the next poll: the allocation is gone).
         self.fast_path_touch(id);
         let allocation = self.allocations.remove(&id)?;
         self.by_five_tuple.remove(&allocation.five_tuple);
         for relay in allocation.relays.iter() {
             self.by_relay.remove(&relay);
-            sockets.close(relay);
+            self.command(RelayCommand::Close(relay));
             self.shared.release(relay);
         }
         self.shared.remove_allocation(&allocation.username);
-        self.close_connections(allocation.tcp.ids(), sockets);
+        self.close_connections(allocation.tcp.ids());
         if let Some(deadline) = self.deadlines.remove(&id) {
             self.timers.remove(&(deadline, id));
         }
@@ -414,14 +431,16 @@ impl TurnServer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let first = self.timers.first().map(|(t, _)| *t);
         let fast = self.fast_path.next_deadline();
-        [first, fast, self.shared.next_reservation_expiry()]
+        let opens = self.next_open_deadline();
+        [first, fast, self.shared.next_reservation_expiry(), opens]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Expires allocations, permissions, channels and port reservations due by `now`.
-    pub fn handle_timeout(&mut self, now: Instant, sockets: &mut dyn RelaySockets) {
+    /// Expires allocations, permissions, channels and port reservations due by `now`, and
+    /// gives up the Allocates whose relay socket the driver did not report on in time.
+    pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&(deadline, id)) = self.timers.first() {
             if deadline > now {
                 break;
@@ -430,14 +449,15 @@ impl TurnServer {
             self.deadlines.remove(&id);
             let expired = self.allocations.get(&id).is_some_and(|a| a.expires <= now);
             if expired {
-                self.end(now, id, EndReason::Expired, sockets);
+                self.end(now, id, EndReason::Expired);
             } else if let Some(allocation) = self.allocations.get_mut(&id) {
                 allocation.purge(now);
-                self.expire_connections(now, id, sockets);
+                self.expire_connections(now, id);
                 self.reschedule(id);
             }
         }
         self.shared.expire_reservations(now);
+        self.expire_pending_opens(now);
         self.fast_path_expire(now);
     }
 
@@ -532,15 +552,11 @@ pub fn is_binding_request(packet: &[u8]) -> bool {
 /// allocation lives and dies with its connection (RFC 8656 §2.2, §3.1).
 impl TurnServer {
     /// The client on `five_tuple` is gone (at `now`, for the allocation's duration).
-    pub fn client_closed(
-        &mut self,
-        now: Instant,
-        five_tuple: &FiveTuple,
-        sockets: &mut dyn RelaySockets,
-    ) {
+    pub fn client_closed(&mut self, now: Instant, five_tuple: &FiveTuple) {
         if let Some(id) = self.allocation_id(five_tuple) {
-            self.end(now, id, EndReason::ConnectionClosed, sockets);
+            self.end(now, id, EndReason::ConnectionClosed);
         }
+        self.cancel_pending(five_tuple);
     }
 
     /// True when `five_tuple` has an allocation (a connection that holds one is not idle).

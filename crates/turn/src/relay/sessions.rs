@@ -12,7 +12,6 @@ use super::addresses::RelayAddr;
 use super::allocation::Allocation;
 use super::events::{EndReason, TurnEvent};
 use super::five_tuple::FiveTuple;
-use super::ports::RelaySockets;
 use super::server::{AllocationId, TurnServer};
 
 /// Packets and bytes one way.
@@ -114,27 +113,17 @@ impl TurnServer {
     /// Ends the allocation on `five_tuple` as if it had expired (its relay ports and quota
     /// are given back), with end reason [`EndReason::Kicked`]. False when there is none. The
     /// client learns it on its next request (437).
-    pub fn kick(
-        &mut self,
-        now: Instant,
-        five_tuple: &FiveTuple,
-        sockets: &mut dyn RelaySockets,
-    ) -> bool {
+    pub fn kick(&mut self, now: Instant, five_tuple: &FiveTuple) -> bool {
         let Some(id) = self.allocation_id(five_tuple) else {
             return false;
         };
-        self.end(now, id, EndReason::Kicked, sockets);
+        self.end(now, id, EndReason::Kicked);
         true
     }
 
     /// Ends every allocation of `username` (see [`TurnServer::kick`]); returns how many.
-    pub fn kick_user(
-        &mut self,
-        now: Instant,
-        username: &str,
-        sockets: &mut dyn RelaySockets,
-    ) -> usize {
-        self.end_where(now, EndReason::Kicked, sockets, |a| a.username == username)
+    pub fn kick_user(&mut self, now: Instant, username: &str) -> usize {
+        self.end_where(now, EndReason::Kicked, |a| a.username == username)
     }
 
     /// The server is stopping: queues the end event (reason [`EndReason::Shutdown`]) of every
@@ -162,7 +151,6 @@ impl TurnServer {
         &mut self,
         now: Instant,
         reason: EndReason,
-        sockets: &mut dyn RelaySockets,
         matches: impl Fn(&Allocation) -> bool,
     ) -> usize {
         let ids: Vec<AllocationId> = self
@@ -172,20 +160,14 @@ impl TurnServer {
             .map(|(id, _)| *id)
             .collect();
         for &id in &ids {
-            self.end(now, id, reason, sockets);
+            self.end(now, id, reason);
         }
         ids.len()
     }
 
     /// Removes allocation `id` and queues its end event.
-    pub(super) fn end(
-        &mut self,
-        now: Instant,
-        id: AllocationId,
-        reason: EndReason,
-        sockets: &mut dyn RelaySockets,
-    ) {
-        let Some(allocation) = self.remove(id, sockets) else {
+    pub(super) fn end(&mut self, now: Instant, id: AllocationId, reason: EndReason) {
+        let Some(allocation) = self.remove(id) else {
             return;
         };
         self.stats.allocation_ended(

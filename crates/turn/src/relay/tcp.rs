@@ -3,7 +3,7 @@
 //!
 //! The core decides; the driver connects, listens and splices:
 //! - Connect (§5.2) is checked here and handed to the driver with
-//!   [`RelaySockets::connect_tcp`]; the driver reports with
+//!   [`RelayCommand::ConnectTcp`]; the driver reports with
 //!   [`TurnServer::tcp_connect_result`], and the answer (success with CONNECTION-ID, or 447)
 //!   is queued for the control connection, as is a 447 when [`CONNECT_TIMEOUT`] passes first.
 //! - A peer's connection to a relayed address (§5.3) is reported with
@@ -13,7 +13,7 @@
 //!   [`ClientOutcome::ConnectionBound`]: the driver sends the answer and from then on relays
 //!   that connection's bytes as they are, both ways, to the peer data connection.
 //! - A connection not bound within [`BIND_TIMEOUT`] is closed with
-//!   [`RelaySockets::close_tcp`], as is every connection of an allocation that ends (§5.5);
+//!   [`RelayCommand::CloseTcp`], as is every connection of an allocation that ends (§5.5);
 //!   the driver reports the end of a spliced pair with [`TurnServer::tcp_connection_closed`].
 //!
 //! What the core writes for a control connection outside a request's answer (a deferred
@@ -28,9 +28,9 @@ use stun::{Class, Message, MessageType, MessageWriter, Method, TransactionId};
 
 use super::addresses::{PeerAddr, RelayAddr};
 use super::allocation::RelayTransport;
+use super::commands::RelayCommand;
 use super::events::ServerErrorCause;
 use super::five_tuple::FiveTuple;
-use super::ports::RelaySockets;
 use super::refusal::Refusal;
 use super::respond::{respond, respond_error};
 use super::server::{AllocationId, TurnServer};
@@ -73,9 +73,8 @@ impl TurnServer {
         message: &Message<'_>,
         auth: &Authenticated,
         out: &mut [u8],
-        sockets: &mut dyn RelaySockets,
     ) -> Option<usize> {
-        match self.start_connect(now, five_tuple, message, auth, sockets) {
+        match self.start_connect(now, five_tuple, message, auth) {
             Ok(()) => None,
             Err(refusal) => respond_error(message, refusal.code(), Some(auth), out),
         }
@@ -87,7 +86,6 @@ impl TurnServer {
         five_tuple: FiveTuple,
         message: &Message<'_>,
         auth: &Authenticated,
-        sockets: &mut dyn RelaySockets,
     ) -> Result<(), Refusal> {
         // "received on a TCP connection for which no allocation exists": 437 (441 for
         // another user's, RFC 8656 §5).
@@ -129,11 +127,16 @@ impl TurnServer {
             deadline: now + CONNECT_TIMEOUT,
         };
         self.add_connection(id, connection, peer, state);
-        sockets.connect_tcp(connection, relay, self.bound_address(peer));
+        let peer = self.bound_address(peer);
+        self.command(RelayCommand::ConnectTcp {
+            id: connection,
+            relay,
+            peer,
+        });
         Ok(())
     }
 
-    /// The driver's result for [`RelaySockets::connect_tcp`]: the Connect is answered
+    /// The driver's result for [`RelayCommand::ConnectTcp`]: the Connect is answered
     /// (CONNECTION-ID, or 447 when `connected` is false). True when the core keeps the
     /// connection; false when it has given up on it meanwhile (the Connect timed out, the
     /// allocation ended): the driver closes it then.
@@ -250,19 +253,14 @@ impl TurnServer {
 
     /// Closes the connections of allocation `id` whose deadline passed: a Connect not
     /// answered by the driver in time gets 447, a connection not bound is closed.
-    pub(super) fn expire_connections(
-        &mut self,
-        now: Instant,
-        id: AllocationId,
-        sockets: &mut dyn RelaySockets,
-    ) {
+    pub(super) fn expire_connections(&mut self, now: Instant, id: AllocationId) {
         let Some(allocation) = self.allocations.get(&id) else {
             return;
         };
         let to = allocation.five_tuple;
         for connection in allocation.tcp.due(now) {
             let state = self.drop_connection(connection).map(|c| c.state);
-            sockets.close_tcp(connection);
+            self.command(RelayCommand::CloseTcp(connection));
             if let Some(ConnectionState::Connecting { request, auth, .. }) = state {
                 self.answer_connect(to, &request, &auth, Err(Refusal::ConnectionFailed));
             }
@@ -270,15 +268,11 @@ impl TurnServer {
     }
 
     /// Closes every connection of an allocation that goes (RFC 6062 §5.5).
-    pub(super) fn close_connections(
-        &mut self,
-        connections: impl Iterator<Item = ConnectionId>,
-        sockets: &mut dyn RelaySockets,
-    ) {
+    pub(super) fn close_connections(&mut self, connections: impl Iterator<Item = ConnectionId>) {
         for connection in connections {
             self.tcp_owner.remove(&connection);
             self.shared.release_connection_id(connection.0);
-            sockets.close_tcp(connection);
+            self.command(RelayCommand::CloseTcp(connection));
         }
     }
 

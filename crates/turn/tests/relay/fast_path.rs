@@ -188,10 +188,7 @@ fn refresh_zero_removes_every_channel_of_the_allocation() {
 fn expiry_and_kick_remove() {
     let mut world = World::new(fast());
     let (client, channel) = bound(&mut world);
-    let now = world.now;
-    assert!(world
-        .server
-        .kick(now, &client.five_tuple, &mut world.sockets));
+    assert!(world.kick(&client.five_tuple));
     assert_eq!(
         changes(&mut world).iter().map(removed).collect::<Vec<_>>(),
         [channel]

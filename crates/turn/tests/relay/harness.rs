@@ -14,8 +14,9 @@ use stun::{
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
-    ClientOutcome, ClientTransport, ConnectionId, FiveTuple, PeerAddr, RelayAddr, RelayOpenError,
-    RelaySockets, SharedState, TurnConfig, TurnServer,
+    ClientOutcome, ClientTransport, ConnectionId, FiveTuple, OpenTicket, PeerAddr, RelayAddr,
+    RelayCommand, RelayOpenError, ServerErrorCause, SharedState, SocketKind, TurnConfig, TurnEvent,
+    TurnServer,
 };
 use turn::SocketId;
 
@@ -24,7 +25,8 @@ pub const SERVER: &str = "192.0.2.1:3478";
 /// The relay IP in most tests: a documentation address, allowed as a peer by the policy.
 pub const RELAY_IP: &str = "203.0.113.10";
 
-/// Relay sockets that "bind" anything not listed as taken by another program.
+/// Relay sockets that "bind" anything not listed as taken by another program: they execute
+/// the core's commands as a driver does.
 #[derive(Debug, Default)]
 pub struct FakeSockets {
     pub open: BTreeSet<SocketAddr>,
@@ -37,9 +39,50 @@ pub struct FakeSockets {
     pub connecting: Vec<(ConnectionId, SocketAddr, SocketAddr)>,
     /// Peer data connections the core closed.
     pub closed_tcp: Vec<ConnectionId>,
+    /// Binds asked for and not answered: while set, `Open` commands are kept here instead
+    /// of being executed (a driver that is slow, or lost one).
+    pub hold_opens: bool,
+    pub held: Vec<(OpenTicket, SocketAddr)>,
+    /// Every bind asked for, in order.
+    pub opens_asked: Vec<SocketAddr>,
 }
 
-impl RelaySockets for FakeSockets {
+impl FakeSockets {
+    /// Executes one command; for an `Open`, the result to report (`None` as well when the
+    /// bind is held).
+    pub fn execute(
+        &mut self,
+        command: RelayCommand,
+    ) -> Option<(OpenTicket, Result<(), RelayOpenError>)> {
+        match command {
+            RelayCommand::Open { ticket, addr, kind } => {
+                self.opens_asked.push(addr.get());
+                if self.hold_opens {
+                    self.held.push((ticket, addr.get()));
+                    return None;
+                }
+                let result = match kind {
+                    SocketKind::Udp => self.open(addr),
+                    _ => self.listen_tcp(addr),
+                };
+                Some((ticket, result))
+            }
+            RelayCommand::Close(addr) => {
+                self.close(addr);
+                None
+            }
+            RelayCommand::ConnectTcp { id, relay, peer } => {
+                self.connect_tcp(id, relay, peer);
+                None
+            }
+            RelayCommand::CloseTcp(id) => {
+                self.closed_tcp.push(id);
+                None
+            }
+            other => panic!("unexpected command {other:?}"),
+        }
+    }
+
     fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         let addr = addr.get();
         if let Some(error) = self.fail_all {
@@ -70,9 +113,6 @@ impl RelaySockets for FakeSockets {
             "connect from {relay}, not a TCP relay"
         );
         self.connecting.push((id, relay, peer));
-    }
-    fn close_tcp(&mut self, id: ConnectionId) {
-        self.closed_tcp.push(id);
     }
 }
 
@@ -136,8 +176,75 @@ impl World {
             if t > self.now {
                 break;
             }
-            self.server.handle_timeout(self.now, &mut self.sockets);
+            self.server.handle_timeout(self.now);
+            self.run_commands(&mut []);
         }
+    }
+
+    /// Executes the commands the server queued, as a driver does after each call, feeding
+    /// each bind's result back; returns the answer of an Allocate finished meanwhile.
+    pub fn run_commands(&mut self, out: &mut [u8]) -> ClientOutcome {
+        let mut answer = ClientOutcome::Nothing;
+        while let Some(command) = self.server.poll_command() {
+            if let Some((ticket, result)) = self.sockets.execute(command) {
+                match self.server.relay_opened(self.now, ticket, result, out) {
+                    ClientOutcome::Nothing => {}
+                    outcome => answer = outcome,
+                }
+            }
+        }
+        answer
+    }
+
+    /// Answers a held bind (see [`FakeSockets::hold_opens`]) with `result`, as a late driver
+    /// would, then runs the commands queued; returns the outcome and the reply bytes if any.
+    pub fn answer_open(
+        &mut self,
+        ticket: OpenTicket,
+        result: Result<(), RelayOpenError>,
+    ) -> (ClientOutcome, Vec<u8>) {
+        let mut out = [0u8; 1500];
+        let outcome = self.server.relay_opened(self.now, ticket, result, &mut out);
+        let outcome = match self.run_commands(&mut out) {
+            ClientOutcome::Nothing => outcome,
+            answer => answer,
+        };
+        let reply = match &outcome {
+            ClientOutcome::Reply(t) => out[..t.len].to_vec(),
+            _ => Vec::new(),
+        };
+        (outcome, reply)
+    }
+
+    /// The server errors (code, cause) among the events queued since the last call; the
+    /// other events are dropped.
+    pub fn server_errors(&mut self) -> Vec<(u16, ServerErrorCause)> {
+        std::iter::from_fn(|| self.server.poll_event())
+            .filter_map(|e| match e {
+                TurnEvent::ServerError(e) => Some((e.code, e.cause)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Ends the allocation on `five_tuple` by hand (see [`TurnServer::kick`]).
+    pub fn kick(&mut self, five_tuple: &FiveTuple) -> bool {
+        let kicked = self.server.kick(self.now, five_tuple);
+        self.run_commands(&mut []);
+        kicked
+    }
+
+    /// Ends every allocation of `username` by hand.
+    pub fn kick_user(&mut self, username: &str) -> usize {
+        let kicked = self.server.kick_user(self.now, username);
+        self.run_commands(&mut []);
+        kicked
+    }
+
+    /// The client's TCP/TLS connection on `five_tuple` closed.
+    pub fn client_closed(&mut self, five_tuple: &FiveTuple) {
+        self.server.client_closed(self.now, five_tuple);
+        self.run_commands(&mut []);
     }
 
     pub fn tid(&mut self) -> TransactionId {
@@ -155,8 +262,11 @@ impl World {
             SocketId::PRIMARY,
             packet,
             &mut out,
-            &mut self.sockets,
         );
+        let outcome = match self.run_commands(&mut out) {
+            ClientOutcome::Nothing => outcome,
+            answer => answer,
+        };
         let reply = match &outcome {
             ClientOutcome::Reply(t) | ClientOutcome::ConnectionBound { reply: t, .. } => {
                 assert_eq!(t.to, from.client.get());

@@ -9,6 +9,7 @@ mod drain;
 mod fast_path;
 mod harness;
 mod own_address_forms;
+mod pending_opens;
 mod relay_addresses;
 mod sessions;
 mod sharded;
@@ -910,7 +911,6 @@ fn data_path_does_not_allocate() {
                     turn::SocketId::PRIMARY,
                     packet,
                     &mut out,
-                    &mut world.sockets,
                 );
                 relayed += usize::from(matches!(outcome, ClientOutcome::Relay { .. }));
             }

@@ -150,10 +150,7 @@ fn every_allocation_has_a_creation_and_an_end_event() {
     tcp.five_tuple.transport = ClientTransport::Tcp;
     allocate(&mut world, &mut tcp);
     world.advance(Duration::from_secs(5));
-    let now = world.now;
-    world
-        .server
-        .client_closed(now, &tcp.five_tuple, &mut world.sockets);
+    world.client_closed(&tcp.five_tuple);
     let (session, reason) = ended(&events(&mut world));
     assert_eq!(reason, EndReason::ConnectionClosed);
     assert_eq!(session.five_tuple, tcp.five_tuple);
@@ -186,9 +183,8 @@ fn kick_and_kick_user() {
         allocate(&mut world, client);
     }
     events(&mut world);
-    let now = world.now;
-    assert!(world.server.kick(now, &a1.five_tuple, &mut world.sockets));
-    assert!(!world.server.kick(now, &a1.five_tuple, &mut world.sockets));
+    assert!(world.kick(&a1.five_tuple));
+    assert!(!world.kick(&a1.five_tuple));
     let (session, reason) = ended(&events(&mut world));
     assert_eq!(
         (session.five_tuple, reason),
@@ -200,9 +196,8 @@ fn kick_and_kick_user() {
     allocate(&mut world, &mut a1);
     events(&mut world);
 
-    let now = world.now;
-    assert_eq!(world.server.kick_user(now, "alice", &mut world.sockets), 2);
-    assert_eq!(world.server.kick_user(now, "alice", &mut world.sockets), 0);
+    assert_eq!(world.kick_user("alice"), 2);
+    assert_eq!(world.kick_user("alice"), 0);
     let kicked = events(&mut world);
     assert_eq!(kicked.len(), 2, "{kicked:?}");
     assert!(kicked.iter().all(|e| matches!(

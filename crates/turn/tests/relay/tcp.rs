@@ -372,10 +372,7 @@ fn allocation_end_closes_its_connections() {
     let (outcome, bound) = bind_data(&mut world, 7001, ("alice", "alice-pass"), a);
     assert!(matches!(outcome, ClientOutcome::ConnectionBound { .. }));
     assert_eq!(bound, 0);
-    let now = world.now;
-    world
-        .server
-        .client_closed(now, &client.five_tuple, &mut world.sockets);
+    world.client_closed(&client.five_tuple);
     let mut closed = world.sockets.closed_tcp.clone();
     closed.sort();
     let mut expected = vec![a, b];

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use turn::relay::sessions::SessionInfo;
-use turn::relay::ClientAddr;
+use turn::relay::{ClientAddr, TurnServer};
 
 use super::Control;
 use crate::server::shared::{lock, now};
@@ -24,7 +24,10 @@ impl Control {
     pub fn kick_user(&self, user: &str) -> usize {
         self.each_core(|state| {
             let state = &mut *state;
-            state.core.kick_user(now().0, user, &mut state.relays)
+            let now = now().0;
+            state
+                .run(now, &mut [], |core, _| core.kick_user(now, user))
+                .0
         })
     }
 
@@ -41,9 +44,10 @@ impl Control {
                 .map(|s| s.five_tuple)
                 .filter(|t| t.client == ClientAddr::from(client))
                 .collect();
-            ours.iter()
-                .filter(|t| state.core.kick(now, t, &mut state.relays))
-                .count()
+            let kicked = |core: &mut TurnServer, _: &mut [u8]| {
+                ours.iter().filter(|t| core.kick(now, t)).count()
+            };
+            state.run(now, &mut [], kicked).0
         })
     }
 

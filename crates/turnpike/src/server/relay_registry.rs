@@ -1,5 +1,5 @@
-//! Relay sockets: opened and closed by the TURN core through [`RelaySockets`], kept in a slab
-//! and registered with their worker's epoll set, which the worker's relay loop
+//! Relay sockets: opened and closed as the TURN core asks (its [`RelayCommand`]s, run by
+//! [`crate::server::relay_commands`]), kept in a slab and registered with their worker's epoll set, which the worker's relay loop
 //! ([`crate::server::relay_loop`]) waits on: one wake-up returns every relay socket with datagrams
 //! waiting. Opening one binds it and registers it; no task is spawned, and nothing here calls
 //! back into the core.
@@ -14,7 +14,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use tracing::trace;
-use turn::relay::{ConnectionId, PeerAddr, RelayAddr, RelayOpenError, RelaySockets};
+use turn::relay::{OpenTicket, PeerAddr, RelayAddr, RelayCommand, RelayOpenError, SocketKind};
 
 use crate::server::tcp_relay::{TcpOwners, TcpRelays};
 
@@ -106,8 +106,42 @@ impl RelayRegistry {
     }
 }
 
-impl RelaySockets for RelayRegistry {
-    fn open(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
+impl RelayRegistry {
+    /// Executes one of the core's commands; for an `Open`, the result to report with
+    /// [`turn::relay::TurnServer::relay_opened`].
+    pub fn execute(
+        &mut self,
+        command: RelayCommand,
+    ) -> Option<(OpenTicket, Result<(), RelayOpenError>)> {
+        match command {
+            RelayCommand::Open { ticket, addr, kind } => {
+                let result = match kind {
+                    SocketKind::Udp => self.open_udp(addr),
+                    SocketKind::TcpListener => self.listen_tcp(addr),
+                    _ => Err(RelayOpenError::Other(io::ErrorKind::Unsupported)),
+                };
+                Some((ticket, result))
+            }
+            RelayCommand::Close(addr) => {
+                if !self.close_udp(addr) {
+                    self.tcp.close_listener(addr);
+                }
+                None
+            }
+            RelayCommand::ConnectTcp { id, relay, peer } => {
+                self.tcp.connect(id, relay, peer, self.shared.clone());
+                None
+            }
+            RelayCommand::CloseTcp(id) => {
+                self.tcp.close(id);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Binds a UDP relay socket on `addr` and registers it with the epoll set.
+    fn open_udp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         // RFC 8656 §14: relayed datagrams leave with DF clear unless a Send indication asks.
         let bound = net::bind_udp(addr.get())
             .and_then(|s| net::set_dont_fragment(&s, addr.is_ipv6(), false).map(|()| s));
@@ -139,25 +173,12 @@ impl RelaySockets for RelayRegistry {
         Ok(())
     }
 
-    fn close(&mut self, addr: RelayAddr) {
-        if !self.close_udp(addr) {
-            self.tcp.close_listener(addr);
-        }
-    }
-
+    /// Binds a TCP listening socket on `addr`, a TCP allocation's relayed address (RFC 6062).
     fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
         self.tcp.listen(addr, self.shared.clone()).map_err(|e| {
             trace!(%addr, error = %e, "relay port unavailable for TCP");
             open_error(&e)
         })
-    }
-
-    fn connect_tcp(&mut self, id: ConnectionId, relay: RelayAddr, peer: PeerAddr) {
-        self.tcp.connect(id, relay, peer, self.shared.clone());
-    }
-
-    fn close_tcp(&mut self, id: ConnectionId) {
-        self.tcp.close(id);
     }
 }
 

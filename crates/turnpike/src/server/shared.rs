@@ -82,15 +82,7 @@ pub fn handle_client(
     let mut state = lock(shared);
     let state = &mut *state;
     let (now, unix_now) = now();
-    let outcome = state.core.handle_client(
-        now,
-        unix_now,
-        five_tuple,
-        local,
-        packet,
-        out,
-        &mut state.relays,
-    );
+    let outcome = state.handle_client(now, unix_now, five_tuple, local, packet, out);
     state.sync_kernel(now);
     let relay_socket = match &outcome {
         ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),

@@ -240,9 +240,9 @@ impl Connection {
         let state = &mut *state;
         state.streams.remove(&key);
         let (now, _) = crate::server::shared::now();
-        state
-            .core
-            .client_closed(now, &self.five_tuple, &mut state.relays);
+        state.run(now, &mut [], |core, _| {
+            core.client_closed(now, &self.five_tuple)
+        });
     }
 
     /// Registers the connection for peer data, serves it, and then deletes its allocation.

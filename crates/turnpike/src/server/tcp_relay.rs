@@ -1,5 +1,5 @@
 //! TCP relaying (RFC 6062) in the driver: what the core asks for through
-//! [`turn::relay::RelaySockets`] — a listening socket on a TCP allocation's relayed address, a
+//! [`turn::relay::RelayCommand`]s — a listening socket on a TCP allocation's relayed address, a
 //! connection from that address to a peer, closing a peer connection — and the splice of a
 //! peer connection with its client data connection. Every decision (permissions, policy,
 //! deadlines, CONNECTION-IDs) is the core's ([`turn::relay`]'s `tcp` module); this file only

@@ -146,15 +146,7 @@ impl Listener {
                 transport: ClientTransport::Udp,
             };
             let state = &mut **state.get_or_insert_with(|| lock(&self.shared));
-            let outcome = state.core.handle_client(
-                now,
-                unix_now,
-                five_tuple,
-                self.id,
-                packet,
-                out,
-                &mut state.relays,
-            );
+            let outcome = state.handle_client(now, unix_now, five_tuple, self.id, packet, out);
             *action = match outcome {
                 ClientOutcome::Reply(t) => Action::Reply {
                     len: t.len,

@@ -292,7 +292,7 @@ async fn run_timers(shared: SharedCore) {
         let mut state = lock(&shared);
         let state = &mut *state;
         let (now, _) = crate::server::shared::now();
-        state.core.handle_timeout(now, &mut state.relays);
+        state.run(now, &mut [], |core, _| core.handle_timeout(now));
         // Expired permissions and channels leave the kernel at once.
         state.sync_kernel(now);
         // Connect answers (447) of attempts that timed out.
