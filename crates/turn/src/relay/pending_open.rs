@@ -4,9 +4,9 @@
 //!
 //! What finishing needs is kept here: the 5-tuple and listener, a copy of the request (decoded
 //! again to answer it: requests are small), its authentication, the lifetime and transport
-//! asked for, and the [`RelaySearch`] with the addresses chosen so far. A ticket the driver
-//! never answers is dropped by [`TurnServer::handle_timeout`] after [`OPEN_TIMEOUT`], its
-//! claims and quota given back.
+//! asked for, and the `RelaySearch` (`relay_search.rs`) with the addresses chosen so far. A
+//! ticket the driver never answers is dropped by [`TurnServer::handle_timeout`] after
+//! [`OPEN_TIMEOUT`], its claims and quota given back.
 
 use std::time::{Duration, Instant};
 
