@@ -86,8 +86,13 @@ impl TurnServer {
                 ClientOutcome::Nothing
             }
             Step::Done(opened) => {
-                let message = Message::decode(&pending.request)
-                    .expect("a pending Allocate's request decoded when it arrived");
+                // The same bytes decoded when the request arrived; should that ever fail, the
+                // Allocate is given up (the client retransmits) rather than the worker.
+                let Ok(message) = Message::decode(&pending.request) else {
+                    // What the search opened is what it holds: `abandon` closes it.
+                    self.abandon(pending);
+                    return ClientOutcome::Nothing;
+                };
                 let len = self.finish_allocate(
                     now,
                     (pending.five_tuple, &message, &pending.auth),
