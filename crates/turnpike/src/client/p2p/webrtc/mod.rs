@@ -171,6 +171,7 @@ async fn connected(
     // Chat mode: when the page closes the connection without leaving (it is replacing it: its
     // relay-only switch), until when we wait for the new offer.
     let mut orphaned: Option<tokio::time::Instant> = None;
+    let mut sources = Sources::default();
     let result = 'session: loop {
         let wake = if !peer.is_alive() {
             // str0m gave up on this connection: nothing to poll until a replacement.
@@ -291,6 +292,13 @@ async fn connected(
         tokio::select! {
             Some(datagram) = incoming.recv() => {
                 if let Some(arrived) = transport.arrived(Instant::now(), datagram) {
+                    if sources.stale(arrived.source) && !peer.accepts(Instant::now(), &arrived) {
+                        // The replaced connection's last words (its DTLS close_notify, SCTP
+                        // ABORT) can come after the new offer was answered: not for this one.
+                        tracing::debug!(source = %arrived.source, "datagram of the replaced connection dropped");
+                        continue;
+                    }
+                    sources.saw(arrived.source);
                     let received = peer.receive(Instant::now(), arrived.source, arrived.destination, &arrived.contents);
                     if let Err(error) = received {
                         // As for `poll` above.
@@ -325,6 +333,7 @@ async fn connected(
                         let (replacement, answer) =
                             WebRtcPeer::answer(Instant::now(), &offer.sdp, local_candidates.clone())?;
                         peer = replacement;
+                        sources.replaced();
                         (chat, files) = (peer.chat_channel(), peer.file_channel());
                         (open, files_open, orphaned) = (false, false, None);
                         tags.mid = frames::first_mid(&offer.sdp);
@@ -436,6 +445,34 @@ async fn relay(
         .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
     let relay = Relay::allocate(Instant::now(), server, credentials, rand::random());
     Ok(Some((relay, Arc::new(socket))))
+}
+
+/// The addresses the page's connections sent from: those of a replaced connection are stale.
+#[derive(Default)]
+struct Sources {
+    current: std::collections::HashSet<SocketAddr>,
+    stale: std::collections::HashSet<SocketAddr>,
+}
+
+impl Sources {
+    /// A page sends from a handful of addresses (host, reflexive, relayed): a bound keeps a
+    /// hostile one from growing the set.
+    const MAX: usize = 64;
+
+    fn saw(&mut self, source: SocketAddr) {
+        if self.current.len() < Self::MAX {
+            self.current.insert(source);
+        }
+    }
+
+    fn stale(&self, source: SocketAddr) -> bool {
+        self.stale.contains(&source)
+    }
+
+    /// The connection was replaced: what it heard from is stale now.
+    fn replaced(&mut self) {
+        self.stale.extend(self.current.drain());
+    }
 }
 
 /// The str0m candidate of a candidate gathered after the answer.

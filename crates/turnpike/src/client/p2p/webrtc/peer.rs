@@ -16,6 +16,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use super::file_transfer::{FILE_LABEL, FILE_STREAM};
+use super::transport::Arrived;
 
 /// The page's chat channel: pre-negotiated (RFC 8831 §6.5, `negotiated: true, id: 0` in
 /// web/static/room.js), so both ends create it and no DCEP message opens it.
@@ -172,6 +173,19 @@ impl WebRtcPeer {
         self.rtc
             .handle_input(Input::Receive(now, receive))
             .map_err(PeerError::Rtc)
+    }
+
+    /// Whether `arrived` belongs to this connection (str0m's test for several connections on
+    /// one socket: STUN with our credentials, or traffic from a remote address whose candidate
+    /// pair succeeded).
+    pub fn accepts(&self, now: Instant, arrived: &Arrived) -> bool {
+        Receive::new(
+            Protocol::Udp,
+            arrived.source,
+            arrived.destination,
+            &arrived.contents,
+        )
+        .is_ok_and(|receive| self.rtc.accepts(&Input::Receive(now, receive)))
     }
 
     /// Time passed.
