@@ -134,7 +134,11 @@ impl TcpRelays {
             }
             state.relays.tcp.peers.remove(&id);
             let (now, _) = now();
-            if state.core.tcp_connect_result(now, id, connected.is_ok()) {
+            // Through `run`, as every call into the core: what it queues is executed.
+            let (accepted, _) = state.run(now, &mut [], |core, _| {
+                core.tcp_connect_result(now, id, connected.is_ok())
+            });
+            if accepted {
                 if let Ok(stream) = connected {
                     state.relays.tcp.hold(id, stream, &shared);
                 }
@@ -228,7 +232,10 @@ async fn accept_loop(relay: RelayAddr, listener: TcpListener, shared: Weak<Mutex
         let mut state = lock(&core);
         let state = &mut *state;
         let (now, _) = now();
-        match state.core.tcp_peer_accepted(now, relay, peer) {
+        let (accepted, _) = state.run(now, &mut [], |core, _| {
+            core.tcp_peer_accepted(now, relay, peer)
+        });
+        match accepted {
             Some(id) => {
                 state.relays.tcp.hold(id, stream, &shared);
                 flush_control(state);
