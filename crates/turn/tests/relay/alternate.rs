@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use stun::attributes::{AlternateServer, ReservationToken};
 use stun::{AnyAttribute, Message, Method};
 use turn::relay::stats::RESPONSE_CODES;
-use turn::relay::{ClientTransport, RelayOpenError, ServerErrorCause, TurnConfig, TurnEvent};
+use turn::relay::{ClientTransport, RelayOpenError, ServerErrorCause, TurnConfig};
 
 use super::harness::{code, config, udp_client, Client, World, RELAY_IP};
 use super::UDP;
@@ -35,15 +35,6 @@ fn alternates(reply: &[u8]) -> Vec<SocketAddr> {
         .collect()
 }
 
-fn server_errors(world: &mut World) -> Vec<(u16, ServerErrorCause)> {
-    std::iter::from_fn(|| world.server.poll_event())
-        .filter_map(|e| match e {
-            TurnEvent::ServerError(e) => Some((e.code, e.cause)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Allocate answers counted with `code` (the metrics' requests by method × answer).
 fn allocate_answers(world: &World, code: &str) -> u64 {
     let c = RESPONSE_CODES.iter().position(|c| *c == code).unwrap();
@@ -62,7 +53,7 @@ fn full_by_quota(alternates: &[SocketAddr]) -> World {
         code(&first.request(&mut world, Method::ALLOCATE, &[UDP])),
         0
     );
-    server_errors(&mut world);
+    world.server_errors();
     world
 }
 
@@ -112,10 +103,7 @@ fn full_by_total_quota_redirects_with_300() {
         .unwrap()
         .verify_integrity(second.key.as_bytes())
         .expect("the 300 is signed with the request's key");
-    assert_eq!(
-        server_errors(&mut world),
-        [(300, ServerErrorCause::TotalQuota)]
-    );
+    assert_eq!(world.server_errors(), [(300, ServerErrorCause::TotalQuota)]);
     assert_eq!(allocate_answers(&world, "300"), 1);
     assert_eq!(allocate_answers(&world, "508"), 0);
     assert_eq!(world.server.stats().allocation_count(), 1);
@@ -130,10 +118,7 @@ fn full_without_an_alternate_of_the_family_answers_508() {
         let mut second = client(5001, BOB);
         let reply = second.request(&mut world, Method::ALLOCATE, &[UDP]);
         assert_eq!(code(&reply), 508, "alternates {alternates:?}");
-        assert_eq!(
-            server_errors(&mut world),
-            [(508, ServerErrorCause::TotalQuota)]
-        );
+        assert_eq!(world.server_errors(), [(508, ServerErrorCause::TotalQuota)]);
     }
     // Alternates removed again: 508.
     let mut world = full_by_quota(&[v4()]);
@@ -180,7 +165,7 @@ fn no_relay_port_left_redirects_with_300() {
     let reply = b.request(&mut world, Method::ALLOCATE, &[UDP]);
     assert_eq!(code(&reply), 300);
     assert_eq!(alternates(&reply), [v4()]);
-    let errors = server_errors(&mut world);
+    let errors = world.server_errors();
     let empty = ServerErrorCause::PortPoolEmpty {
         ip: RELAY_IP.parse().unwrap(),
     };
