@@ -76,7 +76,7 @@ async fn session(
     };
     transport.start_readers(&packets)?;
     let mut candidates = Vec::new();
-    for address in transport.host_addresses()? {
+    for address in transport.host_addresses() {
         candidates.push(
             str0m::Candidate::host(address, "udp")
                 .map_err(|e| anyhow!("cannot use {address} as a host candidate: {e}"))?,
@@ -397,7 +397,7 @@ async fn relay_transport(
     let Some((relay, socket)) = relay(servers).await? else {
         bail!("--relay-only: the signaling server offered no TURN server over UDP");
     };
-    Ok(Transport::relayed(relay, socket))
+    Ok(Transport::relayed(relay, socket)?)
 }
 
 /// The default: host sockets, a Binding request from each to the STUN servers (a TURN server
@@ -408,25 +408,22 @@ async fn default_transport(
     servers: &ice_servers::Resolved,
 ) -> anyhow::Result<Transport> {
     let host = super::bind_host_sockets(args, servers).await?;
-    let bases = host
-        .iter()
-        .map(|socket| socket.local_addr())
-        .collect::<Result<Vec<_>, _>>()?;
+    let transport = Transport::host(host)?;
     let mut stun = servers.stun.clone();
     if stun.is_empty() {
         stun.extend(servers.turn.iter().map(|(server, _)| *server));
     }
     stun.sort_unstable();
     stun.dedup();
-    let reflexive = Reflexive::new(Instant::now(), &bases, &stun, || {
+    let reflexive = Reflexive::new(Instant::now(), &transport.host_addresses(), &stun, || {
         stun::TransactionId(rand::random())
     });
-    let transport = Transport::host(host, Some(reflexive));
+    let transport = transport.with_reflexive(reflexive);
     if args.no_relay {
         return Ok(transport);
     }
     Ok(match relay(servers).await? {
-        Some((relay, socket)) => transport.with_relay(relay, socket, false),
+        Some((relay, socket)) => transport.with_relay(relay, socket, false)?,
         None => transport,
     })
 }

@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use ice::{TurnClient, TurnCredentials, TurnError, TurnEvent, TurnInput, TurnTransmit};
+use ice::{
+    TurnClient, TurnClientConfig, TurnCredentials, TurnError, TurnEvent, TurnInput, TurnTransmit,
+};
 
 /// What the relay made of a datagram from the server.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,8 +96,10 @@ impl Relay {
     /// the peer's checks to our relayed address are dropped by the server until then.
     /// Before the allocation exists, the address is remembered and permitted once it does.
     pub fn permit(&mut self, now: Instant, peer: SocketAddr) {
-        // Permissions are per IP address (RFC 8656 §9): one per address is enough.
-        if !self.wanted.iter().any(|p| p.ip() == peer.ip()) {
+        // Permissions are per IP address (RFC 8656 §9): one per address is enough, and no more
+        // than the TURN client holds (a page trickling thousands of candidates grows nothing).
+        let known = self.wanted.iter().any(|p| p.ip() == peer.ip());
+        if !known && self.wanted.len() < TurnClientConfig::default().max_permissions {
             self.wanted.push(peer);
         }
         self.turn.create_permission(now, peer);

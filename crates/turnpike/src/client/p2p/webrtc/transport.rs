@@ -55,10 +55,33 @@ pub enum Gathered {
     },
 }
 
+/// A socket and its local address, read once: str0m names every datagram by that address,
+/// and asking the kernel (`getsockname`) per datagram would cost a system call each.
+struct Bound {
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+}
+
+impl Bound {
+    fn new(socket: Arc<UdpSocket>) -> std::io::Result<Self> {
+        Ok(Bound {
+            local: socket.local_addr()?,
+            socket,
+        })
+    }
+}
+
+/// The host socket whose address is `local`.
+fn host_socket(host: &[Bound], local: SocketAddr) -> Option<&UdpSocket> {
+    host.iter()
+        .find(|bound| bound.local == local)
+        .map(|bound| &*bound.socket)
+}
+
 /// The relay's socket and what to do when the relay fails.
 struct RelayLeg {
     relay: Relay,
-    socket: Arc<UdpSocket>,
+    socket: Bound,
     /// `--relay-only`: without the relay there is no connection.
     required: bool,
     /// The relayed candidate was handed out (by [`Transport::allocated`] or
@@ -68,47 +91,60 @@ struct RelayLeg {
 
 /// Our sockets, and the gatherers of the candidates that are not host candidates.
 pub struct Transport {
-    host: Vec<Arc<UdpSocket>>,
+    host: Vec<Bound>,
     relay: Option<RelayLeg>,
     reflexive: Option<Reflexive>,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Transport {
-    /// Host sockets, and the server-reflexive addresses `reflexive` asks for from them.
-    pub fn host(sockets: Vec<Arc<UdpSocket>>, reflexive: Option<Reflexive>) -> Self {
-        Transport {
-            host: sockets,
+    /// Host sockets.
+    pub fn host(sockets: Vec<Arc<UdpSocket>>) -> std::io::Result<Self> {
+        Ok(Transport {
+            host: sockets
+                .into_iter()
+                .map(Bound::new)
+                .collect::<Result<_, _>>()?,
             relay: None,
-            reflexive,
+            reflexive: None,
             readers: Vec::new(),
-        }
+        })
+    }
+
+    /// Adds the server-reflexive gatherer, whose requests leave from the host sockets.
+    pub fn with_reflexive(mut self, reflexive: Reflexive) -> Self {
+        self.reflexive = Some(reflexive);
+        self
     }
 
     /// A relay only (`--relay-only`): `socket` talks to the TURN server of `relay`, which is
     /// allocating; its failure is the session's.
-    pub fn relayed(relay: Relay, socket: Arc<UdpSocket>) -> Self {
-        Transport::host(Vec::new(), None).with_relay(relay, socket, true)
+    pub fn relayed(relay: Relay, socket: Arc<UdpSocket>) -> std::io::Result<Self> {
+        Transport::host(Vec::new())?.with_relay(relay, socket, true)
     }
 
     /// Adds a relay, on a socket of its own.
-    pub fn with_relay(mut self, relay: Relay, socket: Arc<UdpSocket>, required: bool) -> Self {
+    pub fn with_relay(
+        mut self,
+        relay: Relay,
+        socket: Arc<UdpSocket>,
+        required: bool,
+    ) -> std::io::Result<Self> {
         self.relay = Some(RelayLeg {
             relay,
-            socket,
+            socket: Bound::new(socket)?,
             required,
             announced: false,
         });
-        self
+        Ok(self)
     }
 
     /// Starts one reader task per socket, sending what they read to `to`; they end with
     /// the transport.
     pub fn start_readers(&mut self, to: &mpsc::Sender<Datagram>) -> anyhow::Result<()> {
         let relay = self.relay.as_ref().map(|leg| &leg.socket);
-        for socket in self.host.iter().chain(relay) {
-            let socket = socket.clone();
-            let local = socket.local_addr()?;
+        for bound in self.host.iter().chain(relay) {
+            let (socket, local) = (bound.socket.clone(), bound.local);
             let to = to.clone();
             self.readers.push(tokio::spawn(async move {
                 let mut buffer = vec![0u8; MAX_DATAGRAM];
@@ -139,26 +175,20 @@ impl Transport {
     }
 
     /// Our host sockets' addresses.
-    pub fn host_addresses(&self) -> anyhow::Result<Vec<SocketAddr>> {
-        self.host
-            .iter()
-            .map(|socket| socket.local_addr().map_err(anyhow::Error::from))
-            .collect()
+    pub fn host_addresses(&self) -> Vec<SocketAddr> {
+        self.host.iter().map(|bound| bound.local).collect()
     }
 
     /// The local address of the relay's socket (the base of the relayed candidate).
     pub fn relay_base(&self) -> Option<SocketAddr> {
-        self.relay
-            .as_ref()
-            .and_then(|leg| leg.socket.local_addr().ok())
+        self.relay.as_ref().map(|leg| leg.socket.local)
     }
 
     /// A datagram read from a socket: for the peer connection, or the relay's or the
     /// server-reflexive gatherer's own.
     pub fn arrived(&mut self, now: Instant, datagram: Datagram) -> Option<Arrived> {
-        let relay_base = self.relay_base();
         match &mut self.relay {
-            Some(leg) if relay_base == Some(datagram.local) => {
+            Some(leg) if leg.socket.local == datagram.local => {
                 // The TURN client reads every datagram of its socket first: its own responses
                 // (the Allocate's among them) as much as relayed data.
                 match leg.relay.receive(now, datagram.source, &datagram.contents) {
@@ -194,20 +224,14 @@ impl Transport {
         if let Some(leg) = &mut self.relay {
             if leg.relay.relayed() == Some(source) {
                 let transmit = leg.relay.send(now, destination, contents);
-                send_to(&leg.socket, &transmit.payload, transmit.destination).await;
+                send_to(&leg.socket.socket, &transmit.payload, transmit.destination).await;
                 return;
             }
         }
-        match self.host_socket(source) {
+        match host_socket(&self.host, source) {
             Some(socket) => send_to(socket, contents, destination).await,
             None => tracing::debug!(%source, "no socket for this source address"),
         }
-    }
-
-    fn host_socket(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
-        self.host
-            .iter()
-            .find(|socket| socket.local_addr().ok() == Some(local))
     }
 
     /// Asks the relay for a permission for a remote candidate's address (RFC 8656 §9): the
@@ -230,7 +254,7 @@ impl Transport {
             // Events first: the allocation's success queues the remembered permissions.
             let events = leg.relay.poll_events(now);
             while let Some(transmit) = leg.relay.poll_transmit() {
-                send_to(&leg.socket, &transmit.payload, transmit.destination).await;
+                send_to(&leg.socket.socket, &transmit.payload, transmit.destination).await;
             }
             if let Err(error) = events {
                 if leg.required {
@@ -245,11 +269,7 @@ impl Transport {
                 reflexive.timeout(now);
             }
             while let Some(transmit) = reflexive.poll_transmit(now) {
-                match self
-                    .host
-                    .iter()
-                    .find(|s| s.local_addr().ok() == Some(transmit.base))
-                {
+                match host_socket(&self.host, transmit.base) {
                     Some(socket) => send_to(socket, &transmit.payload, transmit.destination).await,
                     None => {
                         tracing::debug!(base = %transmit.base, "no host socket for a Binding request")
