@@ -105,17 +105,7 @@ fn diagnoses(result: &Value) -> String {
 
 /// A certificate for `names` valid until `not_after`, written beside the server's files.
 fn certificate(names: &[&str], not_after: (i32, u8, u8)) -> TlsFiles {
-    let files = TlsFiles::new();
-    let mut params =
-        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-            .unwrap();
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
-    files
+    TlsFiles::for_names(names, not_after)
 }
 
 // The whole list of RFC 8656 steps passes over UDP, TCP and TLS (RFC 7065 URIs), and a stun:

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use stun::attributes::{AlternateServer, ErrorCode};
+use stun::attributes::{AlternateDomain, AlternateServer, ErrorCode};
 use stun::{Class, Message, MessageType, Method, TransactionId};
 
 use super::allocation::{read_allocate_success, read_lifetime, Allocation};
@@ -509,10 +509,17 @@ impl TurnClient {
         if self.redirected_from.is_some() || to == from {
             return self.failed(now, RequestKind::Allocate, error);
         }
+        // Signed, so the name is the server's; whether it matters (TLS, DTLS) is the
+        // driver's to know.
+        let domain = match response.get::<AlternateDomain<'_>>() {
+            Some(Ok(domain)) => Some(domain.0.to_owned()),
+            _ => None,
+        };
         self.redirected_from = Some(from);
         self.server = to;
         self.auth = None;
-        self.events.push_back(TurnEvent::Redirected { from, to });
+        self.events
+            .push_back(TurnEvent::Redirected { from, to, domain });
         self.start(now, RequestKind::Allocate, 0);
     }
 

@@ -30,8 +30,9 @@ pub struct TurnClientConfig {
     /// once (RFC 8656 §7.2 step 11, RFC 8489 §10). Over UDP the driver has nothing to do
     /// (requests go to [`super::TurnClient::server`]); over a stream it must open a new
     /// connection to that server when [`super::TurnEvent::Redirected`] comes, before it sends
-    /// the next request, and should leave this off when it cannot (TLS to a server whose
-    /// certificate names another host). On by default.
+    /// the next request (over TLS or DTLS checking its certificate against the event's
+    /// ALTERNATE-DOMAIN, else the first server's name), and should leave this off when it
+    /// cannot. On by default.
     pub follow_alternate: bool,
 }
 

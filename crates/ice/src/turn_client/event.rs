@@ -28,6 +28,9 @@ pub enum TurnEvent {
         from: SocketAddr,
         /// The alternate server.
         to: SocketAddr,
+        /// ALTERNATE-DOMAIN (RFC 8489 §10, §14.16): over TLS or DTLS, the name to check the
+        /// alternate's certificate with; `None`: the name used for the first server.
+        domain: Option<String>,
     },
     /// The Allocate failed: the STUN error, a timeout, or an unusable answer.
     AllocationFailed(TurnError),

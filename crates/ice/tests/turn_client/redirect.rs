@@ -50,6 +50,8 @@ struct Fleet {
     events: Vec<TurnEvent>,
     /// Requests each server received.
     received: BTreeMap<SocketAddr, usize>,
+    /// How the client reaches the servers (the transport of its 5-tuples).
+    transport: ClientTransport,
 }
 
 impl Fleet {
@@ -64,6 +66,7 @@ impl Fleet {
             now,
             events: Vec::new(),
             received: BTreeMap::new(),
+            transport: ClientTransport::Udp,
         }
     }
 
@@ -77,7 +80,7 @@ impl Fleet {
             let five_tuple = FiveTuple {
                 client: addr(CLIENT).into(),
                 server: t.destination,
-                transport: ClientTransport::Udp,
+                transport: self.transport,
             };
             let mut out = [0u8; 1500];
             let unix_now = 1_900_000_000;
@@ -120,7 +123,8 @@ fn a_300_sends_the_allocate_to_the_alternate_once() {
         fleet.events[0],
         TurnEvent::Redirected {
             from: addr(A),
-            to: addr(B)
+            to: addr(B),
+            domain: None,
         }
     );
     assert!(
@@ -144,6 +148,31 @@ fn a_300_sends_the_allocate_to_the_alternate_once() {
             .handle_input(fleet.now, addr(A), &[0x40, 0, 0, 0]),
         TurnInput::NotMine
     );
+}
+
+// RFC 8489 §10: over TLS (or DTLS) the client signs with MESSAGE-INTEGRITY-SHA256 once the
+// server offers PASSWORD-ALGORITHMS, so the server adds ALTERNATE-DOMAIN, and the event hands
+// the name to the driver for the certificate check of the alternate.
+#[test]
+fn a_300_over_tls_hands_the_alternate_domain_to_the_driver() {
+    let mut fleet = Fleet::new(
+        &[(A, true, &[]), (B, false, &[])],
+        TurnClientConfig::default(),
+    );
+    fleet.transport = ClientTransport::Tls;
+    let a = &mut fleet.servers.get_mut(&addr(A)).unwrap().0;
+    a.set_tls_alternates(&[addr(B)]);
+    a.set_tls_alternate_domain(Some(&"turn-b.example.org".parse().unwrap()));
+    fleet.pump();
+    assert_eq!(
+        fleet.events[0],
+        TurnEvent::Redirected {
+            from: addr(A),
+            to: addr(B),
+            domain: Some("turn-b.example.org".to_owned()),
+        }
+    );
+    assert!(matches!(fleet.events[1], TurnEvent::Allocated { .. }));
 }
 
 // RFC 8489 §10: "If the client has been redirected to a server to which it has already sent

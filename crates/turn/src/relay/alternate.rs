@@ -20,17 +20,27 @@
 //! answer to one (RFC 8489 §10: "The error response message MAY be authenticated"; here it
 //! always is): an unauthenticated client gets its 401 first, so nobody learns the fleet's
 //! addresses without credentials, and a client can check the redirect is ours.
+//!
+//! A client over TLS or DTLS checks the alternate's certificate against the name it used for
+//! this server unless the 300 carries ALTERNATE-DOMAIN (RFC 8489 §10): the server "MUST
+//! include" one when it redirects to a server with a different certificate, but only in the
+//! answer to a request signed with MESSAGE-INTEGRITY-SHA256 — the sign that the client
+//! implements RFC 8489 and reads the attribute. The name is a setting of its own
+//! ([`TurnServer::set_tls_alternate_domain`]: `tls-alternate-domain`, or the alternate node's
+//! host name in a cluster); a client that signed with MESSAGE-INTEGRITY (RFC 5389) never gets
+//! it and keeps checking the first name, which the alternate's certificate must then carry.
 
 use std::net::SocketAddr;
 
-use stun::attributes::AlternateServer;
+use stun::attributes::{AlternateDomain, AlternateServer};
 use stun::error_code::TRY_ALTERNATE;
 use stun::{Class, Message};
 
+use super::domain_name::DomainName;
 use super::five_tuple::{ClientTransport, FiveTuple};
 use super::respond::respond;
 use super::server::TurnServer;
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, IntegrityKind};
 
 /// The alternate servers of one core: the first of each address family, for clients over UDP
 /// and TCP, and for clients over TLS and DTLS, which must reach the alternate's TLS/DTLS port
@@ -125,9 +135,24 @@ impl TurnServer {
         self.alternates = self.alternates.with_tls(servers);
     }
 
+    /// Sets the name in the certificate of the TLS alternates (ALTERNATE-DOMAIN, RFC 8489
+    /// §10, §14.16), sent to TLS and DTLS clients whose request was signed with
+    /// MESSAGE-INTEGRITY-SHA256; `None` sends none (the alternate's certificate carries the
+    /// name the client used for this server).
+    pub fn set_tls_alternate_domain(&mut self, domain: Option<&DomainName>) {
+        if self.tls_alternate_domain.as_ref() != domain {
+            self.tls_alternate_domain = domain.cloned();
+        }
+    }
+
     /// The alternate servers in force.
     pub fn alternates(&self) -> Alternates {
         self.alternates
+    }
+
+    /// The ALTERNATE-DOMAIN in force.
+    pub fn tls_alternate_domain(&self) -> Option<&DomainName> {
+        self.tls_alternate_domain.as_ref()
     }
 
     /// The 300 (Try Alternate) answer to the Allocate `message` of `five_tuple`, written into
@@ -142,11 +167,24 @@ impl TurnServer {
     ) -> Option<Option<usize>> {
         let alternates = self.alternates.for_transport(five_tuple.transport);
         let (same, other) = alternates.for_client(five_tuple.client.get())?;
+        // RFC 8489 §10: over TLS or DTLS, to a client that signed with
+        // MESSAGE-INTEGRITY-SHA256 (and so reads the attribute).
+        let secure = matches!(
+            five_tuple.transport,
+            ClientTransport::Tls | ClientTransport::Dtls
+        );
+        let domain = self
+            .tls_alternate_domain
+            .as_ref()
+            .filter(|_| secure && auth.integrity == IntegrityKind::Sha256);
         Some(respond(message, Class::Error, Some(auth), out, |w| {
             w.add(&TRY_ALTERNATE)?;
             w.add(&AlternateServer(same))?;
-            match other {
-                Some(other) => w.add(&AlternateServer(other)),
+            if let Some(other) = other {
+                w.add(&AlternateServer(other))?;
+            }
+            match domain {
+                Some(domain) => w.add(&AlternateDomain(domain.as_str())),
                 None => Ok(()),
             }
         }))

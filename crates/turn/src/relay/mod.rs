@@ -10,6 +10,7 @@ mod challenge;
 pub mod commands;
 pub mod config;
 mod data_path;
+pub mod domain_name;
 pub mod drain;
 pub mod events;
 pub mod fast_path;
@@ -34,6 +35,7 @@ pub use allocation::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
 pub use alternate::Alternates;
 pub use commands::{OpenTicket, RelayCommand, SocketKind};
 pub use config::TurnConfig;
+pub use domain_name::{DomainName, DomainNameError};
 pub use events::{
     AuthFailure, EndReason, ServerError, ServerErrorCause, TurnEvent, EVENT_QUEUE_CAPACITY,
 };

@@ -119,6 +119,9 @@ pub struct TurnServer {
     /// Where a client goes when this server will not take its Allocate (see
     /// [`super::alternate`]).
     pub(super) alternates: super::alternate::Alternates,
+    /// The name TLS and DTLS clients check the alternate's certificate with
+    /// (ALTERNATE-DOMAIN, see [`super::alternate`]).
+    pub(super) tls_alternate_domain: Option<super::domain_name::DomainName>,
     /// Events for the driver (see [`super::events`]).
     pub(super) events: EventQueue,
     /// The allocation of each peer data connection (RFC 6062).
@@ -187,6 +190,7 @@ impl TurnServer {
             stats: TurnStats::default(),
             draining: false,
             alternates: Default::default(),
+            tls_alternate_domain: None,
             events: EventQueue::default(),
             tcp_owner: HashMap::new(),
             control: VecDeque::new(),

@@ -5,10 +5,10 @@
 
 use std::net::SocketAddr;
 
-use stun::attributes::{AlternateServer, ReservationToken};
+use stun::attributes::{AlternateDomain, AlternateServer, ReservationToken};
 use stun::{AnyAttribute, Message, Method};
 use turn::relay::stats::RESPONSE_CODES;
-use turn::relay::{ClientTransport, RelayOpenError, ServerErrorCause, TurnConfig};
+use turn::relay::{ClientTransport, DomainName, RelayOpenError, ServerErrorCause, TurnConfig};
 
 use super::harness::{code, config, udp_client, Client, World, RELAY_IP};
 use super::UDP;
@@ -88,6 +88,54 @@ fn tls_and_dtls_clients_are_sent_to_the_tls_alternates() {
     over_tls.five_tuple.transport = ClientTransport::Tls;
     let reply = over_tls.request(&mut world, Method::ALLOCATE, &[UDP]);
     assert_eq!(alternates(&reply), [tls]);
+}
+
+// RFC 8489 §10: over TLS or DTLS, a 300 to a request signed with MESSAGE-INTEGRITY-SHA256
+// carries ALTERNATE-DOMAIN, the name the alternate's certificate holds; an RFC 5389 client
+// (MESSAGE-INTEGRITY) and a UDP or TCP client never get it, and without the setting nobody does.
+#[test]
+fn tls_clients_signing_with_sha256_get_the_alternate_domain() {
+    let tls = "192.0.2.9:5349".parse().unwrap();
+    let domain: DomainName = "turn-b.example.org".parse().unwrap();
+    let mut world = full_by_quota(&[v4()]);
+    world.server.set_tls_alternates(&[tls]);
+    world.server.set_tls_alternate_domain(Some(&domain));
+    let mut port = 5001;
+    let mut answer = |world: &mut World, transport: ClientTransport, sha256: bool| {
+        port += 1;
+        let mut c = match sha256 {
+            true => Client::modern(udp_client(port), BOB.0, BOB.1),
+            false => client(port, BOB),
+        };
+        c.five_tuple.transport = transport;
+        let reply = c.request(world, Method::ALLOCATE, &[UDP]);
+        assert_eq!(code(&reply), 300, "{transport:?} sha256={sha256}");
+        let m = Message::decode(&reply).unwrap();
+        match sha256 {
+            true => m.verify_integrity_sha256(c.key.as_bytes()),
+            false => m.verify_integrity(c.key.as_bytes()),
+        }
+        .expect("the 300 is signed as the request was");
+        let names: Vec<String> = m
+            .get_all::<AlternateDomain<'_>>()
+            .map(|d| d.unwrap().0.to_owned())
+            .collect();
+        (alternates(&reply), names)
+    };
+    for transport in [ClientTransport::Tls, ClientTransport::Dtls] {
+        let (servers, names) = answer(&mut world, transport, true);
+        assert_eq!(servers, [tls], "{transport:?}");
+        assert_eq!(names, [domain.as_str()], "{transport:?}");
+        // An RFC 5389 client would not read it: it checks the first name (§10).
+        assert_eq!(answer(&mut world, transport, false), (vec![tls], vec![]));
+    }
+    for transport in [ClientTransport::Udp, ClientTransport::Tcp] {
+        assert_eq!(answer(&mut world, transport, true), (vec![v4()], vec![]));
+    }
+    world.server.set_tls_alternate_domain(None);
+    assert_eq!(world.server.tls_alternate_domain(), None);
+    let unnamed = answer(&mut world, ClientTransport::Tls, true);
+    assert_eq!(unnamed, (vec![tls], vec![]));
 }
 
 // RFC 8656 §7.2 step 11 with RFC 8489 §10: 300, the client's family first, the other family

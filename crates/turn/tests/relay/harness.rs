@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use stun::attributes::{ErrorCode, Nonce, Realm, Username};
+use stun::attributes::{
+    ErrorCode, Nonce, PasswordAlgorithm, PasswordAlgorithmId, PasswordAlgorithms, Realm, Username,
+};
 use stun::{
     AnyAttribute, Class, LongTermKey, Message, MessageType, MessageWriter, Method, TransactionId,
 };
+use turn::auth::algorithms::ADVERTISED;
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
 use turn::relay::{
@@ -299,27 +302,36 @@ pub struct Client {
     pub username: String,
     pub key: LongTermKey,
     pub nonce: Option<String>,
+    /// Signs as an RFC 8489 client: PASSWORD-ALGORITHMS echoed, SHA-256 chosen,
+    /// MESSAGE-INTEGRITY-SHA256 (§9.2.5); else MESSAGE-INTEGRITY with the MD5 key (RFC 5389).
+    pub sha256: bool,
 }
 
 impl Client {
     pub fn new(five_tuple: FiveTuple, username: &str, password: &str) -> Client {
-        let key = LongTermKey::derive(
-            stun::attributes::PasswordAlgorithmId::MD5,
-            username,
-            REALM,
-            password,
-        )
-        .unwrap();
+        let key = LongTermKey::derive(PasswordAlgorithmId::MD5, username, REALM, password).unwrap();
         Client {
             five_tuple,
             username: username.into(),
             key,
             nonce: None,
+            sha256: false,
         }
     }
 
-    /// Encodes a request with `attributes`, signed (MESSAGE-INTEGRITY, MD5 key) once a nonce
-    /// is known.
+    /// The same client signing as RFC 8489 describes, with the SHA-256 key.
+    pub fn modern(five_tuple: FiveTuple, username: &str, password: &str) -> Client {
+        let key =
+            LongTermKey::derive(PasswordAlgorithmId::SHA256, username, REALM, password).unwrap();
+        Client {
+            key,
+            sha256: true,
+            ..Client::new(five_tuple, username, password)
+        }
+    }
+
+    /// Encodes a request with `attributes`, signed (MESSAGE-INTEGRITY with the MD5 key, or
+    /// MESSAGE-INTEGRITY-SHA256 for a [`Client::modern`]) once a nonce is known.
     pub fn encode(
         &self,
         method: Method,
@@ -336,7 +348,17 @@ impl Client {
             w.add(&Username(&self.username)).unwrap();
             w.add(&Realm(REALM)).unwrap();
             w.add(&Nonce(nonce)).unwrap();
-            w.add_message_integrity(self.key.as_bytes()).unwrap();
+            if self.sha256 {
+                w.add(&PasswordAlgorithms::new(&ADVERTISED)).unwrap();
+                w.add(&PasswordAlgorithm {
+                    algorithm: PasswordAlgorithmId::SHA256,
+                    parameters: &[],
+                })
+                .unwrap();
+                w.add_message_integrity_sha256(self.key.as_bytes()).unwrap();
+            } else {
+                w.add_message_integrity(self.key.as_bytes()).unwrap();
+            }
         }
         w.add_fingerprint().unwrap();
         let len = w.finish();

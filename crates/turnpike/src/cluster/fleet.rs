@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use turn::relay::DomainName;
 
 /// TURN URLs handed out, in nodes: the least-loaded, and one more to fall back to. Each URL
 /// costs the browser an allocation per peer, so not the whole fleet.
@@ -73,27 +74,50 @@ pub fn ranked(nodes: &[NodeRecord]) -> Vec<&NodeRecord> {
 /// with an address of each family (IPv4 first); empty when no other node has room.
 pub fn alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
     first_of_each(me, nodes, |t| &t.addresses)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect()
 }
 
 /// The same for clients over TLS and DTLS: the nodes' TLS addresses (RFC 8489 §10: the client
 /// reconnects with the transport it used).
 pub fn tls_alternates(me: &str, nodes: &[NodeRecord]) -> Vec<SocketAddr> {
     first_of_each(me, nodes, |t| &t.tls_addresses)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect()
 }
 
-fn first_of_each(
+/// The name a TLS or DTLS client checks the certificate of [`tls_alternates`] with
+/// (ALTERNATE-DOMAIN, RFC 8489 §10): the host of the node(s) they belong to, when it is a DNS
+/// name — the name its `turns:` URLs carry, so its certificate holds it. `None` when that host
+/// is an IP address, or when the two families' alternates are on nodes of different names
+/// (one ALTERNATE-DOMAIN names the certificate of both).
+pub fn tls_alternate_domain(me: &str, nodes: &[NodeRecord]) -> Option<DomainName> {
+    let mut hosts = first_of_each(me, nodes, |t| &t.tls_addresses)
+        .into_iter()
+        .map(|(record, _)| record.host.as_deref());
+    let first = hosts.next()??;
+    if hosts.any(|other| other != Some(first)) {
+        return None;
+    }
+    first.parse().ok()
+}
+
+/// The first address of each family (IPv4 first) among the other open nodes, least-loaded
+/// first, with the record it belongs to.
+fn first_of_each<'a>(
     me: &str,
-    nodes: &[NodeRecord],
+    nodes: &'a [NodeRecord],
     addresses: impl Fn(&TurnRecord) -> &[SocketAddr],
-) -> Vec<SocketAddr> {
+) -> Vec<(&'a TurnRecord, SocketAddr)> {
     let others: Vec<&NodeRecord> = ranked(nodes).into_iter().filter(|n| n.id != me).collect();
     let first = |v4: bool| {
         others
             .iter()
             .filter_map(|n| n.turn.as_ref())
-            .flat_map(|t| addresses(t).iter())
-            .find(|a| a.is_ipv4() == v4)
-            .copied()
+            .flat_map(|t| addresses(t).iter().map(move |a| (t, *a)))
+            .find(|(_, a)| a.is_ipv4() == v4)
     };
     [first(true), first(false)].into_iter().flatten().collect()
 }
@@ -213,6 +237,40 @@ mod tests {
             tls_alternates("a", &with_tls),
             ["192.0.2.2:5349".parse::<SocketAddr>().unwrap()]
         );
+    }
+
+    // RFC 8489 §10: ALTERNATE-DOMAIN names the alternate's certificate: its node's host when
+    // that is a DNS name; none for an IP host, or when the families' alternates are on two
+    // nodes of different names.
+    #[test]
+    fn the_alternate_domain_is_the_tls_alternates_host_name() {
+        let mut nodes = [
+            node("a", 0, "192.0.2.1:3478"),
+            node("b", 5, "192.0.2.2:3478"),
+            node("c", 9, "[2001:db8::3]:3478"),
+        ];
+        let tls = |t: &mut TurnRecord, host: &str, addr: &str| {
+            t.host = Some(host.to_owned());
+            t.tls_addresses = vec![addr.parse().unwrap()];
+        };
+        if let Some(t) = nodes[1].turn.as_mut() {
+            tls(t, "turn-b.example.org", "192.0.2.2:5349");
+        }
+        let name = tls_alternate_domain("a", &nodes).map(|d| d.to_string());
+        assert_eq!(name.as_deref(), Some("turn-b.example.org"));
+        if let Some(t) = nodes[1].turn.as_mut() {
+            tls(t, "192.0.2.2", "192.0.2.2:5349");
+        }
+        assert_eq!(tls_alternate_domain("a", &nodes), None, "an IP host");
+        if let Some(t) = nodes[1].turn.as_mut() {
+            tls(t, "turn-b.example.org", "192.0.2.2:5349");
+        }
+        if let Some(t) = nodes[2].turn.as_mut() {
+            tls(t, "turn-c.example.org", "[2001:db8::3]:5349");
+        }
+        assert_eq!(tls_alternates("a", &nodes).len(), 2);
+        assert_eq!(tls_alternate_domain("a", &nodes), None, "two names");
+        assert_eq!(tls_alternate_domain("a", &nodes[..1]), None, "alone");
     }
 
     #[test]

@@ -22,6 +22,19 @@ pub(super) fn check(p: &mut Problems, layer: &ConfigLayer, config: &mut Config) 
         check_alternate_servers(p, "tls-alternate-server", servers);
         config.tls_alternate_server = servers.clone();
     }
+    if let Some(name) = &layer.tls_alternate_domain {
+        config.tls_alternate_domain = match name.as_str() {
+            "" => None,
+            name => match name.parse() {
+                Ok(name) => Some(name),
+                Err(why) => {
+                    let why = format!("is not a DNS name for a certificate check: {why}");
+                    push(p, "tls-alternate-domain", Reason::Rule(why));
+                    None
+                }
+            },
+        };
+    }
     if let Some(servers) = &layer.alternate_server {
         check_alternate_servers(p, "alternate-server", servers);
         config.alternate_server = servers.clone();

@@ -358,6 +358,14 @@ pub const EXAMPLE: &str = r#"# Turnpike configuration (TOML).
 # Default: [] (508)
 # tls-alternate-server = ["192.0.2.20:5349"]
 
+# The DNS name in the certificate of the TLS alternates, when it is not the name clients use
+# for this server: sent with the 300 as ALTERNATE-DOMAIN (RFC 8489 §10) to TLS and DTLS
+# clients that sign with MESSAGE-INTEGRITY-SHA256, which check the alternate's certificate
+# against it. In a cluster, a node named by a DNS name in ice-host is checked against that
+# name instead. Empty: none.
+# Default: "" (none)
+# tls-alternate-domain = "turn2.example.org"
+
 # Seconds a drain waits for the last allocation to end before the process exits (0..=86400).
 # The process exits as soon as no allocation remains.
 # Default: 3600

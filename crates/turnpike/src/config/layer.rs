@@ -271,6 +271,11 @@ config_layer! {
     #[arg(long, env = "TURNPIKE_TLS_ALTERNATE_SERVER", value_name = "IP:PORT")]
     #[arg(value_delimiter = ',')]
     tls_alternate_server: Vec<SocketAddr>,
+    /// The DNS name in the certificate of the TLS alternates, sent with a 300 to TLS and DTLS
+    /// clients that sign with MESSAGE-INTEGRITY-SHA256 (ALTERNATE-DOMAIN, RFC 8489 §10); empty:
+    /// none [default: none, the alternate's certificate carries the name clients use here].
+    #[arg(long, env = "TURNPIKE_TLS_ALTERNATE_DOMAIN", value_name = "NAME")]
+    tls_alternate_domain: String,
     /// Seconds a drain (SIGTERM, `turnpike admin drain`) waits for the last allocation before
     /// exiting, 0..=86400 [default: 3600].
     #[arg(long, env = "TURNPIKE_DRAIN_TIMEOUT", value_name = "SECONDS")]

@@ -187,6 +187,8 @@ pub struct Config {
     pub alternate_server: Vec<SocketAddr>,
     /// The same for clients over TLS and DTLS (the alternates' TLS/DTLS addresses).
     pub tls_alternate_server: Vec<SocketAddr>,
+    /// The name in the TLS alternates' certificate (ALTERNATE-DOMAIN); `None`: none sent.
+    pub tls_alternate_domain: Option<turn::relay::DomainName>,
     /// How long a drain waits for the last allocation to end (0 ..= 1 day).
     pub drain_timeout: Duration,
     /// Bearer token of the admin API, at least 16 bytes; `None`: no admin API.
@@ -305,6 +307,7 @@ impl Default for Config {
             metrics_on_http: false,
             alternate_server: Vec::new(),
             tls_alternate_server: Vec::new(),
+            tls_alternate_domain: None,
             drain_timeout: Duration::from_secs(3600),
             admin_token: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9642)),

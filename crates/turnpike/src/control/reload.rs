@@ -127,6 +127,9 @@ impl Control {
                 // Full and draining cores alike send new clients there.
                 state.core.set_alternates(&new.alternate_server);
                 state.core.set_tls_alternates(&new.tls_alternate_server);
+                state
+                    .core
+                    .set_tls_alternate_domain(new.tls_alternate_domain.as_ref());
                 let replaced = state.core.reconfigure(update);
                 // Channels to peers the new policy forbids leave the kernel now.
                 state.sync_kernel(crate::server::shared::now().0);
@@ -165,6 +168,7 @@ fn keep_restart_keys(old: &Config, new: Config) -> Config {
         denied_peers: new.denied_peers,
         alternate_server: new.alternate_server,
         tls_alternate_server: new.tls_alternate_server,
+        tls_alternate_domain: new.tls_alternate_domain,
         drain_timeout: new.drain_timeout,
         log_level: new.log_level,
         ..old.clone()

@@ -40,6 +40,7 @@ pub fn spawn(cluster: Arc<Cluster>, node: Node<'_>, tasks: &mut JoinSet<anyhow::
     let total_quota = node.config.total_quota as u64;
     let configured = node.config.alternate_server.clone();
     let configured_tls = node.config.tls_alternate_server.clone();
+    let configured_domain = node.config.tls_alternate_domain.clone();
     let me = cluster.me().to_string();
     let (workers, health, signaling) = (node.workers.clone(), node.health, node.signaling);
     let stats = signaling.clone();
@@ -70,13 +71,20 @@ pub fn spawn(cluster: Arc<Cluster>, node: Node<'_>, tasks: &mut JoinSet<anyhow::
             alternates.clone_from(&configured);
         }
         let mut tls_alternates = fleet::tls_alternates(&me, nodes);
+        // The certificate name of the node's TLS alternate: its host name, else the
+        // configured one (a fleet sharing one certificate name, or the configured alternates).
+        let mut domain = fleet::tls_alternate_domain(&me, nodes);
         if tls_alternates.is_empty() {
             tls_alternates.clone_from(&configured_tls);
+        }
+        if domain.is_none() {
+            domain.clone_from(&configured_domain);
         }
         for worker in workers.iter() {
             let core = &mut lock(&worker.shared).core;
             core.set_alternates(&alternates);
             core.set_tls_alternates(&tls_alternates);
+            core.set_tls_alternate_domain(domain.as_ref());
         }
         view.update(nodes);
     };

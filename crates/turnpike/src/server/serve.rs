@@ -182,6 +182,7 @@ pub async fn run(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         tcp_owners: Default::default(),
         alternates: config.alternate_server.clone(),
         tls_alternates: config.tls_alternate_server.clone(),
+        tls_alternate_domain: config.tls_alternate_domain.clone(),
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();

@@ -75,6 +75,8 @@ pub struct CoreSettings {
     pub alternates: Vec<SocketAddr>,
     /// The same for clients over TLS and DTLS (`tls-alternate-server`).
     pub tls_alternates: Vec<SocketAddr>,
+    /// The name in their certificate (`tls-alternate-domain`, ALTERNATE-DOMAIN).
+    pub tls_alternate_domain: Option<turn::relay::DomainName>,
     /// The kernel fast path, when attached (`xdp-interfaces`; `turn.fast_path` is set then).
     pub kernel: Option<Arc<crate::server::kernel_path::KernelPath>>,
 }
@@ -238,6 +240,7 @@ fn set_up(
     );
     core.set_alternates(&settings.alternates);
     core.set_tls_alternates(&settings.tls_alternates);
+    core.set_tls_alternate_domain(settings.tls_alternate_domain.as_ref());
     let relay_set = net::PollSet::new().context("creating the relay epoll set")?;
     let registry = relay_set
         .registry()

@@ -345,6 +345,22 @@ impl TlsFiles {
             certified,
         }
     }
+
+    /// A self-signed certificate for `names` (DNS names or IP addresses) valid from 2020 until
+    /// `not_after` (year, month, day), in the files instead of the "localhost" one (which
+    /// `certified` still holds).
+    pub fn for_names(names: &[&str], not_after: (i32, u8, u8)) -> TlsFiles {
+        let files = TlsFiles::new();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
 }
 
 /// Whether the test chose the relay port range itself (flags, a config file, or environment).

@@ -11,8 +11,20 @@ use stun::framing::{next_frame, Frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::tls::TlsSettings;
 use crate::client::client_args::is_transient;
 use crate::client::dtls_session::{DtlsError, DtlsSession};
+
+/// What a TLS or DTLS link needs to open one to another server (a 300's ALTERNATE-SERVER):
+/// the trust of the run and the name the first server's certificate was checked against,
+/// which the alternate's is checked against too unless the 300 names another (RFC 8489 §10).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The run's CAs and `--insecure`.
+    pub settings: TlsSettings,
+    /// The host of the URI.
+    pub host: String,
+}
 
 /// A byte stream to the server: TCP, or TLS over TCP.
 pub trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -98,22 +110,43 @@ impl Link {
         Link::Dtls(Box::new(session))
     }
 
-    /// True when [`Link::reconnect`] can open a link of the same transport to another
-    /// server: UDP and TCP. A TLS or DTLS session would need the name the other server's
-    /// certificate carries (ALTERNATE-DOMAIN, RFC 8489 §10), which a redirect of ours does
-    /// not give.
-    pub fn can_reconnect(&self) -> bool {
-        !matches!(self, Link::Stream { tls: true, .. } | Link::Dtls(_))
+    /// True for a TLS or DTLS link, which can only be moved to another server with a
+    /// [`Trust`] to check that server's certificate.
+    pub fn is_secure(&self) -> bool {
+        matches!(self, Link::Stream { tls: true, .. } | Link::Dtls(_))
     }
 
     /// A new link of the same transport to `server` (a TURN server's ALTERNATE-SERVER: RFC
-    /// 8489 §10, "using the same transport protocol").
-    pub async fn reconnect(&self, server: SocketAddr, timeout: Duration) -> io::Result<Link> {
-        if !self.can_reconnect() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a TLS or DTLS link is not moved to another server",
-            ));
+    /// 8489 §10, "using the same transport protocol"). Over TLS or DTLS the certificate of
+    /// `server` is checked with `trust`, against `domain` (the 300's ALTERNATE-DOMAIN) or, with
+    /// none, against the name the first server was checked against; a certificate that does
+    /// not verify fails the move (unless `--insecure`).
+    pub async fn reconnect(
+        &self,
+        server: SocketAddr,
+        timeout: Duration,
+        trust: Option<&Trust>,
+        domain: Option<&str>,
+    ) -> io::Result<Link> {
+        let secure = match (self.is_secure(), trust) {
+            (false, _) => None,
+            (true, Some(trust)) => Some((trust, domain.unwrap_or(&trust.host))),
+            (true, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a TLS or DTLS link is not moved to another server without its trust",
+                ))
+            }
+        };
+        if let (Link::Dtls(_), Some((trust, host))) = (self, secure) {
+            let verifier = (trust.settings.dtls_verifier(host))
+                .map_err(|e| io::Error::other(format!("{e:#}")))?;
+            let deadline = std::time::Instant::now() + timeout;
+            let insecure = trust.settings.insecure();
+            let session = DtlsSession::connect(server, &verifier, insecure, deadline)
+                .await
+                .map_err(|e| io::Error::other(format!("DTLS with {server} as {host}: {e}")))?;
+            return Ok(Link::dtls(session));
         }
         if !self.is_stream() {
             return Link::udp(server).await;
@@ -123,7 +156,26 @@ impl Link {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer"))??;
         // Small STUN messages go out at once.
         let _ = tcp.set_nodelay(true);
-        Ok(Link::stream(Box::new(tcp), server))
+        let Some((trust, host)) = secure else {
+            return Ok(Link::stream(Box::new(tcp), server));
+        };
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let handshake = trust.settings.handshake(tcp, host, unix_now);
+        let handshake = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake"))?
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        match handshake.stream {
+            Some(stream) => Ok(Link::tls(Box::new(stream), server)),
+            None => {
+                let why = handshake.error.unwrap_or_default();
+                Err(io::Error::other(format!(
+                    "TLS with {server} as {host}: {why}"
+                )))
+            }
+        }
     }
 
     /// True for TCP and TLS (DTLS is datagrams: UDP's retransmissions, RFC 7350).

@@ -13,7 +13,7 @@ use ice::{
 };
 use stun::TransactionId;
 
-use super::link::Link;
+use super::link::{Link, Trust};
 
 /// The request timing of a check: RFC 8489 §6.2.1 retransmissions over UDP, a single send
 /// over a stream (§6.2.2: reliable transports do not retransmit), both given up after
@@ -63,15 +63,19 @@ pub struct Session {
     outbox: VecDeque<Vec<u8>>,
     /// How long a new connection may take (to an alternate server).
     timeout: Duration,
+    /// Over TLS or DTLS: how to check an alternate server's certificate.
+    trust: Option<Trust>,
 }
 
 impl Session {
-    /// A TURN client over `link`, with its Allocate under way.
+    /// A TURN client over `link`, with its Allocate under way; a TLS or DTLS link follows a
+    /// 300 only with `trust`.
     pub fn new(
         link: Link,
         server: SocketAddr,
         credentials: TurnCredentials,
         timeout: Duration,
+        trust: Option<Trust>,
     ) -> Session {
         let stream = link.is_stream();
         let config = TurnClientConfig {
@@ -79,7 +83,7 @@ impl Session {
             stream,
             diagnostics: true,
             // A 300 (Try Alternate) moves the link to the alternate (see `drive`).
-            follow_alternate: link.can_reconnect(),
+            follow_alternate: !link.is_secure() || trust.is_some(),
             ..TurnClientConfig::default()
         };
         // The seed draws transaction ids, which RFC 8489 §5 wants random.
@@ -93,6 +97,7 @@ impl Session {
             echo: false,
             outbox: VecDeque::new(),
             timeout,
+            trust,
         }
     }
 
@@ -172,12 +177,20 @@ pub async fn drive(
             session.turn.handle_timeout(now);
             while let Some(event) = session.turn.poll_event() {
                 tracing::debug!(?event, "TURN event");
-                if let TurnEvent::Redirected { to, .. } = event {
-                    // The client's next Allocate is for the alternate: over a new link of the
-                    // same transport (RFC 8489 §10), before the next flush sends it.
-                    session.link = session.link.reconnect(to, session.timeout).await?;
-                }
+                let redirect = match &event {
+                    TurnEvent::Redirected { to, domain, .. } => Some((*to, domain.clone())),
+                    _ => None,
+                };
+                // Kept before the move below, which may fail: the report shows the 300.
                 session.events.push(event);
+                if let Some((to, domain)) = redirect {
+                    // The client's next Allocate is for the alternate: over a new link of the
+                    // same transport (RFC 8489 §10), before the next flush sends it; over TLS
+                    // or DTLS its certificate is checked against ALTERNATE-DOMAIN, if any.
+                    let (trust, domain) = (session.trust.as_ref(), domain.as_deref());
+                    let link = session.link.reconnect(to, session.timeout, trust, domain);
+                    session.link = link.await?;
+                }
             }
         }
     }

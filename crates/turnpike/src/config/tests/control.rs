@@ -1,4 +1,5 @@
-//! The operations keys: alternate-server, tls-alternate-server, drain-timeout, admin-token, admin-listen.
+//! The operations keys: alternate-server, tls-alternate-server, tls-alternate-domain,
+//! drain-timeout, admin-token, admin-listen.
 
 use std::time::Duration;
 
@@ -44,6 +45,34 @@ fn alternate_server_rules() {
         config.tls_alternate_server,
         ["192.0.2.20:5349".parse().unwrap()]
     );
+}
+
+// RFC 8489 §14.16: a DNS name (A-labels for international names), never an IP address or a
+// wildcard; the error names the key and the rule broken.
+#[test]
+fn tls_alternate_domain_is_a_dns_name() {
+    let config = check("tls-alternate-domain = \"turn2.example.org\"\n").unwrap();
+    let name = config.tls_alternate_domain.unwrap();
+    assert_eq!(name.as_str(), "turn2.example.org");
+    assert_eq!(
+        check("tls-alternate-domain = \"\"\n")
+            .unwrap()
+            .tls_alternate_domain,
+        None
+    );
+    assert_eq!(check("").unwrap().tls_alternate_domain, None);
+    for (value, rule) in [
+        ("192.0.2.20", "IP address"),
+        ("*.example.org", "character"),
+        ("turn..example.org", "empty label"),
+    ] {
+        let (line, key, why) = only_problem(&format!("tls-alternate-domain = \"{value}\"\n"));
+        assert_eq!(
+            (line, key.as_deref()),
+            (Some(1), Some("tls-alternate-domain"))
+        );
+        assert!(why.contains(rule), "{value}: {why}");
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ice::{TurnError, TurnEvent, TurnRequest};
 
+use super::super::args::Transport;
 use super::super::diagnosis::relayed_is_unreachable;
 use super::super::report::{Outcome, Verdict};
 use super::super::session::{drive, Session};
@@ -38,12 +39,17 @@ pub(super) async fn allocate(
         run.evidence.realm = Some(realm);
     }
     let course = challenges(&events);
-    if let Some((from, to)) = events.iter().find_map(|e| match e {
-        TurnEvent::Redirected { from, to } => Some((*from, *to)),
+    if let Some((from, to, domain)) = events.iter().find_map(|e| match e {
+        TurnEvent::Redirected { from, to, domain } => Some((*from, *to, domain)),
         _ => None,
     }) {
-        // RFC 8656 §7.2: a full or draining server sends the client to another one.
-        let detail = format!("{from} answered 300 (Try Alternate): allocating at {to}");
+        // RFC 8656 §7.2: a full or draining server sends the client to another one; over TLS
+        // or DTLS, ALTERNATE-DOMAIN names the certificate to expect there (RFC 8489 §10).
+        let mut detail = format!("{from} answered 300 (Try Alternate): allocating at {to}");
+        let secure = matches!(run.transport, Transport::Tls | Transport::Dtls);
+        if let Some(domain) = domain.as_ref().filter(|_| secure) {
+            detail.push_str(&format!(", its certificate as {domain}"));
+        }
         run.ok("redirect", started, detail);
         run.facts.redirected_to.push(to);
     }

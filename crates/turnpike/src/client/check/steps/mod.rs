@@ -19,7 +19,7 @@ use crate::client::discovery::{Candidate, Dns};
 
 use super::args::{Target, Transport};
 use super::diagnosis::{self, Evidence};
-use super::link::Link;
+use super::link::{Link, Trust};
 use super::report::{Facts, Outcome, Step, UriReport, Verdict};
 use super::session::Session;
 use super::tls::TlsSettings;
@@ -168,6 +168,7 @@ async fn steps(run: &mut Run<'_>, credentials: Option<&Credentials>) -> Result<(
         server,
         credentials.turn.clone(),
         run.settings.timeout,
+        trust(run),
     )];
     let result = relay_steps(run, &mut sessions, server, credentials).await;
     if result.is_err() {
@@ -175,6 +176,15 @@ async fn steps(run: &mut Run<'_>, credentials: Option<&Credentials>) -> Result<(
         cleanup(&mut sessions, run.settings.timeout).await;
     }
     result
+}
+
+/// How a TLS or DTLS session is moved to an alternate server: with the run's trust, checked
+/// against the URI's host unless a 300 names another (RFC 8489 §10).
+fn trust(run: &Run<'_>) -> Option<Trust> {
+    matches!(run.transport, Transport::Tls | Transport::Dtls).then(|| Trust {
+        settings: run.settings.tls.clone(),
+        host: run.target.host.clone(),
+    })
 }
 
 /// The first address is silent: if the other family answers, the check goes on there; if
@@ -230,6 +240,7 @@ async fn relay_steps(
         server,
         credentials.turn.clone(),
         run.settings.timeout,
+        trust(run),
     ));
     let second = allocate(run, sessions, 1, "allocate (second)").await?;
     grant(run, sessions, first, second, Grant::Permission).await?;
