@@ -28,12 +28,20 @@
 //! ```
 //! Tests drive the same loop with a hand-moved clock, and answer with
 //! `turn::BindingServer` instead of a socket.
+//!
+//! Every core here — [`BindingTransaction`], [`NatDiscovery`], [`TurnClient`], [`IceAgent`] —
+//! also implements the run-loop contract all Turnpike cores share ([`sansio::Core`], in
+//! [`run_loop`]): a [`sansio::Datagram`] in, transmits and events out, one timer; the
+//! transaction's and NAT discovery's one event is their result. A driver written against the
+//! trait runs any of them (`tests/run_loop.rs` runs a Binding transaction and a TURN
+//! allocation with one generic driver, against the servers driven the same way).
 
 pub mod agent;
 pub mod error;
 pub mod nat;
 pub mod request;
 pub mod response;
+pub mod run_loop;
 pub mod timing;
 pub mod transaction;
 pub mod transmit;

@@ -14,6 +14,8 @@
 //! resume token; otherwise the others see `peer-left`.
 //!
 //! ## Run loop
+//! The hub follows the contract of every Turnpike core ([`sansio::Core`], with [`HubInput`]
+//! for what happens to a WebSocket and [`Output`] as its transmits); with its own names:
 //! ```text
 //! WebSocket opened      → hub.connect(now, conn, ice)      (ice: per-connection TURN credentials)
 //! text frame arrived    → hub.handle_text(now, unix_now, conn, text)
@@ -44,10 +46,12 @@ mod inbound;
 mod outbound;
 mod output;
 mod rate;
+mod run_loop;
 pub mod token;
 
 pub use config::{Grant, HubConfig, IceConfig, IceMinter, IceSource};
 pub use error::ErrorCode;
 pub use hub::{Hub, HubCounters, HubStats};
 pub use output::{CloseReason, ConnId, Output};
+pub use run_loop::HubInput;
 pub use token::TokenError;

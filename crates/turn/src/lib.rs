@@ -36,6 +36,11 @@
 //! [`relay::AllocationId`] and the channel numbers and reservation tokens of `stun`. The I/O
 //! layer converts at its edge (`PeerAddr::from(source)`, `.get()` for a send).
 //!
+//! Both servers also follow the run-loop contract every Turnpike core shares
+//! ([`sansio::Core`], in [`run_loop`]): one input type ([`run_loop::TurnServerInput`]: a
+//! client's packet, a peer's datagram, a bind's result; [`run_loop::BindingInput`]), answers
+//! in place, transmits and events drained after every call, one timer.
+//!
 //! The cores own no socket, read no clock, draw randomness only from an injected RNG, and
 //! allocate nothing per relayed packet (a counting-allocator test checks it).
 
@@ -44,6 +49,7 @@ pub mod binding;
 pub mod budget;
 pub mod policy;
 pub mod relay;
+pub mod run_loop;
 pub mod sockets;
 pub mod source_table;
 

@@ -22,6 +22,7 @@ use ice::nat::{
     ProbeOutcome, ProbeRecord,
 };
 use ice::StunUri;
+use sansio::{Core, Datagram};
 use stun::TransactionId;
 use tokio::net::UdpSocket;
 
@@ -154,10 +155,11 @@ async fn drive(
             log_probe(record);
         }
         logged = nat.probes().len();
-        if let Some(report) = nat.poll_result() {
+        // The run-loop contract of every core (sans-IO `Core`): its one event is the report.
+        if let Some(report) = Core::poll_event(&mut nat) {
             return Ok(report);
         }
-        while let Some(transmit) = nat.poll_transmit(Instant::now()) {
+        while let Some(transmit) = Core::poll_transmit(&mut nat, Instant::now()) {
             let socket = match sockets.open.get(&transmit.socket) {
                 Some(socket) => socket.clone(),
                 None if matches!(transmit.socket, NatSocket::LifetimeBinding(_)) => {
@@ -174,14 +176,15 @@ async fn drive(
                 tracing::debug!(%error, destination = %transmit.destination, "send failed");
             }
         }
-        let Some(wake) = nat.poll_timeout() else {
+        let Some(wake) = Core::poll_timeout(&nat) else {
             continue;
         };
         tokio::select! {
-            () = tokio::time::sleep_until(wake.into()) => nat.handle_timeout(Instant::now()),
+            () = tokio::time::sleep_until(wake.into()) => Core::handle_timeout(&mut nat, Instant::now()),
             Some((which, received)) = incoming.recv() => match received {
                 Ok((bytes, from)) => {
-                    nat.handle_input(Instant::now(), which, from, &bytes);
+                    let datagram = Datagram { local: which, from, bytes: &bytes };
+                    Core::handle_input(&mut nat, Instant::now(), datagram);
                 }
                 Err(error) => {
                     return Err(error).with_context(|| format!("cannot receive on the {which} socket"))

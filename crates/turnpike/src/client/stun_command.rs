@@ -18,6 +18,7 @@ use crate::client::client_args::{
 };
 use crate::client::discovery::DnsArgs;
 use crate::client::stun_dtls;
+use crate::client::transaction_driver::Wire;
 use ice::{
     BindingResponse, BindingTransaction, RequestOptions, RetransmitTiming, StunUri,
     TransactionError,
@@ -206,39 +207,42 @@ async fn transact(
     let socket = socket_for(server).await?;
     // RFC 8489 §5: the transaction id is uniformly and cryptographically random.
     let id = TransactionId(rand::random());
-    let mut tx = BindingTransaction::new(
+    let tx = BindingTransaction::new(
         Instant::now(),
         server,
         id,
         &RequestOptions::default(),
         timing,
     )?;
-    let mut buf = [0u8; 2048];
-    loop {
-        if let Some(result) = tx.poll_result() {
-            return Ok(result);
-        }
-        while let Some(transmit) = tx.poll_transmit(Instant::now()) {
-            socket
-                .send_to(transmit.payload, transmit.destination)
-                .await
-                .with_context(|| format!("cannot send to {}", transmit.destination))?;
-        }
-        let Some(wake) = tx.poll_timeout() else {
-            continue;
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(wake.into()) => tx.handle_timeout(Instant::now()),
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => {
-                    let ours = tx.handle_input(Instant::now(), from, &buf[..len]);
-                    tracing::trace!(%from, len, ours, "datagram received");
-                }
-                // ICMP errors reported on the socket (some systems do): keep waiting, a
-                // retransmission may still get through.
-                Err(error) if is_transient(&error) => tracing::debug!(%error, "ignoring socket error"),
-                Err(error) => return Err(error).context("cannot receive from the UDP socket"),
-            },
+    let mut wire = UdpWire {
+        socket,
+        buf: [0u8; 2048],
+    };
+    crate::client::transaction_driver::run(tx, &mut wire).await
+}
+
+/// A UDP socket as the transaction's [`Wire`].
+struct UdpWire {
+    socket: UdpSocket,
+    buf: [u8; 2048],
+}
+
+impl Wire for UdpWire {
+    async fn send(&mut self, to: SocketAddr, payload: &[u8]) -> anyhow::Result<()> {
+        (self.socket.send_to(payload, to).await).with_context(|| format!("cannot send to {to}"))?;
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<Option<(SocketAddr, Vec<u8>)>> {
+        match self.socket.recv_from(&mut self.buf).await {
+            Ok((len, from)) => Ok(Some((from, self.buf[..len].to_vec()))),
+            // ICMP errors reported on the socket (some systems do): keep waiting, a
+            // retransmission may still get through.
+            Err(error) if is_transient(&error) => {
+                tracing::debug!(%error, "ignoring socket error");
+                Ok(None)
+            }
+            Err(error) => Err(error).context("cannot receive from the UDP socket"),
         }
     }
 }

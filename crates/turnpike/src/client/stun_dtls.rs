@@ -13,6 +13,7 @@ use stun::TransactionId;
 
 use crate::client::dtls_session::DtlsSession;
 pub use crate::client::dtls_session::Verifier;
+use crate::client::transaction_driver::Wire;
 
 /// Runs the handshake and then one Binding transaction with `server`, until `timing` gives
 /// up (the handshake counts against it too). The outer error is a socket, handshake or
@@ -26,7 +27,7 @@ pub async fn transact(
     // Without a limit, the handshake gets as long as a transaction would (RFC 8489 §6.2.1:
     // 39.5 s with the default timing).
     let give_up = started + timing.give_up_after.unwrap_or(Duration::from_secs(40));
-    let mut session = DtlsSession::connect(server, verifier, false, give_up)
+    let session = DtlsSession::connect(server, verifier, false, give_up)
         .await
         .with_context(|| format!("DTLS with {server}"))?;
     // RFC 8489 §5: the transaction id is uniformly and cryptographically random.
@@ -37,27 +38,25 @@ pub async fn transact(
             .map(|_| give_up.saturating_duration_since(Instant::now())),
         ..timing
     };
-    let mut tx =
-        BindingTransaction::new(Instant::now(), server, id, &RequestOptions::default(), left)?;
-    loop {
-        if let Some(result) = tx.poll_result() {
-            return Ok(result);
-        }
-        while let Some(transmit) = tx.poll_transmit(Instant::now()) {
-            let payload = transmit.payload.to_vec();
-            session
-                .send(&payload)
-                .map_err(|e| anyhow!("DTLS with {server}: {e}"))?;
-        }
-        let Some(wake) = tx.poll_timeout() else {
-            continue;
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(wake.into()) => tx.handle_timeout(Instant::now()),
-            received = session.recv() => {
-                let data = received.map_err(|e| anyhow!("DTLS with {server}: {e}"))?;
-                tx.handle_input(Instant::now(), server, &data);
-            }
-        }
+    let tx = BindingTransaction::new(Instant::now(), server, id, &RequestOptions::default(), left)?;
+    crate::client::transaction_driver::run(tx, &mut SessionWire { session, server }).await
+}
+
+/// A DTLS session as the transaction's [`Wire`]: every record is from its server.
+struct SessionWire {
+    session: DtlsSession,
+    server: SocketAddr,
+}
+
+impl Wire for SessionWire {
+    async fn send(&mut self, _: SocketAddr, payload: &[u8]) -> anyhow::Result<()> {
+        let server = self.server;
+        (self.session.send(payload)).map_err(|e| anyhow!("DTLS with {server}: {e}"))
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<Option<(SocketAddr, Vec<u8>)>> {
+        let server = self.server;
+        let data = (self.session.recv().await).map_err(|e| anyhow!("DTLS with {server}: {e}"))?;
+        Ok(Some((server, data)))
     }
 }

@@ -14,6 +14,7 @@ use ice::{
 use stun::TransactionId;
 
 use super::link::{Link, Trust};
+use crate::client::transaction_driver::Wire;
 
 /// The request timing of a check: RFC 8489 §6.2.1 retransmissions over UDP, a single send
 /// over a stream (§6.2.2: reliable transports do not retransmit), both given up after
@@ -204,30 +205,23 @@ pub async fn binding(
 ) -> anyhow::Result<Result<BindingResponse, TransactionError>> {
     let id = TransactionId(rand::random());
     let timing = timing(link.is_stream(), timeout);
-    let mut tx = BindingTransaction::new(
+    let tx = BindingTransaction::new(
         Instant::now(),
         server,
         id,
         &RequestOptions::default(),
         timing,
     )?;
-    loop {
-        if let Some(result) = tx.poll_result() {
-            return Ok(result);
-        }
-        while let Some(transmit) = tx.poll_transmit(Instant::now()) {
-            let payload = transmit.payload.to_vec();
-            link.send(&payload).await?;
-        }
-        let Some(wake) = tx.poll_timeout() else {
-            continue;
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(wake.into()) => tx.handle_timeout(Instant::now()),
-            received = link.recv() => {
-                let (from, bytes) = received?;
-                tx.handle_input(Instant::now(), from, &bytes);
-            }
-        }
+    crate::client::transaction_driver::run(tx, link).await
+}
+
+/// A check's link as a transaction's [`Wire`] (it is connected: `to` is its server).
+impl Wire for Link {
+    async fn send(&mut self, _: SocketAddr, payload: &[u8]) -> anyhow::Result<()> {
+        Ok(Link::send(self, payload).await?)
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<Option<(SocketAddr, Vec<u8>)>> {
+        Ok(Some(Link::recv(self).await?))
     }
 }
