@@ -1,8 +1,9 @@
 //! Relay sockets: opened and closed as the TURN core asks (its [`RelayCommand`]s, run by
-//! [`crate::server::relay_commands`]), kept in a slab and registered with their worker's epoll set, which the worker's relay loop
-//! ([`crate::server::relay_loop`]) waits on: one wake-up returns every relay socket with datagrams
-//! waiting. Opening one binds it and registers it; no task is spawned, and nothing here calls
-//! back into the core.
+//! [`crate::server::relay_commands`]), kept in a slab and registered with their worker's
+//! epoll set, which the worker loop ([`crate::server::worker_loop`]) waits on: one wake-up
+//! returns every socket with datagrams waiting, relay sockets (read by
+//! [`crate::server::relay_loop`]) and listeners alike. Opening one binds it and registers it;
+//! no task is spawned, and nothing here calls back into the core.
 
 use std::collections::HashMap;
 use std::io;
@@ -25,7 +26,7 @@ use crate::server::shared::Shared;
 #[derive(Debug, Default)]
 pub struct Egress {
     /// UDP listener sockets by their bound address (the server side of a UDP 5-tuple).
-    pub udp: HashMap<SocketAddr, Arc<tokio::net::UdpSocket>>,
+    pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// The worker's I/O drop counters (sends that failed, full TCP/TLS queues).
     pub io: Arc<IoCounters>,
 }
@@ -49,7 +50,7 @@ pub struct RelayRegistry {
     /// UDP relay sockets; a slot's key is its epoll token.
     slots: Slab<RelaySlot>,
     by_addr: HashMap<RelayAddr, usize>,
-    /// The worker's epoll set of relay sockets (the relay loop waits on it).
+    /// The worker's epoll set (the worker loop waits on it).
     registry: Registry,
     /// TCP allocations' listening sockets and peer connections (RFC 6062).
     pub tcp: TcpRelays,
@@ -154,7 +155,7 @@ impl RelayRegistry {
             }
         };
         let entry = self.slots.vacant_entry();
-        // Edge-triggered: the relay loop drains a socket (or remembers it) on each event.
+        // Edge-triggered: the worker loop drains a socket (or carries it) on each event.
         let registered = self.registry.register(
             &mut SourceFd(&socket.as_raw_fd()),
             Token(entry.key()),

@@ -1,10 +1,10 @@
 //! One worker's TURN state: its core, its relay sockets and its TCP/TLS connections, behind a
-//! mutex that only the worker's own thread takes (see [`crate::server::worker`] for why it is still a
-//! mutex), so it is never contended.
+//! mutex that the worker's loop takes once per pass (see [`crate::server::worker`] for who
+//! else takes it).
 //!
-//! The lock is held only to ask the core what to do with a packet (or a batch of them) and
-//! never across an `await` or a send. Binding requests never need it: the Binding core is
-//! stateless.
+//! The lock is never held across an `await`; the worker loop holds it for a whole pass,
+//! sends included (they never wait). Binding requests need no core state: the Binding core
+//! is stateless.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -216,7 +216,7 @@ impl Connection {
         }
     }
 
-    /// Registers the connection for peer data: the relay loop queues the client's framed
+    /// Registers the connection for peer data: the worker loop queues the client's framed
     /// peer data on the returned receiver.
     pub fn register(&self) -> StreamReceiver {
         let key = (self.five_tuple.client, self.five_tuple.server);
