@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -20,7 +20,7 @@ use turn::relay::{OpenTicket, PeerAddr, RelayAddr, RelayCommand, RelayOpenError,
 use crate::server::tcp_relay::{TcpOwners, TcpRelays};
 
 use crate::metrics::io::IoCounters;
-use crate::server::shared::Shared;
+use crate::server::worker_handle::Mailbox;
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
 #[derive(Debug, Default)]
@@ -54,21 +54,22 @@ pub struct RelayRegistry {
     registry: Registry,
     /// TCP allocations' listening sockets and peer connections (RFC 6062).
     pub tcp: TcpRelays,
-    /// Where the TCP relay tasks find the core (RFC 6062 is still task-per-connection).
-    shared: Weak<Mutex<Shared>>,
+    /// Where the TCP relay tasks (RFC 6062 is still task-per-connection) report to the core:
+    /// its worker's loop.
+    mailbox: Mailbox,
 }
 
 impl RelayRegistry {
-    /// An empty registry whose UDP sockets join `registry`'s epoll set; `shared` is where
-    /// the TCP relay tasks find the core, `owners` the server's table of TCP peer
+    /// An empty registry whose UDP sockets join `registry`'s epoll set; `mailbox` is where
+    /// the TCP relay tasks reach the core, `owners` the server's table of TCP peer
     /// connections.
-    pub fn new(registry: Registry, shared: Weak<Mutex<Shared>>, owners: TcpOwners) -> Self {
+    pub fn new(registry: Registry, mailbox: Mailbox, owners: TcpOwners) -> Self {
         RelayRegistry {
             slots: Slab::new(),
             by_addr: HashMap::new(),
             registry,
             tcp: TcpRelays::new(owners),
-            shared,
+            mailbox,
         }
     }
 
@@ -130,7 +131,7 @@ impl RelayRegistry {
                 None
             }
             RelayCommand::ConnectTcp { id, relay, peer } => {
-                self.tcp.connect(id, relay, peer, self.shared.clone());
+                self.tcp.connect(id, relay, peer, self.mailbox.clone());
                 None
             }
             RelayCommand::CloseTcp(id) => {
@@ -176,7 +177,7 @@ impl RelayRegistry {
 
     /// Binds a TCP listening socket on `addr`, a TCP allocation's relayed address (RFC 6062).
     fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        self.tcp.listen(addr, self.shared.clone()).map_err(|e| {
+        self.tcp.listen(addr, self.mailbox.clone()).map_err(|e| {
             trace!(%addr, error = %e, "relay port unavailable for TCP");
             open_error(&e)
         })

@@ -23,7 +23,7 @@ use turn::relay::{
     AuthFailure, EndReason, RelayAddress, ServerError, ServerErrorCause, SessionInfo, TurnEvent,
 };
 
-use crate::server::shared::{lock, Shared};
+use crate::server::shared::Shared;
 
 /// How often a worker drains its core's events: a line appears at most this late, and the
 /// core's queue ([`turn::relay::EVENT_QUEUE_CAPACITY`]) covers what arrives meanwhile.
@@ -105,18 +105,14 @@ fn log(batch: &mut Vec<TurnEvent>) {
 /// worker that flushed on its own would close the windows while another still had events of
 /// the same cause queued, and those would get full lines again (a CI run saw two "relay port
 /// pool empty" lines for one interval this way).
-pub fn shut_down(shared: &Mutex<Shared>) {
+pub fn shut_down(state: &mut Shared) {
     let mut batch = Vec::new();
-    {
-        let (now, _) = crate::server::shared::now();
-        let mut state = lock(shared);
-        let state = &mut *state;
-        state.core.shutdown(now);
-        // The ended allocations' channels leave the kernel, and their last counters reach
-        // the end events logged below.
-        state.sync_kernel(now);
-        take(state, &mut batch, true);
-    }
+    let (now, _) = crate::server::shared::now();
+    state.core.shutdown(now);
+    // The ended allocations' channels leave the kernel, and their last counters reach the
+    // end events logged below.
+    state.sync_kernel(now);
+    take(state, &mut batch, true);
     log(&mut batch);
 }
 

@@ -14,14 +14,17 @@
 //! quotas, the relay↔relay rule), touched on Allocate and on expiry, and by one relaxed
 //! atomic load for a peer that may be one of our relays — never a lock per packet.
 //!
-//! The core still sits behind a `Mutex` ([`crate::server::shared::Shared`]): the loop takes
-//! it once per pass, the connection tasks on this worker's thread once per frame, so on the
-//! data path it is never contended and taking it costs one atomic swap; the metrics and
-//! control paths still take it from other threads (issue #14 moves them to messages).
+//! The loop owns the core by value ([`crate::server::shared::Shared`]): no `Mutex`, no
+//! `Weak`. Everything else reaches a worker by message, through its [`WorkerHandle`]
+//! ([`crate::server::worker_handle`]): its TCP/TLS/DTLS connections send each message that
+//! needs the core as a job and wait for the answer (so a connection's messages stay in
+//! order), its RFC 6062 tasks post what happened to their connections, a ConnectionBind
+//! goes to the mailbox of the worker holding the peer connection, and metrics and control
+//! (drain, sessions, reload, the cluster's heartbeat) call from their own threads.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use rand::rngs::StdRng;
@@ -36,7 +39,7 @@ use turn::{BindingServer, ServerSockets};
 
 use crate::metrics::io::IoCounters;
 use crate::server::relay_registry::{Egress, RelayRegistry};
-use crate::server::shared::{lock, Shared, SharedCore};
+use crate::server::shared::Shared;
 use crate::server::tcp_relay::TcpOwners;
 use crate::server::udp_listener::{UdpGrid, UdpListener};
 use crate::server::worker_loop::WorkerLoop;
@@ -72,19 +75,8 @@ pub struct CoreSettings {
     pub kernel: Option<Arc<crate::server::kernel_path::KernelPath>>,
 }
 
-/// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
-/// it are spawned on its runtime and use its core.
-#[derive(Debug, Clone)]
-pub struct WorkerHandle {
-    /// Its position, for logs.
-    pub index: usize,
-    /// Its runtime.
-    pub runtime: tokio::runtime::Handle,
-    /// Its TURN state.
-    pub shared: SharedCore,
-    /// Its I/O drop counters, for metrics.
-    pub io: Arc<IoCounters>,
-}
+use crate::server::worker_handle::Mailbox;
+pub use crate::server::worker_handle::WorkerHandle;
 
 /// A started worker.
 #[derive(Debug)]
@@ -142,36 +134,37 @@ async fn run(
     ready: oneshot::Sender<anyhow::Result<WorkerHandle>>,
     done: oneshot::Sender<anyhow::Result<()>>,
 ) {
-    let (shared, io, worker_loop) = match set_up(groups, settings) {
+    let (mailbox, jobs) = Mailbox::new();
+    let tcp_owners = settings.tcp_owners.clone();
+    let (io, worker_loop) = match set_up(groups, settings, mailbox.clone()) {
         Ok(set) => set,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let handle = WorkerHandle {
-        index,
-        runtime: tokio::runtime::Handle::current(),
-        shared: shared.clone(),
-        io,
-    };
-    if ready.send(Ok(handle)).is_err() {
+    let handle = WorkerHandle::new(index, io, mailbox, tcp_owners);
+    if ready.send(Ok(handle.clone())).is_err() {
         return;
     }
     // A task of its own (not this future) so that a panic in it is an error of this worker,
     // reported like a failed socket, rather than the thread's end.
-    let result = match tokio::spawn(worker_loop.run(stop)).await {
-        Ok(result) => result,
-        Err(e) => Err(anyhow::Error::from(e).context("the worker loop panicked")),
+    let (result, mut state) = match tokio::spawn(worker_loop.run(jobs, stop)).await {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            // Its state went with it: nothing to log or close but what dropping did.
+            let _ = done.send(Err(
+                anyhow::Error::from(e).context("the worker loop panicked")
+            ));
+            return;
+        }
     };
-    let (stats, auth) = {
-        let state = lock(&shared);
-        (state.core.stats(), state.core.auth_stats())
-    };
+    let (stats, auth) = (state.core.stats(), state.core.auth_stats());
     log_stats(index, &stats, &auth);
-    crate::server::server_events::shut_down(&shared);
+    handle.set_stopped(stats);
+    crate::server::server_events::shut_down(&mut state);
     // Close every relay socket before the runtime goes.
-    lock(&shared).relays.close_all();
+    state.relays.close_all();
     let _ = done.send(result);
 }
 
@@ -195,7 +188,8 @@ fn log_stats(index: usize, stats: &TurnStats, auth: &AuthStats) {
 fn set_up(
     groups: Vec<UdpGroup>,
     settings: CoreSettings,
-) -> anyhow::Result<(SharedCore, Arc<IoCounters>, WorkerLoop)> {
+    mailbox: Mailbox,
+) -> anyhow::Result<(Arc<IoCounters>, WorkerLoop)> {
     let mut egress = Egress::default();
     let mut listeners = Vec::new();
     for (binding, sockets, std_grid) in groups {
@@ -223,17 +217,15 @@ fn set_up(
     core.set_tls_alternates(&settings.tls_alternates);
     let set = net::PollSet::new().context("creating the worker's epoll set")?;
     let registry = set.registry().context("creating the worker's epoll set")?;
-    let shared: SharedCore = Arc::new_cyclic(|weak| {
-        Mutex::new(Shared {
-            core,
-            relays: RelayRegistry::new(registry, weak.clone(), tcp_owners),
-            streams: HashMap::new(),
-            io: io.clone(),
-            kernel: settings.kernel.as_ref().map(|k| k.for_worker()),
-        })
-    });
-    let worker_loop = WorkerLoop::new(set, shared.clone(), listeners, egress)?;
-    Ok((shared, io, worker_loop))
+    let state = Shared {
+        core,
+        relays: RelayRegistry::new(registry, mailbox, tcp_owners),
+        streams: HashMap::new(),
+        io: io.clone(),
+        kernel: settings.kernel.as_ref().map(|k| k.for_worker()),
+    };
+    let worker_loop = WorkerLoop::new(set, state, listeners, egress)?;
+    Ok((io, worker_loop))
 }
 
 /// The number of workers to run: `configured`, or one per core when 0; one when the kernel

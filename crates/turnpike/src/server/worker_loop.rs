@@ -10,8 +10,9 @@
 //! framed for the client, several sockets' datagrams in one batch, sent at the end of the
 //! pass or whenever the batch is full).
 //!
-//! The loop waits (`tokio::select!`) for the first of: the epoll set's readiness, the core's
-//! next timer deadline ([`TurnServer::poll_timeout`](turn::relay::TurnServer::poll_timeout),
+//! The loop waits (`tokio::select!`) for the first of: the epoll set's readiness, a job sent
+//! through the worker's handle ([`crate::server::worker_handle`]: TCP/TLS connections,
+//! metrics, control), the core's next timer deadline ([`TurnServer::poll_timeout`](turn::relay::TurnServer::poll_timeout),
 //! at most [`TIMER_GRANULARITY`] away), the event log's tick
 //! ([`crate::server::server_events::POLL_INTERVAL`]), and the worker's stop signal. The timers
 //! and the tick are checked after every pass as well, so that a flood of carried sockets (the
@@ -22,9 +23,11 @@
 //! event will not come again), which then polls the set without waiting, after yielding once
 //! to the worker's other tasks (its TCP/TLS connections).
 //!
-//! The core is taken once per pass: the pass, the timers and the event tick's draining all
-//! run under that one hold, and nothing in a pass awaits (a send that finds a buffer full is
-//! dropped and counted, never waited out, see [`crate::server::outbox`]).
+//! The loop owns the worker's state ([`Shared`]: the TURN core, the relay registry, the
+//! TCP/TLS connections' queues) by value: no lock, no `Weak`. Everything else reaches it as a
+//! job through the worker's mailbox ([`crate::server::worker_handle`]), run between two
+//! passes. Nothing in a pass awaits (a send that finds a buffer full is dropped and counted,
+//! never waited out, see [`crate::server::outbox`]).
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -38,12 +41,16 @@ use tokio::sync::watch;
 use crate::server::relay_loop::RelayReader;
 use crate::server::relay_registry::Egress;
 use crate::server::server_events::{EventTicks, POLL_INTERVAL};
-use crate::server::shared::{lock, Shared, SharedCore};
+use crate::server::shared::Shared;
 use crate::server::udp_listener::{ListenerBuffers, UdpListener};
+use crate::server::worker_handle::{Job, JobReceiver};
 
 /// Batches (of up to [`net::MAX_BATCH`] datagrams) read from one socket per pass, so that
 /// one busy client or allocation cannot keep the others waiting.
 pub const BUDGET: usize = 4;
+
+/// Jobs run per pass (see [`crate::server::worker_handle`]); the rest wait for the next.
+const JOB_BUDGET: usize = 64;
 
 /// Readiness events taken from the epoll set per pass. More ready sockets than this stay
 /// ready in the set and are read on the next pass.
@@ -66,10 +73,16 @@ pub enum Drained {
     No,
 }
 
-/// One worker's loop and everything it reads.
+/// One worker's loop and everything it owns: its state (the TURN core, by value) and its
+/// sockets.
 pub struct WorkerLoop {
     set: PollSet,
-    shared: SharedCore,
+    state: Shared,
+    sockets: Sockets,
+}
+
+/// The loop's UDP sockets and their buffers.
+struct Sockets {
     listeners: Vec<UdpListener>,
     listener_buffers: ListenerBuffers,
     relays: RelayReader,
@@ -81,7 +94,7 @@ impl WorkerLoop {
     /// `listeners`, which this registers with it; framed peer data leaves through `egress`.
     pub fn new(
         set: PollSet,
-        shared: SharedCore,
+        state: Shared,
         listeners: Vec<UdpListener>,
         egress: Egress,
     ) -> anyhow::Result<Self> {
@@ -99,25 +112,42 @@ impl WorkerLoop {
         let batching = Batching::detect();
         Ok(WorkerLoop {
             set,
-            shared,
-            listeners,
-            listener_buffers: ListenerBuffers::new(),
-            relays: RelayReader::new(egress, batching),
-            batching,
+            state,
+            sockets: Sockets {
+                listeners,
+                listener_buffers: ListenerBuffers::new(),
+                relays: RelayReader::new(egress, batching),
+                batching,
+            },
         })
     }
 
-    /// Serves until `stop` turns true (or its sender goes): `Ok`. An error is a listener
-    /// socket's or the epoll set's, and stops the worker.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let shared = self.shared.clone();
+    /// Serves, and runs the `jobs` sent through the worker's handle, until `stop` turns true
+    /// (or its sender goes): `Ok`. An error is a listener socket's or the epoll set's, and
+    /// stops the worker. Either way the state comes back, for the worker's shutdown.
+    pub async fn run(
+        mut self,
+        jobs: JobReceiver,
+        stop: watch::Receiver<bool>,
+    ) -> (anyhow::Result<()>, Shared) {
+        let result = self.serve(jobs, stop).await;
+        (result, self.state)
+    }
+
+    async fn serve(
+        &mut self,
+        mut jobs: JobReceiver,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         // Sockets left with datagrams waiting by the last pass, and those of this pass.
         let mut carried: Vec<usize> = Vec::new();
         let mut ready: Vec<usize> = Vec::with_capacity(EVENTS);
         let mut ticks = EventTicks::default();
-        let mut deadline = next_deadline(&lock(&shared));
+        let mut deadline = next_deadline(&self.state);
         let mut next_tick = Instant::now() + POLL_INTERVAL;
+        // The job that woke the loop, run with the others queued behind it.
+        let mut woken_by: Option<Job> = None;
         loop {
             ready.clear();
             ready.append(&mut carried);
@@ -128,6 +158,7 @@ impl WorkerLoop {
                         ready.extend(events.iter().map(|e| e.token().0));
                     }
                     () = tokio::time::sleep_until(deadline.min(next_tick).into()) => {}
+                    Some(job) = jobs.recv() => woken_by = Some(job),
                     _ = stop.wait_for(|stop| *stop) => return Ok(()),
                 }
             } else {
@@ -143,26 +174,25 @@ impl WorkerLoop {
                 ready.extend(events.iter().map(|e| e.token().0));
             }
             let tick = Instant::now() >= next_tick;
-            {
-                let mut state = lock(&shared);
-                let state = &mut *state;
-                self.pass(state, &ready, &mut carried)?;
-                if Instant::now() >= deadline {
-                    on_timeout(state);
-                }
-                if tick {
-                    ticks.take(state);
-                }
-                deadline = next_deadline(state);
+            let state = &mut self.state;
+            self.sockets.pass(state, &ready, &mut carried)?;
+            run_jobs(state, woken_by.take(), &mut jobs);
+            if Instant::now() >= deadline {
+                on_timeout(state);
             }
             if tick {
-                // Written after the core is released: a log line never holds up the data.
+                ticks.take(state);
+            }
+            deadline = next_deadline(state);
+            if tick {
                 ticks.log();
                 next_tick = Instant::now() + POLL_INTERVAL;
             }
         }
     }
+}
 
+impl Sockets {
     /// One pass over the ready sockets: receive, hand to the core, send. Sockets that still
     /// have datagrams waiting when their budget is spent go to `carried`.
     fn pass(
@@ -191,6 +221,15 @@ impl WorkerLoop {
         }
         self.relays.flush();
         Ok(())
+    }
+}
+
+/// Runs `first` and the jobs queued behind it, at most [`JOB_BUDGET`] in all: a flood of
+/// callers cannot keep the sockets waiting either.
+fn run_jobs(state: &mut Shared, first: Option<Job>, jobs: &mut JobReceiver) {
+    let queued = std::iter::from_fn(|| jobs.try_recv().ok());
+    for job in first.into_iter().chain(queued).take(JOB_BUDGET) {
+        job(state);
     }
 }
 
