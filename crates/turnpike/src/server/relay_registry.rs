@@ -32,7 +32,7 @@ pub struct Egress {
 }
 
 /// A UDP relay socket (non-blocking). Shared only for the length of one send: the client →
-/// peer path takes a handle under the worker's lock and sends after releasing it.
+/// peer path takes a handle from the registry and sends after its batch is decided.
 pub type RelaySocket = Arc<UdpSocket>;
 
 /// One open UDP relay socket.

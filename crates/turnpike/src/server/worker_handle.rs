@@ -79,7 +79,8 @@ impl Mailbox {
         f: impl FnOnce(&mut Shared) -> T + Send + 'static,
     ) -> Option<T> {
         if std::thread::current().id() == self.thread {
-            debug_assert!(false, "a blocking call from the worker's own thread");
+            // A caller's mistake, but one that must not hang the worker: no answer.
+            tracing::warn!("a blocking call from the worker's own thread was refused");
             return None;
         }
         let (reply, answer) = std_mpsc::sync_channel(1);
@@ -158,5 +159,39 @@ impl WorkerHandle {
     /// The worker's counters at its stop, once it has stopped.
     pub fn stopped(&self) -> Option<&TurnStats> {
         self.stopped.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopped_worker_answers_none_at_once() {
+        let (mailbox, jobs) = Mailbox::new();
+        drop(jobs);
+        assert!(!mailbox.post(|_| {}));
+        assert_eq!(mailbox.call(|_| 1).await, None);
+        let other = mailbox.clone();
+        let blocking = std::thread::spawn(move || other.call_blocking(|_| 1));
+        assert_eq!(blocking.join().expect("no panic"), None);
+    }
+
+    #[test]
+    fn a_blocking_call_from_the_worker_thread_is_refused_not_a_deadlock() {
+        let (mailbox, _jobs) = Mailbox::new();
+        // `_jobs` is alive but nobody runs it: waiting would hang this thread.
+        assert_eq!(mailbox.call_blocking(|_| 1), None);
+    }
+
+    #[tokio::test]
+    async fn a_job_left_queued_when_the_loop_ends_is_answered_none() {
+        let (mailbox, jobs) = Mailbox::new();
+        let waiting = tokio::spawn(async move { mailbox.call(|_| 1).await });
+        tokio::task::yield_now().await;
+        // The loop ends without running it: the caller does not wait for the timeout.
+        drop(jobs);
+        let answer = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert_eq!(answer.expect("answered at once").expect("no panic"), None);
     }
 }
