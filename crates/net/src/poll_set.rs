@@ -1,8 +1,8 @@
 //! An epoll set (mio's [`Poll`]) that a tokio task can wait on: many sockets, registered with
 //! the set edge-triggered, and one readiness source for the runtime. One wake-up of the
 //! task then returns every ready socket at once (one `epoll_wait`), where a task or a tokio
-//! registration per socket would mean one wake-up per socket. The TURN relay loop uses it for
-//! a worker's relay sockets.
+//! registration per socket would mean one wake-up per socket. A TURN worker's loop uses it for
+//! all its UDP sockets: its listeners and its relay sockets.
 
 use std::io;
 use std::time::Duration;

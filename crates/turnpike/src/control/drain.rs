@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::Control;
-use crate::server::shared::lock;
 
 /// How often the remaining allocations are logged during a drain.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -25,8 +24,10 @@ impl Control {
         if self.health.set_draining() {
             return false;
         }
+        // Waiting for each worker's answer: once this returns, every core refuses.
         for worker in self.workers.iter() {
-            lock(&worker.shared).core.start_draining(&alternates);
+            let alternates = alternates.clone();
+            worker.call_blocking(move |state| state.core.start_draining(&alternates));
         }
         info!(
             cause,

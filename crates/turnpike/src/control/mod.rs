@@ -24,7 +24,6 @@ pub use drain::DrainWatch;
 use crate::cluster::fleet::{FleetView, NodeRecord};
 use crate::config::{CliLayer, Config};
 use crate::http::MintingSecret;
-use crate::server::shared::lock;
 use crate::server::worker::WorkerHandle;
 use crate::tls::Certificates;
 
@@ -154,11 +153,13 @@ impl Control {
         self.fleet.nodes().to_vec()
     }
 
-    /// Allocations held now, over every worker (each lock taken in turn, briefly).
+    /// Allocations held now, over every worker (each asked in turn).
     pub fn allocations(&self) -> usize {
         self.workers
             .iter()
-            .map(|worker| lock(&worker.shared).core.stats().allocation_count() as usize)
+            .filter_map(|worker| {
+                worker.call_blocking(|state| state.core.stats().allocation_count() as usize)
+            })
             .sum()
     }
 }

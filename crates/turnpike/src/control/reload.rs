@@ -8,7 +8,6 @@ use turn::relay::Reloadable;
 use super::restart_keys::needing_restart;
 use super::Control;
 use crate::config::{self, Config};
-use crate::server::shared::lock;
 use crate::server::turn_setup;
 
 /// What a reload applied.
@@ -119,22 +118,24 @@ impl Control {
             restart_needed: needing_restart(&current, &new),
         };
         for worker in self.workers.iter() {
-            // Cloned before the lock; the lock only swaps values, and what they replaced is
-            // freed after it is released.
+            // Cloned here; the worker's loop only swaps values, and what they replaced is
+            // sent back to be freed on this thread, not the loop's.
             let update = update.clone();
-            let replaced = {
-                let mut state = lock(&worker.shared);
+            let (alternates, tls_alternates, domain) = (
+                new.alternate_server.clone(),
+                new.tls_alternate_server.clone(),
+                new.tls_alternate_domain.clone(),
+            );
+            let replaced = worker.call_blocking(move |state| {
                 // Full and draining cores alike send new clients there.
-                state.core.set_alternates(&new.alternate_server);
-                state.core.set_tls_alternates(&new.tls_alternate_server);
-                state
-                    .core
-                    .set_tls_alternate_domain(new.tls_alternate_domain.as_ref());
+                state.core.set_alternates(&alternates);
+                state.core.set_tls_alternates(&tls_alternates);
+                state.core.set_tls_alternate_domain(domain.as_ref());
                 let replaced = state.core.reconfigure(update);
                 // Channels to peers the new policy forbids leave the kernel now.
                 state.sync_kernel(crate::server::shared::now().0);
                 replaced
-            };
+            });
             drop(replaced);
         }
         // The HTTP API mints with the first secret, as at start (TURN on only; `turn` is a

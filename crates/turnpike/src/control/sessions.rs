@@ -6,7 +6,7 @@ use turn::relay::sessions::SessionInfo;
 use turn::relay::{ClientAddr, TurnServer};
 
 use super::Control;
-use crate::server::shared::{lock, now};
+use crate::server::shared::now;
 
 impl Control {
     /// Every allocation of every worker, oldest first.
@@ -14,7 +14,11 @@ impl Control {
         let mut all: Vec<SessionInfo> = self
             .workers
             .iter()
-            .flat_map(|worker| lock(&worker.shared).core.sessions(now().0))
+            .flat_map(|worker| {
+                worker
+                    .call_blocking(|state| state.core.sessions(now().0))
+                    .unwrap_or_default()
+            })
             .collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.age));
         all
@@ -22,11 +26,12 @@ impl Control {
 
     /// Ends every allocation of `user`; returns how many.
     pub fn kick_user(&self, user: &str) -> usize {
-        self.each_core(|state| {
+        let user = user.to_owned();
+        self.each_core(move |state| {
             let state = &mut *state;
             let now = now().0;
             state
-                .run(now, &mut [], |core, _| core.kick_user(now, user))
+                .run(now, &mut [], |core, _| core.kick_user(now, &user))
                 .0
         })
     }
@@ -34,7 +39,7 @@ impl Control {
     /// Ends every allocation of the client at `client` (one per transport at most); returns
     /// how many.
     pub fn kick_client(&self, client: SocketAddr) -> usize {
-        self.each_core(|state| {
+        self.each_core(move |state| {
             let state = &mut *state;
             let now = now().0;
             let ours: Vec<_> = state
@@ -51,16 +56,24 @@ impl Control {
         })
     }
 
-    /// Runs `f` on each worker's state under its lock, one at a time; sums the results. The
-    /// kicked allocations' channels leave the kernel fast path before the lock is released.
-    fn each_core(&self, mut f: impl FnMut(&mut crate::server::shared::Shared) -> usize) -> usize {
+    /// Runs `f` on each worker's state, one at a time (a worker that does not answer counts
+    /// 0); sums the results. The kicked allocations' channels leave the kernel fast path
+    /// within the same job.
+    fn each_core(
+        &self,
+        f: impl Fn(&mut crate::server::shared::Shared) -> usize + Clone + Send + 'static,
+    ) -> usize {
         self.workers
             .iter()
             .map(|worker| {
-                let mut state = lock(&worker.shared);
-                let n = f(&mut state);
-                state.sync_kernel(now().0);
-                n
+                let f = f.clone();
+                worker
+                    .call_blocking(move |state| {
+                        let n = f(state);
+                        state.sync_kernel(now().0);
+                        n
+                    })
+                    .unwrap_or(0)
             })
             .sum()
     }

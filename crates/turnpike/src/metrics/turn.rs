@@ -16,7 +16,6 @@ use turn::relay::stats::{
 use turn::relay::{DropCause, SharedState, TurnStats};
 
 use super::encode::{counters, gauge, gauges};
-use crate::server::shared::lock;
 use crate::server::worker::WorkerHandle;
 
 /// What the TURN collector reads: set once the workers run.
@@ -51,10 +50,16 @@ impl TurnSources {
     fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         for worker in self.workers.get().into_iter().flat_map(|w| w.iter()) {
-            let (turn, auth, tracked) = {
-                let state = lock(&worker.shared);
+            // A scrape runs on the HTTP server's runtime, never on a worker's thread, so it
+            // can wait for each worker's loop to answer (within a pass; bounded, see
+            // `call_blocking`): the figures are those of the moment, as before the loop
+            // owned its core, where a snapshot published on a tick would lag behind what a
+            // client just did. A worker that does not answer is left out of this scrape.
+            let Some((turn, auth, tracked)) = worker.call_blocking(|state| {
                 let core = &state.core;
                 (core.stats(), core.auth_stats(), core.tracked_sources())
+            }) else {
+                continue;
             };
             totals.per_worker.push(WorkerShare {
                 worker: worker.index.to_string(),

@@ -10,7 +10,6 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::encode;
 use super::turn::TurnSources;
 use crate::server::kernel_path::KernelPath;
-use crate::server::shared::lock;
 
 /// The program, once attached, and the workers (to count their installed channels).
 #[derive(Debug)]
@@ -27,7 +26,10 @@ impl prometheus_client::collector::Collector for XdpCollector {
         let channels: usize = self.turn.workers.get().map_or(0, |workers| {
             workers
                 .iter()
-                .map(|w| lock(&w.shared).kernel.as_ref().map_or(0, |k| k.len()))
+                // On the HTTP server's runtime: may wait for each loop (see metrics/turn.rs).
+                .filter_map(|w| {
+                    w.call_blocking(|state| state.kernel.as_ref().map_or(0, |k| k.len()))
+                })
                 .sum()
         });
         let s = path.stats(channels as u64);

@@ -13,7 +13,6 @@ use crate::cluster::{Cluster, Inbox};
 use crate::config::Config;
 use crate::control::Health;
 use crate::http::{Signaling, TurnPorts};
-use crate::server::shared::lock;
 use crate::server::worker::WorkerHandle;
 
 /// The services of one node, as the cluster sees them.
@@ -47,7 +46,7 @@ pub fn spawn(cluster: Arc<Cluster>, node: Node<'_>, tasks: &mut JoinSet<anyhow::
     let record = move || {
         let allocations: u64 = workers
             .iter()
-            .map(|w| lock(&w.shared).core.stats().allocation_count())
+            .filter_map(|w| w.call_blocking(|state| state.core.stats().allocation_count()))
             .sum();
         let (rooms, peers) = stats.as_ref().map_or((0, 0), |s| {
             let (now, _) = s.stats();
@@ -81,10 +80,13 @@ pub fn spawn(cluster: Arc<Cluster>, node: Node<'_>, tasks: &mut JoinSet<anyhow::
             domain.clone_from(&configured_domain);
         }
         for worker in workers.iter() {
-            let core = &mut lock(&worker.shared).core;
-            core.set_alternates(&alternates);
-            core.set_tls_alternates(&tls_alternates);
-            core.set_tls_alternate_domain(domain.as_ref());
+            let (alternates, tls_alternates) = (alternates.clone(), tls_alternates.clone());
+            let domain = domain.clone();
+            worker.post(move |state| {
+                state.core.set_alternates(&alternates);
+                state.core.set_tls_alternates(&tls_alternates);
+                state.core.set_tls_alternate_domain(domain.as_ref());
+            });
         }
         view.update(nodes);
     };

@@ -40,7 +40,6 @@ use crate::server::dtls::{
     is_hello_verify_request, ClientHello, DtlsCounters, DtlsDrop, DtlsIdentity,
     PROTOCOL_VERSION_ALERT,
 };
-use crate::server::shared::lock;
 use crate::server::stream_listener::{pick, Connection, Deadlines};
 use crate::server::stream_queue::StreamReceiver;
 use crate::server::worker::WorkerHandle;
@@ -147,7 +146,7 @@ pub async fn run(
             inbox,
             connection: Connection {
                 binding: binding.clone(),
-                shared: worker.shared.clone(),
+                worker: worker.clone(),
                 io: worker.io.clone(),
                 id: SocketId::PRIMARY,
                 five_tuple: FiveTuple {
@@ -286,14 +285,14 @@ struct Round {
 impl Session {
     /// Registers the session for peer data, serves it, and then deletes its allocation.
     async fn serve(mut self) -> io::Result<()> {
-        let mut peer_data = self.connection.register();
+        let mut peer_data = self.connection.register().await;
         // Whatever `dimpl` does with what a client sends, the session is unregistered (and
         // its allocation deleted) when it ends.
         let result = AssertUnwindSafe(self.run(&mut peer_data))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(io::Error::other("DTLS session panicked")));
-        self.connection.unregister(&peer_data);
+        self.connection.unregister(&peer_data).await;
         result
     }
 
@@ -329,7 +328,7 @@ impl Session {
                     }
                     if connected && now >= heard + idle {
                         // An allocation keeps its session: its own lifetime governs.
-                        if !lock(&self.connection.shared).core.has_allocation(&self.connection.five_tuple) {
+                        if !self.connection.has_allocation().await {
                             trace!(%client, "DTLS session idle; closing");
                             return Ok(());
                         }

@@ -4,7 +4,7 @@
 //! of every worker. Each worker's TURN core decides which of its channels may be relayed below
 //! it (see `turn::relay::fast_path`) and hands out the differences; [`sync`] mirrors them into
 //! the maps right after the core call that caused them (a request, a timer, a reload, a kick),
-//! under the worker's lock, so the kernel never relays for a channel the core has dropped for
+//! in the worker's loop, so the kernel never relays for a channel the core has dropped for
 //! longer than it takes to run that call. [`read_back`] folds the program's per-channel
 //! counters into the core's session records and counters, every 2 s on the worker's event
 //! tick, and a channel's last counters when it leaves the maps.

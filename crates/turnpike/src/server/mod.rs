@@ -1,6 +1,6 @@
 //! The server side of `turnpike serve`: start-up (`serve`, `turn_setup`, `host_checks`,
-//! `fd_limit`), the workers and their data path (`worker`, `udp_listener`, `relay_loop`,
-//! `relay_registry`, `relay_commands`, `shared`, `outbox`, `receive`), TCP/TLS/DTLS clients (`stream_listener`,
+//! `fd_limit`), the workers and their data path (`worker`, `worker_handle`, `worker_loop`, `udp_listener`, `relay_loop`,
+//! `relay_registry`, `relay_commands`, `shared`, `outbox`), TCP/TLS/DTLS clients (`stream_listener`,
 //! `stream_queue`, `tcp_relay`, `dtls_listener`, `dtls`), the kernel fast path (`kernel_path`),
 //! the event log (`server_events`) and per-source limits (`per_ip`, `source`). See
 //! docs/architecture.md for how a datagram crosses them.
@@ -13,7 +13,6 @@ pub mod host_checks;
 pub mod kernel_path;
 pub mod outbox;
 pub mod per_ip;
-pub mod receive;
 pub mod relay_commands;
 pub mod relay_loop;
 pub mod relay_registry;
@@ -27,3 +26,5 @@ pub mod tcp_relay;
 pub mod turn_setup;
 pub mod udp_listener;
 pub mod worker;
+pub mod worker_handle;
+pub mod worker_loop;

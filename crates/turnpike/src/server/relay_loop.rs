@@ -1,11 +1,11 @@
-//! The worker's relay loop: one task per worker reads every relay socket of its core. The
-//! sockets are registered with one epoll set ([`crate::server::relay_registry`]); one wake-up
-//! returns all of them with datagrams waiting, and one pass then
+//! The peer side of the worker loop ([`crate::server::worker_loop`]): reading the relay
+//! sockets that one `epoll_wait` of the loop found ready. The sockets are registered with
+//! the worker's epoll set ([`crate::server::relay_registry`]); one pass
 //! - receives from each (`recvmmsg`) into one shared batch, several sockets' datagrams side
 //!   by side (at 1,000 allocations of modest rate a socket has one datagram per wake-up; a
 //!   batch per socket would be a batch of one),
 //! - has the TURN core frame each datagram in place (ChannelData header or Data indication,
-//!   RFC 8656 §11.3, §12.7), under one lock for the whole pass,
+//!   RFC 8656 §11.3, §12.7), the core held once for the whole pass,
 //! - and sends each full batch to the clients from the listener socket of the allocation's
 //!   5-tuple (`sendmmsg` per run of datagrams leaving from one socket, or one GSO send when
 //!   the batch is all for one client in equal sizes), or queues it on a TCP/TLS client's
@@ -15,8 +15,7 @@
 //! `sendmmsg` per datagram at modest rates (docs/benchmarks.md, "relay loop").
 //!
 //! Fairness: a socket gets at most [`BUDGET`] batches per pass; one that still has datagrams
-//! waiting (its edge-triggered event will not come again) is kept for the next pass, and the
-//! loop yields to the worker's other tasks (its listeners) between passes.
+//! waiting (its edge-triggered event will not come again) is carried to the next pass.
 //!
 //! No silent drops: a send that finds a listener socket's buffer full drops the rest of the
 //! batch, as the kernel would drop datagrams arriving at a full receive queue, and counts
@@ -24,31 +23,21 @@
 //! here, by cause.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::Events;
-use net::{Batching, PollSet, RecvBatch, Transmit, MAX_BATCH};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use net::{Batching, RecvBatch, Transmit, MAX_BATCH};
 use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple, PeerAddr, RelayAddr, PEER_HEADROOM};
 
 use crate::server::relay_registry::{is_transient, Egress};
-use crate::server::shared::{lock, Shared, SharedCore};
+use crate::server::shared::Shared;
+use crate::server::worker_loop::{Drained, BUDGET};
 
 /// Largest peer datagram.
 const MAX_PEER_DATAGRAM: usize = 65_535;
-
-/// Readiness events taken from the epoll set per pass. More ready sockets than this stay
-/// ready in the set and are read on the next pass.
-const EVENTS: usize = 1_024;
-
-/// Batches (of up to [`MAX_BATCH`] datagrams) read from one socket per pass, so that one busy
-/// allocation cannot keep the others (and the worker's listeners) waiting.
-pub const BUDGET: usize = 4;
 
 /// Where one framed peer datagram goes.
 #[derive(Debug, Clone, Copy)]
@@ -80,111 +69,88 @@ struct Buffers {
     routes: [Option<Route>; MAX_BATCH],
 }
 
-/// Reads the worker's relay sockets, registered with `set`, until the worker stops (the task
-/// is aborted); an error means the epoll set failed, which stops the worker.
-pub async fn run(mut set: PollSet, shared: SharedCore, egress: Arc<Egress>) -> io::Result<()> {
-    let batching = Batching::detect();
-    let mut events = Events::with_capacity(EVENTS);
-    let mut buffers = Buffers {
-        batch: RecvBatch::new(MAX_BATCH, PEER_HEADROOM, MAX_PEER_DATAGRAM, 3),
-        routes: [None; MAX_BATCH],
-    };
-    // Sockets left with datagrams waiting by the last pass, and those of this pass.
-    let mut carried: Vec<usize> = Vec::new();
-    let mut ready: Vec<usize> = Vec::with_capacity(EVENTS);
-    loop {
-        if carried.is_empty() {
-            set.wait(&mut events).await?;
-        } else {
-            // Carried sockets first, without waiting; still pick up new events.
-            set.poll_now(&mut events)?;
-        }
-        ready.clear();
-        ready.append(&mut carried);
-        ready.extend(events.iter().map(|e| e.token().0));
-        {
-            let mut state = lock(&shared);
-            serve_pass(
-                &mut state,
-                &egress,
-                &mut buffers,
-                batching,
-                &ready,
-                &mut carried,
-            );
-        }
-        if !carried.is_empty() {
-            // Let the listeners (and every other task of the worker) run between passes.
-            tokio::task::yield_now().await;
-        }
-    }
+/// The relay side of the worker loop: the batch that several relay sockets' datagrams
+/// share, and the listener sockets that framed datagrams leave from.
+pub struct RelayReader {
+    egress: Egress,
+    buffers: Buffers,
+    batching: Batching,
+    /// Datagrams in the batch, framed, not yet sent.
+    filled: usize,
 }
 
-/// One pass over the ready sockets, under the lock: receive, frame, send. Sockets that still
-/// have datagrams waiting when their budget is spent go to `carried`.
-fn serve_pass(
-    state: &mut Shared,
-    egress: &Egress,
-    buffers: &mut Buffers,
-    batching: Batching,
-    ready: &[usize],
-    carried: &mut Vec<usize>,
-) {
-    // The peer path needs only the monotonic clock (no credentials are checked).
-    let now = Instant::now();
-    let mut filled = 0;
-    for &token in ready {
+impl RelayReader {
+    /// A reader that sends through `egress`'s listener sockets.
+    pub fn new(egress: Egress, batching: Batching) -> Self {
+        RelayReader {
+            egress,
+            buffers: Buffers {
+                batch: RecvBatch::new(MAX_BATCH, PEER_HEADROOM, MAX_PEER_DATAGRAM, 3),
+                routes: [None; MAX_BATCH],
+            },
+            batching,
+            filled: 0,
+        }
+    }
+
+    /// Reads up to [`BUDGET`] batches from the relay socket of epoll token `token` into the
+    /// shared batch, has the core frame them, and sends the batch each time it is full.
+    /// `Drained::No` when the socket still has datagrams waiting.
+    pub fn serve(&mut self, state: &mut Shared, token: usize, now: Instant) -> Drained {
         let Some(slot) = state.relays.slot(token) else {
-            continue; // closed meanwhile
+            return Drained::Yes; // closed meanwhile
         };
         let (relay, socket) = (slot.addr, slot.socket.clone());
         let mut batches = 0;
         loop {
-            let capacity = buffers.batch.capacity();
-            let received = match buffers.batch.recv_at(filled, &*socket, batching) {
+            let filled = self.filled;
+            let capacity = self.buffers.batch.capacity();
+            let received = match self.buffers.batch.recv_at(filled, &*socket, self.batching) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Yes,
                 // An ICMP error of an earlier datagram surfacing: read on.
                 Err(e) if is_transient(&e) => {
                     batches += 1;
                     if batches == BUDGET {
-                        carried.push(token);
-                        break;
+                        return Drained::No;
                     }
                     continue;
                 }
                 Err(e) => {
                     // Not expected of a bound UDP socket; the allocation expires as usual.
                     debug!(%relay, error = %e, "relay socket failed");
-                    break;
+                    return Drained::Yes;
                 }
             };
             let drained = filled + received < capacity;
             frame(
                 state,
-                egress,
-                buffers,
+                &self.egress,
+                &mut self.buffers,
                 now,
                 relay,
                 filled..filled + received,
             );
-            filled += received;
-            if filled == capacity {
-                send(egress, buffers, filled, batching);
-                filled = 0;
+            self.filled += received;
+            if self.filled == capacity {
+                self.flush();
             }
             if drained {
-                break;
+                return Drained::Yes;
             }
             batches += 1;
             if batches == BUDGET {
-                carried.push(token);
-                break;
+                return Drained::No;
             }
         }
     }
-    if filled > 0 {
-        send(egress, buffers, filled, batching);
+
+    /// Sends the framed datagrams still in the batch (at the end of a pass).
+    pub fn flush(&mut self) {
+        if self.filled > 0 {
+            send(&self.egress, &self.buffers, self.filled, self.batching);
+            self.filled = 0;
+        }
     }
 }
 
@@ -283,9 +249,7 @@ fn send_now(
     let Some(socket) = socket.filter(|_| !items.is_empty()) else {
         return;
     };
-    let sent = socket.try_io(Interest::WRITABLE, || {
-        net::send_batch(&**socket, items, batching)
-    });
+    let sent = net::send_batch(&**socket, items, batching);
     match sent {
         Ok(n) if n < items.len() => {
             egress.io.buffer_full(items.len() - n);
@@ -338,9 +302,7 @@ fn try_gso(
         }
     }
     let segments = &segments[..routes.len()];
-    let sent = listener.try_io(Interest::WRITABLE, || {
-        net::send_segments(&**listener, segments, first.to.client.get(), batching)
-    });
+    let sent = net::send_segments(&**listener, segments, first.to.client.get(), batching);
     if let Err(e) = sent {
         egress.io.send_failed(&e, routes.len());
         trace!(error = %e, "GSO send failed; batch dropped");

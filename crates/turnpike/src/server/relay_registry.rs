@@ -1,14 +1,15 @@
 //! Relay sockets: opened and closed as the TURN core asks (its [`RelayCommand`]s, run by
-//! [`crate::server::relay_commands`]), kept in a slab and registered with their worker's epoll set, which the worker's relay loop
-//! ([`crate::server::relay_loop`]) waits on: one wake-up returns every relay socket with datagrams
-//! waiting. Opening one binds it and registers it; no task is spawned, and nothing here calls
-//! back into the core.
+//! [`crate::server::relay_commands`]), kept in a slab and registered with their worker's
+//! epoll set, which the worker loop ([`crate::server::worker_loop`]) waits on: one wake-up
+//! returns every socket with datagrams waiting, relay sockets (read by
+//! [`crate::server::relay_loop`]) and listeners alike. Opening one binds it and registers it;
+//! no task is spawned, and nothing here calls back into the core.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -19,19 +20,19 @@ use turn::relay::{OpenTicket, PeerAddr, RelayAddr, RelayCommand, RelayOpenError,
 use crate::server::tcp_relay::{TcpOwners, TcpRelays};
 
 use crate::metrics::io::IoCounters;
-use crate::server::shared::Shared;
+use crate::server::worker_handle::Mailbox;
 
 /// The listener sockets, by bound address, through which peer data reaches UDP clients.
 #[derive(Debug, Default)]
 pub struct Egress {
     /// UDP listener sockets by their bound address (the server side of a UDP 5-tuple).
-    pub udp: HashMap<SocketAddr, Arc<tokio::net::UdpSocket>>,
+    pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// The worker's I/O drop counters (sends that failed, full TCP/TLS queues).
     pub io: Arc<IoCounters>,
 }
 
 /// A UDP relay socket (non-blocking). Shared only for the length of one send: the client →
-/// peer path takes a handle under the worker's lock and sends after releasing it.
+/// peer path takes a handle from the registry and sends after its batch is decided.
 pub type RelaySocket = Arc<UdpSocket>;
 
 /// One open UDP relay socket.
@@ -49,25 +50,26 @@ pub struct RelayRegistry {
     /// UDP relay sockets; a slot's key is its epoll token.
     slots: Slab<RelaySlot>,
     by_addr: HashMap<RelayAddr, usize>,
-    /// The worker's epoll set of relay sockets (the relay loop waits on it).
+    /// The worker's epoll set (the worker loop waits on it).
     registry: Registry,
     /// TCP allocations' listening sockets and peer connections (RFC 6062).
     pub tcp: TcpRelays,
-    /// Where the TCP relay tasks find the core (RFC 6062 is still task-per-connection).
-    shared: Weak<Mutex<Shared>>,
+    /// Where the TCP relay tasks (RFC 6062 is still task-per-connection) report to the core:
+    /// its worker's loop.
+    mailbox: Mailbox,
 }
 
 impl RelayRegistry {
-    /// An empty registry whose UDP sockets join `registry`'s epoll set; `shared` is where
-    /// the TCP relay tasks find the core, `owners` the server's table of TCP peer
+    /// An empty registry whose UDP sockets join `registry`'s epoll set; `mailbox` is where
+    /// the TCP relay tasks reach the core, `owners` the server's table of TCP peer
     /// connections.
-    pub fn new(registry: Registry, shared: Weak<Mutex<Shared>>, owners: TcpOwners) -> Self {
+    pub fn new(registry: Registry, mailbox: Mailbox, owners: TcpOwners) -> Self {
         RelayRegistry {
             slots: Slab::new(),
             by_addr: HashMap::new(),
             registry,
             tcp: TcpRelays::new(owners),
-            shared,
+            mailbox,
         }
     }
 
@@ -129,7 +131,7 @@ impl RelayRegistry {
                 None
             }
             RelayCommand::ConnectTcp { id, relay, peer } => {
-                self.tcp.connect(id, relay, peer, self.shared.clone());
+                self.tcp.connect(id, relay, peer, self.mailbox.clone());
                 None
             }
             RelayCommand::CloseTcp(id) => {
@@ -154,7 +156,7 @@ impl RelayRegistry {
             }
         };
         let entry = self.slots.vacant_entry();
-        // Edge-triggered: the relay loop drains a socket (or remembers it) on each event.
+        // Edge-triggered: the worker loop drains a socket (or carries it) on each event.
         let registered = self.registry.register(
             &mut SourceFd(&socket.as_raw_fd()),
             Token(entry.key()),
@@ -175,7 +177,7 @@ impl RelayRegistry {
 
     /// Binds a TCP listening socket on `addr`, a TCP allocation's relayed address (RFC 6062).
     fn listen_tcp(&mut self, addr: RelayAddr) -> Result<(), RelayOpenError> {
-        self.tcp.listen(addr, self.shared.clone()).map_err(|e| {
+        self.tcp.listen(addr, self.mailbox.clone()).map_err(|e| {
             trace!(%addr, error = %e, "relay port unavailable for TCP");
             open_error(&e)
         })

@@ -28,7 +28,6 @@ use crate::control::{ConfigSource, Control, ControlParts, DrainWatch, Health};
 use crate::http;
 use crate::metrics::{self, Metrics};
 use crate::server::dtls_listener::{self, DtlsSettings};
-use crate::server::shared::lock;
 use crate::server::stream_listener::{self, StreamSettings};
 use crate::server::turn_setup::{turn_settings, TurnSettings};
 use crate::server::udp_listener::grid_index;
@@ -351,8 +350,8 @@ async fn serve_until_stopped(
 /// The counters summed over the workers, once at shutdown (each worker logs its own too).
 fn log_totals(workers: &[WorkerHandle]) {
     let mut total = TurnStats::default();
-    for worker in workers {
-        total.add(&lock(&worker.shared).core.stats());
+    for stats in workers.iter().filter_map(WorkerHandle::stopped) {
+        total.add(stats);
     }
     info!(
         workers = workers.len(),

@@ -2,8 +2,8 @@
 //! creation and at end, one per authentication failure (rate-limited), one per server-side
 //! cause of a 508/486 per interval. docs/operations.md "Logs" lists every line and field.
 //!
-//! Each worker drains its own core every [`POLL_INTERVAL`] (a task on the worker's runtime:
-//! the lock is uncontended, see [`crate::server::worker`]) and hands the events to one process-wide
+//! Each worker's loop ([`crate::server::worker_loop`]) drains its own core every
+//! [`POLL_INTERVAL`] and hands the events to one process-wide
 //! [`EventLog`], whose limits hold for the whole server: a flood spread over every worker
 //! still writes at most [`AUTH_LINES_BURST`] + [`AUTH_LINES_PER_SECOND`] lines per second of
 //! authentication failures.
@@ -18,13 +18,12 @@ use std::fmt;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 use turn::relay::{
     AuthFailure, EndReason, RelayAddress, ServerError, ServerErrorCause, SessionInfo, TurnEvent,
 };
 
-use crate::server::shared::{lock, Shared, SharedCore};
+use crate::server::shared::Shared;
 
 /// How often a worker drains its core's events: a line appears at most this late, and the
 /// core's queue ([`turn::relay::EVENT_QUEUE_CAPACITY`]) covers what arrives meanwhile.
@@ -52,32 +51,47 @@ fn global() -> MutexGuard<'static, EventLog> {
     LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A worker's event task: drains its core on a short period, forever.
-pub async fn run(shared: SharedCore) {
-    let mut interval = tokio::time::interval(POLL_INTERVAL);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut batch = Vec::new();
-    for tick in 1u32.. {
-        interval.tick().await;
-        let read_kernel = tick % KERNEL_READ_BACK_EVERY == 0;
-        drain(&shared, &mut batch, read_kernel);
+/// A worker's share of the event log: on each tick of its loop ([`POLL_INTERVAL`]) the loop
+/// takes the events queued in its core ([`EventTicks::take`], while it holds the core) and
+/// then logs them ([`EventTicks::log`], after releasing it, so that writing a line never
+/// holds up the data path).
+#[derive(Debug, Default)]
+pub struct EventTicks {
+    batch: Vec<TurnEvent>,
+    ticks: u32,
+}
+
+impl EventTicks {
+    /// Takes the events queued in the core; every [`KERNEL_READ_BACK_EVERY`] ticks, reads the
+    /// kernel fast path's counters back first.
+    pub fn take(&mut self, state: &mut Shared) {
+        self.ticks = self.ticks.wrapping_add(1);
+        take(
+            state,
+            &mut self.batch,
+            self.ticks % KERNEL_READ_BACK_EVERY == 0,
+        );
+    }
+
+    /// Logs what [`EventTicks::take`] took.
+    pub fn log(&mut self) {
+        log(&mut self.batch);
     }
 }
 
-/// Logs the events queued in the core. They are taken out under the core's lock and logged
-/// after it is released, so that writing a line never holds up the data path.
-fn drain(shared: &Mutex<Shared>, batch: &mut Vec<TurnEvent>, read_kernel: bool) {
-    {
-        let mut state = lock(shared);
-        let state = &mut *state;
-        // The kernel fast path's traffic since the last tick goes into the session records
-        // before their events are taken (an ended allocation's last counters are read when
-        // its channels leave the kernel, in the call that ended it).
-        if let Some(channels) = state.kernel.as_mut().filter(|_| read_kernel) {
-            crate::server::kernel_path::read_back(&mut state.core, channels);
-        }
-        batch.extend(std::iter::from_fn(|| state.core.poll_event()));
+/// Takes the events queued in the core into `batch`.
+fn take(state: &mut Shared, batch: &mut Vec<TurnEvent>, read_kernel: bool) {
+    // The kernel fast path's traffic since the last tick goes into the session records
+    // before their events are taken (an ended allocation's last counters are read when its
+    // channels leave the kernel, in the call that ended it).
+    if let Some(channels) = state.kernel.as_mut().filter(|_| read_kernel) {
+        crate::server::kernel_path::read_back(&mut state.core, channels);
     }
+    batch.extend(std::iter::from_fn(|| state.core.poll_event()));
+}
+
+/// Logs the events of `batch`, under the process-wide limits.
+fn log(batch: &mut Vec<TurnEvent>) {
     let now = Instant::now();
     let mut log = global();
     for event in batch.drain(..) {
@@ -91,16 +105,15 @@ fn drain(shared: &Mutex<Shared>, batch: &mut Vec<TurnEvent>, read_kernel: bool) 
 /// worker that flushed on its own would close the windows while another still had events of
 /// the same cause queued, and those would get full lines again (a CI run saw two "relay port
 /// pool empty" lines for one interval this way).
-pub fn shut_down(shared: &Mutex<Shared>) {
-    {
-        let (now, _) = crate::server::shared::now();
-        let mut state = lock(shared);
-        state.core.shutdown(now);
-        // The ended allocations' channels leave the kernel, and their last counters reach
-        // the end events logged below.
-        state.sync_kernel(now);
-    }
-    drain(shared, &mut Vec::new(), true);
+pub fn shut_down(state: &mut Shared) {
+    let mut batch = Vec::new();
+    let (now, _) = crate::server::shared::now();
+    state.core.shutdown(now);
+    // The ended allocations' channels leave the kernel, and their last counters reach the
+    // end events logged below.
+    state.sync_kernel(now);
+    take(state, &mut batch, true);
+    log(&mut batch);
 }
 
 /// Writes the pending summaries (auth failures, repeated server errors), once every worker

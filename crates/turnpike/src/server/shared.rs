@@ -1,21 +1,18 @@
-//! One worker's TURN state: its core, its relay sockets and its TCP/TLS connections, behind a
-//! mutex that only the worker's own thread takes (see [`crate::server::worker`] for why it is still a
-//! mutex), so it is never contended.
-//!
-//! The lock is held only to ask the core what to do with a packet (or a batch of them) and
-//! never across an `await` or a send. Binding requests never need it: the Binding core is
-//! stateless.
+//! One worker's TURN state: its core, its relay sockets and its TCP/TLS connections' queues,
+//! owned by value by the worker's loop ([`crate::server::worker_loop`]). Nothing else holds
+//! it: the rest of the server sends the loop jobs that run on it
+//! ([`crate::server::worker_handle`]), so there is no lock to take and none to contend.
+//! Binding requests need no core state: the Binding core is stateless.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use turn::relay::{ClientAddr, ClientOutcome, FiveTuple, TurnServer};
-use turn::SocketId;
+use turn::relay::{ClientAddr, TurnServer};
 
 use crate::metrics::io::IoCounters;
-use crate::server::relay_registry::{RelayRegistry, RelaySocket};
+use crate::server::relay_registry::RelayRegistry;
 
 /// Identifies a TCP/TLS client connection: (client address, server address).
 pub type StreamKey = (ClientAddr, SocketAddr);
@@ -49,44 +46,10 @@ impl Shared {
     }
 }
 
-/// A handle on [`Shared`].
-pub type SharedCore = Arc<Mutex<Shared>>;
-
-/// Locks the shared state. A panic while holding the lock cannot leave the core half
-/// updated in a way that matters more than stopping the server would, so a poisoned lock is
-/// taken over rather than propagated.
-pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The two clocks the core takes: monotonic for lifetimes, Unix seconds for credentials.
 pub fn now() -> (Instant, u64) {
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     (Instant::now(), unix)
-}
-
-/// Gives a client's packet to the TURN core under the lock, and returns what to do, with the
-/// relay socket to send from when the outcome is a relay. The send itself happens after the
-/// lock is released.
-pub fn handle_client(
-    shared: &Mutex<Shared>,
-    five_tuple: FiveTuple,
-    local: SocketId,
-    packet: &[u8],
-    out: &mut [u8],
-) -> (ClientOutcome, Option<RelaySocket>) {
-    let mut state = lock(shared);
-    let state = &mut *state;
-    let (now, unix_now) = now();
-    let outcome = state.handle_client(now, unix_now, five_tuple, local, packet, out);
-    state.sync_kernel(now);
-    let relay_socket = match &outcome {
-        ClientOutcome::Relay { relay, .. } => state.relays.socket(*relay),
-        _ => None,
-    };
-    (outcome, relay_socket)
 }

@@ -20,8 +20,10 @@
 //!   take every slot.
 //!
 //! Each connection is handed to one worker (by a hash of the client's address) and served on
-//! that worker's runtime with its TURN core, so that its allocation's relay socket is read by
-//! the same worker.
+//! that worker's runtime, so that its allocation's relay socket is read by the same worker.
+//! The connection's task reads and frames the stream; each message that needs the TURN core
+//! goes to the worker's loop as a job ([`crate::server::worker_handle`]) and the task waits for
+//! its answer before taking the next, so a connection's messages reach the core in order.
 
 use std::hash::BuildHasher;
 use std::io;
@@ -44,10 +46,11 @@ use crate::metrics::connections::{ConnectionCounters, Refusal};
 use crate::metrics::io::IoCounters;
 use crate::server::per_ip::PerIpLimit;
 use crate::server::relay_registry::send_to_peer;
-use crate::server::shared::{handle_client, lock, SharedCore};
+use crate::server::shared::now;
 use crate::server::stream_queue::{stream_queue, StreamReceiver};
 use crate::server::tcp_relay::{owner_of, Splice};
 use crate::server::worker::WorkerHandle;
+use crate::server::worker_handle::Mailbox;
 
 /// Bytes asked of each read; a connection's buffer starts this small and grows only to hold
 /// one whole message.
@@ -105,7 +108,8 @@ fn closed(cause: &str) -> io::Error {
 /// One accepted connection's context (also a DTLS session's: [`crate::server::dtls_listener`]).
 pub struct Connection {
     pub binding: Arc<BindingServer>,
-    pub shared: SharedCore,
+    /// Its worker, whose loop holds the TURN core.
+    pub worker: WorkerHandle,
     /// The worker's I/O counters (Binding answers).
     pub io: Arc<IoCounters>,
     pub id: SocketId,
@@ -162,7 +166,7 @@ pub async fn run(
         };
         let connection = Connection {
             binding: binding.clone(),
-            shared: worker.shared.clone(),
+            worker: worker.clone(),
             io: worker.io.clone(),
             id,
             five_tuple: FiveTuple {
@@ -216,18 +220,20 @@ impl Connection {
         }
     }
 
-    /// Registers the connection for peer data: the relay loop queues the client's framed
+    /// Registers the connection for peer data: the worker loop queues the client's framed
     /// peer data on the returned receiver.
-    pub fn register(&self) -> StreamReceiver {
+    pub async fn register(&self) -> StreamReceiver {
         let key = (self.five_tuple.client, self.five_tuple.server);
         let (sender, receiver) = stream_queue();
-        lock(&self.shared).streams.insert(key, sender);
+        self.worker
+            .call(move |state| state.streams.insert(key, sender))
+            .await;
         receiver
     }
 
     /// Undoes [`Connection::register`] and deletes the client's allocation: the connection
     /// or session is gone, and with it the only way to reach the client.
-    pub fn unregister(&self, receiver: &StreamReceiver) {
+    pub async fn unregister(&self, receiver: &StreamReceiver) {
         if receiver.dropped() > 0 {
             debug!(
                 client = %self.five_tuple.client,
@@ -236,20 +242,30 @@ impl Connection {
             );
         }
         let key = (self.five_tuple.client, self.five_tuple.server);
-        let mut state = lock(&self.shared);
-        let state = &mut *state;
-        state.streams.remove(&key);
-        let (now, _) = crate::server::shared::now();
-        state.run(now, &mut [], |core, _| {
-            core.client_closed(now, &self.five_tuple)
-        });
+        let five_tuple = self.five_tuple;
+        self.worker
+            .call(move |state| {
+                state.streams.remove(&key);
+                let (now, _) = now();
+                state.run(now, &mut [], |core, _| core.client_closed(now, &five_tuple));
+            })
+            .await;
+    }
+
+    /// Whether the client holds an allocation (which keeps an idle connection open).
+    pub async fn has_allocation(&self) -> bool {
+        let five_tuple = self.five_tuple;
+        self.worker
+            .call(move |state| state.core.has_allocation(&five_tuple))
+            .await
+            .unwrap_or(false)
     }
 
     /// Registers the connection for peer data, serves it, and then deletes its allocation.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) -> io::Result<()> {
-        let mut receiver = self.register();
+        let mut receiver = self.register().await;
         let result = self.run(stream, &mut receiver).await;
-        self.unregister(&receiver);
+        self.unregister(&receiver).await;
         // The connection may be a client data connection now (RFC 6062 §5.4).
         if let Some((splice, stream, early)) = result? {
             splice.run(stream, &early).await;
@@ -319,7 +335,7 @@ impl Connection {
                         return Err(closed("frame deadline: message incomplete (tcp-frame-timeout)"));
                     }
                     // An allocation keeps its connection: its own lifetime governs.
-                    Err(_) if lock(&self.shared).core.has_allocation(&self.five_tuple) => {}
+                    Err(_) if self.has_allocation().await => {}
                     Err(_) => {
                         trace!(client = %self.five_tuple.client, "idle; closing");
                         return Ok(None);
@@ -355,44 +371,96 @@ impl Connection {
         }
         // A ConnectionBind goes to the core that owns its connection, which may be another
         // worker's (the data connection was hashed to a worker by its own address).
-        let owner = connection_bind_id(frame).and_then(|id| owner_of(&self.shared, id));
-        let core = owner.as_ref().unwrap_or(&self.shared);
-        let (outcome, relay_socket) = handle_client(core, self.five_tuple, self.id, frame, out);
-        let reply = match outcome {
-            ClientOutcome::ConnectionBound { reply, connection } => {
-                let splice = lock(core)
-                    .relays
-                    .tcp
-                    .take_for_splice(connection, core.clone());
-                return match splice {
-                    Some(splice) => (Some(reply.len), Next::Splice(splice)),
-                    None => {
-                        // The peer connection went meanwhile: close this one (RFC 6062 §5.5).
-                        lock(core).core.tcp_connection_closed(connection);
-                        (None, Next::Close)
-                    }
-                };
+        let owner = connection_bind_id(frame)
+            .and_then(|id| owner_of(&self.worker.tcp_owners, id))
+            .unwrap_or_else(|| self.worker.mailbox.clone());
+        // The job owns its input: the frame is copied once (the stream path, not the UDP
+        // one, whose datagrams the loop reads itself).
+        let (message, five_tuple, id) = (frame.to_vec(), self.five_tuple, self.id);
+        let splice_owner = owner.clone();
+        let answer = owner
+            .call(move |state| {
+                let mut out = vec![0u8; SEND_BUFFER_MAX];
+                let answer =
+                    answer_in_loop(state, five_tuple, id, &message, &mut out, splice_owner);
+                (answer, out)
+            })
+            .await;
+        match answer {
+            // The worker stopped: the connection goes with it.
+            None => (None, Next::Close),
+            Some((InLoop::Reply(len), reply)) => {
+                out[..len].copy_from_slice(&reply[..len]);
+                (Some(len), Next::Stun)
             }
-            ClientOutcome::Reply(t) => Some(t.len),
-            ClientOutcome::Relay {
-                peer,
-                payload,
-                dont_fragment,
-                ..
-            } => {
-                match relay_socket {
-                    Some(relay) => {
-                        if let Err(e) = send_to_peer(&relay, &frame[payload], peer, dont_fragment) {
-                            self.io.send_failed(&e, 1);
-                        }
-                    }
-                    None => self.io.lost(1),
+            Some((InLoop::Nothing, _)) => (None, Next::Stun),
+            Some((InLoop::Splice(len, splice), reply)) => {
+                out[..len].copy_from_slice(&reply[..len]);
+                (Some(len), Next::Splice(splice))
+            }
+            Some((InLoop::Close, _)) => (None, Next::Close),
+        }
+    }
+}
+
+/// Room for an answer written in the loop (TURN responses are small; Binding, which can pad
+/// to one MTU, is answered outside it).
+const SEND_BUFFER_MAX: usize = 1_500;
+
+/// What the loop made of a stream client's message.
+enum InLoop {
+    /// Send the answer's first bytes.
+    Reply(usize),
+    /// Nothing to send (relayed to the peer, or dropped).
+    Nothing,
+    /// Send the answer, then splice (RFC 6062 §5.4).
+    Splice(usize, Splice),
+    /// Close the connection.
+    Close,
+}
+
+/// Gives a stream client's message to the core, in the worker's loop; relays a payload to
+/// its peer there and then.
+fn answer_in_loop(
+    state: &mut crate::server::shared::Shared,
+    five_tuple: FiveTuple,
+    id: SocketId,
+    frame: &[u8],
+    out: &mut [u8],
+    owner: Mailbox,
+) -> InLoop {
+    let (now, unix_now) = now();
+    let outcome = state.handle_client(now, unix_now, five_tuple, id, frame, out);
+    state.sync_kernel(now);
+    match outcome {
+        ClientOutcome::ConnectionBound { reply, connection } => {
+            match state.relays.tcp.take_for_splice(connection, owner) {
+                Some(splice) => InLoop::Splice(reply.len, splice),
+                None => {
+                    // The peer connection went meanwhile: close this one (RFC 6062 §5.5).
+                    state.core.tcp_connection_closed(connection);
+                    InLoop::Close
                 }
-                None
             }
-            ClientOutcome::Nothing => None,
-        };
-        (reply, Next::Stun)
+        }
+        ClientOutcome::Reply(t) => InLoop::Reply(t.len),
+        ClientOutcome::Relay {
+            relay,
+            peer,
+            payload,
+            dont_fragment,
+        } => {
+            match state.relays.socket(relay) {
+                Some(socket) => {
+                    if let Err(e) = send_to_peer(&socket, &frame[payload], peer, dont_fragment) {
+                        state.io.send_failed(&e, 1);
+                    }
+                }
+                None => state.io.lost(1),
+            }
+            InLoop::Nothing
+        }
+        ClientOutcome::Nothing => InLoop::Nothing,
     }
 }
 

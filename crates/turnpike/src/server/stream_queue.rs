@@ -1,7 +1,7 @@
 //! Peer datagrams waiting to be written to one TCP/TLS client, bounded in bytes as well as in
 //! datagrams: a client that does not read costs the server at most [`MAX_QUEUED_BYTES`] here
 //! (plus the capped kernel send buffer), and what does not fit is dropped and counted, as a
-//! full UDP socket buffer would drop it, instead of blocking the worker's relay loop.
+//! full UDP socket buffer would drop it, instead of blocking the worker loop.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ struct Budget {
     dropped: AtomicU64,
 }
 
-/// The relay loop's end: queues without waiting.
+/// The worker loop's end: queues without waiting.
 #[derive(Debug, Clone)]
 pub struct StreamSender {
     tx: mpsc::Sender<Vec<u8>>,

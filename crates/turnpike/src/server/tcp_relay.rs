@@ -9,13 +9,14 @@
 //! connect runs, then (as a `std` socket, not read: the kernel buffers what the peer sends
 //! and shrinks the TCP window, RFC 6062 §5.2, §5.3) until the client's ConnectionBind comes.
 //! That request arrives on a new client connection, which may have been given to another
-//! worker: [`TcpOwners`] (one for the server) says which worker's core to ask. The client
-//! connection's task then runs the splice (`copy_bidirectional`, 8 KiB per direction) until
+//! worker: [`TcpOwners`] (one for the server) says which worker's loop to ask (its
+//! [`Mailbox`]). The tasks here reach their worker's core only through that mailbox, as jobs
+//! the loop runs between passes. The client connection's task then runs the splice (`copy_bidirectional`, 8 KiB per direction) until
 //! either side closes, or until the core closes the pair (its allocation ended).
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -25,17 +26,16 @@ use tokio::task::AbortHandle;
 use tracing::{debug, trace};
 use turn::relay::{ConnectionId, PeerAddr, RelayAddr};
 
-use crate::server::shared::{lock, now, Shared, SharedCore};
+use crate::server::shared::{now, Shared};
+use crate::server::worker_handle::Mailbox;
 
 /// Backlog of a relayed address's listening socket.
 const BACKLOG: u32 = 128;
 
-/// Which worker's core owns each live peer connection, for the whole server.
-pub type TcpOwners = Arc<Mutex<HashMap<ConnectionId, Weak<Mutex<Shared>>>>>;
+/// Which worker's loop owns each live peer connection, for the whole server.
+pub type TcpOwners = Arc<Mutex<HashMap<ConnectionId, Mailbox>>>;
 
-fn owners_of(
-    owners: &TcpOwners,
-) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, Weak<Mutex<Shared>>>> {
+fn owners_of(owners: &TcpOwners) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, Mailbox>> {
     owners
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -66,7 +66,7 @@ pub struct Splice {
     id: ConnectionId,
     peer: std::net::TcpStream,
     stop: Arc<Notify>,
-    owner: SharedCore,
+    owner: Mailbox,
 }
 
 impl TcpRelays {
@@ -84,14 +84,10 @@ impl TcpRelays {
         &self.owners
     }
 
-    /// Binds and listens on `addr`; accepted peers go to the core of `shared`.
-    pub fn listen(
-        &mut self,
-        addr: RelayAddr,
-        shared: Weak<Mutex<Shared>>,
-    ) -> Result<(), io::Error> {
+    /// Binds and listens on `addr`; accepted peers go to the loop of `mailbox`.
+    pub fn listen(&mut self, addr: RelayAddr, mailbox: Mailbox) -> Result<(), io::Error> {
         let listener = relay_socket(addr)?.listen(BACKLOG)?;
-        let task = tokio::spawn(accept_loop(addr, listener, shared));
+        let task = tokio::spawn(accept_loop(addr, listener, mailbox));
         self.listeners.insert(addr, task.abort_handle());
         Ok(())
     }
@@ -107,43 +103,23 @@ impl TcpRelays {
         }
     }
 
-    /// Connects from `relay` to `peer` as connection `id`, reporting to the core of `shared`.
+    /// Connects from `relay` to `peer` as connection `id`, reporting to the loop of
+    /// `mailbox`.
     pub fn connect(
         &mut self,
         id: ConnectionId,
         relay: RelayAddr,
         peer: PeerAddr,
-        shared: Weak<Mutex<Shared>>,
+        mailbox: Mailbox,
     ) {
         let task = tokio::spawn(async move {
             let connected = async { relay_socket(relay)?.connect(peer.get()).await }.await;
             if let Err(e) = &connected {
                 debug!(%relay, %peer, error = %e, "TCP connection to a peer failed");
             }
-            let Some(core) = shared.upgrade() else {
-                return;
-            };
-            let mut state = lock(&core);
-            let state = &mut *state;
-            // Still ours only while connecting: the core may have given up (and closed it).
-            if !matches!(
-                state.relays.tcp.peers.get(&id),
-                Some(PeerSlot::Connecting(_))
-            ) {
-                return;
-            }
-            state.relays.tcp.peers.remove(&id);
-            let (now, _) = now();
-            // Through `run`, as every call into the core: what it queues is executed.
-            let (accepted, _) = state.run(now, &mut [], |core, _| {
-                core.tcp_connect_result(now, id, connected.is_ok())
-            });
-            if accepted {
-                if let Ok(stream) = connected {
-                    state.relays.tcp.hold(id, stream, &shared);
-                }
-            }
-            flush_control(state);
+            let owner = mailbox.clone();
+            // A worker that stopped meanwhile has closed everything: nothing to report.
+            mailbox.post(move |state| connect_result(state, id, connected, owner));
         });
         self.peers
             .insert(id, PeerSlot::Connecting(task.abort_handle()));
@@ -160,10 +136,10 @@ impl TcpRelays {
     }
 
     /// Keeps a connected or accepted peer connection until its ConnectionBind.
-    fn hold(&mut self, id: ConnectionId, stream: TcpStream, shared: &Weak<Mutex<Shared>>) {
+    fn hold(&mut self, id: ConnectionId, stream: TcpStream, owner: Mailbox) {
         match stream.into_std() {
             Ok(stream) => {
-                owners_of(&self.owners).insert(id, shared.clone());
+                owners_of(&self.owners).insert(id, owner);
                 self.peers.insert(id, PeerSlot::Pending(stream));
             }
             Err(e) => debug!(error = %e, "cannot hold a peer connection"),
@@ -171,7 +147,7 @@ impl TcpRelays {
     }
 
     /// Takes the pending peer connection `id` for a splice run by `owner`'s client.
-    pub fn take_for_splice(&mut self, id: ConnectionId, owner: SharedCore) -> Option<Splice> {
+    pub fn take_for_splice(&mut self, id: ConnectionId, owner: Mailbox) -> Option<Splice> {
         let Some(PeerSlot::Pending(peer)) = self.peers.remove(&id) else {
             return None;
         };
@@ -214,8 +190,37 @@ fn relay_socket(addr: RelayAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// Accepts peers on a relayed address and asks the core about each (RFC 6062 §5.3).
-async fn accept_loop(relay: RelayAddr, listener: TcpListener, shared: Weak<Mutex<Shared>>) {
+/// The result of a connect to a peer, in the loop of the worker that asked for it.
+fn connect_result(
+    state: &mut Shared,
+    id: ConnectionId,
+    connected: io::Result<TcpStream>,
+    owner: Mailbox,
+) {
+    // Still ours only while connecting: the core may have given up (and closed it).
+    if !matches!(
+        state.relays.tcp.peers.get(&id),
+        Some(PeerSlot::Connecting(_))
+    ) {
+        return;
+    }
+    state.relays.tcp.peers.remove(&id);
+    let (now, _) = now();
+    // Through `run`, as every call into the core: what it queues is executed.
+    let (accepted, _) = state.run(now, &mut [], |core, _| {
+        core.tcp_connect_result(now, id, connected.is_ok())
+    });
+    if accepted {
+        if let Ok(stream) = connected {
+            state.relays.tcp.hold(id, stream, owner);
+        }
+    }
+    flush_control(state);
+}
+
+/// Accepts peers on a relayed address and asks the core about each (RFC 6062 §5.3),
+/// through the loop of `mailbox`.
+async fn accept_loop(relay: RelayAddr, listener: TcpListener, mailbox: Mailbox) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok((stream, peer)) => (stream, PeerAddr::from(peer)),
@@ -226,22 +231,23 @@ async fn accept_loop(relay: RelayAddr, listener: TcpListener, shared: Weak<Mutex
                 continue;
             }
         };
-        let Some(core) = shared.upgrade() else {
-            return;
-        };
-        let mut state = lock(&core);
-        let state = &mut *state;
-        let (now, _) = now();
-        let (accepted, _) = state.run(now, &mut [], |core, _| {
-            core.tcp_peer_accepted(now, relay, peer)
-        });
-        match accepted {
-            Some(id) => {
-                state.relays.tcp.hold(id, stream, &shared);
-                flush_control(state);
+        let owner = mailbox.clone();
+        let posted = mailbox.post(move |state| {
+            let (now, _) = now();
+            let (accepted, _) = state.run(now, &mut [], |core, _| {
+                core.tcp_peer_accepted(now, relay, peer)
+            });
+            match accepted {
+                Some(id) => {
+                    state.relays.tcp.hold(id, stream, owner);
+                    flush_control(state);
+                }
+                // No permission: closed at once (dropping it).
+                None => trace!(%relay, %peer, "peer connection refused"),
             }
-            // No permission: closed at once (dropping it).
-            None => trace!(%relay, %peer, "peer connection refused"),
+        });
+        if !posted {
+            return; // the worker stopped
         }
     }
 }
@@ -266,11 +272,9 @@ pub fn flush_control(state: &mut Shared) {
     }
 }
 
-/// The core that owns peer connection `id`, when another worker's does.
-pub fn owner_of(shared: &Mutex<Shared>, id: ConnectionId) -> Option<SharedCore> {
-    let owners = lock(shared).relays.tcp.owners().clone();
-    let owner = owners_of(&owners).get(&id)?.upgrade();
-    owner
+/// The loop of the worker that holds peer connection `id`.
+pub fn owner_of(owners: &TcpOwners, id: ConnectionId) -> Option<Mailbox> {
+    owners_of(owners).get(&id).cloned()
 }
 
 impl Splice {
@@ -292,17 +296,21 @@ impl Splice {
             }
         }
         .await;
-        let mut state = lock(&self.owner);
-        let state = &mut *state;
-        match result {
-            Ok(Some((to_peer, to_client))) => {
-                let early = early.len() as u64;
-                state.core.tcp_relayed(id, to_peer + early, to_client);
+        let relayed = match result {
+            Ok(Some((to_peer, to_client))) => Some((to_peer + early.len() as u64, to_client)),
+            Ok(None) => None,
+            Err(e) => {
+                debug!(connection = %id, error = %e, "TCP relay connection ended");
+                None
             }
-            Ok(None) => {}
-            Err(e) => debug!(connection = %id, error = %e, "TCP relay connection ended"),
-        }
-        state.relays.tcp.close(id);
-        state.core.tcp_connection_closed(id);
+        };
+        // A worker that stopped meanwhile has closed everything: nothing to report.
+        self.owner.post(move |state| {
+            if let Some((to_peer, to_client)) = relayed {
+                state.core.tcp_relayed(id, to_peer, to_client);
+            }
+            state.relays.tcp.close(id);
+            state.core.tcp_connection_closed(id);
+        });
     }
 }

@@ -1,20 +1,23 @@
-//! The UDP event loop: receive a batch of datagrams (`recvmmsg`), hand each to the right core,
-//! send what they return (`sendmmsg`, one call per run of datagrams from the same socket).
+//! The client side of the worker loop ([`crate::server::worker_loop`]) for one UDP listener
+//! socket: receive a batch of datagrams (`recvmmsg`), hand each to the right core, send what
+//! they return (`sendmmsg`, one call per run of datagrams from the same socket).
 //!
 //! Binding requests go to the stateless Binding core. Everything else (TURN requests, Send
-//! indications, ChannelData) goes to this worker's TURN core, whose lock is taken once per
-//! batch (it is never contended: see [`crate::server::worker`]) and released before anything is sent;
-//! a relayed payload is sent from the allocation's relay socket straight out of the receive
-//! buffer. Buffers are allocated once per task; the per-datagram path allocates nothing,
-//! reads the clocks once per batch and logs only at `trace`.
+//! indications, ChannelData) goes to this worker's TURN core, which the loop holds for the
+//! whole pass; a relayed payload is sent from the allocation's relay socket straight out of
+//! the receive buffer. Buffers are allocated once per worker; the per-datagram path
+//! allocates nothing, reads the clocks once per batch and logs only at `trace`.
+//!
+//! Fairness: a listener gets at most [`BUDGET`] batches per pass, like a relay socket; one
+//! with datagrams still waiting is carried to the loop's next pass (its edge-triggered event
+//! will not come again).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use net::{Batching, RecvBatch, MAX_BATCH};
-use tokio::net::UdpSocket;
 use tracing::trace;
 use turn::relay::{
     is_binding_request, ClientAddr, ClientOutcome, ClientTransport, FiveTuple, PeerAddr,
@@ -22,12 +25,13 @@ use turn::relay::{
 use turn::{BindingServer, SocketId};
 
 use crate::metrics::io::IoCounters;
-use crate::server::outbox::{Outbox, Via};
-use crate::server::receive::{receive, Received};
+use crate::server::outbox::Outbox;
 use crate::server::relay_registry::{is_transient, send_to_peer, RelaySocket};
-use crate::server::shared::{lock, now, Shared, SharedCore};
+use crate::server::shared::{now, Shared};
+use crate::server::worker_loop::{Drained, BUDGET};
 
-/// The sockets of one RFC 5780 grid, indexed by [`grid_index`].
+/// The sockets of one RFC 5780 grid, indexed by [`grid_index`] (non-blocking; read by the
+/// worker loop through its epoll set, written directly).
 pub type UdpGrid = [Option<Arc<UdpSocket>>; 4];
 
 /// Position of a socket in a [`UdpGrid`].
@@ -43,7 +47,7 @@ const RECEIVE_BUFFER: usize = 65_536;
 /// small); one per datagram of a batch.
 const SEND_BUFFER: usize = 1_500;
 
-/// What to do with one datagram of a batch: decided under the lock, done after it.
+/// What to do with one datagram of a batch: decided by the cores, then done.
 #[derive(Debug)]
 enum Action {
     Nothing,
@@ -62,74 +66,111 @@ enum Action {
     },
 }
 
-/// This listener's fixed context.
-struct Listener {
-    binding: Arc<BindingServer>,
-    id: SocketId,
-    local: SocketAddr,
-    grid: Arc<UdpGrid>,
-    shared: SharedCore,
-    batching: Batching,
-    /// The worker's I/O counters (Binding answers).
-    io: Arc<IoCounters>,
+/// The buffers of one batch from a listener, shared by all the worker's listeners (the loop
+/// serves one at a time).
+pub struct ListenerBuffers {
+    incoming: RecvBatch,
+    replies: Vec<u8>,
+    actions: [Action; MAX_BATCH],
 }
 
-/// Serves socket `id` of `grid` until a fatal socket error.
-pub async fn run(
-    binding: Arc<BindingServer>,
-    id: SocketId,
-    grid: Arc<UdpGrid>,
-    shared: SharedCore,
-    io: Arc<IoCounters>,
-) -> io::Result<()> {
-    let Some(socket) = grid[grid_index(id)].clone() else {
-        return Ok(());
-    };
-    let listener = Listener {
-        binding,
-        id,
-        local: socket.local_addr()?,
-        grid,
-        shared,
-        batching: Batching::detect(),
-        io,
-    };
-    let mut incoming = RecvBatch::new(MAX_BATCH, 0, RECEIVE_BUFFER, 0);
-    let mut replies = vec![0u8; MAX_BATCH * SEND_BUFFER];
-    let mut actions: [Action; MAX_BATCH] = std::array::from_fn(|_| Action::Nothing);
-    loop {
-        socket.readable().await?;
-        // Drain the socket: batch after batch until one comes back short.
-        loop {
-            let Received { count, drained } =
-                match receive(&socket, &mut incoming, listener.batching) {
-                    Ok(received) => received,
-                    Err(e) if is_transient(&e) => continue,
-                    Err(e) => return Err(e),
-                };
-            let actions = &mut actions[..count];
-            listener.decide(&incoming, &mut replies, actions);
-            listener.execute(&incoming, &replies, actions).await;
-            if drained {
-                break;
-            }
+impl ListenerBuffers {
+    /// Buffers for one batch.
+    pub fn new() -> Self {
+        ListenerBuffers {
+            incoming: RecvBatch::new(MAX_BATCH, 0, RECEIVE_BUFFER, 0),
+            replies: vec![0u8; MAX_BATCH * SEND_BUFFER],
+            actions: std::array::from_fn(|_| Action::Nothing),
         }
     }
 }
 
-impl Listener {
+/// One UDP listener socket of the worker, with its fixed context.
+#[derive(Debug)]
+pub struct UdpListener {
+    binding: Arc<BindingServer>,
+    id: SocketId,
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+    grid: Arc<UdpGrid>,
+}
+
+impl UdpListener {
+    /// Socket `id` of `grid`, or `None` when this worker has no such socket.
+    pub fn new(
+        binding: Arc<BindingServer>,
+        id: SocketId,
+        grid: Arc<UdpGrid>,
+    ) -> io::Result<Option<Self>> {
+        let Some(socket) = grid[grid_index(id)].clone() else {
+            return Ok(None);
+        };
+        Ok(Some(UdpListener {
+            binding,
+            id,
+            local: socket.local_addr()?,
+            socket,
+            grid,
+        }))
+    }
+
+    /// Its bound address.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The socket, to register with the worker's epoll set.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Serves up to [`BUDGET`] batches of datagrams waiting on the socket. An error is the
+    /// socket's (fatal: it stops the worker).
+    pub fn serve(
+        &self,
+        state: &mut Shared,
+        buffers: &mut ListenerBuffers,
+        batching: Batching,
+    ) -> io::Result<Drained> {
+        let io = state.io.clone();
+        for _ in 0..BUDGET {
+            let count = match buffers.incoming.recv(&*self.socket, batching) {
+                Ok(count) => count,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::Yes),
+                // An ICMP error of an earlier datagram surfacing: read on.
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let actions = &mut buffers.actions[..count];
+            self.decide(state, &io, &buffers.incoming, &mut buffers.replies, actions);
+            self.execute(&io, &buffers.incoming, &buffers.replies, actions, batching);
+            // Short: the kernel found the queue empty (a datagram arriving since raises a
+            // new edge), so no `recvmmsg` that could only answer `EAGAIN`.
+            if count < buffers.incoming.capacity() {
+                return Ok(Drained::Yes);
+            }
+        }
+        Ok(Drained::No)
+    }
+
     /// Asks the cores what to do with each datagram of the batch; replies are written into
     /// the datagram's slot of `replies`.
-    fn decide(&self, incoming: &RecvBatch, replies: &mut [u8], actions: &mut [Action]) {
-        let mut state: Option<MutexGuard<'_, Shared>> = None;
+    fn decide(
+        &self,
+        state: &mut Shared,
+        io: &IoCounters,
+        incoming: &RecvBatch,
+        replies: &mut [u8],
+        actions: &mut [Action],
+    ) {
+        let mut turn = false;
         let (now, unix_now) = now();
         let slots = replies.chunks_exact_mut(SEND_BUFFER);
         for (i, (action, out)) in actions.iter_mut().zip(slots).enumerate() {
             let (packet, source) = incoming.datagram(i);
             if is_binding_request(packet) {
                 let answer = self.binding.handle_udp(now, self.id, source, packet, out);
-                self.io
-                    .binding_answered(answer.as_ref().map(|t| &out[..t.len]));
+                io.binding_answered(answer.as_ref().map(|t| &out[..t.len]));
                 *action = match answer {
                     Some(t) => Action::Reply {
                         len: t.len,
@@ -140,12 +181,12 @@ impl Listener {
                 };
                 continue;
             }
+            turn = true;
             let five_tuple = FiveTuple {
                 client: ClientAddr::from(source),
                 server: self.local,
                 transport: ClientTransport::Udp,
             };
-            let state = &mut **state.get_or_insert_with(|| lock(&self.shared));
             let outcome = state.handle_client(now, unix_now, five_tuple, self.id, packet, out);
             *action = match outcome {
                 ClientOutcome::Reply(t) => Action::Reply {
@@ -166,7 +207,7 @@ impl Listener {
                         dont_fragment,
                     },
                     None => {
-                        self.io.lost(1);
+                        io.lost(1);
                         Action::Nothing
                     }
                 },
@@ -179,14 +220,21 @@ impl Listener {
         }
         // A ChannelBind or CreatePermission in the batch may hand a channel to the kernel;
         // before the answers go out, so that the client's next ChannelData finds it there.
-        if let Some(state) = &mut state {
+        if turn {
             state.sync_kernel(now);
         }
     }
 
-    /// Sends what [`Listener::decide`] decided, in order, batching runs from one socket.
-    async fn execute(&self, incoming: &RecvBatch, replies: &[u8], actions: &mut [Action]) {
-        let mut outbox = Outbox::new(self.batching);
+    /// Sends what [`UdpListener::decide`] decided, in order, batching runs from one socket.
+    fn execute(
+        &self,
+        io: &IoCounters,
+        incoming: &RecvBatch,
+        replies: &[u8],
+        actions: &mut [Action],
+        batching: Batching,
+    ) {
+        let mut outbox = Outbox::new(batching);
         for (i, action) in actions.iter_mut().enumerate() {
             match std::mem::replace(action, Action::Nothing) {
                 Action::Nothing => {}
@@ -194,11 +242,10 @@ impl Listener {
                     match &self.grid[grid_index(from)] {
                         Some(socket) => {
                             let start = i * SEND_BUFFER;
-                            let reply = &replies[start..start + len];
-                            outbox.push(Via::Listener(socket), reply, to).await;
+                            outbox.push(socket, &replies[start..start + len], to);
                         }
                         // The core named a socket of the grid this worker does not have.
-                        None => self.io.lost(1),
+                        None => io.lost(1),
                     }
                 }
                 Action::Relay {
@@ -211,18 +258,24 @@ impl Listener {
                     if dont_fragment {
                         // DF is a socket option: set for this one datagram, after those
                         // queued before it have gone.
-                        outbox.flush().await;
+                        outbox.flush();
                         if let Err(e) = send_to_peer(&socket, data, peer, true) {
-                            self.io.send_failed(&e, 1);
+                            io.send_failed(&e, 1);
                         }
                     } else {
-                        outbox.push(Via::Relay(&socket), data, peer.get()).await;
+                        outbox.push(&socket, data, peer.get());
                     }
                 }
             }
         }
-        outbox.flush().await;
-        self.io.lost(outbox.unsent());
-        self.io.buffer_full(outbox.full());
+        outbox.flush();
+        io.lost(outbox.unsent());
+        io.buffer_full(outbox.full());
+    }
+}
+
+impl Default for ListenerBuffers {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -5,32 +5,31 @@
 //!   kernel spreads client 5-tuples over the workers and one client always reaches the same
 //!   worker),
 //! - its own TURN core ([`turn::relay::TurnServer`]) holding the allocations of its clients,
-//! - the relay sockets of those allocations, in one epoll set read by one task, the worker's
-//!   relay loop ([`crate::server::relay_loop`]),
-//! - its own timer task.
+//! - the relay sockets of those allocations,
+//! - one event loop ([`crate::server::worker_loop`]) that serves the listener sockets and the
+//!   relay sockets (all in one epoll set), the core's timers and the event log's tick,
+//! - and the tasks of the TCP/TLS/DTLS connections and RFC 6062 TCP relays given to it.
 //!
 //! What must hold for the whole server is in [`turn::relay::SharedState`] (relay port claims,
 //! quotas, the relay↔relay rule), touched on Allocate and on expiry, and by one relaxed
 //! atomic load for a peer that may be one of our relays — never a lock per packet.
 //!
-//! The core still sits behind a `Mutex` ([`crate::server::shared::Shared`]), but every task that
-//! takes it runs on this worker's one thread (listeners, the relay loop, timers and the TCP/TLS
-//! connections given to this worker), so it is never contended: taking it costs one atomic
-//! swap. Keeping it (rather than `Rc<RefCell<…>>` on a `LocalSet`) leaves the relay registry
-//! and the stream code as they are, with `Send` futures, and a poisoned or contended lock
-//! cannot happen by construction.
+//! The loop owns the core by value ([`crate::server::shared::Shared`]): no `Mutex`, no
+//! `Weak`. Everything else reaches a worker by message, through its [`WorkerHandle`]
+//! ([`crate::server::worker_handle`]): its TCP/TLS/DTLS connections send each message that
+//! needs the core as a job and wait for the answer (so a connection's messages stay in
+//! order), its RFC 6062 tasks post what happened to their connections, a ConnectionBind
+//! goes to the mailbox of the worker holding the peer connection, and metrics and control
+//! (drain, sessions, reload, the cluster's heartbeat) call from their own threads.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinSet;
 use tracing::info;
 use turn::auth::{AuthConfig, AuthStats, Authenticator, SharedLimits};
 use turn::policy::PeerPolicy;
@@ -40,13 +39,10 @@ use turn::{BindingServer, ServerSockets};
 
 use crate::metrics::io::IoCounters;
 use crate::server::relay_registry::{Egress, RelayRegistry};
-use crate::server::shared::{lock, now, Shared, SharedCore};
+use crate::server::shared::Shared;
 use crate::server::tcp_relay::TcpOwners;
-use crate::server::udp_listener::{self, UdpGrid};
-
-/// The longest the TURN timer task sleeps: lifetimes are whole seconds, so a deadline that
-/// moved earlier is never missed by more than this.
-const TIMER_GRANULARITY: Duration = Duration::from_secs(1);
+use crate::server::udp_listener::{UdpGrid, UdpListener};
+use crate::server::worker_loop::WorkerLoop;
 
 /// One worker's UDP sockets of an RFC 5780 grid, not yet registered with a runtime, indexed
 /// like [`UdpGrid`].
@@ -81,19 +77,8 @@ pub struct CoreSettings {
     pub kernel: Option<Arc<crate::server::kernel_path::KernelPath>>,
 }
 
-/// A running worker, as the rest of the server reaches it: TCP/TLS connections assigned to
-/// it are spawned on its runtime and use its core.
-#[derive(Debug, Clone)]
-pub struct WorkerHandle {
-    /// Its position, for logs.
-    pub index: usize,
-    /// Its runtime.
-    pub runtime: tokio::runtime::Handle,
-    /// Its TURN state.
-    pub shared: SharedCore,
-    /// Its I/O drop counters, for metrics.
-    pub io: Arc<IoCounters>,
-}
+use crate::server::worker_handle::Mailbox;
+pub use crate::server::worker_handle::WorkerHandle;
 
 /// A started worker.
 #[derive(Debug)]
@@ -147,44 +132,41 @@ async fn run(
     index: usize,
     groups: Vec<UdpGroup>,
     settings: CoreSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     ready: oneshot::Sender<anyhow::Result<WorkerHandle>>,
     done: oneshot::Sender<anyhow::Result<()>>,
 ) {
-    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let (shared, io) = match set_up(groups, settings, &mut tasks) {
+    let (mailbox, jobs) = Mailbox::new();
+    let tcp_owners = settings.tcp_owners.clone();
+    let (io, worker_loop) = match set_up(groups, settings, mailbox.clone()) {
         Ok(set) => set,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let handle = WorkerHandle {
-        index,
-        runtime: tokio::runtime::Handle::current(),
-        shared: shared.clone(),
-        io,
-    };
-    if ready.send(Ok(handle)).is_err() {
+    let handle = WorkerHandle::new(index, io, mailbox, tcp_owners);
+    if ready.send(Ok(handle.clone())).is_err() {
         return;
     }
-    let result = tokio::select! {
-        _ = stop.wait_for(|stop| *stop) => Ok(()),
-        Some(finished) = tasks.join_next() => match finished {
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => Err(anyhow::anyhow!("a listener stopped unexpectedly")),
-            Err(e) => Err(anyhow::Error::from(e).context("a listener panicked")),
-        },
+    // A task of its own (not this future) so that a panic in it is an error of this worker,
+    // reported like a failed socket, rather than the thread's end.
+    let (result, mut state) = match tokio::spawn(worker_loop.run(jobs, stop)).await {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            // Its state went with it: nothing to log or close but what dropping did.
+            let _ = done.send(Err(
+                anyhow::Error::from(e).context("the worker loop panicked")
+            ));
+            return;
+        }
     };
-    tasks.shutdown().await;
-    let (stats, auth) = {
-        let state = lock(&shared);
-        (state.core.stats(), state.core.auth_stats())
-    };
+    let (stats, auth) = (state.core.stats(), state.core.auth_stats());
     log_stats(index, &stats, &auth);
-    crate::server::server_events::shut_down(&shared);
+    handle.set_stopped(stats);
+    crate::server::server_events::shut_down(&mut state);
     // Close every relay socket before the runtime goes.
-    lock(&shared).relays.close_all();
+    state.relays.close_all();
     let _ = done.send(result);
 }
 
@@ -204,32 +186,27 @@ fn log_stats(index: usize, stats: &TurnStats, auth: &AuthStats) {
     );
 }
 
-/// Registers the worker's sockets with its runtime, builds its core, and spawns its listener
-/// and timer tasks.
+/// Builds the worker's core and its loop over its sockets.
 fn set_up(
     groups: Vec<UdpGroup>,
     settings: CoreSettings,
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<(SharedCore, Arc<IoCounters>)> {
+    mailbox: Mailbox,
+) -> anyhow::Result<(Arc<IoCounters>, WorkerLoop)> {
     let mut egress = Egress::default();
-    let mut grids = Vec::new();
+    let mut listeners = Vec::new();
     for (binding, sockets, std_grid) in groups {
-        let mut grid: UdpGrid = Default::default();
-        for (slot, socket) in grid.iter_mut().zip(std_grid) {
-            if let Some(socket) = socket {
-                let addr = socket.local_addr()?;
-                let socket = Arc::new(
-                    UdpSocket::from_std(socket)
-                        .with_context(|| format!("registering UDP {addr}"))?,
-                );
-                egress.udp.insert(addr, socket.clone());
-                *slot = Some(socket);
-            }
+        let grid: Arc<UdpGrid> = Arc::new(std_grid.map(|socket| socket.map(Arc::new)));
+        for socket in grid.iter().flatten() {
+            egress.udp.insert(socket.local_addr()?, socket.clone());
         }
-        grids.push((binding, sockets, Arc::new(grid)));
+        for id in sockets.ids() {
+            let addr: Option<SocketAddr> = sockets.address(id);
+            let listener = UdpListener::new(binding.clone(), id, grid.clone())
+                .with_context(|| format!("UDP socket {addr:?}"))?;
+            listeners.extend(listener);
+        }
     }
     let io = egress.io.clone();
-    let egress = Arc::new(egress);
     let tcp_owners = settings.tcp_owners;
     let mut core = TurnServer::with_shared_state(
         settings.turn,
@@ -241,66 +218,17 @@ fn set_up(
     core.set_alternates(&settings.alternates);
     core.set_tls_alternates(&settings.tls_alternates);
     core.set_tls_alternate_domain(settings.tls_alternate_domain.as_ref());
-    let relay_set = net::PollSet::new().context("creating the relay epoll set")?;
-    let registry = relay_set
-        .registry()
-        .context("creating the relay epoll set")?;
-    let shared: SharedCore = Arc::new_cyclic(|weak| {
-        Mutex::new(Shared {
-            core,
-            relays: RelayRegistry::new(registry, weak.clone(), tcp_owners),
-            streams: HashMap::new(),
-            io: io.clone(),
-            kernel: settings.kernel.as_ref().map(|k| k.for_worker()),
-        })
-    });
-    let (relay_shared, relay_egress) = (shared.clone(), egress);
-    tasks.spawn(async move {
-        crate::server::relay_loop::run(relay_set, relay_shared, relay_egress)
-            .await
-            .context("the relay epoll set")
-    });
-    for (binding, sockets, grid) in grids {
-        for id in sockets.ids() {
-            let addr: Option<SocketAddr> = sockets.address(id);
-            let (binding, grid, shared) = (binding.clone(), grid.clone(), shared.clone());
-            let io = io.clone();
-            tasks.spawn(async move {
-                udp_listener::run(binding, id, grid, shared, io)
-                    .await
-                    .with_context(|| format!("UDP socket {addr:?}"))
-            });
-        }
-    }
-    let timers = shared.clone();
-    tasks.spawn(async move {
-        run_timers(timers).await;
-        Ok(())
-    });
-    let events = shared.clone();
-    tasks.spawn(async move {
-        crate::server::server_events::run(events).await;
-        Ok(())
-    });
-    Ok((shared, io))
-}
-
-/// Expires allocations, permissions and channels on time.
-async fn run_timers(shared: SharedCore) {
-    loop {
-        let next = lock(&shared).core.poll_timeout();
-        let (now, _) = now();
-        let wake = next.map_or(now + TIMER_GRANULARITY, |t| t.min(now + TIMER_GRANULARITY));
-        tokio::time::sleep_until(wake.into()).await;
-        let mut state = lock(&shared);
-        let state = &mut *state;
-        let (now, _) = crate::server::shared::now();
-        state.run(now, &mut [], |core, _| core.handle_timeout(now));
-        // Expired permissions and channels leave the kernel at once.
-        state.sync_kernel(now);
-        // Connect answers (447) of attempts that timed out.
-        crate::server::tcp_relay::flush_control(state);
-    }
+    let set = net::PollSet::new().context("creating the worker's epoll set")?;
+    let registry = set.registry().context("creating the worker's epoll set")?;
+    let state = Shared {
+        core,
+        relays: RelayRegistry::new(registry, mailbox, tcp_owners),
+        streams: HashMap::new(),
+        io: io.clone(),
+        kernel: settings.kernel.as_ref().map(|k| k.for_worker()),
+    };
+    let worker_loop = WorkerLoop::new(set, state, listeners, egress)?;
+    Ok((io, worker_loop))
 }
 
 /// The number of workers to run: `configured`, or one per core when 0; one when the kernel
