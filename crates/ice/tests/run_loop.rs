@@ -6,6 +6,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+// The other test binaries use more of it.
+#[allow(dead_code)]
+#[path = "common/fake_relay.rs"]
+mod fake_relay;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,11 +24,11 @@ use sansio::{Core, Datagram};
 use stun::TransactionId;
 use turn::auth::{AuthConfig, Authenticator, StaticUser};
 use turn::policy::PeerPolicy;
-use turn::relay::{
-    ClientOutcome, ClientTransport, FiveTuple, RelayCommand, TurnConfig, TurnServer,
-};
+use turn::relay::{ClientOutcome, ClientTransport, FiveTuple, TurnConfig, TurnServer};
 use turn::run_loop::{BindingInput, TurnServerHandled, TurnServerInput};
 use turn::{BindingConfig, BindingServer, ServerSockets, SocketId};
+
+use fake_relay::FakeSockets;
 
 const CLIENT: &str = "198.51.100.7:40000";
 const SERVER: &str = "192.0.2.1:3478";
@@ -152,7 +157,7 @@ fn a_turn_allocation_against_the_turn_server() {
         server: addr(SERVER),
         transport: ClientTransport::Udp,
     };
-    let (mut opened, mut requests) = (Vec::new(), 0);
+    let (mut sockets, mut requests) = (FakeSockets::default(), 0);
     let mut network = |now: Instant, _: SocketAddr, packet: &[u8]| {
         requests += 1;
         let mut out = [0u8; 1500];
@@ -163,27 +168,16 @@ fn a_turn_allocation_against_the_turn_server() {
             packet,
             out: &mut out,
         };
-        let mut outcome = match server.handle_input(now, input) {
+        let outcome = match server.handle_input(now, input) {
             TurnServerHandled::Client(outcome) => outcome,
             other => panic!("{other:?}"),
         };
-        // The server's driver: carry out its commands (bind every relay socket it asks
-        // for), each result fed back as an input; the Allocate's answer comes from the last.
-        while let Some(command) = server.poll_command() {
-            if let RelayCommand::Open { ticket, addr, .. } = command {
-                opened.push(addr.get());
-                let input = TurnServerInput::RelayOpened {
-                    ticket,
-                    result: Ok(()),
-                    out: &mut out,
-                };
-                if let TurnServerHandled::Client(answer @ ClientOutcome::Reply(_)) =
-                    server.handle_input(now, input)
-                {
-                    outcome = answer;
-                }
-            }
-        }
+        // The server's driver: carry out its commands (every relay socket it asks for is
+        // bound), each result fed back as an input; the Allocate's answer comes from the last.
+        let outcome = match sockets.run(&mut server, now, &mut out) {
+            ClientOutcome::Nothing => outcome,
+            answer => answer,
+        };
         match outcome {
             ClientOutcome::Reply(reply) => Some(out[..reply.len].to_vec()),
             other => panic!("{other:?}"),
@@ -198,6 +192,7 @@ fn a_turn_allocation_against_the_turn_server() {
     };
     assert_eq!(mapped, addr(CLIENT));
     // The unsigned Allocate drew the 401, the signed one the allocation.
+    let opened: Vec<SocketAddr> = sockets.open.iter().copied().collect();
     assert_eq!((requests, opened), (2, vec![relayed]));
     assert_eq!(server.stats().allocation_count(), 1);
     // The allocation's lifetime is the server's next timer (RFC 8656 §7.2: 600 s by default).

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use sansio::Core;
 use turn::relay::{ClientOutcome, FiveTuple, RelayCommand, RelayOpenError, TurnServer};
+use turn::run_loop::{TurnServerHandled, TurnServerInput};
 use turn::SocketId;
 
 /// Relay sockets that "bind" anything not bound already.
@@ -26,9 +28,18 @@ impl FakeSockets {
                         true => Ok(()),
                         false => Err(RelayOpenError::AddrInUse),
                     };
-                    match server.relay_opened(now, ticket, result, out) {
-                        ClientOutcome::Nothing => {}
-                        outcome => answer = outcome,
+                    // The bind's result is an input of the run-loop contract (sansio::Core).
+                    let input = TurnServerInput::RelayOpened {
+                        ticket,
+                        result,
+                        out: &mut *out,
+                    };
+                    match server.handle_input(now, input) {
+                        TurnServerHandled::Client(ClientOutcome::Nothing) => {}
+                        TurnServerHandled::Client(outcome) => answer = outcome,
+                        TurnServerHandled::Peer(_) => {
+                            unreachable!("a bind is answered as a client's")
+                        }
                     }
                 }
                 RelayCommand::Close(addr) => {

@@ -39,24 +39,21 @@ pub async fn transact(
         ..timing
     };
     let tx = BindingTransaction::new(Instant::now(), server, id, &RequestOptions::default(), left)?;
-    crate::client::transaction_driver::run(tx, &mut SessionWire { session, server }).await
+    crate::client::transaction_driver::run(tx, &mut SessionWire(session)).await
 }
 
 /// A DTLS session as the transaction's [`Wire`]: every record is from its server.
-struct SessionWire {
-    session: DtlsSession,
-    server: SocketAddr,
-}
+struct SessionWire(DtlsSession);
 
 impl Wire for SessionWire {
     async fn send(&mut self, _: SocketAddr, payload: &[u8]) -> anyhow::Result<()> {
-        let server = self.server;
-        (self.session.send(payload)).map_err(|e| anyhow!("DTLS with {server}: {e}"))
+        let server = self.0.server();
+        (self.0.send(payload)).map_err(|e| anyhow!("DTLS with {server}: {e}"))
     }
 
     async fn recv(&mut self) -> anyhow::Result<Option<(SocketAddr, Vec<u8>)>> {
-        let server = self.server;
-        let data = (self.session.recv().await).map_err(|e| anyhow!("DTLS with {server}: {e}"))?;
+        let server = self.0.server();
+        let data = (self.0.recv().await).map_err(|e| anyhow!("DTLS with {server}: {e}"))?;
         Ok(Some((server, data)))
     }
 }

@@ -379,26 +379,19 @@ impl Connection {
         let (message, five_tuple, id) = (frame.to_vec(), self.five_tuple, self.id);
         let splice_owner = owner.clone();
         let answer = owner
-            .call(move |state| {
-                let mut out = vec![0u8; SEND_BUFFER_MAX];
-                let answer =
-                    answer_in_loop(state, five_tuple, id, &message, &mut out, splice_owner);
-                (answer, out)
-            })
+            .call(move |state| answer_in_loop(state, five_tuple, id, &message, splice_owner))
             .await;
+        let mut reply = |bytes: &[u8]| {
+            out[..bytes.len()].copy_from_slice(bytes);
+            Some(bytes.len())
+        };
         match answer {
             // The worker stopped: the connection goes with it.
             None => (None, Next::Close),
-            Some((InLoop::Reply(len), reply)) => {
-                out[..len].copy_from_slice(&reply[..len]);
-                (Some(len), Next::Stun)
-            }
-            Some((InLoop::Nothing, _)) => (None, Next::Stun),
-            Some((InLoop::Splice(len, splice), reply)) => {
-                out[..len].copy_from_slice(&reply[..len]);
-                (Some(len), Next::Splice(splice))
-            }
-            Some((InLoop::Close, _)) => (None, Next::Close),
+            Some(InLoop::Reply(bytes)) => (reply(&bytes), Next::Stun),
+            Some(InLoop::Nothing) => (None, Next::Stun),
+            Some(InLoop::Splice(bytes, splice)) => (reply(&bytes), Next::Splice(splice)),
+            Some(InLoop::Close) => (None, Next::Close),
         }
     }
 }
@@ -407,14 +400,15 @@ impl Connection {
 /// to one MTU, is answered outside it).
 const SEND_BUFFER_MAX: usize = 1_500;
 
-/// What the loop made of a stream client's message.
+/// What the loop made of a stream client's message. Only an answer is copied out of the
+/// loop's stack buffer: relayed data (the bulk of a stream's messages) allocates nothing here.
 enum InLoop {
-    /// Send the answer's first bytes.
-    Reply(usize),
+    /// Send this answer.
+    Reply(Vec<u8>),
     /// Nothing to send (relayed to the peer, or dropped).
     Nothing,
-    /// Send the answer, then splice (RFC 6062 §5.4).
-    Splice(usize, Splice),
+    /// Send this answer, then splice (RFC 6062 §5.4).
+    Splice(Vec<u8>, Splice),
     /// Close the connection.
     Close,
 }
@@ -426,16 +420,16 @@ fn answer_in_loop(
     five_tuple: FiveTuple,
     id: SocketId,
     frame: &[u8],
-    out: &mut [u8],
     owner: Mailbox,
 ) -> InLoop {
+    let mut out = [0u8; SEND_BUFFER_MAX];
     let (now, unix_now) = now();
-    let outcome = state.handle_client(now, unix_now, five_tuple, id, frame, out);
+    let outcome = state.handle_client(now, unix_now, five_tuple, id, frame, &mut out);
     state.sync_kernel(now);
     match outcome {
         ClientOutcome::ConnectionBound { reply, connection } => {
             match state.relays.tcp.take_for_splice(connection, owner) {
-                Some(splice) => InLoop::Splice(reply.len, splice),
+                Some(splice) => InLoop::Splice(out[..reply.len].to_vec(), splice),
                 None => {
                     // The peer connection went meanwhile: close this one (RFC 6062 §5.5).
                     state.core.tcp_connection_closed(connection);
@@ -443,7 +437,7 @@ fn answer_in_loop(
                 }
             }
         }
-        ClientOutcome::Reply(t) => InLoop::Reply(t.len),
+        ClientOutcome::Reply(t) => InLoop::Reply(out[..t.len].to_vec()),
         ClientOutcome::Relay {
             relay,
             peer,

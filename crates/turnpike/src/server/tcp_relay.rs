@@ -11,8 +11,9 @@
 //! That request arrives on a new client connection, which may have been given to another
 //! worker: [`TcpOwners`] (one for the server) says which worker's loop to ask (its
 //! [`Mailbox`]). The tasks here reach their worker's core only through that mailbox, as jobs
-//! the loop runs between passes. The client connection's task then runs the splice (`copy_bidirectional`, 8 KiB per direction) until
-//! either side closes, or until the core closes the pair (its allocation ended).
+//! the loop runs between passes. The client connection's task then runs the splice
+//! (`copy_bidirectional`, 8 KiB per direction) until either side closes, or until the core
+//! closes the pair (its allocation ended).
 
 use std::collections::HashMap;
 use std::io;

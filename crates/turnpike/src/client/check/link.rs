@@ -159,9 +159,7 @@ impl Link {
         let Some((trust, host)) = secure else {
             return Ok(Link::stream(Box::new(tcp), server));
         };
-        let unix_now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let unix_now = super::steps::unix_now() as i64;
         let handshake = trust.settings.handshake(tcp, host, unix_now);
         let handshake = tokio::time::timeout(timeout, handshake)
             .await

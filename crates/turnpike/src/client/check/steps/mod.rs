@@ -132,7 +132,8 @@ pub async fn check(
     }
 }
 
-fn unix_now() -> u64 {
+/// Wall-clock seconds (certificate validity, the report).
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
