@@ -62,7 +62,7 @@ async fn cluster(State(control): State<Arc<Control>>) -> Json<Vec<NodeRecord>> {
 
 /// `GET /v1/sessions`.
 async fn sessions(State(control): State<Arc<Control>>) -> Json<Vec<Session>> {
-    Json(control.sessions().iter().map(session).collect())
+    Json(control.sessions().await.iter().map(session).collect())
 }
 
 /// The JSON of one allocation.
@@ -93,9 +93,9 @@ fn session(info: &SessionInfo) -> Session {
 /// `POST /v1/kick`.
 async fn kick(State(control): State<Arc<Control>>, Json(request): Json<Kick>) -> Response {
     let kicked = match (&request.user, &request.client) {
-        (Some(user), None) => control.kick_user(user),
+        (Some(user), None) => control.kick_user(user).await,
         (None, Some(client)) => match client.parse::<SocketAddr>() {
-            Ok(client) => control.kick_client(client),
+            Ok(client) => control.kick_client(client).await,
             Err(_) => {
                 return failure(
                     StatusCode::BAD_REQUEST,
@@ -114,12 +114,20 @@ async fn kick(State(control): State<Arc<Control>>, Json(request): Json<Kick>) ->
 }
 
 /// `POST /v1/drain`.
-async fn drain(State(control): State<Arc<Control>>) -> Json<Draining> {
-    let started = control.begin_drain("admin");
-    Json(Draining {
-        started,
-        allocations: control.allocations(),
+async fn drain(State(control): State<Arc<Control>>) -> Response {
+    // Starting a drain asks every worker and waits (bounded): off the runtime's threads.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let started = control.begin_drain("admin");
+        Draining {
+            started,
+            allocations: control.allocations(),
+        }
     })
+    .await;
+    match outcome {
+        Ok(draining) => Json(draining).into_response(),
+        Err(_) => failure(StatusCode::INTERNAL_SERVER_ERROR, "the drain did not start"),
+    }
 }
 
 /// `POST /v1/reload`: 200 when applied, 422 with every problem when the file is invalid.

@@ -133,7 +133,7 @@ impl Control {
                 state.core.set_tls_alternate_domain(domain.as_ref());
                 let replaced = state.core.reconfigure(update);
                 // Channels to peers the new policy forbids leave the kernel now.
-                state.sync_kernel(crate::server::shared::now().0);
+                state.sync_kernel(crate::server::worker_state::now().0);
                 replaced
             });
             drop(replaced);

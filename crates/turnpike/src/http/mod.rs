@@ -473,7 +473,7 @@ async fn ice_servers(
             .and_then(|q| q.0.token)
     });
     let caller = Caller::of(endpoints.remote, &headers);
-    let (now, unix_now) = crate::server::shared::now();
+    let (now, unix_now) = crate::server::worker_state::now();
     let lease = match credentials.for_request(caller, token.as_deref(), unix_now, now) {
         Decision::Credential(lease) => Some(lease),
         Decision::StunOnly => None,

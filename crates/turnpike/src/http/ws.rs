@@ -32,7 +32,7 @@ use tracing::debug;
 use super::credentials::Caller;
 use super::ws_cluster::{ClusterSide, Route, Routes};
 use crate::cluster::wire::Wire;
-use crate::server::shared::now;
+use crate::server::worker_state::now;
 
 /// The longest the timer task sleeps between two `handle_timeout`s.
 const TIMER_GRANULARITY: Duration = Duration::from_secs(1);
@@ -154,7 +154,7 @@ impl Signaling {
             let wake = next.map_or(now + TIMER_GRANULARITY, |t| t.min(now + TIMER_GRANULARITY));
             tokio::time::sleep_until(wake.into()).await;
             let mut state = self.lock();
-            let (now, _) = crate::server::shared::now();
+            let (now, _) = crate::server::worker_state::now();
             state.hub.handle_timeout(now);
             state.route(now, self.cluster.as_ref());
         }

@@ -32,7 +32,7 @@ use super::ws::{HubState, Signaling, SLOW_CONSUMER_CODE};
 use crate::cluster::keys::{HEARTBEAT, NODE_TTL};
 use crate::cluster::wire::{decode, Wire};
 use crate::cluster::{Cluster, Inbox, NodeId};
-use crate::server::shared::now;
+use crate::server::worker_state::now;
 
 /// RFC 6455 §7.4.1 / IANA: 1012 "Service Restart": the node holding the room went away; the
 /// client should reconnect.

@@ -11,9 +11,9 @@ use turn::relay::{ClientOutcome, FiveTuple, TurnServer};
 use turn::SocketId;
 
 use crate::server::relay_registry::RelayRegistry;
-use crate::server::shared::Shared;
+use crate::server::worker_state::WorkerState;
 
-impl Shared {
+impl WorkerState {
     /// Runs `call` on the core (with `out`, the buffer for a client's answer), then executes
     /// the commands it queued. Returns `call`'s value, and the answer of an Allocate that
     /// waited for its relay socket ([`ClientOutcome::Nothing`] when none did: only a call

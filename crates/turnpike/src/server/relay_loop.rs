@@ -33,8 +33,8 @@ use tracing::{debug, trace};
 use turn::relay::{ClientTransport, FiveTuple, PeerAddr, RelayAddr, PEER_HEADROOM};
 
 use crate::server::relay_registry::{is_transient, Egress};
-use crate::server::shared::Shared;
 use crate::server::worker_loop::{Drained, BUDGET};
+use crate::server::worker_state::WorkerState;
 
 /// Largest peer datagram.
 const MAX_PEER_DATAGRAM: usize = 65_535;
@@ -96,7 +96,7 @@ impl RelayReader {
     /// Reads up to [`BUDGET`] batches from the relay socket of epoll token `token` into the
     /// shared batch, has the core frame them, and sends the batch each time it is full.
     /// `Drained::No` when the socket still has datagrams waiting.
-    pub fn serve(&mut self, state: &mut Shared, token: usize, now: Instant) -> Drained {
+    pub fn serve(&mut self, state: &mut WorkerState, token: usize, now: Instant) -> Drained {
         let Some(slot) = state.relays.slot(token) else {
             return Drained::Yes; // closed meanwhile
         };
@@ -158,7 +158,7 @@ impl RelayReader {
 /// its slot; fills their routes. Datagrams for TCP/TLS/DTLS clients (the rare case) are
 /// queued on their connection at once.
 fn frame(
-    state: &mut Shared,
+    state: &mut WorkerState,
     egress: &Egress,
     buffers: &mut Buffers,
     now: Instant,

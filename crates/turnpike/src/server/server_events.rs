@@ -23,7 +23,7 @@ use turn::relay::{
     AuthFailure, EndReason, RelayAddress, ServerError, ServerErrorCause, SessionInfo, TurnEvent,
 };
 
-use crate::server::shared::Shared;
+use crate::server::worker_state::WorkerState;
 
 /// How often a worker drains its core's events: a line appears at most this late, and the
 /// core's queue ([`turn::relay::EVENT_QUEUE_CAPACITY`]) covers what arrives meanwhile.
@@ -64,7 +64,7 @@ pub struct EventTicks {
 impl EventTicks {
     /// Takes the events queued in the core; every [`KERNEL_READ_BACK_EVERY`] ticks, reads the
     /// kernel fast path's counters back first.
-    pub fn take(&mut self, state: &mut Shared) {
+    pub fn take(&mut self, state: &mut WorkerState) {
         self.ticks = self.ticks.wrapping_add(1);
         take(
             state,
@@ -80,7 +80,7 @@ impl EventTicks {
 }
 
 /// Takes the events queued in the core into `batch`.
-fn take(state: &mut Shared, batch: &mut Vec<TurnEvent>, read_kernel: bool) {
+fn take(state: &mut WorkerState, batch: &mut Vec<TurnEvent>, read_kernel: bool) {
     // The kernel fast path's traffic since the last tick goes into the session records
     // before their events are taken (an ended allocation's last counters are read when its
     // channels leave the kernel, in the call that ended it).
@@ -105,9 +105,9 @@ fn log(batch: &mut Vec<TurnEvent>) {
 /// worker that flushed on its own would close the windows while another still had events of
 /// the same cause queued, and those would get full lines again (a CI run saw two "relay port
 /// pool empty" lines for one interval this way).
-pub fn shut_down(state: &mut Shared) {
+pub fn shut_down(state: &mut WorkerState) {
     let mut batch = Vec::new();
-    let (now, _) = crate::server::shared::now();
+    let (now, _) = crate::server::worker_state::now();
     state.core.shutdown(now);
     // The ended allocations' channels leave the kernel, and their last counters reach the
     // end events logged below.

@@ -46,11 +46,11 @@ use crate::metrics::connections::{ConnectionCounters, Refusal};
 use crate::metrics::io::IoCounters;
 use crate::server::per_ip::PerIpLimit;
 use crate::server::relay_registry::send_to_peer;
-use crate::server::shared::now;
 use crate::server::stream_queue::{stream_queue, StreamReceiver};
 use crate::server::tcp_relay::{owner_of, Splice};
 use crate::server::worker::WorkerHandle;
 use crate::server::worker_handle::Mailbox;
+use crate::server::worker_state::now;
 
 /// Bytes asked of each read; a connection's buffer starts this small and grows only to hold
 /// one whole message.
@@ -416,7 +416,7 @@ enum InLoop {
 /// Gives a stream client's message to the core, in the worker's loop; relays a payload to
 /// its peer there and then.
 fn answer_in_loop(
-    state: &mut crate::server::shared::Shared,
+    state: &mut crate::server::worker_state::WorkerState,
     five_tuple: FiveTuple,
     id: SocketId,
     frame: &[u8],

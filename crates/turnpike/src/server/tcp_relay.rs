@@ -27,8 +27,8 @@ use tokio::task::AbortHandle;
 use tracing::{debug, trace};
 use turn::relay::{ConnectionId, PeerAddr, RelayAddr};
 
-use crate::server::shared::{now, Shared};
 use crate::server::worker_handle::Mailbox;
+use crate::server::worker_state::{now, WorkerState};
 
 /// Backlog of a relayed address's listening socket.
 const BACKLOG: u32 = 128;
@@ -193,7 +193,7 @@ fn relay_socket(addr: RelayAddr) -> io::Result<TcpSocket> {
 
 /// The result of a connect to a peer, in the loop of the worker that asked for it.
 fn connect_result(
-    state: &mut Shared,
+    state: &mut WorkerState,
     id: ConnectionId,
     connected: io::Result<TcpStream>,
     owner: Mailbox,
@@ -256,7 +256,7 @@ async fn accept_loop(relay: RelayAddr, listener: TcpListener, mailbox: Mailbox) 
 /// Sends the core's messages for control connections (Connect answers, ConnectionAttempt
 /// indications) to their connections' queues; one that finds its queue full or its
 /// connection gone is counted as a drop (`queue_full`, `send_failed`).
-pub fn flush_control(state: &mut Shared) {
+pub fn flush_control(state: &mut WorkerState) {
     while let Some(message) = state.core.poll_control_message() {
         let key = (message.to.client, message.to.server);
         match state.streams.get(&key) {

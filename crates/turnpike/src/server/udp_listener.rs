@@ -27,8 +27,8 @@ use turn::{BindingServer, SocketId};
 use crate::metrics::io::IoCounters;
 use crate::server::outbox::Outbox;
 use crate::server::relay_registry::{is_transient, send_to_peer, RelaySocket};
-use crate::server::shared::{now, Shared};
 use crate::server::worker_loop::{Drained, BUDGET};
+use crate::server::worker_state::{now, WorkerState};
 
 /// The sockets of one RFC 5780 grid, indexed by [`grid_index`] (non-blocking; read by the
 /// worker loop through its epoll set, written directly).
@@ -128,7 +128,7 @@ impl UdpListener {
     /// socket's (fatal: it stops the worker).
     pub fn serve(
         &self,
-        state: &mut Shared,
+        state: &mut WorkerState,
         buffers: &mut ListenerBuffers,
         batching: Batching,
     ) -> io::Result<Drained> {
@@ -157,7 +157,7 @@ impl UdpListener {
     /// the datagram's slot of `replies`.
     fn decide(
         &self,
-        state: &mut Shared,
+        state: &mut WorkerState,
         io: &IoCounters,
         incoming: &RecvBatch,
         replies: &mut [u8],

@@ -14,7 +14,7 @@
 //! quotas, the relay↔relay rule), touched on Allocate and on expiry, and by one relaxed
 //! atomic load for a peer that may be one of our relays — never a lock per packet.
 //!
-//! The loop owns the core by value ([`crate::server::shared::Shared`]): no `Mutex`, no
+//! The loop owns the core by value ([`crate::server::worker_state::WorkerState`]): no `Mutex`, no
 //! `Weak`. Everything else reaches a worker by message, through its [`WorkerHandle`]
 //! ([`crate::server::worker_handle`]): its TCP/TLS/DTLS connections send each message that
 //! needs the core as a job and wait for the answer (so a connection's messages stay in
@@ -39,10 +39,10 @@ use turn::{BindingServer, ServerSockets};
 
 use crate::metrics::io::IoCounters;
 use crate::server::relay_registry::{Egress, RelayRegistry};
-use crate::server::shared::Shared;
 use crate::server::tcp_relay::TcpOwners;
 use crate::server::udp_listener::{UdpGrid, UdpListener};
 use crate::server::worker_loop::WorkerLoop;
+use crate::server::worker_state::WorkerState;
 
 /// One worker's UDP sockets of an RFC 5780 grid, not yet registered with a runtime, indexed
 /// like [`UdpGrid`].
@@ -220,7 +220,7 @@ fn set_up(
     core.set_tls_alternate_domain(settings.tls_alternate_domain.as_ref());
     let set = net::PollSet::new().context("creating the worker's epoll set")?;
     let registry = set.registry().context("creating the worker's epoll set")?;
-    let state = Shared {
+    let state = WorkerState {
         core,
         relays: RelayRegistry::new(registry, mailbox, tcp_owners),
         streams: HashMap::new(),

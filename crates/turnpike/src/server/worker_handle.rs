@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use turn::relay::TurnStats;
 
 use crate::metrics::io::IoCounters;
-use crate::server::shared::Shared;
 use crate::server::tcp_relay::TcpOwners;
+use crate::server::worker_state::WorkerState;
 
 /// Work for a worker's loop, run on its state.
-pub type Job = Box<dyn FnOnce(&mut Shared) + Send>;
+pub type Job = Box<dyn FnOnce(&mut WorkerState) + Send>;
 
 /// The loop's end of a worker's channel.
 pub type JobReceiver = mpsc::UnboundedReceiver<Job>;
@@ -50,7 +50,7 @@ impl Mailbox {
     }
 
     /// Queues `job` for the loop; false when the worker has stopped.
-    pub fn post(&self, job: impl FnOnce(&mut Shared) + Send + 'static) -> bool {
+    pub fn post(&self, job: impl FnOnce(&mut WorkerState) + Send + 'static) -> bool {
         self.jobs.send(Box::new(job)).is_ok()
     }
 
@@ -58,7 +58,7 @@ impl Mailbox {
     /// stopped.
     pub async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Shared) -> T + Send + 'static,
+        f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
     ) -> Option<T> {
         let (reply, answer) = oneshot::channel();
         let sent = self.post(move |state| {
@@ -76,7 +76,7 @@ impl Mailbox {
     /// while the thread waits for it).
     pub fn call_blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Shared) -> T + Send + 'static,
+        f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
     ) -> Option<T> {
         if std::thread::current().id() == self.thread {
             // A caller's mistake, but one that must not hang the worker: no answer.
@@ -131,14 +131,14 @@ impl WorkerHandle {
     }
 
     /// See [`Mailbox::post`].
-    pub fn post(&self, job: impl FnOnce(&mut Shared) + Send + 'static) -> bool {
+    pub fn post(&self, job: impl FnOnce(&mut WorkerState) + Send + 'static) -> bool {
         self.mailbox.post(job)
     }
 
     /// See [`Mailbox::call`].
     pub async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Shared) -> T + Send + 'static,
+        f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
     ) -> Option<T> {
         self.mailbox.call(f).await
     }
@@ -146,7 +146,7 @@ impl WorkerHandle {
     /// See [`Mailbox::call_blocking`].
     pub fn call_blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Shared) -> T + Send + 'static,
+        f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
     ) -> Option<T> {
         self.mailbox.call_blocking(f)
     }

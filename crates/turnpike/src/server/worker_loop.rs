@@ -23,7 +23,7 @@
 //! event will not come again), which then polls the set without waiting, after yielding once
 //! to the worker's other tasks (its TCP/TLS connections).
 //!
-//! The loop owns the worker's state ([`Shared`]: the TURN core, the relay registry, the
+//! The loop owns the worker's state ([`WorkerState`]: the TURN core, the relay registry, the
 //! TCP/TLS connections' queues) by value: no lock, no `Weak`. Everything else reaches it as a
 //! job through the worker's mailbox ([`crate::server::worker_handle`]), run between two
 //! passes. Nothing in a pass awaits (a send that finds a buffer full is dropped and counted,
@@ -41,9 +41,9 @@ use tokio::sync::watch;
 use crate::server::relay_loop::RelayReader;
 use crate::server::relay_registry::Egress;
 use crate::server::server_events::{EventTicks, POLL_INTERVAL};
-use crate::server::shared::Shared;
 use crate::server::udp_listener::{ListenerBuffers, UdpListener};
 use crate::server::worker_handle::{Job, JobReceiver};
+use crate::server::worker_state::WorkerState;
 
 /// Batches (of up to [`net::MAX_BATCH`] datagrams) read from one socket per pass, so that
 /// one busy client or allocation cannot keep the others waiting.
@@ -77,7 +77,7 @@ pub enum Drained {
 /// sockets.
 pub struct WorkerLoop {
     set: PollSet,
-    state: Shared,
+    state: WorkerState,
     sockets: Sockets,
 }
 
@@ -94,7 +94,7 @@ impl WorkerLoop {
     /// `listeners`, which this registers with it; framed peer data leaves through `egress`.
     pub fn new(
         set: PollSet,
-        state: Shared,
+        state: WorkerState,
         listeners: Vec<UdpListener>,
         egress: Egress,
     ) -> anyhow::Result<Self> {
@@ -129,7 +129,7 @@ impl WorkerLoop {
         mut self,
         jobs: JobReceiver,
         stop: watch::Receiver<bool>,
-    ) -> (anyhow::Result<()>, Shared) {
+    ) -> (anyhow::Result<()>, WorkerState) {
         let result = self.serve(jobs, stop).await;
         (result, self.state)
     }
@@ -197,7 +197,7 @@ impl Sockets {
     /// have datagrams waiting when their budget is spent go to `carried`.
     fn pass(
         &mut self,
-        state: &mut Shared,
+        state: &mut WorkerState,
         ready: &[usize],
         carried: &mut Vec<usize>,
     ) -> anyhow::Result<()> {
@@ -226,7 +226,7 @@ impl Sockets {
 
 /// Runs `first` and the jobs queued behind it, at most [`JOB_BUDGET`] in all: a flood of
 /// callers cannot keep the sockets waiting either.
-fn run_jobs(state: &mut Shared, first: Option<Job>, jobs: &mut JobReceiver) {
+fn run_jobs(state: &mut WorkerState, first: Option<Job>, jobs: &mut JobReceiver) {
     let queued = std::iter::from_fn(|| jobs.try_recv().ok());
     for job in first.into_iter().chain(queued).take(JOB_BUDGET) {
         job(state);
@@ -234,14 +234,14 @@ fn run_jobs(state: &mut Shared, first: Option<Job>, jobs: &mut JobReceiver) {
 }
 
 /// When the loop must next run the core's timers.
-fn next_deadline(state: &Shared) -> Instant {
+fn next_deadline(state: &WorkerState) -> Instant {
     let cap = Instant::now() + TIMER_GRANULARITY;
     state.core.poll_timeout().map_or(cap, |t| t.min(cap))
 }
 
 /// Expires allocations, permissions and channels on time.
-fn on_timeout(state: &mut Shared) {
-    let (now, _) = crate::server::shared::now();
+fn on_timeout(state: &mut WorkerState) {
+    let (now, _) = crate::server::worker_state::now();
     state.run(now, &mut [], |core, _| core.handle_timeout(now));
     // Expired permissions and channels leave the kernel at once.
     state.sync_kernel(now);

@@ -21,9 +21,9 @@ pub type StreamKey = (ClientAddr, SocketAddr);
 /// server's memory).
 pub use crate::server::stream_queue::StreamSender;
 
-/// Everything one worker's TURN data and control paths share.
+/// One worker's state, owned by value by its loop: what its data and control paths work on.
 #[derive(Debug)]
-pub struct Shared {
+pub struct WorkerState {
     /// The sans-IO TURN core.
     pub core: TurnServer,
     /// Open relay sockets.
@@ -36,7 +36,7 @@ pub struct Shared {
     pub kernel: Option<crate::server::kernel_path::WorkerChannels>,
 }
 
-impl Shared {
+impl WorkerState {
     /// Mirrors the core's fast-path changes into the kernel (see [`crate::server::kernel_path`]):
     /// after every core call that may change a channel, permission or allocation.
     pub fn sync_kernel(&mut self, now: Instant) {
