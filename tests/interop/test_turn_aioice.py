@@ -112,7 +112,14 @@ async def relay_round_trip(server_addr, username, password, transport: str, use_
         for i in range(MESSAGES):
             payload = f"message {i} over {transport}".encode()
             turn.sendto(payload, peer_addr)
-            data, src = await asyncio.wait_for(receiver.received.get(), 5)
+            try:
+                data, src = await asyncio.wait_for(receiver.received.get(), 5)
+            except asyncio.TimeoutError:
+                # Say which side stopped: aioice reports a failed ChannelBind or send here.
+                pytest.fail(
+                    f"no echo of message {i} within 5 s; aioice's send errors: {receiver.errors!r}; "
+                    f"the echo peer got {len(peer.received)} datagram(s)"
+                )
             assert (data, src) == (b"echo:" + payload, peer_addr)
         assert receiver.errors == []
         # The peer saw every datagram, in order, from the relayed address (RFC 8656 §12.6).
