@@ -52,26 +52,33 @@ def turnpike_bin() -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def free_ports(count: int, ips: list[str]) -> list[int]:
-    """`count` distinct ports that are free for both UDP and TCP on every IP in `ips`.
+# The servers' own ports (STUN/TURN, TLS, HTTP, metrics, ...) come from below the relay ranges
+# (below) and below Linux's default ephemeral range (32768–60999): a test's ephemeral sockets —
+# an echo peer bound to port 0 — then never take the number of one of the server's service ports,
+# which the server refuses as a peer on its own address (403 to ChannelBind: its own services are
+# not reachable through the relay, RFC 8656 §21.2.2). A UDP echo peer that drew the number of the
+# server's TCP-only HTTP port made test_aioice_rest_credentials[udp] time out once (ci61).
+SERVICE_PORT_FLOOR, SERVICE_PORT_CEILING = 10000, 19999
 
-    Each candidate comes from binding a UDP socket to port 0; it is kept only if UDP and TCP binds
-    on the same port succeed on all the IPs. The sockets are closed before returning, so another
-    process can still take the port: callers retry the server start when that happens.
+
+def free_ports(count: int, ips: list[str]) -> list[int]:
+    """`count` distinct ports, from the service range above, free for both UDP and TCP on every
+    IP in `ips`.
+
+    A random candidate is kept only if UDP and TCP binds on it succeed on all the IPs. The
+    sockets are closed before returning, so another process can still take the port: callers
+    retry the server start when that happens.
     """
-    for _ in range(100):
+    for _ in range(200):
         held: list[socket.socket] = []
         ports: list[int] = []
         try:
             while len(ports) < count:
-                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(probe)
-                probe.bind((ips[0], 0))
-                port = probe.getsockname()[1]
+                port = random.randint(SERVICE_PORT_FLOOR, SERVICE_PORT_CEILING)
+                if port in ports:
+                    continue
                 for ip in ips:
                     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                        if ip == ips[0] and kind == socket.SOCK_DGRAM:
-                            continue
                         s = socket.socket(socket.AF_INET, kind)
                         held.append(s)
                         s.bind((ip, port))
