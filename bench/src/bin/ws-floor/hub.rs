@@ -16,7 +16,7 @@ use signal::{Hub, HubConfig, IceConfig, Output};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, WebSocket};
 
-use crate::{find, handshake, LISTENER};
+use crate::{find, handshake, HEALTHZ_OK, LISTENER};
 
 enum Conn {
     /// Reading the HTTP request (the upgrade, or `GET /healthz`).
@@ -75,8 +75,7 @@ pub fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
                             true
                         }
                         Ok(None) => {
-                            let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-                            let _ = std::io::Write::write_all(stream, ok.as_bytes());
+                            let _ = std::io::Write::write_all(stream, HEALTHZ_OK.as_bytes());
                             false
                         }
                         Err(_) => false,

@@ -28,6 +28,9 @@ const LISTENER: Token = Token(0);
 /// Bytes read per `read` call: larger than any frame `signal-load` sends.
 const READ_CHUNK: usize = 4096;
 
+/// The answer to `GET /healthz` (what `signal-load` waits for before it starts).
+const HEALTHZ_OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
 /// RFC 6455 §1.3: appended to the client's key before hashing.
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -165,8 +168,7 @@ fn handle_input(
                     true
                 }
                 Ok(None) => {
-                    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-                    send_raw(conns, index, ok.as_bytes());
+                    send_raw(conns, index, HEALTHZ_OK.as_bytes());
                     false
                 }
                 Err(_) => false,

@@ -1,39 +1,25 @@
 //! The allocations of every worker, for the admin API: listing and ending them by hand.
 //!
-//! Asked of each worker's loop by an async call: the HTTP handler's task waits for the
-//! answers, no runtime thread does (a loop answers within one pass; a stuck or stopping
-//! worker counts as having nothing after [`ANSWER_TIMEOUT`]).
+//! Asked of each worker's loop by a bounded async call
+//! ([`crate::server::worker::WorkerHandle::call_bounded`]): the HTTP handler's task waits for
+//! the answers, no runtime thread does; a stuck or stopping worker counts as having nothing.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use turn::relay::sessions::SessionInfo;
 use turn::relay::{ClientAddr, TurnServer};
 
 use super::Control;
-use crate::server::worker::WorkerHandle;
 use crate::server::worker_state::{now, WorkerState};
-
-/// How long the admin API waits for one worker's answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// `f` run on `worker`'s state; `None` when it stopped or did not answer in time.
-async fn ask<T: Send + 'static>(
-    worker: &WorkerHandle,
-    f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
-) -> Option<T> {
-    tokio::time::timeout(ANSWER_TIMEOUT, worker.call(f))
-        .await
-        .ok()
-        .flatten()
-}
 
 impl Control {
     /// Every allocation of every worker, oldest first.
     pub async fn sessions(&self) -> Vec<SessionInfo> {
         let mut all: Vec<SessionInfo> = Vec::new();
         for worker in self.workers.iter() {
-            let theirs = ask(worker, |state| state.core.sessions(now().0)).await;
+            let theirs = worker
+                .call_bounded(|state| state.core.sessions(now().0))
+                .await;
             all.extend(theirs.unwrap_or_default());
         }
         all.sort_by_key(|s| std::cmp::Reverse(s.age));
@@ -84,12 +70,13 @@ impl Control {
         let mut sum = 0;
         for worker in self.workers.iter() {
             let f = f.clone();
-            let n = ask(worker, move |state| {
-                let n = f(state);
-                state.sync_kernel(now().0);
-                n
-            })
-            .await;
+            let n = worker
+                .call_bounded(move |state| {
+                    let n = f(state);
+                    state.sync_kernel(now().0);
+                    n
+                })
+                .await;
             sum += n.unwrap_or(0);
         }
         sum

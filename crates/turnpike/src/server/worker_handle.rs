@@ -27,9 +27,10 @@ pub type Job = Box<dyn FnOnce(&mut WorkerState) + Send>;
 /// The loop's end of a worker's channel.
 pub type JobReceiver = mpsc::UnboundedReceiver<Job>;
 
-/// The longest a synchronous caller waits for a worker's answer. A loop answers within one
-/// pass (well under a millisecond); this bound only matters for a worker that is stuck or
-/// stopping, whose answer is then missing rather than awaited forever.
+/// The longest a bounded caller ([`WorkerHandle::call_blocking`], [`WorkerHandle::call_bounded`])
+/// waits for a worker's answer. A loop answers within one pass (well under a millisecond);
+/// this bound only matters for a worker that is stuck or stopping, whose answer is then
+/// missing rather than awaited forever.
 const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The sending end of a worker's channel: what its handle and its own RFC 6062 tasks (which
@@ -141,6 +142,19 @@ impl WorkerHandle {
         f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
     ) -> Option<T> {
         self.mailbox.call(f).await
+    }
+
+    /// [`WorkerHandle::call`] that gives up after [`BLOCKING_CALL_TIMEOUT`], as
+    /// [`WorkerHandle::call_blocking`] does, for async callers that answer someone (the admin
+    /// API): `None` also when the worker did not answer in time.
+    pub async fn call_bounded<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
+    ) -> Option<T> {
+        tokio::time::timeout(BLOCKING_CALL_TIMEOUT, self.call(f))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// See [`Mailbox::call_blocking`].
